@@ -1,0 +1,531 @@
+//! The TOML configuration: schema, defaults and validation.
+//!
+//! Parsing uses serde with `deny_unknown_fields` everywhere, so a typo is an error
+//! that names the key instead of a setting silently ignored. Semantic checks that
+//! serde cannot express live in [`Config::validate`] and name the dotted key too.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The example config shipped in `config/mailgate.toml`; `serve` without `--config` runs on it.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/mailgate.toml");
+
+/// A configuration problem, always phrased as "where: what".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub listeners: Listeners,
+}
+
+/// Identity and filesystem layout of this daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The name this server greets with (SMTP banner, certificate name when generated).
+    pub hostname: String,
+    /// Everything mailgate writes lives under here (store, dev TLS, run/ports.json).
+    pub data_dir: PathBuf,
+    /// Mail domain of the organization created on first start.
+    #[serde(default = "default_domain")]
+    pub default_domain: String,
+    /// How long SIGTERM waits for live sessions before cutting them.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_domain() -> String {
+    "example.test".into()
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
+/// Certificates served by every TLS listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate + key pairs. The first is served when the client sends no SNI or
+    /// an unknown name; the others are chosen by the names in their certificates.
+    /// Empty: a dev CA and certificate are generated under `data_dir/tls` on first start.
+    #[serde(default)]
+    pub certificates: Vec<CertificatePair>,
+}
+
+/// One PEM certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Resource limits shared by all listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Largest message accepted, in bytes of MIME (advertised as SMTP SIZE and IMAP APPENDLIMIT).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: u64,
+    /// A TLS handshake that takes longer than this is dropped.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+    /// A session silent for longer than this is closed (IMAP IDLE included).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    20_000
+}
+fn default_max_connections_per_ip() -> usize {
+    200
+}
+fn default_max_message_size() -> u64 {
+    40 * 1024 * 1024
+}
+fn default_handshake_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    1800
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_message_size: default_max_message_size(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+        }
+    }
+}
+
+impl Limits {
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+/// Which store backend holds mail and the directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// Database file; relative paths are under `server.data_dir`.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("store.sqlite")
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: StoreBackend::Sqlite,
+            path: default_store_path(),
+        }
+    }
+}
+
+/// Store backends. Only the embedded one exists today.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sqlite,
+}
+
+/// How a listener speaks TLS.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465, HTTPS).
+    Implicit,
+    /// Plaintext that upgrades with STARTTLS.
+    Starttls,
+    /// Never TLS (the loopback metrics listener).
+    None,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub address: IpAddr,
+    /// 0 lets the kernel choose; the chosen port is written to `data_dir/run/ports.json`.
+    pub port: u16,
+    pub tls: TlsMode,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ListenerConfig {
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// The fixed set of listeners; each name implies its protocol.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// SMTP MX: inbound mail for the organizations' domains.
+    pub smtp: Option<ListenerConfig>,
+    /// SMTP submission with STARTTLS required before AUTH.
+    pub submission: Option<ListenerConfig>,
+    /// SMTP submission over implicit TLS.
+    pub submissions: Option<ListenerConfig>,
+    /// IMAP with STARTTLS required before LOGIN.
+    pub imap: Option<ListenerConfig>,
+    /// IMAP over implicit TLS.
+    pub imaps: Option<ListenerConfig>,
+    /// EWS, Autodiscover and the admin API.
+    pub https: Option<ListenerConfig>,
+    /// Prometheus metrics, plain HTTP, loopback.
+    pub metrics: Option<ListenerConfig>,
+}
+
+impl Listeners {
+    /// Every configured listener with its name, enabled or not.
+    pub fn all(&self) -> Vec<(&'static str, &ListenerConfig)> {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("https", &self.https),
+            ("metrics", &self.metrics),
+        ]
+        .into_iter()
+        .filter_map(|(name, l)| l.as_ref().map(|l| (name, l)))
+        .collect()
+    }
+
+    /// Mutable access by name, for tests and CLI overrides.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Option<ListenerConfig>> {
+        Some(match name {
+            "smtp" => &mut self.smtp,
+            "submission" => &mut self.submission,
+            "submissions" => &mut self.submissions,
+            "imap" => &mut self.imap,
+            "imaps" => &mut self.imaps,
+            "https" => &mut self.https,
+            "metrics" => &mut self.metrics,
+            _ => return None,
+        })
+    }
+}
+
+impl Config {
+    /// Parses and validates `text`; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| describe_toml_error(&e, text, origin))?;
+        cfg.validate()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read config: {e}", path.display())))?;
+        // Relative paths are relative to the working directory, as with other daemons.
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded default (`config/mailgate.toml`).
+    pub fn embedded() -> Config {
+        Config::parse(EMBEDDED_DEFAULT, "embedded config/mailgate.toml")
+            .expect("the embedded default config is valid (checked by a unit test)")
+    }
+
+    /// Checks what the types cannot: ranges, combinations, duplicates.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.server.hostname.trim().is_empty() {
+            return Err("server.hostname: must not be empty".into());
+        }
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err("server.data_dir: must not be empty".into());
+        }
+        if !looks_like_domain(&self.server.default_domain) {
+            return Err(format!(
+                "server.default_domain: {:?} is not a domain name",
+                self.server.default_domain
+            ));
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return Err("limits.max_connections: must be at least 1".into());
+        }
+        if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
+            return Err(
+                "limits.max_connections_per_ip: must be between 1 and limits.max_connections"
+                    .into(),
+            );
+        }
+        if l.max_message_size < 1024 {
+            return Err("limits.max_message_size: must be at least 1024 bytes".into());
+        }
+        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 {
+            return Err("limits: timeouts must be at least 1 second".into());
+        }
+        let mut seen: Vec<(SocketAddr, &str)> = Vec::new();
+        for (name, lc) in self.listeners.all() {
+            if !lc.enabled {
+                continue;
+            }
+            let key = format!("listeners.{name}");
+            match (name, lc.tls) {
+                ("metrics", TlsMode::None) => {}
+                ("metrics", _) => {
+                    return Err(format!(
+                        "{key}.tls: the metrics listener is plain HTTP; use \"none\""
+                    ));
+                }
+                ("https" | "imaps" | "submissions", TlsMode::Implicit) => {}
+                ("https" | "imaps" | "submissions", _) => {
+                    return Err(format!(
+                        "{key}.tls: {name} is implicit TLS; use \"implicit\""
+                    ));
+                }
+                ("submission" | "imap", TlsMode::None) => {
+                    return Err(format!(
+                        "{key}.tls: {name} carries passwords; use \"starttls\" or \"implicit\""
+                    ));
+                }
+                _ => {}
+            }
+            if lc.port != 0 {
+                let addr = lc.socket_addr();
+                if let Some((_, other)) = seen.iter().find(|(a, _)| *a == addr) {
+                    return Err(format!(
+                        "{key}.port: {addr} is also used by listeners.{other}"
+                    ));
+                }
+                seen.push((addr, name));
+            }
+        }
+        for (i, pair) in self.tls.certificates.iter().enumerate() {
+            if pair.cert.as_os_str().is_empty() || pair.key.as_os_str().is_empty() {
+                return Err(format!(
+                    "tls.certificates[{i}]: cert and key must both be set"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against `server.data_dir` when relative.
+    pub fn data_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.server.data_dir.join(p)
+        }
+    }
+}
+
+fn looks_like_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Turns a toml/serde error into one line: file, line, the key, and what is wrong.
+fn describe_toml_error(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
+    let msg = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return ConfigError(format!("{origin}: {msg}"));
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let key = line.split('=').next().unwrap_or("").trim();
+    let table = current_table(text, span.start);
+    let dotted = match (table.as_deref(), key.starts_with('[')) {
+        (_, true) => key.trim_matches(|c| c == '[' || c == ']').to_string(),
+        (Some(t), false) if !key.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    };
+    if dotted.is_empty() {
+        ConfigError(format!("{origin}:{line_no}: {msg}"))
+    } else {
+        ConfigError(format!("{origin}:{line_no}: key `{dotted}`: {msg}"))
+    }
+}
+
+/// The `[table]` header in force at byte `pos`, for naming keys in errors.
+fn current_table(text: &str, pos: usize) -> Option<String> {
+    let before = &text[..pos.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "[server]\nhostname = \"mx.example.org\"\ndata_dir = \"/var/lib/mailgate\"\n";
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().0
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_keeps_unfinished_listeners_off() {
+        let cfg = Config::embedded();
+        assert_eq!(cfg.server.data_dir, PathBuf::from("./data"));
+        for (name, l) in cfg.listeners.all() {
+            assert!(
+                !l.enabled,
+                "listener {name} must stay disabled until its protocol lands"
+            );
+        }
+        assert_eq!(cfg.listeners.imaps.as_ref().unwrap().port, 9993);
+        assert_eq!(cfg.listeners.smtp.as_ref().unwrap().port, 2525);
+        assert_eq!(cfg.limits.max_message_size, 40 * 1024 * 1024);
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let cfg = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(cfg.limits.max_connections, 20_000);
+        assert_eq!(cfg.store.backend, StoreBackend::Sqlite);
+        assert_eq!(
+            cfg.data_path(&cfg.store.path),
+            PathBuf::from("/var/lib/mailgate/store.sqlite")
+        );
+        assert!(cfg.listeners.all().is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_table() {
+        let e = err(&format!("{MINIMAL}[limits]\nmax_conections = 5\n"));
+        assert!(e.contains("limits.max_conections"), "{e}");
+        assert!(e.contains("t.toml:5"), "{e}");
+    }
+
+    #[test]
+    fn unknown_listener_is_named() {
+        let e = err(&format!(
+            "{MINIMAL}[listeners.pop3]\naddress = \"127.0.0.1\"\nport = 110\ntls = \"none\"\n"
+        ));
+        assert!(e.contains("pop3"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = err(&format!("{MINIMAL}[limits]\nmax_connections = \"many\"\n"));
+        assert!(e.contains("limits.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_and_tls_mode_are_named() {
+        let e = err(&format!(
+            "{MINIMAL}[listeners.imaps]\naddress = \"localhost\"\nport = 993\ntls = \"implicit\"\n"
+        ));
+        assert!(e.contains("listeners.imaps.address"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}[listeners.imaps]\naddress = \"::1\"\nport = 993\ntls = \"sometimes\"\n"
+        ));
+        assert!(e.contains("listeners.imaps.tls"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_key_is_reported() {
+        let e = err("[server]\nhostname = \"a\"\n");
+        assert!(e.contains("data_dir"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let l = |name: &str, port: u16, tls: &str| {
+            format!("[listeners.{name}]\naddress = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n")
+        };
+        let e = err(&format!("{MINIMAL}{}", l("imap", 143, "none")));
+        assert!(e.contains("listeners.imap.tls"), "{e}");
+        let e = err(&format!("{MINIMAL}{}", l("imaps", 993, "starttls")));
+        assert!(e.contains("listeners.imaps.tls"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}{}{}",
+            l("imaps", 993, "implicit"),
+            l("https", 993, "implicit")
+        ));
+        assert!(
+            e.contains("listeners.https.port") && e.contains("listeners.imaps"),
+            "{e}"
+        );
+        // Two listeners on port 0 never collide.
+        Config::parse(
+            &format!(
+                "{MINIMAL}{}{}",
+                l("imaps", 0, "implicit"),
+                l("https", 0, "implicit")
+            ),
+            "t",
+        )
+        .unwrap();
+        let e = err(&format!(
+            "{MINIMAL}[limits]\nmax_connections = 10\nmax_connections_per_ip = 11\n"
+        ));
+        assert!(e.contains("limits.max_connections_per_ip"), "{e}");
+        let e = err(&format!("{MINIMAL}[limits]\nmax_message_size = 10\n"));
+        assert!(e.contains("limits.max_message_size"), "{e}");
+        let e =
+            err("[server]\nhostname = \"a\"\ndata_dir = \"d\"\ndefault_domain = \"bad domain\"\n");
+        assert!(e.contains("server.default_domain"), "{e}");
+    }
+
+    #[test]
+    fn disabled_listeners_are_not_checked_for_conflicts() {
+        let text = format!(
+            "{MINIMAL}[listeners.imaps]\nenabled = false\naddress = \"127.0.0.1\"\nport = 1\ntls = \"implicit\"\n[listeners.https]\nenabled = false\naddress = \"127.0.0.1\"\nport = 1\ntls = \"implicit\"\n"
+        );
+        Config::parse(&text, "t").unwrap();
+    }
+}

@@ -1,0 +1,9 @@
+//! mailgate: one small async mail daemon serving SMTP, IMAP and EWS over TLS 1.2+,
+//! with WorkMail-style access control and WorkMail-shaped events.
+//!
+//! Data flows listener → session → access → store → events; each concern is one
+//! module (see DESIGN.md's module map).
+
+pub mod config;
+pub mod store;
+pub mod tls;

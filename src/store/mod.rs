@@ -1,0 +1,272 @@
+//! Mailbox storage: folders, messages, flags, quota and the change feed.
+//!
+//! Protocol modules talk to the [`Store`] trait only; no SQL leaves `store::sqlite`.
+//! The model is the intersection IMAP and EWS both need: folders with UIDVALIDITY,
+//! UIDNEXT and HIGHESTMODSEQ (IMAP, CONDSTORE/QRESYNC), stable opaque item ids and a
+//! change key per message (EWS), and one change feed per mailbox that IMAP IDLE and
+//! EWS notifications both read. A message body delivered to many mailboxes is stored
+//! once. Every write returns only after it is durable.
+
+mod folders;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+pub use folders::{DEFAULT_FOLDERS, FolderKind};
+
+/// A mailbox is owned by a user or resource and named by its directory id.
+pub type MailboxId = str;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file exists but is not a sound store; never rewritten automatically.
+    #[error("store {path} is corrupt: {detail}")]
+    Corrupt { path: String, detail: String },
+    /// The file was written by a newer mailgate.
+    #[error(
+        "store {path} has schema version {found}, newer than this mailgate supports ({supported})"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("store I/O: {0}")]
+    Io(String),
+    #[error("store is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A folder as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    pub id: i64,
+    pub mailbox_id: String,
+    /// Full path, `/`-separated (IMAP shows it with its own delimiter).
+    pub name: String,
+    /// Set for the default folders (Inbox, Sent Items, ...).
+    pub kind: Option<FolderKind>,
+    /// EWS FolderClass: IPF.Note, IPF.Appointment, ...
+    pub folder_class: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub subscribed: bool,
+    /// Stable opaque id for EWS FolderId.
+    pub item_id: String,
+    pub messages: u32,
+    pub unseen: u32,
+}
+
+/// Where a new message goes.
+#[derive(Debug, Clone)]
+pub enum FolderRef {
+    Id(i64),
+    /// A default folder of a mailbox, e.g. the Inbox for local delivery.
+    Kind(String, FolderKind),
+}
+
+/// One copy of a new message: its folder and initial flags.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub folder: FolderRef,
+    pub flags: Vec<String>,
+}
+
+/// A stored message's identity, returned once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub folder_id: i64,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub modseq: u64,
+    pub item_id: String,
+}
+
+/// Why one target of a delivery was refused while the others may have succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("mailbox over quota")]
+    OverQuota,
+    #[error("no such folder or mailbox")]
+    NoSuchFolder,
+}
+
+/// Per-message metadata; the body is fetched separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub internal_date: i64,
+    pub size: u64,
+    pub body_id: i64,
+    pub item_id: String,
+}
+
+impl MessageMeta {
+    /// The EWS ChangeKey: changes whenever the message changes.
+    pub fn change_key(&self) -> String {
+        format!("{:x}", self.modseq)
+    }
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// A flag change that happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Vec<String>,
+}
+
+/// The result of a conditional flag store (CONDSTORE UNCHANGEDSINCE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagOutcome {
+    pub updated: Vec<FlagUpdate>,
+    /// UIDs skipped because they changed after `unchanged_since`.
+    pub modified: Vec<u32>,
+}
+
+/// What happened in a mailbox; IDLE and EWS notifications replay these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub folder_id: i64,
+    pub kind: ChangeKind,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+/// The kinds of change in the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Flags,
+    Expunged,
+    FolderCreated,
+    FolderDeleted,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Flags => "flags",
+            ChangeKind::Expunged => "expunged",
+            ChangeKind::FolderCreated => "folder_created",
+            ChangeKind::FolderDeleted => "folder_deleted",
+        }
+    }
+    fn parse(s: &str) -> Option<ChangeKind> {
+        Some(match s {
+            "created" => ChangeKind::Created,
+            "flags" => ChangeKind::Flags,
+            "expunged" => ChangeKind::Expunged,
+            "folder_created" => ChangeKind::FolderCreated,
+            "folder_deleted" => ChangeKind::FolderDeleted,
+            _ => return None,
+        })
+    }
+}
+
+/// Mailbox quota in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// Everything protocols need from storage.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates the mailbox with the default folders; a no-op if it exists.
+    async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()>;
+    /// Folders of a mailbox, ordered by name.
+    async fn folders(&self, mailbox: &MailboxId) -> Result<Vec<Folder>>;
+    /// Creates a user folder (parents must exist); `Conflict` if the name is taken.
+    async fn create_folder(&self, mailbox: &MailboxId, name: &str) -> Result<Folder>;
+    /// Deletes a user folder and its messages; default folders cannot be deleted.
+    async fn delete_folder(&self, folder_id: i64) -> Result<()>;
+    /// Stores `body` once and links it into every target; one result per target.
+    /// Returns when every accepted copy is durable.
+    async fn deliver(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
+    /// Metadata of messages with `first <= uid <= last`, ascending.
+    async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
+    /// The raw message.
+    async fn body(&self, body_id: i64) -> Result<Vec<u8>>;
+    /// Changes flags of `uids`, skipping those modified after `unchanged_since`.
+    async fn store_flags(
+        &self,
+        folder_id: i64,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome>;
+    /// Removes `uids`; returns those that existed.
+    async fn expunge(&self, folder_id: i64, uids: Vec<u32>) -> Result<Vec<u32>>;
+    /// The change feed of a mailbox after `after_seq`, at most `limit` entries.
+    async fn changes_since(
+        &self,
+        mailbox: &MailboxId,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Change>>;
+    /// Wakes when the mailbox changes; the value is the latest change sequence number.
+    fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64>;
+    async fn quota(&self, mailbox: &MailboxId) -> Result<Quota>;
+    async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Normalises a flag list: de-duplicated, system flags first, stable order.
+pub fn normalize_flags(flags: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = flags
+        .iter()
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect();
+    v.sort_by(|a, b| {
+        (!a.starts_with('\\'), a.to_ascii_lowercase())
+            .cmp(&(!b.starts_with('\\'), b.to_ascii_lowercase()))
+    });
+    v.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    v
+}

@@ -1,0 +1,235 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`, one writer thread
+//! doing group commit, and a small pool of reader connections.
+//!
+//! Bodies live in the database (table `bodies`), once per delivery however many
+//! mailboxes receive it, so a message and its metadata become durable in the same
+//! fsync.
+
+mod ops;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+use super::{
+    Change, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused, Result, Store,
+    StoreError, Stored, Target,
+};
+pub use schema::SCHEMA_VERSION;
+pub use writer::WriterStats;
+use writer::{Writer, in_savepoint};
+
+#[cfg(test)]
+pub(crate) use writer::failpoint;
+
+/// Most idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Mailboxes whose change feed moved in a write, with the newest sequence number.
+type Touched = Vec<(String, i64)>;
+
+/// The SQLite-backed [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    watchers: Arc<DashMap<String, watch::Sender<i64>>>,
+}
+
+impl SqliteStore {
+    /// Opens or creates the store; refuses a corrupt file or a newer schema.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = schema::open_writer(path)?;
+        let writer = Writer::spawn(conn)
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer,
+            readers: Mutex::new(Vec::new()),
+            watchers: Arc::new(DashMap::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Group-commit counters.
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
+    }
+
+    /// Queues a write and returns its receiver; the answer comes after the commit.
+    fn submit<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T>>> {
+        let (tx, rx) = oneshot::channel();
+        let watchers = self.watchers.clone();
+        self.writer.submit(Box::new(move |conn: &Connection| {
+            let result = in_savepoint(conn, op);
+            Box::new(move |commit: Result<()>| {
+                let answer = match (commit, result) {
+                    (Ok(()), Ok((value, touched))) => {
+                        for (mailbox, seq) in touched {
+                            if let Some(w) = watchers.get(&mailbox) {
+                                w.send_replace(seq);
+                            }
+                        }
+                        Ok(value)
+                    }
+                    (_, Err(e)) | (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(answer);
+            })
+        }))?;
+        Ok(rx)
+    }
+
+    /// Runs a write and waits until it is durable.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(op)?
+            .await
+            .map_err(|_| StoreError::Io("the write was not performed".into()))?
+    }
+
+    /// Runs a write from a blocking thread (directory persistence).
+    pub fn write_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(op)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Io("the write was not performed".into()))?
+    }
+
+    /// Runs a read on a pooled connection (blocking; callers are on blocking threads).
+    pub fn read_blocking<T>(&self, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => schema::open_reader(&self.path)?,
+        };
+        let out = op(&conn);
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < MAX_IDLE_READERS
+        {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.read_blocking(op))
+            .await
+            .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
+    }
+}
+
+/// The store as shared by the daemon: reads hop to blocking threads, so the
+/// trait is implemented on the `Arc`.
+#[async_trait]
+impl Store for Arc<SqliteStore> {
+    async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()> {
+        let mailbox = mailbox.to_string();
+        self.write(move |c| ops::create_mailbox(c, &mailbox, quota_bytes))
+            .await
+    }
+
+    async fn folders(&self, mailbox: &MailboxId) -> Result<Vec<Folder>> {
+        let mailbox = mailbox.to_string();
+        self.read(move |c| ops::folders(c, &mailbox)).await
+    }
+
+    async fn create_folder(&self, mailbox: &MailboxId, name: &str) -> Result<Folder> {
+        let (mailbox, name) = (mailbox.to_string(), name.to_string());
+        self.write(move |c| ops::create_folder(c, &mailbox, &name))
+            .await
+    }
+
+    async fn delete_folder(&self, folder_id: i64) -> Result<()> {
+        self.write(move |c| ops::delete_folder(c, folder_id)).await
+    }
+
+    async fn deliver(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
+        self.write(move |c| ops::deliver(c, &body, internal_date, &targets))
+            .await
+    }
+
+    async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>> {
+        self.read(move |c| ops::messages(c, folder_id, first, last))
+            .await
+    }
+
+    async fn body(&self, body_id: i64) -> Result<Vec<u8>> {
+        self.read(move |c| ops::body(c, body_id)).await
+    }
+
+    async fn store_flags(
+        &self,
+        folder_id: i64,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome> {
+        self.write(move |c| ops::store_flags(c, folder_id, &uids, op, &flags, unchanged_since))
+            .await
+    }
+
+    async fn expunge(&self, folder_id: i64, uids: Vec<u32>) -> Result<Vec<u32>> {
+        self.write(move |c| ops::expunge(c, folder_id, &uids)).await
+    }
+
+    async fn changes_since(
+        &self,
+        mailbox: &MailboxId,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let mailbox = mailbox.to_string();
+        self.read(move |c| ops::changes_since(c, &mailbox, after_seq, limit))
+            .await
+    }
+
+    fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64> {
+        self.watchers
+            .entry(mailbox.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    async fn quota(&self, mailbox: &MailboxId) -> Result<Quota> {
+        let mailbox = mailbox.to_string();
+        self.read(move |c| ops::quota(c, &mailbox)).await
+    }
+
+    async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()> {
+        let mailbox = mailbox.to_string();
+        self.write(move |c| ops::set_quota(c, &mailbox, limit_bytes))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

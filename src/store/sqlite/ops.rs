@@ -1,0 +1,551 @@
+//! The SQL of each store operation. Writes run inside the writer's transaction and
+//! return the mailboxes whose change feed they advanced.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Touched;
+use crate::store::{
+    Change, ChangeKind, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder, FolderKind,
+    FolderRef, MessageMeta, Quota, Refused, Result, StoreError, Stored, Target, normalize_flags,
+    now_ms,
+};
+
+fn new_item_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn flags_to_text(flags: &[String]) -> String {
+    normalize_flags(flags).join(" ")
+}
+
+fn flags_from_text(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Appends to the change feed and returns the new sequence number.
+fn record_change(
+    c: &Connection,
+    mailbox: &str,
+    folder_id: i64,
+    kind: ChangeKind,
+    uid: u32,
+    modseq: u64,
+) -> Result<i64> {
+    c.execute(
+        "INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![mailbox, folder_id, kind.as_str(), uid, modseq as i64],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Takes the next UIDVALIDITY of a mailbox: strictly increasing, seeded from the clock
+/// so a re-created mailbox never reuses one.
+fn next_uidvalidity(c: &Connection, mailbox: &str) -> Result<u32> {
+    let v: i64 = c.query_row(
+        "UPDATE mailboxes SET next_uidvalidity = next_uidvalidity + 1 WHERE id = ?1 RETURNING next_uidvalidity - 1",
+        [mailbox],
+        |r| r.get(0),
+    )?;
+    Ok(v as u32)
+}
+
+fn insert_folder(
+    c: &Connection,
+    mailbox: &str,
+    name: &str,
+    kind: Option<FolderKind>,
+    class: &str,
+) -> Result<i64> {
+    let uidvalidity = next_uidvalidity(c, mailbox)?;
+    c.execute(
+        "INSERT INTO folders (mailbox_id, name, kind, folder_class, uidvalidity, uidnext, highest_modseq, subscribed, item_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 1, ?6)",
+        params![mailbox, name, kind.map(FolderKind::as_str), class, uidvalidity, new_item_id()],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub(super) fn create_mailbox(
+    c: &Connection,
+    mailbox: &str,
+    quota_bytes: u64,
+) -> Result<((), Touched)> {
+    let seed = (now_ms() / 1000).clamp(1, u32::MAX as i64 / 2);
+    let inserted = c.execute(
+        "INSERT OR IGNORE INTO mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms) VALUES (?1, ?2, 0, ?3, ?4)",
+        params![mailbox, quota_bytes as i64, seed, now_ms()],
+    )?;
+    if inserted == 0 {
+        return Ok(((), vec![]));
+    }
+    for (name, kind, class) in DEFAULT_FOLDERS {
+        insert_folder(c, mailbox, name, Some(*kind), class)?;
+    }
+    Ok(((), vec![]))
+}
+
+const FOLDER_COLUMNS: &str = "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
+    f.highest_modseq, f.subscribed, f.item_id,
+    (SELECT count(*) FROM messages m WHERE m.folder_id = f.id),
+    (SELECT count(*) FROM messages m WHERE m.folder_id = f.id AND (' ' || m.flags || ' ') NOT LIKE '% \\Seen %')";
+
+fn folder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
+    let kind: Option<String> = r.get(3)?;
+    Ok(Folder {
+        id: r.get(0)?,
+        mailbox_id: r.get(1)?,
+        name: r.get(2)?,
+        kind: kind.as_deref().and_then(FolderKind::parse),
+        folder_class: r.get(4)?,
+        uidvalidity: r.get(5)?,
+        uidnext: r.get(6)?,
+        highest_modseq: r.get::<_, i64>(7)? as u64,
+        subscribed: r.get(8)?,
+        item_id: r.get(9)?,
+        messages: r.get(10)?,
+        unseen: r.get(11)?,
+    })
+}
+
+pub(super) fn folders(c: &Connection, mailbox: &str) -> Result<Vec<Folder>> {
+    let exists: Option<i64> = c
+        .query_row("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("mailbox"));
+    }
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.mailbox_id = ?1 ORDER BY f.name"
+    ))?;
+    let rows = st.query_map([mailbox], folder_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn folder_by_id(c: &Connection, id: i64) -> Result<Folder> {
+    c.query_row(
+        &format!("SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.id = ?1"),
+        [id],
+        folder_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("folder"))
+}
+
+/// Checks a folder path: non-empty components, no control characters, bounded.
+fn valid_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 1024
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part.len() <= 255)
+        && !name.chars().any(|ch| ch.is_control())
+}
+
+pub(super) fn create_folder(
+    c: &Connection,
+    mailbox: &str,
+    name: &str,
+) -> Result<(Folder, Touched)> {
+    if !valid_folder_name(name) {
+        return Err(StoreError::Conflict(format!(
+            "invalid folder name {name:?}"
+        )));
+    }
+    if name.eq_ignore_ascii_case("inbox") {
+        return Err(StoreError::Conflict("INBOX already exists".into()));
+    }
+    let existing: Option<i64> = c
+        .query_row(
+            "SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2",
+            params![mailbox, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if existing.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "folder {name:?} already exists"
+        )));
+    }
+    if let Some((parent, _)) = name.rsplit_once('/') {
+        let p: Option<i64> = c
+            .query_row(
+                "SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2",
+                params![mailbox, parent],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if p.is_none() {
+            return Err(StoreError::NotFound("parent folder"));
+        }
+    }
+    let mailbox_exists: Option<i64> = c
+        .query_row("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if mailbox_exists.is_none() {
+        return Err(StoreError::NotFound("mailbox"));
+    }
+    let id = insert_folder(c, mailbox, name, None, "IPF.Note")?;
+    let seq = record_change(c, mailbox, id, ChangeKind::FolderCreated, 0, 1)?;
+    Ok((folder_by_id(c, id)?, vec![(mailbox.to_string(), seq)]))
+}
+
+pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touched)> {
+    let folder = folder_by_id(c, folder_id)?;
+    if folder.kind.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "{} is a default folder and cannot be deleted",
+            folder.name
+        )));
+    }
+    let child: Option<i64> = c
+        .query_row(
+            "SELECT id FROM folders WHERE mailbox_id = ?1 AND substr(name, 1, length(?2) + 1) = ?2 || '/' LIMIT 1",
+            params![folder.mailbox_id, folder.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if child.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "{} has subfolders",
+            folder.name
+        )));
+    }
+    let uids: Vec<u32> = {
+        let mut st = c.prepare_cached("SELECT uid FROM messages WHERE folder_id = ?1")?;
+        st.query_map([folder_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    remove_messages(c, &folder, &uids)?;
+    c.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
+    let seq = record_change(
+        c,
+        &folder.mailbox_id,
+        folder_id,
+        ChangeKind::FolderDeleted,
+        0,
+        folder.highest_modseq + 1,
+    )?;
+    Ok(((), vec![(folder.mailbox_id, seq)]))
+}
+
+/// Resolves a target folder to (folder id, mailbox id).
+fn resolve_target(c: &Connection, target: &FolderRef) -> Result<Option<(i64, String)>> {
+    Ok(match target {
+        FolderRef::Id(id) => c
+            .query_row(
+                "SELECT id, mailbox_id FROM folders WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+        FolderRef::Kind(mailbox, kind) => c
+            .query_row(
+                "SELECT id, mailbox_id FROM folders WHERE mailbox_id = ?1 AND kind = ?2",
+                params![mailbox, kind.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+    })
+}
+
+pub(super) fn deliver(
+    c: &Connection,
+    body: &[u8],
+    internal_date: i64,
+    targets: &[Target],
+) -> Result<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
+    let size = body.len() as i64;
+    c.execute(
+        "INSERT INTO bodies (size, data) VALUES (?1, ?2)",
+        params![size, body],
+    )?;
+    let body_id = c.last_insert_rowid();
+    let mut results = Vec::with_capacity(targets.len());
+    let mut touched = Touched::new();
+    for target in targets {
+        let Some((folder_id, mailbox)) = resolve_target(c, &target.folder)? else {
+            results.push(Err(Refused::NoSuchFolder));
+            continue;
+        };
+        let room: bool = c.query_row(
+            "SELECT used_bytes + ?2 <= quota_bytes FROM mailboxes WHERE id = ?1",
+            params![mailbox, size],
+            |r| r.get(0),
+        )?;
+        if !room {
+            results.push(Err(Refused::OverQuota));
+            continue;
+        }
+        let (uidvalidity, uid, modseq): (u32, u32, i64) = c.query_row(
+            "UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1
+             RETURNING uidvalidity, uidnext - 1, highest_modseq",
+            [folder_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let item_id = new_item_id();
+        c.execute(
+            "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![folder_id, uid, modseq, flags_to_text(&target.flags), internal_date, size, body_id, item_id],
+        )?;
+        c.execute(
+            "UPDATE mailboxes SET used_bytes = used_bytes + ?2 WHERE id = ?1",
+            params![mailbox, size],
+        )?;
+        let seq = record_change(
+            c,
+            &mailbox,
+            folder_id,
+            ChangeKind::Created,
+            uid,
+            modseq as u64,
+        )?;
+        touched.push((mailbox, seq));
+        results.push(Ok(Stored {
+            folder_id,
+            uidvalidity,
+            uid,
+            modseq: modseq as u64,
+            item_id,
+        }));
+    }
+    if results.iter().all(|r| r.is_err()) {
+        c.execute("DELETE FROM bodies WHERE id = ?1", [body_id])?;
+    }
+    Ok((results, touched))
+}
+
+fn meta_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    let flags: String = r.get(2)?;
+    Ok(MessageMeta {
+        uid: r.get(0)?,
+        modseq: r.get::<_, i64>(1)? as u64,
+        flags: flags_from_text(&flags),
+        internal_date: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        body_id: r.get(5)?,
+        item_id: r.get(6)?,
+    })
+}
+
+pub(super) fn messages(
+    c: &Connection,
+    folder_id: i64,
+    first: u32,
+    last: u32,
+) -> Result<Vec<MessageMeta>> {
+    let mut st = c.prepare_cached(
+        "SELECT uid, modseq, flags, internal_date, size, body_id, item_id FROM messages
+         WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
+    )?;
+    let rows = st.query_map(params![folder_id, first, last], meta_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn body(c: &Connection, body_id: i64) -> Result<Vec<u8>> {
+    c.query_row("SELECT data FROM bodies WHERE id = ?1", [body_id], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or(StoreError::NotFound("message body"))
+}
+
+pub(super) fn store_flags(
+    c: &Connection,
+    folder_id: i64,
+    uids: &[u32],
+    op: FlagOp,
+    flags: &[String],
+    unchanged_since: Option<u64>,
+) -> Result<(FlagOutcome, Touched)> {
+    let folder = folder_by_id(c, folder_id)?;
+    let mut outcome = FlagOutcome::default();
+    let mut new_modseq: Option<i64> = None;
+    let mut last_seq = None;
+    for &uid in uids {
+        let row: Option<(i64, String)> = c
+            .query_row(
+                "SELECT modseq, flags FROM messages WHERE folder_id = ?1 AND uid = ?2",
+                params![folder_id, uid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((modseq, current)) = row else {
+            continue;
+        };
+        if unchanged_since.is_some_and(|u| modseq as u64 > u) {
+            outcome.modified.push(uid);
+            continue;
+        }
+        let current = flags_from_text(&current);
+        let next = match op {
+            FlagOp::Replace => normalize_flags(flags),
+            FlagOp::Add => normalize_flags(&[current.clone(), flags.to_vec()].concat()),
+            FlagOp::Remove => normalize_flags(
+                &current
+                    .iter()
+                    .filter(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        if next == normalize_flags(&current) {
+            continue;
+        }
+        // One command shares one new MODSEQ (RFC 7162 allows it).
+        let m = match new_modseq {
+            Some(m) => m,
+            None => {
+                let m: i64 = c.query_row(
+                    "UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+                    [folder_id],
+                    |r| r.get(0),
+                )?;
+                new_modseq = Some(m);
+                m
+            }
+        };
+        c.execute(
+            "UPDATE messages SET flags = ?3, modseq = ?4 WHERE folder_id = ?1 AND uid = ?2",
+            params![folder_id, uid, next.join(" "), m],
+        )?;
+        last_seq = Some(record_change(
+            c,
+            &folder.mailbox_id,
+            folder_id,
+            ChangeKind::Flags,
+            uid,
+            m as u64,
+        )?);
+        outcome.updated.push(FlagUpdate {
+            uid,
+            modseq: m as u64,
+            flags: next,
+        });
+    }
+    let touched = last_seq
+        .map(|s| vec![(folder.mailbox_id, s)])
+        .unwrap_or_default();
+    Ok((outcome, touched))
+}
+
+/// Deletes message rows, their now-unreferenced bodies and their quota use.
+fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<(u32, u64)>> {
+    let mut removed = Vec::new();
+    let mut modseq = None;
+    for &uid in uids {
+        let row: Option<(i64, i64)> = c
+            .query_row(
+                "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2 RETURNING size, body_id",
+                params![folder.id, uid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((size, body_id)) = row else { continue };
+        c.execute(
+            "DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)",
+            [body_id],
+        )?;
+        c.execute(
+            "UPDATE mailboxes SET used_bytes = used_bytes - ?2 WHERE id = ?1",
+            params![folder.mailbox_id, size],
+        )?;
+        let m = match modseq {
+            Some(m) => m,
+            None => {
+                let m: i64 = c.query_row(
+                    "UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+                    [folder.id],
+                    |r| r.get(0),
+                )?;
+                modseq = Some(m);
+                m
+            }
+        };
+        removed.push((uid, m as u64));
+    }
+    Ok(removed)
+}
+
+pub(super) fn expunge(c: &Connection, folder_id: i64, uids: &[u32]) -> Result<(Vec<u32>, Touched)> {
+    let folder = folder_by_id(c, folder_id)?;
+    let removed = remove_messages(c, &folder, uids)?;
+    let mut last_seq = None;
+    for &(uid, modseq) in &removed {
+        last_seq = Some(record_change(
+            c,
+            &folder.mailbox_id,
+            folder_id,
+            ChangeKind::Expunged,
+            uid,
+            modseq,
+        )?);
+    }
+    let touched = last_seq
+        .map(|s| vec![(folder.mailbox_id.clone(), s)])
+        .unwrap_or_default();
+    Ok((removed.into_iter().map(|(u, _)| u).collect(), touched))
+}
+
+pub(super) fn changes_since(
+    c: &Connection,
+    mailbox: &str,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<Change>> {
+    let mut st = c.prepare_cached(
+        "SELECT seq, folder_id, kind, uid, modseq FROM changes WHERE mailbox_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![mailbox, after_seq, limit as i64], |r| {
+        let kind: String = r.get(2)?;
+        Ok((r.get(0)?, r.get(1)?, kind, r.get(3)?, r.get::<_, i64>(4)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, folder_id, kind, uid, modseq) = row?;
+        let kind = ChangeKind::parse(&kind).ok_or_else(|| {
+            StoreError::Io(format!("unknown change kind {kind:?} in the change feed"))
+        })?;
+        out.push(Change {
+            seq,
+            folder_id,
+            kind,
+            uid,
+            modseq: modseq as u64,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn quota(c: &Connection, mailbox: &str) -> Result<Quota> {
+    c.query_row(
+        "SELECT used_bytes, quota_bytes FROM mailboxes WHERE id = ?1",
+        [mailbox],
+        |r| {
+            Ok(Quota {
+                used: r.get::<_, i64>(0)? as u64,
+                limit: r.get::<_, i64>(1)? as u64,
+            })
+        },
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("mailbox"))
+}
+
+pub(super) fn set_quota(c: &Connection, mailbox: &str, limit: u64) -> Result<((), Touched)> {
+    let n = c.execute(
+        "UPDATE mailboxes SET quota_bytes = ?2 WHERE id = ?1",
+        params![mailbox, limit as i64],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("mailbox"));
+    }
+    Ok(((), vec![]))
+}
