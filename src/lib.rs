@@ -5,5 +5,6 @@
 //! module (see DESIGN.md's module map).
 
 pub mod config;
+pub mod server;
 pub mod store;
 pub mod tls;

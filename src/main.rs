@@ -1,1 +1,139 @@
-fn main() {}
+//! The `mailgate` command: serve, check-config, gen-cert.
+//!
+//! Exit codes are part of the operator contract: 0 clean stop, 78 (EX_CONFIG) for
+//! any refusal to start, 70 (EX_SOFTWARE) for an internal error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mailgate::config::Config;
+use mailgate::server::Daemon;
+
+const EX_CONFIG: u8 = 78;
+const EX_SOFTWARE: u8 = 70;
+
+#[derive(Parser)]
+#[command(
+    name = "mailgate",
+    version,
+    about = "One small mail daemon: SMTP, IMAP and EWS over TLS 1.2+"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (logs on stderr).
+    Serve {
+        /// Config file; without it the embedded default (config/mailgate.toml) is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Validate a config file: exit 0 when valid, 78 with the reason when not.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write a dev CA (ca.pem, ca-key.pem) and a certificate it signed (cert.pem, key.pem).
+    GenCert {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        host: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, log_format } => serve(config, log_format),
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => refuse(&e),
+        },
+        Command::GenCert { out, host } => {
+            mailgate::tls::install_crypto_provider();
+            match mailgate::tls::generate_dev_cert(&out, &host) {
+                Ok(dev) => {
+                    println!("CA:          {}", dev.ca.display());
+                    println!("CA key:      {}", dev.ca_key.display());
+                    println!("certificate: {}", dev.cert.display());
+                    println!("key:         {}", dev.key.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => refuse(&e),
+            }
+        }
+    }
+}
+
+fn refuse(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("mailgate: {e}");
+    ExitCode::from(EX_CONFIG)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+    init_logging(log_format);
+    let config = match &config_path {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => return refuse(&e),
+        },
+        None => Config::embedded(),
+    };
+    mailgate::tls::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailgate: cannot start the runtime: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let daemon = match Daemon::start(config, config_path).await {
+            Ok(d) => d,
+            Err(e) => return Err(refuse(&e)),
+        };
+        daemon.run_until_signal().await.map_err(|e| {
+            eprintln!("mailgate: {e}");
+            ExitCode::from(EX_SOFTWARE)
+        })
+    });
+    // Sessions still running past the grace period are dropped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}

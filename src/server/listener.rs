@@ -1,0 +1,193 @@
+//! Accept loops: admission against the limits, implicit TLS handshakes, and the
+//! hand-off of each connection to its protocol's session.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::limits::ConnLimits;
+use crate::config::{Limits, TlsMode};
+
+/// A client connection, before or after TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Upgrades a plaintext stream (STARTTLS); a TLS stream is returned unchanged.
+    pub async fn start_tls(self, acceptor: &TlsAcceptor, timeout: Duration) -> io::Result<Stream> {
+        match self {
+            Stream::Plain(tcp) => {
+                let tls = tokio::time::timeout(timeout, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+            tls => Ok(tls),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Everything a protocol session gets about its connection.
+pub struct Session {
+    pub stream: Stream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The listener's name (`imaps`, `submission`, ...).
+    pub listener: &'static str,
+    /// For STARTTLS.
+    pub tls: TlsAcceptor,
+    /// Cancelled when the daemon starts draining: finish the current command,
+    /// say goodbye the protocol's way (`421`, `* BYE`) and close.
+    pub draining: CancellationToken,
+    pub limits: Arc<Limits>,
+}
+
+/// A protocol served on a listener.
+pub trait Protocol: Send + Sync + 'static {
+    /// Sent to a plaintext client turned away by the connection limits (e.g. SMTP 421).
+    fn busy_reply(&self) -> &'static [u8];
+    /// Runs one session to its end.
+    fn serve(self: Arc<Self>, session: Session) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// A bound socket waiting for its accept loop.
+pub struct BoundListener {
+    pub name: &'static str,
+    pub tls_mode: TlsMode,
+    pub socket: TcpListener,
+    pub protocol: Arc<dyn Protocol>,
+    pub acceptor: TlsAcceptor,
+}
+
+/// What every accept loop shares.
+#[derive(Clone)]
+pub struct AcceptContext {
+    pub conn_limits: Arc<ConnLimits>,
+    pub limits: Arc<Limits>,
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown: stop accepting and tell sessions to drain.
+    pub draining: CancellationToken,
+}
+
+/// Accepts until draining starts; each session runs on the tracker.
+pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
+    let BoundListener {
+        name,
+        tls_mode,
+        socket,
+        protocol,
+        acceptor,
+    } = bound;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = ctx.draining.cancelled() => break,
+            r = socket.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let Some(permit) = ctx.conn_limits.try_acquire(peer.ip()) else {
+            tracing::info!(listener = name, %peer, "connection refused: connection limit reached");
+            if tls_mode != TlsMode::Implicit {
+                let reply = protocol.busy_reply();
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), tcp.write_all(reply)).await;
+                });
+            }
+            continue;
+        };
+        let local = tcp.local_addr().unwrap_or(peer);
+        let (protocol, acceptor, ctx2) = (protocol.clone(), acceptor.clone(), ctx.clone());
+        ctx.tracker.spawn(async move {
+            let _permit = permit;
+            let stream = match tls_mode {
+                TlsMode::Implicit => {
+                    match Stream::Plain(tcp).start_tls(&acceptor, ctx2.limits.handshake_timeout()).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    }
+                }
+                _ => Stream::Plain(tcp),
+            };
+            let session = Session {
+                stream,
+                peer,
+                local,
+                listener: name,
+                tls: acceptor,
+                draining: ctx2.draining.clone(),
+                limits: ctx2.limits.clone(),
+            };
+            protocol.serve(session).await;
+        });
+    }
+    tracing::debug!(listener = name, "accept loop stopped");
+}

@@ -1,0 +1,242 @@
+//! The daemon's life: start-up checks, listener supervision, readiness, SIGHUP
+//! reload and graceful shutdown.
+//!
+//! Start-up is all-or-nothing: every problem an operator can fix (config, certificate,
+//! port, data directory, store file) becomes a [`StartError`] with one line naming
+//! what and where, and the process exits 78 before it reports ready.
+
+pub mod limits;
+pub mod listener;
+pub mod notify;
+mod unavailable;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{CertificatePair, Config};
+use crate::store::sqlite::SqliteStore;
+use crate::tls::{self, CertResolver, DevCert};
+use limits::ConnLimits;
+use listener::{AcceptContext, BoundListener, Protocol};
+
+/// A refusal to start: the operator's to fix. Exit code 78 (EX_CONFIG).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// A started daemon: listeners bound and accepting, ready reported.
+pub struct Daemon {
+    config: Config,
+    config_path: Option<PathBuf>,
+    resolver: Arc<CertResolver>,
+    /// Ports actually bound, by listener name.
+    pub ports: BTreeMap<&'static str, u16>,
+    pub store: Arc<SqliteStore>,
+    tracker: TaskTracker,
+    draining: CancellationToken,
+}
+
+impl Daemon {
+    /// Runs every start-up step; on success the listeners accept connections.
+    pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Daemon, StartError> {
+        let data_dir = config.server.data_dir.clone();
+        prepare_data_dir(&data_dir)?;
+        let ports_file = data_dir.join("run").join("ports.json");
+        let _ = std::fs::remove_file(&ports_file);
+
+        let resolver = Arc::new(CertResolver::default());
+        let pairs = certificate_pairs(&config)?;
+        resolver.load(&pairs).map_err(|e| StartError(e.0))?;
+
+        let store_path = config.data_path(&config.store.path);
+        let store = SqliteStore::open(&store_path)
+            .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
+        let store = Arc::new(store);
+
+        let mut bound = Vec::new();
+        let mut ports = BTreeMap::new();
+        for (name, lc) in config.listeners.all() {
+            if !lc.enabled {
+                continue;
+            }
+            let addr = lc.socket_addr();
+            let socket = TcpListener::bind(addr).await.map_err(|e| {
+                StartError(format!("listeners.{name} ({addr}): cannot listen: {e}"))
+            })?;
+            let port = socket
+                .local_addr()
+                .map_err(|e| StartError(format!("listeners.{name}: {e}")))?
+                .port();
+            ports.insert(name, port);
+            let alpn: &[&[u8]] = if name == "https" { &[b"http/1.1"] } else { &[] };
+            bound.push(BoundListener {
+                name,
+                tls_mode: lc.tls,
+                socket,
+                protocol: protocol_for(name),
+                acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
+            });
+        }
+        write_ports_file(&ports_file, &ports)?;
+
+        let tracker = TaskTracker::new();
+        let draining = CancellationToken::new();
+        let ctx = AcceptContext {
+            conn_limits: ConnLimits::new(
+                config.limits.max_connections,
+                config.limits.max_connections_per_ip,
+            ),
+            limits: Arc::new(config.limits.clone()),
+            tracker: tracker.clone(),
+            draining: draining.clone(),
+        };
+        for b in bound {
+            tracing::info!(listener = b.name, port = ports[b.name], tls = ?b.tls_mode, "listening");
+            tokio::spawn(listener::accept_loop(b, ctx.clone()));
+        }
+        Ok(Daemon {
+            config,
+            config_path,
+            resolver,
+            ports,
+            store,
+            tracker,
+            draining,
+        })
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then drains.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        tracing::info!(ports = ?self.ports, "ready");
+        notify::ready(&format!("serving {} listeners", self.ports.len()));
+        let watchdog = notify::spawn_watchdog();
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => self.reload(),
+            }
+        }
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Re-reads the config file and the certificates. Listener, store and limit
+    /// changes need a restart; certificate changes apply to the next handshake.
+    pub fn reload(&self) {
+        notify::reloading();
+        let config = match &self.config_path {
+            Some(p) => match Config::load(p) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload: config rejected; keeping the running one");
+                    notify::ready("reload failed: config rejected");
+                    return;
+                }
+            },
+            None => self.config.clone(),
+        };
+        match certificate_pairs(&config)
+            .and_then(|p| self.resolver.load(&p).map_err(|e| StartError(e.0)))
+        {
+            Ok(()) => tracing::info!("reload: certificates re-read"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload: certificates rejected; keeping the old ones")
+            }
+        }
+        notify::ready("reloaded");
+    }
+
+    /// Stops accepting, lets sessions finish until the grace deadline, then returns.
+    pub async fn shutdown(self) {
+        notify::stopping();
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        tracing::info!(
+            sessions = self.tracker.len(),
+            grace_secs = grace.as_secs(),
+            "draining"
+        );
+        self.draining.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sessions = self.tracker.len(),
+                "grace period over; closing the remaining sessions"
+            );
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// The protocol behind each listener name. Protocols land one by one; until then a
+/// listener that is enabled anyway answers "unavailable" in its own protocol.
+fn protocol_for(name: &str) -> Arc<dyn Protocol> {
+    unavailable::Unavailable::for_listener(name)
+}
+
+/// Creates the data directory layout and proves it is writable and not full.
+fn prepare_data_dir(dir: &Path) -> Result<(), StartError> {
+    let fail = |what: &str, e: std::io::Error| {
+        StartError(format!("server.data_dir ({}): {what}: {e}", dir.display()))
+    };
+    for sub in ["", "run", "tls"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| fail(&format!("cannot create {sub}/"), e))?;
+    }
+    // A write that is synced proves the disk takes data (read-only and full disks fail here).
+    let probe = dir.join("run").join(".write-probe");
+    let res = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&probe)?;
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&probe);
+    res.map_err(|e| fail("not writable", e))
+}
+
+/// The configured certificates, or the dev certificate (generated on first use).
+fn certificate_pairs(config: &Config) -> Result<Vec<CertificatePair>, StartError> {
+    if !config.tls.certificates.is_empty() {
+        return Ok(config.tls.certificates.clone());
+    }
+    let dir = config.server.data_dir.join("tls");
+    let dev = DevCert::in_dir(&dir);
+    if !dev.cert.exists() || !dev.key.exists() {
+        let generated =
+            tls::generate_dev_cert(&dir, &config.server.hostname).map_err(|e| StartError(e.0))?;
+        println!(
+            "mailgate: generated a dev CA at {} (trust it in test clients)",
+            generated.ca.display()
+        );
+    }
+    Ok(vec![dev.pair()])
+}
+
+fn write_ports_file(path: &Path, ports: &BTreeMap<&'static str, u16>) -> Result<(), StartError> {
+    let json = serde_json::to_string(ports).map_err(|e| StartError(e.to_string()))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| StartError(format!("{}: cannot write: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::listener::{AcceptContext, BoundListener, Protocol, Session, accept_loop};
+use super::*;
+use crate::config::{ListenerConfig, TlsMode};
+
+fn test_config(dir: &Path) -> Config {
+    let mut cfg = Config::embedded();
+    cfg.server.data_dir = dir.join("data");
+    cfg
+}
+
+fn enable(cfg: &mut Config, name: &str, port: u16, tls: TlsMode) {
+    *cfg.listeners.get_mut(name).unwrap() = Some(ListenerConfig {
+        enabled: true,
+        address: "127.0.0.1".parse().unwrap(),
+        port,
+        tls,
+    });
+}
+
+#[tokio::test]
+async fn binds_port_zero_writes_ports_json_and_serves() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    enable(&mut cfg, "smtp", 0, TlsMode::Starttls);
+    enable(&mut cfg, "imaps", 0, TlsMode::Implicit);
+    let daemon = Daemon::start(cfg, None).await.unwrap();
+    let json = std::fs::read_to_string(dir.path().join("data/run/ports.json")).unwrap();
+    let ports: BTreeMap<String, u16> = serde_json::from_str(&json).unwrap();
+    assert_eq!(ports.len(), 2);
+    assert_eq!(ports["smtp"], daemon.ports["smtp"]);
+    assert!(ports["imaps"] != 0 && ports["imaps"] != ports["smtp"]);
+    assert!(
+        dir.path().join("data/tls/ca.pem").exists(),
+        "dev CA generated on first start"
+    );
+
+    let mut c = TcpStream::connect(("127.0.0.1", ports["smtp"]))
+        .await
+        .unwrap();
+    let mut greeting = String::new();
+    c.read_to_string(&mut greeting).await.unwrap();
+    assert!(greeting.starts_with("421 4.3.2 "), "{greeting}");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn port_in_use_is_a_start_error_naming_the_listener() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = test_config(dir.path());
+    enable(
+        &mut cfg,
+        "imaps",
+        taken.local_addr().unwrap().port(),
+        TlsMode::Implicit,
+    );
+    let err = Daemon::start(cfg, None).await.err().unwrap().0;
+    assert!(err.starts_with("listeners.imaps (127.0.0.1:"), "{err}");
+    assert!(err.contains("in use"), "{err}");
+}
+
+#[tokio::test]
+async fn unusable_data_dir_and_certificate_are_start_errors() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.server.data_dir = dir.path().join("file/data");
+    let err = Daemon::start(cfg, None).await.err().unwrap().0;
+    assert!(err.starts_with("server.data_dir ("), "{err}");
+
+    let mut cfg = test_config(dir.path());
+    cfg.tls.certificates = vec![CertificatePair {
+        cert: dir.path().join("missing.pem"),
+        key: dir.path().join("k.pem"),
+    }];
+    let err = Daemon::start(cfg, None).await.err().unwrap().0;
+    assert!(err.starts_with("tls.certificates[0].cert"), "{err}");
+}
+
+#[tokio::test]
+async fn corrupt_store_is_a_start_error_and_is_left_untouched() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let store = dir.path().join("data/store.sqlite");
+    std::fs::write(&store, vec![7u8; 8192]).unwrap();
+    let err = Daemon::start(cfg, None).await.err().unwrap().0;
+    assert!(
+        err.contains("store.path") && err.contains("corrupt"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&store).unwrap(), vec![7u8; 8192]);
+}
+
+/// Echoes lines until the client leaves or the daemon drains; then says "bye".
+struct Echo;
+impl Protocol for Echo {
+    fn busy_reply(&self) -> &'static [u8] {
+        b"busy\r\n"
+    }
+    fn serve(self: Arc<Self>, session: Session) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut lines = BufReader::new(session.stream);
+            loop {
+                let mut line = String::new();
+                tokio::select! {
+                    r = lines.read_line(&mut line) => {
+                        if r.unwrap_or(0) == 0 { return; }
+                        lines.get_mut().write_all(line.as_bytes()).await.unwrap();
+                    }
+                    _ = session.draining.cancelled() => {
+                        let _ = lines.get_mut().write_all(b"bye\r\n").await;
+                        return;
+                    }
+                }
+            }
+        })
+    }
+}
+
+async fn echo_server(max_per_ip: usize) -> (u16, AcceptContext) {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tls::generate_dev_cert(dir.path(), "localhost").unwrap();
+    let resolver = Arc::new(CertResolver::default());
+    resolver.load(&[dev.pair()]).unwrap();
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let ctx = AcceptContext {
+        conn_limits: ConnLimits::new(100, max_per_ip),
+        limits: Arc::new(crate::config::Limits::default()),
+        tracker: TaskTracker::new(),
+        draining: CancellationToken::new(),
+    };
+    let bound = BoundListener {
+        name: "smtp",
+        tls_mode: TlsMode::Starttls,
+        socket,
+        protocol: Arc::new(Echo),
+        acceptor: TlsAcceptor::from(tls::server_config(resolver, &[])),
+    };
+    tokio::spawn(accept_loop(bound, ctx.clone()));
+    (port, ctx)
+}
+
+#[tokio::test]
+async fn draining_stops_accepting_and_lets_sessions_finish() {
+    let (port, ctx) = echo_server(10).await;
+    let mut live = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    live.get_mut().write_all(b"hello\r\n").await.unwrap();
+    let mut line = String::new();
+    live.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "hello\r\n");
+
+    ctx.draining.cancel();
+    ctx.tracker.close();
+    line.clear();
+    live.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "bye\r\n", "the session is told to finish");
+    tokio::time::timeout(Duration::from_secs(2), ctx.tracker.wait())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn over_the_per_ip_limit_gets_the_busy_reply() {
+    let (port, ctx) = echo_server(1).await;
+    let _first = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut reply = String::new();
+    second.read_to_string(&mut reply).await.unwrap();
+    assert_eq!(reply, "busy\r\n");
+    assert_eq!(ctx.conn_limits.total(), 1);
+}
