@@ -174,3 +174,68 @@ fn full_data_dir_is_refused_with_exit_78() {
         "{err}"
     );
 }
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/mailgate.service"
+    ))
+    .unwrap();
+    // verify checks that ExecStart is executable: point it at the binary under test.
+    let unit = unit.replace("/usr/local/bin/mailgate", crate::harness::BIN);
+    let path = dir.path().join("mailgate.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze must be installed (the README test command installs systemd)");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !text.contains("mailgate.service:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sd_notify_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("mailgate.toml");
+    std::fs::write(&cfg, config_text(&data, "")).unwrap();
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("no sd_notify message in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let msg = recv();
+    assert!(msg.contains("READY=1"), "{msg}");
+    assert!(
+        data.join("run/ports.json").exists(),
+        "ports.json is written before READY=1"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let msg = recv();
+    assert!(
+        msg.contains("RELOADING=1") && msg.contains("MONOTONIC_USEC="),
+        "{msg}"
+    );
+    assert!(recv().contains("READY=1"));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(recv().contains("STOPPING=1"));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test mailgate has, after installing what the tests need on a fresh
+# Debian machine (client tools only: no mail server packages are ever installed).
+# Usage: bash tests/run.sh        (the README's test command; CI runs it too)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+say "client tools (Debian packages)"
+packages=(openssl swaks libnet-ssleay-perl isync fetchmail systemd util-linux python3 python3-venv jq strace)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+say "Python clients (venv in target/interop-venv)"
+venv=target/interop-venv
+if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p target
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/interop/requirements.txt
+
+command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required" >&2; exit 1; }
+
+say "format"
+cargo fmt --check
+
+say "build"
+cargo build --locked --all-targets
+
+say "cargo test"
+cargo test --locked
+
+if compgen -G "tests/interop/test_*.py" >/dev/null; then
+    say "interop tests (real clients against the real binary)"
+    MAILGATE_BIN="$PWD/target/debug/mailgate" "$venv/bin/python" -m pytest -q tests/interop
+fi
+
+say "all tests passed"
