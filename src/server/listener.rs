@@ -19,30 +19,68 @@ use tokio_util::task::TaskTracker;
 use super::limits::ConnLimits;
 use crate::config::{Limits, TlsMode};
 
-/// A client connection, before or after TLS.
-pub enum Stream {
+/// The transport under a [`Stream`].
+enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+/// A client connection, before or after TLS, that fails reads with `TimedOut` once
+/// the client has sent nothing for the idle timeout. Every protocol gets the
+/// `limits.idle_timeout_secs` autologout for free; protocols wanting a shorter
+/// per-command timeout wrap their reads in their own.
+pub struct Stream {
+    transport: Transport,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
 impl Stream {
+    /// A plaintext stream with the given idle timeout.
+    pub fn plain(tcp: TcpStream, idle: Duration) -> Stream {
+        Stream {
+            transport: Transport::Plain(tcp),
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
     /// Upgrades a plaintext stream (STARTTLS); a TLS stream is returned unchanged.
     pub async fn start_tls(self, acceptor: &TlsAcceptor, timeout: Duration) -> io::Result<Stream> {
-        match self {
-            Stream::Plain(tcp) => {
+        let Stream {
+            transport,
+            idle,
+            mut deadline,
+        } = self;
+        let transport = match transport {
+            Transport::Plain(tcp) => {
                 let tls = tokio::time::timeout(timeout, acceptor.accept(tcp))
                     .await
                     .map_err(|_| {
                         io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                     })??;
-                Ok(Stream::Tls(Box::new(tls)))
+                Transport::Tls(Box::new(tls))
             }
-            tls => Ok(tls),
-        }
+            tls => tls,
+        };
+        deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+        Ok(Stream {
+            transport,
+            idle,
+            deadline,
+        })
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        matches!(self.transport, Transport::Tls(_))
+    }
+
+    /// The TLS session, once there is one (SNI, ALPN, protocol version).
+    pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
+        match &self.transport {
+            Transport::Tls(t) => Some(t.get_ref().1),
+            Transport::Plain(_) => None,
+        }
     }
 }
 
@@ -52,9 +90,25 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        let me = self.get_mut();
+        let res = match &mut me.transport {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        };
+        match res {
+            Poll::Ready(r) => {
+                me.deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + me.idle);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match me.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client idle too long",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
@@ -65,21 +119,21 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -165,17 +219,19 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         let (protocol, acceptor, ctx2) = (protocol.clone(), acceptor.clone(), ctx.clone());
         ctx.tracker.spawn(async move {
             let _permit = permit;
+            let plain = Stream::plain(tcp, ctx2.limits.idle_timeout());
             let stream = match tls_mode {
-                TlsMode::Implicit => {
-                    match Stream::Plain(tcp).start_tls(&acceptor, ctx2.limits.handshake_timeout()).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
+                TlsMode::Implicit => match plain
+                    .start_tls(&acceptor, ctx2.limits.handshake_timeout())
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                        return;
                     }
-                }
-                _ => Stream::Plain(tcp),
+                },
+                _ => plain,
             };
             let session = Session {
                 stream,

@@ -131,6 +131,13 @@ impl Protocol for Echo {
 }
 
 async fn echo_server(max_per_ip: usize) -> (u16, AcceptContext) {
+    echo_server_with(max_per_ip, crate::config::Limits::default()).await
+}
+
+async fn echo_server_with(
+    max_per_ip: usize,
+    limits: crate::config::Limits,
+) -> (u16, AcceptContext) {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let dev = tls::generate_dev_cert(dir.path(), "localhost").unwrap();
@@ -140,7 +147,7 @@ async fn echo_server(max_per_ip: usize) -> (u16, AcceptContext) {
     let port = socket.local_addr().unwrap().port();
     let ctx = AcceptContext {
         conn_limits: ConnLimits::new(100, max_per_ip),
-        limits: Arc::new(crate::config::Limits::default()),
+        limits: Arc::new(limits),
         tracker: TaskTracker::new(),
         draining: CancellationToken::new(),
     };
@@ -189,4 +196,42 @@ async fn over_the_per_ip_limit_gets_the_busy_reply() {
     second.read_to_string(&mut reply).await.unwrap();
     assert_eq!(reply, "busy\r\n");
     assert_eq!(ctx.conn_limits.total(), 1);
+}
+
+#[tokio::test]
+async fn a_silent_client_is_cut_at_the_idle_timeout() {
+    let limits = crate::config::Limits {
+        idle_timeout_secs: 1,
+        ..Default::default()
+    };
+    let (port, ctx) = echo_server_with(10, limits).await;
+    let mut c = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    // Activity keeps the session alive past the timeout...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        c.get_mut().write_all(b"ping\r\n").await.unwrap();
+        let mut line = String::new();
+        c.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "ping\r\n");
+    }
+    // ...silence ends it.
+    let t0 = std::time::Instant::now();
+    let mut rest = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(3), c.read_to_string(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "closed without a word from the echo protocol");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while ctx.conn_limits.total() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
 }
