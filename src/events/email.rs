@@ -1,0 +1,143 @@
+//! WorkMail email events (camelCase fields, `eventName` tag) as typed records.
+
+use serde::Serialize;
+
+/// `bouncedRecipient` of the bounce events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BouncedRecipient {
+    pub email_address: String,
+    pub reason: String,
+    /// Enhanced status code, e.g. `5.2.2`.
+    pub status: String,
+}
+
+/// One action of an email flow rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleAction {
+    pub action: String,
+    pub recipients: Vec<String>,
+}
+
+/// The email events of WorkMail's event catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "eventName", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EmailEvent {
+    #[serde(rename_all = "camelCase")]
+    OrganizationEmailReceived {
+        recipients: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+        from: String,
+        subject: String,
+        message_id: String,
+        spam_verdict: String,
+        dkim_verdict: String,
+        dmarc_verdict: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dmarc_policy: Option<String>,
+        spf_verdict: String,
+        message_timestamp: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    MailboxEmailDelivered { recipient: String, folder: String },
+    #[serde(rename_all = "camelCase")]
+    RuleApplied {
+        rule_name: String,
+        rule_type: String,
+        rule_actions: Vec<RuleAction>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_folder: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_recipient: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    JournalingInitiated { journaling_address: String },
+    #[serde(rename_all = "camelCase")]
+    IncomingEmailBounced { bounced_recipient: BouncedRecipient },
+    #[serde(rename_all = "camelCase")]
+    OutgoingEmailSubmitted {
+        recipients: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+        from: String,
+        subject: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    OutgoingEmailSent {
+        recipient: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+        from: String,
+        message_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    OutgoingEmailBounced {
+        bounced_recipient: BouncedRecipient,
+        destination: String,
+        reason: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    DmarcPolicyApplied {
+        from: String,
+        recipients: Vec<String>,
+        policy: String,
+    },
+}
+
+impl EmailEvent {
+    /// `{"traceId", "eventTimestamp", "eventId", "event": {"eventName", ...}}`.
+    pub fn to_json(
+        &self,
+        trace_id: &str,
+        event_id: &str,
+        event_timestamp: i64,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "traceId": trace_id,
+            "eventTimestamp": event_timestamp,
+            "eventId": event_id,
+            "event": serde_json::to_value(self).unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_match_the_insights_queries() {
+        let e = EmailEvent::IncomingEmailBounced {
+            bounced_recipient: BouncedRecipient {
+                email_address: "b@example.test".into(),
+                reason: "mailbox full".into(),
+                status: "5.2.2".into(),
+            },
+        };
+        let v = e.to_json("t1", "e1", 7);
+        assert_eq!(v["traceId"], "t1");
+        assert_eq!(v["event"]["eventName"], "INCOMING_EMAIL_BOUNCED");
+        assert_eq!(
+            v["event"]["bouncedRecipient"]["emailAddress"],
+            "b@example.test"
+        );
+        let e = EmailEvent::MailboxEmailDelivered {
+            recipient: "a@x.test".into(),
+            folder: "Inbox".into(),
+        };
+        assert_eq!(
+            e.to_json("t", "e", 1)["event"]["eventName"],
+            "MAILBOX_EMAIL_DELIVERED"
+        );
+        let e = EmailEvent::DmarcPolicyApplied {
+            from: "f".into(),
+            recipients: vec![],
+            policy: "REJECT".into(),
+        };
+        assert_eq!(
+            e.to_json("t", "e", 1)["event"]["eventName"],
+            "DMARC_POLICY_APPLIED"
+        );
+    }
+}
