@@ -5,6 +5,7 @@
 //! module (see DESIGN.md's module map).
 
 pub mod config;
+pub mod directory;
 pub mod events;
 pub mod server;
 pub mod store;

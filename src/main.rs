@@ -33,6 +33,9 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Mail domain of the organization created on first start (overrides server.default_domain).
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// Validate a config file: exit 0 when valid, 78 with the reason when not.
     CheckConfig {
@@ -57,7 +60,11 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => serve(config, log_format),
+        Command::Serve {
+            config,
+            log_format,
+            domain,
+        } => serve(config, log_format, domain),
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
@@ -100,15 +107,21 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+fn serve(config_path: Option<PathBuf>, log_format: LogFormat, domain: Option<String>) -> ExitCode {
     init_logging(log_format);
-    let config = match &config_path {
+    let mut config = match &config_path {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
             Err(e) => return refuse(&e),
         },
         None => Config::embedded(),
     };
+    if let Some(domain) = domain {
+        config.server.default_domain = domain;
+        if let Err(e) = config.validate() {
+            return refuse(&e.replace("server.default_domain", "--domain"));
+        }
+    }
     mailgate::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{CertificatePair, Config};
+use crate::directory::Directory;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
 use limits::ConnLimits;
@@ -39,6 +40,7 @@ pub struct Daemon {
     /// Ports actually bound, by listener name.
     pub ports: BTreeMap<&'static str, u16>,
     pub store: Arc<SqliteStore>,
+    pub directory: Arc<Directory>,
     tracker: TaskTracker,
     draining: CancellationToken,
 }
@@ -59,6 +61,7 @@ impl Daemon {
         let store = SqliteStore::open(&store_path)
             .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
         let store = Arc::new(store);
+        let directory = open_directory(&store, &config.server.default_domain).await?;
 
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
@@ -107,6 +110,7 @@ impl Daemon {
             resolver,
             ports,
             store,
+            directory,
             tracker,
             draining,
         })
@@ -189,6 +193,54 @@ impl Daemon {
 /// listener that is enabled anyway answers "unavailable" in its own protocol.
 fn protocol_for(name: &str) -> Arc<dyn Protocol> {
     unavailable::Unavailable::for_listener(name)
+}
+
+/// Loads the directory from the store; on first start creates the organization for
+/// `domain` and says so.
+async fn open_directory(
+    store: &Arc<SqliteStore>,
+    domain: &str,
+) -> Result<Arc<Directory>, StartError> {
+    let store = store.clone();
+    let domain = domain.to_string();
+    let task = tokio::task::spawn_blocking(move || -> Result<Arc<Directory>, String> {
+        let directory =
+            Directory::open(store).map_err(|e| format!("directory in the store: {e}"))?;
+        if directory.list_organizations().is_empty() {
+            let alias = organization_alias(&domain);
+            let org = directory
+                .create_organization(&alias, &domain)
+                .map_err(|e| format!("server.default_domain ({domain}): cannot create the first organization: {e}"))?;
+            println!(
+                "mailgate: created organization {org} (alias {alias}) with mail domain {domain}"
+            );
+        }
+        Ok(Arc::new(directory))
+    });
+    match task.await {
+        Ok(r) => r.map_err(StartError),
+        Err(e) => Err(StartError(format!("directory: {e}"))),
+    }
+}
+
+/// An organization alias from a domain: its labels joined by `-` (`example.test` → `example-test`).
+fn organization_alias(domain: &str) -> String {
+    let alias: String = domain
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(62)
+        .collect();
+    let alias = alias.trim_matches('-').to_string();
+    // WorkMail refuses aliases starting with "d-" (directory ids).
+    if alias.is_empty() || alias.starts_with("d-") {
+        format!("org-{alias}").trim_end_matches('-').to_string()
+    } else {
+        alias
+    }
 }
 
 /// Creates the data directory layout and proves it is writable and not full.

@@ -235,3 +235,28 @@ async fn a_silent_client_is_cut_at_the_idle_timeout() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn restart_keeps_the_first_organization() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let first = Daemon::start(test_config(dir.path()), None).await.unwrap();
+    let org = first.directory.list_organizations()[0].id.clone();
+    let store = first.store.clone();
+    first.shutdown().await;
+    drop(store);
+    let again = Daemon::start(test_config(dir.path()), None).await.unwrap();
+    let orgs = again.directory.list_organizations();
+    assert_eq!(
+        orgs.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        vec![org]
+    );
+    again.shutdown().await;
+}
+
+#[test]
+fn organization_aliases_from_domains() {
+    assert_eq!(organization_alias("example.test"), "example-test");
+    assert_eq!(organization_alias("d-1.example"), "org-d-1-example");
+    assert_eq!(organization_alias("mail.my_corp.org"), "mail-mycorp-org");
+}

@@ -217,7 +217,7 @@ fn sd_notify_ready_reloading_and_stopping() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut recv = || {
+    let recv = || {
         let mut buf = [0u8; 512];
         let n = sock.recv(&mut buf).expect("no sd_notify message in time");
         String::from_utf8_lossy(&buf[..n]).into_owned()

@@ -1,0 +1,56 @@
+//! The directory: organizations, mail domains, users (argon2id passwords),
+//! groups, resources, aliases and mailbox permissions, as Amazon WorkMail has
+//! them (reference `workmail-identity-and-access.md` §3, §4, §6, §7).
+//!
+//! Everything lives in memory behind one `RwLock` inside [`Directory`]; a
+//! [`DirectoryBackend`] (implemented by `store`) persists each entity as one
+//! JSON [`Record`]. Every mutation validates under the write lock, edits
+//! copies of the entities it touches, writes them in one atomic batch, and only
+//! then commits them to memory, so a failed write changes nothing.
+//!
+//! Operations are named after the WorkMail API actions and fail with
+//! [`DirectoryError`], whose variants are WorkMail's exception names. Lookups
+//! on the protocol hot path ([`Directory::resolve_address`],
+//! [`Directory::login_lookup`], [`Directory::mailbox_rights`],
+//! [`Directory::may_send_as`], [`Directory::user_epoch`]) take the read lock only.
+
+mod aliases;
+mod backend;
+mod entity;
+mod error;
+mod groups;
+pub mod ids;
+mod lifecycle;
+mod lookup;
+mod memory_backend;
+mod model;
+mod orgs;
+mod password;
+mod permissions;
+mod resolve;
+mod resources;
+mod service;
+mod state;
+mod tx;
+mod users;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use backend::{DirectoryBackend, Record, RecordKind, RecordOp};
+pub use error::DirectoryError;
+pub use lookup::{LoginCandidate, Recipient, Rights, SendAuthority};
+pub use memory_backend::MemoryBackend;
+pub use model::{
+    BookingOptions, ContactDetails, DEFAULT_QUOTA_MB, EntityBase, EntityKind, EntityState,
+    EntitySummary, Group, GroupMember, MailDomain, MailboxGrant, MemberRef, MemberType,
+    NewResource, NewUser, Organization, OrganizationState, Permission, Resource, ResourceType,
+    ResourceUpdate, User, UserRole, UserUpdate,
+};
+pub use password::{
+    MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PhcString, check_password_policy, hash_password,
+    verify_dummy, verify_password,
+};
+pub use resolve::{ANY_KIND, USER_OR_GROUP};
+pub use service::Directory;

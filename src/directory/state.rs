@@ -1,0 +1,419 @@
+//! The in-memory directory: entities per organization plus the indexes that make
+//! lookups cheap (addresses, names, domains, org aliases, id → owner). Indexes
+//! are maintained in one place, [`State::put`], so loading and committing share
+//! the same bookkeeping.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use super::backend::{Record, RecordKind};
+use super::entity::Entity;
+use super::error::DirectoryError;
+use super::model::{EntityKind, Group, Organization, OrganizationState, Resource, User};
+use super::tx::Tx;
+
+/// One organization and everything it owns.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgData {
+    pub(crate) org: Organization,
+    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) groups: BTreeMap<String, Group>,
+    pub(crate) resources: BTreeMap<String, Resource>,
+    /// (kind, lowercased name) → id, for entities that are not deleted.
+    pub(crate) names: HashMap<(EntityKind, String), String>,
+}
+
+/// The owner of an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AddrOwner {
+    pub(crate) kind: EntityKind,
+    pub(crate) org: String,
+    pub(crate) id: String,
+}
+
+/// All directory data held in memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct State {
+    pub(crate) orgs: BTreeMap<String, OrgData>,
+    /// Lowercased org alias → org id.
+    pub(crate) org_aliases: HashMap<String, String>,
+    /// Lowercase domain → org id. A domain belongs to one organization, which
+    /// makes every address globally unique.
+    pub(crate) domains: HashMap<String, String>,
+    /// Lowercase address → owner, for every entity that is not deleted.
+    pub(crate) addresses: HashMap<String, AddrOwner>,
+    /// Entity id → (kind, org id), tombstones included.
+    pub(crate) entities: HashMap<String, (EntityKind, String)>,
+}
+
+/// The index key of a name: names are unique case-insensitively.
+pub(crate) fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// The index key of an address without allocating when it is already lowercase.
+pub(crate) fn addr_key(addr: &str) -> Cow<'_, str> {
+    if addr.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(addr.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(addr)
+    }
+}
+
+/// Serialises one entity as its persisted record.
+pub(crate) fn entity_record<E: Entity>(e: &E) -> Result<Record, String> {
+    Ok(Record {
+        kind: E::RECORD,
+        id: e.base().id.clone(),
+        org_id: e.base().org_id.clone(),
+        json: serde_json::to_string(e).map_err(|err| err.to_string())?,
+    })
+}
+
+/// Serialises an organization as its persisted record.
+pub(crate) fn org_record(o: &Organization) -> Result<Record, String> {
+    Ok(Record {
+        kind: RecordKind::Organization,
+        id: o.id.clone(),
+        org_id: o.id.clone(),
+        json: serde_json::to_string(o).map_err(|err| err.to_string())?,
+    })
+}
+
+impl State {
+    /// Builds the state from stored records, refusing anything inconsistent
+    /// (bad JSON, id mismatch, unknown org, duplicate name or address).
+    pub(crate) fn load(mut records: Vec<Record>) -> Result<State, String> {
+        records.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        let mut st = State::default();
+        let mut problems = Vec::new();
+        for r in &records {
+            let res = match r.kind {
+                RecordKind::Organization => serde_json::from_str::<Organization>(&r.json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|o| {
+                        if o.id != r.id || o.id != r.org_id {
+                            return Err("id does not match its record key".to_string());
+                        }
+                        Ok(st.put_org(o))
+                    }),
+                RecordKind::User => st.load_entity::<User>(r),
+                RecordKind::Group => st.load_entity::<Group>(r),
+                RecordKind::Resource => st.load_entity::<Resource>(r),
+            };
+            match res {
+                Ok(conflicts) => problems.extend(
+                    conflicts
+                        .into_iter()
+                        .map(|c| format!("{} {}: {c}", r.kind, r.id)),
+                ),
+                Err(e) => problems.push(format!("{} {}: {e}", r.kind, r.id)),
+            }
+        }
+        match problems.is_empty() {
+            true => Ok(st),
+            false => Err(problems.join("; ")),
+        }
+    }
+
+    fn load_entity<E: Entity>(&mut self, r: &Record) -> Result<Vec<String>, String> {
+        let e: E = serde_json::from_str(&r.json).map_err(|e| e.to_string())?;
+        if e.base().id != r.id || e.base().org_id != r.org_id {
+            return Err("id or org_id does not match its record key".to_string());
+        }
+        if self.entities.contains_key(&r.id) {
+            return Err("id used twice".to_string());
+        }
+        Ok(self.put(e))
+    }
+
+    /// Inserts or replaces an organization, re-indexing its alias and domains.
+    /// Returns index conflicts (empty when consistent).
+    pub(crate) fn put_org(&mut self, o: Organization) -> Vec<String> {
+        let mut conflicts = Vec::new();
+        if let Some(old) = self.orgs.get(&o.id).map(|d| &d.org) {
+            let key = name_key(&old.alias);
+            if self.org_aliases.get(&key) == Some(&old.id) {
+                self.org_aliases.remove(&key);
+            }
+            for d in &old.mail_domains {
+                if self.domains.get(d) == Some(&old.id) {
+                    self.domains.remove(d);
+                }
+            }
+        }
+        let key = name_key(&o.alias);
+        match self.org_aliases.get(&key) {
+            Some(other) if *other != o.id => {
+                conflicts.push(format!("alias {} used twice", o.alias))
+            }
+            _ => {
+                self.org_aliases.insert(key, o.id.clone());
+            }
+        }
+        for d in &o.mail_domains {
+            match self.domains.get(d) {
+                Some(other) if *other != o.id => conflicts.push(format!("domain {d} used twice")),
+                _ => {
+                    self.domains.insert(d.clone(), o.id.clone());
+                }
+            }
+        }
+        if !o.mail_domains.contains(&o.default_mail_domain) {
+            conflicts.push("default mail domain is not registered".to_string());
+        }
+        match self.orgs.get_mut(&o.id) {
+            Some(data) => data.org = o,
+            None => {
+                let id = o.id.clone();
+                self.orgs.insert(
+                    id,
+                    OrgData {
+                        org: o,
+                        users: BTreeMap::new(),
+                        groups: BTreeMap::new(),
+                        resources: BTreeMap::new(),
+                        names: HashMap::new(),
+                    },
+                );
+            }
+        }
+        conflicts
+    }
+
+    /// Inserts or replaces an entity, moving its name and addresses in the
+    /// indexes. Tombstones hold neither. Returns index conflicts.
+    pub(crate) fn put<E: Entity>(&mut self, e: E) -> Vec<String> {
+        let State {
+            orgs,
+            domains,
+            addresses,
+            entities,
+            ..
+        } = self;
+        let b = e.base();
+        let Some(od) = orgs.get_mut(&b.org_id) else {
+            return vec![format!("unknown organization {}", b.org_id)];
+        };
+        if let Some(old_entity) = E::table_mut(od).remove(&b.id) {
+            let old = old_entity.base();
+            let key = (E::KIND, name_key(&old.name));
+            if od.names.get(&key) == Some(&old.id) {
+                od.names.remove(&key);
+            }
+            for a in old.addresses() {
+                if addresses.get(a).is_some_and(|o| o.id == old.id) {
+                    addresses.remove(a);
+                }
+            }
+        }
+        let mut conflicts = Vec::new();
+        if !b.is_deleted() {
+            let key = (E::KIND, name_key(&b.name));
+            match od.names.get(&key) {
+                Some(other) if *other != b.id => {
+                    conflicts.push(format!("name {} used twice", b.name))
+                }
+                _ => {
+                    od.names.insert(key, b.id.clone());
+                }
+            }
+            for a in b.addresses() {
+                if domains.get(super::validate::email_domain(a)) != Some(&b.org_id) {
+                    conflicts.push(format!("address {a} is outside the organization's domains"));
+                }
+                match addresses.get(a) {
+                    Some(other) if other.id != b.id => {
+                        conflicts.push(format!("address {a} used twice"))
+                    }
+                    _ => {
+                        addresses.insert(
+                            a.to_string(),
+                            AddrOwner {
+                                kind: E::KIND,
+                                org: b.org_id.clone(),
+                                id: b.id.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        entities.insert(b.id.clone(), (E::KIND, b.org_id.clone()));
+        E::table_mut(od).insert(b.id.clone(), e);
+        conflicts
+    }
+
+    /// Applies a validated change set (already persisted). Organizations first,
+    /// so that entities of a new organization find it.
+    pub(crate) fn commit(&mut self, tx: Tx) {
+        let Tx {
+            orgs,
+            users,
+            groups,
+            resources,
+        } = tx;
+        let mut conflicts = Vec::new();
+        for o in orgs.into_values() {
+            conflicts.extend(self.put_org(o));
+        }
+        for u in users.into_values() {
+            conflicts.extend(self.put(u));
+        }
+        for g in groups.into_values() {
+            conflicts.extend(self.put(g));
+        }
+        for r in resources.into_values() {
+            conflicts.extend(self.put(r));
+        }
+        debug_assert!(
+            conflicts.is_empty(),
+            "validated change set conflicts: {conflicts:?}"
+        );
+    }
+
+    /// Every entity and organization as records, sorted by (kind, id).
+    pub(crate) fn records(&self) -> Result<Vec<Record>, String> {
+        let mut out = Vec::new();
+        for od in self.orgs.values() {
+            out.push(org_record(&od.org)?);
+            for u in od.users.values() {
+                out.push(entity_record(u)?);
+            }
+            for g in od.groups.values() {
+                out.push(entity_record(g)?);
+            }
+            for r in od.resources.values() {
+                out.push(entity_record(r)?);
+            }
+        }
+        out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        Ok(out)
+    }
+
+    /// The organization, which must exist and be Active.
+    pub(crate) fn active_org(&self, org_id: &str) -> Result<&OrgData, DirectoryError> {
+        let od = self.orgs.get(org_id).ok_or_else(|| {
+            DirectoryError::OrganizationNotFound(format!("no organization {org_id}"))
+        })?;
+        if od.org.state != OrganizationState::Active {
+            return Err(DirectoryError::OrganizationState(format!(
+                "organization {org_id} is {}",
+                od.org.state
+            )));
+        }
+        Ok(od)
+    }
+
+    /// An entity by id within an organization, tombstones included.
+    pub(crate) fn get<E: Entity>(&self, org_id: &str, id: &str) -> Option<&E> {
+        self.orgs.get(org_id).and_then(|od| E::table(od).get(id))
+    }
+
+    /// NameAvailability if a live entity of `kind` other than `except` has this name.
+    pub(crate) fn name_free(
+        &self,
+        org_id: &str,
+        kind: EntityKind,
+        name: &str,
+        except: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        let taken = self
+            .orgs
+            .get(org_id)
+            .and_then(|od| od.names.get(&(kind, name_key(name))))
+            .is_some_and(|id| Some(id.as_str()) != except);
+        match taken {
+            true => Err(DirectoryError::NameAvailability(format!(
+                "a {} named {name} already exists",
+                kind.as_str().to_ascii_lowercase()
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// EmailAddressInUse if a live entity other than `owner_id` has this (lowercase) address.
+    pub(crate) fn address_free(&self, addr: &str, owner_id: &str) -> Result<(), DirectoryError> {
+        match self.addresses.get(addr) {
+            Some(o) if o.id != owner_id => Err(DirectoryError::EmailAddressInUse(format!(
+                "{addr} is used by another {}",
+                o.kind.as_str().to_ascii_lowercase()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A newly generated id that no entity (or tombstone) has.
+    pub(crate) fn fresh_id(&self, generate: fn() -> String) -> String {
+        let mut id = generate();
+        while self.entities.contains_key(&id) {
+            id = generate();
+        }
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::model::{EntityBase, EntityState};
+
+    fn org(id: &str, domain: &str) -> Organization {
+        Organization {
+            id: id.into(),
+            alias: id.trim_start_matches("m-").into(),
+            state: OrganizationState::Active,
+            default_mail_domain: domain.into(),
+            mail_domains: vec![domain.into()],
+            created: 0,
+        }
+    }
+
+    fn group(id: &str, name: &str, email: Option<&str>) -> Group {
+        let mut base = EntityBase::new(id.into(), "m-a", name, false, 0);
+        base.email = email.map(str::to_string);
+        base.state = EntityState::Enabled;
+        Group {
+            base,
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn addr_key_borrows_lowercase_input() {
+        assert!(matches!(addr_key("bob@x.test"), Cow::Borrowed(_)));
+        assert_eq!(addr_key("Bob@X.test"), "bob@x.test");
+    }
+
+    #[test]
+    fn put_moves_name_and_addresses_and_reports_conflicts() {
+        let mut st = State::default();
+        assert!(st.put_org(org("m-a", "a.test")).is_empty());
+        assert_eq!(st.put_org(org("m-b", "a.test")).len(), 1, "domain twice");
+        assert!(st.put(group("g1", "One", Some("one@a.test"))).is_empty());
+        // Rename and re-address: old keys go, new keys come.
+        assert!(st.put(group("g1", "Uno", Some("uno@a.test"))).is_empty());
+        assert!(!st.addresses.contains_key("one@a.test"));
+        assert!(st.addresses.contains_key("uno@a.test"));
+        let od = st.orgs.get("m-a").map(|o| o.names.len());
+        assert_eq!(od, Some(1));
+        // Another entity taking the same name or address is a conflict.
+        assert_eq!(st.put(group("g2", "UNO", Some("uno@a.test"))).len(), 2);
+        assert_eq!(
+            st.put(group("g3", "three", Some("x@elsewhere.test"))).len(),
+            1
+        );
+        // A tombstone holds nothing.
+        let mut dead = group("g1", "Uno", None);
+        dead.base.state = EntityState::Deleted;
+        assert!(st.put(dead).is_empty());
+        assert!(!st.addresses.contains_key("uno@a.test"));
+        assert_eq!(st.entities.get("g1").map(|e| e.0), Some(EntityKind::Group));
+    }
+
+    #[test]
+    fn load_refuses_an_entity_of_an_unknown_org() {
+        let rec = entity_record(&group("g1", "One", None)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(State::load(vec![rec]).is_err());
+    }
+}

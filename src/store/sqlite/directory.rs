@@ -1,0 +1,100 @@
+//! Directory persistence: each entity one JSON row in table `directory`, written
+//! through the group-committing writer like every other write.
+
+use rusqlite::params;
+
+use super::SqliteStore;
+use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
+
+impl DirectoryBackend for SqliteStore {
+    fn load_all(&self) -> Result<Vec<Record>, String> {
+        self.read_blocking(|c| {
+            let mut st =
+                c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, id, org_id, json) = row?;
+                let kind = RecordKind::parse(&kind).ok_or_else(|| {
+                    crate::store::StoreError::Io(format!(
+                        "directory row {id}: unknown kind {kind:?}"
+                    ))
+                })?;
+                out.push(Record {
+                    kind,
+                    id,
+                    org_id,
+                    json,
+                });
+            }
+            Ok(out)
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), String> {
+        self.write_blocking(move |c| {
+            for op in &ops {
+                match op {
+                    RecordOp::Put(r) => {
+                        c.execute(
+                            "INSERT INTO directory (kind, id, org_id, json) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (kind, id) DO UPDATE SET org_id = excluded.org_id, json = excluded.json",
+                            params![r.kind.as_str(), r.id, r.org_id, r.json],
+                        )?;
+                    }
+                    RecordOp::Delete { kind, id } => {
+                        c.execute("DELETE FROM directory WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id])?;
+                    }
+                }
+            }
+            Ok(((), vec![]))
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::directory::{Directory, NewUser, UserRole};
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn directory_survives_a_reopen_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let (org, user) = {
+            let store = Arc::new(SqliteStore::open(&path).unwrap());
+            let d = Directory::open(store).unwrap();
+            let org = d.create_organization("acme", "acme.test").unwrap();
+            let user = d
+                .create_user(
+                    &org,
+                    NewUser {
+                        name: "alice",
+                        display_name: "Alice",
+                        password: None,
+                        role: Some(UserRole::User),
+                        first_name: None,
+                        last_name: None,
+                        hidden_from_gal: false,
+                    },
+                )
+                .unwrap();
+            d.register_to_workmail(&org, &user, "alice@acme.test")
+                .unwrap();
+            (org, user)
+        };
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let d = Directory::open(store).unwrap();
+        assert_eq!(
+            d.describe_user(&org, &user).unwrap().base.email.as_deref(),
+            Some("alice@acme.test")
+        );
+        assert!(d.resolve_address("ALICE@acme.test").is_some());
+    }
+}
