@@ -31,6 +31,36 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub listeners: Listeners,
+    #[serde(default)]
+    pub events: EventsSection,
+}
+
+/// Where email events and audit events go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Email events as JSON lines; relative paths are under `server.data_dir`.
+    #[serde(default = "default_email_log")]
+    pub email_log: PathBuf,
+    /// Audit events (all five types) as JSON lines; relative to `server.data_dir`.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+}
+
+fn default_email_log() -> PathBuf {
+    PathBuf::from("events/email.jsonl")
+}
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("events/audit.jsonl")
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        EventsSection {
+            email_log: default_email_log(),
+            audit_log: default_audit_log(),
+        }
+    }
 }
 
 /// Identity and filesystem layout of this daemon.

@@ -47,12 +47,11 @@ impl Events {
         }
     }
 
-    /// Appends to `dir/audit.jsonl` and `dir/email.jsonl`, one JSON object per line.
-    pub fn to_files(dir: &Path) -> std::io::Result<Events> {
-        std::fs::create_dir_all(dir)?;
+    /// Appends email and audit records to two files, one JSON object per line.
+    pub fn to_files(email_log: &Path, audit_log: &Path) -> std::io::Result<Events> {
         Ok(Events {
-            audit: Some(spawn_file_sink(&dir.join("audit.jsonl"))?),
-            email: Some(spawn_file_sink(&dir.join("email.jsonl"))?),
+            audit: Some(spawn_file_sink(audit_log)?),
+            email: Some(spawn_file_sink(email_log)?),
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -110,6 +109,9 @@ pub fn new_id() -> String {
 }
 
 fn spawn_file_sink(path: &Path) -> std::io::Result<mpsc::Sender<String>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -168,7 +170,11 @@ mod tests {
     #[test]
     fn file_sink_writes_one_json_object_per_line_with_unique_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let events = Events::to_files(dir.path()).unwrap();
+        let events = Events::to_files(
+            &dir.path().join("email.jsonl"),
+            &dir.path().join("audit.jsonl"),
+        )
+        .unwrap();
         for i in 0..100 {
             events.audit(auth_event(i % 2 == 0));
         }

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
+use crate::events::Events;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
 use limits::ConnLimits;
@@ -41,6 +42,7 @@ pub struct Daemon {
     pub ports: BTreeMap<&'static str, u16>,
     pub store: Arc<SqliteStore>,
     pub directory: Arc<Directory>,
+    pub events: Events,
     tracker: TaskTracker,
     draining: CancellationToken,
 }
@@ -62,6 +64,17 @@ impl Daemon {
             .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
         let store = Arc::new(store);
         let directory = open_directory(&store, &config.server.default_domain).await?;
+        let (email_log, audit_log) = (
+            config.data_path(&config.events.email_log),
+            config.data_path(&config.events.audit_log),
+        );
+        let events = Events::to_files(&email_log, &audit_log).map_err(|e| {
+            StartError(format!(
+                "events ({}, {}): cannot open: {e}",
+                email_log.display(),
+                audit_log.display()
+            ))
+        })?;
 
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
@@ -111,6 +124,7 @@ impl Daemon {
             ports,
             store,
             directory,
+            events,
             tracker,
             draining,
         })
