@@ -33,8 +33,86 @@ pub struct Config {
     pub listeners: Listeners,
     #[serde(default)]
     pub events: EventsSection,
+    #[serde(default)]
+    pub access: AccessSection,
+    #[serde(default)]
+    pub admin: AdminSection,
 }
 
+/// Access control limits and impersonation-token keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// Access control rules per organization (WorkMail: 10).
+    #[serde(default = "default_max_rules")]
+    pub max_rules: usize,
+    /// Impersonation roles per organization.
+    #[serde(default = "default_max_roles")]
+    pub max_impersonation_roles: usize,
+    /// Token signing keys (`KEY_ID HEX_SECRET` per line; generated on first start);
+    /// relative to `server.data_dir`. Daemons sharing it accept each other's tokens.
+    #[serde(default = "default_token_keys")]
+    pub token_keys: PathBuf,
+}
+
+fn default_max_rules() -> usize {
+    10
+}
+fn default_max_roles() -> usize {
+    20
+}
+fn default_token_keys() -> PathBuf {
+    PathBuf::from("token-keys")
+}
+
+impl Default for AccessSection {
+    fn default() -> Self {
+        AccessSection {
+            max_rules: default_max_rules(),
+            max_impersonation_roles: default_max_roles(),
+            token_keys: default_token_keys(),
+        }
+    }
+}
+
+/// The WorkMail admin API (on the `https` listener).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Region and account used in ARNs.
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// The key generated on first start (AWS shared-credentials format, profile
+    /// `mailgate`); relative to `server.data_dir`.
+    #[serde(default = "default_credentials")]
+    pub credentials: PathBuf,
+    /// Further SigV4 access keys accepted.
+    #[serde(default)]
+    pub access_keys: Vec<crate::admin::credentials::AccessKey>,
+}
+
+fn default_region() -> String {
+    "local".into()
+}
+fn default_account() -> String {
+    "000000000000".into()
+}
+fn default_credentials() -> PathBuf {
+    PathBuf::from("admin-credentials")
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            region: default_region(),
+            account: default_account(),
+            credentials: default_credentials(),
+            access_keys: Vec::new(),
+        }
+    }
+}
 /// Where email events and audit events go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +445,32 @@ impl Config {
                     ));
                 }
                 seen.push((addr, name));
+            }
+        }
+        if self.access.max_rules == 0 || self.access.max_rules > 1000 {
+            return Err("access.max_rules: must be between 1 and 1000".into());
+        }
+        if self.access.max_impersonation_roles == 0 || self.access.max_impersonation_roles > 1000 {
+            return Err("access.max_impersonation_roles: must be between 1 and 1000".into());
+        }
+        if !self.admin.account.chars().all(|c| c.is_ascii_digit()) || self.admin.account.len() != 12
+        {
+            return Err("admin.account: must be 12 digits".into());
+        }
+        if self.admin.region.is_empty()
+            || !self
+                .admin
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err("admin.region: letters, digits and '-' only".into());
+        }
+        for (i, k) in self.admin.access_keys.iter().enumerate() {
+            if k.access_key_id.len() < 16 || k.secret_access_key.len() < 16 {
+                return Err(format!(
+                    "admin.access_keys[{i}]: id and secret must be at least 16 characters"
+                ));
             }
         }
         for (i, pair) in self.tls.certificates.iter().enumerate() {

@@ -4,6 +4,8 @@
 //! Data flows listener → session → access → store → events; each concern is one
 //! module (see DESIGN.md's module map).
 
+pub mod access;
+pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod events;

@@ -32,7 +32,10 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// First header with this name, any case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -47,7 +50,11 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A response with a content type and body.
     pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
-        HttpResponse { status, headers: vec![("content-type", content_type.to_string())], body: body.into() }
+        HttpResponse {
+            status,
+            headers: vec![("content-type", content_type.to_string())],
+            body: body.into(),
+        }
     }
 
     fn text(status: u16, body: &'static str) -> HttpResponse {
@@ -117,11 +124,18 @@ impl Protocol for Router {
 
 impl Router {
     /// Reads the body within the limit, routes, and converts to hyper's types.
-    async fn answer(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    async fn answer(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, self.max_body).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
                 return to_hyper(HttpResponse::text(413, "request body too large\n"));
             }
             Err(_) => return to_hyper(HttpResponse::text(400, "unreadable request body\n")),
@@ -129,7 +143,12 @@ impl Router {
         let headers = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let request = HttpRequest {
             method: parts.method.as_str().to_string(),
@@ -144,7 +163,8 @@ impl Router {
 }
 
 fn to_hyper(resp: HttpResponse) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder().status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (k, v) in resp.headers {
         builder = builder.header(k, v);
     }

@@ -5,6 +5,7 @@
 //! port, data directory, store file) becomes a [`StartError`] with one line naming
 //! what and where, and the process exits 78 before it reports ready.
 
+pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod notify;
@@ -20,6 +21,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{AccessEngine, AccessLimits};
+use crate::admin::credentials::{self, AccessKey};
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
@@ -42,6 +45,9 @@ pub struct Daemon {
     pub ports: BTreeMap<&'static str, u16>,
     pub store: Arc<SqliteStore>,
     pub directory: Arc<Directory>,
+    pub access: Arc<AccessEngine>,
+    /// SigV4 keys the admin API accepts: the configured ones and the generated one.
+    pub admin_keys: Arc<Vec<AccessKey>>,
     pub events: Events,
     tracker: TaskTracker,
     draining: CancellationToken,
@@ -63,7 +69,11 @@ impl Daemon {
         let store = SqliteStore::open(&store_path)
             .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
         let store = Arc::new(store);
-        let directory = open_directory(&store, &config.server.default_domain).await?;
+        let State {
+            directory,
+            access,
+            admin_keys,
+        } = open_state(&store, &config).await?;
         let (email_log, audit_log) = (
             config.data_path(&config.events.email_log),
             config.data_path(&config.events.audit_log),
@@ -124,6 +134,8 @@ impl Daemon {
             ports,
             store,
             directory,
+            access,
+            admin_keys,
             events,
             tracker,
             draining,
@@ -209,31 +221,71 @@ fn protocol_for(name: &str) -> Arc<dyn Protocol> {
     unavailable::Unavailable::for_listener(name)
 }
 
-/// Loads the directory from the store; on first start creates the organization for
-/// `domain` and says so.
-async fn open_directory(
-    store: &Arc<SqliteStore>,
-    domain: &str,
-) -> Result<Arc<Directory>, StartError> {
+/// Directory, access engine and admin keys, as loaded at start.
+struct State {
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    admin_keys: Arc<Vec<AccessKey>>,
+}
+
+/// Loads the directory and the access rules from the store; on first start creates
+/// the organization for `server.default_domain`, the token keys and the admin key,
+/// and says so.
+async fn open_state(store: &Arc<SqliteStore>, config: &Config) -> Result<State, StartError> {
     let store = store.clone();
-    let domain = domain.to_string();
-    let task = tokio::task::spawn_blocking(move || -> Result<Arc<Directory>, String> {
+    let config = config.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<State, String> {
         let directory =
-            Directory::open(store).map_err(|e| format!("directory in the store: {e}"))?;
+            Directory::open(store.clone()).map_err(|e| format!("directory in the store: {e}"))?;
         if directory.list_organizations().is_empty() {
-            let alias = organization_alias(&domain);
-            let org = directory
-                .create_organization(&alias, &domain)
-                .map_err(|e| format!("server.default_domain ({domain}): cannot create the first organization: {e}"))?;
+            let domain = &config.server.default_domain;
+            let alias = organization_alias(domain);
+            let org = directory.create_organization(&alias, domain).map_err(|e| {
+                format!(
+                    "server.default_domain ({domain}): cannot create the first organization: {e}"
+                )
+            })?;
             println!(
                 "mailgate: created organization {org} (alias {alias}) with mail domain {domain}"
             );
         }
-        Ok(Arc::new(directory))
+        let keys_path = config.data_path(&config.access.token_keys);
+        let keys = crate::access::keyfile::load_or_create(&keys_path)
+            .map_err(|e| format!("access.token_keys: {e}"))?;
+        let limits = AccessLimits {
+            max_rules_per_org: config.access.max_rules,
+            max_roles_per_org: config.access.max_impersonation_roles,
+        };
+        let access = AccessEngine::open(store, limits, keys)
+            .map_err(|e| format!("access rules in the store: {e}"))?;
+        // Organizations without access state get WorkMail's default allow-all rule;
+        // one whose rules were all deleted keeps none.
+        for org in directory.list_organizations() {
+            access
+                .create_organization_defaults(&org.id, crate::store::now_ms() as u64)
+                .map_err(|e| format!("access rules for {}: {e}", org.id))?;
+        }
+        let cred_path = config.data_path(&config.admin.credentials);
+        let (generated, created) = credentials::load_or_create(&cred_path)
+            .map_err(|e| format!("admin.credentials: {e}"))?;
+        if created {
+            println!(
+                "mailgate: wrote the admin access key to {} (profile {})",
+                cred_path.display(),
+                credentials::PROFILE
+            );
+        }
+        let mut admin_keys = config.admin.access_keys.clone();
+        admin_keys.push(generated);
+        Ok(State {
+            directory: Arc::new(directory),
+            access: Arc::new(access),
+            admin_keys: Arc::new(admin_keys),
+        })
     });
     match task.await {
         Ok(r) => r.map_err(StartError),
-        Err(e) => Err(StartError(format!("directory: {e}"))),
+        Err(e) => Err(StartError(format!("start-up task failed: {e}"))),
     }
 }
 

@@ -5,6 +5,7 @@
 //! mailboxes receive it, so a message and its metadata become durable in the same
 //! fsync.
 
+mod access;
 mod directory;
 mod ops;
 mod schema;

@@ -8,7 +8,8 @@ use crate::store::{Result, StoreError};
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`
 /// (`PRAGMA user_version`). Append, never edit a released one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailboxes (
     id TEXT PRIMARY KEY,
     quota_bytes INTEGER NOT NULL,
@@ -63,7 +64,14 @@ CREATE TABLE directory (
     json TEXT NOT NULL,
     PRIMARY KEY (kind, id)
 ) STRICT;
-"#];
+"#,
+    r#"
+CREATE TABLE access (
+    org_id TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+) STRICT;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

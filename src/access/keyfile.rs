@@ -1,0 +1,89 @@
+//! The token signing keys file (`data_dir/token-keys` by default): one key per line,
+//! `KEY_ID HEX_SECRET`, the first line signs new tokens, a second line is still
+//! accepted (rotation: add a new first line, keep the old one second, SIGHUP).
+//! Generated on first start (mode 0600); every daemon sharing it validates the others' tokens.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::TokenKeys;
+
+/// Reads the keys, generating a file with one fresh key if it does not exist.
+pub fn load_or_create(path: &Path) -> Result<TokenKeys, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keys = TokenKeys::generate(format!("k{}", crate::store::now_ms() / 1000));
+            let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+            f.write_all(line.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            Ok(keys)
+        }
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+fn parse(text: &str) -> Result<TokenKeys, String> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (kid, secret) = line
+            .split_once(char::is_whitespace)
+            .ok_or(format!("line {n}: expected `KEY_ID HEX_SECRET`"))?;
+        let secret =
+            hex::decode(secret.trim()).map_err(|_| format!("line {n}: the secret is not hex"))?;
+        keys.push((kid.to_string(), secret));
+    }
+    let mut it = keys.into_iter();
+    let (kid, secret) = it.next().ok_or("no key in the file")?;
+    let mut out = TokenKeys::new(kid, secret);
+    if let Some((kid, secret)) = it.next() {
+        out = out.with_previous(kid, secret);
+    }
+    if it.next().is_some() {
+        return Err("at most two keys (current, previous)".into());
+    }
+    out.validate().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_then_reloaded_and_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token-keys");
+        let first = load_or_create(&path).unwrap();
+        assert_eq!(load_or_create(&path).unwrap().current, first.current);
+        let old = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("k2 {}\n{old}", "ab".repeat(32))).unwrap();
+        let rotated = load_or_create(&path).unwrap();
+        assert_eq!(rotated.current.0, "k2");
+        assert_eq!(rotated.previous.unwrap().0, first.current.0);
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        for bad in [
+            "",
+            "k1\n",
+            "k1 zz\n",
+            "k1 00\n",
+            "a 0000000000000000000000000000000000000000000000000000000000000000\nb 0000000000000000000000000000000000000000000000000000000000000000\nc 00\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The admin access key generated on first start into `data_dir/admin-credentials`
+//! (AWS shared-credentials format, profile `mailgate`), so boto3 and the AWS CLI
+//! can be pointed at it with `AWS_SHARED_CREDENTIALS_FILE` and `--profile mailgate`.
+//! Read again on every start, never regenerated.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rand::Rng;
+
+/// One SigV4 access key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The profile name written to the credentials file.
+pub const PROFILE: &str = "mailgate";
+
+/// Reads the key of an existing credentials file (the CLI never creates one).
+pub fn load_existing(path: &Path) -> Result<(AccessKey, bool), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    parse(&text)
+        .map(|k| (k, false))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Loads the generated key, creating it (mode 0600) if the file does not exist.
+/// Returns the key and whether it was just created.
+pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text)
+            .map(|k| (k, false))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate();
+            let text = format!(
+                "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                key.access_key_id, key.secret_access_key
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            Ok((key, true))
+        }
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+fn generate() -> AccessKey {
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    let id: String = (0..16)
+        .map(|_| UPPER[rng.random_range(0..UPPER.len())] as char)
+        .collect();
+    let secret: String = (0..40)
+        .map(|_| SECRET[rng.random_range(0..SECRET.len())] as char)
+        .collect();
+    AccessKey {
+        access_key_id: format!("MGAK{id}"),
+        secret_access_key: secret,
+    }
+}
+
+/// Reads the `[mailgate]` profile of a shared-credentials file.
+fn parse(text: &str) -> Result<AccessKey, String> {
+    let mut in_profile = false;
+    let (mut id, mut secret) = (None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_profile = line == format!("[{PROFILE}]");
+        } else if in_profile && let Some((k, v)) = line.split_once('=') {
+            match k.trim() {
+                "aws_access_key_id" => id = Some(v.trim().to_string()),
+                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key))
+            if !access_key_id.is_empty() && !secret_access_key.is_empty() =>
+        {
+            Ok(AccessKey {
+                access_key_id,
+                secret_access_key,
+            })
+        }
+        _ => Err(format!(
+            "no [{PROFILE}] profile with aws_access_key_id and aws_secret_access_key"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_once_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-credentials");
+        let (first, created) = load_or_create(&path).unwrap();
+        assert!(created);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (again, created) = load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(first, again);
+        assert_eq!(first.access_key_id.len(), 20);
+        assert_eq!(first.secret_access_key.len(), 40);
+    }
+
+    #[test]
+    fn damaged_file_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-credentials");
+        std::fs::write(&path, "[default]\naws_access_key_id = X\n").unwrap();
+        let e = load_or_create(&path).unwrap_err();
+        assert!(e.contains("[mailgate]"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[default]\naws_access_key_id = X\n"
+        );
+    }
+}

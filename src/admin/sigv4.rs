@@ -1,0 +1,470 @@
+//! AWS Signature Version 4, as boto3 and the AWS CLI sign WorkMail requests.
+//!
+//! Pure functions: [`verify`] checks a request against the access keys, [`sign`]
+//! produces the `Authorization` value for our own CLI and tests. Any region in the
+//! credential scope is accepted (clients pick theirs from their profile); the
+//! service must be `workmail`.
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Largest clock difference between client and server, as AWS allows.
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
+
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// The parts of an HTTP request that the signature covers.
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// All headers, any case.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+/// Why a signature was not accepted; each maps to an AWS error type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SigError {
+    #[error("Missing Authentication Token")]
+    Missing,
+    #[error("{0}")]
+    Malformed(String),
+    #[error("The security token included in the request is invalid.")]
+    UnknownKey,
+    #[error(
+        "Signature expired: {0} is now earlier or later than the allowed 15 minutes of the server time."
+    )]
+    Expired(String),
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
+    )]
+    Mismatch,
+}
+
+impl SigError {
+    /// The AWS `__type` and HTTP status for this failure.
+    pub fn aws_type(&self) -> (&'static str, u16) {
+        match self {
+            SigError::Missing => ("MissingAuthenticationTokenException", 403),
+            SigError::Malformed(_) => ("IncompleteSignatureException", 400),
+            SigError::UnknownKey => ("UnrecognizedClientException", 400),
+            SigError::Expired(_) => ("InvalidSignatureException", 400),
+            SigError::Mismatch => ("InvalidSignatureException", 400),
+        }
+    }
+}
+
+struct Authorization<'a> {
+    access_key: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: Vec<&'a str>,
+    signature: &'a str,
+}
+
+fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigError> {
+    let rest = value
+        .strip_prefix(ALGORITHM)
+        .ok_or_else(|| SigError::Malformed(format!("Authorization must use {ALGORITHM}")))?;
+    let (mut credential, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let missing = |what: &str| {
+        SigError::Malformed(format!("Authorization header requires '{what}' parameter"))
+    };
+    let credential = credential.ok_or_else(|| missing("Credential"))?;
+    let signed = signed.ok_or_else(|| missing("SignedHeaders"))?;
+    let signature = signature.ok_or_else(|| missing("Signature"))?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, "aws4_request"] = scope[..] else {
+        return Err(SigError::Malformed(format!(
+            "Credential should be scoped correctly: {credential}"
+        )));
+    };
+    Ok(Authorization {
+        access_key,
+        date,
+        region,
+        service,
+        signed_headers: signed.split(';').collect(),
+        signature,
+    })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Header values are trimmed and inner runs of spaces collapsed.
+fn canonical_value(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Query parameters sorted by name then value, as SigV4 wants them.
+fn canonical_query(query: &str) -> String {
+    let mut pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn string_to_sign(
+    req: &RequestParts<'_>,
+    signed_headers: &[&str],
+    amz_date: &str,
+    scope: &str,
+) -> Result<String, SigError> {
+    let mut canonical_headers = String::new();
+    for name in signed_headers {
+        let value = header(req.headers, name).ok_or_else(|| {
+            SigError::Malformed(format!("signed header {name} is missing from the request"))
+        })?;
+        canonical_headers.push_str(&format!(
+            "{}:{}\n",
+            name.to_ascii_lowercase(),
+            canonical_value(value)
+        ));
+    }
+    let path = if req.path.is_empty() { "/" } else { req.path };
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        req.method,
+        path,
+        canonical_query(req.query),
+        canonical_headers,
+        signed_headers.join(";"),
+        hex_sha256(req.body)
+    );
+    Ok(format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex_sha256(canonical_request.as_bytes())
+    ))
+}
+
+fn signature(secret: &str, date: &str, region: &str, service: &str, to_sign: &str) -> String {
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    let k_signing = hmac(&k_service, b"aws4_request");
+    hex::encode(hmac(&k_signing, to_sign.as_bytes()))
+}
+
+/// Checks the request's SigV4 signature; returns the access key id that signed it.
+/// `secret_for` maps an access key id to its secret; `now` is Unix seconds.
+pub fn verify<'k>(
+    req: &RequestParts<'_>,
+    secret_for: impl Fn(&str) -> Option<&'k str>,
+    now: i64,
+) -> Result<String, SigError> {
+    let auth = header(req.headers, "authorization").ok_or(SigError::Missing)?;
+    let auth = parse_authorization(auth)?;
+    if auth.service != "workmail" {
+        return Err(SigError::Malformed(format!(
+            "Credential should be scoped to correct service: 'workmail', not '{}'",
+            auth.service
+        )));
+    }
+    let amz_date = header(req.headers, "x-amz-date")
+        .ok_or_else(|| SigError::Malformed("Authorization requires an X-Amz-Date header".into()))?;
+    let when = parse_amz_date(amz_date)
+        .ok_or_else(|| SigError::Malformed(format!("invalid X-Amz-Date {amz_date}")))?;
+    if !amz_date.starts_with(auth.date) {
+        return Err(SigError::Malformed(
+            "Date in Credential scope does not match X-Amz-Date".into(),
+        ));
+    }
+    if !auth
+        .signed_headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("host"))
+    {
+        return Err(SigError::Malformed("'Host' must be a signed header".into()));
+    }
+    let secret = secret_for(auth.access_key).ok_or(SigError::UnknownKey)?;
+    if (now - when).abs() > MAX_SKEW_SECS {
+        return Err(SigError::Expired(amz_date.to_string()));
+    }
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
+    let to_sign = string_to_sign(req, &auth.signed_headers, amz_date, &scope)?;
+    let expected = signature(secret, auth.date, auth.region, auth.service, &to_sign);
+    if !constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+        return Err(SigError::Mismatch);
+    }
+    Ok(auth.access_key.to_string())
+}
+
+/// Compares without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Computes the `Authorization` header for a request whose headers already hold
+/// `host` and `x-amz-date`; signs every header given.
+pub fn sign(
+    req: &RequestParts<'_>,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+) -> Result<String, SigError> {
+    let amz_date = header(req.headers, "x-amz-date")
+        .ok_or_else(|| SigError::Malformed("x-amz-date missing".into()))?;
+    let date = &amz_date[..8.min(amz_date.len())];
+    let mut names: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let scope = format!("{date}/{region}/workmail/aws4_request");
+    let to_sign = string_to_sign(req, &names, amz_date, &scope)?;
+    let sig = signature(secret, date, region, "workmail", &to_sign);
+    Ok(format!(
+        "{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={}, Signature={sig}",
+        names.join(";")
+    ))
+}
+
+/// `YYYYMMDDTHHMMSSZ` to Unix seconds.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Unix seconds to `YYYYMMDDTHHMMSSZ`.
+pub fn format_amz_date(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's civil calendar algorithms (public domain).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AKIDEXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    fn headers(date: &str) -> Vec<(String, String)> {
+        vec![
+            ("Host".into(), "127.0.0.1:8443".into()),
+            ("X-Amz-Date".into(), date.into()),
+            (
+                "X-Amz-Target".into(),
+                "WorkMailService.ListOrganizations".into(),
+            ),
+            ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+        ]
+    }
+
+    fn signed(date: &str, body: &[u8]) -> Vec<(String, String)> {
+        let mut h = headers(date);
+        let auth = sign(
+            &RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &h,
+                body,
+            },
+            KEY,
+            SECRET,
+            "us-east-1",
+        )
+        .unwrap();
+        h.push(("Authorization".into(), auth));
+        h
+    }
+
+    fn check(h: &[(String, String)], body: &[u8], now: i64) -> Result<String, SigError> {
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: h,
+            body,
+        };
+        verify(&req, |k| (k == KEY).then_some(SECRET), now)
+    }
+
+    #[test]
+    fn known_answer_from_the_aws_signing_example() {
+        // The signing-key example from the SigV4 documentation.
+        let k = hmac(b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", b"20150830");
+        let k = hmac(&k, b"us-east-1");
+        let k = hmac(&k, b"iam");
+        let k = hmac(&k, b"aws4_request");
+        assert_eq!(
+            hex::encode(k),
+            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
+        );
+    }
+
+    #[test]
+    fn signed_request_verifies_and_any_change_breaks_it() {
+        let now = parse_amz_date("20261123T120000Z").unwrap();
+        let body = br#"{"MaxResults":10}"#;
+        let h = signed("20261123T120000Z", body);
+        assert_eq!(check(&h, body, now).unwrap(), KEY);
+        assert_eq!(
+            check(&h, br#"{"MaxResults":11}"#, now),
+            Err(SigError::Mismatch)
+        );
+        let mut other_target = h.clone();
+        other_target[2].1 = "WorkMailService.DeleteUser".into();
+        assert_eq!(check(&other_target, body, now), Err(SigError::Mismatch));
+        let wrong_secret = |k: &str| (k == KEY).then_some("not-the-secret");
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &h,
+            body,
+        };
+        assert_eq!(verify(&req, wrong_secret, now), Err(SigError::Mismatch));
+    }
+
+    #[test]
+    fn skew_unknown_key_missing_and_malformed() {
+        let now = parse_amz_date("20261123T120000Z").unwrap();
+        let body = b"{}";
+        let h = signed("20261123T120000Z", body);
+        assert!(check(&h, body, now + MAX_SKEW_SECS).is_ok());
+        assert!(matches!(
+            check(&h, body, now + MAX_SKEW_SECS + 1),
+            Err(SigError::Expired(_))
+        ));
+        assert!(matches!(
+            check(&h, body, now - MAX_SKEW_SECS - 1),
+            Err(SigError::Expired(_))
+        ));
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &h,
+            body,
+        };
+        assert_eq!(verify(&req, |_| None, now), Err(SigError::UnknownKey));
+        assert_eq!(
+            check(&headers("20261123T120000Z"), body, now),
+            Err(SigError::Missing)
+        );
+        for bad in [
+            "Basic abc",
+            "AWS4-HMAC-SHA256 Credential=AK/2026/r/workmail/aws4_request",
+            "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature=00",
+        ] {
+            let mut h = headers("20261123T120000Z");
+            h.push(("Authorization".into(), bad.into()));
+            assert!(
+                matches!(check(&h, body, now), Err(SigError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        let mut h = signed("20261123T120000Z", body);
+        h[1].1 = "yesterday".into();
+        assert!(matches!(check(&h, body, now), Err(SigError::Malformed(_))));
+    }
+
+    #[test]
+    fn amz_dates_round_trip() {
+        for s in [
+            "19700101T000000Z",
+            "20000229T235959Z",
+            "20261123T120000Z",
+            "21000301T010203Z",
+        ] {
+            assert_eq!(format_amz_date(parse_amz_date(s).unwrap()), s);
+        }
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_amz_date("20261323T120000Z"), None);
+        assert_eq!(parse_amz_date("2026-11-23T12:00:00Z"), None);
+    }
+
+    #[test]
+    fn canonical_query_sorts() {
+        assert_eq!(canonical_query("b=2&a=1&a=0"), "a=0&a=1&b=2");
+        assert_eq!(canonical_query(""), "");
+    }
+}

@@ -1,0 +1,60 @@
+//! Access-control persistence: one JSON document per organization (rules, roles),
+//! written through the group-committing writer.
+
+use rusqlite::params;
+
+use super::SqliteStore;
+use crate::access::AccessBackend;
+
+impl AccessBackend for SqliteStore {
+    fn load_all(&self) -> Result<Vec<(String, String)>, String> {
+        self.read_blocking(|c| {
+            let mut st = c.prepare("SELECT org_id, json FROM access ORDER BY org_id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn save(&self, org: &str, json: &str) -> Result<(), String> {
+        let (org, json) = (org.to_string(), json.to_string());
+        self.write_blocking(move |c| {
+            c.execute(
+                "INSERT INTO access (org_id, json) VALUES (?1, ?2) ON CONFLICT (org_id) DO UPDATE SET json = excluded.json",
+                params![org, json],
+            )?;
+            Ok(((), vec![]))
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::access::{AccessEngine, AccessLimits, TokenKeys};
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn rules_survive_a_reopen_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let keys = TokenKeys::generate("k1");
+        {
+            let store = Arc::new(SqliteStore::open(&path).unwrap());
+            let engine = AccessEngine::open(store, AccessLimits::default(), keys.clone()).unwrap();
+            assert!(
+                engine
+                    .create_organization_defaults("m-0123456789abcdef0123456789abcdef", 1)
+                    .unwrap()
+            );
+        }
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let engine = AccessEngine::open(store, AccessLimits::default(), keys).unwrap();
+        let rules = engine
+            .list_access_control_rules("m-0123456789abcdef0123456789abcdef")
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+    }
+}
