@@ -59,6 +59,7 @@ mod evaluate;
 mod failures;
 mod iprange;
 pub mod keyfile;
+pub mod login;
 mod protocol;
 mod role_api;
 mod roles;

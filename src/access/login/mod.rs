@@ -1,0 +1,272 @@
+//! Password logins for every protocol, and the re-check live sessions run.
+//!
+//! One path for SMTP AUTH, IMAP LOGIN/AUTHENTICATE and EWS Basic: brute-force
+//! throttling, the directory lookup, argon2 on a blocking thread (a login that names
+//! nobody costs the same), the user's state, then the access control rules. A rule
+//! denial looks exactly like a wrong password to the client; the audit events say
+//! what really happened (one authentication event per attempt, one access-control
+//! event per rule evaluation).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{AccessEngine, Effect, FailurePolicy, FailureTracker, Principal, Protocol, Request};
+use crate::directory::{Directory, EntityState};
+use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
+use crate::events::{AuditEvent, Events, new_id};
+
+/// An authenticated user, kept by the session to re-check on later commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: String,
+    pub org_id: String,
+    /// The login name used (for logs and Received headers).
+    pub login: String,
+    credential_epoch: u64,
+    directory_generation: u64,
+    access_generation: u64,
+}
+
+/// The outcome a protocol turns into its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginResult {
+    Success(Session),
+    /// Wrong login or password, disabled user, or denied by a rule: one answer for all.
+    Failed,
+    /// Too many recent failures from this address or for this login: answer "try later".
+    Throttled(Duration),
+}
+
+/// One login attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub login: &'a str,
+    pub password: &'a str,
+    pub protocol: Protocol,
+    pub source_ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Shared by all listeners.
+pub struct Authenticator {
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    events: Events,
+    failures: Mutex<FailureTracker>,
+    /// `arn:aws:workmail:REGION:ACCOUNT:organization/`.
+    arn_prefix: String,
+}
+
+fn audit_protocol(p: Protocol) -> AuditProtocol {
+    match p {
+        Protocol::ActiveSync => AuditProtocol::ActiveSync,
+        Protocol::AutoDiscover => AuditProtocol::AutoDiscover,
+        Protocol::Ews => AuditProtocol::Ews,
+        Protocol::Imap => AuditProtocol::Imap,
+        Protocol::Smtp => AuditProtocol::Smtp,
+        Protocol::WindowsOutlook => AuditProtocol::WindowsOutlook,
+        Protocol::WebMail => AuditProtocol::WebMail,
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::store::now_ms() as u64
+}
+
+impl Authenticator {
+    pub fn new(
+        directory: Arc<Directory>,
+        access: Arc<AccessEngine>,
+        events: Events,
+        region: &str,
+        account: &str,
+    ) -> Authenticator {
+        Authenticator {
+            directory,
+            access,
+            events,
+            failures: Mutex::new(FailureTracker::new(FailurePolicy::default())),
+            arn_prefix: format!("arn:aws:workmail:{region}:{account}:organization/"),
+        }
+    }
+
+    /// The directory behind the logins.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Checks a password login; emits the audit events; updates the failure tracker.
+    pub async fn login(&self, attempt: Attempt<'_>) -> LoginResult {
+        let request_id = new_id();
+        let throttled = self
+            .failures
+            .lock()
+            .map(|t| t.check(attempt.source_ip, attempt.login, now_ms()))
+            .unwrap_or(Ok(()));
+        if let Err(retry) = throttled {
+            self.audit_auth(
+                &request_id,
+                &attempt,
+                None,
+                Some("too many failed attempts; throttled"),
+            );
+            return LoginResult::Throttled(retry.0);
+        }
+        let candidate = self.directory.login_lookup(attempt.login);
+        let password = attempt.password.to_string();
+        let checked = candidate.clone();
+        let verified = tokio::task::spawn_blocking(move || match &checked {
+            Some(c) => c.verify(&password),
+            None => crate::directory::verify_dummy(&password),
+        })
+        .await
+        .unwrap_or(false);
+
+        let refusal = match (&candidate, verified) {
+            (None, _) => Some("unknown user"),
+            (Some(_), false) => Some("invalid password"),
+            (Some(c), true) if c.state != EntityState::Enabled => Some("user is not enabled"),
+            (Some(_), true) => None,
+        };
+        let outcome = match (candidate, refusal) {
+            (Some(c), None) => {
+                if self.rules_allow(
+                    &request_id,
+                    &c.org_id,
+                    &c.user_id,
+                    attempt.protocol,
+                    attempt.source_ip,
+                ) {
+                    Ok(Session {
+                        user_id: c.user_id,
+                        org_id: c.org_id,
+                        login: attempt.login.to_string(),
+                        credential_epoch: c.credential_epoch,
+                        directory_generation: self.directory.generation(),
+                        access_generation: self.access.generation(),
+                    })
+                } else {
+                    Err((
+                        Some(c.org_id),
+                        c.user_id,
+                        "denied by an access control rule",
+                    ))
+                }
+            }
+            (Some(c), Some(reason)) => Err((Some(c.org_id), c.user_id, reason)),
+            (None, reason) => Err((None, String::new(), reason.unwrap_or("unknown user"))),
+        };
+        match outcome {
+            Ok(session) => {
+                self.audit_auth(
+                    &request_id,
+                    &attempt,
+                    Some((&session.org_id, &session.user_id)),
+                    None,
+                );
+                if let Ok(mut t) = self.failures.lock() {
+                    t.record_success(attempt.source_ip, attempt.login, now_ms());
+                }
+                LoginResult::Success(session)
+            }
+            Err((org, user, reason)) => {
+                self.audit_auth(
+                    &request_id,
+                    &attempt,
+                    org.as_deref().map(|o| (o, user.as_str())),
+                    Some(reason),
+                );
+                if let Ok(mut t) = self.failures.lock() {
+                    t.record_failure(attempt.source_ip, attempt.login, now_ms());
+                }
+                LoginResult::Failed
+            }
+        }
+    }
+
+    /// Whether a live session may go on. Cheap while nothing changed; after any
+    /// directory or rule change it re-checks the user's state and credentials and
+    /// the rules (emitting an access-control audit event).
+    pub fn recheck(&self, session: &mut Session, source_ip: IpAddr, protocol: Protocol) -> bool {
+        let (dir_gen, acc_gen) = (self.directory.generation(), self.access.generation());
+        if dir_gen == session.directory_generation && acc_gen == session.access_generation {
+            return true;
+        }
+        let still_valid = matches!(self.directory.user_epoch(&session.user_id),
+            Some((EntityState::Enabled, epoch)) if epoch == session.credential_epoch);
+        if !still_valid
+            || !self.rules_allow(
+                &new_id(),
+                &session.org_id,
+                &session.user_id,
+                protocol,
+                source_ip,
+            )
+        {
+            return false;
+        }
+        session.directory_generation = dir_gen;
+        session.access_generation = acc_gen;
+        true
+    }
+
+    fn rules_allow(
+        &self,
+        request_id: &str,
+        org: &str,
+        user_id: &str,
+        protocol: Protocol,
+        ip: IpAddr,
+    ) -> bool {
+        let decision = self.access.evaluate(
+            org,
+            &Request {
+                source_ip: ip,
+                action: protocol,
+                principal: Principal::User(user_id),
+            },
+        );
+        let granted = decision.effect == Effect::Allow;
+        self.events.audit(AuditEvent::AccessControl(AccessControl {
+            request_id: request_id.to_string(),
+            organization_arn: format!("{}{org}", self.arn_prefix),
+            user_id: user_id.to_string(),
+            impersonator_id: None,
+            protocol: audit_protocol(protocol),
+            source_ip: ip.to_canonical(),
+            scope: AccessScope::AccessControl,
+            rule_id: decision.deciding_rule,
+            access_granted: granted,
+        }));
+        granted
+    }
+
+    fn audit_auth(
+        &self,
+        request_id: &str,
+        a: &Attempt<'_>,
+        who: Option<(&str, &str)>,
+        failure: Option<&str>,
+    ) {
+        self.events
+            .audit(AuditEvent::Authentication(Authentication {
+                request_id: request_id.to_string(),
+                organization_arn: who
+                    .map(|(org, _)| format!("{}{org}", self.arn_prefix))
+                    .unwrap_or_default(),
+                user_id: who.map(|(_, u)| u.to_string()).unwrap_or_default(),
+                user: a.login.chars().take(256).collect(),
+                protocol: audit_protocol(a.protocol),
+                source_ip: a.source_ip.to_canonical(),
+                user_agent: a.user_agent.map(str::to_string),
+                method: "basic",
+                auth_successful: failure.is_none(),
+                auth_failed_reason: failure.map(str::to_string),
+                personal_access_token_id: None,
+            }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

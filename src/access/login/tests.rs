@@ -1,0 +1,221 @@
+use super::*;
+use crate::access::{
+    AccessControlRuleInput, AccessLimits, MemoryBackend as AccessMemory, TokenKeys,
+};
+use crate::directory::{MemoryBackend, NewUser};
+use crate::events::Captured;
+
+const PASSWORD: &str = "Corr3ct-Horse";
+
+struct World {
+    auth: Authenticator,
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    captured: Captured,
+    org: String,
+}
+
+fn world() -> World {
+    let directory = Arc::new(Directory::open(Arc::new(MemoryBackend::new())).unwrap());
+    let org = directory.create_organization("acme", "acme.test").unwrap();
+    let user = directory
+        .create_user(
+            &org,
+            NewUser {
+                name: "alice",
+                display_name: "Alice",
+                password: Some(PASSWORD),
+                role: None,
+                first_name: None,
+                last_name: None,
+                hidden_from_gal: false,
+            },
+        )
+        .unwrap();
+    directory
+        .register_to_workmail(&org, &user, "alice@acme.test")
+        .unwrap();
+    let access = Arc::new(
+        AccessEngine::open(
+            Arc::new(AccessMemory::new()),
+            AccessLimits::default(),
+            TokenKeys::generate("k1"),
+        )
+        .unwrap(),
+    );
+    access.create_organization_defaults(&org, 1).unwrap();
+    let (events, captured) = Events::capture();
+    let auth = Authenticator::new(
+        directory.clone(),
+        access.clone(),
+        events,
+        "local",
+        "000000000000",
+    );
+    World {
+        auth,
+        directory,
+        access,
+        captured,
+        org,
+    }
+}
+
+fn attempt<'a>(login: &'a str, password: &'a str) -> Attempt<'a> {
+    Attempt {
+        login,
+        password,
+        protocol: Protocol::Imap,
+        source_ip: "127.0.0.1".parse().unwrap(),
+        user_agent: None,
+    }
+}
+
+async fn audits(w: &World, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..200 {
+        if w.captured.audit.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.captured.audit.lock().unwrap().clone()
+}
+
+fn deny_imap_from_loopback() -> AccessControlRuleInput {
+    serde_json::from_value(serde_json::json!({
+        "Name": "no-imap-loopback", "Effect": "DENY", "Description": "",
+        "IpRanges": ["127.0.0.0/8"], "Actions": ["IMAP"]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn success_emits_authentication_and_access_control_events() {
+    let w = world();
+    let LoginResult::Success(s) = w.auth.login(attempt("ALICE@acme.test", PASSWORD)).await else {
+        panic!("login failed")
+    };
+    assert_eq!(s.org_id, w.org);
+    let a = audits(&w, 2).await;
+    let ac = a
+        .iter()
+        .find(|e| e["log_type"] == "access_control")
+        .unwrap();
+    assert_eq!(ac["access_granted"], true);
+    assert_eq!(ac["rule_id"], "default");
+    let au = a
+        .iter()
+        .find(|e| e["log_type"] == "authentication")
+        .unwrap();
+    assert_eq!(
+        (au["auth_successful"].clone(), au["user_id"].clone()),
+        (serde_json::json!(true), serde_json::json!(s.user_id))
+    );
+    assert_eq!(
+        ac["request_id"], au["request_id"],
+        "one request id per attempt"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_rule_denial_look_the_same() {
+    let w = world();
+    assert_eq!(
+        w.auth
+            .login(attempt("alice@acme.test", "Wr0ng-Horse"))
+            .await,
+        LoginResult::Failed
+    );
+    assert_eq!(
+        w.auth.login(attempt("bob@acme.test", PASSWORD)).await,
+        LoginResult::Failed
+    );
+    w.access
+        .put_access_control_rule(&w.org, deny_imap_from_loopback(), 2)
+        .unwrap();
+    assert_eq!(
+        w.auth.login(attempt("alice@acme.test", PASSWORD)).await,
+        LoginResult::Failed
+    );
+    let mut smtp = attempt("alice@acme.test", PASSWORD);
+    smtp.protocol = Protocol::Smtp;
+    assert!(
+        matches!(w.auth.login(smtp).await, LoginResult::Success(_)),
+        "the rule is for IMAP only"
+    );
+    let a = audits(&w, 6).await;
+    let reasons: Vec<_> = a
+        .iter()
+        .filter(|e| e["log_type"] == "authentication")
+        .map(|e| e["auth_failed_reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons[..3],
+        [
+            serde_json::json!("invalid password"),
+            serde_json::json!("unknown user"),
+            serde_json::json!("denied by an access control rule")
+        ]
+    );
+    let denied = a
+        .iter()
+        .find(|e| e["log_type"] == "access_control" && e["access_granted"] == false)
+        .unwrap();
+    assert_eq!(denied["rule_id"], "no-imap-loopback");
+    assert_eq!(denied["protocol"], "IMAP");
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled() {
+    let w = world();
+    let mut throttled = false;
+    for _ in 0..8 {
+        if let LoginResult::Throttled(d) = w
+            .auth
+            .login(attempt("alice@acme.test", "Wr0ng-Horse"))
+            .await
+        {
+            assert!(d > Duration::ZERO);
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "failures must end in a throttle");
+    assert!(
+        matches!(
+            w.auth.login(attempt("alice@acme.test", PASSWORD)).await,
+            LoginResult::Throttled(_)
+        ),
+        "even the right password waits"
+    );
+}
+
+#[tokio::test]
+async fn live_sessions_notice_rules_disabling_and_password_changes() {
+    let w = world();
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let LoginResult::Success(mut s) = w.auth.login(attempt("alice@acme.test", PASSWORD)).await
+    else {
+        panic!()
+    };
+    assert!(w.auth.recheck(&mut s, ip, Protocol::Imap));
+    w.access
+        .put_access_control_rule(&w.org, deny_imap_from_loopback(), 2)
+        .unwrap();
+    assert!(
+        !w.auth.recheck(&mut s, ip, Protocol::Imap),
+        "a new DENY rule ends the session"
+    );
+    assert!(w.auth.recheck(&mut s.clone(), ip, Protocol::Smtp));
+    w.access
+        .delete_access_control_rule(&w.org, "no-imap-loopback")
+        .unwrap();
+    assert!(w.auth.recheck(&mut s, ip, Protocol::Imap));
+    w.directory
+        .reset_password(&w.org, &s.user_id, "N3w-Password!")
+        .unwrap();
+    assert!(
+        !w.auth.recheck(&mut s, ip, Protocol::Imap),
+        "a password change ends the session"
+    );
+}
