@@ -10,5 +10,6 @@ pub mod config;
 pub mod directory;
 pub mod events;
 pub mod server;
+pub mod smtp;
 pub mod store;
 pub mod tls;

@@ -131,6 +131,16 @@ impl Directory {
         }
     }
 
+    /// The organization whose registered mail domain this is (case-insensitive), so
+    /// SMTP can tell "unknown user here" (550 5.1.1) from "not our domain" (relay).
+    pub fn domain_owner(&self, domain: &str) -> Option<String> {
+        let st = self.read();
+        let org = st
+            .domains
+            .get(&domain.trim_end_matches('.').to_ascii_lowercase())?;
+        st.active_org(org).ok().map(|_| org.clone())
+    }
+
     /// The users mail to a group reaches: ENABLED mailbox users, through ENABLED
     /// nested groups, deduplicated, sorted by id; empty for an unknown or
     /// disabled group. Cycle-safe even on hand-edited data.

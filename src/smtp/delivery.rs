@@ -1,0 +1,200 @@
+//! Local delivery: one durable store write per message (body stored once for all
+//! mailboxes, plus the sender's Sent Items copy on submission), then the WorkMail
+//! email events of the flow.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::SmtpContext;
+use super::message::HeaderFacts;
+use crate::directory::Recipient;
+use crate::events::email::{BouncedRecipient, EmailEvent};
+use crate::events::new_id;
+use crate::store::{FolderKind, FolderRef, Refused, Target};
+
+/// A mailbox one accepted recipient address leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMailbox {
+    pub org: String,
+    pub mailbox: String,
+    /// The address the events name for this mailbox.
+    pub address: String,
+}
+
+/// An accepted RCPT: its address and the mailboxes it reaches (a group: several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedRcpt {
+    pub address: String,
+    pub mailboxes: Vec<LocalMailbox>,
+}
+
+/// The mailboxes behind a resolved recipient address.
+pub fn mailboxes_for(ctx: &SmtpContext, address: &str, recipient: &Recipient) -> Vec<LocalMailbox> {
+    let own = |org: &str, id: &str| LocalMailbox {
+        org: org.into(),
+        mailbox: id.into(),
+        address: address.to_ascii_lowercase(),
+    };
+    match recipient {
+        Recipient::User { org, id } | Recipient::Resource { org, id } => vec![own(org, id)],
+        Recipient::Group { org, id } => ctx
+            .directory
+            .expand_recipients(org, id)
+            .into_iter()
+            .map(|user| {
+                let address = ctx
+                    .directory
+                    .describe_user(org, &user)
+                    .ok()
+                    .and_then(|u| u.base.email)
+                    .unwrap_or_else(|| address.to_ascii_lowercase());
+                LocalMailbox {
+                    org: org.clone(),
+                    mailbox: user,
+                    address,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Who submitted a message (submission listeners only).
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    pub org: String,
+    pub user_id: String,
+    /// Set when sending on behalf of another mailbox: the submitter's own address.
+    pub on_behalf_of: Option<String>,
+}
+
+/// What happened to each recipient.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub delivered: usize,
+    /// (address, enhanced status, reason) of mailboxes that refused the message.
+    pub bounced: Vec<(String, &'static str, &'static str)>,
+}
+
+/// Stores the message in every recipient mailbox (and the submitter's Sent Items),
+/// durably, and emits the events. An error means nothing was stored.
+pub async fn deliver(
+    ctx: &SmtpContext,
+    message: Arc<[u8]>,
+    rcpts: &[AcceptedRcpt],
+    facts: &HeaderFacts,
+    submitter: Option<&Submitter>,
+) -> crate::store::Result<Report> {
+    let now = crate::store::now_ms();
+    // One copy per mailbox, whichever addresses led there.
+    let mut boxes: BTreeMap<&str, &LocalMailbox> = BTreeMap::new();
+    for r in rcpts {
+        for m in &r.mailboxes {
+            boxes.entry(m.mailbox.as_str()).or_insert(m);
+        }
+    }
+    // (organization, target) per copy: the inboxes, then the Sent Items copy.
+    let mut owners: Vec<&str> = boxes.values().map(|m| m.org.as_str()).collect();
+    let mut targets: Vec<Target> = boxes
+        .values()
+        .map(|m| Target {
+            folder: FolderRef::Kind(m.mailbox.clone(), FolderKind::Inbox),
+            flags: vec![],
+        })
+        .collect();
+    if let Some(s) = submitter {
+        owners.push(&s.org);
+        targets.push(Target {
+            folder: FolderRef::Kind(s.user_id.clone(), FolderKind::SentItems),
+            flags: vec!["\\Seen".into()],
+        });
+    }
+    let mut results = ctx
+        .store
+        .deliver(message.clone(), now, targets.clone())
+        .await?;
+    // A mailbox the directory knows but the store has not created yet (registered
+    // before mailgate, or a resource): create it and deliver there once more.
+    let missing: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Err(Refused::NoSuchFolder)))
+        .map(|(i, _)| i)
+        .collect();
+    if !missing.is_empty() {
+        let mut retry = Vec::new();
+        for &i in &missing {
+            if let FolderRef::Kind(mailbox, _) = &targets[i].folder {
+                ctx.store
+                    .create_mailbox(mailbox, ctx.quota_bytes(owners[i], mailbox))
+                    .await?;
+            }
+            retry.push(targets[i].clone());
+        }
+        let again = ctx.store.deliver(message, now, retry).await?;
+        for (&i, r) in missing.iter().zip(again) {
+            results[i] = r;
+        }
+    }
+
+    let mut report = Report::default();
+    let trace = new_id();
+    let mut by_org: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in rcpts {
+        for m in &r.mailboxes {
+            let list = by_org.entry(m.org.as_str()).or_default();
+            if !list.contains(&r.address) {
+                list.push(r.address.clone());
+            }
+        }
+    }
+    for recipients in by_org.into_values() {
+        ctx.events.email(
+            &trace,
+            EmailEvent::OrganizationEmailReceived {
+                recipients,
+                sender: submitter.and_then(|s| s.on_behalf_of.clone()),
+                from: facts.from.clone(),
+                subject: facts.subject.clone(),
+                message_id: facts.message_id.clone().unwrap_or_default(),
+                spam_verdict: "PASS".into(),
+                dkim_verdict: "NONE".into(),
+                dmarc_verdict: "NONE".into(),
+                dmarc_policy: None,
+                spf_verdict: "NONE".into(),
+                message_timestamp: now,
+            },
+        );
+    }
+    for (m, result) in boxes.values().zip(&results) {
+        match result {
+            Ok(_) => {
+                report.delivered += 1;
+                ctx.events.email(
+                    &trace,
+                    EmailEvent::MailboxEmailDelivered {
+                        recipient: m.address.clone(),
+                        folder: "Inbox".into(),
+                    },
+                );
+            }
+            Err(refused) => {
+                let (status, reason) = match refused {
+                    Refused::OverQuota => ("5.2.2", "mailbox full"),
+                    Refused::NoSuchFolder => ("5.1.1", "mailbox unavailable"),
+                };
+                report.bounced.push((m.address.clone(), status, reason));
+                ctx.events.email(
+                    &trace,
+                    EmailEvent::IncomingEmailBounced {
+                        bounced_recipient: BouncedRecipient {
+                            email_address: m.address.clone(),
+                            reason: reason.into(),
+                            status: status.into(),
+                        },
+                    },
+                );
+            }
+        }
+    }
+    Ok(report)
+}

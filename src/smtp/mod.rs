@@ -1,0 +1,92 @@
+//! SMTP: the MX listener (mail for the organizations' domains, no relaying) and the
+//! submission listeners (587 with STARTTLS required before AUTH, 465 implicit TLS),
+//! with local delivery that answers 250 only once the message is durable in every
+//! recipient mailbox.
+//!
+//! `session` is the protocol state machine, `reader` frames input, `message` reads
+//! and adds headers, `delivery` stores and emits the events. Command lines are parsed
+//! by smtp-proto.
+
+pub mod delivery;
+pub mod message;
+pub mod reader;
+mod session;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access::login::Authenticator;
+use crate::directory::Directory;
+use crate::events::Events;
+use crate::server::listener::{Protocol, Session};
+use crate::store::Store;
+
+/// Which SMTP service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Port 25: inbound mail for local domains; no AUTH.
+    Mx,
+    /// Port 587: AUTH required, and only after STARTTLS.
+    Submission,
+    /// Port 465: AUTH required; TLS from the first byte.
+    Submissions,
+}
+
+impl Flavor {
+    fn is_submission(self) -> bool {
+        self != Flavor::Mx
+    }
+}
+
+/// SMTP limits from the config.
+#[derive(Debug, Clone)]
+pub struct SmtpLimits {
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    /// Errors tolerated before the session is closed with 421.
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+}
+
+/// What every SMTP session shares.
+pub struct SmtpContext {
+    pub hostname: String,
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<Directory>,
+    pub auth: Arc<Authenticator>,
+    pub events: Events,
+    pub limits: SmtpLimits,
+}
+
+impl SmtpContext {
+    /// The quota a mailbox is created with: the directory's figure (MB).
+    pub fn quota_bytes(&self, org: &str, mailbox: &str) -> u64 {
+        let mb = self
+            .directory
+            .get_mailbox_quota(org, mailbox)
+            .unwrap_or(crate::directory::DEFAULT_QUOTA_MB);
+        u64::from(mb) * 1024 * 1024
+    }
+}
+
+/// The SMTP protocol on one listener.
+pub struct SmtpService {
+    pub flavor: Flavor,
+    pub ctx: Arc<SmtpContext>,
+}
+
+impl Protocol for SmtpService {
+    fn busy_reply(&self) -> &'static [u8] {
+        b"421 4.7.0 Too many connections, try again later\r\n"
+    }
+
+    fn serve(self: Arc<Self>, session: Session) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(session::run(self.flavor, self.ctx.clone(), session))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,771 @@
+//! SMTP sessions over real sockets against a real store: the protocol, delivery,
+//! events, and every bad input the SMTP issue lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use crate::access::login::Authenticator;
+use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
+use crate::config::TlsMode;
+use crate::directory::NewUser;
+use crate::events::Captured;
+use crate::server::limits::ConnLimits;
+use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{FolderKind, Store};
+use crate::tls::{self, CertResolver};
+
+const PASSWORD: &str = "Corr3ct-Horse";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    mx: u16,
+    submissions: u16,
+    ca: std::path::PathBuf,
+    store: Arc<SqliteStore>,
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    captured: Captured,
+    org: String,
+    alice: String,
+    bob: String,
+    draining: CancellationToken,
+}
+
+fn user(d: &Directory, org: &str, name: &str) -> String {
+    let id = d
+        .create_user(
+            org,
+            NewUser {
+                name,
+                display_name: name,
+                password: Some(PASSWORD),
+                role: None,
+                first_name: None,
+                last_name: None,
+                hidden_from_gal: false,
+            },
+        )
+        .unwrap();
+    d.register_to_workmail(org, &id, &format!("{name}@acme.test"))
+        .unwrap();
+    id
+}
+
+async fn fixture_with(limits: SmtpLimits) -> Fixture {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let (directory, access, org, alice, bob) = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let d = Arc::new(Directory::open(store.clone()).unwrap());
+            let org = d.create_organization("acme", "acme.test").unwrap();
+            let alice = user(&d, &org, "alice");
+            let bob = user(&d, &org, "bob");
+            let team = d.create_group(&org, "team", false).unwrap();
+            d.register_to_workmail(&org, &team, "team@acme.test")
+                .unwrap();
+            d.associate_member_to_group(&org, &team, &alice).unwrap();
+            d.associate_member_to_group(&org, &team, &bob).unwrap();
+            d.create_alias(&org, &alice, "al@acme.test").unwrap();
+            let access = Arc::new(
+                AccessEngine::open(store, AccessLimits::default(), TokenKeys::generate("k1"))
+                    .unwrap(),
+            );
+            access.create_organization_defaults(&org, 1).unwrap();
+            (d, access, org, alice, bob)
+        })
+        .await
+        .unwrap()
+    };
+    let (events, captured) = Events::capture();
+    let auth = Arc::new(Authenticator::new(
+        directory.clone(),
+        access.clone(),
+        events.clone(),
+        "local",
+        "000000000000",
+    ));
+    let ctx = Arc::new(SmtpContext {
+        hostname: "mx.acme.test".into(),
+        store: Arc::new(store.clone()),
+        directory: directory.clone(),
+        auth,
+        events,
+        limits,
+    });
+    let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
+    let resolver = Arc::new(CertResolver::default());
+    resolver.load(&[dev.pair()]).unwrap();
+    let acceptor = TlsAcceptor::from(tls::server_config(resolver, &[]));
+    let draining = CancellationToken::new();
+    let accept = AcceptContext {
+        conn_limits: ConnLimits::new(100, 100),
+        limits: Arc::new(crate::config::Limits::default()),
+        tracker: TaskTracker::new(),
+        draining: draining.clone(),
+    };
+    let mut ports = Vec::new();
+    for (name, flavor, mode) in [
+        ("smtp", Flavor::Mx, TlsMode::Starttls),
+        ("submissions", Flavor::Submissions, TlsMode::Implicit),
+    ] {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(socket.local_addr().unwrap().port());
+        let bound = BoundListener {
+            name,
+            tls_mode: mode,
+            socket,
+            protocol: Arc::new(SmtpService {
+                flavor,
+                ctx: ctx.clone(),
+            }),
+            acceptor: acceptor.clone(),
+        };
+        tokio::spawn(accept_loop(bound, accept.clone()));
+    }
+    Fixture {
+        mx: ports[0],
+        submissions: ports[1],
+        ca: dev.ca,
+        store,
+        directory,
+        access,
+        captured,
+        org,
+        alice,
+        bob,
+        _dir: dir,
+        draining,
+    }
+}
+
+fn limits() -> SmtpLimits {
+    SmtpLimits {
+        max_message_size: 64 * 1024,
+        max_recipients: 5,
+        max_errors: 6,
+        command_timeout: Duration::from_secs(5),
+        data_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(limits()).await
+}
+
+/// A line-oriented SMTP client over any stream.
+struct Client<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn send(&mut self, text: &str) {
+        self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply; returns its full text.
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                return format!("{all}<EOF>");
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    async fn cmd(&mut self, text: &str) -> String {
+        self.send(&format!("{text}\r\n")).await;
+        self.reply().await
+    }
+}
+
+async fn mx(f: &Fixture) -> Client<TcpStream> {
+    let mut c = Client {
+        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
+    };
+    assert!(c.reply().await.starts_with("220 mx.acme.test ESMTP"));
+    assert!(c.cmd("EHLO client.test").await.contains("250 "));
+    c
+}
+
+async fn tls_connect(f: &Fixture, port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tls_upgrade(f, tcp).await
+}
+
+async fn tls_upgrade(f: &Fixture, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&f.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+async fn submission(
+    f: &Fixture,
+    login: Option<(&str, &str)>,
+) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut c = Client {
+        io: BufReader::new(tls_connect(f, f.submissions).await),
+    };
+    assert!(c.reply().await.starts_with("220 "));
+    let ehlo = c.cmd("EHLO client.test").await;
+    assert!(
+        ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    if let Some((user, pass)) = login {
+        let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+        let r = c.cmd(&format!("AUTH PLAIN {blob}")).await;
+        assert!(r.starts_with("235 2.7.0"), "{r}");
+    }
+    c
+}
+
+async fn inbox(f: &Fixture, mailbox: &str, kind: FolderKind) -> Vec<Vec<u8>> {
+    let store: Arc<SqliteStore> = f.store.clone();
+    let Ok(folders) = store.folders(mailbox).await else {
+        return vec![];
+    };
+    let folder = folders.into_iter().find(|x| x.kind == Some(kind)).unwrap();
+    let mut out = Vec::new();
+    for m in store.messages(folder.id, 1, u32::MAX).await.unwrap() {
+        out.push(store.body(m.body_id).await.unwrap());
+    }
+    out
+}
+
+async fn email_events(f: &Fixture, at_least: usize) -> Vec<serde_json::Value> {
+    for _ in 0..200 {
+        if f.captured.email.lock().unwrap().len() >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    f.captured.email.lock().unwrap().clone()
+}
+
+const MESSAGE: &str = "From: Sender <s@remote.test>\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nHi there.\r\n";
+
+#[tokio::test]
+async fn mx_delivers_to_users_groups_and_aliases_once_per_mailbox() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    assert!(
+        c.cmd("MAIL FROM:<s@remote.test>")
+            .await
+            .starts_with("250 2.1.0")
+    );
+    assert!(
+        c.cmd("RCPT TO:<Alice@ACME.test>")
+            .await
+            .starts_with("250 2.1.5")
+    );
+    assert!(
+        c.cmd("RCPT TO:<team@acme.test>")
+            .await
+            .starts_with("250 2.1.5")
+    );
+    assert!(
+        c.cmd("RCPT TO:<al@acme.test>")
+            .await
+            .starts_with("250 2.1.5")
+    );
+    assert!(c.cmd("DATA").await.starts_with("354 "));
+    let r = c.cmd(&format!("{MESSAGE}.")).await;
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let a = inbox(&f, &f.alice, FolderKind::Inbox).await;
+    let b = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    assert_eq!((a.len(), b.len()), (1, 1), "one copy per mailbox");
+    assert!(a[0].starts_with(
+        b"Received: from client.test ([127.0.0.1])\r\n\tby mx.acme.test (mailgate) with ESMTP id "
+    ));
+    assert!(a[0].ends_with(MESSAGE.as_bytes()));
+    assert!(c.cmd("QUIT").await.starts_with("221 2.0.0"));
+
+    let events = email_events(&f, 3).await;
+    let names: Vec<_> = events
+        .iter()
+        .map(|e| e["event"]["eventName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "ORGANIZATION_EMAIL_RECEIVED")
+            .count(),
+        1
+    );
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "MAILBOX_EMAIL_DELIVERED")
+            .count(),
+        2
+    );
+    assert!(
+        events.iter().all(|e| e["traceId"] == events[0]["traceId"]),
+        "one traceId per flow"
+    );
+    let received = events
+        .iter()
+        .find(|e| e["event"]["eventName"] == "ORGANIZATION_EMAIL_RECEIVED")
+        .unwrap();
+    assert_eq!(received["event"]["subject"], "hello");
+    assert_eq!(received["event"]["messageId"], "m1@remote.test");
+    assert_eq!(received["event"]["from"], "s@remote.test");
+}
+
+#[tokio::test]
+async fn mx_refuses_relaying_and_unknown_users() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    assert!(
+        c.cmd("MAIL FROM:<>").await.starts_with("250"),
+        "null sender is fine on MX"
+    );
+    assert!(
+        c.cmd("RCPT TO:<nobody@acme.test>")
+            .await
+            .starts_with("550 5.1.1")
+    );
+    assert!(
+        c.cmd("RCPT TO:<someone@elsewhere.test>")
+            .await
+            .starts_with("550 5.7.1 Relaying denied")
+    );
+    assert!(c.cmd("DATA").await.starts_with("554 5.5.1"));
+    assert!(
+        c.cmd("AUTH PLAIN AGFsaWNlAHg=")
+            .await
+            .starts_with("502 5.5.1"),
+        "no AUTH on MX"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_commands_get_replies_in_order() {
+    let f = fixture().await;
+    let mut c = Client {
+        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
+    };
+    c.reply().await;
+    c.send(&format!("EHLO p.test\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<bob@acme.test>\r\nRCPT TO:<x@nowhere.test>\r\nDATA\r\n")).await;
+    assert!(c.reply().await.contains("250-DSN"));
+    assert!(c.reply().await.starts_with("250 2.1.0"));
+    assert!(c.reply().await.starts_with("250 2.1.5"));
+    assert!(c.reply().await.starts_with("550 5.7.1"));
+    assert!(c.reply().await.starts_with("354"));
+    c.send(&format!("{MESSAGE}.\r\nRSET\r\nNOOP\r\nQUIT\r\n"))
+        .await;
+    assert!(c.reply().await.starts_with("250 2.0.0 Ok"));
+    assert!(c.reply().await.starts_with("250 2.0.0 OK"));
+    assert!(c.reply().await.starts_with("250 2.0.0 OK"));
+    assert!(c.reply().await.starts_with("221"));
+    assert_eq!(inbox(&f, &f.bob, FolderKind::Inbox).await.len(), 1);
+}
+
+async fn send_body(c: &mut Client<TcpStream>, mail_from: &str, body: &[u8]) -> String {
+    assert!(c.cmd(mail_from).await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.io.get_mut().write_all(body).await.unwrap();
+    c.reply().await
+}
+
+#[tokio::test]
+async fn damaged_messages_are_refused_and_nothing_is_stored() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    // SMTP smuggling: a bare-LF "end of data" followed by a second message.
+    let r = send_body(&mut c, "MAIL FROM:<s@remote.test>", b"Subject: a\r\n\r\nhi\n.\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<alice@acme.test>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n").await;
+    assert!(r.starts_with("554 5.6.0"), "{r}");
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        b"Subject: a\r\n\r\nnul \x00 here\r\n.\r\n",
+    )
+    .await;
+    assert!(r.starts_with("554 5.6.0") && r.contains("NUL"), "{r}");
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        "Subject: caf\u{e9}\r\n\r\n.\r\n".as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("554 5.6.1"), "{r}");
+    let big = format!("Subject: big\r\n\r\n{}\r\n.\r\n", "x".repeat(70 * 1024));
+    let r = send_body(&mut c, "MAIL FROM:<s@remote.test>", big.as_bytes()).await;
+    assert!(r.starts_with("552 5.3.4"), "{r}");
+    assert!(
+        c.cmd("MAIL FROM:<s@remote.test> SIZE=999999999")
+            .await
+            .starts_with("552 5.3.4")
+    );
+    assert!(
+        inbox(&f, &f.bob, FolderKind::Inbox).await.is_empty(),
+        "nothing partial or smuggled was stored"
+    );
+    assert!(inbox(&f, &f.alice, FolderKind::Inbox).await.is_empty());
+    // The session is still usable, and 8-bit is fine when declared.
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test> BODY=8BITMIME",
+        "Subject: caf\u{e9}\r\n\r\n.\r\n".as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    assert_eq!(inbox(&f, &f.bob, FolderKind::Inbox).await.len(), 1);
+}
+
+#[tokio::test]
+async fn out_of_sequence_garbage_and_long_lines_end_in_421() {
+    let f = fixture().await;
+    let mut c = Client {
+        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
+    };
+    c.reply().await;
+    assert!(
+        c.cmd("MAIL FROM:<a@b.test>").await.starts_with("503 5.5.1"),
+        "MAIL before EHLO"
+    );
+    assert!(c.cmd("EHLO x").await.starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<bob@acme.test>")
+            .await
+            .starts_with("503 5.5.1")
+    );
+    assert!(c.cmd("DATA").await.starts_with("503 5.5.1"));
+    assert!(
+        c.cmd(&format!("NOOP {}", "a".repeat(5000)))
+            .await
+            .starts_with("500 5.5.2")
+    );
+    assert!(c.cmd("\u{1}\u{2}garbage").await.starts_with("500 5.5.1"));
+    assert!(
+        c.cmd("MAIL FROM:<a@b.test> FOO=BAR")
+            .await
+            .starts_with("555 5.5.4")
+    );
+    // That was the sixth error: the server says goodbye without waiting.
+    let bye = c.reply().await;
+    assert!(bye.starts_with("421 4.7.0"), "{bye}");
+    assert!(c.reply().await.ends_with("<EOF>"));
+}
+
+#[tokio::test]
+async fn bdat_chunks_deliver_and_misplaced_chunks_are_consumed() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    c.send("BDAT 5\r\nhello").await;
+    assert!(c.reply().await.starts_with("503 5.5.1"));
+    assert!(
+        c.cmd("NOOP").await.starts_with("250"),
+        "the chunk was consumed, not parsed as commands"
+    );
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    let (part1, part2) = MESSAGE.split_at(20);
+    c.send(&format!("BDAT {}\r\n{part1}", part1.len())).await;
+    assert!(c.reply().await.starts_with("250 2.0.0 20 octets"));
+    c.send(&format!("BDAT {} LAST\r\n{part2}", part2.len()))
+        .await;
+    assert!(c.reply().await.starts_with("250 2.0.0 Ok"));
+    let b = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    assert!(b[0].ends_with(MESSAGE.as_bytes()));
+}
+
+#[tokio::test]
+async fn starttls_upgrades_and_drops_pipelined_plaintext() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    // A command injected after STARTTLS in the same packet must be discarded.
+    c.send("STARTTLS\r\nRSET\r\n").await;
+    assert!(c.reply().await.starts_with("220 2.0.0"));
+    let tcp = c.io.into_inner();
+    let mut t = Client {
+        io: BufReader::new(tls_upgrade(&f, tcp).await),
+    };
+    let ehlo = t.cmd("EHLO client.test").await;
+    assert!(
+        !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    assert!(t.cmd("STARTTLS").await.starts_with("503"));
+    assert!(
+        t.cmd("MAIL FROM:<s@remote.test>")
+            .await
+            .starts_with("250 2.1.0"),
+        "the injected RSET got no reply"
+    );
+}
+
+#[tokio::test]
+async fn submission_authenticates_checks_senders_and_files_sent_items() {
+    let f = fixture().await;
+    let mut c = submission(&f, None).await;
+    assert!(
+        c.cmd("MAIL FROM:<alice@acme.test>")
+            .await
+            .starts_with("530 5.7.0")
+    );
+    let bad = base64::engine::general_purpose::STANDARD.encode("\0alice@acme.test\0wrong");
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {bad}"))
+            .await
+            .starts_with("535 5.7.8")
+    );
+    assert!(c.cmd("AUTH LOGIN").await.starts_with("334 VXNlcm5hbWU6"));
+    assert!(
+        c.cmd(&base64::engine::general_purpose::STANDARD.encode("alice@acme.test"))
+            .await
+            .starts_with("334 UGFzc3dvcmQ6")
+    );
+    assert!(
+        c.cmd(&base64::engine::general_purpose::STANDARD.encode(PASSWORD))
+            .await
+            .starts_with("235 2.7.0")
+    );
+    assert!(
+        c.cmd("MAIL FROM:<bob@acme.test>")
+            .await
+            .starts_with("550 5.7.60"),
+        "not alice's address"
+    );
+    assert!(
+        c.cmd("MAIL FROM:<al@acme.test>").await.starts_with("250"),
+        "own alias"
+    );
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<x@elsewhere.test>")
+            .await
+            .starts_with("550 5.7.1")
+    );
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    let r = c
+        .cmd("From: alice@acme.test\r\nSubject: report\r\n\r\nsee attached\r\n.")
+        .await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    let got = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("with ESMTPSA id"), "{text}");
+    assert!(
+        text.contains("\r\nMessage-ID: <") && text.contains("\r\nDate: "),
+        "submission adds Message-ID and Date: {text}"
+    );
+    assert_eq!(
+        inbox(&f, &f.alice, FolderKind::SentItems).await.len(),
+        1,
+        "a copy in Sent Items"
+    );
+    let events = email_events(&f, 3).await;
+    let submitted = events
+        .iter()
+        .find(|e| e["event"]["eventName"] == "OUTGOING_EMAIL_SUBMITTED")
+        .unwrap();
+    let received = events
+        .iter()
+        .find(|e| e["event"]["eventName"] == "ORGANIZATION_EMAIL_RECEIVED")
+        .unwrap();
+    assert_ne!(
+        submitted["traceId"], received["traceId"],
+        "sent and received copies have two traces"
+    );
+    assert_eq!(submitted["event"]["recipients"][0], "bob@acme.test");
+}
+
+#[tokio::test]
+async fn send_on_behalf_adds_a_sender_header() {
+    let f = fixture().await;
+    {
+        let (d, org, alice, bob) = (
+            f.directory.clone(),
+            f.org.clone(),
+            f.alice.clone(),
+            f.bob.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            d.put_mailbox_permissions(
+                &org,
+                &bob,
+                &alice,
+                &[crate::directory::Permission::SendOnBehalf],
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap();
+    }
+    let mut c = submission(&f, Some(("alice@acme.test", PASSWORD))).await;
+    assert!(c.cmd("MAIL FROM:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(
+        c.cmd("From: bob@acme.test\r\nSubject: for bob\r\n\r\nx\r\n.")
+            .await
+            .starts_with("250")
+    );
+    let got = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    assert!(String::from_utf8_lossy(&got[0]).contains("\r\nSender: <alice@acme.test>\r\n"));
+}
+
+fn deny_smtp_loopback() -> AccessControlRuleInput {
+    serde_json::from_value(serde_json::json!({
+        "Name": "no-smtp", "Effect": "DENY", "Description": "", "IpRanges": ["127.0.0.0/8"], "Actions": ["SMTP"]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_deny_rule_fails_auth_like_a_bad_password_and_ends_live_sessions() {
+    let f = fixture().await;
+    let mut live = submission(&f, Some(("alice@acme.test", PASSWORD))).await;
+    assert!(live.cmd("NOOP").await.starts_with("250"));
+    let access = f.access.clone();
+    let org = f.org.clone();
+    tokio::task::spawn_blocking(move || {
+        access
+            .put_access_control_rule(&org, deny_smtp_loopback(), 2)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = live.cmd("MAIL FROM:<alice@acme.test>").await;
+    assert!(r.starts_with("421 4.7.0"), "{r}");
+    let mut fresh = submission(&f, None).await;
+    let blob =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0alice@acme.test\0{PASSWORD}"));
+    assert!(
+        fresh
+            .cmd(&format!("AUTH PLAIN {blob}"))
+            .await
+            .starts_with("535 5.7.8 Authentication credentials invalid")
+    );
+    let access = f.access.clone();
+    let org = f.org.clone();
+    tokio::task::spawn_blocking(move || {
+        access.delete_access_control_rule(&org, "no-smtp").unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        fresh
+            .cmd(&format!("AUTH PLAIN {blob}"))
+            .await
+            .starts_with("235")
+    );
+}
+
+#[tokio::test]
+async fn a_full_mailbox_is_refused_at_rcpt_and_others_still_get_the_message() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        format!("{MESSAGE}.\r\n").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("250"));
+    let store: Arc<SqliteStore> = f.store.clone();
+    store.set_quota(&f.bob, 10).await.unwrap();
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<bob@acme.test>")
+            .await
+            .starts_with("552 5.2.2")
+    );
+    assert!(
+        c.cmd("RCPT TO:<team@acme.test>").await.starts_with("250"),
+        "a group reaches the others"
+    );
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250"));
+    assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 1);
+    assert_eq!(
+        inbox(&f, &f.bob, FolderKind::Inbox).await.len(),
+        1,
+        "bob's full mailbox got nothing more"
+    );
+    let events = email_events(&f, 6).await;
+    let bounce = events
+        .iter()
+        .find(|e| e["event"]["eventName"] == "INCOMING_EMAIL_BOUNCED")
+        .unwrap();
+    assert_eq!(
+        bounce["event"]["bouncedRecipient"]["emailAddress"],
+        "bob@acme.test"
+    );
+    assert_eq!(bounce["event"]["bouncedRecipient"]["status"], "5.2.2");
+}
+
+#[tokio::test]
+async fn a_client_stalling_mid_data_is_cut_and_others_are_served() {
+    let f = fixture_with(SmtpLimits {
+        data_timeout: Duration::from_millis(500),
+        ..limits()
+    })
+    .await;
+    let mut stalled = mx(&f).await;
+    assert!(
+        stalled
+            .cmd("MAIL FROM:<s@remote.test>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        stalled
+            .cmd("RCPT TO:<bob@acme.test>")
+            .await
+            .starts_with("250")
+    );
+    assert!(stalled.cmd("DATA").await.starts_with("354"));
+    stalled.send("Subject: never finished\r\n\r\npartial").await;
+    let mut other = mx(&f).await;
+    let r = send_body(
+        &mut other,
+        "MAIL FROM:<s@remote.test>",
+        format!("{MESSAGE}.\r\n").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let r = stalled.reply().await;
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    let got = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    assert_eq!(got.len(), 1, "only the finished message");
+}
+
+#[tokio::test]
+async fn draining_says_421_between_commands() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    f.draining.cancel();
+    let r = c.reply().await;
+    assert!(r.starts_with("421 4.3.2"), "{r}");
+}
