@@ -576,10 +576,11 @@ impl Smtp {
     async fn bdat(&mut self, size: usize, last: bool, io: &mut Io) -> Flow {
         let usable = self.tx.as_ref().is_some_and(|tx| !tx.rcpts.is_empty());
         let max = self.ctx.limits.max_message_size;
-        let (mut body, mut flaws) = match self.tx.as_mut().and_then(|tx| tx.chunks.take()) {
-            Some(c) => c,
-            None => (Vec::new(), BodyFlaws::default()),
-        };
+        let (mut body, mut flaws) = self
+            .tx
+            .as_mut()
+            .and_then(|tx| tx.chunks.take())
+            .unwrap_or_default();
         let read = tokio::time::timeout(
             self.ctx.limits.data_timeout,
             reader::read_chunk(io, size as u64, max, &mut body, &mut flaws),

@@ -375,7 +375,7 @@ async fn pipelined_commands_get_replies_in_order() {
         io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
     };
     c.reply().await;
-    c.send(&format!("EHLO p.test\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<bob@acme.test>\r\nRCPT TO:<x@nowhere.test>\r\nDATA\r\n")).await;
+    c.send("EHLO p.test\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<bob@acme.test>\r\nRCPT TO:<x@nowhere.test>\r\nDATA\r\n").await;
     assert!(c.reply().await.contains("250-DSN"));
     assert!(c.reply().await.starts_with("250 2.1.0"));
     assert!(c.reply().await.starts_with("250 2.1.5"));
