@@ -34,9 +34,53 @@ pub struct Config {
     #[serde(default)]
     pub events: EventsSection,
     #[serde(default)]
+    pub smtp: SmtpSection,
+    #[serde(default)]
     pub access: AccessSection,
     #[serde(default)]
     pub admin: AdminSection,
+}
+
+/// SMTP protocol limits (the message size limit is `limits.max_message_size`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    /// RCPT TO per message (WorkMail: 500); more get 452 4.5.3.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Protocol errors tolerated per session before 421 and disconnect.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+    /// Waiting for message data, per read (RFC 5321: 3 to 10 minutes).
+    #[serde(default = "default_data_timeout")]
+    pub data_timeout_secs: u64,
+}
+
+fn default_max_recipients() -> usize {
+    500
+}
+fn default_max_errors() -> u32 {
+    10
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+fn default_data_timeout() -> u64 {
+    600
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            max_recipients: default_max_recipients(),
+            max_errors: default_max_errors(),
+            command_timeout_secs: default_command_timeout(),
+            data_timeout_secs: default_data_timeout(),
+        }
+    }
 }
 
 /// Access control limits and impersonation-token keys.
@@ -446,6 +490,12 @@ impl Config {
                 }
                 seen.push((addr, name));
             }
+        }
+        if self.smtp.max_recipients == 0 || self.smtp.max_errors == 0 {
+            return Err("smtp: max_recipients and max_errors must be at least 1".into());
+        }
+        if self.smtp.command_timeout_secs == 0 || self.smtp.data_timeout_secs == 0 {
+            return Err("smtp: timeouts must be at least 1 second".into());
         }
         if self.access.max_rules == 0 || self.access.max_rules > 1000 {
             return Err("access.max_rules: must be between 1 and 1000".into());
