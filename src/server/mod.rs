@@ -21,11 +21,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::login::Authenticator;
 use crate::access::{AccessEngine, AccessLimits};
 use crate::admin::credentials::{self, AccessKey};
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
+use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
 use limits::ConnLimits;
@@ -86,6 +88,27 @@ impl Daemon {
             ))
         })?;
 
+        let auth = Arc::new(Authenticator::new(
+            directory.clone(),
+            access.clone(),
+            events.clone(),
+            &config.admin.region,
+            &config.admin.account,
+        ));
+        let smtp = Arc::new(SmtpContext {
+            hostname: config.server.hostname.clone(),
+            store: Arc::new(store.clone()),
+            directory: directory.clone(),
+            auth,
+            events: events.clone(),
+            limits: SmtpLimits {
+                max_message_size: config.limits.max_message_size as usize,
+                max_recipients: config.smtp.max_recipients,
+                max_errors: config.smtp.max_errors,
+                command_timeout: Duration::from_secs(config.smtp.command_timeout_secs),
+                data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
+            },
+        });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
         for (name, lc) in config.listeners.all() {
@@ -106,7 +129,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name),
+                protocol: protocol_for(name, &smtp),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -188,6 +211,15 @@ impl Daemon {
                 tracing::error!(error = %e, "reload: certificates rejected; keeping the old ones")
             }
         }
+        let keys_path = config.data_path(&config.access.token_keys);
+        let keys = crate::access::keyfile::load_or_create(&keys_path)
+            .and_then(|k| self.access.set_token_keys(k).map_err(|e| e.to_string()));
+        match keys {
+            Ok(()) => tracing::info!("reload: token keys re-read"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload: token keys rejected; keeping the old ones")
+            }
+        }
         notify::ready("reloaded");
     }
 
@@ -215,10 +247,19 @@ impl Daemon {
     }
 }
 
-/// The protocol behind each listener name. Protocols land one by one; until then a
-/// listener that is enabled anyway answers "unavailable" in its own protocol.
-fn protocol_for(name: &str) -> Arc<dyn Protocol> {
-    unavailable::Unavailable::for_listener(name)
+/// The protocol behind each listener name. A listener whose protocol has not landed
+/// yet answers "unavailable" in its own protocol if it is enabled anyway.
+fn protocol_for(name: &str, smtp: &Arc<SmtpContext>) -> Arc<dyn Protocol> {
+    let flavor = match name {
+        "smtp" => Flavor::Mx,
+        "submission" => Flavor::Submission,
+        "submissions" => Flavor::Submissions,
+        _ => return unavailable::Unavailable::for_listener(name),
+    };
+    Arc::new(SmtpService {
+        flavor,
+        ctx: smtp.clone(),
+    })
 }
 
 /// Directory, access engine and admin keys, as loaded at start.

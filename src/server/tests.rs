@@ -43,12 +43,21 @@ async fn binds_port_zero_writes_ports_json_and_serves() {
         "dev CA generated on first start"
     );
 
-    let mut c = TcpStream::connect(("127.0.0.1", ports["smtp"]))
-        .await
-        .unwrap();
+    let orgs = daemon.directory.list_organizations();
+    assert_eq!(orgs.len(), 1, "first start creates one organization");
+    assert!(crate::directory::ids::is_org_id(&orgs[0].id));
+
+    let mut c = BufReader::new(
+        TcpStream::connect(("127.0.0.1", ports["smtp"]))
+            .await
+            .unwrap(),
+    );
     let mut greeting = String::new();
-    c.read_to_string(&mut greeting).await.unwrap();
-    assert!(greeting.starts_with("421 4.3.2 "), "{greeting}");
+    c.read_line(&mut greeting).await.unwrap();
+    assert_eq!(
+        greeting, "220 localhost ESMTP mailgate\r\n",
+        "the smtp listener serves SMTP"
+    );
     daemon.shutdown().await;
 }
 
