@@ -12,6 +12,17 @@ pub struct Running {
     pub dir: tempfile::TempDir,
     pub child: Child,
     pub ports: BTreeMap<String, u16>,
+    config: PathBuf,
+}
+
+fn spawn(cfg: &Path) -> Child {
+    Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Config text with every TLS listener enabled on 127.0.0.1 port 0.
@@ -44,30 +55,38 @@ impl Running {
     }
 
     pub fn start_with(dir: tempfile::TempDir, cfg: &Path) -> Running {
-        let data = dir.path().join("data");
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn(cfg);
         let mut running = Running {
             dir,
             child,
             ports: BTreeMap::new(),
+            config: cfg.to_path_buf(),
         };
-        let ports_file = data.join("run/ports.json");
+        running.wait_ready();
+        running
+    }
+
+    /// Starts the daemon again on the same config and data (after it exited or was killed).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("data/run/ports.json"));
+        self.child = spawn(&self.config);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let ports_file = self.dir.path().join("data/run/ports.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(text) = std::fs::read_to_string(&ports_file) {
-                running.ports = serde_json::from_str(&text).unwrap();
-                return running;
+                self.ports = serde_json::from_str(&text).unwrap();
+                return;
             }
-            if let Ok(Some(status)) = running.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "mailgate exited during start-up: {status}: {}",
-                    running.stderr()
+                    self.stderr()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -145,4 +164,29 @@ pub fn s_client(port: u16, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Creates an organization for `domain` and an enabled user `local@domain` in a
+/// data directory before the daemon's first start (no admin API needed).
+pub fn seed_user(data: &Path, domain: &str, local: &str) {
+    use mailgate::directory::{Directory, NewUser};
+    std::fs::create_dir_all(data).unwrap();
+    let store = std::sync::Arc::new(
+        mailgate::store::sqlite::SqliteStore::open(&data.join("store.sqlite")).unwrap(),
+    );
+    let d = Directory::open(store).unwrap();
+    let alias = domain.replace('.', "-");
+    let org = d.create_organization(&alias, domain).unwrap();
+    let new = NewUser {
+        name: local,
+        display_name: local,
+        password: None,
+        role: None,
+        first_name: None,
+        last_name: None,
+        hidden_from_gal: false,
+    };
+    let id = d.create_user(&org, new).unwrap();
+    d.register_to_workmail(&org, &id, &format!("{local}@{domain}"))
+        .unwrap();
 }
