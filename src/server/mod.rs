@@ -22,12 +22,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{AccessEngine, AccessLimits};
+use crate::admin::api::AdminApi;
 use crate::admin::credentials::{self, AccessKey};
+use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
+use http::Router;
 use limits::ConnLimits;
 use listener::{AcceptContext, BoundListener, Protocol};
 
@@ -74,6 +77,17 @@ impl Daemon {
             access,
             admin_keys,
         } = open_state(&store, &config).await?;
+        let admin_state = Arc::new(AdminState {
+            directory: directory.clone(),
+            access: access.clone(),
+            store: store.clone(),
+            region: config.admin.region.clone(),
+            account: config.admin.account.clone(),
+        });
+        let https = Arc::new(Router {
+            admin: Some(Arc::new(AdminApi::new(admin_state, admin_keys.clone()))),
+            max_body: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
+        });
         let (email_log, audit_log) = (
             config.data_path(&config.events.email_log),
             config.data_path(&config.events.audit_log),
@@ -106,7 +120,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name),
+                protocol: protocol_for(name, &https),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -217,8 +231,12 @@ impl Daemon {
 
 /// The protocol behind each listener name. Protocols land one by one; until then a
 /// listener that is enabled anyway answers "unavailable" in its own protocol.
-fn protocol_for(name: &str) -> Arc<dyn Protocol> {
-    unavailable::Unavailable::for_listener(name)
+/// `https` serves the router (the admin API now; EWS paths answer 404 until EWS lands).
+fn protocol_for(name: &str, https: &Arc<Router>) -> Arc<dyn Protocol> {
+    match name {
+        "https" => https.clone(),
+        _ => unavailable::Unavailable::for_listener(name),
+    }
 }
 
 /// Directory, access engine and admin keys, as loaded at start.
