@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply};
+use super::common::{apply, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 
@@ -42,8 +42,8 @@ pub async fn delete_alias(state: Arc<AdminState>, input: AliasIn) -> Result<Empt
 pub struct ListIn {
     organization_id: String,
     entity_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// ListAliases output.
@@ -59,7 +59,7 @@ pub async fn list_aliases(state: Arc<AdminState>, input: ListIn) -> Result<ListO
     let all = state
         .directory
         .list_aliases(&input.organization_id, &input.entity_id)?;
-    let (aliases, next_token) = input.paging.page(all)?;
+    let (aliases, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
     Ok(ListOut {
         aliases,
         next_token,

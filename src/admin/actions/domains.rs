@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply};
+use super::common::{apply, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::directory::DirectoryError;
@@ -60,8 +60,8 @@ pub async fn update_default_mail_domain(
 #[serde(rename_all = "PascalCase")]
 pub struct ListIn {
     organization_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// One domain of ListMailDomains.
@@ -83,9 +83,9 @@ pub struct ListOut {
 /// ListMailDomains, in registration order, paged.
 pub async fn list_mail_domains(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
     let all = state.directory.list_mail_domains(&input.organization_id)?;
-    let (page, next_token) = input.paging.page(all)?;
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
     Ok(ListOut {
-        mail_domains: page
+        mail_domains: items
             .into_iter()
             .map(|d| DomainSummary {
                 domain_name: d.name,

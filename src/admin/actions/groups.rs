@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply, date, has_prefix};
+use super::common::{apply, date, has_prefix, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::directory::{EntityState, Group, MemberType};
@@ -105,8 +105,8 @@ impl NameFilters {
 #[serde(rename_all = "PascalCase")]
 pub struct ListIn {
     organization_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
     #[serde(default)]
     filters: NameFilters,
 }
@@ -139,8 +139,8 @@ pub async fn list_groups(state: Arc<AdminState>, input: ListIn) -> Result<ListOu
         .into_iter()
         .filter(|g| input.filters.keeps(&g.base))
         .collect();
-    let (page, next_token) = input.paging.page(groups)?;
-    let groups = page
+    let (items, next_token) = page(groups, input.max_results, input.next_token.as_deref())?;
+    let groups = items
         .into_iter()
         .map(|g| GroupSummary {
             enabled_date: date(g.base.enabled_date),
@@ -208,8 +208,8 @@ pub async fn disassociate_member_from_group(
 pub struct MembersIn {
     organization_id: String,
     group_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// One member of ListGroupMembers.
@@ -241,8 +241,8 @@ pub async fn list_group_members(
     let all = state
         .directory
         .list_group_members(&input.organization_id, &input.group_id)?;
-    let (page, next_token) = input.paging.page(all)?;
-    let members = page
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+    let members = items
         .into_iter()
         .map(|m| Member {
             enabled_date: date(m.enabled_date),

@@ -149,21 +149,14 @@ mod common {
         pub entity_id: String,
     }
 
-    /// NextToken / MaxResults of a list action.
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    pub struct Paging {
-        /// Where the previous page ended.
-        pub next_token: Option<String>,
-        /// Page size (1-100).
-        pub max_results: Option<i64>,
-    }
-
-    impl Paging {
-        /// One page of `items` with the model's limit of 100.
-        pub fn page<T>(&self, items: Vec<T>) -> Result<(Vec<T>, Option<String>), super::ApiError> {
-            super::super::paginate::page(items, self.max_results, self.next_token.as_deref(), 100)
-        }
+    /// One page of `items` for a list action's MaxResults and NextToken, with
+    /// the model's largest page of 100.
+    pub fn page<T>(
+        items: Vec<T>,
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>), super::ApiError> {
+        super::super::paginate::page(items, max_results, next_token, 100)
     }
 
     /// Runs a blocking change that answers nothing (`{}`).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::Paging;
+use super::common::page;
 use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
 use crate::directory::Organization;
@@ -126,18 +126,29 @@ impl From<Organization> for Summary {
 #[serde(rename_all = "PascalCase")]
 pub struct ListOut {
     organization_summaries: Vec<Summary>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     next_token: Option<String>,
+}
+
+/// ListOrganizations input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListIn {
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// ListOrganizations, sorted by id.
 pub async fn list_organizations(
     state: Arc<AdminState>,
-    input: Paging,
+    input: ListIn,
 ) -> Result<ListOut, ApiError> {
-    let (page, next_token) = input.page(state.directory.list_organizations())?;
+    let (items, next_token) = page(
+        state.directory.list_organizations(),
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
     Ok(ListOut {
-        organization_summaries: page.into_iter().map(Summary::from).collect(),
+        organization_summaries: items.into_iter().map(Summary::from).collect(),
         next_token,
     })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply};
+use super::common::{apply, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::directory::{MemberType, Permission};
@@ -66,8 +66,8 @@ pub async fn delete_mailbox_permissions(
 pub struct ListIn {
     organization_id: String,
     entity_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// One grant.
@@ -95,9 +95,9 @@ pub async fn list_mailbox_permissions(
     let all = state
         .directory
         .list_mailbox_permissions(&input.organization_id, &input.entity_id)?;
-    let (page, next_token) = input.paging.page(all)?;
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
     Ok(ListOut {
-        permissions: page
+        permissions: items
             .into_iter()
             .map(|g| Grant {
                 grantee_id: g.grantee_id,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply, date};
+use super::common::{apply, date, page};
 use super::groups::NameFilters;
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
@@ -118,8 +118,8 @@ pub async fn describe_resource(
 #[serde(rename_all = "PascalCase")]
 pub struct ListIn {
     organization_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
     #[serde(default)]
     filters: NameFilters,
 }
@@ -155,8 +155,8 @@ pub async fn list_resources(state: Arc<AdminState>, input: ListIn) -> Result<Lis
         .into_iter()
         .filter(|r| input.filters.keeps(&r.base))
         .collect();
-    let (page, next_token) = input.paging.page(all)?;
-    let resources = page
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+    let resources = items
         .into_iter()
         .map(|r| ResourceSummary {
             enabled_date: date(r.base.enabled_date),
@@ -232,8 +232,8 @@ pub async fn disassociate_delegate_from_resource(
 pub struct DelegatesIn {
     organization_id: String,
     resource_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// One delegate.
@@ -261,9 +261,9 @@ pub async fn list_resource_delegates(
     let all = state
         .directory
         .list_resource_delegates(&input.organization_id, &input.resource_id)?;
-    let (page, next_token) = input.paging.page(all)?;
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
     Ok(DelegatesOut {
-        delegates: page
+        delegates: items
             .into_iter()
             .map(|d| Delegate {
                 id: d.id,

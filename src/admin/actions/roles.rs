@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{Paging, apply};
+use super::common::{apply, page};
 use crate::access::{
     AssumedRole, ImpersonationRoleInput, ImpersonationRoleSummary, ImpersonationRule, RoleEffect,
     RoleType,
@@ -27,8 +27,11 @@ pub struct OrgRole {
 pub struct CreateIn {
     organization_id: String,
     client_token: Option<String>,
-    #[serde(flatten)]
-    role: ImpersonationRoleInput,
+    name: String,
+    #[serde(rename = "Type")]
+    role_type: RoleType,
+    description: Option<String>,
+    rules: Vec<ImpersonationRule>,
 }
 
 /// CreateImpersonationRole output.
@@ -48,7 +51,12 @@ pub async fn create_impersonation_role(
         .blocking(move |s| {
             let id = s.access.create_impersonation_role(
                 &input.organization_id,
-                input.role,
+                ImpersonationRoleInput {
+                    name: input.name,
+                    role_type: input.role_type,
+                    description: input.description,
+                    rules: input.rules,
+                },
                 input.client_token.as_deref(),
                 &*s.directory,
                 now_ms(),
@@ -99,8 +107,11 @@ pub async fn get_impersonation_role(
 pub struct UpdateIn {
     organization_id: String,
     impersonation_role_id: String,
-    #[serde(flatten)]
-    role: ImpersonationRoleInput,
+    name: String,
+    #[serde(rename = "Type")]
+    role_type: RoleType,
+    description: Option<String>,
+    rules: Vec<ImpersonationRule>,
 }
 
 /// UpdateImpersonationRole: replaces the role; tokens issued before stop working.
@@ -112,7 +123,12 @@ pub async fn update_impersonation_role(
         s.access.update_impersonation_role(
             &input.organization_id,
             &input.impersonation_role_id,
-            input.role,
+            ImpersonationRoleInput {
+                name: input.name,
+                role_type: input.role_type,
+                description: input.description,
+                rules: input.rules,
+            },
             &*s.directory,
             now_ms(),
         )
@@ -137,8 +153,8 @@ pub async fn delete_impersonation_role(
 #[serde(rename_all = "PascalCase")]
 pub struct ListIn {
     organization_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
 /// One role of ListImpersonationRoles.
@@ -181,9 +197,9 @@ pub async fn list_impersonation_roles(
     let all = state
         .access
         .list_impersonation_roles(&input.organization_id)?;
-    let (page, next_token) = input.paging.page(all)?;
+    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
     Ok(ListOut {
-        roles: page.into_iter().map(RoleSummary::from).collect(),
+        roles: items.into_iter().map(RoleSummary::from).collect(),
         next_token,
     })
 }

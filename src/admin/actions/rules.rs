@@ -10,13 +10,50 @@ use crate::access::{AccessControlRule, AccessControlRuleInput, Effect, Protocol}
 use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
 
-/// PutAccessControlRule input: the rule plus its organization.
+/// PutAccessControlRule input (members spelled out rather than flattened, so a
+/// mistyped member is named in the ValidationException).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutIn {
     organization_id: String,
-    #[serde(flatten)]
-    rule: AccessControlRuleInput,
+    name: String,
+    effect: Effect,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    ip_ranges: Vec<String>,
+    #[serde(default)]
+    not_ip_ranges: Vec<String>,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    not_actions: Vec<String>,
+    #[serde(default)]
+    user_ids: Vec<String>,
+    #[serde(default)]
+    not_user_ids: Vec<String>,
+    #[serde(default)]
+    impersonation_role_ids: Vec<String>,
+    #[serde(default)]
+    not_impersonation_role_ids: Vec<String>,
+}
+
+impl From<PutIn> for AccessControlRuleInput {
+    fn from(i: PutIn) -> AccessControlRuleInput {
+        AccessControlRuleInput {
+            name: i.name,
+            effect: i.effect,
+            description: i.description,
+            ip_ranges: i.ip_ranges,
+            not_ip_ranges: i.not_ip_ranges,
+            actions: i.actions,
+            not_actions: i.not_actions,
+            user_ids: i.user_ids,
+            not_user_ids: i.not_user_ids,
+            impersonation_role_ids: i.impersonation_role_ids,
+            not_impersonation_role_ids: i.not_impersonation_role_ids,
+        }
+    }
 }
 
 /// PutAccessControlRule: creates, or replaces the rule of that name; the rule
@@ -26,8 +63,9 @@ pub async fn put_access_control_rule(
     input: PutIn,
 ) -> Result<Empty, ApiError> {
     apply(&state, move |s| {
+        let org = input.organization_id.clone();
         s.access
-            .put_access_control_rule(&input.organization_id, input.rule, now_ms())
+            .put_access_control_rule(&org, input.into(), now_ms())
     })
     .await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{OrgEntity, Paging, date, has_prefix};
+use super::common::{OrgEntity, date, has_prefix, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::directory::{
@@ -175,8 +175,8 @@ impl UserFilters {
 #[serde(rename_all = "PascalCase")]
 pub struct ListIn {
     organization_id: String,
-    #[serde(flatten)]
-    paging: Paging,
+    next_token: Option<String>,
+    max_results: Option<i64>,
     #[serde(default)]
     filters: UserFilters,
 }
@@ -211,8 +211,8 @@ pub async fn list_users(state: Arc<AdminState>, input: ListIn) -> Result<ListOut
         .into_iter()
         .filter(|u| input.filters.keeps(u))
         .collect();
-    let (page, next_token) = input.paging.page(users)?;
-    let users = page
+    let (items, next_token) = page(users, input.max_results, input.next_token.as_deref())?;
+    let users = items
         .into_iter()
         .map(|u| UserSummary {
             enabled_date: date(u.base.enabled_date),
