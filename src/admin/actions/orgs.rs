@@ -9,13 +9,11 @@ use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
 use crate::directory::Organization;
 
-/// One domain of CreateOrganization.
+/// One domain of CreateOrganization (HostedZoneId has no meaning here).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DomainIn {
     domain_name: String,
-    #[allow(dead_code)]
-    hosted_zone_id: Option<String>,
 }
 
 /// CreateOrganization input (DirectoryId, KmsKeyArn and ClientToken are accepted and ignored).
