@@ -56,12 +56,16 @@ pub struct ListOut {
 
 /// ListAliases: sorted, primary address excluded, paged.
 pub async fn list_aliases(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
-    let all = state
-        .directory
-        .list_aliases(&input.organization_id, &input.entity_id)?;
-    let (aliases, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    Ok(ListOut {
-        aliases,
-        next_token,
-    })
+    state
+        .blocking(move |s| {
+            let all = s
+                .directory
+                .list_aliases(&input.organization_id, &input.entity_id)?;
+            let (aliases, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            Ok(ListOut {
+                aliases,
+                next_token,
+            })
+        })
+        .await
 }

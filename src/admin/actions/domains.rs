@@ -82,18 +82,22 @@ pub struct ListOut {
 
 /// ListMailDomains, in registration order, paged.
 pub async fn list_mail_domains(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
-    let all = state.directory.list_mail_domains(&input.organization_id)?;
-    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    Ok(ListOut {
-        mail_domains: items
-            .into_iter()
-            .map(|d| DomainSummary {
-                domain_name: d.name,
-                default_domain: d.is_default,
+    state
+        .blocking(move |s| {
+            let all = s.directory.list_mail_domains(&input.organization_id)?;
+            let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            Ok(ListOut {
+                mail_domains: items
+                    .into_iter()
+                    .map(|d| DomainSummary {
+                        domain_name: d.name,
+                        default_domain: d.is_default,
+                    })
+                    .collect(),
+                next_token,
             })
-            .collect(),
-        next_token,
-    })
+        })
+        .await
 }
 
 /// GetMailDomain output. mailgate does not check DNS: a registered domain is
@@ -110,20 +114,26 @@ pub struct GetOut {
 
 /// GetMailDomain: MailDomainNotFound for a domain the organization does not have.
 pub async fn get_mail_domain(state: Arc<AdminState>, input: DomainIn) -> Result<GetOut, ApiError> {
-    let wanted = input.domain_name.to_ascii_lowercase();
-    let domain = state
-        .directory
-        .list_mail_domains(&input.organization_id)?
-        .into_iter()
-        .find(|d| d.name == wanted)
-        .ok_or_else(|| {
-            DirectoryError::MailDomainNotFound(format!("{wanted} is not a mail domain here"))
-        })?;
-    Ok(GetOut {
-        records: Vec::new(),
-        is_test_domain: false,
-        is_default: domain.is_default,
-        ownership_verification_status: "VERIFIED",
-        dkim_verification_status: "VERIFIED",
-    })
+    state
+        .blocking(move |s| {
+            let wanted = input.domain_name.to_ascii_lowercase();
+            let domain = s
+                .directory
+                .list_mail_domains(&input.organization_id)?
+                .into_iter()
+                .find(|d| d.name == wanted)
+                .ok_or_else(|| {
+                    DirectoryError::MailDomainNotFound(format!(
+                        "{wanted} is not a mail domain here"
+                    ))
+                })?;
+            Ok(GetOut {
+                records: Vec::new(),
+                is_test_domain: false,
+                is_default: domain.is_default,
+                ownership_verification_status: "VERIFIED",
+                dkim_verification_status: "VERIFIED",
+            })
+        })
+        .await
 }

@@ -67,19 +67,23 @@ pub async fn describe_group(
     state: Arc<AdminState>,
     input: OrgGroup,
 ) -> Result<DescribeOut, ApiError> {
-    let g = state
-        .directory
-        .describe_group(&input.organization_id, &input.group_id)?
-        .base;
-    Ok(DescribeOut {
-        enabled_date: date(g.enabled_date),
-        disabled_date: date(g.disabled_date),
-        group_id: g.id,
-        name: g.name,
-        email: g.email,
-        state: g.state,
-        hidden_from_global_address_list: g.hidden_from_gal,
-    })
+    state
+        .blocking(move |s| {
+            let g = s
+                .directory
+                .describe_group(&input.organization_id, &input.group_id)?
+                .base;
+            Ok(DescribeOut {
+                enabled_date: date(g.enabled_date),
+                disabled_date: date(g.disabled_date),
+                group_id: g.id,
+                name: g.name,
+                email: g.email,
+                state: g.state,
+                hidden_from_global_address_list: g.hidden_from_gal,
+            })
+        })
+        .await
 }
 
 /// ListGroups (and ListResources) filters.
@@ -133,25 +137,29 @@ pub struct ListOut {
 
 /// ListGroups: live groups sorted by id, filtered, paged.
 pub async fn list_groups(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
-    let groups: Vec<Group> = state
-        .directory
-        .list_groups(&input.organization_id)?
-        .into_iter()
-        .filter(|g| input.filters.keeps(&g.base))
-        .collect();
-    let (items, next_token) = page(groups, input.max_results, input.next_token.as_deref())?;
-    let groups = items
-        .into_iter()
-        .map(|g| GroupSummary {
-            enabled_date: date(g.base.enabled_date),
-            disabled_date: date(g.base.disabled_date),
-            id: g.base.id,
-            email: g.base.email,
-            name: g.base.name,
-            state: g.base.state,
+    state
+        .blocking(move |s| {
+            let groups: Vec<Group> = s
+                .directory
+                .list_groups(&input.organization_id)?
+                .into_iter()
+                .filter(|g| input.filters.keeps(&g.base))
+                .collect();
+            let (items, next_token) = page(groups, input.max_results, input.next_token.as_deref())?;
+            let groups = items
+                .into_iter()
+                .map(|g| GroupSummary {
+                    enabled_date: date(g.base.enabled_date),
+                    disabled_date: date(g.base.disabled_date),
+                    id: g.base.id,
+                    email: g.base.email,
+                    name: g.base.name,
+                    state: g.base.state,
+                })
+                .collect();
+            Ok(ListOut { groups, next_token })
         })
-        .collect();
-    Ok(ListOut { groups, next_token })
+        .await
 }
 
 /// DeleteGroup: only a DISABLED group.
@@ -238,23 +246,27 @@ pub async fn list_group_members(
     state: Arc<AdminState>,
     input: MembersIn,
 ) -> Result<MembersOut, ApiError> {
-    let all = state
-        .directory
-        .list_group_members(&input.organization_id, &input.group_id)?;
-    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    let members = items
-        .into_iter()
-        .map(|m| Member {
-            enabled_date: date(m.enabled_date),
-            disabled_date: date(m.disabled_date),
-            id: m.id,
-            name: m.name,
-            kind: m.kind,
-            state: m.state,
+    state
+        .blocking(move |s| {
+            let all = s
+                .directory
+                .list_group_members(&input.organization_id, &input.group_id)?;
+            let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            let members = items
+                .into_iter()
+                .map(|m| Member {
+                    enabled_date: date(m.enabled_date),
+                    disabled_date: date(m.disabled_date),
+                    id: m.id,
+                    name: m.name,
+                    kind: m.kind,
+                    state: m.state,
+                })
+                .collect();
+            Ok(MembersOut {
+                members,
+                next_token,
+            })
         })
-        .collect();
-    Ok(MembersOut {
-        members,
-        next_token,
-    })
+        .await
 }

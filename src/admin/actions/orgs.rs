@@ -83,19 +83,21 @@ pub async fn describe_organization(
     state: Arc<AdminState>,
     input: OrgIn,
 ) -> Result<DescribeOut, ApiError> {
-    let org = state
-        .directory
-        .describe_organization(&input.organization_id)?;
-    Ok(DescribeOut {
-        arn: state.org_arn(&org.id),
-        state: org.state.as_str(),
-        directory_type: "WorkMailDirectory",
-        completed_date: secs(org.created),
-        interoperability_enabled: false,
-        organization_id: org.id,
-        alias: org.alias,
-        default_mail_domain: org.default_mail_domain,
-    })
+    state
+        .blocking(move |s| {
+            let org = s.directory.describe_organization(&input.organization_id)?;
+            Ok(DescribeOut {
+                arn: s.org_arn(&org.id),
+                state: org.state.as_str(),
+                directory_type: "WorkMailDirectory",
+                completed_date: secs(org.created),
+                interoperability_enabled: false,
+                organization_id: org.id,
+                alias: org.alias,
+                default_mail_domain: org.default_mail_domain,
+            })
+        })
+        .await
 }
 
 /// One entry of ListOrganizations.
@@ -140,13 +142,17 @@ pub async fn list_organizations(
     state: Arc<AdminState>,
     input: ListIn,
 ) -> Result<ListOut, ApiError> {
-    let (items, next_token) = page(
-        state.directory.list_organizations(),
-        input.max_results,
-        input.next_token.as_deref(),
-    )?;
-    Ok(ListOut {
-        organization_summaries: items.into_iter().map(Summary::from).collect(),
-        next_token,
-    })
+    state
+        .blocking(move |s| {
+            let (items, next_token) = page(
+                s.directory.list_organizations(),
+                input.max_results,
+                input.next_token.as_deref(),
+            )?;
+            Ok(ListOut {
+                organization_summaries: items.into_iter().map(Summary::from).collect(),
+                next_token,
+            })
+        })
+        .await
 }

@@ -92,19 +92,23 @@ pub async fn list_mailbox_permissions(
     state: Arc<AdminState>,
     input: ListIn,
 ) -> Result<ListOut, ApiError> {
-    let all = state
-        .directory
-        .list_mailbox_permissions(&input.organization_id, &input.entity_id)?;
-    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    Ok(ListOut {
-        permissions: items
-            .into_iter()
-            .map(|g| Grant {
-                grantee_id: g.grantee_id,
-                grantee_type: g.grantee_type,
-                permission_values: g.values.into_iter().collect(),
+    state
+        .blocking(move |s| {
+            let all = s
+                .directory
+                .list_mailbox_permissions(&input.organization_id, &input.entity_id)?;
+            let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            Ok(ListOut {
+                permissions: items
+                    .into_iter()
+                    .map(|g| Grant {
+                        grantee_id: g.grantee_id,
+                        grantee_type: g.grantee_type,
+                        permission_values: g.values.into_iter().collect(),
+                    })
+                    .collect(),
+                next_token,
             })
-            .collect(),
-        next_token,
-    })
+        })
+        .await
 }

@@ -91,26 +91,30 @@ pub async fn describe_resource(
     state: Arc<AdminState>,
     input: OrgResource,
 ) -> Result<DescribeOut, ApiError> {
-    let r = state
-        .directory
-        .describe_resource(&input.organization_id, &input.resource_id)?;
-    let b = r.booking_options;
-    Ok(DescribeOut {
-        booking_options: Booking {
-            auto_accept_requests: b.auto_accept_requests,
-            auto_decline_recurring_requests: b.auto_decline_recurring_requests,
-            auto_decline_conflicting_requests: b.auto_decline_conflicting_requests,
-        },
-        enabled_date: date(r.base.enabled_date),
-        disabled_date: date(r.base.disabled_date),
-        resource_id: r.base.id,
-        email: r.base.email,
-        name: r.base.name,
-        kind: r.resource_type,
-        state: r.base.state,
-        description: r.description,
-        hidden_from_global_address_list: r.base.hidden_from_gal,
-    })
+    state
+        .blocking(move |s| {
+            let r = s
+                .directory
+                .describe_resource(&input.organization_id, &input.resource_id)?;
+            let b = r.booking_options;
+            Ok(DescribeOut {
+                booking_options: Booking {
+                    auto_accept_requests: b.auto_accept_requests,
+                    auto_decline_recurring_requests: b.auto_decline_recurring_requests,
+                    auto_decline_conflicting_requests: b.auto_decline_conflicting_requests,
+                },
+                enabled_date: date(r.base.enabled_date),
+                disabled_date: date(r.base.disabled_date),
+                resource_id: r.base.id,
+                email: r.base.email,
+                name: r.base.name,
+                kind: r.resource_type,
+                state: r.base.state,
+                description: r.description,
+                hidden_from_global_address_list: r.base.hidden_from_gal,
+            })
+        })
+        .await
 }
 
 /// ListResources input.
@@ -149,30 +153,34 @@ pub struct ListOut {
 
 /// ListResources: live resources sorted by id, filtered, paged.
 pub async fn list_resources(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
-    let all: Vec<Resource> = state
-        .directory
-        .list_resources(&input.organization_id)?
-        .into_iter()
-        .filter(|r| input.filters.keeps(&r.base))
-        .collect();
-    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    let resources = items
-        .into_iter()
-        .map(|r| ResourceSummary {
-            enabled_date: date(r.base.enabled_date),
-            disabled_date: date(r.base.disabled_date),
-            id: r.base.id,
-            email: r.base.email,
-            name: r.base.name,
-            kind: r.resource_type,
-            state: r.base.state,
-            description: r.description,
+    state
+        .blocking(move |s| {
+            let all: Vec<Resource> = s
+                .directory
+                .list_resources(&input.organization_id)?
+                .into_iter()
+                .filter(|r| input.filters.keeps(&r.base))
+                .collect();
+            let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            let resources = items
+                .into_iter()
+                .map(|r| ResourceSummary {
+                    enabled_date: date(r.base.enabled_date),
+                    disabled_date: date(r.base.disabled_date),
+                    id: r.base.id,
+                    email: r.base.email,
+                    name: r.base.name,
+                    kind: r.resource_type,
+                    state: r.base.state,
+                    description: r.description,
+                })
+                .collect();
+            Ok(ListOut {
+                resources,
+                next_token,
+            })
         })
-        .collect();
-    Ok(ListOut {
-        resources,
-        next_token,
-    })
+        .await
 }
 
 /// DeleteResource: only a DISABLED resource.
@@ -258,18 +266,22 @@ pub async fn list_resource_delegates(
     state: Arc<AdminState>,
     input: DelegatesIn,
 ) -> Result<DelegatesOut, ApiError> {
-    let all = state
-        .directory
-        .list_resource_delegates(&input.organization_id, &input.resource_id)?;
-    let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
-    Ok(DelegatesOut {
-        delegates: items
-            .into_iter()
-            .map(|d| Delegate {
-                id: d.id,
-                kind: d.kind,
+    state
+        .blocking(move |s| {
+            let all = s
+                .directory
+                .list_resource_delegates(&input.organization_id, &input.resource_id)?;
+            let (items, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            Ok(DelegatesOut {
+                delegates: items
+                    .into_iter()
+                    .map(|d| Delegate {
+                        id: d.id,
+                        kind: d.kind,
+                    })
+                    .collect(),
+                next_token,
             })
-            .collect(),
-        next_token,
-    })
+        })
+        .await
 }

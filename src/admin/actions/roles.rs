@@ -230,10 +230,14 @@ pub async fn get_impersonation_role_effect(
     state: Arc<AdminState>,
     input: EffectIn,
 ) -> Result<RoleEffect, ApiError> {
-    Ok(state.access.get_impersonation_role_effect(
-        &input.organization_id,
-        &input.impersonation_role_id,
-        &input.target_user,
-        &*state.directory,
-    )?)
+    state
+        .blocking(move |s| {
+            Ok(s.access.get_impersonation_role_effect(
+                &input.organization_id,
+                &input.impersonation_role_id,
+                &input.target_user,
+                &*s.directory,
+            )?)
+        })
+        .await
 }

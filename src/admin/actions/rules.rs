@@ -180,19 +180,23 @@ pub async fn get_access_control_effect(
     state: Arc<AdminState>,
     input: EffectIn,
 ) -> Result<EffectOut, ApiError> {
-    let org = &input.organization_id;
-    if let Some(user) = &input.user_id {
-        state.directory.describe_user(org, user)?;
-    }
-    let decision = state.access.get_access_control_effect(
-        org,
-        &input.ip_address,
-        &input.action,
-        input.user_id.as_deref(),
-        input.impersonation_role_id.as_deref(),
-    )?;
-    Ok(EffectOut {
-        effect: decision.effect,
-        matched_rules: decision.matched_rules,
-    })
+    state
+        .blocking(move |s| {
+            let org = &input.organization_id;
+            if let Some(user) = &input.user_id {
+                s.directory.describe_user(org, user)?;
+            }
+            let decision = s.access.get_access_control_effect(
+                org,
+                &input.ip_address,
+                &input.action,
+                input.user_id.as_deref(),
+                input.impersonation_role_id.as_deref(),
+            )?;
+            Ok(EffectOut {
+                effect: decision.effect,
+                matched_rules: decision.matched_rules,
+            })
+        })
+        .await
 }

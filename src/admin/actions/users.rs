@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::{OrgEntity, date, has_prefix, page};
+use super::common::{OrgEntity, apply, date, has_prefix, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::directory::{
@@ -127,25 +127,30 @@ pub async fn describe_user(
     state: Arc<AdminState>,
     input: OrgUser,
 ) -> Result<DescribeOut, ApiError> {
-    let u = state
-        .directory
-        .describe_user(&input.organization_id, &input.user_id)?;
-    let provisioned = (u.role == UserRole::User).then_some(u.base.created);
-    Ok(DescribeOut {
-        enabled_date: date(u.base.enabled_date),
-        disabled_date: date(u.base.disabled_date),
-        mailbox_provisioned_date: date(provisioned.filter(|_| u.base.enabled_date.is_some())),
-        user_id: u.base.id,
-        name: u.base.name,
-        email: u.base.email,
-        display_name: u.display_name,
-        state: u.base.state,
-        user_role: u.role,
-        first_name: u.first_name,
-        last_name: u.last_name,
-        hidden_from_global_address_list: u.base.hidden_from_gal,
-        contact: u.contact.into(),
-    })
+    state
+        .blocking(move |s| {
+            let u = s
+                .directory
+                .describe_user(&input.organization_id, &input.user_id)?;
+            // The mailbox is created when a USER is registered.
+            let provisioned = u.base.enabled_date.filter(|_| u.role == UserRole::User);
+            Ok(DescribeOut {
+                enabled_date: date(u.base.enabled_date),
+                disabled_date: date(u.base.disabled_date),
+                mailbox_provisioned_date: date(provisioned),
+                user_id: u.base.id,
+                name: u.base.name,
+                email: u.base.email,
+                display_name: u.display_name,
+                state: u.base.state,
+                user_role: u.role,
+                first_name: u.first_name,
+                last_name: u.last_name,
+                hidden_from_global_address_list: u.base.hidden_from_gal,
+                contact: u.contact.into(),
+            })
+        })
+        .await
 }
 
 /// ListUsers filters.
@@ -205,27 +210,31 @@ pub struct ListOut {
 
 /// ListUsers: live users sorted by id, filtered, paged.
 pub async fn list_users(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
-    let users: Vec<User> = state
-        .directory
-        .list_users(&input.organization_id)?
-        .into_iter()
-        .filter(|u| input.filters.keeps(u))
-        .collect();
-    let (items, next_token) = page(users, input.max_results, input.next_token.as_deref())?;
-    let users = items
-        .into_iter()
-        .map(|u| UserSummary {
-            enabled_date: date(u.base.enabled_date),
-            disabled_date: date(u.base.disabled_date),
-            id: u.base.id,
-            email: u.base.email,
-            name: u.base.name,
-            display_name: u.display_name,
-            state: u.base.state,
-            user_role: u.role,
+    state
+        .blocking(move |s| {
+            let users: Vec<User> = s
+                .directory
+                .list_users(&input.organization_id)?
+                .into_iter()
+                .filter(|u| input.filters.keeps(u))
+                .collect();
+            let (items, next_token) = page(users, input.max_results, input.next_token.as_deref())?;
+            let users = items
+                .into_iter()
+                .map(|u| UserSummary {
+                    enabled_date: date(u.base.enabled_date),
+                    disabled_date: date(u.base.disabled_date),
+                    id: u.base.id,
+                    email: u.base.email,
+                    name: u.base.name,
+                    display_name: u.display_name,
+                    state: u.base.state,
+                    user_role: u.role,
+                })
+                .collect();
+            Ok(ListOut { users, next_token })
         })
-        .collect();
-    Ok(ListOut { users, next_token })
+        .await
 }
 
 /// UpdateUser input.
@@ -272,22 +281,20 @@ pub async fn update_user(state: Arc<AdminState>, input: UpdateIn) -> Result<Empt
             office: input.office,
         },
     };
-    let (org, user) = (input.organization_id, input.user_id);
-    state
-        .blocking(move |s| Ok(s.directory.update_user(&org, &user, update)?))
-        .await?;
-    Ok(Empty {})
+    apply(&state, move |s| {
+        s.directory
+            .update_user(&input.organization_id, &input.user_id, update)
+    })
+    .await
 }
 
 /// DeleteUser: only a DISABLED user (EntityState otherwise). Its stored mail stays.
 pub async fn delete_user(state: Arc<AdminState>, input: OrgUser) -> Result<Empty, ApiError> {
-    state
-        .blocking(move |s| {
-            Ok(s.directory
-                .delete_user(&input.organization_id, &input.user_id)?)
-        })
-        .await?;
-    Ok(Empty {})
+    apply(&state, move |s| {
+        s.directory
+            .delete_user(&input.organization_id, &input.user_id)
+    })
+    .await
 }
 
 /// ResetPassword input.
@@ -301,16 +308,11 @@ pub struct ResetIn {
 
 /// ResetPassword: policy check and argon2id hash off the async threads.
 pub async fn reset_password(state: Arc<AdminState>, input: ResetIn) -> Result<Empty, ApiError> {
-    state
-        .blocking(move |s| {
-            Ok(s.directory.reset_password(
-                &input.organization_id,
-                &input.user_id,
-                &input.password,
-            )?)
-        })
-        .await?;
-    Ok(Empty {})
+    apply(&state, move |s| {
+        s.directory
+            .reset_password(&input.organization_id, &input.user_id, &input.password)
+    })
+    .await
 }
 
 /// RegisterToWorkMail input.
@@ -360,13 +362,11 @@ pub async fn deregister_from_workmail(
     state: Arc<AdminState>,
     input: OrgEntity,
 ) -> Result<Empty, ApiError> {
-    state
-        .blocking(move |s| {
-            Ok(s.directory
-                .deregister_from_workmail(&input.organization_id, &input.entity_id)?)
-        })
-        .await?;
-    Ok(Empty {})
+    apply(&state, move |s| {
+        s.directory
+            .deregister_from_workmail(&input.organization_id, &input.entity_id)
+    })
+    .await
 }
 
 /// GetMailboxDetails output: quota in MB, size in MB.
@@ -383,13 +383,15 @@ pub async fn get_mailbox_details(
     state: Arc<AdminState>,
     input: OrgUser,
 ) -> Result<DetailsOut, ApiError> {
-    let user = state
-        .directory
-        .describe_user(&input.organization_id, &input.user_id)?;
-    let quota = state
-        .directory
-        .get_mailbox_quota(&input.organization_id, &user.base.id)?;
-    let used = match state.store.quota(&user.base.id).await {
+    let (id, quota) = state
+        .blocking(move |s| {
+            let org = &input.organization_id;
+            let id = s.directory.describe_user(org, &input.user_id)?.base.id;
+            let quota = s.directory.get_mailbox_quota(org, &id)?;
+            Ok((id, quota))
+        })
+        .await?;
+    let used = match state.store.quota(&id).await {
         Ok(q) => q.used,
         Err(StoreError::NotFound(_)) => 0,
         Err(e) => return Err(e.into()),
