@@ -3,6 +3,7 @@
 //! member-by-member and serialises the output.
 
 mod aliases;
+mod common;
 mod domains;
 mod groups;
 mod orgs;
@@ -133,53 +134,4 @@ action_table! {
     "ListTagsForResource" => tags::list_tags_for_resource,
     "TagResource" => tags::tag_resource,
     "UntagResource" => tags::untag_resource,
-}
-
-/// Inputs shared by many actions.
-mod common {
-    use serde::Deserialize;
-
-    /// An organization plus one entity (user, group or resource) by id, name or email.
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    pub struct OrgEntity {
-        /// Organization id.
-        pub organization_id: String,
-        /// Entity identifier.
-        pub entity_id: String,
-    }
-
-    /// One page of `items` for a list action's MaxResults and NextToken, with
-    /// the model's largest page of 100.
-    pub fn page<T>(
-        items: Vec<T>,
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<T>, Option<String>), super::ApiError> {
-        super::super::paginate::page(items, max_results, next_token, 100)
-    }
-
-    /// Runs a blocking change that answers nothing (`{}`).
-    pub async fn apply<E: Into<super::ApiError>>(
-        state: &std::sync::Arc<super::AdminState>,
-        f: impl FnOnce(&super::AdminState) -> Result<(), E> + Send + 'static,
-    ) -> Result<super::Empty, super::ApiError> {
-        state.blocking(move |s| f(s).map_err(Into::into)).await?;
-        Ok(super::Empty {})
-    }
-
-    /// An optional epoch-ms date as epoch seconds.
-    pub fn date(ms: Option<u64>) -> Option<f64> {
-        ms.map(crate::admin::state::secs)
-    }
-
-    /// Whether `value` starts with `prefix` (case-insensitive); an absent prefix matches all.
-    pub fn has_prefix(value: Option<&str>, prefix: Option<&str>) -> bool {
-        match prefix {
-            None | Some("") => true,
-            Some(p) => {
-                value.is_some_and(|v| v.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
-            }
-        }
-    }
 }
