@@ -1,4 +1,4 @@
-//! The `mailgate` command: serve, check-config, gen-cert.
+//! The `mailgate` command: serve, check-config, gen-cert, admin.
 //!
 //! Exit codes are part of the operator contract: 0 clean stop, 78 (EX_CONFIG) for
 //! any refusal to start, 70 (EX_SOFTWARE) for an internal error.
@@ -12,6 +12,8 @@ use mailgate::server::Daemon;
 
 const EX_CONFIG: u8 = 78;
 const EX_SOFTWARE: u8 = 70;
+const EX_USAGE: u8 = 64;
+const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +51,17 @@ enum Command {
         #[arg(long)]
         host: String,
     },
+    /// Call the admin API: `mailgate admin ListUsers --organization-id m-...`.
+    /// Options: --json '{...}', --data-dir DIR (default ./data), --endpoint URL,
+    /// --ca FILE, --credentials FILE, --region R; any other --member-name VALUE
+    /// becomes the PascalCase input member. Prints the JSON response.
+    Admin {
+        /// The WorkMail action, e.g. CreateUser.
+        action: String,
+        /// Options and member flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +78,7 @@ fn main() -> ExitCode {
             log_format,
             domain,
         } => serve(config, log_format, domain),
+        Command::Admin { action, args } => admin(&action, &args),
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
@@ -85,6 +99,43 @@ fn main() -> ExitCode {
                 Err(e) => refuse(&e),
             }
         }
+    }
+}
+
+/// Runs one admin API call; exit 0 with the pretty JSON answer, 1 with the error
+/// JSON on stderr for an error response, 69 (EX_UNAVAILABLE) when the call failed.
+fn admin(action: &str, args: &[String]) -> ExitCode {
+    use mailgate::admin::client;
+    let inv = match client::parse_args(args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("mailgate admin: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    mailgate::tls::install_crypto_provider();
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(client::call(&inv.options, action, &inv.input)));
+    let (status, body) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailgate admin: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let pretty = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    if status == 200 {
+        println!("{pretty}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{pretty}");
+        ExitCode::FAILURE
     }
 }
 

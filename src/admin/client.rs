@@ -55,6 +55,55 @@ pub fn build_input(
     Ok(input)
 }
 
+/// A parsed `mailgate admin <Action> ...` command line.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Where and how to call.
+    pub options: ClientOptions,
+    /// The JSON input built from `--json` and the friendly flags.
+    pub input: serde_json::Value,
+}
+
+/// Splits the arguments after the action into the client's own options
+/// (`--data-dir`, `--endpoint`, `--ca`, `--credentials`, `--region`, `--json`)
+/// and friendly member flags (`--organization-id m-1` → `OrganizationId`).
+pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
+    let mut options = ClientOptions {
+        endpoint: None,
+        data_dir: PathBuf::from("./data"),
+        ca: None,
+        credentials: None,
+        region: "local".into(),
+    };
+    let (mut json, mut flags) = (None, Vec::new());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let name = arg
+            .strip_prefix("--")
+            .ok_or_else(|| format!("expected --flag, got {arg:?}"))?;
+        let (name, value) = match name.split_once('=') {
+            Some((n, v)) => (n, v.to_string()),
+            None => (
+                name,
+                it.next()
+                    .ok_or_else(|| format!("--{name} needs a value"))?
+                    .clone(),
+            ),
+        };
+        match name {
+            "json" => json = Some(value),
+            "data-dir" => options.data_dir = PathBuf::from(value),
+            "endpoint" => options.endpoint = Some(value),
+            "ca" => options.ca = Some(PathBuf::from(value)),
+            "credentials" => options.credentials = Some(PathBuf::from(value)),
+            "region" => options.region = value,
+            member => flags.push((member.to_string(), value)),
+        }
+    }
+    let input = build_input(json.as_deref(), &flags)?;
+    Ok(Invocation { options, input })
+}
+
 fn endpoint(opts: &ClientOptions) -> Result<(String, u16), String> {
     if let Some(url) = &opts.endpoint {
         let rest = url
@@ -212,6 +261,31 @@ mod tests {
         );
         assert!(build_input(Some("[1]"), &[]).is_err());
         assert!(build_input(Some("{"), &[]).is_err());
+    }
+
+    #[test]
+    fn client_options_and_member_flags_are_told_apart() {
+        let args: Vec<String> = [
+            "--data-dir",
+            "/d",
+            "--organization-id=m-1",
+            "--region",
+            "r1",
+            "--json",
+            r#"{"Name":"x"}"#,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let inv = parse_args(&args).unwrap();
+        assert_eq!(inv.options.data_dir, PathBuf::from("/d"));
+        assert_eq!(inv.options.region, "r1");
+        assert_eq!(
+            inv.input,
+            serde_json::json!({"OrganizationId": "m-1", "Name": "x"})
+        );
+        assert!(parse_args(&["--name".to_string()]).is_err());
+        assert!(parse_args(&["stray".to_string()]).is_err());
     }
 
     #[test]

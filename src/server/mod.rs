@@ -23,13 +23,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::login::Authenticator;
 use crate::access::{AccessEngine, AccessLimits};
+use crate::admin::api::AdminApi;
 use crate::admin::credentials::{self, AccessKey};
+use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
+use http::Router;
 use limits::ConnLimits;
 use listener::{AcceptContext, BoundListener, Protocol};
 
@@ -76,6 +79,17 @@ impl Daemon {
             access,
             admin_keys,
         } = open_state(&store, &config).await?;
+        let admin_state = Arc::new(AdminState {
+            directory: directory.clone(),
+            access: access.clone(),
+            store: store.clone(),
+            region: config.admin.region.clone(),
+            account: config.admin.account.clone(),
+        });
+        let https = Arc::new(Router {
+            admin: Some(Arc::new(AdminApi::new(admin_state, admin_keys.clone()))),
+            max_body: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
+        });
         let (email_log, audit_log) = (
             config.data_path(&config.events.email_log),
             config.data_path(&config.events.audit_log),
@@ -129,7 +143,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name, &smtp),
+                protocol: protocol_for(name, &smtp, &https),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -248,9 +262,11 @@ impl Daemon {
 }
 
 /// The protocol behind each listener name. A listener whose protocol has not landed
-/// yet answers "unavailable" in its own protocol if it is enabled anyway.
-fn protocol_for(name: &str, smtp: &Arc<SmtpContext>) -> Arc<dyn Protocol> {
+/// yet answers "unavailable" in its own protocol if it is enabled anyway. `https`
+/// serves the router (the admin API; EWS paths answer 404 until EWS lands).
+fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc<dyn Protocol> {
     let flavor = match name {
+        "https" => return https.clone(),
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,

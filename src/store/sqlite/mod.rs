@@ -9,6 +9,7 @@ mod access;
 mod directory;
 mod ops;
 mod schema;
+mod tags;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -71,6 +71,14 @@ CREATE TABLE access (
     json TEXT NOT NULL
 ) STRICT;
 "#,
+    r#"
+CREATE TABLE tags (
+    arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (arn, key)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

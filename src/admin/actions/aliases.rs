@@ -1,0 +1,71 @@
+//! Entity aliases: CreateAlias, DeleteAlias, ListAliases.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Empty;
+use super::common::{apply, page};
+use crate::admin::error::ApiError;
+use crate::admin::state::AdminState;
+
+/// CreateAlias / DeleteAlias input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasIn {
+    organization_id: String,
+    entity_id: String,
+    alias: String,
+}
+
+/// CreateAlias: the address must be in one of the organization's domains and free.
+pub async fn create_alias(state: Arc<AdminState>, input: AliasIn) -> Result<Empty, ApiError> {
+    apply(&state, move |s| {
+        s.directory
+            .create_alias(&input.organization_id, &input.entity_id, &input.alias)
+    })
+    .await
+}
+
+/// DeleteAlias.
+pub async fn delete_alias(state: Arc<AdminState>, input: AliasIn) -> Result<Empty, ApiError> {
+    apply(&state, move |s| {
+        s.directory
+            .delete_alias(&input.organization_id, &input.entity_id, &input.alias)
+    })
+    .await
+}
+
+/// ListAliases input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListIn {
+    organization_id: String,
+    entity_id: String,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+/// ListAliases output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListOut {
+    aliases: Vec<String>,
+    next_token: Option<String>,
+}
+
+/// ListAliases: sorted, primary address excluded, paged.
+pub async fn list_aliases(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
+    state
+        .blocking(move |s| {
+            let all = s
+                .directory
+                .list_aliases(&input.organization_id, &input.entity_id)?;
+            let (aliases, next_token) = page(all, input.max_results, input.next_token.as_deref())?;
+            Ok(ListOut {
+                aliases,
+                next_token,
+            })
+        })
+        .await
+}

@@ -1,0 +1,95 @@
+//! The admin API's HTTP handler: SigV4 check, `X-Amz-Target` to an action, body to
+//! a JSON object, then the action; every outcome is an AWS JSON 1.1 response with
+//! an `x-amzn-RequestId`.
+
+use std::sync::Arc;
+
+use super::actions;
+use super::credentials::AccessKey;
+use super::error::ApiError;
+use super::input;
+use super::sigv4::{self, RequestParts};
+use super::state::AdminState;
+use crate::server::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
+
+/// The `X-Amz-Target` prefix of every WorkMail action.
+const TARGET_PREFIX: &str = "WorkMailService.";
+/// The AWS JSON 1.1 content type, for answers.
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The WorkMail admin API, mounted on the `https` router.
+pub struct AdminApi {
+    state: Arc<AdminState>,
+    keys: Arc<Vec<AccessKey>>,
+}
+
+impl AdminApi {
+    /// An API over `state` that accepts requests signed by any of `keys`.
+    pub fn new(state: Arc<AdminState>, keys: Arc<Vec<AccessKey>>) -> AdminApi {
+        AdminApi { state, keys }
+    }
+
+    /// Answers one request; never panics on input and never answers 500 for it.
+    pub async fn answer(&self, req: &HttpRequest) -> HttpResponse {
+        let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        match self.process(req).await {
+            Ok(output) => {
+                let mut r = HttpResponse::new(200, CONTENT_TYPE, output.to_string());
+                r.headers.push(("x-amzn-requestid", request_id));
+                r
+            }
+            Err(e) => {
+                if e.status >= 500 {
+                    tracing::error!(error = %e.message, kind = e.kind, "admin API internal failure");
+                }
+                e.to_response(&request_id)
+            }
+        }
+    }
+
+    async fn process(&self, req: &HttpRequest) -> Result<serde_json::Value, ApiError> {
+        self.authenticate(req)?;
+        let action = req
+            .header("x-amz-target")
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .and_then(actions::lookup)
+            .ok_or_else(|| ApiError::new("UnknownOperationException", 400, ""))?;
+        let body = input::object(&req.body)?;
+        action(self.state.clone(), body).await
+    }
+
+    fn authenticate(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let parts = RequestParts {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &req.headers,
+            body: &req.body,
+        };
+        let secret_for = |id: &str| {
+            self.keys
+                .iter()
+                .find(|k| k.access_key_id == id)
+                .map(|k| k.secret_access_key.as_str())
+        };
+        sigv4::verify(&parts, secret_for, unix_now())
+            .map(|_| ())
+            .map_err(|e| {
+                let (kind, status) = e.aws_type();
+                ApiError::new(kind, status, e.to_string())
+            })
+    }
+}
+
+impl Handler for AdminApi {
+    fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
+        Box::pin(async move { self.answer(&req).await })
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

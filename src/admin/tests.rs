@@ -1,0 +1,580 @@
+//! Dispatch tests: the request pipeline (signature, target, body, input) and the
+//! mapping of directory, access and store errors to AWS error types, without a socket.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::api::AdminApi;
+use super::credentials::AccessKey;
+use super::sigv4::{self, RequestParts};
+use super::state::AdminState;
+use crate::access::{AccessEngine, AccessError, AccessLimits, TokenKeys};
+use crate::directory::Directory;
+use crate::server::http::HttpRequest;
+use crate::store::sqlite::SqliteStore;
+
+const KEY_ID: &str = "MGAKTESTTESTTESTTEST";
+const SECRET: &str = "test-secret-test-secret-test-secret-0000";
+
+struct Fixture {
+    api: AdminApi,
+    org: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds the fixture on the blocking pool: the store's writes block.
+async fn fixture() -> Fixture {
+    tokio::task::spawn_blocking(build_fixture).await.unwrap()
+}
+
+fn build_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let directory = Arc::new(Directory::open(store.clone()).unwrap());
+    let access = Arc::new(
+        AccessEngine::open(
+            store.clone(),
+            AccessLimits::default(),
+            TokenKeys::generate("k1"),
+        )
+        .unwrap(),
+    );
+    let org = directory
+        .create_organization("test-org", "example.test")
+        .unwrap();
+    access.create_organization_defaults(&org, 1).unwrap();
+    let state = Arc::new(AdminState {
+        directory,
+        access,
+        store,
+        region: "local".into(),
+        account: "000000000000".into(),
+    });
+    let keys = Arc::new(vec![AccessKey {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: SECRET.into(),
+    }]);
+    Fixture {
+        api: AdminApi::new(state, keys),
+        org,
+        _dir: dir,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A request for `target` with `body`, signed by `key`/`secret` at `when`.
+fn signed(target: &str, body: &[u8], key: &str, secret: &str, when: i64) -> HttpRequest {
+    let mut headers = vec![
+        ("host".to_string(), "localhost:8443".to_string()),
+        ("x-amz-date".to_string(), sigv4::format_amz_date(when)),
+        ("x-amz-target".to_string(), target.to_string()),
+    ];
+    let parts = RequestParts {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body,
+    };
+    let auth = sigv4::sign(&parts, key, secret, "local").unwrap();
+    headers.push(("authorization".into(), auth));
+    HttpRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers,
+        body: bytes::Bytes::copy_from_slice(body),
+        peer: "127.0.0.1:1".parse().unwrap(),
+    }
+}
+
+async fn raw(api: &AdminApi, req: HttpRequest) -> (u16, Value) {
+    let resp = api.answer(&req).await;
+    assert!(
+        resp.headers.iter().any(|(k, _)| *k == "x-amzn-requestid"),
+        "every answer carries a request id"
+    );
+    (resp.status, serde_json::from_slice(&resp.body).unwrap())
+}
+
+async fn call(api: &AdminApi, action: &str, input: Value) -> (u16, Value) {
+    let body = input.to_string();
+    let target = format!("WorkMailService.{action}");
+    raw(api, signed(&target, body.as_bytes(), KEY_ID, SECRET, now())).await
+}
+
+/// Asserts an error answer of `kind` with `status`; returns the message.
+fn error(answer: (u16, Value), kind: &str, status: u16) -> String {
+    assert_eq!(answer.1["__type"], kind, "{}", answer.1);
+    assert_eq!(answer.0, status, "{}", answer.1);
+    answer.1["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn target(action: &str) -> String {
+    format!("WorkMailService.{action}")
+}
+
+#[tokio::test]
+async fn signature_failures_get_the_aws_error_types() {
+    let f = fixture().await;
+    let t = target("ListOrganizations");
+    let bad_secret = signed(&t, b"{}", KEY_ID, "wrong-secret-wrong-secret", now());
+    error(
+        raw(&f.api, bad_secret).await,
+        "InvalidSignatureException",
+        400,
+    );
+    let stale = signed(&t, b"{}", KEY_ID, SECRET, now() - 20 * 60);
+    let msg = error(raw(&f.api, stale).await, "InvalidSignatureException", 400);
+    assert!(msg.contains("Signature expired"), "{msg}");
+    let unknown = signed(&t, b"{}", "MGAKNOBODYNOBODY0000", SECRET, now());
+    error(
+        raw(&f.api, unknown).await,
+        "UnrecognizedClientException",
+        400,
+    );
+    let mut unsigned = signed(&t, b"{}", KEY_ID, SECRET, now());
+    unsigned.headers.retain(|(k, _)| k != "authorization");
+    error(
+        raw(&f.api, unsigned).await,
+        "MissingAuthenticationTokenException",
+        403,
+    );
+    // A body changed after signing no longer matches.
+    let mut tampered = signed(&t, b"{}", KEY_ID, SECRET, now());
+    tampered.body = bytes::Bytes::from_static(b"{ }");
+    error(
+        raw(&f.api, tampered).await,
+        "InvalidSignatureException",
+        400,
+    );
+}
+
+#[tokio::test]
+async fn unknown_actions_and_targets_are_unknown_operations() {
+    let f = fixture().await;
+    error(
+        call(&f.api, "DeleteOrganization", json!({})).await,
+        "UnknownOperationException",
+        400,
+    );
+    let other_service = signed("AmazonSES.ListUsers", b"{}", KEY_ID, SECRET, now());
+    error(
+        raw(&f.api, other_service).await,
+        "UnknownOperationException",
+        400,
+    );
+    assert_eq!(super::actions::ACTIONS.len(), 52);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_objects_are_serialization_errors() {
+    let f = fixture().await;
+    let t = target("ListOrganizations");
+    for body in [
+        &b"{\"MaxResults\": "[..],
+        b"[1, 2]",
+        b"\"text\"",
+        b"\xff\xfe",
+    ] {
+        let req = signed(&t, body, KEY_ID, SECRET, now());
+        error(raw(&f.api, req).await, "SerializationException", 400);
+    }
+    // An empty body is an empty input, as the AWS CLI sends for no arguments.
+    let (status, out) = raw(&f.api, signed(&t, b"", KEY_ID, SECRET, now())).await;
+    assert_eq!(status, 200, "{out}");
+}
+
+#[tokio::test]
+async fn missing_and_mistyped_members_are_validation_errors_naming_them() {
+    let f = fixture().await;
+    let msg = error(
+        call(&f.api, "DescribeUser", json!({"OrganizationId": f.org})).await,
+        "ValidationException",
+        400,
+    );
+    assert!(msg.contains("UserId"), "{msg}");
+    let msg = error(
+        call(
+            &f.api,
+            "ListUsers",
+            json!({"OrganizationId": f.org, "MaxResults": "ten"}),
+        )
+        .await,
+        "ValidationException",
+        400,
+    );
+    assert!(msg.contains("MaxResults"), "{msg}");
+    let msg = error(
+        call(
+            &f.api,
+            "CreateResource",
+            json!({"OrganizationId": f.org, "Name": "room", "Type": "KITCHEN"}),
+        )
+        .await,
+        "ValidationException",
+        400,
+    );
+    assert!(msg.contains("Type"), "{msg}");
+    let rule =
+        json!({"OrganizationId": f.org, "Name": "r", "Effect": "DENY", "IpRanges": "10.0.0.0/8"});
+    let msg = error(
+        call(&f.api, "PutAccessControlRule", rule).await,
+        "ValidationException",
+        400,
+    );
+    assert!(msg.contains("IpRanges"), "{msg}");
+}
+
+#[tokio::test]
+async fn list_users_pages_and_filters() {
+    let f = fixture().await;
+    for i in 0..5 {
+        let (status, out) = call(
+            &f.api,
+            "CreateUser",
+            json!({"OrganizationId": f.org, "Name": format!("user{i}"), "DisplayName": format!("User {i}")}),
+        )
+        .await;
+        assert_eq!(status, 200, "{out}");
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut input = json!({"OrganizationId": f.org, "MaxResults": 2});
+        if let Some(t) = &token {
+            input["NextToken"] = json!(t);
+        }
+        let (status, out) = call(&f.api, "ListUsers", input).await;
+        assert_eq!(status, 200, "{out}");
+        pages += 1;
+        for u in out["Users"].as_array().unwrap() {
+            names.push(u["Name"].as_str().unwrap().to_string());
+        }
+        match out.get("NextToken").and_then(Value::as_str) {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["user0", "user1", "user2", "user3", "user4"]);
+    assert_eq!(pages, 3);
+    let (_, out) = call(
+        &f.api,
+        "ListUsers",
+        json!({"OrganizationId": f.org, "Filters": {"UsernamePrefix": "USER3"}}),
+    )
+    .await;
+    assert_eq!(out["Users"].as_array().unwrap().len(), 1, "{out}");
+    error(
+        call(
+            &f.api,
+            "ListUsers",
+            json!({"OrganizationId": f.org, "NextToken": "garbage"}),
+        )
+        .await,
+        "InvalidParameterException",
+        400,
+    );
+    error(
+        call(
+            &f.api,
+            "ListUsers",
+            json!({"OrganizationId": f.org, "MaxResults": 101}),
+        )
+        .await,
+        "InvalidParameterException",
+        400,
+    );
+}
+
+/// Asserts that `action` with `input` fails with `kind` (HTTP 400).
+async fn fails(f: &Fixture, action: &str, input: Value, kind: &str) {
+    error(call(&f.api, action, input).await, kind, 400);
+}
+
+#[tokio::test]
+async fn organization_errors_map() {
+    let f = fixture().await;
+    let nobody = "m-00000000000000000000000000000000";
+    fails(
+        &f,
+        "DescribeOrganization",
+        json!({"OrganizationId": nobody}),
+        "OrganizationNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "CreateOrganization",
+        json!({"Alias": "test-org"}),
+        "NameAvailabilityException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn user_errors_map() {
+    let f = fixture().await;
+    let org = &f.org;
+    fails(
+        &f,
+        "DescribeUser",
+        json!({"OrganizationId": org, "UserId": "nobody"}),
+        "EntityNotFoundException",
+    )
+    .await;
+    let new = json!({"OrganizationId": org, "Name": "bob", "DisplayName": "Bob"});
+    let (_, out) = call(&f.api, "CreateUser", new.clone()).await;
+    let id = out["UserId"].as_str().unwrap().to_string();
+    fails(&f, "CreateUser", new, "NameAvailabilityException").await;
+    fails(
+        &f,
+        "ResetPassword",
+        json!({"OrganizationId": org, "UserId": id, "Password": "short"}),
+        "InvalidPasswordException",
+    )
+    .await;
+    let reg = json!({"OrganizationId": org, "EntityId": id, "Email": "bob@example.test"});
+    assert_eq!(call(&f.api, "RegisterToWorkMail", reg).await.0, 200);
+    fails(
+        &f,
+        "DeleteUser",
+        json!({"OrganizationId": org, "UserId": id}),
+        "EntityStateException",
+    )
+    .await;
+    fails(
+        &f,
+        "RegisterToWorkMail",
+        json!({"OrganizationId": org, "EntityId": id, "Email": "bob@elsewhere.test"}),
+        "EntityAlreadyRegisteredException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn group_and_alias_errors_map() {
+    let f = fixture().await;
+    let org = &f.org;
+    fails(
+        &f,
+        "DescribeGroup",
+        json!({"OrganizationId": org, "GroupId": "nobody"}),
+        "EntityNotFoundException",
+    )
+    .await;
+    let (_, out) = call(
+        &f.api,
+        "CreateGroup",
+        json!({"OrganizationId": org, "Name": "team"}),
+    )
+    .await;
+    let id = out["GroupId"].as_str().unwrap().to_string();
+    fails(
+        &f,
+        "CreateGroup",
+        json!({"OrganizationId": org, "Name": "team"}),
+        "NameAvailabilityException",
+    )
+    .await;
+    fails(
+        &f,
+        "AssociateMemberToGroup",
+        json!({"OrganizationId": org, "GroupId": id, "MemberId": "nobody"}),
+        "EntityNotFoundException",
+    )
+    .await;
+    let alias = |a: &str| json!({"OrganizationId": org, "EntityId": id, "Alias": a});
+    fails(
+        &f,
+        "CreateAlias",
+        alias("t2@example.test"),
+        "EntityStateException",
+    )
+    .await;
+    let reg = json!({"OrganizationId": org, "EntityId": id, "Email": "team@example.test"});
+    assert_eq!(call(&f.api, "RegisterToWorkMail", reg).await.0, 200);
+    fails(
+        &f,
+        "CreateAlias",
+        alias("t@unknown.test"),
+        "MailDomainNotFoundException",
+    )
+    .await;
+    let delete = json!({"OrganizationId": org, "GroupId": id});
+    fails(&f, "DeleteGroup", delete, "EntityStateException").await;
+}
+
+#[tokio::test]
+async fn resource_and_permission_errors_map() {
+    let f = fixture().await;
+    let org = &f.org;
+    fails(
+        &f,
+        "DescribeResource",
+        json!({"OrganizationId": org, "ResourceId": "nobody"}),
+        "EntityNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "CreateResource",
+        json!({"OrganizationId": org, "Name": "x".repeat(21), "Type": "ROOM"}),
+        "InvalidParameterException",
+    )
+    .await;
+    fails(&f, "PutMailboxPermissions", json!({"OrganizationId": org, "EntityId": "nobody", "GranteeId": "nobody", "PermissionValues": ["FULL_ACCESS"]}), "EntityNotFoundException").await;
+    fails(
+        &f,
+        "GetMailboxDetails",
+        json!({"OrganizationId": org, "UserId": "nobody"}),
+        "EntityNotFoundException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn domain_errors_map() {
+    let f = fixture().await;
+    let org = &f.org;
+    fails(
+        &f,
+        "GetMailDomain",
+        json!({"OrganizationId": org, "DomainName": "unknown.test"}),
+        "MailDomainNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "DeregisterMailDomain",
+        json!({"OrganizationId": org, "DomainName": "example.test"}),
+        "MailDomainInUseException",
+    )
+    .await;
+    fails(
+        &f,
+        "RegisterMailDomain",
+        json!({"OrganizationId": org, "DomainName": "bad_domain"}),
+        "InvalidParameterException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rule_and_role_errors_map() {
+    let f = fixture().await;
+    let org = &f.org;
+    for i in 1..10 {
+        let rule = json!({"OrganizationId": org, "Name": format!("r{i}"), "Effect": "DENY", "Description": ""});
+        assert_eq!(call(&f.api, "PutAccessControlRule", rule).await.0, 200);
+    }
+    let rule = json!({"OrganizationId": org, "Name": "r10", "Effect": "DENY", "Description": ""});
+    fails(&f, "PutAccessControlRule", rule, "LimitExceededException").await;
+    fails(&f, "GetAccessControlEffect", json!({"OrganizationId": org, "IpAddress": "10.0.0.1", "Action": "IMAP", "UserId": "0000000000000000"}), "EntityNotFoundException").await;
+    fails(
+        &f,
+        "GetImpersonationRole",
+        json!({"OrganizationId": org, "ImpersonationRoleId": "nope"}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "AssumeImpersonationRole",
+        json!({"OrganizationId": org, "ImpersonationRoleId": "nope"}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    let role = json!({"OrganizationId": org, "Name": "r", "Type": "READ_ONLY", "Rules": [
+        {"ImpersonationRuleId": "a", "Name": "a", "Effect": "ALLOW", "TargetUsers": ["nobody"]}]});
+    fails(
+        &f,
+        "CreateImpersonationRole",
+        role,
+        "EntityNotFoundException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tag_errors_map() {
+    let f = fixture().await;
+    let arn = format!("arn:aws:workmail:local:000000000000:organization/{}", f.org);
+    fails(
+        &f,
+        "ListTagsForResource",
+        json!({"ResourceARN": "arn:aws:workmail:local:000000000000:organization/m-0"}),
+        "ResourceNotFoundException",
+    )
+    .await;
+    let tags: Vec<Value> = (0..51)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    fails(
+        &f,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": tags}),
+        "TooManyTagsException",
+    )
+    .await;
+    let (status, out) = call(
+        &f.api,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": [{"Key": "team", "Value": "ops"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let (_, out) = call(&f.api, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(out["Tags"], json!([{"Key": "team", "Value": "ops"}]));
+}
+
+#[test]
+fn a_storage_failure_is_the_only_internal_error() {
+    let e: super::error::ApiError = AccessError::Backend("disk".into()).into();
+    assert_eq!((e.kind, e.status), ("InternalFailure", 500));
+    let e: super::error::ApiError = crate::directory::DirectoryError::Backend("disk".into()).into();
+    assert_eq!((e.kind, e.status), ("DirectoryUnavailableException", 400));
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_from_the_router() {
+    use crate::config::{Config, ListenerConfig, TlsMode};
+    crate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::embedded();
+    cfg.server.data_dir = dir.path().join("data");
+    cfg.limits.max_message_size = 4096;
+    *cfg.listeners.get_mut("https").unwrap() = Some(ListenerConfig {
+        enabled: true,
+        address: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        tls: TlsMode::Implicit,
+    });
+    let daemon = crate::server::Daemon::start(cfg, None).await.unwrap();
+    let opts = super::client::ClientOptions {
+        endpoint: None,
+        data_dir: dir.path().join("data"),
+        ca: None,
+        credentials: None,
+        region: "local".into(),
+    };
+    let (status, body) = super::client::call(&opts, "ListOrganizations", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let big = json!({"Padding": "x".repeat(8192)});
+    let (status, _) = super::client::call(&opts, "ListOrganizations", &big)
+        .await
+        .unwrap();
+    assert_eq!(status, 413);
+    daemon.shutdown().await;
+}

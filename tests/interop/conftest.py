@@ -1,0 +1,105 @@
+"""Fixtures for the admin API interop tests: the real mailgate binary on a
+port-0 https listener (every other listener disabled), in a temp dir."""
+
+import configparser
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+import uuid
+
+import boto3
+import pytest
+
+
+@dataclasses.dataclass
+class Daemon:
+    """A running mailgate and what a client needs to reach it."""
+
+    endpoint: str
+    ca: str
+    credentials: str
+    data_dir: pathlib.Path
+    proc: subprocess.Popen
+
+    def key(self):
+        """(access key id, secret) of the generated `mailgate` profile."""
+        cp = configparser.ConfigParser()
+        cp.read(self.credentials)
+        p = cp["mailgate"]
+        return p["aws_access_key_id"], p["aws_secret_access_key"]
+
+
+def _config(data_dir):
+    return (
+        "[server]\n"
+        'hostname = "localhost"\n'
+        f'data_dir = "{data_dir}"\n'
+        "shutdown_grace_secs = 5\n"
+        "[listeners.https]\n"
+        'address = "127.0.0.1"\n'
+        "port = 0\n"
+        'tls = "implicit"\n'
+    )
+
+
+@pytest.fixture(scope="session")
+def mailgate(tmp_path_factory):
+    """Starts `$MAILGATE_BIN serve`, waits for data/run/ports.json, yields a
+    Daemon, and at the end SIGTERMs it and checks that it exits 0."""
+    binary = os.environ.get("MAILGATE_BIN")
+    if not binary:
+        pytest.skip("MAILGATE_BIN is not set")
+    root = tmp_path_factory.mktemp("mailgate")
+    data = root / "data"
+    cfg = root / "mailgate.toml"
+    cfg.write_text(_config(data))
+    log = open(root / "stderr.log", "wb")
+    proc = subprocess.Popen(
+        [binary, "serve", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    ports_file = data / "run" / "ports.json"
+    deadline = time.monotonic() + 30
+    while not ports_file.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"mailgate exited {proc.returncode}: {(root / 'stderr.log').read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("mailgate did not write ports.json in time")
+        time.sleep(0.05)
+    port = json.loads(ports_file.read_text())["https"]
+    yield Daemon(
+        endpoint=f"https://localhost:{port}",
+        ca=str(data / "tls" / "ca.pem"),
+        credentials=str(data / "admin-credentials"),
+        data_dir=data,
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, (root / "stderr.log").read_text()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def workmail(mailgate):
+    """A boto3 `workmail` client: profile `mailgate` from the generated
+    credentials file, region `local`, the daemon's CA verified."""
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = mailgate.credentials
+    os.environ.pop("AWS_PROFILE", None)
+    session = boto3.Session(profile_name="mailgate", region_name="local")
+    return session.client("workmail", endpoint_url=mailgate.endpoint, verify=mailgate.ca)
+
+
+@pytest.fixture
+def org(workmail):
+    """A fresh organization (own alias and domain) per test, so tests never share
+    names, rules or limits. Returns (organization id, mail domain)."""
+    tag = uuid.uuid4().hex[:10]
+    domain = f"o{tag}.test"
+    out = workmail.create_organization(Alias=f"org-{tag}", Domains=[{"DomainName": domain}])
+    return out["OrganizationId"], domain
