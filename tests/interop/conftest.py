@@ -1,5 +1,5 @@
-"""Fixtures for the admin API interop tests: the real mailgate binary on a
-port-0 https listener (every other listener disabled), in a temp dir."""
+"""Fixtures for the interop tests: the real mailgate binary on port-0 https and
+SMTP listeners, in a temp dir, driven by real clients."""
 
 import configparser
 import dataclasses
@@ -20,6 +20,7 @@ class Daemon:
     """A running mailgate and what a client needs to reach it."""
 
     endpoint: str
+    ports: dict
     ca: str
     credentials: str
     data_dir: pathlib.Path
@@ -39,10 +40,14 @@ def _config(data_dir):
         'hostname = "localhost"\n'
         f'data_dir = "{data_dir}"\n'
         "shutdown_grace_secs = 5\n"
-        "[listeners.https]\n"
-        'address = "127.0.0.1"\n'
-        "port = 0\n"
-        'tls = "implicit"\n'
+    ) + "".join(
+        f'[listeners.{name}]\naddress = "127.0.0.1"\nport = 0\ntls = "{tls}"\n'
+        for name, tls in [
+            ("https", "implicit"),
+            ("smtp", "starttls"),
+            ("submission", "starttls"),
+            ("submissions", "implicit"),
+        ]
     )
 
 
@@ -72,9 +77,10 @@ def mailgate(tmp_path_factory):
             proc.kill()
             raise RuntimeError("mailgate did not write ports.json in time")
         time.sleep(0.05)
-    port = json.loads(ports_file.read_text())["https"]
+    ports = json.loads(ports_file.read_text())
     yield Daemon(
-        endpoint=f"https://localhost:{port}",
+        endpoint=f"https://localhost:{ports['https']}",
+        ports=ports,
         ca=str(data / "tls" / "ca.pem"),
         credentials=str(data / "admin-credentials"),
         data_dir=data,
