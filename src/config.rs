@@ -605,11 +605,12 @@ mod tests {
         let cfg = Config::embedded();
         assert_eq!(cfg.server.data_dir, PathBuf::from("./data"));
         for (name, l) in cfg.listeners.all() {
-            // https carries the finished admin API; the rest wait for their protocols.
+            // https carries the finished admin API and smtp the finished MX; the
+            // rest wait for their protocols (submission for the outbound queue).
             assert_eq!(
                 l.enabled,
-                name == "https",
-                "listener {name}: only https is enabled until the other protocols land"
+                name == "https" || name == "smtp",
+                "listener {name}: only https and smtp are enabled until the other protocols land"
             );
         }
         assert_eq!(cfg.listeners.imaps.as_ref().unwrap().port, 9993);

@@ -13,9 +13,11 @@ use crate::config::{ListenerConfig, TlsMode};
 fn test_config(dir: &Path) -> Config {
     let mut cfg = Config::embedded();
     cfg.server.data_dir = dir.join("data");
-    // The embedded https listener (admin API) would bind 8443; tests enable what they use.
-    if let Some(https) = cfg.listeners.get_mut("https").and_then(Option::as_mut) {
-        https.enabled = false;
+    // The embedded default binds fixed ports (2525, 8443); tests enable what they use.
+    for name in ["smtp", "https"] {
+        if let Some(l) = cfg.listeners.get_mut(name).and_then(Option::as_mut) {
+            l.enabled = false;
+        }
     }
     cfg
 }
