@@ -3,32 +3,18 @@
 //! accepted (rotation: add a new first line, keep the old one second, SIGHUP).
 //! Generated on first start (mode 0600); every daemon sharing it validates the others' tokens.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::TokenKeys;
 
 /// Reads the keys, generating a file with one fresh key if it does not exist.
 pub fn load_or_create(path: &Path) -> Result<TokenKeys, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let keys = TokenKeys::generate(format!("k{}", crate::store::now_ms() / 1000));
-            let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-            f.write_all(line.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-            Ok(keys)
-        }
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
-    }
+    let generate = || {
+        let keys = TokenKeys::generate(format!("k{}", crate::store::now_ms() / 1000));
+        let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
+        (keys, line)
+    };
+    crate::secret_file::load_or_create(path, parse, generate).map(|(keys, _)| keys)
 }
 
 fn parse(text: &str) -> Result<TokenKeys, String> {

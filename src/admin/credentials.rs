@@ -3,8 +3,6 @@
 //! can be pointed at it with `AWS_SHARED_CREDENTIALS_FILE` and `--profile mailgate`.
 //! Read again on every start, never regenerated.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rand::Rng;
@@ -32,29 +30,15 @@ pub fn load_existing(path: &Path) -> Result<(AccessKey, bool), String> {
 /// Loads the generated key, creating it (mode 0600) if the file does not exist.
 /// Returns the key and whether it was just created.
 pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text)
-            .map(|k| (k, false))
-            .map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = generate();
-            let text = format!(
-                "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-                key.access_key_id, key.secret_access_key
-            );
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-            Ok((key, true))
-        }
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
-    }
+    let create = || {
+        let key = generate();
+        let text = format!(
+            "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            key.access_key_id, key.secret_access_key
+        );
+        (key, text)
+    };
+    crate::secret_file::load_or_create(path, parse, create)
 }
 
 fn generate() -> AccessKey {

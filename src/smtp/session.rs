@@ -551,24 +551,34 @@ impl Smtp {
             return Flow::Close;
         }
         let (mut body, mut flaws) = (Vec::with_capacity(8192), BodyFlaws::default());
-        let read = tokio::time::timeout(
-            self.ctx.limits.data_timeout,
-            reader::read_data(io, self.ctx.limits.max_message_size, &mut body, &mut flaws),
-        )
-        .await;
-        match read {
+        let max = self.ctx.limits.max_message_size;
+        let read = async {
+            let end = reader::read_data(io, max, &mut body, &mut flaws).await?;
+            Ok(end == DataEnd::Complete)
+        };
+        if !self.read_message_data(read).await {
+            return Flow::Close;
+        }
+        self.finish(body, flaws).await;
+        Flow::Continue
+    }
+
+    /// Runs a DATA or BDAT read under the data timeout. False when the session must
+    /// end: the client left, or it stalled (then it is told so with a 421).
+    async fn read_message_data(
+        &mut self,
+        read: impl Future<Output = std::io::Result<bool>>,
+    ) -> bool {
+        match tokio::time::timeout(self.ctx.limits.data_timeout, read).await {
+            Ok(Ok(complete)) => complete,
+            Ok(Err(_)) => false,
             Err(_) => {
                 self.reply(
                     421,
                     "4.4.2",
                     "Timeout reading message data, closing connection",
                 );
-                Flow::Close
-            }
-            Ok(Err(_)) | Ok(Ok(DataEnd::Eof)) => Flow::Close,
-            Ok(Ok(DataEnd::Complete)) => {
-                self.finish(body, flaws).await;
-                Flow::Continue
+                false
             }
         }
     }
@@ -581,22 +591,9 @@ impl Smtp {
             .as_mut()
             .and_then(|tx| tx.chunks.take())
             .unwrap_or_default();
-        let read = tokio::time::timeout(
-            self.ctx.limits.data_timeout,
-            reader::read_chunk(io, size as u64, max, &mut body, &mut flaws),
-        )
-        .await;
-        match read {
-            Err(_) => {
-                self.reply(
-                    421,
-                    "4.4.2",
-                    "Timeout reading message data, closing connection",
-                );
-                return Flow::Close;
-            }
-            Ok(Err(_)) | Ok(Ok(false)) => return Flow::Close,
-            Ok(Ok(true)) => {}
+        let read = reader::read_chunk(io, size as u64, max, &mut body, &mut flaws);
+        if !self.read_message_data(read).await {
+            return Flow::Close;
         }
         if !usable {
             self.error(503, "5.5.1", "BDAT needs MAIL and at least one RCPT");
