@@ -41,8 +41,8 @@ fn sender(port: u16, worker: usize, acked: Arc<Mutex<Vec<String>>>) {
     }
     for i in 0.. {
         let subject = format!("w{worker}-m{i}");
-        let msg = format!("MAIL FROM:<load@remote.test>\r\nRCPT TO:<sink@crash.test>\r\nDATA\r\n");
-        if w.write_all(msg.as_bytes()).is_err()
+        let envelope = b"MAIL FROM:<load@remote.test>\r\nRCPT TO:<sink@crash.test>\r\nDATA\r\n";
+        if w.write_all(envelope).is_err()
             || !expect(&mut r, "250")
             || !expect(&mut r, "250")
             || !expect(&mut r, "354")
