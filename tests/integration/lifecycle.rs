@@ -239,3 +239,40 @@ fn sd_notify_ready_reloading_and_stopping() {
     assert!(recv().contains("STOPPING=1"));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn sd_notify_watchdog_pings_when_systemd_asks() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let cfg = dir.path().join("mailgate.toml");
+    std::fs::write(&cfg, config_text(&dir.path().join("data"), "")).unwrap();
+    // systemd names the watched pid; exec keeps the shell's pid for the daemon.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "WATCHDOG_PID=$$ exec {} serve --config {}",
+            crate::harness::BIN,
+            cfg.display()
+        ))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pings = 0;
+    let t0 = Instant::now();
+    while pings < 3 && t0.elapsed() < Duration::from_secs(5) {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("sd_notify message");
+        if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") {
+            pings += 1;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(pings, 3, "WATCHDOG=1 at half the 200 ms interval");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}

@@ -80,6 +80,13 @@ fn sighup_reloads_certificates_without_restart() {
     for f in ["cert.pem", "key.pem"] {
         std::fs::copy(next.join(f), certs.join(f)).unwrap();
     }
+    // A session open across the reload keeps working.
+    use std::io::{BufRead, Write};
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", d.port("smtp"))).unwrap();
+    let mut live = std::io::BufReader::new(tcp.try_clone().unwrap());
+    let mut line = String::new();
+    live.read_line(&mut line).unwrap();
+    assert!(line.starts_with("220"), "{line}");
     d.signal(libc::SIGHUP);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -93,6 +100,13 @@ fn sighup_reloads_certificates_without_restart() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (&tcp).write_all(b"NOOP\r\n").unwrap();
+    line.clear();
+    live.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("250"),
+        "the connection survived the reload: {line}"
+    );
     // A reload with a broken key keeps the working certificate.
     std::fs::write(certs.join("key.pem"), "garbage").unwrap();
     d.signal(libc::SIGHUP);
