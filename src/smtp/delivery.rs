@@ -10,6 +10,7 @@ use super::message::HeaderFacts;
 use crate::directory::Recipient;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::events::new_id;
+use crate::store::queue::NewOutbound;
 use crate::store::{FolderKind, FolderRef, Refused, Target};
 
 /// A mailbox one accepted recipient address leads to.
@@ -21,7 +22,8 @@ pub struct LocalMailbox {
     pub address: String,
 }
 
-/// An accepted RCPT: its address and the mailboxes it reaches (a group: several).
+/// An accepted RCPT: its address and the mailboxes it reaches (a group: several;
+/// a remote recipient on submission: none, it goes to the outbound queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedRcpt {
     pub address: String,
@@ -197,4 +199,41 @@ pub async fn deliver(
         }
     }
     Ok(report)
+}
+
+/// Queues the remote recipients (those without a local mailbox) of a submitted
+/// message for the smarthost; durable when it returns. A no-op when there are none.
+pub async fn queue_remote(
+    ctx: &SmtpContext,
+    message: Arc<[u8]>,
+    envelope_from: &str,
+    rcpts: &[AcceptedRcpt],
+    submitter: &Submitter,
+    facts: &HeaderFacts,
+    trace_id: String,
+) -> crate::store::Result<()> {
+    let recipients: Vec<String> = rcpts
+        .iter()
+        .filter(|r| r.mailboxes.is_empty())
+        .map(|r| r.address.clone())
+        .collect();
+    let Some(outbound) = &ctx.outbound else {
+        return Ok(());
+    };
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    outbound
+        .enqueue(NewOutbound {
+            sender: envelope_from.to_string(),
+            on_behalf_of: submitter.on_behalf_of.clone(),
+            from_header: facts.from.clone(),
+            message_id: facts.message_id.clone().unwrap_or_default(),
+            owner_org: submitter.org.clone(),
+            owner_mailbox: submitter.user_id.clone(),
+            trace_id,
+            recipients,
+            body: message,
+        })
+        .await
 }

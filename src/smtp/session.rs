@@ -500,11 +500,19 @@ impl Smtp {
             let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
             return if self.ctx.directory.domain_owner(domain).is_some() {
                 self.error(550, "5.1.1", "Recipient address rejected: User unknown")
+            } else if self.flavor.is_submission() && self.ctx.outbound.is_some() {
+                if let Some(tx) = &mut self.tx {
+                    tx.rcpts.push(AcceptedRcpt {
+                        address,
+                        mailboxes: vec![],
+                    });
+                }
+                self.reply(250, "2.1.5", "Recipient OK, will relay")
             } else if self.flavor.is_submission() {
                 self.error(
                     550,
                     "5.7.1",
-                    "Delivery to other domains is not available on this server yet",
+                    "Delivery to other domains is not possible: no relay (smarthost) is configured on this server",
                 )
             } else {
                 self.error(550, "5.7.1", "Relaying denied")
@@ -663,9 +671,10 @@ impl Smtp {
         message.extend_from_slice(&body);
         let message: Arc<[u8]> = Arc::from(message);
         let facts = header_facts(&message);
+        let trace = crate::events::new_id();
         if let Some(s) = &submitter {
             self.ctx.events.email(
-                &crate::events::new_id(),
+                &trace,
                 crate::events::EmailEvent::OutgoingEmailSubmitted {
                     recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
                     sender: s.on_behalf_of.clone(),
@@ -678,7 +687,26 @@ impl Smtp {
                 },
             );
         }
-        match delivery::deliver(&self.ctx, message, &tx.rcpts, &facts, submitter.as_ref()).await {
+        let stored = match delivery::deliver(
+            &self.ctx,
+            message.clone(),
+            &tx.rcpts,
+            &facts,
+            submitter.as_ref(),
+        )
+        .await
+        {
+            Ok(report) => match &submitter {
+                Some(s) => delivery::queue_remote(
+                    &self.ctx, message, &tx.from, &tx.rcpts, s, &facts, trace,
+                )
+                .await
+                .map(|()| report),
+                None => Ok(report),
+            },
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(report) if report.delivered == 0 && submitter.is_none() => {
                 self.reply(552, "5.2.2", "Mailbox full");
             }
