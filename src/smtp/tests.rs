@@ -27,9 +27,9 @@ pub(super) const PASSWORD: &str = "Corr3ct-Horse";
 
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    mx: u16,
+    pub(super) mx: u16,
     pub(super) submissions: u16,
-    ca: std::path::PathBuf,
+    pub(super) ca: std::path::PathBuf,
     pub(super) store: Arc<SqliteStore>,
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
@@ -39,7 +39,7 @@ pub(super) struct Fixture {
     pub(super) wake: Arc<tokio::sync::Notify>,
     org: String,
     pub(super) alice: String,
-    bob: String,
+    pub(super) bob: String,
     draining: CancellationToken,
 }
 
@@ -221,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
-async fn mx(f: &Fixture) -> Client<TcpStream> {
+pub(super) async fn mx(f: &Fixture) -> Client<TcpStream> {
     let mut c = Client {
         io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
     };

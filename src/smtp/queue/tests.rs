@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::config::TlsMode;
-use crate::smtp::tests::{Fixture, PASSWORD, fixture_with_relay, inbox, submission};
+use crate::smtp::tests::{Fixture, PASSWORD, fixture_with_relay, inbox, mx, submission};
 use crate::store::FolderKind;
 use crate::store::queue::OutboundQueue;
 
@@ -141,33 +141,57 @@ fn addr(line: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Plain SMTP to 127.0.0.1:`port`, short timeouts.
+fn plain(port: u16) -> RelaySettings {
+    RelaySettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        connector: None,
+        auth: None,
+        hello: "mx.acme.test".into(),
+        command_timeout: Duration::from_secs(5),
+        data_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Retries after 100 ms, 200 ms, ... up to 1 s, for a minute.
+fn quick() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+        lifetime: Duration::from_secs(60),
+    }
+}
+
 /// Starts a runner on the fixture's store towards 127.0.0.1:`port`.
 fn start_runner(f: &Fixture, port: u16) -> (CancellationToken, JoinHandle<()>) {
+    start_runner_with(f, plain(port), quick())
+}
+
+fn start_runner_with(
+    f: &Fixture,
+    relay: RelaySettings,
+    backoff: Backoff,
+) -> (CancellationToken, JoinHandle<()>) {
     let runner = Runner {
         queue: Arc::new(f.store.clone()),
         store: Arc::new(f.store.clone()),
         events: f.events.clone(),
         hostname: "mx.acme.test".into(),
-        relay: Arc::new(RelaySettings {
-            host: "127.0.0.1".into(),
-            port,
-            tls: TlsMode::None,
-            connector: None,
-            auth: None,
-            hello: "mx.acme.test".into(),
-            command_timeout: Duration::from_secs(5),
-            data_timeout: Duration::from_secs(5),
-        }),
-        backoff: Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            lifetime: Duration::from_secs(60),
-        },
+        relay: Arc::new(relay),
+        backoff,
         wake: f.wake.clone(),
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(runner.run(stop.clone()));
     (stop, task)
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
 }
 
 /// Submits as alice to a remote recipient and bob; expects the 250.
@@ -332,11 +356,7 @@ async fn a_permanent_refusal_bounces_with_a_dsn_in_the_senders_inbox() {
 #[tokio::test]
 async fn the_queue_survives_a_runner_restart() {
     let f = fixture_with_relay().await;
-    let down = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let (stop, task) = start_runner(&f, down);
+    let (stop, task) = start_runner(&f, closed_port().await);
     submit(&f).await;
     until("a failed attempt", async || {
         f.store
@@ -360,4 +380,88 @@ async fn the_queue_survives_a_runner_restart() {
     until("an empty queue", async || queue_len(&f).await == 0).await;
     stop.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_smarthost_bounces_when_the_lifetime_ends() {
+    let f = fixture_with_relay().await;
+    let backoff = Backoff {
+        lifetime: Duration::from_millis(250),
+        ..quick()
+    };
+    let (stop, task) = start_runner_with(&f, plain(closed_port().await), backoff);
+    submit(&f).await;
+    until("OUTGOING_EMAIL_BOUNCED", async || {
+        !events_named(&f, "OUTGOING_EMAIL_BOUNCED").is_empty()
+    })
+    .await;
+    until("an empty queue", async || queue_len(&f).await == 0).await;
+    let bounced = &events_named(&f, "OUTGOING_EMAIL_BOUNCED")[0];
+    assert_eq!(bounced["event"]["bouncedRecipient"]["status"], "4.4.7");
+    let reason = bounced["event"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("expired") && reason.contains("connection"),
+        "{reason}"
+    );
+    let dsn =
+        String::from_utf8_lossy(&inbox(&f, &f.alice, FolderKind::Inbox).await[0]).into_owned();
+    assert!(dsn.contains("Status: 4.4.7"), "{dsn}");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn mx_still_refuses_relaying_when_a_smarthost_is_configured() {
+    let f = fixture_with_relay().await;
+    let mut c = mx(&f).await;
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    let r = c.cmd("RCPT TO:<carol@remote.test>").await;
+    assert!(r.starts_with("550 5.7.1 Relaying denied"), "{r}");
+}
+
+/// The client against mailgate's own listeners: implicit TLS with AUTH PLAIN
+/// (submissions) and STARTTLS (MX), both checked against the fixture's dev CA.
+#[tokio::test]
+async fn client_speaks_implicit_tls_with_auth_and_starttls() {
+    let f = fixture_with_relay().await;
+    let tls = |port, mode, auth: Option<(String, String)>| RelaySettings {
+        host: "localhost".into(),
+        tls: mode,
+        connector: Some(connector(&f.ca).unwrap()),
+        auth,
+        ..plain(port)
+    };
+    let auth = Some(("alice@acme.test".to_string(), PASSWORD.to_string()));
+    let body = b"From: alice@acme.test\r\nSubject: via tls\r\n\r\nhi\r\n";
+    for settings in [
+        tls(f.submissions, TlsMode::Implicit, auth),
+        tls(f.mx, TlsMode::Starttls, None),
+    ] {
+        let mut c = client::Connection::open(Arc::new(settings)).await.unwrap();
+        let replies = c
+            .send(
+                "alice@acme.test",
+                &["bob@acme.test".to_string(), "nobody@acme.test".to_string()],
+                body,
+            )
+            .await
+            .unwrap();
+        assert!(replies[0].is_positive(), "{replies:?}");
+        assert_eq!(
+            replies[1].status.as_deref(),
+            Some("5.1.1"),
+            "per-recipient refusal"
+        );
+        c.quit().await;
+    }
+    assert_eq!(inbox(&f, &f.bob, FolderKind::Inbox).await.len(), 2);
+    let wrong = RelaySettings {
+        host: "localhost".into(),
+        tls: TlsMode::Implicit,
+        connector: Some(connector(&f.ca).unwrap()),
+        auth: Some(("alice@acme.test".into(), "wrong".into())),
+        ..plain(f.submissions)
+    };
+    let refused = client::Connection::open(Arc::new(wrong)).await;
+    assert!(matches!(refused, Err(client::ClientError::Refused(r)) if r.code == 535));
 }
