@@ -465,3 +465,5 @@ async fn client_speaks_implicit_tls_with_auth_and_starttls() {
     let refused = client::Connection::open(Arc::new(wrong)).await;
     assert!(matches!(refused, Err(client::ClientError::Refused(r)) if r.code == 535));
 }
+
+mod smtp_sink;
