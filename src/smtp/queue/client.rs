@@ -221,7 +221,7 @@ impl Connection {
         self.exchange(Some(line), wait).await
     }
 
-    /// A session step that must succeed (2xx, or 3xx for nothing here).
+    /// A session step (greeting, EHLO, STARTTLS, AUTH) that must get a 2xx.
     async fn expect_positive(&mut self, line: Option<&str>) -> Result<Reply, ClientError> {
         let wait = self.settings.command_timeout;
         let reply = self.exchange(line, wait).await?;
