@@ -10,7 +10,7 @@ use super::message::HeaderFacts;
 use crate::directory::Recipient;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::events::new_id;
-use crate::store::queue::NewOutbound;
+use crate::store::queue::{NewOutbound, NewRecipient};
 use crate::store::{FolderKind, FolderRef, Refused, Target};
 
 /// A mailbox one accepted recipient address leads to.
@@ -27,6 +27,8 @@ pub struct LocalMailbox {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedRcpt {
     pub address: String,
+    /// RFC 3461 NOTIFY: false when the client asked for no failure DSN.
+    pub notify_failure: bool,
     pub mailboxes: Vec<LocalMailbox>,
 }
 
@@ -201,21 +203,33 @@ pub async fn deliver(
     Ok(report)
 }
 
+/// The SMTP envelope of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub from: &'a str,
+    /// RFC 3461 ENVID.
+    pub envelope_id: Option<&'a str>,
+    pub rcpts: &'a [AcceptedRcpt],
+}
+
 /// Queues the remote recipients (those without a local mailbox) of a submitted
 /// message for the smarthost; durable when it returns. A no-op when there are none.
 pub async fn queue_remote(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
-    envelope_from: &str,
-    rcpts: &[AcceptedRcpt],
+    envelope: Envelope<'_>,
     submitter: &Submitter,
     facts: &HeaderFacts,
     trace_id: String,
 ) -> crate::store::Result<()> {
-    let recipients: Vec<String> = rcpts
+    let recipients: Vec<NewRecipient> = envelope
+        .rcpts
         .iter()
         .filter(|r| r.mailboxes.is_empty())
-        .map(|r| r.address.clone())
+        .map(|r| NewRecipient {
+            address: r.address.clone(),
+            notify_failure: r.notify_failure,
+        })
         .collect();
     let Some(outbound) = &ctx.outbound else {
         return Ok(());
@@ -225,13 +239,14 @@ pub async fn queue_remote(
     }
     outbound
         .enqueue(NewOutbound {
-            sender: envelope_from.to_string(),
+            sender: envelope.from.to_string(),
             on_behalf_of: submitter.on_behalf_of.clone(),
             from_header: facts.from.clone(),
             message_id: facts.message_id.clone().unwrap_or_default(),
             owner_org: submitter.org.clone(),
             owner_mailbox: submitter.user_id.clone(),
             trace_id,
+            envelope_id: envelope.envelope_id.map(str::to_string),
             recipients,
             body: message,
         })

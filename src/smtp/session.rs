@@ -31,6 +31,8 @@ struct Transaction {
     smtputf8: bool,
     rcpts: Vec<AcceptedRcpt>,
     on_behalf_of: Option<String>,
+    /// RFC 3461 ENVID, echoed in a DSN.
+    envelope_id: Option<String>,
     /// BDAT chunks so far.
     chunks: Option<(Vec<u8>, BodyFlaws)>,
 }
@@ -480,6 +482,7 @@ impl Smtp {
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             rcpts: Vec::new(),
             on_behalf_of,
+            envelope_id: from.env_id.clone(),
             chunks: None,
         });
         self.reply(250, "2.1.0", "Sender OK");
@@ -493,6 +496,13 @@ impl Smtp {
             return self.reply(452, "4.5.3", "Too many recipients");
         }
         let address = to.address.to_ascii_lowercase();
+        // No NOTIFY means the default: failures only (RFC 3461 §4.1).
+        let notify = smtp_proto::RCPT_NOTIFY_SUCCESS
+            | smtp_proto::RCPT_NOTIFY_FAILURE
+            | smtp_proto::RCPT_NOTIFY_DELAY
+            | smtp_proto::RCPT_NOTIFY_NEVER;
+        let notify_failure =
+            to.flags & notify == 0 || to.flags & smtp_proto::RCPT_NOTIFY_FAILURE != 0;
         if tx.rcpts.iter().any(|r| r.address == address) {
             return self.reply(250, "2.1.5", "Recipient OK");
         }
@@ -504,6 +514,7 @@ impl Smtp {
                 if let Some(tx) = &mut self.tx {
                     tx.rcpts.push(AcceptedRcpt {
                         address,
+                        notify_failure,
                         mailboxes: vec![],
                     });
                 }
@@ -533,7 +544,11 @@ impl Smtp {
             return self.reply(552, "5.2.2", "Mailbox full");
         }
         if let Some(tx) = &mut self.tx {
-            tx.rcpts.push(AcceptedRcpt { address, mailboxes });
+            tx.rcpts.push(AcceptedRcpt {
+                address,
+                notify_failure,
+                mailboxes,
+            });
         }
         self.reply(250, "2.1.5", "Recipient OK");
     }
@@ -697,11 +712,16 @@ impl Smtp {
         .await
         {
             Ok(report) => match &submitter {
-                Some(s) => delivery::queue_remote(
-                    &self.ctx, message, &tx.from, &tx.rcpts, s, &facts, trace,
-                )
-                .await
-                .map(|()| report),
+                Some(s) => {
+                    let envelope = delivery::Envelope {
+                        from: &tx.from,
+                        envelope_id: tx.envelope_id.as_deref(),
+                        rcpts: &tx.rcpts,
+                    };
+                    delivery::queue_remote(&self.ctx, message, envelope, s, &facts, trace)
+                        .await
+                        .map(|()| report)
+                }
                 None => Ok(report),
             },
             Err(e) => Err(e),

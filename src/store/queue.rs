@@ -26,8 +26,18 @@ pub struct NewOutbound {
     pub owner_mailbox: String,
     /// The traceId of the submission, so SENT and BOUNCED join its flow.
     pub trace_id: String,
-    pub recipients: Vec<String>,
+    /// RFC 3461 ENVID from MAIL FROM, echoed in a DSN.
+    pub envelope_id: Option<String>,
+    pub recipients: Vec<NewRecipient>,
     pub body: Arc<[u8]>,
+}
+
+/// One remote recipient to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecipient {
+    pub address: String,
+    /// RFC 3461 NOTIFY: false when the sender asked for no failure DSN.
+    pub notify_failure: bool,
 }
 
 /// A queued message, without its body (fetched once per delivery attempt).
@@ -41,6 +51,7 @@ pub struct QueuedMessage {
     pub owner_org: String,
     pub owner_mailbox: String,
     pub trace_id: String,
+    pub envelope_id: Option<String>,
     pub enqueued_ms: i64,
 }
 
@@ -49,6 +60,7 @@ pub struct QueuedMessage {
 pub struct QueuedRecipient {
     pub id: i64,
     pub recipient: String,
+    pub notify_failure: bool,
     /// Delivery attempts that failed temporarily so far.
     pub attempts: u32,
     pub next_attempt_ms: i64,

@@ -16,6 +16,8 @@ pub struct Failure<'a> {
     /// The smarthost that refused, or that could not be reached.
     pub remote_mta: &'a str,
     pub sender: &'a str,
+    /// The sender's ENVID (RFC 3461), echoed as Original-Envelope-Id.
+    pub envelope_id: Option<&'a str>,
     pub recipient: &'a str,
     /// Enhanced status, e.g. `5.1.1`.
     pub status: &'a str,
@@ -34,8 +36,12 @@ fn one_line(s: &str) -> String {
 
 /// The machine-readable part (message/delivery-status).
 fn status_fields(f: &Failure<'_>) -> String {
+    let envid = f
+        .envelope_id
+        .map(|id| format!("Original-Envelope-Id: {}\r\n", one_line(id)))
+        .unwrap_or_default();
     format!(
-        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nRemote-MTA: dns; {}\r\nDiagnostic-Code: smtp; {}\r\n",
+        "{envid}Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nRemote-MTA: dns; {}\r\nDiagnostic-Code: smtp; {}\r\n",
         one_line(f.reporting_mta),
         rfc5322_date(f.arrival_ms / 1000),
         one_line(f.recipient),
@@ -97,6 +103,7 @@ mod tests {
             reporting_mta: "mx.acme.test",
             remote_mta: "smart.test",
             sender: "alice@acme.test",
+            envelope_id: Some("QQ314159"),
             recipient: "nobody@remote.test",
             status: "5.1.1",
             diagnostic: "550 5.1.1 no such user\nsecond line",
@@ -108,6 +115,7 @@ mod tests {
             "multipart/report",
             "report-type=\"delivery-status\"",
             "message/delivery-status",
+            "Original-Envelope-Id: QQ314159",
             "Final-Recipient: rfc822; nobody@remote.test",
             "Action: failed",
             "Status: 5.1.1",

@@ -187,8 +187,8 @@ impl Runner {
         }
     }
 
-    /// The event, the DSN in the sender's Inbox, then the row goes: a crash in
-    /// between repeats the DSN rather than losing it.
+    /// The event, the DSN in the sender's Inbox (unless NOTIFY said otherwise),
+    /// then the row goes: a crash in between repeats the DSN rather than losing it.
     async fn bounce(
         &self,
         m: &QueuedMessage,
@@ -209,10 +209,25 @@ impl Runner {
                 reason: reason.to_string(),
             },
         );
+        if r.notify_failure {
+            self.file_dsn(m, r, status, reason, body).await?;
+        }
+        self.queue.finish_recipient(r.id).await
+    }
+
+    async fn file_dsn(
+        &self,
+        m: &QueuedMessage,
+        r: &QueuedRecipient,
+        status: &str,
+        reason: &str,
+        body: &[u8],
+    ) -> crate::store::Result<()> {
         let failure = dsn::Failure {
             reporting_mta: &self.hostname,
             remote_mta: &self.relay.host,
             sender: &m.sender,
+            envelope_id: m.envelope_id.as_deref(),
             recipient: &r.recipient,
             status,
             diagnostic: reason,
@@ -234,6 +249,6 @@ impl Runner {
             }
             Err(e) => tracing::error!(error = %e, "outbound: cannot build a DSN"),
         }
-        self.queue.finish_recipient(r.id).await
+        Ok(())
     }
 }

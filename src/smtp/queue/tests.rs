@@ -196,15 +196,21 @@ async fn closed_port() -> u16 {
 
 /// Submits as alice to a remote recipient and bob; expects the 250.
 async fn submit(f: &Fixture) {
+    submit_with(
+        f,
+        "MAIL FROM:<alice@acme.test>",
+        &["RCPT TO:<carol@remote.test>", "RCPT TO:<bob@acme.test>"],
+    )
+    .await
+}
+
+async fn submit_with(f: &Fixture, mail: &str, rcpts: &[&str]) {
     let mut c = submission(f, Some(("alice@acme.test", PASSWORD))).await;
-    assert!(
-        c.cmd("MAIL FROM:<alice@acme.test>")
-            .await
-            .starts_with("250")
-    );
-    let r = c.cmd("RCPT TO:<carol@remote.test>").await;
-    assert!(r.starts_with("250 2.1.5"), "{r}");
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd(mail).await.starts_with("250"));
+    for rcpt in rcpts {
+        let r = c.cmd(rcpt).await;
+        assert!(r.starts_with("250 2.1.5"), "{rcpt}: {r}");
+    }
     assert!(c.cmd("DATA").await.starts_with("354"));
     let r = c
         .cmd("From: alice@acme.test\r\nSubject: offsite\r\nMessage-ID: <o1@acme.test>\r\n\r\n..dotted line\r\nbody text\r\n.")
@@ -349,6 +355,37 @@ async fn a_permanent_refusal_bounces_with_a_dsn_in_the_senders_inbox() {
         dsn.contains("Subject: offsite"),
         "the original headers: {dsn}"
     );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn notify_never_suppresses_the_dsn_and_envid_is_echoed() {
+    let f = fixture_with_relay().await;
+    let (port, _seen) = smarthost(Mode::RejectRcpt).await;
+    let (stop, task) = start_runner(&f, port);
+    submit_with(
+        &f,
+        "MAIL FROM:<alice@acme.test> ENVID=QQ314159",
+        &[
+            "RCPT TO:<carol@remote.test> NOTIFY=FAILURE,DELAY",
+            "RCPT TO:<dave@remote.test> NOTIFY=NEVER",
+        ],
+    )
+    .await;
+    until("two bounces", async || {
+        events_named(&f, "OUTGOING_EMAIL_BOUNCED").len() == 2
+    })
+    .await;
+    until("an empty queue", async || queue_len(&f).await == 0).await;
+    let inbox = inbox(&f, &f.alice, FolderKind::Inbox).await;
+    assert_eq!(inbox.len(), 1, "no DSN for NOTIFY=NEVER");
+    let dsn = String::from_utf8_lossy(&inbox[0]);
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; carol@remote.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Original-Envelope-Id: QQ314159"), "{dsn}");
     stop.cancel();
     task.await.unwrap();
 }

@@ -14,8 +14,8 @@ use crate::store::{Result, StoreError};
 fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
     c.execute(
         "INSERT INTO queue_messages (sender, on_behalf_of, from_header, message_id, owner_org,
-             owner_mailbox, trace_id, enqueued_ms, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             owner_mailbox, trace_id, envelope_id, enqueued_ms, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             m.sender,
             m.on_behalf_of,
@@ -24,16 +24,18 @@ fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
             m.owner_org,
             m.owner_mailbox,
             m.trace_id,
+            m.envelope_id,
             now_ms,
             &m.body[..]
         ],
     )?;
     let id = c.last_insert_rowid();
     let mut st = c.prepare(
-        "INSERT INTO queue_recipients (message_id, recipient, next_attempt_ms) VALUES (?1, ?2, ?3)",
+        "INSERT INTO queue_recipients (message_id, recipient, notify_failure, next_attempt_ms)
+         VALUES (?1, ?2, ?3, ?4)",
     )?;
     for r in &m.recipients {
-        st.execute(params![id, r, now_ms])?;
+        st.execute(params![id, r.address, r.notify_failure, now_ms])?;
     }
     Ok(id)
 }
@@ -41,7 +43,7 @@ fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
 fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
     let mut st = c.prepare(
         "SELECT id, sender, on_behalf_of, from_header, message_id, owner_org, owner_mailbox,
-                trace_id, enqueued_ms
+                trace_id, envelope_id, enqueued_ms
          FROM queue_messages
          WHERE id IN (SELECT message_id FROM queue_recipients WHERE next_attempt_ms <= ?1)
          ORDER BY id LIMIT ?2",
@@ -57,12 +59,13 @@ fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
                 owner_org: r.get(5)?,
                 owner_mailbox: r.get(6)?,
                 trace_id: r.get(7)?,
-                enqueued_ms: r.get(8)?,
+                envelope_id: r.get(8)?,
+                enqueued_ms: r.get(9)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut rst = c.prepare(
-        "SELECT id, recipient, attempts, next_attempt_ms, last_error FROM queue_recipients
+        "SELECT id, recipient, notify_failure, attempts, next_attempt_ms, last_error FROM queue_recipients
          WHERE message_id = ?1 AND next_attempt_ms <= ?2 ORDER BY id",
     )?;
     let mut out = Vec::with_capacity(messages.len());
@@ -72,9 +75,10 @@ fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
                 Ok(QueuedRecipient {
                     id: r.get(0)?,
                     recipient: r.get(1)?,
-                    attempts: r.get(2)?,
-                    next_attempt_ms: r.get(3)?,
-                    last_error: r.get(4)?,
+                    notify_failure: r.get(2)?,
+                    attempts: r.get(3)?,
+                    next_attempt_ms: r.get(4)?,
+                    last_error: r.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -168,6 +172,7 @@ impl OutboundQueue for Arc<SqliteStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::queue::NewRecipient;
 
     fn new(recipients: &[&str]) -> NewOutbound {
         NewOutbound {
@@ -178,7 +183,14 @@ mod tests {
             owner_org: "m-1".into(),
             owner_mailbox: "u-1".into(),
             trace_id: "t".into(),
-            recipients: recipients.iter().map(|s| s.to_string()).collect(),
+            envelope_id: Some("env-1".into()),
+            recipients: recipients
+                .iter()
+                .map(|s| NewRecipient {
+                    address: s.to_string(),
+                    notify_failure: !s.starts_with('b'),
+                })
+                .collect(),
             body: Arc::from(&b"Subject: x\r\n\r\nhi\r\n"[..]),
         }
     }
@@ -195,6 +207,8 @@ mod tests {
         let due = store.due(1000, 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].recipients.len(), 2);
+        assert_eq!(due[0].message.envelope_id.as_deref(), Some("env-1"));
+        assert!(due[0].recipients[0].notify_failure && !due[0].recipients[1].notify_failure);
         assert_eq!(
             store.queued_body(id).await.unwrap(),
             b"Subject: x\r\n\r\nhi\r\n"

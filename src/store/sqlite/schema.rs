@@ -89,6 +89,7 @@ CREATE TABLE queue_messages (
     owner_org TEXT NOT NULL,
     owner_mailbox TEXT NOT NULL,
     trace_id TEXT NOT NULL,
+    envelope_id TEXT,
     enqueued_ms INTEGER NOT NULL,
     body BLOB NOT NULL
 ) STRICT;
@@ -96,6 +97,7 @@ CREATE TABLE queue_recipients (
     id INTEGER PRIMARY KEY,
     message_id INTEGER NOT NULL REFERENCES queue_messages(id),
     recipient TEXT NOT NULL,
+    notify_failure INTEGER NOT NULL DEFAULT 1,
     state TEXT NOT NULL DEFAULT 'queued',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms INTEGER NOT NULL,
