@@ -150,7 +150,8 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
 pub struct Connection {
     io: BufReader<Box<dyn Io>>,
     settings: Arc<RelaySettings>,
-    eight_bit: bool,
+    /// EHLO keywords of the (final, post-TLS) session.
+    caps: Vec<String>,
 }
 
 impl Connection {
@@ -169,7 +170,7 @@ impl Connection {
         let mut conn = Connection {
             io: BufReader::new(stream),
             settings,
-            eight_bit: false,
+            caps: vec![],
         };
         conn.expect_positive(None).await?;
         let mut caps = conn.ehlo().await?;
@@ -186,11 +187,11 @@ impl Connection {
             conn = Connection {
                 io: BufReader::new(Box::new(tls)),
                 settings,
-                eight_bit: false,
+                caps: vec![],
             };
             caps = conn.ehlo().await?;
         }
-        conn.eight_bit = caps.iter().any(|c| c == "8BITMIME");
+        conn.caps = caps;
         if let Some((user, password)) = conn.settings.auth.clone() {
             let blob = B64.encode(format!("\0{user}\0{password}"));
             conn.expect_positive(Some(&format!("AUTH PLAIN {blob}")))
@@ -245,6 +246,11 @@ impl Connection {
             .collect())
     }
 
+    /// Whether the smarthost's EHLO named `keyword`.
+    fn offers(&self, keyword: &str) -> bool {
+        self.caps.iter().any(|c| c == keyword)
+    }
+
     /// Offers one message. Returns one reply per recipient: its RCPT refusal, or
     /// the server's verdict on the message. An error leaves the session unusable.
     pub async fn send(
@@ -253,13 +259,24 @@ impl Connection {
         recipients: &[String],
         body: &[u8],
     ) -> Result<Vec<Reply>, ClientError> {
-        let body_param = if self.eight_bit && !body.is_ascii() {
-            " BODY=8BITMIME"
-        } else {
-            ""
-        };
+        let mut params = String::new();
+        if !body.is_ascii() && self.offers("8BITMIME") {
+            params.push_str(" BODY=8BITMIME");
+        }
+        if !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
+            if !self.offers("SMTPUTF8") {
+                // RFC 6531 §3.2: no downgrade of addresses; the message bounces.
+                let refusal = Reply {
+                    code: 553,
+                    status: Some("5.6.7".into()),
+                    text: "Non-ASCII address and the smarthost does not offer SMTPUTF8".into(),
+                };
+                return Ok(vec![refusal; recipients.len()]);
+            }
+            params.push_str(" SMTPUTF8");
+        }
         let mail = self
-            .command(&format!("MAIL FROM:<{sender}>{body_param}"))
+            .command(&format!("MAIL FROM:<{sender}>{params}"))
             .await?;
         if !mail.is_positive() {
             self.command("RSET").await?;

@@ -20,6 +20,8 @@ use crate::store::queue::OutboundQueue;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Accept,
+    /// Accept, and offer SMTPUTF8.
+    AcceptUtf8,
     /// 451 at MAIL FROM on the first N connections, then accept.
     BusyFirst(usize),
     /// 550 5.1.1 at every RCPT TO.
@@ -29,6 +31,8 @@ enum Mode {
 /// A message the smarthost took: envelope and un-stuffed data.
 #[derive(Debug, Clone)]
 struct Taken {
+    /// The MAIL command line as sent.
+    mail: String,
     from: String,
     to: Vec<String>,
     data: String,
@@ -75,7 +79,9 @@ async fn serve(
             return;
         }
         let upper = line.to_ascii_uppercase();
-        let reply = if upper.starts_with("EHLO") {
+        let reply = if upper.starts_with("EHLO") && mode == Mode::AcceptUtf8 {
+            "250-smart.test\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("EHLO") {
             "250-smart.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             if let Mode::BusyFirst(n) = mode
@@ -84,6 +90,7 @@ async fn serve(
                 "451 4.3.0 busy, try later\r\n"
             } else {
                 tx = Some(Taken {
+                    mail: line.trim_end().to_string(),
                     from: addr(&line),
                     to: vec![],
                     data: String::new(),
@@ -386,6 +393,44 @@ async fn notify_never_suppresses_the_dsn_and_envid_is_echoed() {
         "{dsn}"
     );
     assert!(dsn.contains("Original-Envelope-Id: QQ314159"), "{dsn}");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_non_ascii_address_needs_smtputf8_at_the_smarthost() {
+    let f = fixture_with_relay().await;
+    let (port, seen) = smarthost(Mode::Accept).await;
+    let (stop, task) = start_runner(&f, port);
+    submit_with(
+        &f,
+        "MAIL FROM:<alice@acme.test> SMTPUTF8",
+        &["RCPT TO:<josé@remote.test>"],
+    )
+    .await;
+    until("OUTGOING_EMAIL_BOUNCED", async || {
+        !events_named(&f, "OUTGOING_EMAIL_BOUNCED").is_empty()
+    })
+    .await;
+    let bounced = &events_named(&f, "OUTGOING_EMAIL_BOUNCED")[0];
+    assert_eq!(bounced["event"]["bouncedRecipient"]["status"], "5.6.7");
+    assert!(seen.lock().unwrap().taken.is_empty());
+    stop.cancel();
+    task.await.unwrap();
+
+    let f = fixture_with_relay().await;
+    let (port, seen) = smarthost(Mode::AcceptUtf8).await;
+    let (stop, task) = start_runner(&f, port);
+    submit_with(
+        &f,
+        "MAIL FROM:<alice@acme.test> SMTPUTF8",
+        &["RCPT TO:<josé@remote.test>"],
+    )
+    .await;
+    until("delivery", async || !seen.lock().unwrap().taken.is_empty()).await;
+    let taken = seen.lock().unwrap().taken[0].clone();
+    assert_eq!(taken.mail, "MAIL FROM:<alice@acme.test> SMTPUTF8");
+    assert_eq!(taken.to, ["josé@remote.test"]);
     stop.cancel();
     task.await.unwrap();
 }
