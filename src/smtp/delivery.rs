@@ -80,13 +80,15 @@ pub struct Report {
 }
 
 /// Stores the message in every recipient mailbox (and the submitter's Sent Items),
-/// durably, and emits the events. An error means nothing was stored.
+/// and queues it for its remote recipients (`queued`), in one durable write; then
+/// emits the events. An error means nothing was stored or queued.
 pub async fn deliver(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
     rcpts: &[AcceptedRcpt],
     facts: &HeaderFacts,
     submitter: Option<&Submitter>,
+    queued: Option<NewOutbound>,
 ) -> crate::store::Result<Report> {
     let now = crate::store::now_ms();
     // One copy per mailbox, whichever addresses led there.
@@ -112,10 +114,21 @@ pub async fn deliver(
             flags: vec!["\\Seen".into()],
         });
     }
-    let mut results = ctx
-        .store
-        .deliver(message.clone(), now, targets.clone())
-        .await?;
+    let mut results = match (queued, &ctx.outbound) {
+        (Some(queued), Some(outbound)) => {
+            let stored = outbound
+                .queue
+                .deliver_and_enqueue(message.clone(), now, targets.clone(), queued)
+                .await?;
+            outbound.wake.notify_one();
+            stored
+        }
+        _ => {
+            ctx.store
+                .deliver(message.clone(), now, targets.clone())
+                .await?
+        }
+    };
     // A mailbox the directory knows but the store has not created yet (registered
     // before mailgate, or a resource): create it and deliver there once more.
     let missing: Vec<usize> = results
@@ -212,16 +225,16 @@ pub struct Envelope<'a> {
     pub rcpts: &'a [AcceptedRcpt],
 }
 
-/// Queues the remote recipients (those without a local mailbox) of a submitted
-/// message for the smarthost; durable when it returns. A no-op when there are none.
-pub async fn queue_remote(
+/// The outbound-queue entry for the remote recipients (those without a local
+/// mailbox) of a submitted message; `None` when there are none or no relay.
+pub fn outbound_message(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
     envelope: Envelope<'_>,
     submitter: &Submitter,
     facts: &HeaderFacts,
     trace_id: String,
-) -> crate::store::Result<()> {
+) -> Option<NewOutbound> {
     let recipients: Vec<NewRecipient> = envelope
         .rcpts
         .iter()
@@ -231,24 +244,19 @@ pub async fn queue_remote(
             notify_failure: r.notify_failure,
         })
         .collect();
-    let Some(outbound) = &ctx.outbound else {
-        return Ok(());
-    };
-    if recipients.is_empty() {
-        return Ok(());
+    if ctx.outbound.is_none() || recipients.is_empty() {
+        return None;
     }
-    outbound
-        .enqueue(NewOutbound {
-            sender: envelope.from.to_string(),
-            on_behalf_of: submitter.on_behalf_of.clone(),
-            from_header: facts.from.clone(),
-            message_id: facts.message_id.clone().unwrap_or_default(),
-            owner_org: submitter.org.clone(),
-            owner_mailbox: submitter.user_id.clone(),
-            trace_id,
-            envelope_id: envelope.envelope_id.map(str::to_string),
-            recipients,
-            body: message,
-        })
-        .await
+    Some(NewOutbound {
+        sender: envelope.from.to_string(),
+        on_behalf_of: submitter.on_behalf_of.clone(),
+        from_header: facts.from.clone(),
+        message_id: facts.message_id.clone().unwrap_or_default(),
+        owner_org: submitter.org.clone(),
+        owner_mailbox: submitter.user_id.clone(),
+        trace_id,
+        envelope_id: envelope.envelope_id.map(str::to_string),
+        recipients,
+        body: message,
+    })
 }

@@ -702,30 +702,23 @@ impl Smtp {
                 },
             );
         }
-        let stored = match delivery::deliver(
+        let envelope = delivery::Envelope {
+            from: &tx.from,
+            envelope_id: tx.envelope_id.as_deref(),
+            rcpts: &tx.rcpts,
+        };
+        let queued = submitter.as_ref().and_then(|s| {
+            delivery::outbound_message(&self.ctx, message.clone(), envelope, s, &facts, trace)
+        });
+        let stored = delivery::deliver(
             &self.ctx,
-            message.clone(),
+            message,
             &tx.rcpts,
             &facts,
             submitter.as_ref(),
+            queued,
         )
-        .await
-        {
-            Ok(report) => match &submitter {
-                Some(s) => {
-                    let envelope = delivery::Envelope {
-                        from: &tx.from,
-                        envelope_id: tx.envelope_id.as_deref(),
-                        rcpts: &tx.rcpts,
-                    };
-                    delivery::queue_remote(&self.ctx, message, envelope, s, &facts, trace)
-                        .await
-                        .map(|()| report)
-                }
-                None => Ok(report),
-            },
-            Err(e) => Err(e),
-        };
+        .await;
         match stored {
             Ok(report) if report.delivered == 0 && submitter.is_none() => {
                 self.reply(552, "5.2.2", "Mailbox full");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::Result;
+use super::{Refused, Result, Stored, Target};
 
 /// A message to queue: who sent it, for whom, and the bytes to relay.
 #[derive(Debug, Clone)]
@@ -80,6 +80,16 @@ pub trait OutboundQueue: Send + Sync {
     /// Stores the message and one row per recipient, due at `now_ms`; returns when
     /// durable, so the submission may then answer 250.
     async fn enqueue(&self, message: NewOutbound, now_ms: i64) -> Result<i64>;
+    /// [`Store::deliver`](super::Store::deliver) and [`enqueue`](Self::enqueue) in
+    /// one transaction: a submission's local copies, Sent Items copy and queue entry
+    /// become durable together or not at all.
+    async fn deliver_and_enqueue(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+        message: NewOutbound,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
     /// Messages with at least one recipient due at `now_ms`, oldest first, at most
     /// `limit` messages.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>>;

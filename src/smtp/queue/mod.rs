@@ -22,21 +22,13 @@ pub use client::RelaySettings;
 pub use runner::Runner;
 
 use crate::config::{RelaySection, TlsMode};
-use crate::store::queue::{NewOutbound, OutboundQueue};
+use crate::store::queue::OutboundQueue;
 
-/// What submission needs to queue a message: the queue and the runner's bell.
+/// What submission needs to queue a message: the queue and the runner's bell
+/// (rung after each enqueue).
 pub struct Outbound {
     pub queue: Arc<dyn OutboundQueue>,
     pub wake: Arc<Notify>,
-}
-
-impl Outbound {
-    /// Queues `message` durably, then wakes the runner.
-    pub async fn enqueue(&self, message: NewOutbound) -> crate::store::Result<()> {
-        self.queue.enqueue(message, crate::store::now_ms()).await?;
-        self.wake.notify_one();
-        Ok(())
-    }
 }
 
 /// The smarthost settings and retry policy from `[smtp.relay]`; `ca` is the

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::store::queue::{DueMessage, NewOutbound, OutboundQueue, QueuedMessage, QueuedRecipient};
-use crate::store::{Result, StoreError};
+use crate::store::{Refused, Result, StoreError, Stored, Target};
 
 fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
     c.execute(
@@ -113,6 +113,21 @@ impl OutboundQueue for Arc<SqliteStore> {
     async fn enqueue(&self, message: NewOutbound, now_ms: i64) -> Result<i64> {
         self.write(move |c| Ok((insert(c, &message, now_ms)?, vec![])))
             .await
+    }
+
+    async fn deliver_and_enqueue(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+        message: NewOutbound,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
+        self.write(move |c| {
+            let (results, touched) = super::ops::deliver(c, &body, internal_date, &targets)?;
+            insert(c, &message, internal_date)?;
+            Ok((results, touched))
+        })
+        .await
     }
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
@@ -234,5 +249,32 @@ mod tests {
             "the message goes with its last recipient"
         );
         assert_eq!(store.next_attempt_ms().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn deliver_and_enqueue_is_one_write() {
+        use crate::store::{FolderKind, FolderRef, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite")).unwrap());
+        store.create_mailbox("u-1", 1 << 20).await.unwrap();
+        let commits = |s: &SqliteStore| {
+            s.writer_stats()
+                .commits
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = commits(&store);
+        let targets = vec![Target {
+            folder: FolderRef::Kind("u-1".into(), FolderKind::SentItems),
+            flags: vec![],
+        }];
+        let m = new(&["a@x.test"]);
+        let body = m.body.clone();
+        let stored = store
+            .deliver_and_enqueue(body, 1000, targets, m)
+            .await
+            .unwrap();
+        assert!(stored[0].is_ok());
+        assert_eq!(commits(&store), before + 1, "one transaction");
+        assert_eq!(store.queued_recipients().await.unwrap(), 1);
     }
 }
