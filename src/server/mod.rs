@@ -190,9 +190,7 @@ impl Daemon {
             tracing::info!(smarthost = %settings.host, port = settings.port, "outbound queue running");
             let runner = queue::Runner {
                 queue: Arc::new(store.clone()),
-                store: Arc::new(store.clone()),
-                events: events.clone(),
-                hostname: config.server.hostname.clone(),
+                ctx: smtp.clone(),
                 relay: Arc::new(settings),
                 backoff,
                 wake,

@@ -11,7 +11,7 @@ use crate::directory::Recipient;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::events::new_id;
 use crate::store::queue::{NewOutbound, NewRecipient};
-use crate::store::{FolderKind, FolderRef, Refused, Target};
+use crate::store::{FolderKind, FolderRef, Refused, Stored, Target};
 
 /// A mailbox one accepted recipient address leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,14 +114,33 @@ pub async fn deliver(
             flags: vec!["\\Seen".into()],
         });
     }
+    let queues = queued.is_some();
+    let results = store_copies(ctx, message, now, targets, &owners, queued).await?;
+    if let (true, Some(outbound)) = (queues, &ctx.outbound) {
+        // After the mailboxes exist: a bounce must find the sender's Inbox.
+        outbound.wake.notify_one();
+    }
+    emit(ctx, rcpts, facts, submitter, &boxes, &results, now)
+}
+
+/// Stores `message` in `targets` (`owners[i]`: the organization of target i) in one
+/// write, with the outbound queue entry `queued` if any. A mailbox the directory
+/// knows but the store has not created yet (registered before mailgate, or a
+/// resource) is created and delivered to once more.
+pub async fn store_copies(
+    ctx: &SmtpContext,
+    message: Arc<[u8]>,
+    now: i64,
+    targets: Vec<Target>,
+    owners: &[&str],
+    queued: Option<NewOutbound>,
+) -> crate::store::Result<Vec<std::result::Result<Stored, Refused>>> {
     let mut results = match (queued, &ctx.outbound) {
         (Some(queued), Some(outbound)) => {
-            let stored = outbound
+            outbound
                 .queue
                 .deliver_and_enqueue(message.clone(), now, targets.clone(), queued)
-                .await?;
-            outbound.wake.notify_one();
-            stored
+                .await?
         }
         _ => {
             ctx.store
@@ -129,8 +148,6 @@ pub async fn deliver(
                 .await?
         }
     };
-    // A mailbox the directory knows but the store has not created yet (registered
-    // before mailgate, or a resource): create it and deliver there once more.
     let missing: Vec<usize> = results
         .iter()
         .enumerate()
@@ -152,7 +169,19 @@ pub async fn deliver(
             results[i] = r;
         }
     }
+    Ok(results)
+}
 
+/// The events of a local delivery, and its report.
+fn emit(
+    ctx: &SmtpContext,
+    rcpts: &[AcceptedRcpt],
+    facts: &HeaderFacts,
+    submitter: Option<&Submitter>,
+    boxes: &BTreeMap<&str, &LocalMailbox>,
+    results: &[std::result::Result<Stored, Refused>],
+    now: i64,
+) -> crate::store::Result<Report> {
     let mut report = Report::default();
     let trace = new_id();
     let mut by_org: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -182,7 +211,7 @@ pub async fn deliver(
             },
         );
     }
-    for (m, result) in boxes.values().zip(&results) {
+    for (m, result) in boxes.values().zip(results) {
         match result {
             Ok(_) => {
                 report.delivered += 1;

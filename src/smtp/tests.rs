@@ -34,7 +34,7 @@ pub(super) struct Fixture {
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
     pub(super) captured: Captured,
-    pub(super) events: Events,
+    pub(super) ctx: Arc<SmtpContext>,
     /// Rung by submission when it queues for the smarthost (relay fixtures only).
     pub(super) wake: Arc<tokio::sync::Notify>,
     org: String,
@@ -162,7 +162,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
         directory,
         access,
         captured,
-        events,
+        ctx,
         wake,
         org,
         alice,

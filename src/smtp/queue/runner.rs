@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::client::{Connection, RelaySettings, Reply};
 use super::dsn;
-use crate::events::Events;
 use crate::events::email::{BouncedRecipient, EmailEvent};
+use crate::smtp::SmtpContext;
+use crate::smtp::delivery::store_copies;
 use crate::store::queue::{DueMessage, OutboundQueue, QueuedMessage, QueuedRecipient};
-use crate::store::{FolderKind, FolderRef, Store, Target, now_ms};
+use crate::store::{FolderKind, FolderRef, Target, now_ms};
 
 /// Most messages offered on one connection.
 const BATCH: usize = 100;
@@ -56,11 +57,9 @@ impl From<&Reply> for Verdict {
 /// The queue runner and everything it needs.
 pub struct Runner {
     pub queue: Arc<dyn OutboundQueue>,
-    /// Where DSNs are filed.
-    pub store: Arc<dyn Store>,
-    pub events: Events,
-    /// Our host name (DSN reporting MTA).
-    pub hostname: String,
+    /// The SMTP context: events, our host name (the DSN's reporting MTA) and the
+    /// local delivery path DSNs take.
+    pub ctx: Arc<SmtpContext>,
     pub relay: Arc<RelaySettings>,
     pub backoff: Backoff,
     pub wake: Arc<Notify>,
@@ -149,7 +148,7 @@ impl Runner {
         match verdict {
             Verdict::Sent => {
                 self.queue.finish_recipient(r.id).await?;
-                self.events.email(
+                self.ctx.events.email(
                     &m.trace_id,
                     EmailEvent::OutgoingEmailSent {
                         recipient: r.recipient.clone(),
@@ -197,7 +196,7 @@ impl Runner {
         reason: &str,
         body: &[u8],
     ) -> crate::store::Result<()> {
-        self.events.email(
+        self.ctx.events.email(
             &m.trace_id,
             EmailEvent::OutgoingEmailBounced {
                 bounced_recipient: BouncedRecipient {
@@ -224,7 +223,7 @@ impl Runner {
         body: &[u8],
     ) -> crate::store::Result<()> {
         let failure = dsn::Failure {
-            reporting_mta: &self.hostname,
+            reporting_mta: &self.ctx.hostname,
             remote_mta: &self.relay.host,
             sender: &m.sender,
             envelope_id: m.envelope_id.as_deref(),
@@ -239,10 +238,16 @@ impl Runner {
                     folder: FolderRef::Kind(m.owner_mailbox.clone(), FolderKind::Inbox),
                     flags: vec![],
                 };
-                let stored = self
-                    .store
-                    .deliver(Arc::from(report), now_ms(), vec![target])
-                    .await?;
+                let owners = [m.owner_org.as_str()];
+                let stored = store_copies(
+                    &self.ctx,
+                    Arc::from(report),
+                    now_ms(),
+                    vec![target],
+                    &owners,
+                    None,
+                )
+                .await?;
                 if let Some(Err(refused)) = stored.first() {
                     tracing::warn!(mailbox = %m.owner_mailbox, %refused, "outbound: the DSN could not be filed");
                 }

@@ -183,9 +183,7 @@ fn start_runner_with(
 ) -> (CancellationToken, JoinHandle<()>) {
     let runner = Runner {
         queue: Arc::new(f.store.clone()),
-        store: Arc::new(f.store.clone()),
-        events: f.events.clone(),
-        hostname: "mx.acme.test".into(),
+        ctx: f.ctx.clone(),
         relay: Arc::new(relay),
         backoff,
         wake: f.wake.clone(),
