@@ -57,6 +57,83 @@ pub struct SmtpSection {
     /// Waiting for message data, per read (RFC 5321: 3 to 10 minutes).
     #[serde(default = "default_data_timeout")]
     pub data_timeout_secs: u64,
+    /// The smarthost that takes mail for remote recipients. Without it, submission
+    /// refuses remote recipients at RCPT (550 5.7.1).
+    #[serde(default)]
+    pub relay: Option<RelaySection>,
+}
+
+/// `[smtp.relay]`: the smarthost the outbound queue delivers to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` (required, not opportunistic) or `implicit`.
+    pub tls: TlsMode,
+    /// PEM CA certificates the smarthost's certificate must chain to; required with
+    /// TLS (no system roots are bundled). Relative to `server.data_dir`.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// AUTH PLAIN credentials; both or neither.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// First retry delay after a temporary failure; doubles per attempt.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_secs: u64,
+    /// Upper bound of the retry delay.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// How long a message may wait before it bounces (default 5 days).
+    #[serde(default = "default_lifetime")]
+    pub lifetime_secs: u64,
+}
+
+fn default_retry_initial() -> u64 {
+    60
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_lifetime() -> u64 {
+    5 * 24 * 3600
+}
+
+impl RelaySection {
+    fn validate(&self) -> Result<(), String> {
+        if self.host.is_empty() || self.host.contains(char::is_whitespace) {
+            return Err("smtp.relay.host: must be a host name or address".into());
+        }
+        if self.port == 0 {
+            return Err("smtp.relay.port: must not be 0".into());
+        }
+        if self.tls != TlsMode::None && self.ca.is_none() {
+            return Err(
+                "smtp.relay.ca: required when smtp.relay.tls is not \"none\" (no system CA roots are bundled)"
+                    .into(),
+            );
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err("smtp.relay.username, smtp.relay.password: set both or neither".into());
+        }
+        if self.username.is_some() && self.tls == TlsMode::None {
+            return Err(
+                "smtp.relay.password: AUTH needs tls = \"starttls\" or \"implicit\"".into(),
+            );
+        }
+        if self.retry_initial_secs == 0 || self.retry_max_secs < self.retry_initial_secs {
+            return Err(
+                "smtp.relay.retry_max_secs: must be at least retry_initial_secs, which must be at least 1"
+                    .into(),
+            );
+        }
+        if self.lifetime_secs == 0 {
+            return Err("smtp.relay.lifetime_secs: must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_max_recipients() -> usize {
@@ -79,6 +156,7 @@ impl Default for SmtpSection {
             max_errors: default_max_errors(),
             command_timeout_secs: default_command_timeout(),
             data_timeout_secs: default_data_timeout(),
+            relay: None,
         }
     }
 }
@@ -497,6 +575,9 @@ impl Config {
         if self.smtp.command_timeout_secs == 0 || self.smtp.data_timeout_secs == 0 {
             return Err("smtp: timeouts must be at least 1 second".into());
         }
+        if let Some(relay) = &self.smtp.relay {
+            relay.validate()?;
+        }
         if self.access.max_rules == 0 || self.access.max_rules > 1000 {
             return Err("access.max_rules: must be between 1 and 1000".into());
         }
@@ -706,6 +787,35 @@ mod tests {
         let e =
             err("[server]\nhostname = \"a\"\ndata_dir = \"d\"\ndefault_domain = \"bad domain\"\n");
         assert!(e.contains("server.default_domain"), "{e}");
+    }
+
+    #[test]
+    fn relay_is_optional_checked_and_defaulted() {
+        assert!(Config::parse(MINIMAL, "t").unwrap().smtp.relay.is_none());
+        let relay =
+            |body: &str| format!("{MINIMAL}[smtp.relay]\nhost = \"smart.test\"\nport = 25\n{body}");
+        let cfg = Config::parse(&relay("tls = \"none\"\n"), "t").unwrap();
+        let r = cfg.smtp.relay.unwrap();
+        assert_eq!(
+            (r.retry_initial_secs, r.retry_max_secs, r.lifetime_secs),
+            (60, 3600, 5 * 86_400)
+        );
+        let e = err(&relay("tls = \"starttls\"\n"));
+        assert!(e.contains("smtp.relay.ca"), "{e}");
+        let e = err(&relay(
+            "tls = \"implicit\"\nca = \"ca.pem\"\nusername = \"u\"\n",
+        ));
+        assert!(e.contains("smtp.relay.username"), "{e}");
+        let e = err(&relay(
+            "tls = \"none\"\nusername = \"u\"\npassword = \"p\"\n",
+        ));
+        assert!(e.contains("smtp.relay.password"), "{e}");
+        let e = err(&relay(
+            "tls = \"none\"\nretry_initial_secs = 10\nretry_max_secs = 5\n",
+        ));
+        assert!(e.contains("smtp.relay.retry_max_secs"), "{e}");
+        let e = err(&relay("tls = \"none\"\nretries = 5\n"));
+        assert!(e.contains("smtp.relay.retries"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
-use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService};
+use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
 use http::Router;
@@ -109,6 +109,31 @@ impl Daemon {
             &config.admin.region,
             &config.admin.account,
         ));
+        let command_timeout = Duration::from_secs(config.smtp.command_timeout_secs);
+        let data_timeout = Duration::from_secs(config.smtp.data_timeout_secs);
+        let relay = match &config.smtp.relay {
+            Some(r) => {
+                let ca = r.ca.as_ref().map(|p| config.data_path(p));
+                Some(
+                    queue::from_config(
+                        r,
+                        ca.as_deref(),
+                        &config.server.hostname,
+                        command_timeout,
+                        data_timeout,
+                    )
+                    .map_err(StartError)?,
+                )
+            }
+            None => None,
+        };
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let outbound = relay.as_ref().map(|_| {
+            Arc::new(queue::Outbound {
+                queue: Arc::new(store.clone()),
+                wake: wake.clone(),
+            })
+        });
         let smtp = Arc::new(SmtpContext {
             hostname: config.server.hostname.clone(),
             store: Arc::new(store.clone()),
@@ -119,9 +144,10 @@ impl Daemon {
                 max_message_size: config.limits.max_message_size as usize,
                 max_recipients: config.smtp.max_recipients,
                 max_errors: config.smtp.max_errors,
-                command_timeout: Duration::from_secs(config.smtp.command_timeout_secs),
-                data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
+                command_timeout,
+                data_timeout,
             },
+            outbound,
         });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
@@ -160,6 +186,17 @@ impl Daemon {
             tracker: tracker.clone(),
             draining: draining.clone(),
         };
+        if let Some((settings, backoff)) = relay {
+            tracing::info!(smarthost = %settings.host, port = settings.port, "outbound queue running");
+            let runner = queue::Runner {
+                queue: Arc::new(store.clone()),
+                ctx: smtp.clone(),
+                relay: Arc::new(settings),
+                backoff,
+                wake,
+            };
+            tracker.spawn(runner.run(draining.clone()));
+        }
         for b in bound {
             tracing::info!(listener = b.name, port = ports[b.name], tls = ?b.tls_mode, "listening");
             tokio::spawn(listener::accept_loop(b, ctx.clone()));

@@ -103,6 +103,37 @@ async fn unusable_data_dir_and_certificate_are_start_errors() {
     assert!(err.starts_with("tls.certificates[0].cert"), "{err}");
 }
 
+fn relay(tls: TlsMode, ca: Option<PathBuf>) -> crate::config::RelaySection {
+    crate::config::RelaySection {
+        host: "127.0.0.1".into(),
+        port: 1,
+        tls,
+        ca,
+        username: None,
+        password: None,
+        retry_initial_secs: 60,
+        retry_max_secs: 3600,
+        lifetime_secs: 86_400,
+    }
+}
+
+#[tokio::test]
+async fn relay_ca_problems_are_start_errors_and_the_runner_stops_on_drain() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.smtp.relay = Some(relay(TlsMode::Starttls, Some("missing-ca.pem".into())));
+    let err = Daemon::start(cfg, None).await.err().unwrap().0;
+    assert!(err.starts_with("smtp.relay.ca ("), "{err}");
+
+    let mut cfg = test_config(dir.path());
+    cfg.smtp.relay = Some(relay(TlsMode::None, None));
+    let daemon = Daemon::start(cfg, None).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), daemon.shutdown())
+        .await
+        .expect("the queue runner ends with the drain");
+}
+
 #[tokio::test]
 async fn corrupt_store_is_a_start_error_and_is_left_untouched() {
     tls::install_crypto_provider();

@@ -10,7 +10,8 @@ use super::message::HeaderFacts;
 use crate::directory::Recipient;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::events::new_id;
-use crate::store::{FolderKind, FolderRef, Refused, Target};
+use crate::store::queue::{NewOutbound, NewRecipient};
+use crate::store::{FolderKind, FolderRef, Refused, Stored, Target};
 
 /// A mailbox one accepted recipient address leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +22,13 @@ pub struct LocalMailbox {
     pub address: String,
 }
 
-/// An accepted RCPT: its address and the mailboxes it reaches (a group: several).
+/// An accepted RCPT: its address and the mailboxes it reaches (a group: several;
+/// a remote recipient on submission: none, it goes to the outbound queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedRcpt {
     pub address: String,
+    /// RFC 3461 NOTIFY: false when the client asked for no failure DSN.
+    pub notify_failure: bool,
     pub mailboxes: Vec<LocalMailbox>,
 }
 
@@ -76,13 +80,15 @@ pub struct Report {
 }
 
 /// Stores the message in every recipient mailbox (and the submitter's Sent Items),
-/// durably, and emits the events. An error means nothing was stored.
+/// and queues it for its remote recipients (`queued`), in one durable write; then
+/// emits the events. An error means nothing was stored or queued.
 pub async fn deliver(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
     rcpts: &[AcceptedRcpt],
     facts: &HeaderFacts,
     submitter: Option<&Submitter>,
+    queued: Option<NewOutbound>,
 ) -> crate::store::Result<Report> {
     let now = crate::store::now_ms();
     // One copy per mailbox, whichever addresses led there.
@@ -108,12 +114,40 @@ pub async fn deliver(
             flags: vec!["\\Seen".into()],
         });
     }
-    let mut results = ctx
-        .store
-        .deliver(message.clone(), now, targets.clone())
-        .await?;
-    // A mailbox the directory knows but the store has not created yet (registered
-    // before mailgate, or a resource): create it and deliver there once more.
+    let queues = queued.is_some();
+    let results = store_copies(ctx, message, now, targets, &owners, queued).await?;
+    if let (true, Some(outbound)) = (queues, &ctx.outbound) {
+        // After the mailboxes exist: a bounce must find the sender's Inbox.
+        outbound.wake.notify_one();
+    }
+    emit(ctx, rcpts, facts, submitter, &boxes, &results, now)
+}
+
+/// Stores `message` in `targets` (`owners[i]`: the organization of target i) in one
+/// write, with the outbound queue entry `queued` if any. A mailbox the directory
+/// knows but the store has not created yet (registered before mailgate, or a
+/// resource) is created and delivered to once more.
+pub async fn store_copies(
+    ctx: &SmtpContext,
+    message: Arc<[u8]>,
+    now: i64,
+    targets: Vec<Target>,
+    owners: &[&str],
+    queued: Option<NewOutbound>,
+) -> crate::store::Result<Vec<std::result::Result<Stored, Refused>>> {
+    let mut results = match (queued, &ctx.outbound) {
+        (Some(queued), Some(outbound)) => {
+            outbound
+                .queue
+                .deliver_and_enqueue(message.clone(), now, targets.clone(), queued)
+                .await?
+        }
+        _ => {
+            ctx.store
+                .deliver(message.clone(), now, targets.clone())
+                .await?
+        }
+    };
     let missing: Vec<usize> = results
         .iter()
         .enumerate()
@@ -135,7 +169,19 @@ pub async fn deliver(
             results[i] = r;
         }
     }
+    Ok(results)
+}
 
+/// The events of a local delivery, and its report.
+fn emit(
+    ctx: &SmtpContext,
+    rcpts: &[AcceptedRcpt],
+    facts: &HeaderFacts,
+    submitter: Option<&Submitter>,
+    boxes: &BTreeMap<&str, &LocalMailbox>,
+    results: &[std::result::Result<Stored, Refused>],
+    now: i64,
+) -> crate::store::Result<Report> {
     let mut report = Report::default();
     let trace = new_id();
     let mut by_org: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -165,7 +211,7 @@ pub async fn deliver(
             },
         );
     }
-    for (m, result) in boxes.values().zip(&results) {
+    for (m, result) in boxes.values().zip(results) {
         match result {
             Ok(_) => {
                 report.delivered += 1;
@@ -197,4 +243,49 @@ pub async fn deliver(
         }
     }
     Ok(report)
+}
+
+/// The SMTP envelope of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub from: &'a str,
+    /// RFC 3461 ENVID.
+    pub envelope_id: Option<&'a str>,
+    pub rcpts: &'a [AcceptedRcpt],
+}
+
+/// The outbound-queue entry for the remote recipients (those without a local
+/// mailbox) of a submitted message; `None` when there are none or no relay.
+pub fn outbound_message(
+    ctx: &SmtpContext,
+    message: Arc<[u8]>,
+    envelope: Envelope<'_>,
+    submitter: &Submitter,
+    facts: &HeaderFacts,
+    trace_id: String,
+) -> Option<NewOutbound> {
+    let recipients: Vec<NewRecipient> = envelope
+        .rcpts
+        .iter()
+        .filter(|r| r.mailboxes.is_empty())
+        .map(|r| NewRecipient {
+            address: r.address.clone(),
+            notify_failure: r.notify_failure,
+        })
+        .collect();
+    if ctx.outbound.is_none() || recipients.is_empty() {
+        return None;
+    }
+    Some(NewOutbound {
+        sender: envelope.from.to_string(),
+        on_behalf_of: submitter.on_behalf_of.clone(),
+        from_header: facts.from.clone(),
+        message_id: facts.message_id.clone().unwrap_or_default(),
+        owner_org: submitter.org.clone(),
+        owner_mailbox: submitter.user_id.clone(),
+        trace_id,
+        envelope_id: envelope.envelope_id.map(str::to_string),
+        recipients,
+        body: message,
+    })
 }

@@ -4,11 +4,12 @@
 //! recipient mailbox.
 //!
 //! `session` is the protocol state machine, `reader` frames input, `message` reads
-//! and adds headers, `delivery` stores and emits the events. Command lines are parsed
-//! by smtp-proto.
+//! and adds headers, `delivery` stores and emits the events, `queue` relays mail for
+//! other domains to the smarthost. Command lines are parsed by smtp-proto.
 
 pub mod delivery;
 pub mod message;
+pub mod queue;
 pub mod reader;
 mod session;
 
@@ -59,6 +60,9 @@ pub struct SmtpContext {
     pub auth: Arc<Authenticator>,
     pub events: Events,
     pub limits: SmtpLimits,
+    /// The outbound queue when `[smtp.relay]` is configured; without it,
+    /// submission refuses remote recipients.
+    pub outbound: Option<Arc<queue::Outbound>>,
 }
 
 impl SmtpContext {

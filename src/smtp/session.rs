@@ -31,6 +31,8 @@ struct Transaction {
     smtputf8: bool,
     rcpts: Vec<AcceptedRcpt>,
     on_behalf_of: Option<String>,
+    /// RFC 3461 ENVID, echoed in a DSN.
+    envelope_id: Option<String>,
     /// BDAT chunks so far.
     chunks: Option<(Vec<u8>, BodyFlaws)>,
 }
@@ -480,6 +482,7 @@ impl Smtp {
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             rcpts: Vec::new(),
             on_behalf_of,
+            envelope_id: from.env_id.clone(),
             chunks: None,
         });
         self.reply(250, "2.1.0", "Sender OK");
@@ -493,6 +496,13 @@ impl Smtp {
             return self.reply(452, "4.5.3", "Too many recipients");
         }
         let address = to.address.to_ascii_lowercase();
+        // No NOTIFY means the default: failures only (RFC 3461 §4.1).
+        let notify = smtp_proto::RCPT_NOTIFY_SUCCESS
+            | smtp_proto::RCPT_NOTIFY_FAILURE
+            | smtp_proto::RCPT_NOTIFY_DELAY
+            | smtp_proto::RCPT_NOTIFY_NEVER;
+        let notify_failure =
+            to.flags & notify == 0 || to.flags & smtp_proto::RCPT_NOTIFY_FAILURE != 0;
         if tx.rcpts.iter().any(|r| r.address == address) {
             return self.reply(250, "2.1.5", "Recipient OK");
         }
@@ -500,11 +510,20 @@ impl Smtp {
             let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
             return if self.ctx.directory.domain_owner(domain).is_some() {
                 self.error(550, "5.1.1", "Recipient address rejected: User unknown")
+            } else if self.flavor.is_submission() && self.ctx.outbound.is_some() {
+                if let Some(tx) = &mut self.tx {
+                    tx.rcpts.push(AcceptedRcpt {
+                        address,
+                        notify_failure,
+                        mailboxes: vec![],
+                    });
+                }
+                self.reply(250, "2.1.5", "Recipient OK, will relay")
             } else if self.flavor.is_submission() {
                 self.error(
                     550,
                     "5.7.1",
-                    "Delivery to other domains is not available on this server yet",
+                    "Delivery to other domains is not possible: no relay (smarthost) is configured on this server",
                 )
             } else {
                 self.error(550, "5.7.1", "Relaying denied")
@@ -525,7 +544,11 @@ impl Smtp {
             return self.reply(552, "5.2.2", "Mailbox full");
         }
         if let Some(tx) = &mut self.tx {
-            tx.rcpts.push(AcceptedRcpt { address, mailboxes });
+            tx.rcpts.push(AcceptedRcpt {
+                address,
+                notify_failure,
+                mailboxes,
+            });
         }
         self.reply(250, "2.1.5", "Recipient OK");
     }
@@ -663,9 +686,10 @@ impl Smtp {
         message.extend_from_slice(&body);
         let message: Arc<[u8]> = Arc::from(message);
         let facts = header_facts(&message);
+        let trace = crate::events::new_id();
         if let Some(s) = &submitter {
             self.ctx.events.email(
-                &crate::events::new_id(),
+                &trace,
                 crate::events::EmailEvent::OutgoingEmailSubmitted {
                     recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
                     sender: s.on_behalf_of.clone(),
@@ -678,7 +702,24 @@ impl Smtp {
                 },
             );
         }
-        match delivery::deliver(&self.ctx, message, &tx.rcpts, &facts, submitter.as_ref()).await {
+        let envelope = delivery::Envelope {
+            from: &tx.from,
+            envelope_id: tx.envelope_id.as_deref(),
+            rcpts: &tx.rcpts,
+        };
+        let queued = submitter.as_ref().and_then(|s| {
+            delivery::outbound_message(&self.ctx, message.clone(), envelope, s, &facts, trace)
+        });
+        let stored = delivery::deliver(
+            &self.ctx,
+            message,
+            &tx.rcpts,
+            &facts,
+            submitter.as_ref(),
+            queued,
+        )
+        .await;
+        match stored {
             Ok(report) if report.delivered == 0 && submitter.is_none() => {
                 self.reply(552, "5.2.2", "Mailbox full");
             }

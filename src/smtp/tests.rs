@@ -23,20 +23,23 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{FolderKind, Store};
 use crate::tls::{self, CertResolver};
 
-const PASSWORD: &str = "Corr3ct-Horse";
+pub(super) const PASSWORD: &str = "Corr3ct-Horse";
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    mx: u16,
-    submissions: u16,
-    ca: std::path::PathBuf,
-    store: Arc<SqliteStore>,
+    pub(super) mx: u16,
+    pub(super) submissions: u16,
+    pub(super) ca: std::path::PathBuf,
+    pub(super) store: Arc<SqliteStore>,
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
-    captured: Captured,
+    pub(super) captured: Captured,
+    pub(super) ctx: Arc<SmtpContext>,
+    /// Rung by submission when it queues for the smarthost (relay fixtures only).
+    pub(super) wake: Arc<tokio::sync::Notify>,
     org: String,
-    alice: String,
-    bob: String,
+    pub(super) alice: String,
+    pub(super) bob: String,
     draining: CancellationToken,
 }
 
@@ -61,6 +64,16 @@ fn user(d: &Directory, org: &str, name: &str) -> String {
 }
 
 async fn fixture_with(limits: SmtpLimits) -> Fixture {
+    build_fixture(limits, false).await
+}
+
+/// A fixture whose submission listener queues remote recipients, as with
+/// `[smtp.relay]`; the test starts the runner itself.
+pub(super) async fn fixture_with_relay() -> Fixture {
+    build_fixture(limits(), true).await
+}
+
+async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
@@ -95,13 +108,21 @@ async fn fixture_with(limits: SmtpLimits) -> Fixture {
         "local",
         "000000000000",
     ));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let outbound = relay.then(|| {
+        Arc::new(queue::Outbound {
+            queue: Arc::new(store.clone()),
+            wake: wake.clone(),
+        })
+    });
     let ctx = Arc::new(SmtpContext {
         hostname: "mx.acme.test".into(),
         store: Arc::new(store.clone()),
         directory: directory.clone(),
         auth,
-        events,
+        events: events.clone(),
         limits,
+        outbound,
     });
     let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
     let resolver = Arc::new(CertResolver::default());
@@ -141,6 +162,8 @@ async fn fixture_with(limits: SmtpLimits) -> Fixture {
         directory,
         access,
         captured,
+        ctx,
+        wake,
         org,
         alice,
         bob,
@@ -164,17 +187,17 @@ async fn fixture() -> Fixture {
 }
 
 /// A line-oriented SMTP client over any stream.
-struct Client<S> {
+pub(super) struct Client<S> {
     io: BufReader<S>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn send(&mut self, text: &str) {
+    pub(super) async fn send(&mut self, text: &str) {
         self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
     }
 
     /// Reads one (possibly multi-line) reply; returns its full text.
-    async fn reply(&mut self) -> String {
+    pub(super) async fn reply(&mut self) -> String {
         let mut all = String::new();
         loop {
             let mut line = String::new();
@@ -192,13 +215,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    async fn cmd(&mut self, text: &str) -> String {
+    pub(super) async fn cmd(&mut self, text: &str) -> String {
         self.send(&format!("{text}\r\n")).await;
         self.reply().await
     }
 }
 
-async fn mx(f: &Fixture) -> Client<TcpStream> {
+pub(super) async fn mx(f: &Fixture) -> Client<TcpStream> {
     let mut c = Client {
         io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
     };
@@ -227,7 +250,7 @@ async fn tls_upgrade(f: &Fixture, tcp: TcpStream) -> tokio_rustls::client::TlsSt
         .unwrap()
 }
 
-async fn submission(
+pub(super) async fn submission(
     f: &Fixture,
     login: Option<(&str, &str)>,
 ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
@@ -248,7 +271,7 @@ async fn submission(
     c
 }
 
-async fn inbox(f: &Fixture, mailbox: &str, kind: FolderKind) -> Vec<Vec<u8>> {
+pub(super) async fn inbox(f: &Fixture, mailbox: &str, kind: FolderKind) -> Vec<Vec<u8>> {
     let store: Arc<SqliteStore> = f.store.clone();
     let Ok(folders) = store.folders(mailbox).await else {
         return vec![];

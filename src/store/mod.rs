@@ -8,6 +8,7 @@
 //! once. Every write returns only after it is durable.
 
 mod folders;
+pub mod queue;
 pub mod sqlite;
 
 use std::sync::Arc;

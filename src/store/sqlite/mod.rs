@@ -8,6 +8,7 @@
 mod access;
 mod directory;
 mod ops;
+mod queue;
 mod schema;
 mod tags;
 mod writer;

@@ -79,6 +79,33 @@ CREATE TABLE tags (
     PRIMARY KEY (arn, key)
 ) STRICT;
 "#,
+    r#"
+CREATE TABLE queue_messages (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    on_behalf_of TEXT,
+    from_header TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    owner_org TEXT NOT NULL,
+    owner_mailbox TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    envelope_id TEXT,
+    enqueued_ms INTEGER NOT NULL,
+    body BLOB NOT NULL
+) STRICT;
+CREATE TABLE queue_recipients (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES queue_messages(id),
+    recipient TEXT NOT NULL,
+    notify_failure INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error TEXT
+) STRICT;
+CREATE INDEX queue_due ON queue_recipients (next_attempt_ms);
+CREATE INDEX queue_by_message ON queue_recipients (message_id);
+"#,
 ];
 
 /// The schema version this build writes.
