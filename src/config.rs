@@ -686,12 +686,11 @@ mod tests {
         let cfg = Config::embedded();
         assert_eq!(cfg.server.data_dir, PathBuf::from("./data"));
         for (name, l) in cfg.listeners.all() {
-            // https carries the finished admin API and smtp the finished MX; the
-            // rest wait for their protocols (submission for the outbound queue).
+            // IMAP and metrics wait for their protocols; SMTP and https are complete.
+            let finished = ["smtp", "submission", "submissions", "https"].contains(&name);
             assert_eq!(
-                l.enabled,
-                name == "https" || name == "smtp",
-                "listener {name}: only https and smtp are enabled until the other protocols land"
+                l.enabled, finished,
+                "listener {name}: only finished protocols are enabled"
             );
         }
         assert_eq!(cfg.listeners.imaps.as_ref().unwrap().port, 9993);
