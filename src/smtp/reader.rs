@@ -276,3 +276,57 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest! {
+        /// Any bytes as command input: framing stays within the limit and the
+        /// command parser answers every line with a request or an error.
+        #[test]
+        fn command_lines_never_panic(input in proptest::collection::vec(any::<u8>(), 0..2048), max in 1usize..600) {
+            block_on(async {
+                let mut r = tokio::io::BufReader::with_capacity(64, &input[..]);
+                let mut line = Vec::new();
+                for _ in 0..input.len() + 1 {
+                    match read_line(&mut r, max, &mut line).await.unwrap() {
+                        Line::Eof => break,
+                        Line::TooLong => {}
+                        Line::Complete => {
+                            prop_assert!(line.len() <= max);
+                            let _ = smtp_proto::Request::parse(&mut line.iter());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+
+        /// Any bytes as DATA: the body kept never exceeds the limit, and data without
+        /// a CRLF.CRLF line never completes.
+        #[test]
+        fn data_never_panics_or_overflows(input in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), Just(0u8), any::<u8>()], 0..4096), max in 1usize..2048) {
+            block_on(async {
+                let mut r = tokio::io::BufReader::with_capacity(64, &input[..]);
+                let (mut out, mut flaws) = (Vec::new(), BodyFlaws::default());
+                let end = read_data(&mut r, max, &mut out, &mut flaws).await.unwrap();
+                prop_assert!(out.len() <= max);
+                let terminated = input.windows(3).any(|w| w == b".\r\n");
+                if end == DataEnd::Complete {
+                    prop_assert!(terminated);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
