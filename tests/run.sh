@@ -29,6 +29,21 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/interop/requirements.txt
 
+say "Postfix's smtp-sink (unpacked from the Debian package into target/, never installed)"
+pf=target/postfix
+if [ ! -x "$pf/usr/sbin/smtp-sink" ]; then
+    mkdir -p "$pf"
+    fetch() { (cd target && apt-get download -q -o APT::Sandbox::User=root postfix >/dev/null 2>&1); }
+    fetch || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq && fetch; } || true
+    deb=$(ls target/postfix_*.deb 2>/dev/null | head -1)
+    if [ -n "$deb" ]; then dpkg-deb -x "$deb" "$pf"; fi
+fi
+if [ -x "$pf/usr/sbin/smtp-sink" ]; then
+    export SMTP_SINK="$PWD/$pf/usr/sbin/smtp-sink"
+else
+    echo "warning: could not unpack smtp-sink; the smarthost test against it will skip"
+fi
+
 command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required" >&2; exit 1; }
 
 say "format"
