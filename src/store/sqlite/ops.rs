@@ -34,8 +34,7 @@ fn record_change(
     uid: u32,
     modseq: u64,
 ) -> Result<i64> {
-    c.execute(
-        "INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq) VALUES (?1, ?2, ?3, ?4, ?5)",
+    c.prepare_cached("INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
         params![mailbox, folder_id, kind.as_str(), uid, modseq as i64],
     )?;
     Ok(c.last_insert_rowid())
@@ -44,8 +43,7 @@ fn record_change(
 /// Takes the next UIDVALIDITY of a mailbox: strictly increasing, seeded from the clock
 /// so a re-created mailbox never reuses one.
 fn next_uidvalidity(c: &Connection, mailbox: &str) -> Result<u32> {
-    let v: i64 = c.query_row(
-        "UPDATE mailboxes SET next_uidvalidity = next_uidvalidity + 1 WHERE id = ?1 RETURNING next_uidvalidity - 1",
+    let v: i64 = c.prepare_cached("UPDATE mailboxes SET next_uidvalidity = next_uidvalidity + 1 WHERE id = ?1 RETURNING next_uidvalidity - 1")?.query_row(
         [mailbox],
         |r| r.get(0),
     )?;
@@ -60,9 +58,8 @@ fn insert_folder(
     class: &str,
 ) -> Result<i64> {
     let uidvalidity = next_uidvalidity(c, mailbox)?;
-    c.execute(
-        "INSERT INTO folders (mailbox_id, name, kind, folder_class, uidvalidity, uidnext, highest_modseq, subscribed, item_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 1, ?6)",
+    c.prepare_cached("INSERT INTO folders (mailbox_id, name, kind, folder_class, uidvalidity, uidnext, highest_modseq, subscribed, item_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 1, ?6)")?.execute(
         params![mailbox, name, kind.map(FolderKind::as_str), class, uidvalidity, new_item_id()],
     )?;
     Ok(c.last_insert_rowid())
@@ -74,8 +71,7 @@ pub(super) fn create_mailbox(
     quota_bytes: u64,
 ) -> Result<((), Touched)> {
     let seed = (now_ms() / 1000).clamp(1, u32::MAX as i64 / 2);
-    let inserted = c.execute(
-        "INSERT OR IGNORE INTO mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms) VALUES (?1, ?2, 0, ?3, ?4)",
+    let inserted = c.prepare_cached("INSERT OR IGNORE INTO mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms) VALUES (?1, ?2, 0, ?3, ?4)")?.execute(
         params![mailbox, quota_bytes as i64, seed, now_ms()],
     )?;
     if inserted == 0 {
@@ -223,7 +219,8 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
             .collect::<rusqlite::Result<_>>()?
     };
     remove_messages(c, &folder, &uids)?;
-    c.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
+    c.prepare_cached("DELETE FROM folders WHERE id = ?1")?
+        .execute([folder_id])?;
     let seq = record_change(
         c,
         &folder.mailbox_id,
@@ -262,10 +259,8 @@ pub(super) fn deliver(
     targets: &[Target],
 ) -> Result<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
     let size = body.len() as i64;
-    c.execute(
-        "INSERT INTO bodies (size, data) VALUES (?1, ?2)",
-        params![size, body],
-    )?;
+    c.prepare_cached("INSERT INTO bodies (size, data) VALUES (?1, ?2)")?
+        .execute(params![size, body])?;
     let body_id = c.last_insert_rowid();
     let mut results = Vec::with_capacity(targets.len());
     let mut touched = Touched::new();
@@ -274,31 +269,25 @@ pub(super) fn deliver(
             results.push(Err(Refused::NoSuchFolder));
             continue;
         };
-        let room: bool = c.query_row(
-            "SELECT used_bytes + ?2 <= quota_bytes FROM mailboxes WHERE id = ?1",
-            params![mailbox, size],
-            |r| r.get(0),
-        )?;
+        let room: bool = c
+            .prepare_cached("SELECT used_bytes + ?2 <= quota_bytes FROM mailboxes WHERE id = ?1")?
+            .query_row(params![mailbox, size], |r| r.get(0))?;
         if !room {
             results.push(Err(Refused::OverQuota));
             continue;
         }
-        let (uidvalidity, uid, modseq): (u32, u32, i64) = c.query_row(
-            "UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1
-             RETURNING uidvalidity, uidnext - 1, highest_modseq",
+        let (uidvalidity, uid, modseq): (u32, u32, i64) = c.prepare_cached("UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1
+             RETURNING uidvalidity, uidnext - 1, highest_modseq")?.query_row(
             [folder_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let item_id = new_item_id();
-        c.execute(
-            "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        c.prepare_cached("INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
             params![folder_id, uid, modseq, flags_to_text(&target.flags), internal_date, size, body_id, item_id],
         )?;
-        c.execute(
-            "UPDATE mailboxes SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-            params![mailbox, size],
-        )?;
+        c.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
+            .execute(params![mailbox, size])?;
         let seq = record_change(
             c,
             &mailbox,
@@ -317,7 +306,8 @@ pub(super) fn deliver(
         }));
     }
     if results.iter().all(|r| r.is_err()) {
-        c.execute("DELETE FROM bodies WHERE id = ?1", [body_id])?;
+        c.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
+            .execute([body_id])?;
     }
     Ok((results, touched))
 }
@@ -350,11 +340,10 @@ pub(super) fn messages(
 }
 
 pub(super) fn body(c: &Connection, body_id: i64) -> Result<Vec<u8>> {
-    c.query_row("SELECT data FROM bodies WHERE id = ?1", [body_id], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or(StoreError::NotFound("message body"))
+    c.prepare_cached("SELECT data FROM bodies WHERE id = ?1")?
+        .query_row([body_id], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound("message body"))
 }
 
 pub(super) fn store_flags(
@@ -403,8 +392,7 @@ pub(super) fn store_flags(
         let m = match new_modseq {
             Some(m) => m,
             None => {
-                let m: i64 = c.query_row(
-                    "UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
                     [folder_id],
                     |r| r.get(0),
                 )?;
@@ -412,10 +400,10 @@ pub(super) fn store_flags(
                 m
             }
         };
-        c.execute(
+        c.prepare_cached(
             "UPDATE messages SET flags = ?3, modseq = ?4 WHERE folder_id = ?1 AND uid = ?2",
-            params![folder_id, uid, next.join(" "), m],
-        )?;
+        )?
+        .execute(params![folder_id, uid, next.join(" "), m])?;
         last_seq = Some(record_change(
             c,
             &folder.mailbox_id,
@@ -449,19 +437,15 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
             )
             .optional()?;
         let Some((size, body_id)) = row else { continue };
-        c.execute(
-            "DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)",
+        c.prepare_cached("DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)")?.execute(
             [body_id],
         )?;
-        c.execute(
-            "UPDATE mailboxes SET used_bytes = used_bytes - ?2 WHERE id = ?1",
-            params![folder.mailbox_id, size],
-        )?;
+        c.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes - ?2 WHERE id = ?1")?
+            .execute(params![folder.mailbox_id, size])?;
         let m = match modseq {
             Some(m) => m,
             None => {
-                let m: i64 = c.query_row(
-                    "UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
                     [folder.id],
                     |r| r.get(0),
                 )?;
@@ -525,25 +509,21 @@ pub(super) fn changes_since(
 }
 
 pub(super) fn quota(c: &Connection, mailbox: &str) -> Result<Quota> {
-    c.query_row(
-        "SELECT used_bytes, quota_bytes FROM mailboxes WHERE id = ?1",
-        [mailbox],
-        |r| {
+    c.prepare_cached("SELECT used_bytes, quota_bytes FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| {
             Ok(Quota {
                 used: r.get::<_, i64>(0)? as u64,
                 limit: r.get::<_, i64>(1)? as u64,
             })
-        },
-    )
-    .optional()?
-    .ok_or(StoreError::NotFound("mailbox"))
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound("mailbox"))
 }
 
 pub(super) fn set_quota(c: &Connection, mailbox: &str, limit: u64) -> Result<((), Touched)> {
-    let n = c.execute(
-        "UPDATE mailboxes SET quota_bytes = ?2 WHERE id = ?1",
-        params![mailbox, limit as i64],
-    )?;
+    let n = c
+        .prepare_cached("UPDATE mailboxes SET quota_bytes = ?2 WHERE id = ?1")?
+        .execute(params![mailbox, limit as i64])?;
     if n == 0 {
         return Err(StoreError::NotFound("mailbox"));
     }

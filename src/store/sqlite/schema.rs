@@ -153,6 +153,8 @@ fn open(path: &Path) -> Result<Connection> {
          PRAGMA cache_size = -16000;",
     )
     .map_err(|e| classify(path, e))?;
+    // Every hot statement stays prepared: parsing SQL per message showed in profiles.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
