@@ -1,8 +1,9 @@
 //! Email events and audit events, sent to sinks without slowing mail flow.
 //!
 //! Producers call [`Events::audit`] or [`Events::email`]; the record is serialised
-//! on the caller's thread (cheap) and queued to each sink's writer task. A full
+//! on the caller's thread (cheap) and queued to each sink's writer thread. A full
 //! queue drops the record and counts it ([`Events::dropped`]); it never blocks.
+//! At shutdown [`Events::flush`] waits until every queued record is written.
 //! This piece holds the typed records and the JSON-lines file sink; the HTTP sink
 //! with its on-disk spool, rotation and metrics come with the events work.
 
@@ -12,7 +13,8 @@ pub mod email;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -25,8 +27,8 @@ const QUEUE: usize = 65_536;
 /// Handle to the event sinks; cheap to clone.
 #[derive(Clone)]
 pub struct Events {
-    audit: Option<mpsc::Sender<String>>,
-    email: Option<mpsc::Sender<String>>,
+    audit: Option<Arc<Sink>>,
+    email: Option<Arc<Sink>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -35,6 +37,60 @@ pub struct Events {
 pub struct Captured {
     pub audit: Arc<Mutex<Vec<serde_json::Value>>>,
     pub email: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// One sink's queue and how far its writer has got, so shutdown can wait for it.
+struct Sink {
+    tx: mpsc::Sender<String>,
+    sent: AtomicU64,
+    written: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl Sink {
+    /// Runs `write` on its own thread with batches of queued lines.
+    fn spawn(
+        name: &str,
+        mut write: impl FnMut(&[String]) + Send + 'static,
+    ) -> std::io::Result<Arc<Sink>> {
+        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        let written = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let progress = written.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                while let Some(line) = rx.blocking_recv() {
+                    batch.push(line);
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                    }
+                    write(&batch);
+                    let (count, cv) = &*progress;
+                    if let Ok(mut n) = count.lock() {
+                        *n += batch.len() as u64;
+                    }
+                    cv.notify_all();
+                    batch.clear();
+                }
+            })?;
+        Ok(Arc::new(Sink {
+            tx,
+            sent: AtomicU64::new(0),
+            written,
+        }))
+    }
+
+    /// Waits until everything queued so far has been written, up to `limit`.
+    fn flush(&self, limit: Duration) -> bool {
+        let target = self.sent.load(Ordering::Acquire);
+        let (count, cv) = &*self.written;
+        let Ok(guard) = count.lock() else {
+            return false;
+        };
+        cv.wait_timeout_while(guard, limit, |n| *n < target)
+            .map(|(n, _)| *n >= target)
+            .unwrap_or(false)
+    }
 }
 
 impl Events {
@@ -50,8 +106,8 @@ impl Events {
     /// Appends email and audit records to two files, one JSON object per line.
     pub fn to_files(email_log: &Path, audit_log: &Path) -> std::io::Result<Events> {
         Ok(Events {
-            audit: Some(spawn_file_sink(audit_log)?),
-            email: Some(spawn_file_sink(email_log)?),
+            audit: Some(file_sink(audit_log)?),
+            email: Some(file_sink(email_log)?),
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -59,14 +115,12 @@ impl Events {
     /// Keeps every record in memory.
     pub fn capture() -> (Events, Captured) {
         let captured = Captured::default();
-        let (a_tx, a_rx) = mpsc::channel::<String>(QUEUE);
-        let (e_tx, e_rx) = mpsc::channel::<String>(QUEUE);
-        spawn_memory_sink(a_rx, captured.audit.clone());
-        spawn_memory_sink(e_rx, captured.email.clone());
+        let audit = memory_sink(captured.audit.clone());
+        let email = memory_sink(captured.email.clone());
         (
             Events {
-                audit: Some(a_tx),
-                email: Some(e_tx),
+                audit: Some(audit),
+                email: Some(email),
                 dropped: Arc::new(AtomicU64::new(0)),
             },
             captured,
@@ -75,26 +129,44 @@ impl Events {
 
     /// Emits one audit record.
     pub fn audit(&self, event: AuditEvent) {
-        if let Some(tx) = &self.audit {
-            let line = event.to_json(&new_id(), crate::store::now_ms()).to_string();
-            self.send(tx, line);
+        if let Some(sink) = &self.audit {
+            self.send(
+                sink,
+                event.to_json(&new_id(), crate::store::now_ms()).to_string(),
+            );
         }
     }
 
     /// Emits one email event of the flow `trace_id`.
     pub fn email(&self, trace_id: &str, event: EmailEvent) {
-        if let Some(tx) = &self.email {
-            let line = event
-                .to_json(trace_id, &new_id(), crate::store::now_ms())
-                .to_string();
-            self.send(tx, line);
+        if let Some(sink) = &self.email {
+            self.send(
+                sink,
+                event
+                    .to_json(trace_id, &new_id(), crate::store::now_ms())
+                    .to_string(),
+            );
         }
     }
 
-    fn send(&self, tx: &mpsc::Sender<String>, line: String) {
-        if tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn send(&self, sink: &Sink, line: String) {
+        match sink.tx.try_send(line) {
+            Ok(()) => {
+                sink.sent.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Waits (blocking, up to `limit` per sink) until every record emitted so far is
+    /// written: the daemon calls it at shutdown so the last records are not lost.
+    pub fn flush(&self, limit: Duration) -> bool {
+        [&self.audit, &self.email]
+            .into_iter()
+            .flatten()
+            .all(|s| s.flush(limit))
     }
 
     /// Records dropped because a sink's queue was full or gone.
@@ -108,7 +180,7 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn spawn_file_sink(path: &Path) -> std::io::Result<mpsc::Sender<String>> {
+fn file_sink(path: &Path) -> std::io::Result<Arc<Sink>> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -116,34 +188,26 @@ fn spawn_file_sink(path: &Path) -> std::io::Result<mpsc::Sender<String>> {
         .create(true)
         .append(true)
         .open(path)?;
-    let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+    let mut out = std::io::BufWriter::new(file);
     let path = path.to_path_buf();
-    std::thread::Builder::new()
-        .name("events-file".into())
-        .spawn(move || {
-            let mut out = std::io::BufWriter::new(file);
-            while let Some(line) = rx.blocking_recv() {
-                let mut res = writeln!(out, "{line}");
-                // Drain whatever else is queued, then flush once.
-                while let Ok(more) = rx.try_recv() {
-                    res = res.and_then(|_| writeln!(out, "{more}"));
-                }
-                if let Err(e) = res.and_then(|_| out.flush()) {
-                    tracing::error!(path = %path.display(), error = %e, "event sink write failed");
-                }
-            }
-        })?;
-    Ok(tx)
+    Sink::spawn("events-file", move |lines| {
+        let res = lines
+            .iter()
+            .try_for_each(|l| writeln!(out, "{l}"))
+            .and_then(|_| out.flush());
+        if let Err(e) = res {
+            tracing::error!(path = %path.display(), error = %e, "event sink write failed");
+        }
+    })
 }
 
-fn spawn_memory_sink(mut rx: mpsc::Receiver<String>, into: Arc<Mutex<Vec<serde_json::Value>>>) {
-    std::thread::spawn(move || {
-        while let Some(line) = rx.blocking_recv() {
-            if let (Ok(v), Ok(mut all)) = (serde_json::from_str(&line), into.lock()) {
-                all.push(v);
-            }
+fn memory_sink(into: Arc<Mutex<Vec<serde_json::Value>>>) -> Arc<Sink> {
+    Sink::spawn("events-memory", move |lines| {
+        if let Ok(mut all) = into.lock() {
+            all.extend(lines.iter().filter_map(|l| serde_json::from_str(l).ok()));
         }
-    });
+    })
+    .expect("a thread for the in-memory event sink")
 }
 
 #[cfg(test)]
@@ -185,15 +249,11 @@ mod tests {
                 folder: "Inbox".into(),
             },
         );
-        drop(events);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let lines = loop {
-            let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
-            if text.lines().count() == 100 || std::time::Instant::now() > deadline {
-                break text;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
+        assert!(
+            events.flush(std::time::Duration::from_secs(5)),
+            "every record written"
+        );
+        let lines = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
         let records: Vec<serde_json::Value> = lines
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -208,17 +268,8 @@ mod tests {
         assert_eq!(ids.len(), 100);
         assert_eq!(records[1]["auth_failed_reason"], "bad password");
         assert_eq!(records[0]["log_type"], "authentication");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(dir.path().join("email.jsonl")).unwrap_or_default();
-            if !text.is_empty() {
-                let v: serde_json::Value =
-                    serde_json::from_str(text.lines().next().unwrap()).unwrap();
-                assert_eq!(v["traceId"], "trace-1");
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let text = std::fs::read_to_string(dir.path().join("email.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(v["traceId"], "trace-1");
     }
 }

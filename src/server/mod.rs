@@ -294,6 +294,13 @@ impl Daemon {
                 "grace period over; closing the remaining sessions"
             );
         }
+        // The last audit and email records reach their files before the process ends.
+        let events = self.events.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(5))).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::warn!("some event records may not have been written");
+        }
         tracing::info!("stopped");
     }
 }
