@@ -61,23 +61,26 @@ pub fn rfc5322_date(secs: i64) -> String {
 /// The headers a submission adds when the client left them out (RFC 6409 §8):
 /// Message-ID and Date; and `Sender:` when sending on behalf of another mailbox.
 pub fn submission_headers(
-    facts: &HeaderFacts,
+    facts: &mut HeaderFacts,
     hostname: &str,
     now_secs: i64,
     on_behalf_sender: Option<&str>,
 ) -> String {
+    // `facts` is updated to describe the message with these headers added, so the
+    // caller need not parse the header section again.
     let mut out = String::new();
     if facts.message_id.is_none() {
-        out.push_str(&format!(
-            "Message-ID: <{}@{hostname}>\r\n",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let id = format!("{}@{hostname}", uuid::Uuid::new_v4().simple());
+        out.push_str(&format!("Message-ID: <{id}>\r\n"));
+        facts.message_id = Some(id);
     }
     if !facts.has_date {
         out.push_str(&format!("Date: {}\r\n", rfc5322_date(now_secs)));
+        facts.has_date = true;
     }
     if let (Some(sender), false) = (on_behalf_sender, facts.has_sender) {
         out.push_str(&format!("Sender: <{sender}>\r\n"));
+        facts.has_sender = true;
     }
     out
 }
@@ -133,13 +136,18 @@ mod tests {
         let f = header_facts(
             b"From: a@b.test\r\nDate: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <1@b>\r\n\r\n",
         );
-        assert_eq!(submission_headers(&f, "mx.test", 0, None), "");
-        let f = header_facts(b"From: boss@b.test\r\n\r\n");
-        let added = submission_headers(&f, "mx.test", 0, Some("aide@b.test"));
+        let mut unchanged = f.clone();
+        assert_eq!(submission_headers(&mut unchanged, "mx.test", 0, None), "");
+        assert_eq!(unchanged, f);
+        let mut f = header_facts(b"From: boss@b.test\r\n\r\n");
+        let added = submission_headers(&mut f, "mx.test", 0, Some("aide@b.test"));
         assert!(added.starts_with("Message-ID: <") && added.contains("@mx.test>\r\nDate: "));
         assert!(added.ends_with("Sender: <aide@b.test>\r\n"));
-        let parsed = header_facts(format!("{added}\r\n").as_bytes());
-        assert!(parsed.message_id.is_some() && parsed.has_date && parsed.has_sender);
+        let parsed = header_facts(format!("From: boss@b.test\r\n{added}\r\n").as_bytes());
+        assert_eq!(
+            parsed, f,
+            "the updated facts describe the message with the added headers"
+        );
     }
 
     #[test]

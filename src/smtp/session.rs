@@ -663,7 +663,7 @@ impl Smtp {
         }
         let now = crate::store::now_ms() / 1000;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let facts = header_facts(&body);
+        let mut facts = header_facts(&body);
         let with = match (self.tls, self.login.is_some()) {
             (false, _) => "ESMTP",
             (true, false) => "ESMTPS",
@@ -679,13 +679,17 @@ impl Smtp {
         });
         if submitter.is_some() {
             message.extend_from_slice(
-                submission_headers(&facts, &self.ctx.hostname, now, tx.on_behalf_of.as_deref())
-                    .as_bytes(),
+                submission_headers(
+                    &mut facts,
+                    &self.ctx.hostname,
+                    now,
+                    tx.on_behalf_of.as_deref(),
+                )
+                .as_bytes(),
             );
         }
         message.extend_from_slice(&body);
         let message: Arc<[u8]> = Arc::from(message);
-        let facts = header_facts(&message);
         let trace = crate::events::new_id();
         if let Some(s) = &submitter {
             self.ctx.events.email(
