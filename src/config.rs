@@ -51,6 +51,11 @@ pub struct SmtpSection {
     /// Protocol errors tolerated per session before 421 and disconnect.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
+    /// Messages per minute one client IP may send to the MX listener (MAIL FROM
+    /// beyond it gets 450 4.7.1); 0, the default, is no limit, as Postfix's
+    /// `smtpd_client_message_rate_limit`. Authenticated submission is not limited.
+    #[serde(default)]
+    pub max_message_rate_per_ip: u32,
     /// Waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes).
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
@@ -154,6 +159,7 @@ impl Default for SmtpSection {
         SmtpSection {
             max_recipients: default_max_recipients(),
             max_errors: default_max_errors(),
+            max_message_rate_per_ip: 0,
             command_timeout_secs: default_command_timeout(),
             data_timeout_secs: default_data_timeout(),
             relay: None,
@@ -313,6 +319,11 @@ pub struct Limits {
     pub max_connections: usize,
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// New connections per minute from one IP, on all listeners together; beyond
+    /// it a connection is turned away like one over `max_connections_per_ip`.
+    /// 0, the default, is no limit (Postfix's `smtpd_client_connection_rate_limit`).
+    #[serde(default)]
+    pub max_connection_rate_per_ip: u32,
     /// Largest message accepted, in bytes of MIME (advertised as SMTP SIZE and IMAP APPENDLIMIT).
     #[serde(default = "default_max_message_size")]
     pub max_message_size: u64,
@@ -345,6 +356,7 @@ impl Default for Limits {
         Limits {
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
+            max_connection_rate_per_ip: 0,
             max_message_size: default_max_message_size(),
             handshake_timeout_secs: default_handshake_timeout(),
             idle_timeout_secs: default_idle_timeout(),

@@ -1,10 +1,13 @@
-//! Connection admission: a total cap and a per-source-IP cap, released on drop.
+//! Connection admission: a total cap, a per-source-IP cap (both released on drop)
+//! and a per-source-IP connection rate.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+
+use super::rate::RateLimiter;
 
 /// Counts live connections against the configured caps.
 #[derive(Debug)]
@@ -13,6 +16,7 @@ pub struct ConnLimits {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: DashMap<IpAddr, usize>,
+    rate: RateLimiter,
 }
 
 /// A held connection slot; dropping it frees the slot.
@@ -23,19 +27,25 @@ pub struct ConnPermit {
 }
 
 impl ConnLimits {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimits> {
+    /// `rate_per_minute` 0 means no rate limit.
+    pub fn new(max_total: usize, max_per_ip: usize, rate_per_minute: u32) -> Arc<ConnLimits> {
         Arc::new(ConnLimits {
             max_total,
             max_per_ip,
+            rate: RateLimiter::per_minute(rate_per_minute),
             total: AtomicUsize::new(0),
             per_ip: DashMap::new(),
         })
     }
 
-    /// Takes a slot for a connection from `ip`, or `None` when a cap is reached.
+    /// Takes a slot for a connection from `ip`, or `None` when a cap or the rate
+    /// is reached (every attempt counts towards the rate).
     /// IPv4-mapped IPv6 sources count as their IPv4 address.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
         let ip = ip.to_canonical();
+        if self.rate.check(ip).is_err() {
+            return None;
+        }
         if self
             .total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -80,7 +90,7 @@ mod tests {
 
     #[test]
     fn caps_per_ip_and_total_and_release_on_drop() {
-        let limits = ConnLimits::new(3, 2);
+        let limits = ConnLimits::new(3, 2, 0);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
@@ -101,5 +111,18 @@ mod tests {
         drop((p2, p3, p4));
         assert_eq!(limits.total(), 0);
         assert!(limits.per_ip.is_empty(), "no entries left behind");
+    }
+    #[test]
+    fn connection_rate_counts_attempts_even_after_release() {
+        let limits = ConnLimits::new(100, 100, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        drop(limits.try_acquire(a).unwrap());
+        drop(limits.try_acquire(a).unwrap());
+        assert!(
+            limits.try_acquire(a).is_none(),
+            "third connection this minute"
+        );
+        assert!(limits.try_acquire("10.0.0.2".parse().unwrap()).is_some());
+        assert_eq!(limits.total(), 0, "a refused attempt holds no slot");
     }
 }

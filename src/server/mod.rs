@@ -9,6 +9,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod notify;
+pub mod rate;
 mod unavailable;
 
 use std::collections::BTreeMap;
@@ -144,10 +145,12 @@ impl Daemon {
                 max_message_size: config.limits.max_message_size as usize,
                 max_recipients: config.smtp.max_recipients,
                 max_errors: config.smtp.max_errors,
+                message_rate_per_ip: config.smtp.max_message_rate_per_ip,
                 command_timeout,
                 data_timeout,
             },
             outbound,
+            mx_rate: rate::RateLimiter::per_minute(config.smtp.max_message_rate_per_ip),
         });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
@@ -181,6 +184,7 @@ impl Daemon {
             conn_limits: ConnLimits::new(
                 config.limits.max_connections,
                 config.limits.max_connections_per_ip,
+                config.limits.max_connection_rate_per_ip,
             ),
             limits: Arc::new(config.limits.clone()),
             tracker: tracker.clone(),

@@ -192,7 +192,7 @@ async fn echo_server_with(
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = socket.local_addr().unwrap().port();
     let ctx = AcceptContext {
-        conn_limits: ConnLimits::new(100, max_per_ip),
+        conn_limits: ConnLimits::new(100, max_per_ip, 0),
         limits: Arc::new(limits),
         tracker: TaskTracker::new(),
         draining: CancellationToken::new(),

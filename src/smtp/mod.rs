@@ -22,6 +22,7 @@ use crate::access::login::Authenticator;
 use crate::directory::Directory;
 use crate::events::Events;
 use crate::server::listener::{Protocol, Session};
+use crate::server::rate::RateLimiter;
 use crate::store::Store;
 
 /// Which SMTP service a listener offers.
@@ -48,6 +49,8 @@ pub struct SmtpLimits {
     pub max_recipients: usize,
     /// Errors tolerated before the session is closed with 421.
     pub max_errors: u32,
+    /// MX messages per minute per client IP (0: no limit).
+    pub message_rate_per_ip: u32,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
 }
@@ -63,6 +66,8 @@ pub struct SmtpContext {
     /// The outbound queue when `[smtp.relay]` is configured; without it,
     /// submission refuses remote recipients.
     pub outbound: Option<Arc<queue::Outbound>>,
+    /// `limits.message_rate_per_ip` applied to MX transactions.
+    pub mx_rate: RateLimiter,
 }
 
 impl SmtpContext {

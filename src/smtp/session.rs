@@ -445,6 +445,16 @@ impl Smtp {
                 "Message size exceeds fixed maximum message size",
             );
         }
+        if !self.flavor.is_submission()
+            && let Err(wait) = self.ctx.mx_rate.check(self.peer.ip())
+        {
+            let text = format!(
+                "Too much mail from {}, try again in {} s",
+                self.peer.ip().to_canonical(),
+                wait.as_secs().max(1)
+            );
+            return self.error(450, "4.7.1", &text);
+        }
         let address = from.address.to_ascii_lowercase();
         let mut on_behalf_of = None;
         if let Some(login) = &self.login {

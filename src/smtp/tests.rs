@@ -115,6 +115,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
             wake: wake.clone(),
         })
     });
+    let mx_rate = crate::server::rate::RateLimiter::per_minute(limits.message_rate_per_ip);
     let ctx = Arc::new(SmtpContext {
         hostname: "mx.acme.test".into(),
         store: Arc::new(store.clone()),
@@ -123,6 +124,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
         events: events.clone(),
         limits,
         outbound,
+        mx_rate,
     });
     let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
     let resolver = Arc::new(CertResolver::default());
@@ -130,7 +132,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
     let acceptor = TlsAcceptor::from(tls::server_config(resolver, &[]));
     let draining = CancellationToken::new();
     let accept = AcceptContext {
-        conn_limits: ConnLimits::new(100, 100),
+        conn_limits: ConnLimits::new(100, 100, 0),
         limits: Arc::new(crate::config::Limits::default()),
         tracker: TaskTracker::new(),
         draining: draining.clone(),
@@ -177,6 +179,7 @@ fn limits() -> SmtpLimits {
         max_message_size: 64 * 1024,
         max_recipients: 5,
         max_errors: 6,
+        message_rate_per_ip: 0,
         command_timeout: Duration::from_secs(5),
         data_timeout: Duration::from_secs(5),
     }
@@ -791,4 +794,45 @@ async fn draining_says_421_between_commands() {
     f.draining.cancel();
     let r = c.reply().await;
     assert!(r.starts_with("421 4.3.2"), "{r}");
+}
+
+#[tokio::test]
+async fn mx_message_rate_per_ip_defers_with_450_and_keeps_the_session() {
+    let f = fixture_with(SmtpLimits {
+        message_rate_per_ip: 2,
+        ..limits()
+    })
+    .await;
+    let mut c = mx(&f).await;
+    for i in 0..2 {
+        assert!(
+            c.cmd("MAIL FROM:<s@remote.test>")
+                .await
+                .starts_with("250 2.1.0")
+        );
+        assert!(
+            c.cmd("RCPT TO:<alice@acme.test>")
+                .await
+                .starts_with("250 2.1.5")
+        );
+        assert!(c.cmd("DATA").await.starts_with("354 "));
+        let r = c.cmd(&format!("{MESSAGE}.")).await;
+        assert!(r.starts_with("250 2.0.0"), "message {i}: {r}");
+    }
+    let r = c.cmd("MAIL FROM:<s@remote.test>").await;
+    assert!(
+        r.starts_with("450 4.7.1 Too much mail from 127.0.0.1"),
+        "{r}"
+    );
+    // The refusal is per IP, across sessions; the session itself goes on.
+    let mut other = mx(&f).await;
+    let r = other.cmd("MAIL FROM:<s@remote.test>").await;
+    assert!(r.starts_with("450 4.7.1"), "{r}");
+    assert!(c.cmd("NOOP").await.starts_with("250"));
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+    assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 2);
+    // Submission is not limited by the MX rate.
+    let mut s = submission(&f, Some(("alice@acme.test", PASSWORD))).await;
+    let r = s.cmd("MAIL FROM:<alice@acme.test>").await;
+    assert!(r.starts_with("250 2.1.0"), "{r}");
 }
