@@ -254,6 +254,96 @@ pub struct Envelope<'a> {
     pub rcpts: &'a [AcceptedRcpt],
 }
 
+/// Returns a DSN (RFC 3464) for each recipient whose mailbox refused the message
+/// after the transaction was accepted (RFC 5321 6.1: once 250 is said, a failure
+/// is reported to the envelope sender). A local sender finds it in its Inbox; a
+/// remote one gets it through the smarthost with a null sender, so a DSN never
+/// causes another. None for a null sender or NOTIFY without FAILURE. A remote
+/// sender without a configured smarthost gets none (logged). An error means the
+/// DSN was not stored (the message itself is, so the caller still says 250:
+/// a retry would duplicate it in every other mailbox).
+pub async fn return_refused(
+    ctx: &SmtpContext,
+    envelope: Envelope<'_>,
+    report: &Report,
+    message: &[u8],
+    arrival_ms: i64,
+) -> crate::store::Result<()> {
+    if envelope.from.is_empty() {
+        return Ok(());
+    }
+    let sender_boxes = ctx
+        .directory
+        .resolve_address(envelope.from)
+        .map(|r| mailboxes_for(ctx, envelope.from, &r))
+        .unwrap_or_default();
+    for (address, status, reason) in &report.bounced {
+        let wanted = envelope
+            .rcpts
+            .iter()
+            .find(|r| r.address.eq_ignore_ascii_case(address))
+            .is_none_or(|r| r.notify_failure);
+        if !wanted {
+            continue;
+        }
+        let code = if *status == "5.2.2" { 552 } else { 550 };
+        let diagnostic = format!("{code} {status} {reason}");
+        let failure = super::queue::dsn::Failure {
+            reporting_mta: &ctx.hostname,
+            remote_mta: &ctx.hostname,
+            sender: envelope.from,
+            envelope_id: envelope.envelope_id,
+            recipient: address,
+            status,
+            diagnostic: &diagnostic,
+            arrival_ms,
+        };
+        let now = crate::store::now_ms();
+        let dsn: Arc<[u8]> = match super::queue::dsn::build(&failure, message, now / 1000) {
+            Ok(d) => Arc::from(d),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build a DSN");
+                continue;
+            }
+        };
+        if !sender_boxes.is_empty() {
+            let owners: Vec<&str> = sender_boxes.iter().map(|m| m.org.as_str()).collect();
+            let targets = sender_boxes
+                .iter()
+                .map(|m| Target {
+                    folder: FolderRef::Kind(m.mailbox.clone(), FolderKind::Inbox),
+                    flags: vec![],
+                })
+                .collect();
+            store_copies(ctx, dsn, now, targets, &owners, None).await?;
+        } else if let Some(outbound) = &ctx.outbound {
+            let queued = NewOutbound {
+                sender: String::new(),
+                on_behalf_of: None,
+                from_header: format!("MAILER-DAEMON@{}", ctx.hostname),
+                message_id: String::new(),
+                owner_org: String::new(),
+                owner_mailbox: String::new(),
+                trace_id: new_id(),
+                envelope_id: None,
+                recipients: vec![NewRecipient {
+                    address: envelope.from.to_string(),
+                    notify_failure: false,
+                }],
+                body: dsn.clone(),
+            };
+            outbound
+                .queue
+                .deliver_and_enqueue(dsn, now, Vec::new(), queued)
+                .await?;
+            outbound.wake.notify_one();
+        } else {
+            tracing::warn!(sender = envelope.from, recipient = %address, "no smarthost configured: the DSN for a refused recipient cannot be returned");
+        }
+    }
+    Ok(())
+}
+
 /// The outbound-queue entry for the remote recipients (those without a local
 /// mailbox) of a submitted message; `None` when there are none or no relay.
 pub fn outbound_message(

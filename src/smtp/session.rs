@@ -726,7 +726,7 @@ impl Smtp {
         });
         let stored = delivery::deliver(
             &self.ctx,
-            message,
+            message.clone(),
             &tx.rcpts,
             &facts,
             submitter.as_ref(),
@@ -737,7 +737,16 @@ impl Smtp {
             Ok(report) if report.delivered == 0 && submitter.is_none() => {
                 self.reply(552, "5.2.2", "Mailbox full");
             }
-            Ok(_) => self.reply(250, "2.0.0", &format!("Ok: queued as {id}")),
+            Ok(report) => {
+                if !report.bounced.is_empty()
+                    && let Err(e) =
+                        delivery::return_refused(&self.ctx, envelope, &report, &message, now * 1000)
+                            .await
+                {
+                    tracing::error!(peer = %self.peer, error = %e, "a DSN for a refused recipient was not stored");
+                }
+                self.reply(250, "2.0.0", &format!("Ok: queued as {id}"))
+            }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "delivery failed; nothing was stored");
                 self.reply(451, "4.3.0", "Temporary storage failure, try again later");

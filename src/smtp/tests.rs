@@ -836,3 +836,90 @@ async fn mx_message_rate_per_ip_defers_with_450_and_keeps_the_session() {
     let r = s.cmd("MAIL FROM:<alice@acme.test>").await;
     assert!(r.starts_with("250 2.1.0"), "{r}");
 }
+
+/// Leaves room in bob's mailbox for RCPT's check (used < limit) but not for
+/// another message, so the store refuses the copy at DATA time.
+async fn fill_bob_but_pass_rcpt(f: &Fixture) {
+    let mut c = mx(f).await;
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        format!("{MESSAGE}.\r\n").as_bytes(),
+    )
+    .await;
+    assert!(r.starts_with("250"), "{r}");
+    let store: Arc<SqliteStore> = f.store.clone();
+    let used = store.quota(&f.bob).await.unwrap().used;
+    store.set_quota(&f.bob, used + 10).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mailbox_refusing_at_data_time_gets_the_local_sender_a_dsn() {
+    let f = fixture().await;
+    fill_bob_but_pass_rcpt(&f).await;
+    let mut s = submission(&f, Some(("alice@acme.test", PASSWORD))).await;
+    assert!(
+        s.cmd("MAIL FROM:<alice@acme.test> ENVID=Q42")
+            .await
+            .starts_with("250")
+    );
+    assert!(s.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    let r = s
+        .cmd("From: alice@acme.test\r\nSubject: budget\r\n\r\nnumbers\r\n.")
+        .await;
+    assert!(r.starts_with("250 2.0.0"), "the message is accepted: {r}");
+    assert_eq!(
+        inbox(&f, &f.bob, FolderKind::Inbox).await.len(),
+        1,
+        "bob got nothing more"
+    );
+    let alice = inbox(&f, &f.alice, FolderKind::Inbox).await;
+    let dsn = String::from_utf8_lossy(alice.last().expect("a DSN in alice's Inbox")).into_owned();
+    for needle in [
+        "Undelivered Mail Returned to Sender",
+        "Final-Recipient: rfc822; bob@acme.test",
+        "Status: 5.2.2",
+        "Diagnostic-Code: smtp; 552 5.2.2 mailbox full",
+        "Original-Envelope-Id: Q42",
+        "Subject: budget",
+    ] {
+        assert!(dsn.contains(needle), "missing {needle:?} in:\n{dsn}");
+    }
+}
+
+#[tokio::test]
+async fn a_remote_sender_gets_its_dsn_through_the_smarthost_unless_notify_never() {
+    let f = fixture_with_relay().await;
+    fill_bob_but_pass_rcpt(&f).await;
+    let mut c = mx(&f).await;
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250 2.0.0"));
+    // And once more with NOTIFY=NEVER for bob: no second DSN.
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<bob@acme.test> NOTIFY=NEVER")
+            .await
+            .starts_with("250")
+    );
+    assert!(c.cmd("RCPT TO:<alice@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250 2.0.0"));
+    assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 2);
+    let queue: &dyn crate::store::queue::OutboundQueue = &f.store;
+    let due = queue.due(i64::MAX, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "one DSN queued: {due:?}");
+    let m = &due[0];
+    assert_eq!(m.message.sender, "", "a DSN has the null sender");
+    assert_eq!(m.recipients.len(), 1);
+    assert_eq!(m.recipients[0].recipient, "s@remote.test");
+    assert!(!m.recipients[0].notify_failure, "no DSN about a DSN");
+    let body = String::from_utf8(queue.queued_body(m.message.id).await.unwrap()).unwrap();
+    assert!(
+        body.contains("Final-Recipient: rfc822; bob@acme.test"),
+        "{body}"
+    );
+}
