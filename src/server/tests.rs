@@ -306,3 +306,79 @@ fn organization_aliases_from_domains() {
     assert_eq!(organization_alias("d-1.example"), "org-d-1-example");
     assert_eq!(organization_alias("mail.my_corp.org"), "mail-mycorp-org");
 }
+
+/// Token-key rotation as an operator does it: a new first line in the keys file
+/// and a reload (SIGHUP). Tokens signed with the previous key keep working until
+/// that key leaves the file; a broken file keeps the running keys.
+// Multi-threaded: role creation persists with a blocking store write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_rotates_token_keys_and_rejects_a_broken_file() {
+    use crate::access::token::TokenError;
+    use crate::access::{ImpersonationRoleInput, RoleType};
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    let keys_path = cfg.data_path(&cfg.access.token_keys);
+    let daemon = Daemon::start(cfg, None).await.unwrap();
+    let org = daemon.directory.list_organizations()[0].id.clone();
+    let now = crate::store::now_ms() as u64;
+    let role = tokio::task::block_in_place(|| {
+        daemon.access.create_impersonation_role(
+            &org,
+            ImpersonationRoleInput {
+                name: "archiver".into(),
+                role_type: RoleType::ReadOnly,
+                description: None,
+                rules: vec![],
+            },
+            None,
+            daemon.directory.as_ref(),
+            now,
+        )
+    })
+    .unwrap();
+    let mint = || {
+        daemon
+            .access
+            .assume_impersonation_role(&org, &role, crate::store::now_ms() as u64)
+            .unwrap()
+            .token
+    };
+    let verify = |t: &str| {
+        daemon
+            .access
+            .verify_token(t, crate::store::now_ms() as u64)
+            .map(|v| v.key_id)
+    };
+    let first_file = std::fs::read_to_string(&keys_path).unwrap();
+    let first_kid = first_file.split_whitespace().next().unwrap().to_string();
+    let old = mint();
+    assert_eq!(verify(&old), Ok(first_kid.clone()));
+
+    // Rotation step 1: new key first, old key second.
+    std::fs::write(
+        &keys_path,
+        format!("k-new {}\n{first_file}", "5a".repeat(32)),
+    )
+    .unwrap();
+    daemon.reload();
+    let new = mint();
+    assert_eq!(
+        verify(&new),
+        Ok("k-new".to_string()),
+        "new tokens use the new key"
+    );
+    assert_eq!(verify(&old), Ok(first_kid), "old tokens still verify");
+
+    // A broken file is refused; the running keys stay.
+    std::fs::write(&keys_path, "k-bad not-hex\n").unwrap();
+    daemon.reload();
+    assert_eq!(verify(&new), Ok("k-new".to_string()));
+
+    // Rotation step 2: the old key leaves the file.
+    std::fs::write(&keys_path, format!("k-new {}\n", "5a".repeat(32))).unwrap();
+    daemon.reload();
+    assert_eq!(verify(&new), Ok("k-new".to_string()));
+    assert_eq!(verify(&old), Err(TokenError::BadSignature), "retired key");
+    daemon.shutdown().await;
+}
