@@ -212,27 +212,25 @@ pub struct ListOut {
 pub async fn list_users(state: Arc<AdminState>, input: ListIn) -> Result<ListOut, ApiError> {
     state
         .blocking(move |s| {
-            let users: Vec<User> = s
-                .directory
-                .list_users(&input.organization_id)?
-                .into_iter()
-                .filter(|u| input.filters.keeps(u))
-                .collect();
-            let (items, next_token) = page(users, input.max_results, input.next_token.as_deref())?;
-            let users = items
-                .into_iter()
-                .map(|u| UserSummary {
-                    enabled_date: date(u.base.enabled_date),
-                    disabled_date: date(u.base.disabled_date),
-                    id: u.base.id,
-                    email: u.base.email,
-                    name: u.base.name,
-                    display_name: u.display_name,
-                    state: u.base.state,
-                    user_role: u.role,
-                })
-                .collect();
-            Ok(ListOut { users, next_token })
+            s.directory.with_users(&input.organization_id, |all| {
+                let kept: Vec<&User> = all.filter(|u| input.filters.keeps(u)).collect();
+                let (items, next_token) =
+                    page(kept, input.max_results, input.next_token.as_deref())?;
+                let users = items
+                    .into_iter()
+                    .map(|u| UserSummary {
+                        enabled_date: date(u.base.enabled_date),
+                        disabled_date: date(u.base.disabled_date),
+                        id: u.base.id.clone(),
+                        email: u.base.email.clone(),
+                        name: u.base.name.clone(),
+                        display_name: u.display_name.clone(),
+                        state: u.base.state,
+                        user_role: u.role,
+                    })
+                    .collect();
+                Ok(ListOut { users, next_token })
+            })?
         })
         .await
 }
