@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod message;
 pub mod queue;
 pub mod reader;
+pub mod sender_auth;
 mod session;
 
 use std::future::Future;
