@@ -66,6 +66,33 @@ pub struct SmtpSection {
     /// refuses remote recipients at RCPT (550 5.7.1).
     #[serde(default)]
     pub relay: Option<RelaySection>,
+    /// SPF, DKIM and DMARC checks of MX mail.
+    #[serde(default)]
+    pub sender_auth: SenderAuthSection,
+}
+
+/// `[smtp.sender_auth]`: where the SPF, DKIM and DMARC checks get DNS answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderAuthSection {
+    #[serde(default)]
+    pub resolver: ResolverKind,
+    /// A records file (`NAME TYPE VALUE` lines, see `smtp::sender_auth`) answered
+    /// before any DNS query; with `resolver = "static"` the only source. Relative
+    /// paths are under `server.data_dir`.
+    #[serde(default)]
+    pub static_records: Option<PathBuf>,
+}
+
+/// Which DNS the sender checks use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolverKind {
+    /// `/etc/resolv.conf`.
+    #[default]
+    System,
+    /// Only `static_records`; nothing is ever sent to a DNS server.
+    Static,
 }
 
 /// `[smtp.relay]`: the smarthost the outbound queue delivers to.
@@ -163,6 +190,7 @@ impl Default for SmtpSection {
             command_timeout_secs: default_command_timeout(),
             data_timeout_secs: default_data_timeout(),
             relay: None,
+            sender_auth: SenderAuthSection::default(),
         }
     }
 }

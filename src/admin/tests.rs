@@ -171,7 +171,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 52);
+    assert_eq!(super::actions::ACTIONS.len(), 54);
 }
 
 #[tokio::test]
@@ -583,4 +583,50 @@ async fn oversized_bodies_get_413_from_the_router() {
         .unwrap();
     assert_eq!(status, 413);
     daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn inbound_dmarc_enforcement_is_on_by_default_and_can_be_suspended() {
+    let f = fixture().await;
+    let describe = |org: String| {
+        let api = &f.api;
+        async move {
+            call(
+                api,
+                "DescribeInboundDmarcSettings",
+                json!({"OrganizationId": org}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        describe(f.org.clone()).await,
+        (200, json!({"Enforced": true}))
+    );
+    let put = call(
+        &f.api,
+        "PutInboundDmarcSettings",
+        json!({"OrganizationId": f.org, "Enforced": false}),
+    )
+    .await;
+    assert_eq!(put, (200, json!({})));
+    assert_eq!(
+        describe(f.org.clone()).await,
+        (200, json!({"Enforced": false}))
+    );
+    error(
+        call(
+            &f.api,
+            "PutInboundDmarcSettings",
+            json!({"OrganizationId": f.org}),
+        )
+        .await,
+        "ValidationException",
+        400,
+    );
+    error(
+        describe("m-00000000000000000000000000000000".into()).await,
+        "OrganizationNotFoundException",
+        400,
+    );
 }

@@ -349,6 +349,7 @@ mod tests {
             default_mail_domain: "a.test".into(),
             mail_domains: vec!["a.test".into()],
             created: 0,
+            inbound_dmarc_enforced: true,
         });
         st.put(enabled_user("u1"));
         st.put(enabled_user("u2"));

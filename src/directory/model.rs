@@ -156,6 +156,16 @@ pub struct Organization {
     pub mail_domains: Vec<String>,
     /// Creation time, epoch milliseconds.
     pub created: u64,
+    /// PutInboundDmarcSettings: whether inbound mail that fails DMARC gets the
+    /// sending domain's policy (quarantine to Junk, reject). On for new
+    /// organizations, as in WorkMail; organizations stored before the setting
+    /// existed read as on too.
+    #[serde(default = "enforced_by_default")]
+    pub inbound_dmarc_enforced: bool,
+}
+
+fn enforced_by_default() -> bool {
+    true
 }
 
 /// One mail domain of an organization, as ListMailDomains reports it.

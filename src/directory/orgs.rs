@@ -41,6 +41,7 @@ impl Directory {
                 default_mail_domain: domain.clone(),
                 mail_domains: vec![domain.clone()],
                 created: now,
+                inbound_dmarc_enforced: true,
             });
             Ok(id)
         })
@@ -55,6 +56,28 @@ impl Directory {
             .ok_or_else(|| {
                 DirectoryError::OrganizationNotFound(format!("no organization {org_id}"))
             })
+    }
+
+    /// PutInboundDmarcSettings.
+    pub fn set_inbound_dmarc_enforced(
+        &self,
+        org_id: &str,
+        enforced: bool,
+    ) -> Result<(), DirectoryError> {
+        self.mutate(|st, tx| {
+            st.active_org(org_id)?;
+            tx.org_mut(st, org_id)?.inbound_dmarc_enforced = enforced;
+            Ok(())
+        })
+    }
+
+    /// Whether inbound DMARC failures get the sender's policy in `org_id`; an
+    /// unknown organization enforces (the safe side).
+    pub fn inbound_dmarc_enforced(&self, org_id: &str) -> bool {
+        self.read()
+            .orgs
+            .get(org_id)
+            .is_none_or(|d| d.org.inbound_dmarc_enforced)
     }
 
     /// ListOrganizations: all organizations, sorted by id.

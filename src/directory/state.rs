@@ -366,6 +366,7 @@ mod tests {
             default_mail_domain: domain.into(),
             mail_domains: vec![domain.into()],
             created: 0,
+            inbound_dmarc_enforced: true,
         }
     }
 

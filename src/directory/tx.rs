@@ -122,6 +122,7 @@ mod tests {
             default_mail_domain: "a.test".into(),
             mail_domains: vec!["a.test".into()],
             created: 0,
+            inbound_dmarc_enforced: true,
         });
         st.put(Group {
             base: EntityBase::new("g1".into(), "m-a", "one", false, 0),

@@ -30,6 +30,7 @@ use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
+use crate::smtp::sender_auth::SenderAuth;
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
@@ -128,6 +129,13 @@ impl Daemon {
             }
             None => None,
         };
+        let records = config.smtp.sender_auth.static_records.as_ref();
+        let sender_auth = SenderAuth::from_config(
+            &config.server.hostname,
+            config.smtp.sender_auth.resolver,
+            records.map(|p| config.data_path(p)).as_deref(),
+        )
+        .map_err(|e| StartError(format!("smtp.sender_auth: {e}")))?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let outbound = relay.as_ref().map(|_| {
             Arc::new(queue::Outbound {
@@ -151,6 +159,7 @@ impl Daemon {
             },
             outbound,
             mx_rate: rate::RateLimiter::per_minute(config.smtp.max_message_rate_per_ip),
+            sender_auth,
         });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::SmtpContext;
 use super::message::HeaderFacts;
+use super::sender_auth::{DmarcPolicy, Verdicts};
 use crate::directory::Recipient;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::events::new_id;
@@ -79,9 +80,22 @@ pub struct Report {
     pub bounced: Vec<(String, &'static str, &'static str)>,
 }
 
+/// The DMARC policy organization `org` applies to a message: the sending domain's
+/// policy when the message failed DMARC and `org` enforces (PutInboundDmarcSettings).
+pub fn dmarc_applied(
+    ctx: &SmtpContext,
+    verdicts: Option<&Verdicts>,
+    org: &str,
+) -> Option<DmarcPolicy> {
+    let policy = verdicts?.dmarc_policy?;
+    ctx.directory.inbound_dmarc_enforced(org).then_some(policy)
+}
+
 /// Stores the message in every recipient mailbox (and the submitter's Sent Items),
 /// and queues it for its remote recipients (`queued`), in one durable write; then
-/// emits the events. An error means nothing was stored or queued.
+/// emits the events. MX mail carries its sender checks (`verdicts`): an enforcing
+/// organization files a quarantined (or, among others, rejected) message in Junk.
+/// An error means nothing was stored or queued.
 pub async fn deliver(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
@@ -89,6 +103,7 @@ pub async fn deliver(
     facts: &HeaderFacts,
     submitter: Option<&Submitter>,
     queued: Option<NewOutbound>,
+    verdicts: Option<&Verdicts>,
 ) -> crate::store::Result<Report> {
     let now = crate::store::now_ms();
     // One copy per mailbox, whichever addresses led there.
@@ -103,7 +118,7 @@ pub async fn deliver(
     let mut targets: Vec<Target> = boxes
         .values()
         .map(|m| Target {
-            folder: FolderRef::Kind(m.mailbox.clone(), FolderKind::Inbox),
+            folder: FolderRef::Kind(m.mailbox.clone(), folder_for(ctx, verdicts, &m.org)),
             flags: vec![],
         })
         .collect();
@@ -120,7 +135,38 @@ pub async fn deliver(
         // After the mailboxes exist: a bounce must find the sender's Inbox.
         outbound.wake.notify_one();
     }
-    emit(ctx, rcpts, facts, submitter, &boxes, &results, now)
+    let inbound = Inbound { verdicts, facts };
+    emit(ctx, rcpts, inbound, submitter, &boxes, &results, now)
+}
+
+/// The recipient addresses (as given at RCPT) each local organization receives:
+/// one ORGANIZATION_EMAIL_RECEIVED per organization names them.
+pub fn recipients_by_org(rcpts: &[AcceptedRcpt]) -> BTreeMap<&str, Vec<String>> {
+    let mut by_org: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in rcpts {
+        for m in &r.mailboxes {
+            let list = by_org.entry(m.org.as_str()).or_default();
+            if !list.contains(&r.address) {
+                list.push(r.address.clone());
+            }
+        }
+    }
+    by_org
+}
+
+/// Inbox, or Junk Email when the organization quarantines the message.
+fn folder_for(ctx: &SmtpContext, verdicts: Option<&Verdicts>, org: &str) -> FolderKind {
+    match dmarc_applied(ctx, verdicts, org) {
+        Some(DmarcPolicy::Quarantine | DmarcPolicy::Reject) => FolderKind::JunkEmail,
+        _ => FolderKind::Inbox,
+    }
+}
+
+/// What the received-side events report about a message.
+#[derive(Clone, Copy)]
+struct Inbound<'a> {
+    verdicts: Option<&'a Verdicts>,
+    facts: &'a HeaderFacts,
 }
 
 /// Stores `message` in `targets` (`owners[i]`: the organization of target i) in one
@@ -176,7 +222,7 @@ pub async fn store_copies(
 fn emit(
     ctx: &SmtpContext,
     rcpts: &[AcceptedRcpt],
-    facts: &HeaderFacts,
+    inbound: Inbound<'_>,
     submitter: Option<&Submitter>,
     boxes: &BTreeMap<&str, &LocalMailbox>,
     results: &[std::result::Result<Stored, Refused>],
@@ -184,16 +230,21 @@ fn emit(
 ) -> crate::store::Result<Report> {
     let mut report = Report::default();
     let trace = new_id();
-    let mut by_org: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for r in rcpts {
-        for m in &r.mailboxes {
-            let list = by_org.entry(m.org.as_str()).or_default();
-            if !list.contains(&r.address) {
-                list.push(r.address.clone());
-            }
+    let by_org = recipients_by_org(rcpts);
+    let facts = inbound.facts;
+    // Internal (submitted) mail is not checked: the sender authenticated.
+    let verdict = |f: fn(&Verdicts) -> &'static str| inbound.verdicts.map_or("NONE", f).to_string();
+    for (org, recipients) in by_org {
+        if let Some(policy) = dmarc_applied(ctx, inbound.verdicts, org) {
+            ctx.events.email(
+                &trace,
+                EmailEvent::DmarcPolicyApplied {
+                    from: facts.from.clone(),
+                    recipients: recipients.clone(),
+                    policy: policy.as_str().into(),
+                },
+            );
         }
-    }
-    for recipients in by_org.into_values() {
         ctx.events.email(
             &trace,
             EmailEvent::OrganizationEmailReceived {
@@ -203,10 +254,13 @@ fn emit(
                 subject: facts.subject.clone(),
                 message_id: facts.message_id.clone().unwrap_or_default(),
                 spam_verdict: "PASS".into(),
-                dkim_verdict: "NONE".into(),
-                dmarc_verdict: "NONE".into(),
-                dmarc_policy: None,
-                spf_verdict: "NONE".into(),
+                dkim_verdict: verdict(|v| v.dkim.as_str()),
+                dmarc_verdict: verdict(|v| v.dmarc.as_str()),
+                dmarc_policy: inbound
+                    .verdicts
+                    .and_then(|v| v.dmarc_policy)
+                    .map(|p| p.as_str().into()),
+                spf_verdict: verdict(|v| v.spf.as_str()),
                 message_timestamp: now,
             },
         );
@@ -215,11 +269,15 @@ fn emit(
         match result {
             Ok(_) => {
                 report.delivered += 1;
+                let folder = match folder_for(ctx, inbound.verdicts, &m.org) {
+                    FolderKind::JunkEmail => "Junk",
+                    _ => "Inbox",
+                };
                 ctx.events.email(
                     &trace,
                     EmailEvent::MailboxEmailDelivered {
                         recipient: m.address.clone(),
-                        folder: "Inbox".into(),
+                        folder: folder.into(),
                     },
                 );
             }

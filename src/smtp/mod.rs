@@ -69,6 +69,8 @@ pub struct SmtpContext {
     pub outbound: Option<Arc<queue::Outbound>>,
     /// `limits.message_rate_per_ip` applied to MX transactions.
     pub mx_rate: RateLimiter,
+    /// SPF, DKIM and DMARC of MX mail.
+    pub sender_auth: sender_auth::SenderAuth,
 }
 
 impl SmtpContext {

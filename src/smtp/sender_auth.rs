@@ -98,16 +98,32 @@ pub struct SenderAuth {
 }
 
 impl SenderAuth {
-    /// Checks against the system resolver (`/etc/resolv.conf`); hickory caches
-    /// the answers for their TTL.
-    pub fn system(hostname: &str) -> Result<SenderAuth, String> {
+    /// Checks against `records` first, then the system resolver
+    /// (`/etc/resolv.conf`), which caches answers for their TTL.
+    pub fn system(hostname: &str, records: StaticRecords) -> Result<SenderAuth, String> {
         let authenticator = MessageAuthenticator::new_system_conf()
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         Ok(SenderAuth {
             hostname: hostname.to_string(),
             authenticator,
-            records: StaticRecords::default(),
+            records,
         })
+    }
+
+    /// As `[smtp.sender_auth]` says (`records_path` resolved against the data dir).
+    pub fn from_config(
+        hostname: &str,
+        resolver: crate::config::ResolverKind,
+        records_path: Option<&Path>,
+    ) -> Result<SenderAuth, String> {
+        let records = match records_path {
+            Some(p) => StaticRecords::load(p)?,
+            None => StaticRecords::default(),
+        };
+        match resolver {
+            crate::config::ResolverKind::System => SenderAuth::system(hostname, records),
+            crate::config::ResolverKind::Static => Ok(SenderAuth::fixed(hostname, records)),
+        }
     }
 
     /// Checks that only ever see `records`; no query is sent to any DNS server.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::{self, AcceptedRcpt, Submitter};
 use super::message::{header_facts, received_header, submission_headers};
 use super::reader::{self, BodyFlaws, DataEnd, Line, MAX_COMMAND_LINE};
+use super::sender_auth::{self, DmarcPolicy, Verdicts};
 use super::{Flavor, SmtpContext};
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult, Session as Login};
@@ -120,6 +121,39 @@ impl Smtp {
     }
 
     /// A refusal that counts towards the error limit.
+    /// True when every recipient organization enforces DMARC and the message
+    /// failed it under a reject policy; the DMARC_POLICY_APPLIED events are sent.
+    /// (When only some enforce, those file it in Junk instead: see `delivery`.)
+    fn dmarc_rejects(
+        &self,
+        rcpts: &[AcceptedRcpt],
+        verdicts: Option<&Verdicts>,
+        facts: &super::message::HeaderFacts,
+    ) -> bool {
+        if verdicts.and_then(|v| v.dmarc_policy) != Some(DmarcPolicy::Reject) {
+            return false;
+        }
+        let by_org = delivery::recipients_by_org(rcpts);
+        let rejects = !by_org.is_empty()
+            && by_org.keys().all(|org| {
+                delivery::dmarc_applied(&self.ctx, verdicts, org) == Some(DmarcPolicy::Reject)
+            });
+        if rejects {
+            let trace = crate::events::new_id();
+            for (_, recipients) in by_org {
+                self.ctx.events.email(
+                    &trace,
+                    crate::events::EmailEvent::DmarcPolicyApplied {
+                        from: facts.from.clone(),
+                        recipients,
+                        policy: DmarcPolicy::Reject.as_str().into(),
+                    },
+                );
+            }
+        }
+        rejects
+    }
+
     fn error(&mut self, code: u16, status: &str, text: &str) {
         self.errors += 1;
         self.reply(code, status, text);
@@ -680,8 +714,33 @@ impl Smtp {
             (true, true) => "ESMTPSA",
         };
         let helo = self.helo.clone().unwrap_or_default();
-        let mut message =
-            received_header(&helo, self.peer.ip(), &self.ctx.hostname, with, &id, now).into_bytes();
+        // Mail from outside (no login): SPF, DKIM and DMARC, and the sender
+        // domain's DMARC policy where the recipients' organizations enforce it.
+        let verdicts = match self.login {
+            Some(_) => None,
+            None => {
+                let envelope = sender_auth::Envelope {
+                    client_ip: self.peer.ip().to_canonical(),
+                    helo: &helo,
+                    mail_from: &tx.from,
+                };
+                Some(self.ctx.sender_auth.check(envelope, &body).await)
+            }
+        };
+        if self.dmarc_rejects(&tx.rcpts, verdicts.as_ref(), &facts) {
+            return self.reply(
+                550,
+                "5.7.1",
+                "Message rejected by the sender domain's DMARC policy",
+            );
+        }
+        let mut message = verdicts
+            .as_ref()
+            .map(|v| v.header.clone().into_bytes())
+            .unwrap_or_default();
+        message.extend_from_slice(
+            received_header(&helo, self.peer.ip(), &self.ctx.hostname, with, &id, now).as_bytes(),
+        );
         let submitter = self.login.as_ref().map(|l| Submitter {
             org: l.org_id.clone(),
             user_id: l.user_id.clone(),
@@ -731,6 +790,7 @@ impl Smtp {
             &facts,
             submitter.as_ref(),
             queued,
+            verdicts.as_ref(),
         )
         .await;
         match stored {

@@ -64,16 +64,21 @@ fn user(d: &Directory, org: &str, name: &str) -> String {
 }
 
 async fn fixture_with(limits: SmtpLimits) -> Fixture {
-    build_fixture(limits, false).await
+    build_fixture(limits, false, "").await
+}
+
+/// A fixture whose sender checks see these DNS records (and nothing else).
+async fn fixture_with_dns(records: &str) -> Fixture {
+    build_fixture(limits(), false, records).await
 }
 
 /// A fixture whose submission listener queues remote recipients, as with
 /// `[smtp.relay]`; the test starts the runner itself.
 pub(super) async fn fixture_with_relay() -> Fixture {
-    build_fixture(limits(), true).await
+    build_fixture(limits(), true, "").await
 }
 
-async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
+async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
@@ -125,6 +130,10 @@ async fn build_fixture(limits: SmtpLimits, relay: bool) -> Fixture {
         limits,
         outbound,
         mx_rate,
+        sender_auth: crate::smtp::sender_auth::SenderAuth::fixed(
+            "mx.acme.test",
+            crate::smtp::sender_auth::StaticRecords::parse(dns).unwrap(),
+        ),
     });
     let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
     let resolver = Arc::new(CertResolver::default());
@@ -329,9 +338,20 @@ async fn mx_delivers_to_users_groups_and_aliases_once_per_mailbox() {
     let a = inbox(&f, &f.alice, FolderKind::Inbox).await;
     let b = inbox(&f, &f.bob, FolderKind::Inbox).await;
     assert_eq!((a.len(), b.len()), (1, 1), "one copy per mailbox");
-    assert!(a[0].starts_with(
-        b"Received: from client.test ([127.0.0.1])\r\n\tby mx.acme.test (mailgate) with ESMTP id "
-    ));
+    let text = String::from_utf8_lossy(&a[0]);
+    let (auth_results, rest) = text.split_once("\r\nReceived: ").unwrap();
+    assert!(
+        auth_results.starts_with("Authentication-Results: mx.acme.test;")
+            && auth_results.contains("spf=none")
+            && auth_results.contains("dmarc=none"),
+        "{auth_results}"
+    );
+    assert!(
+        rest.starts_with(
+            "from client.test ([127.0.0.1])\r\n\tby mx.acme.test (mailgate) with ESMTP id "
+        ),
+        "{rest}"
+    );
     assert!(a[0].ends_with(MESSAGE.as_bytes()));
     assert!(c.cmd("QUIT").await.starts_with("221 2.0.0"));
 
@@ -365,6 +385,11 @@ async fn mx_delivers_to_users_groups_and_aliases_once_per_mailbox() {
     assert_eq!(received["event"]["subject"], "hello");
     assert_eq!(received["event"]["messageId"], "m1@remote.test");
     assert_eq!(received["event"]["from"], "s@remote.test");
+    // remote.test publishes nothing (static resolver, no records).
+    for v in ["spfVerdict", "dkimVerdict", "dmarcVerdict"] {
+        assert_eq!(received["event"][v], "GRAY", "{v}");
+    }
+    assert!(received["event"].get("dmarcPolicy").is_none());
 }
 
 #[tokio::test]
@@ -921,5 +946,124 @@ async fn a_remote_sender_gets_its_dsn_through_the_smarthost_unless_notify_never(
     assert!(
         body.contains("Final-Recipient: rfc822; bob@acme.test"),
         "{body}"
+    );
+}
+
+/// remote.test sends only from 192.0.2.1 (so not from this test's 127.0.0.1) and
+/// asks for `policy`; pass.test sends from 127.0.0.1.
+fn dmarc_records(policy: &str) -> String {
+    format!(
+        "remote.test TXT \"v=spf1 ip4:192.0.2.1 -all\"\n\
+         _dmarc.remote.test TXT \"v=DMARC1; p={policy}\"\n\
+         pass.test TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+         _dmarc.pass.test TXT \"v=DMARC1; p=reject\"\n"
+    )
+}
+
+async fn send_from(c: &mut Client<TcpStream>, domain: &str) -> String {
+    assert!(
+        c.cmd(&format!("MAIL FROM:<s@{domain}>"))
+            .await
+            .starts_with("250")
+    );
+    assert!(c.cmd("RCPT TO:<alice@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.cmd(&format!(
+        "From: s@{domain}\r\nSubject: invoice\r\nMessage-ID: <i1@{domain}>\r\n\r\npay\r\n."
+    ))
+    .await
+}
+
+fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"]["eventName"] == name)
+        .collect()
+}
+
+#[tokio::test]
+async fn spf_aligned_mail_passes_and_reports_pass() {
+    let f = fixture_with_dns(&dmarc_records("reject")).await;
+    let mut c = mx(&f).await;
+    assert!(send_from(&mut c, "pass.test").await.starts_with("250"));
+    let events = email_events(&f, 2).await;
+    let received = named(&events, "ORGANIZATION_EMAIL_RECEIVED")[0];
+    assert_eq!(received["event"]["spfVerdict"], "PASS");
+    assert_eq!(received["event"]["dmarcVerdict"], "PASS");
+    assert_eq!(received["event"]["dkimVerdict"], "GRAY", "no signature");
+    let stored = inbox(&f, &f.alice, FolderKind::Inbox).await;
+    let text = String::from_utf8_lossy(&stored[0]);
+    assert!(
+        text.contains("spf=pass") && text.contains("dmarc=pass"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn dmarc_reject_is_refused_at_data_where_the_organization_enforces() {
+    let f = fixture_with_dns(&dmarc_records("reject")).await;
+    let mut c = mx(&f).await;
+    let r = send_from(&mut c, "remote.test").await;
+    assert!(
+        r.starts_with("550 5.7.1 Message rejected by the sender domain's DMARC policy"),
+        "{r}"
+    );
+    assert!(inbox(&f, &f.alice, FolderKind::Inbox).await.is_empty());
+    assert!(inbox(&f, &f.alice, FolderKind::JunkEmail).await.is_empty());
+    let events = email_events(&f, 1).await;
+    let applied = named(&events, "DMARC_POLICY_APPLIED");
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0]["event"]["policy"], "REJECT");
+    assert_eq!(
+        applied[0]["event"]["recipients"],
+        serde_json::json!(["alice@acme.test"])
+    );
+    assert_eq!(applied[0]["event"]["from"], "s@remote.test");
+    assert!(named(&events, "MAILBOX_EMAIL_DELIVERED").is_empty());
+    // The session goes on.
+    assert!(send_from(&mut c, "pass.test").await.starts_with("250"));
+}
+
+#[tokio::test]
+async fn dmarc_quarantine_files_in_junk_and_says_so() {
+    let f = fixture_with_dns(&dmarc_records("quarantine")).await;
+    let mut c = mx(&f).await;
+    assert!(send_from(&mut c, "remote.test").await.starts_with("250"));
+    assert!(inbox(&f, &f.alice, FolderKind::Inbox).await.is_empty());
+    assert_eq!(inbox(&f, &f.alice, FolderKind::JunkEmail).await.len(), 1);
+    let events = email_events(&f, 3).await;
+    let received = named(&events, "ORGANIZATION_EMAIL_RECEIVED")[0];
+    assert_eq!(received["event"]["spfVerdict"], "FAIL");
+    assert_eq!(received["event"]["dmarcVerdict"], "FAIL");
+    assert_eq!(received["event"]["dmarcPolicy"], "QUARANTINE");
+    assert_eq!(
+        named(&events, "DMARC_POLICY_APPLIED")[0]["event"]["policy"],
+        "QUARANTINE"
+    );
+    assert_eq!(
+        named(&events, "MAILBOX_EMAIL_DELIVERED")[0]["event"]["folder"],
+        "Junk"
+    );
+}
+
+#[tokio::test]
+async fn suspended_enforcement_delivers_and_only_reports() {
+    let f = fixture_with_dns(&dmarc_records("reject")).await;
+    let (d, org) = (f.directory.clone(), f.org.clone());
+    tokio::task::spawn_blocking(move || d.set_inbound_dmarc_enforced(&org, false))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = mx(&f).await;
+    assert!(send_from(&mut c, "remote.test").await.starts_with("250"));
+    assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 1);
+    let events = email_events(&f, 2).await;
+    let received = named(&events, "ORGANIZATION_EMAIL_RECEIVED")[0];
+    assert_eq!(received["event"]["dmarcVerdict"], "FAIL");
+    assert_eq!(received["event"]["dmarcPolicy"], "REJECT");
+    assert!(named(&events, "DMARC_POLICY_APPLIED").is_empty());
+    assert_eq!(
+        named(&events, "MAILBOX_EMAIL_DELIVERED")[0]["event"]["folder"],
+        "Inbox"
     );
 }

@@ -34,20 +34,35 @@ class Daemon:
         return p["aws_access_key_id"], p["aws_secret_access_key"]
 
 
-def _config(data_dir):
+# The only DNS the daemon's sender checks (SPF, DKIM, DMARC) see: nothing is
+# ever queried from a test. pass.test may send from loopback; fail.test may not
+# and asks for quarantine.
+DNS_RECORDS = """\
+pass.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"
+_dmarc.pass.test. TXT "v=DMARC1; p=reject"
+fail.test. TXT "v=spf1 ip4:192.0.2.1 -all"
+_dmarc.fail.test. TXT "v=DMARC1; p=quarantine"
+"""
+
+
+def _config(data_dir, records):
     return (
-        "[server]\n"
-        'hostname = "localhost"\n'
-        f'data_dir = "{data_dir}"\n'
-        "shutdown_grace_secs = 5\n"
-    ) + "".join(
-        f'[listeners.{name}]\naddress = "127.0.0.1"\nport = 0\ntls = "{tls}"\n'
-        for name, tls in [
-            ("https", "implicit"),
-            ("smtp", "starttls"),
-            ("submission", "starttls"),
-            ("submissions", "implicit"),
-        ]
+        (
+            "[server]\n"
+            'hostname = "localhost"\n'
+            f'data_dir = "{data_dir}"\n'
+            "shutdown_grace_secs = 5\n"
+        )
+        + "".join(
+            f'[listeners.{name}]\naddress = "127.0.0.1"\nport = 0\ntls = "{tls}"\n'
+            for name, tls in [
+                ("https", "implicit"),
+                ("smtp", "starttls"),
+                ("submission", "starttls"),
+                ("submissions", "implicit"),
+            ]
+        )
+        + f'[smtp.sender_auth]\nresolver = "static"\nstatic_records = "{records}"\n'
     )
 
 
@@ -61,7 +76,9 @@ def mailgate(tmp_path_factory):
     root = tmp_path_factory.mktemp("mailgate")
     data = root / "data"
     cfg = root / "mailgate.toml"
-    cfg.write_text(_config(data))
+    records = root / "dns-records.txt"
+    records.write_text(DNS_RECORDS)
+    cfg.write_text(_config(data, records))
     log = open(root / "stderr.log", "wb")
     proc = subprocess.Popen(
         [binary, "serve", "--config", str(cfg)],

@@ -186,3 +186,52 @@ def test_a_deny_rule_blocks_smtp_auth_and_live_sessions_and_deleting_it_restores
     assert denied and all(a["rule_id"] == "no-smtp-loopback" and a["protocol"] == "SMTP" for a in denied)
     failed = [a for a in audit if a["log_type"] == "authentication" and a["user_id"] == uid and not a["auth_successful"]]
     assert any(a["auth_failed_reason"] == "denied by an access control rule" for a in failed)
+
+
+def events_of(mailgate, subject, timeout=5.0):
+    """The email events of the flow whose ORGANIZATION_EMAIL_RECEIVED has `subject`."""
+    path = mailgate.data_dir / "events" / "email.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        traces = {r["traceId"] for r in records if r["event"].get("subject") == subject}
+        flow = [r["event"] for r in records if r["traceId"] in traces]
+        if any(e["eventName"] == "MAILBOX_EMAIL_DELIVERED" for e in flow):
+            return flow
+        time.sleep(0.05)
+    return []
+
+
+def test_sender_checks_report_verdicts_and_dmarc_quarantine_files_in_junk(workmail, mailgate, org):
+    org_id, domain = org
+    _, bob_addr = new_user(workmail, org_id, domain)
+    assert workmail.describe_inbound_dmarc_settings(OrganizationId=org_id)["Enforced"] is True
+    good, bad = f"good {uuid.uuid4().hex}", f"bad {uuid.uuid4().hex}"
+    with smtplib.SMTP("localhost", mailgate.ports["smtp"]) as s:
+        s.starttls(context=tls_context(mailgate))
+        s.send_message(message("ann@pass.test", bob_addr, good))
+        s.send_message(message("eve@fail.test", bob_addr, bad))
+    ok = events_of(mailgate, good)
+    received = next(e for e in ok if e["eventName"] == "ORGANIZATION_EMAIL_RECEIVED")
+    assert (received["spfVerdict"], received["dmarcVerdict"], received["dkimVerdict"]) == ("PASS", "PASS", "GRAY")
+    assert "dmarcPolicy" not in received
+    assert next(e for e in ok if e["eventName"] == "MAILBOX_EMAIL_DELIVERED")["folder"] == "Inbox"
+    spoofed = events_of(mailgate, bad)
+    received = next(e for e in spoofed if e["eventName"] == "ORGANIZATION_EMAIL_RECEIVED")
+    assert (received["spfVerdict"], received["dmarcVerdict"], received["dmarcPolicy"]) == ("FAIL", "FAIL", "QUARANTINE")
+    applied = next(e for e in spoofed if e["eventName"] == "DMARC_POLICY_APPLIED")
+    assert applied["policy"] == "QUARANTINE" and applied["recipients"] == [bob_addr]
+    assert next(e for e in spoofed if e["eventName"] == "MAILBOX_EMAIL_DELIVERED")["folder"] == "Junk"
+
+    # Suspended enforcement: delivered to the Inbox, the verdict still reported.
+    workmail.put_inbound_dmarc_settings(OrganizationId=org_id, Enforced=False)
+    try:
+        again = f"bad again {uuid.uuid4().hex}"
+        with smtplib.SMTP("localhost", mailgate.ports["smtp"]) as s:
+            s.starttls(context=tls_context(mailgate))
+            s.send_message(message("eve@fail.test", bob_addr, again))
+        flow = events_of(mailgate, again)
+        assert not any(e["eventName"] == "DMARC_POLICY_APPLIED" for e in flow)
+        assert next(e for e in flow if e["eventName"] == "MAILBOX_EMAIL_DELIVERED")["folder"] == "Inbox"
+    finally:
+        workmail.put_inbound_dmarc_settings(OrganizationId=org_id, Enforced=True)

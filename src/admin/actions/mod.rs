@@ -85,6 +85,8 @@ action_table! {
     "CreateOrganization" => orgs::create_organization,
     "DescribeOrganization" => orgs::describe_organization,
     "ListOrganizations" => orgs::list_organizations,
+    "PutInboundDmarcSettings" => orgs::put_inbound_dmarc_settings,
+    "DescribeInboundDmarcSettings" => orgs::describe_inbound_dmarc_settings,
     "CreateUser" => users::create_user,
     "DescribeUser" => users::describe_user,
     "ListUsers" => users::list_users,

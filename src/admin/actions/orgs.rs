@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::Empty;
 use super::common::page;
 use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
@@ -152,6 +153,50 @@ pub async fn list_organizations(
             Ok(ListOut {
                 organization_summaries: items.into_iter().map(Summary::from).collect(),
                 next_token,
+            })
+        })
+        .await
+}
+
+/// PutInboundDmarcSettings input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutDmarcIn {
+    organization_id: String,
+    enforced: bool,
+}
+
+/// PutInboundDmarcSettings: whether mail failing DMARC gets its domain's policy.
+pub async fn put_inbound_dmarc_settings(
+    state: Arc<AdminState>,
+    input: PutDmarcIn,
+) -> Result<Empty, ApiError> {
+    state
+        .blocking(move |s| {
+            s.directory
+                .set_inbound_dmarc_enforced(&input.organization_id, input.enforced)?;
+            Ok(Empty {})
+        })
+        .await
+}
+
+/// DescribeInboundDmarcSettings output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DmarcOut {
+    enforced: bool,
+}
+
+/// DescribeInboundDmarcSettings.
+pub async fn describe_inbound_dmarc_settings(
+    state: Arc<AdminState>,
+    input: OrgIn,
+) -> Result<DmarcOut, ApiError> {
+    state
+        .blocking(move |s| {
+            let org = s.directory.describe_organization(&input.organization_id)?;
+            Ok(DmarcOut {
+                enforced: org.inbound_dmarc_enforced,
             })
         })
         .await
