@@ -160,6 +160,7 @@ impl Daemon {
             outbound,
             mx_rate: rate::RateLimiter::per_minute(config.smtp.max_message_rate_per_ip),
             sender_auth,
+            quota_hints: Default::default(),
         });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();

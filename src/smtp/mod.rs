@@ -17,14 +17,16 @@ mod session;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use crate::access::login::Authenticator;
 use crate::directory::Directory;
 use crate::events::Events;
 use crate::server::listener::{Protocol, Session};
 use crate::server::rate::RateLimiter;
-use crate::store::Store;
+use crate::store::{Quota, Store};
 
 /// Which SMTP service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +73,35 @@ pub struct SmtpContext {
     pub mx_rate: RateLimiter,
     /// SPF, DKIM and DMARC of MX mail.
     pub sender_auth: sender_auth::SenderAuth,
+    /// Quotas read for RCPT's full-mailbox check, by mailbox, with when read.
+    pub quota_hints: DashMap<String, (Instant, Quota)>,
 }
 
+/// How long RCPT trusts a quota it read. The check at RCPT only spares the client
+/// a DATA that would bounce; the store enforces the quota exactly, in the
+/// delivering transaction (then a DSN tells the sender), so a second-old figure is
+/// good enough and saves a store read per recipient under load.
+const QUOTA_HINT_TTL: Duration = Duration::from_secs(1);
+
 impl SmtpContext {
+    /// The mailbox's quota as read within the last second; `None` when the
+    /// store cannot tell (no mailbox yet).
+    pub async fn recent_quota(&self, mailbox: &str) -> Option<Quota> {
+        if let Some(hint) = self.quota_hints.get(mailbox)
+            && hint.0.elapsed() < QUOTA_HINT_TTL
+        {
+            return Some(hint.1);
+        }
+        let quota = self.store.quota(mailbox).await.ok()?;
+        if self.quota_hints.len() >= 10_000 {
+            self.quota_hints
+                .retain(|_, h| h.0.elapsed() < QUOTA_HINT_TTL);
+        }
+        self.quota_hints
+            .insert(mailbox.to_string(), (Instant::now(), quota));
+        Some(quota)
+    }
+
     /// The quota a mailbox is created with: the directory's figure (MB).
     pub fn quota_bytes(&self, org: &str, mailbox: &str) -> u64 {
         let mb = self

@@ -582,7 +582,7 @@ impl Smtp {
             );
         }
         if let [only] = &mailboxes[..]
-            && let Ok(q) = self.ctx.store.quota(&only.mailbox).await
+            && let Some(q) = self.ctx.recent_quota(&only.mailbox).await
             && q.used >= q.limit
         {
             return self.reply(552, "5.2.2", "Mailbox full");

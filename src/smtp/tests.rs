@@ -134,6 +134,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
             "mx.acme.test",
             crate::smtp::sender_auth::StaticRecords::parse(dns).unwrap(),
         ),
+        quota_hints: Default::default(),
     });
     let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
     let resolver = Arc::new(CertResolver::default());
