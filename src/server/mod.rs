@@ -28,7 +28,7 @@ use crate::admin::credentials::{self, AccessKey};
 use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
-use crate::events::Events;
+use crate::events::{Events, Metrics};
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
@@ -88,19 +88,20 @@ impl Daemon {
         });
         let https = Arc::new(Router {
             admin: Some(Arc::new(AdminApi::new(admin_state, admin_keys.clone()))),
+            metrics: None,
             max_body: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
         });
-        let (email_log, audit_log) = (
-            config.data_path(&config.events.email_log),
-            config.data_path(&config.events.audit_log),
-        );
-        let events = Events::to_files(&email_log, &audit_log).map_err(|e| {
-            StartError(format!(
-                "events ({}, {}): cannot open: {e}",
-                email_log.display(),
-                audit_log.display()
-            ))
-        })?;
+        let metrics = Arc::new(Metrics::new());
+        let events =
+            Events::from_config(&config.events, &data_dir, metrics.clone()).map_err(StartError)?;
+        let metrics_router = Arc::new(Router {
+            admin: None,
+            metrics: Some(Arc::new(MetricsPage {
+                metrics: metrics.clone(),
+                store: store.clone(),
+            })),
+            max_body: 0,
+        });
 
         let auth = Arc::new(Authenticator::new(
             directory.clone(),
@@ -169,7 +170,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name, &smtp, &https),
+                protocol: protocol_for(name, &smtp, &https, &metrics_router),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -185,6 +186,7 @@ impl Daemon {
             limits: Arc::new(config.limits.clone()),
             tracker: tracker.clone(),
             draining: draining.clone(),
+            metrics: metrics.clone(),
         };
         if let Some((settings, backoff)) = relay {
             tracing::info!(smarthost = %settings.host, port = settings.port, "outbound queue running");
@@ -308,9 +310,15 @@ impl Daemon {
 /// The protocol behind each listener name. A listener whose protocol has not landed
 /// yet answers "unavailable" in its own protocol if it is enabled anyway. `https`
 /// serves the router (the admin API; EWS paths answer 404 until EWS lands).
-fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc<dyn Protocol> {
+fn protocol_for(
+    name: &str,
+    smtp: &Arc<SmtpContext>,
+    https: &Arc<Router>,
+    metrics: &Arc<Router>,
+) -> Arc<dyn Protocol> {
     let flavor = match name {
         "https" => return https.clone(),
+        "metrics" => return metrics.clone(),
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,
@@ -320,6 +328,30 @@ fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc
         flavor,
         ctx: smtp.clone(),
     })
+}
+
+/// `GET /metrics`: the registry, with the gauges read from the store refreshed first.
+struct MetricsPage {
+    metrics: Arc<Metrics>,
+    store: Arc<SqliteStore>,
+}
+
+impl http::Handler for MetricsPage {
+    fn handle(self: Arc<Self>, _req: http::HttpRequest) -> http::HandlerFuture {
+        Box::pin(async move {
+            use crate::store::queue::OutboundQueue;
+            if let Ok(n) = self.store.queued_recipients().await {
+                self.metrics
+                    .queue_depth
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            http::HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )
+        })
+    }
 }
 
 /// Directory, access engine and admin keys, as loaded at start.
