@@ -22,6 +22,9 @@ pub mod metrics;
 pub mod sink;
 pub mod spool;
 
+#[cfg(test)]
+mod schema_tests;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
