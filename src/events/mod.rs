@@ -25,6 +25,7 @@ pub mod spool;
 #[cfg(test)]
 mod schema_tests;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +40,8 @@ use sink::{Filter, Kind, Record, Sink};
 pub struct Events {
     sinks: Arc<[Arc<Sink>]>,
     metrics: Arc<Metrics>,
+    /// Organization id → index of the sink its email monitoring configuration names.
+    routes: Arc<arc_swap::ArcSwap<HashMap<String, usize>>>,
 }
 
 /// Records kept in memory by [`Events::capture`], for tests.
@@ -54,6 +57,7 @@ impl Events {
         Events {
             sinks: Arc::new([]),
             metrics: Arc::new(Metrics::new()),
+            routes: Default::default(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Events {
         Ok(Events {
             sinks: sinks.into(),
             metrics,
+            routes: Default::default(),
         })
     }
 
@@ -122,6 +127,7 @@ impl Events {
             Events {
                 sinks: Arc::new([sink]),
                 metrics,
+                routes: Default::default(),
             },
             captured,
         )
@@ -137,31 +143,76 @@ impl Events {
         self.metrics.on_audit(&event);
         let kind = Kind::Audit(event.log_type());
         if self.sinks.iter().any(|s| s.filter.matches(kind)) {
-            let line = event.to_json(&new_id(), crate::store::now_ms()).to_string();
-            self.send(kind, line);
+            let line: Arc<str> = event
+                .to_json(&new_id(), crate::store::now_ms())
+                .to_string()
+                .into();
+            for s in self.sinks.iter().filter(|s| s.filter.matches(kind)) {
+                s.offer(Record {
+                    kind,
+                    line: line.clone(),
+                });
+            }
         }
     }
 
-    /// Emits one email event of the flow `trace_id`.
+    /// Emits one email event of the flow `trace_id` (no organization known: only
+    /// the sinks' own filters route it).
     pub fn email(&self, trace_id: &str, event: EmailEvent) {
+        self.email_in("", trace_id, event);
+    }
+
+    /// Emits one email event of the flow `trace_id` for organization `org`: to
+    /// every sink whose filter wants it, and also to the sink the organization's
+    /// email monitoring configuration names (whatever that sink's filter says).
+    pub fn email_in(&self, org: &str, trace_id: &str, event: EmailEvent) {
         self.metrics.on_email(&event);
         let kind = Kind::Email(event.name());
-        if self.sinks.iter().any(|s| s.filter.matches(kind)) {
-            let line = event
-                .to_json(trace_id, &new_id(), crate::store::now_ms())
-                .to_string();
-            self.send(kind, line);
+        let routes = self.routes.load();
+        let routed = routes.get(org).copied();
+        let wanted = |i: usize, s: &Sink| s.filter.matches(kind) || routed == Some(i);
+        if !self.sinks.iter().enumerate().any(|(i, s)| wanted(i, s)) {
+            return;
+        }
+        let line: Arc<str> = event
+            .to_json(trace_id, &new_id(), crate::store::now_ms())
+            .to_string()
+            .into();
+        for (i, s) in self.sinks.iter().enumerate() {
+            if wanted(i, s) {
+                s.offer(Record {
+                    kind,
+                    line: line.clone(),
+                });
+            }
         }
     }
 
-    fn send(&self, kind: Kind, line: String) {
-        let line: Arc<str> = line.into();
-        for s in self.sinks.iter().filter(|s| s.filter.matches(kind)) {
-            s.offer(Record {
-                kind,
-                line: line.clone(),
-            });
-        }
+    /// Whether a sink of that name runs (the log group of an email monitoring
+    /// configuration must name one).
+    pub fn has_sink(&self, name: &str) -> bool {
+        self.sinks.iter().any(|s| s.name == name)
+    }
+
+    /// Sends organization `org`'s email events also to sink `sink` (None: stop).
+    /// Returns false, changing nothing, when no sink has that name.
+    pub fn route_org(&self, org: &str, sink: Option<&str>) -> bool {
+        let index = match sink {
+            Some(name) => match self.sinks.iter().position(|s| s.name == name) {
+                Some(i) => Some(i),
+                None => return false,
+            },
+            None => None,
+        };
+        self.routes.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            match index {
+                Some(i) => next.insert(org.to_string(), i),
+                None => next.remove(org),
+            };
+            next
+        });
+        true
     }
 
     /// Waits (blocking, up to `limit` per sink) until every record emitted so far is
@@ -380,6 +431,44 @@ mod tests {
         let stats = metrics.sink("siem");
         assert!(wait_for(|| stats.spool_bytes.get() == 0));
         assert_eq!(events.dropped(), 0);
+    }
+
+    #[test]
+    fn an_organization_route_adds_its_email_events_to_one_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let section: config::EventsSection = toml::from_str(
+            r#"
+            [[sinks]]
+            name = "all"
+            kind = "file"
+            path = "all.jsonl"
+            [[sinks]]
+            name = "org-a"
+            kind = "file"
+            path = "a.jsonl"
+            email_events = []
+            audit_logs = []
+            "#,
+        )
+        .unwrap();
+        let events = Events::from_config(&section, dir.path(), Arc::new(Metrics::new())).unwrap();
+        assert!(!events.route_org("m-a", Some("nope")));
+        assert!(events.route_org("m-a", Some("org-a")));
+        let delivered = || EmailEvent::MailboxEmailDelivered {
+            recipient: "a@x.test".into(),
+            folder: "Inbox".into(),
+        };
+        events.email_in("m-a", "t1", delivered());
+        events.email_in("m-b", "t2", delivered());
+        events.audit(auth_event(true));
+        assert!(events.route_org("m-a", None));
+        events.email_in("m-a", "t3", delivered());
+        assert!(events.flush(Duration::from_secs(5)));
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(read("all.jsonl").lines().count(), 4);
+        let a = read("a.jsonl");
+        assert_eq!(a.lines().count(), 1, "{a}");
+        assert!(a.contains("\"t1\""));
     }
 
     #[test]

@@ -79,10 +79,26 @@ impl Daemon {
             access,
             admin_keys,
         } = open_state(&store, &config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let events =
+            Events::from_config(&config.events, &data_dir, metrics.clone()).map_err(StartError)?;
+        let org_ids: Vec<String> = directory
+            .list_organizations()
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        crate::admin::actions::monitoring::restore(
+            &store,
+            &events,
+            &org_ids,
+            &config.admin.region,
+            &config.admin.account,
+        );
         let admin_state = Arc::new(AdminState {
             directory: directory.clone(),
             access: access.clone(),
             store: store.clone(),
+            events: events.clone(),
             region: config.admin.region.clone(),
             account: config.admin.account.clone(),
         });
@@ -91,9 +107,6 @@ impl Daemon {
             metrics: None,
             max_body: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
         });
-        let metrics = Arc::new(Metrics::new());
-        let events =
-            Events::from_config(&config.events, &data_dir, metrics.clone()).map_err(StartError)?;
         let metrics_router = Arc::new(Router {
             admin: None,
             metrics: Some(Arc::new(MetricsPage {

@@ -193,8 +193,9 @@ fn emit(
             }
         }
     }
-    for recipients in by_org.into_values() {
-        ctx.events.email(
+    for (org, recipients) in by_org {
+        ctx.events.email_in(
+            org,
             &trace,
             EmailEvent::OrganizationEmailReceived {
                 recipients,
@@ -215,7 +216,8 @@ fn emit(
         match result {
             Ok(_) => {
                 report.delivered += 1;
-                ctx.events.email(
+                ctx.events.email_in(
+                    &m.org,
                     &trace,
                     EmailEvent::MailboxEmailDelivered {
                         recipient: m.address.clone(),
@@ -229,7 +231,8 @@ fn emit(
                     Refused::NoSuchFolder => ("5.1.1", "mailbox unavailable"),
                 };
                 report.bounced.push((m.address.clone(), status, reason));
-                ctx.events.email(
+                ctx.events.email_in(
+                    &m.org,
                     &trace,
                     EmailEvent::IncomingEmailBounced {
                         bounced_recipient: BouncedRecipient {

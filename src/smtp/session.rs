@@ -692,7 +692,8 @@ impl Smtp {
         let message: Arc<[u8]> = Arc::from(message);
         let trace = crate::events::new_id();
         if let Some(s) = &submitter {
-            self.ctx.events.email(
+            self.ctx.events.email_in(
+                &s.org,
                 &trace,
                 crate::events::EmailEvent::OutgoingEmailSubmitted {
                     recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),

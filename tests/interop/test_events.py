@@ -100,6 +100,7 @@ fsync = "always"
         uid = wm.create_user(OrganizationId=org, Name=name, DisplayName=name, Password=PASSWORD)["UserId"]
         wm.register_to_work_mail(OrganizationId=org, EntityId=uid, Email=f"{name}@{domain}")
         users.append(f"{name}@{domain}")
+    daemon.wm, daemon.org = wm, org
     yield daemon, receiver, users
     stop_daemon(daemon)
     receiver.stop()
@@ -211,3 +212,28 @@ def test_http_sink_outage_loses_nothing(setup):
     assert metrics(daemon)['mailgate_events_sink_dropped_total{sink="siem"}'] == 0
     # The receiver got every record of the daemon (audit ones too), each id at least once.
     assert wait(lambda: metrics(daemon)['mailgate_events_sink_spool_bytes{sink="siem"}'] == 0)
+
+
+def test_email_monitoring_routes_the_organizations_email_events_to_its_sink(setup):
+    daemon, _, users = setup
+    daemon.wm.put_email_monitoring_configuration(
+        OrganizationId=daemon.org,
+        RoleArn="arn:aws:iam::000000000000:role/workmail-events",
+        LogGroupArn="arn:aws:logs:local:000000000000:log-group:auth-only:*",
+    )
+    path = daemon.data_dir / "events" / "auth.jsonl"
+    subject = f"monitored {uuid.uuid4().hex}"
+    send(daemon, "someone@remote.test", [users[0]], subject)
+
+    def routed():
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [r for r in lines if "traceId" in r]
+
+    # RECEIVED and DELIVERED reach the sink whose own filter takes no email events.
+    assert wait(lambda: len(routed()) >= 2)
+    assert {r["event"]["eventName"] for r in routed()} == {"ORGANIZATION_EMAIL_RECEIVED", "MAILBOX_EMAIL_DELIVERED"}
+    daemon.wm.delete_email_monitoring_configuration(OrganizationId=daemon.org)
+    before = len(routed())
+    send(daemon, "someone@remote.test", [users[0]], f"unmonitored {uuid.uuid4().hex}")
+    time.sleep(1)
+    assert len(routed()) == before
