@@ -10,6 +10,7 @@
 //! the sum over both labels counts attempts (SampleCount).
 
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -89,6 +90,8 @@ pub struct Metrics {
     sessions: Family<ListenerLabel, Gauge>,
     /// Recipients waiting in the outbound queue, set just before each scrape.
     pub queue_depth: Gauge,
+    /// Age of the oldest queued message in seconds (0 when empty), set before each scrape.
+    pub queue_oldest_age: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -121,6 +124,7 @@ impl Metrics {
             refused: Family::default(),
             sessions: Family::default(),
             queue_depth: Gauge::default(),
+            queue_oldest_age: Gauge::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());

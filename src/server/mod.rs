@@ -358,6 +358,15 @@ impl http::Handler for MetricsPage {
                     .queue_depth
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
+            // `due` at the end of time lists every message, oldest first.
+            if let Ok(oldest) = self.store.due(i64::MAX, 1).await {
+                let age_ms = oldest
+                    .first()
+                    .map_or(0, |d| crate::store::now_ms() - d.message.enqueued_ms);
+                self.metrics
+                    .queue_oldest_age
+                    .set(age_ms.max(0) as f64 / 1000.0);
+            }
             http::HttpResponse::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

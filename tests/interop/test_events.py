@@ -179,6 +179,7 @@ def test_metrics_follow_the_events(setup):
     assert after['mailgate_listener_sessions{listener="metrics"}'] >= 1, "this scrape is a session"
     assert after['mailgate_events_sink_sent_total{sink="email_log"}'] >= 3
     assert "mailgate_outbound_queue_recipients" in after
+    assert after["mailgate_outbound_queue_oldest_age_seconds"] == 0, "nothing queued"
 
 
 def test_filtered_file_sink_gets_only_authentication_records(setup):
