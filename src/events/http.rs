@@ -122,8 +122,13 @@ pub struct HttpSink {
     next_attempt: Instant,
     rt: tokio::runtime::Runtime,
     conn: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    /// When records were first appended since the spool's last fsync.
+    unsynced: Option<Instant>,
     stats: SinkStats,
 }
+
+/// The longest time spooled records stay without an fsync.
+const SPOOL_SYNC: Duration = Duration::from_secs(1);
 
 impl HttpSink {
     /// Opens the spool under `spool_dir` and prepares the client; `ca` resolved.
@@ -162,6 +167,7 @@ impl HttpSink {
             next_attempt: Instant::now(),
             rt,
             conn: None,
+            unsynced: None,
             stats,
         })
     }
@@ -267,6 +273,7 @@ impl Worker for HttpSink {
     fn write(&mut self, batch: &[Record]) {
         match self.spool.append(batch.iter().map(|r| &*r.line)) {
             Ok(n) => {
+                self.unsynced.get_or_insert_with(Instant::now);
                 self.stats.spooled.inc_by(n as u64);
                 self.stats.dropped.inc_by((batch.len() - n) as u64);
                 if n < batch.len() {
@@ -283,6 +290,30 @@ impl Worker for HttpSink {
     }
 
     fn tick(&mut self) -> Duration {
+        let wait = self.deliver();
+        match self.unsynced {
+            Some(since) if since.elapsed() >= SPOOL_SYNC => {
+                if let Err(e) = self.spool.sync() {
+                    self.stats.failed.inc();
+                    tracing::error!(sink = %self.name, error = %e, "event spool fsync failed");
+                }
+                self.unsynced = None;
+                wait
+            }
+            Some(since) => wait.min(SPOOL_SYNC - since.elapsed()),
+            None => wait,
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = self.spool.sync();
+    }
+}
+
+impl HttpSink {
+    /// POSTs from the spool until it is empty, a POST fails (then waits for the
+    /// backoff) or the time slice is used; returns how long the thread may wait.
+    fn deliver(&mut self) -> Duration {
         let started = Instant::now();
         while !self.spool.is_empty() {
             let now = Instant::now();
@@ -328,10 +359,6 @@ impl Worker for HttpSink {
             self.stats.spool_bytes.set(self.spool.bytes() as i64);
         }
         Duration::from_secs(3600)
-    }
-
-    fn finish(&mut self) {
-        let _ = self.spool.sync();
     }
 }
 

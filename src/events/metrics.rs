@@ -233,6 +233,11 @@ impl Metrics {
                 "Recipients waiting in the outbound queue",
                 m.queue_depth.clone(),
             );
+            r.register(
+                "mailgate_outbound_queue_oldest_age_seconds",
+                "Age of the oldest message in the outbound queue",
+                m.queue_oldest_age.clone(),
+            );
         }
         m
     }
@@ -348,6 +353,12 @@ mod tests {
         );
         assert!(
             text.contains("mailgate_listener_connections_total{listener=\"smtp\"} 1"),
+            "{text}"
+        );
+        m.queue_oldest_age.set(1.5);
+        assert!(
+            m.render()
+                .contains("mailgate_outbound_queue_oldest_age_seconds 1.5"),
             "{text}"
         );
     }

@@ -238,3 +238,17 @@ def test_email_monitoring_routes_the_organizations_email_events_to_its_sink(setu
     send(daemon, "someone@remote.test", [users[0]], f"unmonitored {uuid.uuid4().hex}")
     time.sleep(1)
     assert len(routed()) == before
+
+
+@pytest.mark.parametrize(
+    "sink, says",
+    [
+        ('name = "x"\nkind = "kafka"\n', "kind"),
+        ('name = "x"\nkind = "stdout"\npath = "a.jsonl"\n', 'events.sinks ("x").path'),
+        ('name = "x"\nkind = "http"\nurl = "https://127.0.0.1:1/"\nca = "missing.pem"\n', 'events.sinks ("x")'),
+    ],
+)
+def test_a_bad_sink_refuses_to_start_with_exit_78(tmp_path, sink, says):
+    with pytest.raises(RuntimeError) as e:
+        start_daemon(tmp_path, "[[events.sinks]]\n" + sink)
+    assert "exited 78" in str(e.value) and says in str(e.value), str(e.value)
