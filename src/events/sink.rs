@@ -2,6 +2,7 @@
 //! blocking), a filter, and a writer thread running the sink's [`Worker`].
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -105,8 +106,11 @@ pub struct Sink {
     pub filter: Filter,
     tx: SyncSender<Record>,
     pub stats: SinkStats,
-    /// Records queued so far, and records the worker has taken care of.
-    progress: Arc<(Mutex<(u64, u64)>, Condvar)>,
+    /// Records queued so far (counted after a successful `try_send`, so the
+    /// writer may briefly be ahead of it, never behind).
+    queued: AtomicU64,
+    /// Records the worker has taken care of, with a condvar for [`Sink::flush`].
+    progress: Arc<(Mutex<u64>, Condvar)>,
 }
 
 impl Sink {
@@ -118,7 +122,7 @@ impl Sink {
         worker: impl Worker,
     ) -> std::io::Result<Arc<Sink>> {
         let (tx, rx) = sync_channel::<Record>(QUEUE);
-        let progress = Arc::new((Mutex::new((0u64, 0u64)), Condvar::new()));
+        let progress = Arc::new((Mutex::new(0u64), Condvar::new()));
         let (p, s) = (progress.clone(), stats.clone());
         std::thread::Builder::new()
             .name(format!("events-{name}"))
@@ -128,26 +132,20 @@ impl Sink {
             filter,
             tx,
             stats,
+            queued: AtomicU64::new(0),
             progress,
         }))
     }
 
     /// Queues a record without blocking; a full queue drops and counts it.
     pub fn offer(&self, record: Record) -> bool {
-        // Count before sending so the writer never sees "done" exceed "queued".
-        let (count, _) = &*self.progress;
-        if let Ok(mut n) = count.lock() {
-            n.0 += 1;
-        }
         match self.tx.try_send(record) {
             Ok(()) => {
+                self.queued.fetch_add(1, Ordering::AcqRel);
                 self.stats.lag.inc();
                 true
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                if let Ok(mut n) = count.lock() {
-                    n.0 -= 1;
-                }
                 self.stats.dropped.inc();
                 false
             }
@@ -156,13 +154,13 @@ impl Sink {
 
     /// Waits until everything queued so far has been handled, up to `limit`.
     pub fn flush(&self, limit: Duration) -> bool {
-        let (count, cv) = &*self.progress;
-        let Ok(guard) = count.lock() else {
+        let target = self.queued.load(Ordering::Acquire);
+        let (done, cv) = &*self.progress;
+        let Ok(guard) = done.lock() else {
             return false;
         };
-        let target = guard.0;
-        cv.wait_timeout_while(guard, limit, |n| n.1 < target)
-            .map(|(n, _)| n.1 >= target)
+        cv.wait_timeout_while(guard, limit, |n| *n < target)
+            .map(|(n, _)| *n >= target)
             .unwrap_or(false)
     }
 }
@@ -170,7 +168,7 @@ impl Sink {
 fn run(
     rx: Receiver<Record>,
     mut worker: impl Worker,
-    progress: Arc<(Mutex<(u64, u64)>, Condvar)>,
+    progress: Arc<(Mutex<u64>, Condvar)>,
     stats: SinkStats,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -189,7 +187,7 @@ fn run(
                 worker.write(&batch);
                 let (count, cv) = &*progress;
                 if let Ok(mut n) = count.lock() {
-                    n.1 += batch.len() as u64;
+                    *n += batch.len() as u64;
                 }
                 cv.notify_all();
                 batch.clear();
