@@ -62,6 +62,17 @@ pub enum SinkKind {
     Http,
 }
 
+impl SinkKind {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Stdout => "stdout",
+            SinkKind::Http => "http",
+        }
+    }
+}
+
 /// When a file sink calls fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,7 +237,7 @@ impl EventsSection {
                 ));
             }
             if let Some(k) = s.foreign_keys().first() {
-                return Err(format!("{at}.{k}: not a key of a {:?} sink", s.kind));
+                return Err(format!("{at}.{k}: not a key of a {} sink", s.kind.as_str()));
             }
             check_filter(&at, "email_events", &s.email_events, &EMAIL_EVENT_NAMES)?;
             check_filter(&at, "audit_logs", &s.audit_logs, &AUDIT_LOG_TYPES)?;
@@ -326,7 +337,10 @@ mod tests {
     fn errors_name_the_sink_and_key() {
         let e =
             parse("[[sinks]]\nname = \"a\"\nkind = \"stdout\"\nurl = \"http://x/\"\n").unwrap_err();
-        assert!(e.contains("\"a\"") && e.contains(".url"), "{e}");
+        assert!(
+            e.contains("\"a\"") && e.contains(".url: not a key of a stdout sink"),
+            "{e}"
+        );
         let e = parse("[[sinks]]\nname = \"a\"\nkind = \"file\"\n").unwrap_err();
         assert!(e.contains(".path"), "{e}");
         let e = parse("[[sinks]]\nname = \"a\"\nkind = \"stdout\"\nemail_events = [\"SENT\"]\n")

@@ -2,6 +2,7 @@
 sink whose receiver (a small Python server) goes away during SMTP traffic and
 comes back, and the Prometheus page on the metrics listener."""
 
+import concurrent.futures
 import http.server
 import json
 import smtplib
@@ -195,15 +196,16 @@ def test_http_sink_outage_loses_nothing(setup):
     daemon, receiver, users = setup
     tag = uuid.uuid4().hex
     receiver.stop()
-    for i in range(40):
-        send(daemon, "load@remote.test", [users[i % 2]], f"outage {tag} {i}")
+    # SMTP load from 4 concurrent clients while the receiver is down.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: send(daemon, "load@remote.test", [users[i % 2]], f"outage {tag} {i}"), range(200)))
 
     def ours():
         traces = {r["traceId"] for r in email_records(daemon) if tag in r["event"].get("subject", "")}
         return [r["eventId"] for r in email_records(daemon) if r["traceId"] in traces]
 
     # Each message: ORGANIZATION_EMAIL_RECEIVED + MAILBOX_EMAIL_DELIVERED.
-    assert wait(lambda: len(ours()) == 80)
+    assert wait(lambda: len(ours()) == 400)
     assert wait(lambda: metrics(daemon)['mailgate_events_sink_failed_total{sink="siem"}'] >= 1)
     assert not set(ours()) & set(receiver.ids()), "nothing got through while the receiver was down"
     assert metrics(daemon)['mailgate_events_sink_spool_bytes{sink="siem"}'] > 0
