@@ -91,6 +91,7 @@ pub struct SinkConfig {
     /// Unique; letters, digits, `-` and `_` (it names the spool directory and the
     /// log group ARN of PutEmailMonitoringConfiguration).
     pub name: String,
+    /// `file`, `stdout` or `http`; decides which other keys apply.
     pub kind: SinkKind,
     /// Email event names this sink receives; `["*"]` (default) all, `[]` none.
     #[serde(default = "all")]

@@ -16,11 +16,17 @@ use super::sink::{Record, Worker};
 /// How a file sink behaves, with the defaults applied.
 #[derive(Debug, Clone)]
 pub struct FilePolicy {
+    /// The file written; rotated files sit next to it.
     pub path: PathBuf,
+    /// Size past which the file is rotated (0: never).
     pub rotate_bytes: u64,
+    /// Age at which the file is rotated.
     pub rotate_after: Option<Duration>,
+    /// Rotated files kept.
     pub keep: usize,
+    /// When to fsync.
     pub fsync: Fsync,
+    /// Longest time without fsync under [`Fsync::Interval`].
     pub fsync_interval: Duration,
 }
 

@@ -21,8 +21,11 @@ use super::spool::Spool;
 /// Where the POSTs go, parsed from the sink's `url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https`: TLS with the sink's CA.
     pub tls: bool,
+    /// Name or address to connect to (and the TLS server name).
     pub host: String,
+    /// Port, 80 or 443 unless the URL says otherwise.
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
@@ -83,7 +86,9 @@ impl Target {
 /// Retry delays: doubling from `initial` up to `max`, back to `initial` on success.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    /// The first delay, and the delay after a success.
     pub initial: Duration,
+    /// The longest delay.
     pub max: Duration,
     current: Duration,
 }

@@ -24,18 +24,21 @@ use super::email::EmailEvent;
 /// `datapoint` of a WorkMail 0/1 metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Datapoint {
+    /// `"1"` failure or denial, `"0"` success or grant.
     pub datapoint: &'static str,
 }
 
 /// `sink` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabel {
+    /// The sink's configured name.
     pub sink: String,
 }
 
 /// `listener` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabel {
+    /// The listener's name (`smtp`, `https`, ...).
     pub listener: &'static str,
 }
 

@@ -47,7 +47,9 @@ pub struct Events {
 /// Records kept in memory by [`Events::capture`], for tests.
 #[derive(Clone, Default)]
 pub struct Captured {
+    /// Audit records, in the order written.
     pub audit: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Email events, in the order written.
     pub email: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 

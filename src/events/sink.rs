@@ -28,7 +28,9 @@ pub enum Kind {
 /// One serialised record (a JSON object without the newline), shared by the sinks.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// What the record is, for filters and the in-memory test sink.
     pub kind: Kind,
+    /// The JSON object, serialised once and shared by every sink.
     pub line: Arc<str>,
 }
 
@@ -102,9 +104,12 @@ pub trait Worker: Send + 'static {
 
 /// A running sink, shared by every clone of the [`Events`](super::Events) handle.
 pub struct Sink {
+    /// The configured name (metrics label, spool directory, log group ARN).
     pub name: String,
+    /// Which records the producers offer to this sink.
     pub filter: Filter,
     tx: SyncSender<Record>,
+    /// The sink's counters, shared with its writer thread.
     pub stats: SinkStats,
     /// Records queued so far (counted after a successful `try_send`, so the
     /// writer may briefly be ahead of it, never behind).
@@ -204,6 +209,7 @@ fn run(
 
 /// Lines on standard output, for journald or a container log collector.
 pub struct Stdout {
+    /// Counts lines written (sent) and failed writes.
     pub stats: SinkStats,
 }
 
@@ -232,7 +238,9 @@ impl Worker for Stdout {
 
 /// Records parsed back into JSON values, for tests.
 pub struct Memory {
+    /// Email events received so far.
     pub email: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Audit records received so far.
     pub audit: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 

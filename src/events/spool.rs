@@ -30,6 +30,7 @@ pub struct Spool {
 
 /// Lines read from the head, not yet acknowledged.
 pub struct Peeked {
+    /// The records, without their newlines, oldest first.
     pub lines: Vec<String>,
     /// Bytes to acknowledge once delivered (may cover a torn last line skipped).
     bytes: u64,
