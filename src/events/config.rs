@@ -247,6 +247,15 @@ impl EventsSection {
                     if s.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
                         return Err(format!("{at}.path: a file sink needs a path"));
                     }
+                    if let Some(other) = sinks[..i]
+                        .iter()
+                        .find(|o| o.kind == SinkKind::File && o.path == s.path)
+                    {
+                        return Err(format!(
+                            "{at}.path: also the path of sink {:?}; two writers would interleave",
+                            other.name
+                        ));
+                    }
                     if s.fsync_interval_ms == Some(0) {
                         return Err(format!("{at}.fsync_interval_ms: must be at least 1"));
                     }
@@ -357,5 +366,10 @@ mod tests {
         let e = parse("email_log = \"x\"\n[[sinks]]\nname = \"email_log\"\nkind = \"stdout\"\n")
             .unwrap_err();
         assert!(e.contains("two sinks"), "{e}");
+        let e = parse(
+            "email_log = \"x.jsonl\"\n[[sinks]]\nname = \"b\"\nkind = \"file\"\npath = \"x.jsonl\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("(\"b\").path") && e.contains("email_log"), "{e}");
     }
 }

@@ -253,6 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn rotates_by_age_on_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("email.jsonl");
+        let mut p = policy(path.clone());
+        p.rotate_bytes = 0;
+        p.rotate_after = Some(Duration::from_millis(50));
+        let mut sink = FileSink::open(p, SinkStats::default()).unwrap();
+        sink.write(&[rec(1)]);
+        assert!(sink.tick() <= Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(60));
+        sink.tick();
+        let count = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(count, 2, "the old file rotated, a new one opened");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        sink.tick();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "empty files stay"
+        );
+    }
+
+    #[test]
     fn rotates_by_size_and_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
