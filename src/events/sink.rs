@@ -265,6 +265,49 @@ impl Worker for Memory {
 mod tests {
     use super::*;
 
+    /// A sink whose writes hang until the gate opens.
+    struct Stuck(std::sync::mpsc::Receiver<()>);
+
+    impl Worker for Stuck {
+        fn write(&mut self, _batch: &[Record]) {
+            let _ = self.0.recv();
+        }
+        fn tick(&mut self) -> Duration {
+            Duration::from_secs(3600)
+        }
+    }
+
+    #[test]
+    fn a_stuck_sink_never_blocks_producers_and_counts_what_it_drops() {
+        let (gate, wait) = std::sync::mpsc::channel();
+        let stats = SinkStats::default();
+        let sink = Sink::spawn("stuck", Filter::all(), stats.clone(), Stuck(wait)).unwrap();
+        let record = Record {
+            kind: Kind::Audit("authentication"),
+            line: "{}".into(),
+        };
+        let started = std::time::Instant::now();
+        let taken = (0..2 * QUEUE)
+            .filter(|_| sink.offer(record.clone()))
+            .count();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(taken >= QUEUE && taken <= QUEUE + BATCH, "{taken}");
+        assert_eq!(stats.dropped.get() as usize, 2 * QUEUE - taken);
+        assert!(
+            !sink.flush(Duration::from_millis(50)),
+            "nothing written yet"
+        );
+        drop(gate);
+        assert!(
+            sink.flush(Duration::from_secs(5)),
+            "the rest is written once it moves"
+        );
+    }
+
     #[test]
     fn filters_select_by_event_name_and_log_type() {
         let mut c = crate::events::config::EventsSection::default().effective_sinks()[0].clone();
