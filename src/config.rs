@@ -269,33 +269,8 @@ impl Default for AdminSection {
         }
     }
 }
-/// Where email events and audit events go.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsSection {
-    /// Email events as JSON lines; relative paths are under `server.data_dir`.
-    #[serde(default = "default_email_log")]
-    pub email_log: PathBuf,
-    /// Audit events (all five types) as JSON lines; relative to `server.data_dir`.
-    #[serde(default = "default_audit_log")]
-    pub audit_log: PathBuf,
-}
-
-fn default_email_log() -> PathBuf {
-    PathBuf::from("events/email.jsonl")
-}
-fn default_audit_log() -> PathBuf {
-    PathBuf::from("events/audit.jsonl")
-}
-
-impl Default for EventsSection {
-    fn default() -> Self {
-        EventsSection {
-            email_log: default_email_log(),
-            audit_log: default_audit_log(),
-        }
-    }
-}
+/// Where email events and audit events go (defined next to the sinks).
+pub use crate::events::config::EventsSection;
 
 /// Identity and filesystem layout of this daemon.
 #[derive(Debug, Clone, Deserialize)]
@@ -618,6 +593,7 @@ impl Config {
         if let Some(relay) = &self.smtp.relay {
             relay.validate()?;
         }
+        self.events.validate()?;
         if self.access.max_rules == 0 || self.access.max_rules > 1000 {
             return Err("access.max_rules: must be between 1 and 1000".into());
         }

@@ -21,6 +21,8 @@ pub struct AdminState {
     pub access: Arc<AccessEngine>,
     /// Mailboxes (quota, size) and tags.
     pub store: Arc<SqliteStore>,
+    /// The event sinks, for the email monitoring configuration's routing.
+    pub events: crate::events::Events,
     /// ARN region (`admin.region`).
     pub region: String,
     /// ARN account (`admin.account`).

@@ -48,6 +48,7 @@ fn build_fixture() -> Fixture {
         directory,
         access,
         store,
+        events: crate::events::Events::disabled(),
         region: "local".into(),
         account: "000000000000".into(),
     });
@@ -171,7 +172,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 54);
+    assert_eq!(super::actions::ACTIONS.len(), 57);
 }
 
 #[tokio::test]

@@ -86,6 +86,21 @@ pub enum EmailEvent {
 }
 
 impl EmailEvent {
+    /// The `eventName`, as sink filters name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EmailEvent::OrganizationEmailReceived { .. } => "ORGANIZATION_EMAIL_RECEIVED",
+            EmailEvent::MailboxEmailDelivered { .. } => "MAILBOX_EMAIL_DELIVERED",
+            EmailEvent::RuleApplied { .. } => "RULE_APPLIED",
+            EmailEvent::JournalingInitiated { .. } => "JOURNALING_INITIATED",
+            EmailEvent::IncomingEmailBounced { .. } => "INCOMING_EMAIL_BOUNCED",
+            EmailEvent::OutgoingEmailSubmitted { .. } => "OUTGOING_EMAIL_SUBMITTED",
+            EmailEvent::OutgoingEmailSent { .. } => "OUTGOING_EMAIL_SENT",
+            EmailEvent::OutgoingEmailBounced { .. } => "OUTGOING_EMAIL_BOUNCED",
+            EmailEvent::DmarcPolicyApplied { .. } => "DMARC_POLICY_APPLIED",
+        }
+    }
+
     /// `{"traceId", "eventTimestamp", "eventId", "event": {"eventName", ...}}`.
     pub fn to_json(
         &self,
@@ -139,5 +154,13 @@ mod tests {
             e.to_json("t", "e", 1)["event"]["eventName"],
             "DMARC_POLICY_APPLIED"
         );
+        assert_eq!(e.name(), "DMARC_POLICY_APPLIED");
+        for name in crate::events::config::EMAIL_EVENT_NAMES {
+            assert_eq!(
+                name,
+                name.to_ascii_uppercase(),
+                "filter names are the eventName values"
+            );
+        }
     }
 }

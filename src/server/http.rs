@@ -74,6 +74,8 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Router {
     /// The WorkMail admin API: `POST /` with `X-Amz-Target`.
     pub admin: Option<Arc<dyn Handler>>,
+    /// Prometheus text at `GET /metrics` (only on the plain-HTTP `metrics` listener).
+    pub metrics: Option<Arc<dyn Handler>>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
 }
@@ -83,6 +85,10 @@ impl Router {
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/") if req.header("x-amz-target").is_some() => match &self.admin {
                 Some(admin) => admin.clone().handle(req).await,
+                None => HttpResponse::text(404, "not found\n"),
+            },
+            ("GET", "/metrics") if self.metrics.is_some() => match &self.metrics {
+                Some(m) => m.clone().handle(req).await,
                 None => HttpResponse::text(404, "not found\n"),
             },
             _ => HttpResponse::text(404, "not found\n"),

@@ -178,6 +178,18 @@ pub struct AcceptContext {
     pub tracker: TaskTracker,
     /// Cancelled at shutdown: stop accepting and tell sessions to drain.
     pub draining: CancellationToken,
+    /// Connection and session counts per listener are kept here, once for every
+    /// protocol.
+    pub metrics: Arc<crate::events::Metrics>,
+}
+
+/// Decrements the listener's session gauge however the session ends.
+struct SessionGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Accepts until draining starts; each session runs on the tracker.
@@ -189,6 +201,7 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         protocol,
         acceptor,
     } = bound;
+    let stats = ctx.metrics.listener(name);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = ctx.draining.cancelled() => break,
@@ -203,7 +216,9 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
             },
         };
         let _ = tcp.set_nodelay(true);
+        stats.connections.inc();
         let Some(permit) = ctx.conn_limits.try_acquire(peer.ip()) else {
+            stats.refused.inc();
             tracing::info!(listener = name, %peer, "connection refused: connection limit reached");
             if tls_mode != TlsMode::Implicit {
                 let reply = protocol.busy_reply();
@@ -217,8 +232,11 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         };
         let local = tcp.local_addr().unwrap_or(peer);
         let (protocol, acceptor, ctx2) = (protocol.clone(), acceptor.clone(), ctx.clone());
+        let sessions = stats.sessions.clone();
         ctx.tracker.spawn(async move {
             let _permit = permit;
+            sessions.inc();
+            let _running = SessionGauge(sessions);
             let plain = Stream::plain(tcp, ctx2.limits.idle_timeout());
             let stream = match tls_mode {
                 TlsMode::Implicit => match plain

@@ -29,7 +29,7 @@ use crate::admin::credentials::{self, AccessKey};
 use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
-use crate::events::Events;
+use crate::events::{Events, Metrics};
 use crate::smtp::sender_auth::SenderAuth;
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
@@ -81,28 +81,42 @@ impl Daemon {
             access,
             admin_keys,
         } = open_state(&store, &config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let events =
+            Events::from_config(&config.events, &data_dir, metrics.clone()).map_err(StartError)?;
+        let org_ids: Vec<String> = directory
+            .list_organizations()
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        crate::admin::actions::monitoring::restore(
+            &store,
+            &events,
+            &org_ids,
+            &config.admin.region,
+            &config.admin.account,
+        );
         let admin_state = Arc::new(AdminState {
             directory: directory.clone(),
             access: access.clone(),
             store: store.clone(),
+            events: events.clone(),
             region: config.admin.region.clone(),
             account: config.admin.account.clone(),
         });
         let https = Arc::new(Router {
             admin: Some(Arc::new(AdminApi::new(admin_state, admin_keys.clone()))),
+            metrics: None,
             max_body: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
         });
-        let (email_log, audit_log) = (
-            config.data_path(&config.events.email_log),
-            config.data_path(&config.events.audit_log),
-        );
-        let events = Events::to_files(&email_log, &audit_log).map_err(|e| {
-            StartError(format!(
-                "events ({}, {}): cannot open: {e}",
-                email_log.display(),
-                audit_log.display()
-            ))
-        })?;
+        let metrics_router = Arc::new(Router {
+            admin: None,
+            metrics: Some(Arc::new(MetricsPage {
+                metrics: metrics.clone(),
+                store: store.clone(),
+            })),
+            max_body: 0,
+        });
 
         let auth = Arc::new(Authenticator::new(
             directory.clone(),
@@ -182,7 +196,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name, &smtp, &https),
+                protocol: protocol_for(name, &smtp, &https, &metrics_router),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -199,6 +213,7 @@ impl Daemon {
             limits: Arc::new(config.limits.clone()),
             tracker: tracker.clone(),
             draining: draining.clone(),
+            metrics: metrics.clone(),
         };
         if let Some((settings, backoff)) = relay {
             tracing::info!(smarthost = %settings.host, port = settings.port, "outbound queue running");
@@ -322,9 +337,15 @@ impl Daemon {
 /// The protocol behind each listener name. A listener whose protocol has not landed
 /// yet answers "unavailable" in its own protocol if it is enabled anyway. `https`
 /// serves the router (the admin API; EWS paths answer 404 until EWS lands).
-fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc<dyn Protocol> {
+fn protocol_for(
+    name: &str,
+    smtp: &Arc<SmtpContext>,
+    https: &Arc<Router>,
+    metrics: &Arc<Router>,
+) -> Arc<dyn Protocol> {
     let flavor = match name {
         "https" => return https.clone(),
+        "metrics" => return metrics.clone(),
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,
@@ -334,6 +355,39 @@ fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc
         flavor,
         ctx: smtp.clone(),
     })
+}
+
+/// `GET /metrics`: the registry, with the gauges read from the store refreshed first.
+struct MetricsPage {
+    metrics: Arc<Metrics>,
+    store: Arc<SqliteStore>,
+}
+
+impl http::Handler for MetricsPage {
+    fn handle(self: Arc<Self>, _req: http::HttpRequest) -> http::HandlerFuture {
+        Box::pin(async move {
+            use crate::store::queue::OutboundQueue;
+            if let Ok(n) = self.store.queued_recipients().await {
+                self.metrics
+                    .queue_depth
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            // `due` at the end of time lists every message, oldest first.
+            if let Ok(oldest) = self.store.due(i64::MAX, 1).await {
+                let age_ms = oldest
+                    .first()
+                    .map_or(0, |d| crate::store::now_ms() - d.message.enqueued_ms);
+                self.metrics
+                    .queue_oldest_age
+                    .set(age_ms.max(0) as f64 / 1000.0);
+            }
+            http::HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )
+        })
+    }
 }
 
 /// Directory, access engine and admin keys, as loaded at start.

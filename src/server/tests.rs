@@ -196,6 +196,7 @@ async fn echo_server_with(
         limits: Arc::new(limits),
         tracker: TaskTracker::new(),
         draining: CancellationToken::new(),
+        metrics: Arc::new(crate::events::Metrics::new()),
     };
     let bound = BoundListener {
         name: "smtp",

@@ -245,7 +245,8 @@ fn emit(
                 },
             );
         }
-        ctx.events.email(
+        ctx.events.email_in(
+            org,
             &trace,
             EmailEvent::OrganizationEmailReceived {
                 recipients,
@@ -273,7 +274,8 @@ fn emit(
                     FolderKind::JunkEmail => "Junk",
                     _ => "Inbox",
                 };
-                ctx.events.email(
+                ctx.events.email_in(
+                    &m.org,
                     &trace,
                     EmailEvent::MailboxEmailDelivered {
                         recipient: m.address.clone(),
@@ -287,7 +289,8 @@ fn emit(
                     Refused::NoSuchFolder => ("5.1.1", "mailbox unavailable"),
                 };
                 report.bounced.push((m.address.clone(), status, reason));
-                ctx.events.email(
+                ctx.events.email_in(
+                    &m.org,
                     &trace,
                     EmailEvent::IncomingEmailBounced {
                         bounced_recipient: BouncedRecipient {

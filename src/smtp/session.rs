@@ -140,8 +140,9 @@ impl Smtp {
             });
         if rejects {
             let trace = crate::events::new_id();
-            for (_, recipients) in by_org {
-                self.ctx.events.email(
+            for (org, recipients) in by_org {
+                self.ctx.events.email_in(
+                    org,
                     &trace,
                     crate::events::EmailEvent::DmarcPolicyApplied {
                         from: facts.from.clone(),
@@ -761,7 +762,8 @@ impl Smtp {
         let message: Arc<[u8]> = Arc::from(message);
         let trace = crate::events::new_id();
         if let Some(s) = &submitter {
-            self.ctx.events.email(
+            self.ctx.events.email_in(
+                &s.org,
                 &trace,
                 crate::events::EmailEvent::OutgoingEmailSubmitted {
                     recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),

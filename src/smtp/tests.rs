@@ -146,6 +146,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
         limits: Arc::new(crate::config::Limits::default()),
         tracker: TaskTracker::new(),
         draining: draining.clone(),
+        metrics: Arc::new(crate::events::Metrics::new()),
     };
     let mut ports = Vec::new();
     for (name, flavor, mode) in [

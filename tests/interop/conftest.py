@@ -45,7 +45,7 @@ _dmarc.fail.test. TXT "v=DMARC1; p=quarantine"
 """
 
 
-def _config(data_dir, records):
+def _config(data_dir, records, extra=""):
     return (
         (
             "[server]\n"
@@ -60,31 +60,32 @@ def _config(data_dir, records):
                 ("smtp", "starttls"),
                 ("submission", "starttls"),
                 ("submissions", "implicit"),
+                ("metrics", "none"),
             ]
         )
         + f'[smtp.sender_auth]\nresolver = "static"\nstatic_records = "{records}"\n'
+        + extra
     )
 
 
-@pytest.fixture(scope="session")
-def mailgate(tmp_path_factory):
-    """Starts `$MAILGATE_BIN serve`, waits for data/run/ports.json, yields a
-    Daemon, and at the end SIGTERMs it and checks that it exits 0."""
+def start_daemon(root, extra=""):
+    """Starts `$MAILGATE_BIN serve` in `root` with the test listeners plus `extra`
+    config, waits for data/run/ports.json and returns the Daemon."""
     binary = os.environ.get("MAILGATE_BIN")
     if not binary:
         pytest.skip("MAILGATE_BIN is not set")
-    root = tmp_path_factory.mktemp("mailgate")
     data = root / "data"
     cfg = root / "mailgate.toml"
     records = root / "dns-records.txt"
     records.write_text(DNS_RECORDS)
-    cfg.write_text(_config(data, records))
+    cfg.write_text(_config(data, records, extra))
     log = open(root / "stderr.log", "wb")
     proc = subprocess.Popen(
         [binary, "serve", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
+    log.close()
     ports_file = data / "run" / "ports.json"
     deadline = time.monotonic() + 30
     while not ports_file.exists():
@@ -95,7 +96,7 @@ def mailgate(tmp_path_factory):
             raise RuntimeError("mailgate did not write ports.json in time")
         time.sleep(0.05)
     ports = json.loads(ports_file.read_text())
-    yield Daemon(
+    return Daemon(
         endpoint=f"https://localhost:{ports['https']}",
         ports=ports,
         ca=str(data / "tls" / "ca.pem"),
@@ -103,9 +104,21 @@ def mailgate(tmp_path_factory):
         data_dir=data,
         proc=proc,
     )
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0, (root / "stderr.log").read_text()
-    log.close()
+
+
+def stop_daemon(daemon):
+    """SIGTERM, and the daemon must exit 0."""
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0, (daemon.data_dir.parent / "stderr.log").read_text()
+
+
+@pytest.fixture(scope="session")
+def mailgate(tmp_path_factory):
+    """Starts `$MAILGATE_BIN serve`, waits for data/run/ports.json, yields a
+    Daemon, and at the end SIGTERMs it and checks that it exits 0."""
+    daemon = start_daemon(tmp_path_factory.mktemp("mailgate"))
+    yield daemon
+    stop_daemon(daemon)
 
 
 @pytest.fixture(scope="session")

@@ -427,3 +427,38 @@ def test_admin_cli_calls_the_api(mailgate, org):
         [binary, "admin", "DescribeGroup", "--data-dir", str(mailgate.data_dir), "--organization-id", org_id, "--group-id", "nobody"],
         capture_output=True, text=True)
     assert bad.returncode == 1 and json.loads(bad.stderr)["__type"] == "EntityNotFoundException"
+
+
+def test_email_monitoring_configuration(workmail, org):
+    org_id, _ = org
+    role = "arn:aws:iam::000000000000:role/workmail-events"
+    group = "arn:aws:logs:local:000000000000:log-group:email_log:*"
+    with pytest.raises(ClientError) as e:
+        workmail.describe_email_monitoring_configuration(OrganizationId=org_id)
+    assert code(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        workmail.put_email_monitoring_configuration(
+            OrganizationId=org_id, RoleArn=role, LogGroupArn="arn:aws:logs:local:000000000000:log-group:no-such-sink:*"
+        )
+    assert code(e) == "InvalidParameterException"
+    with pytest.raises(ClientError) as e:
+        workmail.put_email_monitoring_configuration(
+            OrganizationId=org_id, RoleArn=role, LogGroupArn="arn:aws:logs:eu-west-1:000000000000:log-group:email_log:*"
+        )
+    assert code(e) == "InvalidParameterException", "another region is not ours"
+    with pytest.raises(ClientError) as e:
+        workmail.put_email_monitoring_configuration(
+            OrganizationId="m-" + "0" * 32, RoleArn=role, LogGroupArn=group
+        )
+    assert code(e) == "OrganizationNotFoundException"
+    workmail.put_email_monitoring_configuration(OrganizationId=org_id, RoleArn=role, LogGroupArn=group)
+    out = workmail.describe_email_monitoring_configuration(OrganizationId=org_id)
+    assert (out["RoleArn"], out["LogGroupArn"]) == (role, group)
+    # The configuration is not a tag of the organization.
+    arn = workmail.describe_organization(OrganizationId=org_id)["ARN"]
+    assert workmail.list_tags_for_resource(ResourceARN=arn)["Tags"] == []
+    workmail.delete_email_monitoring_configuration(OrganizationId=org_id)
+    workmail.delete_email_monitoring_configuration(OrganizationId=org_id)
+    with pytest.raises(ClientError) as e:
+        workmail.describe_email_monitoring_configuration(OrganizationId=org_id)
+    assert code(e) == "ResourceNotFoundException"

@@ -6,6 +6,7 @@ mod aliases;
 mod common;
 mod domains;
 mod groups;
+pub mod monitoring;
 mod orgs;
 mod permissions;
 mod resources;
@@ -136,4 +137,7 @@ action_table! {
     "ListTagsForResource" => tags::list_tags_for_resource,
     "TagResource" => tags::tag_resource,
     "UntagResource" => tags::untag_resource,
+    "PutEmailMonitoringConfiguration" => monitoring::put_email_monitoring_configuration,
+    "DescribeEmailMonitoringConfiguration" => monitoring::describe_email_monitoring_configuration,
+    "DeleteEmailMonitoringConfiguration" => monitoring::delete_email_monitoring_configuration,
 }

@@ -148,7 +148,8 @@ impl Runner {
         match verdict {
             Verdict::Sent => {
                 self.queue.finish_recipient(r.id).await?;
-                self.ctx.events.email(
+                self.ctx.events.email_in(
+                    &m.owner_org,
                     &m.trace_id,
                     EmailEvent::OutgoingEmailSent {
                         recipient: r.recipient.clone(),
@@ -196,7 +197,8 @@ impl Runner {
         reason: &str,
         body: &[u8],
     ) -> crate::store::Result<()> {
-        self.ctx.events.email(
+        self.ctx.events.email_in(
+            &m.owner_org,
             &m.trace_id,
             EmailEvent::OutgoingEmailBounced {
                 bounced_recipient: BouncedRecipient {
