@@ -58,6 +58,26 @@ pub struct Daemon {
     pub events: Events,
     tracker: TaskTracker,
     draining: CancellationToken,
+    /// Installed during start, taken by `run_until_signal`.
+    signals: Option<Signals>,
+}
+
+/// The signals the daemon answers: TERM and INT drain and stop, HUP reloads.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
 }
 
 impl Daemon {
@@ -200,6 +220,9 @@ impl Daemon {
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
+        // Before ports.json says "ready": a SIGTERM from then on must drain, not kill.
+        let signals = Signals::install()
+            .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
         write_ports_file(&ports_file, &ports)?;
 
         let tracker = TaskTracker::new();
@@ -242,15 +265,20 @@ impl Daemon {
             events,
             tracker,
             draining,
+            signals: Some(signals),
         })
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP; then drains.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+    pub async fn run_until_signal(mut self) -> std::io::Result<()> {
+        let Some(Signals {
+            mut term,
+            mut int,
+            mut hup,
+        }) = self.signals.take()
+        else {
+            return Err(std::io::Error::other("signal handlers already taken"));
+        };
         tracing::info!(ports = ?self.ports, "ready");
         notify::ready(&format!("serving {} listeners", self.ports.len()));
         let watchdog = notify::spawn_watchdog();
