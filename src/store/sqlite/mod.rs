@@ -22,8 +22,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Change, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused, Result, Store,
-    StoreError, Stored, Target,
+    Change, CopyOutcome, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused,
+    Result, Store, StoreError, Stored, Target,
 };
 pub use schema::SCHEMA_VERSION;
 pub use writer::WriterStats;
@@ -221,6 +221,32 @@ impl Store for Arc<SqliteStore> {
             .entry(mailbox.to_string())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    async fn rename_folder(&self, _folder_id: i64, _new_name: &str) -> Result<()> {
+        todo!("store helper")
+    }
+
+    async fn set_subscribed(&self, _folder_id: i64, _subscribed: bool) -> Result<()> {
+        todo!("store helper")
+    }
+
+    async fn copy_messages(
+        &self,
+        _from_folder: i64,
+        _uids: Vec<u32>,
+        _to_folder: i64,
+        _remove_source: bool,
+    ) -> Result<std::result::Result<CopyOutcome, Refused>> {
+        todo!("store helper")
+    }
+
+    async fn body_cache(&self, _body_id: i64) -> Result<Option<Vec<u8>>> {
+        todo!("store helper")
+    }
+
+    async fn put_body_cache(&self, _body_id: i64, _data: Vec<u8>) -> Result<()> {
+        todo!("store helper")
     }
 
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota> {
