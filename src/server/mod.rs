@@ -29,6 +29,7 @@ use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::Events;
+use crate::imap::{ImapContext, ImapService};
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver, DevCert};
@@ -149,6 +150,20 @@ impl Daemon {
             },
             outbound,
         });
+        let imap = Arc::new(ImapService {
+            ctx: Arc::new(ImapContext {
+                hostname: config.server.hostname.clone(),
+                store: Arc::new(store.clone()),
+                directory: directory.clone(),
+                auth: smtp.auth.clone(),
+                events: events.clone(),
+                max_message_size: u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX),
+                arn_prefix: format!(
+                    "arn:aws:workmail:{}:{}:organization/",
+                    config.admin.region, config.admin.account
+                ),
+            }),
+        });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
         for (name, lc) in config.listeners.all() {
@@ -169,7 +184,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name, &smtp, &https),
+                protocol: protocol_for(name, &smtp, &imap, &https),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -308,9 +323,15 @@ impl Daemon {
 /// The protocol behind each listener name. A listener whose protocol has not landed
 /// yet answers "unavailable" in its own protocol if it is enabled anyway. `https`
 /// serves the router (the admin API; EWS paths answer 404 until EWS lands).
-fn protocol_for(name: &str, smtp: &Arc<SmtpContext>, https: &Arc<Router>) -> Arc<dyn Protocol> {
+fn protocol_for(
+    name: &str,
+    smtp: &Arc<SmtpContext>,
+    imap: &Arc<ImapService>,
+    https: &Arc<Router>,
+) -> Arc<dyn Protocol> {
     let flavor = match name {
         "https" => return https.clone(),
+        "imap" | "imaps" => return imap.clone(),
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,
