@@ -171,6 +171,8 @@ pub enum ChangeKind {
     Expunged,
     FolderCreated,
     FolderDeleted,
+    /// A folder got a new name (same id and UIDVALIDITY); re-read the folder list.
+    FolderRenamed,
 }
 
 impl ChangeKind {
@@ -181,6 +183,7 @@ impl ChangeKind {
             ChangeKind::Expunged => "expunged",
             ChangeKind::FolderCreated => "folder_created",
             ChangeKind::FolderDeleted => "folder_deleted",
+            ChangeKind::FolderRenamed => "folder_renamed",
         }
     }
     fn parse(s: &str) -> Option<ChangeKind> {
@@ -190,6 +193,7 @@ impl ChangeKind {
             "expunged" => ChangeKind::Expunged,
             "folder_created" => ChangeKind::FolderCreated,
             "folder_deleted" => ChangeKind::FolderDeleted,
+            "folder_renamed" => ChangeKind::FolderRenamed,
             _ => return None,
         })
     }

@@ -223,30 +223,35 @@ impl Store for Arc<SqliteStore> {
             .subscribe()
     }
 
-    async fn rename_folder(&self, _folder_id: i64, _new_name: &str) -> Result<()> {
-        todo!("store helper")
+    async fn rename_folder(&self, folder_id: i64, new_name: &str) -> Result<()> {
+        let new_name = new_name.to_string();
+        self.write(move |c| ops::rename_folder(c, folder_id, &new_name))
+            .await
     }
 
-    async fn set_subscribed(&self, _folder_id: i64, _subscribed: bool) -> Result<()> {
-        todo!("store helper")
+    async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<()> {
+        self.write(move |c| ops::set_subscribed(c, folder_id, subscribed))
+            .await
     }
 
     async fn copy_messages(
         &self,
-        _from_folder: i64,
-        _uids: Vec<u32>,
-        _to_folder: i64,
-        _remove_source: bool,
+        from_folder: i64,
+        uids: Vec<u32>,
+        to_folder: i64,
+        remove_source: bool,
     ) -> Result<std::result::Result<CopyOutcome, Refused>> {
-        todo!("store helper")
+        self.write(move |c| ops::copy_messages(c, from_folder, &uids, to_folder, remove_source))
+            .await
     }
 
-    async fn body_cache(&self, _body_id: i64) -> Result<Option<Vec<u8>>> {
-        todo!("store helper")
+    async fn body_cache(&self, body_id: i64) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| ops::body_cache(c, body_id)).await
     }
 
-    async fn put_body_cache(&self, _body_id: i64, _data: Vec<u8>) -> Result<()> {
-        todo!("store helper")
+    async fn put_body_cache(&self, body_id: i64, data: Vec<u8>) -> Result<()> {
+        self.write(move |c| ops::put_body_cache(c, body_id, &data))
+            .await
     }
 
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota> {
