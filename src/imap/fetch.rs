@@ -157,7 +157,11 @@ pub fn render(
             BodyExt {
                 section, partial, ..
             } => {
-                let data = content::section(raw, section.as_ref());
+                // BODY[] is the stored bytes as they are; no parsing needed.
+                let data = match section {
+                    None => std::borrow::Cow::Borrowed(raw),
+                    Some(s) => content::section(raw, Some(s)),
+                };
                 out.extend_from_slice(
                     format!("BODY[{}]", section_text(section.as_ref())).as_bytes(),
                 );

@@ -38,11 +38,6 @@ impl Reader {
         }
     }
 
-    /// Whether bytes are already buffered (the client pipelined), so replies can wait.
-    pub fn has_buffered(&self) -> bool {
-        !self.frag.message_bytes().is_empty()
-    }
-
     /// The next message. Cancel-safe between reads as long as no literal is pending,
     /// which is the case where IDLE selects on it.
     pub async fn next<S>(&mut self, io: &mut S) -> std::io::Result<Input>

@@ -121,7 +121,7 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
     );
     imap.out.extend_from_slice(greeting.as_bytes());
     loop {
-        if !reader.has_buffered() && imap.flush(&mut stream).await.is_err() {
+        if imap.flush(&mut stream).await.is_err() {
             return;
         }
         let input = tokio::select! {

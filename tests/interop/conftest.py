@@ -1,5 +1,5 @@
-"""Fixtures for the interop tests: the real mailgate binary on port-0 https and
-SMTP listeners, in a temp dir, driven by real clients."""
+"""Fixtures for the interop tests: the real mailgate binary on port-0 https,
+SMTP and IMAP listeners, in a temp dir, driven by real clients."""
 
 import configparser
 import dataclasses
@@ -47,6 +47,8 @@ def _config(data_dir):
             ("smtp", "starttls"),
             ("submission", "starttls"),
             ("submissions", "implicit"),
+            ("imap", "starttls"),
+            ("imaps", "implicit"),
         ]
     )
 
