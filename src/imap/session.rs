@@ -502,6 +502,26 @@ impl Imap {
         }
     }
 
+    /// A folder name as this client reads it: modified UTF-7 unless it enabled
+    /// UTF8=ACCEPT (RFC 6855), as an IMAP string.
+    pub fn wire_name(&self, name: &str) -> String {
+        if self.utf8 {
+            super::response::string(name)
+        } else {
+            super::response::string(&super::names::to_mutf7(name))
+        }
+    }
+
+    /// A folder name the client sent, as the store spells it.
+    pub fn parse_name(&self, m: &imap_codec::imap_types::mailbox::Mailbox<'_>) -> Option<String> {
+        let name = super::names::from_mailbox(m)?;
+        if self.utf8 {
+            Some(name)
+        } else {
+            super::names::from_mutf7(&name)
+        }
+    }
+
     /// The store's mailbox id of the logged-in user.
     pub fn mailbox_id(&self) -> &str {
         self.login
@@ -523,8 +543,8 @@ impl Imap {
         &self,
         mailbox: &imap_codec::imap_types::mailbox::Mailbox<'_>,
     ) -> Result<Folder, Done> {
-        let Some(name) = super::names::from_mailbox(mailbox) else {
-            return Err(Done::no("[NONEXISTENT] Mailbox name is not valid UTF-8"));
+        let Some(name) = self.parse_name(mailbox) else {
+            return Err(Done::no("[NONEXISTENT] Mailbox name is not valid"));
         };
         self.folders()
             .await?

@@ -3,14 +3,14 @@
 use imap_codec::imap_types::mailbox::Mailbox;
 
 use crate::events::audit::{MailboxAction, ObjectType};
-use crate::imap::names::{DELIMITER, from_mailbox, valid_new_name};
+use crate::imap::names::{DELIMITER, valid_new_name};
 use crate::imap::session::{Done, Imap, store_failure};
 use crate::store::StoreError;
 
 /// CREATE, with any missing superior folders (RFC 9051 6.3.4).
 pub async fn create(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
-    let Some(name) = from_mailbox(mailbox) else {
-        return Done::no("[CANNOT] Mailbox name is not valid UTF-8");
+    let Some(name) = imap.parse_name(mailbox) else {
+        return Done::no("[CANNOT] Mailbox name is not valid");
     };
     if !valid_new_name(&name) {
         return Done::no("[CANNOT] Invalid mailbox name");
@@ -88,8 +88,8 @@ pub async fn rename(imap: &mut Imap, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Do
     if folder.kind.is_some() {
         return Done::no("[CANNOT] Default folders cannot be renamed");
     }
-    let Some(new_name) = from_mailbox(to) else {
-        return Done::no("[CANNOT] Mailbox name is not valid UTF-8");
+    let Some(new_name) = imap.parse_name(to) else {
+        return Done::no("[CANNOT] Mailbox name is not valid");
     };
     if !valid_new_name(&new_name) {
         return Done::no("[CANNOT] Invalid mailbox name");

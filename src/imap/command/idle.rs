@@ -1,14 +1,23 @@
 //! IDLE (RFC 2177): push the selected folder's changes as they happen, until DONE.
 
+use std::time::Duration;
+
+use crate::access::Protocol as AccessProtocol;
 use crate::imap::reader::{Input, Reader};
 use crate::imap::session::{Done, Flow, Imap};
 use crate::server::listener::Stream;
+
+/// How often an idling session re-checks its login against rules and the directory.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// Waits on the store's change watch and the client's DONE at once.
 pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut Stream) -> Done {
     imap.send_updates(true, true).await;
     imap.out.extend_from_slice(b"+ idling\r\n");
     let mut watch = imap.selected.as_ref().map(|v| v.watch.clone());
+    // An IDLE can last the whole autologout period; a revoked login must not.
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
     loop {
         if imap.flush(stream).await.is_err() {
             return closed();
@@ -43,6 +52,14 @@ pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut
                     w.mark_unchanged();
                 }
                 imap.send_updates(true, true).await;
+            }
+            _ = recheck.tick() => {
+                if let Some(login) = &mut imap.login
+                    && !imap.ctx.auth.recheck(login, imap.peer.ip(), AccessProtocol::Imap)
+                {
+                    imap.untagged("BYE Access revoked; closing connection");
+                    return closed();
+                }
             }
             _ = imap.draining.cancelled() => {
                 imap.untagged("BYE [UNAVAILABLE] Server shutting down");

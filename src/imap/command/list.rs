@@ -6,7 +6,6 @@ use imap_codec::imap_types::status::StatusDataItemName;
 
 use crate::imap::extended::Extras;
 use crate::imap::names::{self, DELIMITER};
-use crate::imap::response::string;
 use crate::imap::session::{Done, Imap, store_failure};
 use crate::store::Folder;
 
@@ -24,6 +23,11 @@ pub async fn list(
         Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
     };
     let pattern = names::from_list_mailbox(pattern);
+    let pattern = if imap.utf8 {
+        pattern
+    } else {
+        names::from_mutf7(&pattern).unwrap_or(pattern)
+    };
     if pattern.is_empty() && !lsub {
         imap.untagged("LIST (\\Noselect) \"/\" \"\"");
         return Done::ok("LIST completed");
@@ -82,14 +86,14 @@ pub async fn list(
         let line = format!(
             "{verb} ({}) \"{DELIMITER}\" {}",
             attrs.join(" "),
-            string(&f.name)
+            imap.wire_name(&f.name)
         );
         imap.untagged(&line);
         if let Some(items) = &status_items {
             let values = status_values(imap, f, items).await;
             match values {
                 Ok(v) => {
-                    let line = format!("STATUS {} ({v})", string(&f.name));
+                    let line = format!("STATUS {} ({v})", imap.wire_name(&f.name));
                     imap.untagged(&line);
                 }
                 Err(done) => return done,
@@ -159,7 +163,7 @@ pub async fn status(imap: &mut Imap, mailbox: &Mailbox<'_>, items: &[StatusDataI
         .collect();
     match status_values(imap, &folder, &names).await {
         Ok(v) => {
-            let line = format!("STATUS {} ({v})", string(&folder.name));
+            let line = format!("STATUS {} ({v})", imap.wire_name(&folder.name));
             imap.untagged(&line);
             Done::ok("STATUS completed")
         }

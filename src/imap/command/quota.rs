@@ -2,7 +2,6 @@
 
 use imap_codec::imap_types::mailbox::Mailbox;
 
-use crate::imap::response::string;
 use crate::imap::session::{Done, Imap, store_failure};
 
 async fn quota_line(imap: &mut Imap) -> Result<(), Done> {
@@ -38,7 +37,7 @@ pub async fn get_quota_root(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
         Ok(f) => f,
         Err(done) => return done,
     };
-    let line = format!("QUOTAROOT {} \"\"", string(&folder.name));
+    let line = format!("QUOTAROOT {} \"\"", imap.wire_name(&folder.name));
     imap.untagged(&line);
     match quota_line(imap).await {
         Ok(()) => Done::ok("GETQUOTAROOT completed"),

@@ -82,7 +82,9 @@ pub async fn search(
             max_modseq = max_modseq.max(meta.modseq);
         }
     }
-    if let Some(opts) = &extras.search_return {
+    // IMAP4rev2 clients get ESEARCH for every SEARCH (RFC 9051 7.3.4).
+    let rev2_all = (imap.rev2 && extras.search_return.is_none()).then(Vec::new);
+    if let Some(opts) = extras.search_return.as_ref().or(rev2_all.as_ref()) {
         let opts: Vec<&str> = if opts.is_empty() {
             vec!["ALL"]
         } else {

@@ -5,7 +5,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 
 use crate::events::audit::{MailboxAction, ObjectType};
 use crate::imap::mailbox_view::View;
-use crate::imap::response::{compact_set, string};
+use crate::imap::response::compact_set;
 use crate::imap::sequence;
 use crate::imap::session::{Done, Imap, store_failure};
 use crate::store::ChangeKind;
@@ -69,7 +69,7 @@ pub async fn select(
         imap.untagged(line);
     }
     if imap.rev2 {
-        let line = format!("LIST () \"/\" {}", string(&folder.name));
+        let line = format!("LIST () \"/\" {}", imap.wire_name(&folder.name));
         imap.untagged(&line);
     }
     if let Some((uidvalidity, modseq, known)) = qresync
