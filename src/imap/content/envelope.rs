@@ -19,6 +19,7 @@ pub(crate) fn istr(bytes: &[u8]) -> IString<'static> {
     IString::try_from(clean).unwrap_or_else(|_| IString::try_from("").expect("empty quoted"))
 }
 
+/// A non-NIL [`NString`] from arbitrary bytes.
 pub(crate) fn nstr(bytes: &[u8]) -> NString<'static> {
     NString(Some(istr(bytes)))
 }

@@ -56,10 +56,12 @@ impl ContentType {
         }
     }
 
+    /// Case-insensitive type/subtype test.
     pub fn is(&self, kind: &str, subtype: &str) -> bool {
         self.kind.eq_ignore_ascii_case(kind) && self.subtype.eq_ignore_ascii_case(subtype)
     }
 
+    /// A parameter by case-insensitive name.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -87,7 +89,7 @@ pub(crate) fn fields<'m>(header: &'m [u8]) -> Vec<Field<'m>> {
         let raw = &header[from..to];
         if let Some(colon) = memchr::memchr(b':', raw) {
             let name = trim(&raw[..colon]);
-            if !name.is_empty() && !name.iter().any(|b| *b == b'\n') {
+            if !name.is_empty() && !name.contains(&b'\n') {
                 out.push(Field {
                     name,
                     value: &raw[colon + 1..],
@@ -136,6 +138,7 @@ pub(crate) fn unfold(value: &[u8]) -> Vec<u8> {
     trim(&v).to_vec()
 }
 
+/// Without surrounding ASCII whitespace.
 pub(crate) fn trim(s: &[u8]) -> &[u8] {
     s.trim_ascii()
 }
@@ -312,7 +315,51 @@ pub(crate) fn split_params(value: &str) -> (String, Vec<(String, String)>) {
             Some((n.to_string(), unquote(v.trim())))
         })
         .collect();
-    (head, params)
+    (head, merge_continuations(params))
+}
+
+/// Joins RFC 2231 continuations (`name*0`, `name*1*`, ...) into one parameter, as
+/// Dovecot does: `name` when plain, `name*` (value still `charset'lang'%XX`)
+/// when the first segment is extended. Other parameters pass through unchanged.
+fn merge_continuations(params: Vec<(String, String)>) -> Vec<(String, String)> {
+    /// (base name, segment number, extended) of a continuation key.
+    fn segment(key: &str) -> Option<(&str, u32, bool)> {
+        let (key, extended) = match key.strip_suffix('*') {
+            Some(k) => (k, true),
+            None => (key, false),
+        };
+        let (base, n) = key.rsplit_once('*')?;
+        let n = n.parse().ok()?;
+        Some((base, n, extended))
+    }
+    if !params.iter().any(|(k, _)| segment(k).is_some()) {
+        return params;
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    // (index in out, segments) per base name.
+    let mut merged: Vec<(String, usize, Vec<(u32, bool, String)>)> = Vec::new();
+    for (k, v) in params {
+        match segment(&k) {
+            Some((base, n, ext)) => {
+                match merged.iter_mut().find(|m| m.0.eq_ignore_ascii_case(base)) {
+                    Some(m) => m.2.push((n, ext, v)),
+                    None => {
+                        merged.push((base.to_string(), out.len(), vec![(n, ext, v)]));
+                        out.push((String::new(), String::new()));
+                    }
+                }
+            }
+            None => out.push((k, v)),
+        }
+    }
+    for (base, at, mut segs) in merged {
+        segs.sort_by_key(|s| s.0);
+        let extended = segs.first().is_some_and(|s| s.1);
+        let key = if extended { format!("{base}*") } else { base };
+        let value: String = segs.into_iter().map(|s| s.2).collect();
+        out[at] = (key, value);
+    }
+    out
 }
 
 /// Removes surrounding quotes and backslash escapes.
@@ -414,5 +461,17 @@ mod tests {
             ]
         );
         assert!(parse_content_type(b"garbage").is_none());
+        let ct = parse_content_type(
+            b"application/pdf; name*1=\" menu.pdf\"; a=b; name*0=\"The\"; title*0*=utf-8''%E2%82; title*1*=%AC",
+        )
+        .unwrap();
+        assert_eq!(
+            ct.params,
+            vec![
+                ("name".to_string(), "The menu.pdf".to_string()),
+                ("a".to_string(), "b".to_string()),
+                ("title*".to_string(), "utf-8''%E2%82%AC".to_string())
+            ]
+        );
     }
 }

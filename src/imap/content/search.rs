@@ -11,6 +11,7 @@ fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// See [`super::text_matches`].
 pub(crate) fn text_matches(raw: &[u8], key: &TextKey<'_>) -> bool {
     let root = parse(raw);
     match key {

@@ -21,6 +21,7 @@ fn message_of<'e>(root: &'e Entity, part: Option<&Part>) -> Option<&'e Entity> {
     }
 }
 
+/// See [`super::section`].
 pub(crate) fn section<'m>(raw: &'m [u8], section: Option<&Section<'_>>) -> Cow<'m, [u8]> {
     let Some(section) = section else {
         return Cow::Borrowed(raw);
@@ -83,6 +84,7 @@ pub(crate) fn cte_of(raw: &[u8], e: &Entity) -> Option<Vec<u8>> {
     field(&fields(&raw[e.header.clone()]), "content-transfer-encoding").map(|f| unfold(f.value))
 }
 
+/// See [`super::binary`].
 pub(crate) fn binary(raw: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, BinaryError> {
     let root = parse(raw);
     let entity = if part.is_empty() {

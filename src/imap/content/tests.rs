@@ -48,7 +48,7 @@ fn nz(nums: &[u32]) -> Vec<NonZeroU32> {
     nums.iter().map(|n| NonZeroU32::new(*n).unwrap()).collect()
 }
 
-fn sect<'m>(raw: &'m [u8], s: Section<'_>) -> String {
+fn sect(raw: &[u8], s: Section<'_>) -> String {
     String::from_utf8_lossy(&section(raw, Some(&s))).into_owned()
 }
 
