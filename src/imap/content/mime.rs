@@ -335,9 +335,11 @@ fn merge_continuations(params: Vec<(String, String)>) -> Vec<(String, String)> {
     if !params.iter().any(|(k, _)| segment(k).is_some()) {
         return params;
     }
+    /// Segments of one continued parameter: number, extended, value.
+    type Segments = Vec<(u32, bool, String)>;
     let mut out: Vec<(String, String)> = Vec::new();
-    // (index in out, segments) per base name.
-    let mut merged: Vec<(String, usize, Vec<(u32, bool, String)>)> = Vec::new();
+    // Base name, its slot in `out`, its segments.
+    let mut merged: Vec<(String, usize, Segments)> = Vec::new();
     for (k, v) in params {
         match segment(&k) {
             Some((base, n, ext)) => {
