@@ -8,8 +8,9 @@ use std::ops::Range;
 use memchr::memmem;
 
 /// How deep multiparts and encapsulated messages may nest before the rest is
-/// treated as an opaque leaf (bounds recursion on hostile input).
-const MAX_DEPTH: usize = 40;
+/// treated as an opaque leaf: bounds recursion on hostile input and keeps the
+/// cached JSON within serde_json's nesting limit (128). Real mail stays far below.
+const MAX_DEPTH: usize = 20;
 
 /// One MIME entity: a message or a body part.
 #[derive(Debug)]

@@ -420,3 +420,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn deepest_structure_still_caches() {
+    // Nesting at the parser's depth limit must survive serde_json's recursion limit,
+    // whatever the mix of multiparts and encapsulated messages.
+    for pattern in [[true, false], [true, true], [false, false]] {
+        let mut deep = Vec::new();
+        for i in 0..100 {
+            if pattern[i % 2] {
+                deep.extend_from_slice(
+                    format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                        .as_bytes(),
+                );
+            } else {
+                deep.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+            }
+        }
+        deep.extend_from_slice(
+            b"Content-Type: application/x-y; a=b\r\nContent-Disposition: inline\r\n\r\nend\r\n",
+        );
+        let s = Structure::of(&deep);
+        assert_eq!(Structure::from_cache(&s.to_cache()), Some(s), "{pattern:?}");
+    }
+}
