@@ -40,7 +40,7 @@ pub(crate) fn body_structure(raw: &[u8], e: &Entity) -> BodyStructure<'static> {
     }
     let cte = super::mime::field(&flds, "content-transfer-encoding")
         .map(|f| unfold(f.value))
-        .filter(|v| !v.is_empty())
+        .filter(|v| is_token(v))
         .unwrap_or_else(|| b"7bit".to_vec());
     let basic = BasicFields {
         parameter_list,
@@ -129,9 +129,16 @@ fn disposition(flds: &[Field<'_>]) -> Disposition<'static> {
     }
 }
 
-/// Lines of an encoded body: line breaks, plus a last line without one.
+/// Lines of an encoded body, counted as Dovecot does: its line feeds (the one
+/// before a delimiter belongs to the delimiter, so "text" + CRLF + "--b" is 0).
 fn lines(body: &[u8]) -> u32 {
-    let n = memchr::memchr_iter(b'\n', body).count()
-        + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
-    u32::try_from(n).unwrap_or(u32::MAX)
+    u32::try_from(memchr::memchr_iter(b'\n', body).count()).unwrap_or(u32::MAX)
+}
+
+/// Whether a Content-Transfer-Encoding value is an RFC 2045 token; anything else
+/// is reported as the default, as Dovecot does.
+fn is_token(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(b))
 }

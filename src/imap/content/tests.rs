@@ -153,8 +153,8 @@ fn mixed_with_alternative_and_attachment() {
         fetch_line(&s),
         "* 1 FETCH (ENVELOPE (NIL \"=?utf-8?q?Caf=C3=A9?= menu\" ((NIL NIL \"a\" \"b.c\")) \
          ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" \"b.c\")) NIL NIL NIL NIL NIL) \
-         BODYSTRUCTURE (((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 17 1 NIL NIL NIL NIL)\
-         (\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 18 1 NIL NIL NIL NIL) \
+         BODYSTRUCTURE (((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 17 0 NIL NIL NIL NIL)\
+         (\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 18 0 NIL NIL NIL NIL) \
          \"alternative\" (\"boundary\" \"inner\") NIL NIL NIL)\
          (\"application\" \"pdf\" (\"name\" \"menu.pdf\") \"<pdf1@x>\" \"The menu\" \"base64\" 12 NIL \
          (\"attachment\" (\"filename\" \"menu.pdf\")) (\"en\" \"fr\") NIL) \
@@ -234,11 +234,11 @@ fn nested_message_and_groups() {
         "* 1 FETCH (ENVELOPE (NIL \"Fwd\" ((NIL NIL \"fwd\" \"x.y\")) ((NIL NIL \"fwd\" \"x.y\")) \
          ((NIL NIL \"fwd\" \"x.y\")) ((NIL NIL \"Team\" NIL)(NIL NIL \"a\" \"x.y\")(\"B. B\" NIL \"b\" \"x.y\")\
          (NIL NIL NIL NIL)(NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL NIL) \
-         BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 1 NIL NIL NIL NIL)\
+         BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0 NIL NIL NIL NIL)\
          (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7bit\" 172 \
          (\"Tue, 1 Dec 2026 00:00:00 -0500\" \"Original\" ((NIL NIL \"orig\" \"x.y\")) ((NIL NIL \"orig\" \"x.y\")) \
          ((NIL NIL \"orig\" \"x.y\")) NIL NIL NIL NIL NIL) \
-         (\"TEXT\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL \"base64\" 16 1 NIL NIL NIL NIL) 7 NIL NIL NIL NIL) \
+         (\"TEXT\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL \"base64\" 16 0 NIL NIL NIL NIL) 6 NIL NIL NIL NIL) \
          \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL))\r\n"
     );
     let inner = sect(&raw, Section::Part(part(&[2])));
@@ -276,7 +276,7 @@ fn digest_parts_default_to_messages() {
     let s = Structure::of(&raw);
     let line = fetch_line(&s);
     assert!(
-        line.contains("BODYSTRUCTURE ((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7bit\" 21 (NIL \"one\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL) 3 NIL NIL NIL NIL)(\"TEXT\" \"plain\""),
+        line.contains("BODYSTRUCTURE ((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7bit\" 21 (NIL \"one\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)(\"TEXT\" \"plain\""),
         "{line}"
     );
 }
@@ -308,7 +308,7 @@ fn malformed_mime_still_has_a_structure() {
     );
     let s = Structure::of(&raw);
     let line = fetch_line(&s);
-    assert!(line.contains("(\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL)(\"image\" \"png\" NIL NIL NIL \"7bit\" 0 NIL NIL NIL NIL) \"mixed\""), "{line}");
+    assert!(line.contains("(\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL)(\"image\" \"png\" NIL NIL NIL \"7bit\" 0 NIL NIL NIL NIL) \"mixed\""), "{line}");
     // A multipart without any delimiter gets one empty part; without a boundary
     // it is plain text.
     let raw = crlf("Content-Type: multipart/mixed; boundary=nope\n\njust text\n");
@@ -326,7 +326,7 @@ fn malformed_mime_still_has_a_structure() {
     let raw = b"Subject: caf\xc3\xa9\x00!\nFrom: \xff <x@y>\n\nbody".to_vec();
     let s = Structure::of(&raw);
     assert!(fetch_line(&s).contains(
-        "BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1"
+        "BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 0"
     ));
     assert!(text_matches(&raw, &TextKey::Header("subject", "CAFÉ")));
     // Deep nesting is cut off instead of overflowing the stack.
@@ -443,4 +443,92 @@ fn deepest_structure_still_caches() {
         let s = Structure::of(&deep);
         assert_eq!(Structure::from_cache(&s.to_cache()), Some(s), "{pattern:?}");
     }
+}
+
+/// Every extension field, an encapsulated multipart message, a folded boundary
+/// with a space, prologues and epilogues, and a broken transfer encoding; sizes
+/// and line counts by Dovecot's rules (the newline before a delimiter is not
+/// part of the body, lines are line feeds).
+const EVERYTHING: &str = "From: ann@mail.test
+Date: Fri, 20 Nov 2026 08:30:00 +0100
+Mime-Version: 1.0
+Content-Type: multipart/mixed; boundary=\"part
+ one\"
+
+This is a MIME message.
+
+--part one
+Content-Type: text/x-notes; charset=us-ascii; note=\"say \\\"hi\\\"\"
+Content-ID: <notes@mail.test>
+Content-MD5: SGVsbG8gd29ybGQhIQ==
+Content-Disposition: inline; kind=memo
+Content-Description: meeting notes
+Content-Language: de, en
+Content-Location: http://mail.test/notes.txt
+
+agenda
+
+--part one
+Content-Type: message/rfc822
+
+From: bo@mail.test
+To: cy@mail.test, di@mail.test
+Date: Thu, 19 Nov 2026 17:00:00 +0000
+Subject: minutes
+Content-Type: multipart/alternative; boundary=\"alt\"
+
+ignored prologue
+--alt
+Content-Type: text/html
+Content-Transfer-Encoding: 8bit
+
+<b>Minutes</b>
+
+--alt
+Content-Type: text/plain
+Content-Transfer-Encoding: ?bogus
+
+Minutes, in plain text
+
+--alt--
+ignored epilogue
+
+--part one--
+epilogue
+";
+
+#[test]
+fn every_extension_field_like_dovecot() {
+    let raw = crlf(EVERYTHING);
+    let s = Structure::of(&raw);
+    let line = fetch_line(&s);
+    let expected = "BODYSTRUCTURE ((\"TEXT\" \"x-notes\" (\"charset\" \"us-ascii\" \"note\" \"say \\\"hi\\\"\") \
+        \"<notes@mail.test>\" \"meeting notes\" \"7bit\" 8 1 \"SGVsbG8gd29ybGQhIQ==\" (\"inline\" (\"kind\" \"memo\")) \
+        (\"de\" \"en\") \"http://mail.test/notes.txt\")(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7bit\" 390 \
+        (\"Thu, 19 Nov 2026 17:00:00 +0000\" \"minutes\" ((NIL NIL \"bo\" \"mail.test\")) ((NIL NIL \"bo\" \"mail.test\")) \
+        ((NIL NIL \"bo\" \"mail.test\")) ((NIL NIL \"cy\" \"mail.test\")(NIL NIL \"di\" \"mail.test\")) NIL NIL NIL NIL) \
+        ((\"TEXT\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"8bit\" 16 1 NIL NIL NIL NIL)\
+        (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 24 1 NIL NIL NIL NIL) \
+        \"alternative\" (\"boundary\" \"alt\") NIL NIL NIL) 21 NIL NIL NIL NIL) \
+        \"mixed\" (\"boundary\" \"part one\") NIL NIL NIL))\r\n";
+    assert!(line.ends_with(expected), "{line}");
+    assert_eq!(
+        sect(&raw, Section::Part(part(&[2, 1]))),
+        "<b>Minutes</b>\r\n"
+    );
+    assert_eq!(
+        sect(&raw, Section::Part(part(&[2, 2]))),
+        "Minutes, in plain text\r\n"
+    );
+    assert_eq!(
+        sect(
+            &raw,
+            Section::HeaderFields(Some(part(&[2])), names(&["SUBJECT"]))
+        ),
+        "Subject: minutes\r\n\r\n"
+    );
+    assert!(
+        sect(&raw, Section::Text(Some(part(&[2])))).starts_with("ignored prologue\r\n--alt\r\n")
+    );
+    assert_eq!(binary(&raw, &nz(&[2, 2])), Err(BinaryError::UnknownCte));
 }
