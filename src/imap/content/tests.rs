@@ -243,7 +243,10 @@ fn nested_message_and_groups() {
     );
     let inner = sect(&raw, Section::Part(part(&[2])));
     // The encapsulated message's Date, with its zone applied.
-    assert_eq!(Structure::of(inner.as_bytes()).sent_date, Some(1_796_101_200));
+    assert_eq!(
+        Structure::of(inner.as_bytes()).sent_date,
+        Some(1_796_101_200)
+    );
     assert!(inner.starts_with("From: orig@x.y\r\n") && inner.ends_with("b3JpZ2luYWwg6XTp"));
     assert_eq!(
         sect(&raw, Section::Text(Some(part(&[2])))),
