@@ -420,6 +420,10 @@ proptest! {
             }
         }
         let _ = section(&raw, Some(&Section::HeaderFields(None, names(&["subject"]))));
+        // HEADER and TEXT always split the message exactly.
+        let mut whole = section(&raw, Some(&Section::Header(None))).into_owned();
+        whole.extend_from_slice(&section(&raw, Some(&Section::Text(None))));
+        prop_assert_eq!(whole, raw.clone());
         for key in [TextKey::Header("from", "b"), TextKey::Body("é"), TextKey::Text("x")] {
             let _ = text_matches(&raw, &key);
         }
