@@ -518,11 +518,6 @@ pub(super) fn rename_folder(
     let folder = folder_by_id(c, folder_id)?;
     let mailbox = folder.mailbox_id.clone();
     let old = folder.name.clone();
-    if new_name == old || new_name.starts_with(&format!("{old}/")) {
-        return Err(StoreError::Conflict(format!(
-            "cannot rename {old:?} to {new_name:?}"
-        )));
-    }
     let taken = |name: &str| -> Result<bool> {
         Ok(
             c.prepare_cached("SELECT 1 FROM folders WHERE mailbox_id = ?1 AND name = ?2")?
@@ -561,6 +556,11 @@ pub(super) fn rename_folder(
         }
         let seq = touched.iter().map(|t| t.1).chain(last_seq).max();
         return Ok(((), seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()));
+    }
+    if new_name == old || new_name.starts_with(&format!("{old}/")) {
+        return Err(StoreError::Conflict(format!(
+            "cannot rename {old:?} to {new_name:?}"
+        )));
     }
     // The folder and everything below it, with the names they will get.
     let subtree: Vec<(i64, String, i64)> = {

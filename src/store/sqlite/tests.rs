@@ -798,6 +798,8 @@ async fn renaming_inbox_moves_its_messages_to_a_new_folder() {
     deliver_to(&store, i.id, b"m1", &["\\Seen"]).await;
     deliver_to(&store, i.id, b"m2", &[]).await;
     store.rename_folder(i.id, "Old Mail").await.unwrap();
+    // INBOX may even be renamed below itself (its subfolders do not move).
+    store.rename_folder(i.id, "INBOX/Sub/Older").await.unwrap();
     let folders = store.folders("u").await.unwrap();
     let inbox_after = folders
         .iter()
@@ -808,6 +810,11 @@ async fn renaming_inbox_moves_its_messages_to_a_new_folder() {
     assert_eq!(inbox_after.uidvalidity, i.uidvalidity);
     assert_eq!(inbox_after.messages, 0);
     assert!(folders.iter().any(|f| f.name == "INBOX/Sub"));
+    let older = folders
+        .iter()
+        .find(|f| f.name == "INBOX/Sub/Older")
+        .unwrap();
+    assert_eq!(older.messages, 0, "INBOX was already empty");
     let old = folders.iter().find(|f| f.name == "Old Mail").unwrap();
     assert_eq!(old.kind, None);
     assert_eq!((old.messages, old.unseen), (2, 1));
@@ -827,6 +834,7 @@ async fn renaming_inbox_moves_its_messages_to_a_new_folder() {
             (ChangeKind::Created, true),
             (ChangeKind::Expunged, false),
             (ChangeKind::Expunged, false),
+            (ChangeKind::FolderCreated, false),
         ]
     );
     // New mail still goes to INBOX, with fresh UIDs.
