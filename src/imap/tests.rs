@@ -618,3 +618,74 @@ async fn a_deny_rule_fails_login_like_a_bad_password_and_ends_live_sessions() {
         .await;
     assert!(r.starts_with("L NO [AUTHENTICATIONFAILED]"), "{r}");
 }
+
+#[tokio::test]
+async fn fetch_structure_sections_binary_and_text_search() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let msg = "From: Alice <alice@acme.test>\r\nTo: bob@acme.test\r\nSubject: Quarterly report\r\nDate: Tue, 24 Nov 2026 01:02:03 +0000\r\nMessage-ID: <q@acme.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nNumbers are caf=C3=A9 good\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b1--\r\n";
+    let r = append(&mut c, "a", "INBOX", "", msg).await;
+    assert!(r.starts_with("a OK"), "{r}");
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    let r = c.cmd("f1", "FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    assert!(r.contains("ENVELOPE (\"Tue, 24 Nov 2026 01:02:03 +0000\" \"Quarterly report\" ((\"Alice\" NIL \"alice\" \"acme.test\"))"), "{r}");
+    let upper = r.to_ascii_uppercase();
+    assert!(upper.contains("BODYSTRUCTURE ((\"TEXT\" \"PLAIN\""), "{r}");
+    assert!(upper.contains("\"MIXED\" (\"BOUNDARY\" \"B1\")"), "{r}");
+    let r = c
+        .cmd("f2", "FETCH 1 (BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (Subject)] BINARY.PEEK[1] BINARY.SIZE[2])")
+        .await;
+    assert!(
+        r.contains("BODY[1] {26}\r\nNumbers are caf=C3=A9 good"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BODY[HEADER.FIELDS (Subject)] {29}\r\nSubject: Quarterly report\r\n\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BINARY[1] {22}\r\nNumbers are caf\u{e9} good"),
+        "{r}"
+    );
+    assert!(r.contains("BINARY.SIZE[2] 3"), "{r}");
+    let r = c.cmd("f3", "FETCH 1 BINARY.PEEK[2]").await;
+    assert!(r.contains("BINARY[2] ~{3}\r\n"), "{r}");
+    let r = c.cmd("f4", "FETCH 1 (BODY[TEXT]<0.7>)").await;
+    assert!(r.contains("BODY[TEXT]<0> {7}\r\n--b1\r\nC"), "{r}");
+    assert!(r.contains("\\Seen"), "non-PEEK sets \\Seen: {r}");
+    let r = c.cmd("g1", "SEARCH SUBJECT quarterly").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g2", "SEARCH CHARSET UTF-8 BODY {5+}\r\ncafé").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g3", "SEARCH TEXT nowhere-to-be-found").await;
+    assert!(r.contains("* SEARCH\r\n"), "{r}");
+    let r = c.cmd("g4", "SEARCH SENTON 24-Nov-2026 FROM alice").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g5", "SEARCH HEADER Message-ID <q@acme.test>").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+}
+
+#[tokio::test]
+async fn non_ascii_folder_names_in_modified_utf7_and_utf8() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    let r = c.cmd("a", "CREATE Entw&APw-rfe").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = c.cmd("b", "LIST \"\" Entw*").await;
+    assert!(r.contains("\"/\" \"Entw&APw-rfe\""), "{r}");
+    assert!(
+        c.cmd("c", "ENABLE UTF8=ACCEPT")
+            .await
+            .contains("* ENABLED UTF8=ACCEPT")
+    );
+    let r = c.cmd("d", "LIST \"\" Entw*").await;
+    assert!(r.contains("\"/\" {9}\r\nEntw\u{fc}rfe"), "{r}");
+    let r = c.cmd("e", "RENAME \"Entw\u{fc}rfe\" Old").await;
+    assert!(r.starts_with("e OK"), "{r}");
+    let r = c.cmd("g", "SUBSCRIBE Old").await;
+    assert!(r.starts_with("g OK"), "{r}");
+    let r = c.cmd("h", "LSUB \"\" Old").await;
+    assert!(r.contains("* LSUB ("), "{r}");
+    let r = c.cmd("i", "LIST (SUBSCRIBED) \"\" \"Old\"").await;
+    assert!(r.contains("\\Subscribed"), "{r}");
+}
