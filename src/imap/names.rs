@@ -123,10 +123,15 @@ pub fn from_mutf7(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// The namespace prefix of other users' mailboxes (RFC 2342), kept free of
+/// personal folders.
+pub const OTHER_USERS: &str = "Other Users";
+
 /// Whether a name is acceptable for CREATE/RENAME: not empty, no empty levels, no
-/// wildcards or control characters.
+/// wildcards or control characters, not in the Other Users namespace.
 pub fn valid_new_name(name: &str) -> bool {
-    !name.is_empty()
+    name.split(DELIMITER).next() != Some(OTHER_USERS)
+        && !name.is_empty()
         && name.len() <= 512
         && !name.split(DELIMITER).any(|p| p.is_empty())
         && !name.chars().any(|c| c == '*' || c == '%' || c.is_control())

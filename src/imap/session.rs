@@ -257,7 +257,7 @@ impl Imap {
     async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Stream) -> Flow {
         let (stripped, extras) = extended::strip(bytes);
         let command = match CommandCodec::default().decode(&stripped) {
-            Ok((rest, cmd)) if rest.is_empty() => cmd,
+            Ok((&[], cmd)) => cmd,
             _ => {
                 match salvage_tag(bytes) {
                     Some(tag) => self.tagged(

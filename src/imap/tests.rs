@@ -32,6 +32,7 @@ struct Fixture {
     ca: std::path::PathBuf,
     access: Arc<AccessEngine>,
     org: String,
+    captured: crate::events::Captured,
     _draining: CancellationToken,
 }
 
@@ -56,6 +57,10 @@ fn user(d: &Directory, org: &str, name: &str) -> String {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(crate::config::Limits::default()).await
+}
+
+async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
@@ -76,7 +81,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
     };
-    let events = Events::disabled();
+    let (events, captured) = Events::capture();
     let auth = Arc::new(Authenticator::new(
         directory.clone(),
         access.clone(),
@@ -100,7 +105,7 @@ async fn fixture() -> Fixture {
     let draining = CancellationToken::new();
     let accept = AcceptContext {
         conn_limits: ConnLimits::new(100, 100),
-        limits: Arc::new(crate::config::Limits::default()),
+        limits: Arc::new(limits),
         tracker: TaskTracker::new(),
         draining: draining.clone(),
     };
@@ -123,6 +128,7 @@ async fn fixture() -> Fixture {
         ca: dev.ca,
         access,
         org,
+        captured,
         _dir: dir,
         _draining: draining,
     }
@@ -438,6 +444,53 @@ async fn scripted_mailbox_session() {
     assert!(r.contains("* QUOTA \"\" (STORAGE "), "{r}");
     let r = c.cmd("g7", "NAMESPACE").await;
     assert!(r.contains("* NAMESPACE ((\"\" \"/\")) NIL NIL"), "{r}");
+    let r = c.cmd("g8", "CREATE \"Other Users/x\"").await;
+    assert!(r.starts_with("g8 NO"), "{r}");
+
+    // One MailboxAccess audit record per action, as the IMAP protocol.
+    let audit = f.captured.audit.lock().unwrap().clone();
+    let actions: Vec<(String, String)> = audit
+        .iter()
+        .filter(|e| e["log_type"] == "mailbox_access")
+        .map(|e| {
+            assert_eq!(e["protocol"], "IMAP", "{e}");
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["folder_path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("create", "Projects/2026"),
+        ("create", "INBOX"),
+        ("read", "INBOX"),
+        ("update_read_state", "INBOX"),
+        ("copy", "INBOX"),
+        ("copy_to", "Projects"),
+        ("move", "INBOX"),
+        ("move_to", "Archive"),
+        ("delete", "INBOX"),
+    ] {
+        assert!(
+            actions.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} missing from {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idle_client_is_logged_out_with_bye() {
+    let f = fixture_with(crate::config::Limits {
+        idle_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let started = std::time::Instant::now();
+    let r = c.line().await;
+    assert!(r.starts_with("* BYE Autologout"), "{r}");
+    assert_eq!(c.line().await, "<EOF>");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -45,9 +45,12 @@ pub async fn store(
     }
     let folder = view.folder.clone();
     let uids: Vec<u32> = idx.iter().map(|&i| view.msgs[i].uid).collect();
-    let unchanged_since = modifiers.iter().find_map(|m| match m {
-        StoreModifier::UnchangedSince(n) => Some(*n),
-    });
+    let unchanged_since = modifiers
+        .iter()
+        .map(|m| match m {
+            StoreModifier::UnchangedSince(n) => *n,
+        })
+        .next();
     if unchanged_since.is_some() {
         imap.condstore = true;
     }
