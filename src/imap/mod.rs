@@ -16,6 +16,7 @@ mod response;
 mod search;
 mod sequence;
 mod session;
+mod shared;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -351,7 +351,7 @@ impl Imap {
             _ if !authed => Done::bad("Log in first"),
             Enable { capabilities } => command::auth::enable(self, capabilities.as_ref()),
             Namespace => {
-                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
                 Done::ok("NAMESPACE completed")
             }
             Select {
@@ -538,7 +538,23 @@ impl Imap {
         }
     }
 
-    /// The folder a command names, or the `NO [NONEXISTENT]` answer.
+    /// The user's folders and those of mailboxes shared with them (FULL_ACCESS),
+    /// the latter under `Other Users/<address>/`.
+    pub async fn all_folders(&self) -> Result<Vec<Folder>, Done> {
+        let mut all = self.folders().await?;
+        if let Some(login) = &self.login {
+            for owner in super::shared::owners(&self.ctx.directory, &login.org_id, &login.user_id) {
+                match super::shared::folders(self.ctx.store.as_ref(), &owner).await {
+                    Ok(f) => all.extend(f),
+                    Err(e) => return Err(store_failure(e)),
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// The folder a command names, or the `NO [NONEXISTENT]` answer. Names under
+    /// `Other Users/` open another mailbox if the user holds FULL_ACCESS to it.
     pub async fn folder(
         &self,
         mailbox: &imap_codec::imap_types::mailbox::Mailbox<'_>,
@@ -546,8 +562,23 @@ impl Imap {
         let Some(name) = self.parse_name(mailbox) else {
             return Err(Done::no("[NONEXISTENT] Mailbox name is not valid"));
         };
-        self.folders()
-            .await?
+        let candidates = match &self.login {
+            Some(login) if name.starts_with(super::names::OTHER_USERS) => {
+                match super::shared::owner_of(
+                    &self.ctx.directory,
+                    &login.org_id,
+                    &login.user_id,
+                    &name,
+                ) {
+                    Some(owner) => super::shared::folders(self.ctx.store.as_ref(), &owner)
+                        .await
+                        .map_err(store_failure)?,
+                    None => Vec::new(),
+                }
+            }
+            _ => self.folders().await?,
+        };
+        candidates
             .into_iter()
             .find(|f| f.name == name)
             .ok_or_else(|| Done::no("[NONEXISTENT] No such mailbox"))

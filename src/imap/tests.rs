@@ -33,6 +33,8 @@ struct Fixture {
     access: Arc<AccessEngine>,
     org: String,
     captured: crate::events::Captured,
+    directory: Arc<Directory>,
+    ids: (String, String),
     _draining: CancellationToken,
 }
 
@@ -64,19 +66,19 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
-    let (directory, access, org) = {
+    let (directory, access, org, ids) = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
             let d = Arc::new(Directory::open(store.clone()).unwrap());
             let org = d.create_organization("acme", "acme.test").unwrap();
-            user(&d, &org, "alice");
-            user(&d, &org, "bob");
+            let alice = user(&d, &org, "alice");
+            let bob = user(&d, &org, "bob");
             let access = Arc::new(
                 AccessEngine::open(store, AccessLimits::default(), TokenKeys::generate("k1"))
                     .unwrap(),
             );
             access.create_organization_defaults(&org, 1).unwrap();
-            (d, access, org)
+            (d, access, org, (alice, bob))
         })
         .await
         .unwrap()
@@ -92,7 +94,7 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     let ctx = Arc::new(ImapContext {
         hostname: "imap.acme.test".into(),
         store: Arc::new(store.clone()),
-        directory,
+        directory: directory.clone(),
         auth,
         events,
         max_message_size: LIMIT,
@@ -129,6 +131,8 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         access,
         org,
         captured,
+        directory,
+        ids,
         _dir: dir,
         _draining: draining,
     }
@@ -443,7 +447,10 @@ async fn scripted_mailbox_session() {
     assert!(r.contains("* QUOTAROOT \"INBOX\" \"\""), "{r}");
     assert!(r.contains("* QUOTA \"\" (STORAGE "), "{r}");
     let r = c.cmd("g7", "NAMESPACE").await;
-    assert!(r.contains("* NAMESPACE ((\"\" \"/\")) NIL NIL"), "{r}");
+    assert!(
+        r.contains("* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL"),
+        "{r}"
+    );
     let r = c.cmd("g8", "CREATE \"Other Users/x\"").await;
     assert!(r.starts_with("g8 NO"), "{r}");
 
@@ -741,4 +748,65 @@ async fn non_ascii_folder_names_in_modified_utf7_and_utf8() {
     assert!(r.contains("* LSUB ("), "{r}");
     let r = c.cmd("i", "LIST (SUBSCRIBED) \"\" \"Old\"").await;
     assert!(r.contains("\\Subscribed"), "{r}");
+}
+
+#[tokio::test]
+async fn full_access_shows_the_owners_mailbox_under_other_users() {
+    let f = fixture().await;
+    // Bob's mailbox exists once he has logged in (or received mail).
+    let mut bob = imaps(&f, Some("bob")).await;
+    let r = append(&mut bob, "a", "INBOX", "", &message("for-bob", 10)).await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let mut c = imaps(&f, Some("alice")).await;
+    let r = c
+        .cmd("b", "SELECT \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.starts_with("b NO [NONEXISTENT]"), "no grant yet: {r}");
+    let (d, org, owner, grantee) = (
+        f.directory.clone(),
+        f.org.clone(),
+        f.ids.1.clone(),
+        f.ids.0.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        d.put_mailbox_permissions(
+            &org,
+            &owner,
+            &grantee,
+            &[crate::directory::Permission::FullAccess],
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = c.cmd("c", "LIST \"\" \"*\"").await;
+    assert!(
+        r.contains("* LIST (\\Noselect \\HasChildren) \"/\" \"Other Users\""),
+        "{r}"
+    );
+    assert!(
+        r.contains("\"/\" \"Other Users/bob@acme.test/INBOX\""),
+        "{r}"
+    );
+    let r = c.cmd("d", "LIST \"\" \"Other Users/%\"").await;
+    assert!(
+        r.contains("\"Other Users/bob@acme.test\"") && !r.contains("INBOX"),
+        "{r}"
+    );
+    let r = c
+        .cmd("e", "SELECT \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.contains("* 1 EXISTS") && r.contains("e OK"), "{r}");
+    let r = c
+        .cmd("f", "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .await;
+    assert!(r.contains("Subject: for-bob"), "{r}");
+    let r = c.cmd("g", "COPY 1 INBOX").await;
+    assert!(r.contains("g OK [COPYUID"), "{r}");
+    let r = c
+        .cmd("h", "DELETE \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.starts_with("h NO"), "{r}");
+    let r = c.cmd("i", "STATUS INBOX (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 1)"), "{r}");
 }

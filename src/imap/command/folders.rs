@@ -51,6 +51,9 @@ pub async fn delete(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
         Ok(f) => f,
         Err(done) => return done,
     };
+    if folder.mailbox_id != imap.mailbox_id() {
+        return Done::no("[NOPERM] Folders of shared mailboxes are managed by their owner");
+    }
     if folder.kind.is_some() {
         return Done::no("[CANNOT] Default folders cannot be deleted");
     }
@@ -85,6 +88,9 @@ pub async fn rename(imap: &mut Imap, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Do
         Ok(f) => f,
         Err(done) => return done,
     };
+    if folder.mailbox_id != imap.mailbox_id() {
+        return Done::no("[NOPERM] Folders of shared mailboxes are managed by their owner");
+    }
     if folder.kind.is_some() {
         return Done::no("[CANNOT] Default folders cannot be renamed");
     }
@@ -118,6 +124,9 @@ pub async fn subscribe(imap: &mut Imap, mailbox: &Mailbox<'_>, on: bool) -> Done
         Ok(f) => f,
         Err(done) => return done,
     };
+    if folder.mailbox_id != imap.mailbox_id() {
+        return Done::no("[NOPERM] Shared folders cannot be subscribed to");
+    }
     match imap.ctx.store.set_subscribed(folder.id, on).await {
         Ok(()) if on => Done::ok("SUBSCRIBE completed"),
         Ok(()) => Done::ok("UNSUBSCRIBE completed"),

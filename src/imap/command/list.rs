@@ -39,10 +39,13 @@ pub async fn list(
     } else {
         format!("{reference}{DELIMITER}{pattern}")
     };
-    let folders = match imap.folders().await {
+    let mut folders = match imap.all_folders().await {
         Ok(f) => f,
         Err(done) => return done,
     };
+    if !lsub {
+        add_namespace_nodes(&mut folders);
+    }
     let select_subscribed = lsub || extras.list_select.iter().any(|o| o == "SUBSCRIBED");
     let select_special = extras.list_select.iter().any(|o| o == "SPECIAL-USE");
     let return_subscribed = extras.list_return.iter().any(|o| o == "SUBSCRIBED");
@@ -70,6 +73,9 @@ pub async fn list(
         }
         let prefix = format!("{}{DELIMITER}", f.name);
         let mut attrs = Vec::new();
+        if f.id == NOSELECT {
+            attrs.push("\\Noselect");
+        }
         if folders.iter().any(|c| c.name.starts_with(&prefix)) {
             attrs.push("\\HasChildren");
         } else {
@@ -89,7 +95,9 @@ pub async fn list(
             imap.wire_name(&f.name)
         );
         imap.untagged(&line);
-        if let Some(items) = &status_items {
+        if let Some(items) = &status_items
+            && f.id != NOSELECT
+        {
             let values = status_values(imap, f, items).await;
             match values {
                 Ok(v) => {
@@ -101,6 +109,43 @@ pub async fn list(
         }
     }
     Done::ok(format!("{verb} completed"))
+}
+
+/// The id of the placeholder folders that stand for namespace levels.
+const NOSELECT: i64 = -1;
+
+/// `Other Users` and `Other Users/<address>` as \\Noselect levels above the shared
+/// folders, so hierarchy browsing (`%`) reaches them.
+fn add_namespace_nodes(folders: &mut Vec<Folder>) {
+    let mut nodes: Vec<String> = Vec::new();
+    for f in folders.iter() {
+        if let Some(rest) = f
+            .name
+            .strip_prefix(names::OTHER_USERS)
+            .and_then(|r| r.strip_prefix(DELIMITER))
+        {
+            let owner = rest.split(DELIMITER).next().unwrap_or_default();
+            for node in [
+                names::OTHER_USERS.to_string(),
+                format!("{}{DELIMITER}{owner}", names::OTHER_USERS),
+            ] {
+                if !nodes.contains(&node) {
+                    nodes.push(node);
+                }
+            }
+        }
+    }
+    for name in nodes {
+        let template = folders[0].clone();
+        folders.push(Folder {
+            id: NOSELECT,
+            name,
+            kind: None,
+            subscribed: false,
+            ..template
+        });
+    }
+    folders.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
 /// The `NAME value ...` list of a STATUS response.
