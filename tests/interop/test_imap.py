@@ -120,7 +120,7 @@ def test_mbsync_syncs_a_mailbox_filled_over_smtp(workmail, mailgate, org, tmp_pa
         f"Pass {PASSWORD}\nSSLType IMAPS\nCertificateFile {mailgate.ca}\nAuthMechs PLAIN\n\n"
         "IMAPStore remote\nAccount t\n\n"
         f"MaildirStore local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
-        "Channel c\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        "Channel c\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\nSyncState *\n"
     )
     out = subprocess.run(["mbsync", "-c", str(rc), "c"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -129,3 +129,30 @@ def test_mbsync_syncs_a_mailbox_filled_over_smtp(workmail, mailgate, org, tmp_pa
     got = b"".join(f.read_bytes() for f in files)
     for s in subjects:
         assert s.encode() in got
+
+
+@pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail is not installed")
+def test_fetchmail_retrieves_mail_delivered_over_smtp(workmail, mailgate, org, tmp_path):
+    org_id, domain = org
+    _, alice = new_user(workmail, org_id, domain)
+    _, bob = new_user(workmail, org_id, domain)
+    subjects = [f"fetchmail {i} {uuid.uuid4().hex}" for i in range(2)]
+    for s in subjects:
+        send(mailgate, alice, bob, s)
+    out_file = tmp_path / "delivered.mbox"
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text(
+        f'poll localhost protocol IMAP port {mailgate.ports["imaps"]}\n'
+        f'  user "{bob}" password "{PASSWORD}" ssl sslcertck sslcertfile "{mailgate.ca}"\n'
+        f"  keep mda \"/bin/sh -c 'cat >> {out_file}'\"\n"
+    )
+    rc.chmod(0o600)
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        ["fetchmail", "-f", str(rc), "--idfile", str(tmp_path / "ids"), "--nosyslog", "-v"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    got = out_file.read_text()
+    for s in subjects:
+        assert s in got
