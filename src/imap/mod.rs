@@ -6,6 +6,7 @@
 //! before handing the rest to it.
 
 mod command;
+mod compress;
 pub mod content;
 mod extended;
 mod fetch;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ImapContext;
 use super::command;
+use super::compress::Conn;
 use super::extended::{self, Extras};
 use super::mailbox_view::{Updates, View};
 use super::reader::{Input, Reader};
@@ -22,13 +23,15 @@ use crate::access::Protocol as AccessProtocol;
 use crate::access::login::Session as Login;
 use crate::events::audit::{AuditProtocol, MailboxAccess, MailboxAction, ObjectType};
 use crate::events::{AuditEvent, new_id};
-use crate::server::listener::{Session, Stream};
+use crate::server::listener::Session;
 use crate::store::Folder;
 
 /// What the loop does after a command.
 pub enum Flow {
     Continue,
     StartTls,
+    /// COMPRESS=DEFLATE: everything after the tagged OK is compressed.
+    Compress,
     Close,
 }
 
@@ -112,7 +115,7 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
         user_agent: None,
         ctx,
     };
-    let mut stream = stream;
+    let mut stream = Conn::Raw(stream);
     let mut reader = Reader::new(imap.ctx.max_message_size);
     let greeting = format!(
         "* OK [CAPABILITY {}] {} IMAP4rev1 mailgate ready\r\n",
@@ -156,17 +159,24 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
         match flow {
             Flow::Continue => {}
             Flow::Close => break,
+            Flow::Compress => {
+                if imap.flush(&mut stream).await.is_err() {
+                    return;
+                }
+                stream = stream.compress();
+                reader = Reader::new(imap.ctx.max_message_size);
+            }
             Flow::StartTls => {
                 if imap.flush(&mut stream).await.is_err() {
                     return;
                 }
+                let Conn::Raw(raw) = stream else {
+                    return;
+                };
                 // Whatever the client pipelined in plaintext goes with the old reader
                 // (CVE-2011-0411 class): nothing read before TLS is obeyed after it.
-                match stream
-                    .start_tls(&acceptor, limits.handshake_timeout())
-                    .await
-                {
-                    Ok(s) => stream = s,
+                match raw.start_tls(&acceptor, limits.handshake_timeout()).await {
+                    Ok(s) => stream = Conn::Raw(s),
                     Err(e) => {
                         tracing::debug!(peer = %imap.peer, error = %e, "IMAP STARTTLS handshake failed");
                         return;
@@ -226,6 +236,7 @@ impl Imap {
             "STATUS=SIZE",
             "QUOTA",
             "QUOTA=RES-STORAGE",
+            "COMPRESS=DEFLATE",
         ]);
         let mut s = caps.join(" ");
         s.push_str(&format!(" APPENDLIMIT={}", self.ctx.max_message_size));
@@ -245,7 +256,7 @@ impl Imap {
     }
 
     /// Writes queued responses.
-    pub async fn flush(&mut self, stream: &mut Stream) -> std::io::Result<()> {
+    pub async fn flush(&mut self, stream: &mut Conn) -> std::io::Result<()> {
         if !self.out.is_empty() {
             stream.write_all(&self.out).await?;
             self.out.clear();
@@ -254,7 +265,7 @@ impl Imap {
     }
 
     /// Parses and runs one message, then sends the updates the client is owed.
-    async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Stream) -> Flow {
+    async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Conn) -> Flow {
         let (stripped, extras) = extended::strip(bytes);
         let command = match CommandCodec::default().decode(&stripped) {
             Ok((&[], cmd)) => cmd,
@@ -310,7 +321,7 @@ impl Imap {
         extras: Extras,
         tag: &str,
         reader: &mut Reader,
-        stream: &mut Stream,
+        stream: &mut Conn,
     ) -> Done {
         use CommandBody::*;
         let authed = self.login.is_some();
@@ -389,6 +400,14 @@ impl Imap {
             GetQuota { root } => command::quota::get_quota(self, root.as_ref()).await,
             GetQuotaRoot { mailbox } => command::quota::get_quota_root(self, &mailbox).await,
             SetQuota { .. } => Done::no("[NOPERM] Quotas are set by the administrator"),
+            Compress { .. } if stream.is_compressed() => {
+                Done::no("[COMPRESSIONACTIVE] Compression is already active")
+            }
+            Compress { .. } => Done {
+                status: "OK",
+                text: "DEFLATE active".into(),
+                flow: Flow::Compress,
+            },
             _ if !selected => Done::bad("No mailbox selected"),
             Check => Done::ok("CHECK completed"),
             Unselect => {

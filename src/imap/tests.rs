@@ -810,3 +810,49 @@ async fn full_access_shows_the_owners_mailbox_under_other_users() {
     let r = c.cmd("i", "STATUS INBOX (MESSAGES)").await;
     assert!(r.contains("(MESSAGES 1)"), "{r}");
 }
+
+#[tokio::test]
+async fn compress_deflate_carries_the_rest_of_the_session() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    use tokio::io::AsyncReadExt;
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let r = c.cmd("z", "COMPRESS DEFLATE").await;
+    assert!(r.starts_with("z OK"), "{r}");
+    let mut io = c.io.into_inner();
+    let mut comp = Compress::new(Compression::default(), false);
+    let mut decomp = Decompress::new(false);
+    let mut text = String::new();
+    for (tag, line) in [
+        ("a", "NOOP"),
+        ("b", "SELECT INBOX"),
+        ("c", "COMPRESS DEFLATE"),
+    ] {
+        let mut out = Vec::with_capacity(1024);
+        comp.compress_vec(
+            format!("{tag} {line}\r\n").as_bytes(),
+            &mut out,
+            FlushCompress::Sync,
+        )
+        .unwrap();
+        io.write_all(&out).await.unwrap();
+        io.flush().await.unwrap();
+        let done = format!("{tag} ");
+        while !text.lines().any(|l| l.starts_with(&done)) {
+            let mut raw = vec![0; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), io.read(&mut raw))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "{text}");
+            let mut plain = Vec::with_capacity(65536);
+            decomp
+                .decompress_vec(&raw[..n], &mut plain, FlushDecompress::Sync)
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&plain));
+        }
+    }
+    assert!(text.contains("a OK"), "{text}");
+    assert!(text.contains("b OK [READ-WRITE]"), "{text}");
+    assert!(text.contains("c NO [COMPRESSIONACTIVE]"), "{text}");
+}

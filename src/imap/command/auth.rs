@@ -10,9 +10,9 @@ use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult};
+use crate::imap::compress::Conn;
 use crate::imap::reader::{Input, Reader};
 use crate::imap::session::{Done, Flow, Imap};
-use crate::server::listener::Stream;
 
 /// STARTTLS: only on the plaintext listener and only once.
 pub fn starttls(imap: &mut Imap) -> Done {
@@ -71,7 +71,7 @@ pub async fn authenticate(
     mechanism: &AuthMechanism<'_>,
     initial: Option<&[u8]>,
     reader: &mut Reader,
-    stream: &mut Stream,
+    stream: &mut Conn,
 ) -> Done {
     if imap.login.is_some() {
         return Done::bad("Already logged in");

@@ -3,15 +3,15 @@
 use std::time::Duration;
 
 use crate::access::Protocol as AccessProtocol;
+use crate::imap::compress::Conn;
 use crate::imap::reader::{Input, Reader};
 use crate::imap::session::{Done, Flow, Imap};
-use crate::server::listener::Stream;
 
 /// How often an idling session re-checks its login against rules and the directory.
 const RECHECK: Duration = Duration::from_secs(30);
 
 /// Waits on the store's change watch and the client's DONE at once.
-pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut Stream) -> Done {
+pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut Conn) -> Done {
     imap.send_updates(true, true).await;
     imap.out.extend_from_slice(b"+ idling\r\n");
     let mut watch = imap.selected.as_ref().map(|v| v.watch.clone());
