@@ -105,9 +105,10 @@ impl View {
         if !updates.expunged.is_empty() {
             let mut remaining: Vec<u32> = self_uids_before(&kept, &updates.expunged);
             for e in updates.expunged.iter_mut() {
-                let pos = remaining.iter().position(|&u| u == e.1).unwrap_or(0);
-                e.0 = pos as u32 + 1;
-                remaining.remove(pos);
+                if let Some(pos) = remaining.iter().position(|&u| u == e.1) {
+                    e.0 = pos as u32 + 1;
+                    remaining.remove(pos);
+                }
             }
         }
         let last = kept.last().map(|m| m.uid).unwrap_or(0);

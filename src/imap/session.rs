@@ -430,8 +430,15 @@ impl Imap {
                 uid,
                 modifiers,
             } => {
-                command::fetch::fetch(self, &sequence_set, macro_or_item_names, uid, &modifiers)
-                    .await
+                command::fetch::fetch(
+                    self,
+                    &sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    &modifiers,
+                    stream,
+                )
+                .await
             }
             Store {
                 sequence_set,

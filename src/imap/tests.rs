@@ -856,3 +856,24 @@ async fn compress_deflate_carries_the_rest_of_the_session() {
     assert!(text.contains("b OK [READ-WRITE]"), "{text}");
     assert!(text.contains("c NO [COMPRESSIONACTIVE]"), "{text}");
 }
+
+#[tokio::test]
+async fn a_large_fetch_streams_every_message() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    for i in 0..6 {
+        let r = append(
+            &mut c,
+            "a",
+            "INBOX",
+            "",
+            &message(&format!("big{i}"), 60_000),
+        )
+        .await;
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("* 6 EXISTS"));
+    let r = c.cmd("f", "FETCH 1:* BODY.PEEK[]").await;
+    assert_eq!(r.matches(" FETCH (BODY[] {").count(), 6);
+    assert!(r.len() > 360_000 && r.ends_with("f OK FETCH completed\r\n"));
+}

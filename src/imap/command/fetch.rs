@@ -8,12 +8,16 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::messages::resolve;
 use crate::events::audit::{MailboxAction, ObjectType};
+use crate::imap::compress::Conn;
 use crate::imap::content::Structure;
 use crate::imap::fetch::{self, FetchError, Message};
 use crate::imap::response::compact_set;
 use crate::imap::sequence;
 use crate::imap::session::{Done, Imap, store_failure};
 use crate::store::{FlagOp, Store};
+
+/// Queued response bytes above which FETCH writes to the client mid-command.
+const FLUSH_AT: usize = 256 * 1024;
 
 /// ENVELOPE and BODYSTRUCTURE of a body: from the store's cache, else computed once
 /// and cached.
@@ -37,6 +41,7 @@ pub async fn fetch(
     names: MacroOrMessageDataItemNames<'_>,
     uid: bool,
     modifiers: &[FetchModifier],
+    stream: &mut Conn,
 ) -> Done {
     let idx = match resolve(imap, set, uid) {
         Ok(i) => i,
@@ -186,6 +191,14 @@ pub async fn fetch(
         }
         line.extend_from_slice(b")\r\n");
         imap.out.extend_from_slice(&line);
+        // A FETCH of a whole mailbox streams out instead of piling up in memory.
+        if imap.out.len() > FLUSH_AT && imap.flush(stream).await.is_err() {
+            return Done {
+                status: "BAD",
+                text: "Connection lost".into(),
+                flow: crate::imap::session::Flow::Close,
+            };
+        }
     }
     if read_bodies {
         imap.audit(MailboxAction::Read, ObjectType::Message, &folder, None);
