@@ -294,6 +294,10 @@ impl Imap {
             self.untagged("BYE [UNAVAILABLE] Server shutting down");
             return Flow::Close;
         }
+        if !self.shared_access_holds() {
+            self.untagged("BYE [NOPERM] Access to the shared mailbox was revoked");
+            return Flow::Close;
+        }
         let tag = command.tag.inner().to_string();
         // Expunges may not be announced after FETCH, STORE or SEARCH by sequence
         // number (RFC 9051 7.5.1); everything else may carry them.
@@ -470,6 +474,19 @@ impl Imap {
                 uid,
             } => command::messages::copy(self, &sequence_set, &mailbox, uid, true).await,
             _ => Done::bad("Command not supported"),
+        }
+    }
+
+    /// Whether a selected shared folder is still covered by a FULL_ACCESS grant.
+    fn shared_access_holds(&self) -> bool {
+        match (&self.selected, &self.login) {
+            (Some(view), Some(login)) if view.folder.mailbox_id != login.user_id => {
+                self.ctx
+                    .directory
+                    .mailbox_rights(&login.org_id, &login.user_id, &view.folder.mailbox_id)
+                    .full_access
+            }
+            _ => true,
         }
     }
 

@@ -809,6 +809,21 @@ async fn full_access_shows_the_owners_mailbox_under_other_users() {
     assert!(r.starts_with("h NO"), "{r}");
     let r = c.cmd("i", "STATUS INBOX (MESSAGES)").await;
     assert!(r.contains("(MESSAGES 1)"), "{r}");
+    // Revoking the grant ends a session that has the shared folder selected.
+    let (d, org, owner, grantee) = (
+        f.directory.clone(),
+        f.org.clone(),
+        f.ids.1.clone(),
+        f.ids.0.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        d.put_mailbox_permissions(&org, &owner, &grantee, &[])
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = c.cmd("j", "NOOP").await;
+    assert!(r.starts_with("* BYE [NOPERM]"), "{r}");
 }
 
 #[tokio::test]
