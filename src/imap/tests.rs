@@ -454,8 +454,19 @@ async fn scripted_mailbox_session() {
     let r = c.cmd("g8", "CREATE \"Other Users/x\"").await;
     assert!(r.starts_with("g8 NO"), "{r}");
 
-    // One MailboxAccess audit record per action, as the IMAP protocol.
-    let audit = f.captured.audit.lock().unwrap().clone();
+    // One MailboxAccess audit record per action, as the IMAP protocol. The sink
+    // writes on its own task: give it a moment to catch up.
+    let mut audit = Vec::new();
+    for _ in 0..50 {
+        audit = f.captured.audit.lock().unwrap().clone();
+        if audit
+            .iter()
+            .any(|e| e["action"] == "read" && e["folder_path"] == "Projects")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let actions: Vec<(String, String)> = audit
         .iter()
         .filter(|e| e["log_type"] == "mailbox_access")

@@ -76,7 +76,8 @@ pub async fn store(
         if let Some(view) = &mut imap.selected {
             view.note_flags(u.uid, u.flags.clone(), u.modseq);
         }
-        if silent && unchanged_since.is_none() {
+        // .SILENT drops FLAGS, but a CONDSTORE client still learns the new MODSEQ.
+        if silent && !imap.condstore {
             continue;
         }
         let seq = imap
