@@ -35,7 +35,7 @@ struct Fixture {
     captured: crate::events::Captured,
     directory: Arc<Directory>,
     ids: (String, String),
-    _draining: CancellationToken,
+    draining: CancellationToken,
 }
 
 fn user(d: &Directory, org: &str, name: &str) -> String {
@@ -134,7 +134,7 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         directory,
         ids,
         _dir: dir,
-        _draining: draining,
+        draining,
     }
 }
 
@@ -902,4 +902,19 @@ async fn a_large_fetch_streams_every_message() {
     let r = c.cmd("f", "FETCH 1:* BODY.PEEK[]").await;
     assert_eq!(r.matches(" FETCH (BODY[] {").count(), 6);
     assert!(r.len() > 360_000 && r.ends_with("f OK FETCH completed\r\n"));
+}
+
+#[tokio::test]
+async fn draining_says_bye_to_waiting_and_idling_sessions() {
+    let f = fixture().await;
+    let mut waiting = imaps(&f, Some("alice")).await;
+    let mut idling = imaps(&f, Some("bob")).await;
+    assert!(idling.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    idling.send("i IDLE\r\n").await;
+    assert_eq!(idling.line().await, "+ idling\r\n");
+    f.draining.cancel();
+    let r = waiting.line().await;
+    assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
+    let r = idling.line().await;
+    assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
 }
