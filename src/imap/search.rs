@@ -40,6 +40,18 @@ pub fn needs_body(key: &SearchKey<'_>) -> bool {
     }
 }
 
+/// Whether a SENTBEFORE/SENTON/SENTSINCE key needs the parsed Date header.
+pub fn uses_sent_date(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(keys) => keys.as_ref().iter().any(uses_sent_date),
+        Not(k) => uses_sent_date(k),
+        Or(a, b) => uses_sent_date(a) || uses_sent_date(b),
+        SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        _ => false,
+    }
+}
+
 /// Whether any key is MODSEQ (the response then carries `(MODSEQ n)`).
 pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
     match key {
@@ -204,5 +216,7 @@ mod tests {
         assert!(!needs_body(&key("SEEN UID 1")));
         assert!(needs_body(&key("NOT SUBJECT x")));
         assert!(uses_modseq(&key("OR SEEN MODSEQ 4")));
+        assert!(uses_sent_date(&key("NOT SENTON 1-Jan-2020")));
+        assert!(!uses_sent_date(&key("SUBJECT x")));
     }
 }

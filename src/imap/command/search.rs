@@ -38,6 +38,7 @@ pub async fn search(
     };
     let with_body = search::needs_body(&key);
     let with_modseq = search::uses_modseq(&key);
+    let with_sent = search::uses_sent_date(&key);
     if with_modseq {
         imap.condstore = true;
     }
@@ -68,8 +69,8 @@ pub async fn search(
             None
         };
         let sent_date = match &raw {
-            Some(raw) => structure(store.as_ref(), meta.body_id, raw).await.sent_date,
-            None => None,
+            Some(raw) if with_sent => structure(store.as_ref(), meta.body_id, raw).await.sent_date,
+            _ => None,
         };
         let c = Candidate {
             seq: pos as u32 + 1,
