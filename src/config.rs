@@ -702,8 +702,16 @@ mod tests {
         let cfg = Config::embedded();
         assert_eq!(cfg.server.data_dir, PathBuf::from("./data"));
         for (name, l) in cfg.listeners.all() {
-            // IMAP and metrics wait for their protocols; SMTP and https are complete.
-            let finished = ["smtp", "submission", "submissions", "https"].contains(&name);
+            // Metrics waits for its protocol; SMTP, IMAP and https are complete.
+            let finished = [
+                "smtp",
+                "submission",
+                "submissions",
+                "imap",
+                "imaps",
+                "https",
+            ]
+            .contains(&name);
             assert_eq!(
                 l.enabled, finished,
                 "listener {name}: only finished protocols are enabled"

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod directory;
 pub mod events;
+pub mod imap;
 pub mod secret_file;
 pub mod server;
 pub mod smtp;

@@ -554,12 +554,14 @@ async fn oversized_bodies_get_413_from_the_router() {
     let mut cfg = Config::embedded();
     cfg.server.data_dir = dir.path().join("data");
     cfg.limits.max_message_size = 4096;
-    // The embedded default would bind the fixed SMTP ports.
+    // The embedded default would bind the fixed SMTP and IMAP ports.
     (
         cfg.listeners.smtp,
         cfg.listeners.submission,
         cfg.listeners.submissions,
-    ) = (None, None, None);
+        cfg.listeners.imap,
+        cfg.listeners.imaps,
+    ) = (None, None, None, None, None);
     *cfg.listeners.get_mut("https").unwrap() = Some(ListenerConfig {
         enabled: true,
         address: "127.0.0.1".parse().unwrap(),

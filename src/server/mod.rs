@@ -30,6 +30,7 @@ use crate::admin::state::AdminState;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::events::{Events, Metrics};
+use crate::imap::{ImapContext, ImapService};
 use crate::smtp::sender_auth::SenderAuth;
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::store::sqlite::SqliteStore;
@@ -196,6 +197,20 @@ impl Daemon {
             sender_auth,
             quota_hints: Default::default(),
         });
+        let imap = Arc::new(ImapService {
+            ctx: Arc::new(ImapContext {
+                hostname: config.server.hostname.clone(),
+                store: Arc::new(store.clone()),
+                directory: directory.clone(),
+                auth: smtp.auth.clone(),
+                events: events.clone(),
+                max_message_size: u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX),
+                arn_prefix: format!(
+                    "arn:aws:workmail:{}:{}:organization/",
+                    config.admin.region, config.admin.account
+                ),
+            }),
+        });
         let mut bound = Vec::new();
         let mut ports = BTreeMap::new();
         for (name, lc) in config.listeners.all() {
@@ -216,7 +231,7 @@ impl Daemon {
                 name,
                 tls_mode: lc.tls,
                 socket,
-                protocol: protocol_for(name, &smtp, &https, &metrics_router),
+                protocol: protocol_for(name, &smtp, &imap, &https, &metrics_router),
                 acceptor: TlsAcceptor::from(tls::server_config(resolver.clone(), alpn)),
             });
         }
@@ -368,12 +383,14 @@ impl Daemon {
 fn protocol_for(
     name: &str,
     smtp: &Arc<SmtpContext>,
+    imap: &Arc<ImapService>,
     https: &Arc<Router>,
     metrics: &Arc<Router>,
 ) -> Arc<dyn Protocol> {
     let flavor = match name {
         "https" => return https.clone(),
         "metrics" => return metrics.clone(),
+        "imap" | "imaps" => return imap.clone(),
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,

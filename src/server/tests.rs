@@ -13,8 +13,16 @@ use crate::config::{ListenerConfig, TlsMode};
 fn test_config(dir: &Path) -> Config {
     let mut cfg = Config::embedded();
     cfg.server.data_dir = dir.join("data");
-    // The embedded default binds fixed ports (2525, 8443); tests enable what they use.
-    for name in ["smtp", "submission", "submissions", "https"] {
+    // The embedded default binds fixed ports (2525, 9993, 8443); tests enable what
+    // they use.
+    for name in [
+        "smtp",
+        "submission",
+        "submissions",
+        "imap",
+        "imaps",
+        "https",
+    ] {
         if let Some(l) = cfg.listeners.get_mut(name).and_then(Option::as_mut) {
             l.enabled = false;
         }

@@ -171,6 +171,8 @@ pub enum ChangeKind {
     Expunged,
     FolderCreated,
     FolderDeleted,
+    /// A folder got a new name (same id and UIDVALIDITY); re-read the folder list.
+    FolderRenamed,
 }
 
 impl ChangeKind {
@@ -181,6 +183,7 @@ impl ChangeKind {
             ChangeKind::Expunged => "expunged",
             ChangeKind::FolderCreated => "folder_created",
             ChangeKind::FolderDeleted => "folder_deleted",
+            ChangeKind::FolderRenamed => "folder_renamed",
         }
     }
     fn parse(s: &str) -> Option<ChangeKind> {
@@ -190,12 +193,21 @@ impl ChangeKind {
             "expunged" => ChangeKind::Expunged,
             "folder_created" => ChangeKind::FolderCreated,
             "folder_deleted" => ChangeKind::FolderDeleted,
+            "folder_renamed" => ChangeKind::FolderRenamed,
             _ => return None,
         })
     }
 }
 
 /// Mailbox quota in bytes.
+/// Result of a copy or move: the UIDVALIDITY of the target folder and the
+/// (source UID, new UID) pairs in source UID order, as COPYUID reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    pub uidvalidity: u32,
+    pub pairs: Vec<(u32, u32)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     pub used: u64,
@@ -245,6 +257,27 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Change>>;
     /// Wakes when the mailbox changes; the value is the latest change sequence number.
     fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64>;
+    /// Renames a folder; its subfolders (names under `old/`) move with it, keeping
+    /// their UIDVALIDITY, so a client's cache survives a rename (RFC 9051 6.3.6).
+    async fn rename_folder(&self, folder_id: i64, new_name: &str) -> Result<()>;
+    /// IMAP SUBSCRIBE/UNSUBSCRIBE state of one folder.
+    async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<()>;
+    /// Copies (or, with `remove_source`, moves) messages to another folder of the same
+    /// or another mailbox in one durable write. Bodies are shared, not duplicated; the
+    /// target mailbox's quota is charged. Flags are kept; each copy gets a new UID,
+    /// MODSEQ and item id. A move expunges the sources in the same transaction.
+    async fn copy_messages(
+        &self,
+        from_folder: i64,
+        uids: Vec<u32>,
+        to_folder: i64,
+        remove_source: bool,
+    ) -> Result<std::result::Result<CopyOutcome, Refused>>;
+    /// Protocol-specific derived data cached per body (IMAP keeps ENVELOPE and
+    /// BODYSTRUCTURE here so FETCH never re-parses a message). `None` until put.
+    async fn body_cache(&self, body_id: i64) -> Result<Option<Vec<u8>>>;
+    /// Stores the derived data for a body; later puts replace it.
+    async fn put_body_cache(&self, body_id: i64, data: Vec<u8>) -> Result<()>;
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota>;
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
 }

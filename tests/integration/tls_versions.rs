@@ -41,8 +41,29 @@ fn tls_1_2_and_1_3_succeed_and_1_1_fails() {
         );
     }
     // The implicit-TLS IMAP listener answers in IMAP once TLS is up.
-    let (_, out) = s_client(d.port("imaps"), &[&ca[..], &["-quiet"]].concat());
-    assert!(out.contains("* BYE"), "{out}");
+    // (-quiet implies -ign_eof, so the client logs out rather than closing stdin.)
+    let mut child = std::process::Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{}", d.port("imaps")))
+        .args(&ca)
+        .arg("-quiet")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a LOGOUT\r\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("* OK [CAPABILITY ") && out.contains("* BYE"),
+        "{out}"
+    );
 }
 
 #[test]

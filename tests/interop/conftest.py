@@ -1,5 +1,5 @@
-"""Fixtures for the interop tests: the real mailgate binary on port-0 https and
-SMTP listeners, in a temp dir, driven by real clients."""
+"""Fixtures for the interop tests: the real mailgate binary on port-0 https,
+SMTP and IMAP listeners, in a temp dir, driven by real clients."""
 
 import configparser
 import dataclasses
@@ -61,6 +61,8 @@ def _config(data_dir, records, extra=""):
                 ("submission", "starttls"),
                 ("submissions", "implicit"),
                 ("metrics", "none"),
+                ("imap", "starttls"),
+                ("imaps", "implicit"),
             ]
         )
         + f'[smtp.sender_auth]\nresolver = "static"\nstatic_records = "{records}"\n'

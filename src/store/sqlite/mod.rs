@@ -22,8 +22,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Change, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused, Result, Store,
-    StoreError, Stored, Target,
+    Change, CopyOutcome, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused,
+    Result, Store, StoreError, Stored, Target,
 };
 pub use schema::SCHEMA_VERSION;
 pub use writer::WriterStats;
@@ -221,6 +221,37 @@ impl Store for Arc<SqliteStore> {
             .entry(mailbox.to_string())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    async fn rename_folder(&self, folder_id: i64, new_name: &str) -> Result<()> {
+        let new_name = new_name.to_string();
+        self.write(move |c| ops::rename_folder(c, folder_id, &new_name))
+            .await
+    }
+
+    async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<()> {
+        self.write(move |c| ops::set_subscribed(c, folder_id, subscribed))
+            .await
+    }
+
+    async fn copy_messages(
+        &self,
+        from_folder: i64,
+        uids: Vec<u32>,
+        to_folder: i64,
+        remove_source: bool,
+    ) -> Result<std::result::Result<CopyOutcome, Refused>> {
+        self.write(move |c| ops::copy_messages(c, from_folder, &uids, to_folder, remove_source))
+            .await
+    }
+
+    async fn body_cache(&self, body_id: i64) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| ops::body_cache(c, body_id)).await
+    }
+
+    async fn put_body_cache(&self, body_id: i64, data: Vec<u8>) -> Result<()> {
+        self.write(move |c| ops::put_body_cache(c, body_id, &data))
+            .await
     }
 
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota> {

@@ -5,9 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Touched;
 use crate::store::{
-    Change, ChangeKind, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder, FolderKind,
-    FolderRef, MessageMeta, Quota, Refused, Result, StoreError, Stored, Target, normalize_flags,
-    now_ms,
+    Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder,
+    FolderKind, FolderRef, MessageMeta, Quota, Refused, Result, StoreError, Stored, Target,
+    normalize_flags, now_ms,
 };
 
 fn new_item_id() -> String {
@@ -476,6 +476,288 @@ pub(super) fn expunge(c: &Connection, folder_id: i64, uids: &[u32]) -> Result<(V
         .map(|s| vec![(folder.mailbox_id.clone(), s)])
         .unwrap_or_default();
     Ok((removed.into_iter().map(|(u, _)| u).collect(), touched))
+}
+
+/// Creates the missing ancestors of `name` (RFC 9051 6.3.6: a RENAME creates the
+/// superior names it needs); returns the change sequence numbers it recorded.
+fn create_parents(c: &Connection, mailbox: &str, name: &str) -> Result<Option<i64>> {
+    let mut last_seq = None;
+    let mut end = 0;
+    while let Some(pos) = name[end..].find('/') {
+        let parent = &name[..end + pos];
+        end += pos + 1;
+        let exists: Option<i64> = c
+            .prepare_cached("SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2")?
+            .query_row(params![mailbox, parent], |r| r.get(0))
+            .optional()?;
+        if exists.is_none() {
+            let id = insert_folder(c, mailbox, parent, None, "IPF.Note")?;
+            last_seq = Some(record_change(
+                c,
+                mailbox,
+                id,
+                ChangeKind::FolderCreated,
+                0,
+                1,
+            )?);
+        }
+    }
+    Ok(last_seq)
+}
+
+pub(super) fn rename_folder(
+    c: &Connection,
+    folder_id: i64,
+    new_name: &str,
+) -> Result<((), Touched)> {
+    if !valid_folder_name(new_name) || new_name.eq_ignore_ascii_case("inbox") {
+        return Err(StoreError::Conflict(format!(
+            "invalid folder name {new_name:?}"
+        )));
+    }
+    let folder = folder_by_id(c, folder_id)?;
+    let mailbox = folder.mailbox_id.clone();
+    let old = folder.name.clone();
+    let taken = |name: &str| -> Result<bool> {
+        Ok(
+            c.prepare_cached("SELECT 1 FROM folders WHERE mailbox_id = ?1 AND name = ?2")?
+                .query_row(params![mailbox, name], |r| r.get::<_, i64>(0))
+                .optional()?
+                .is_some(),
+        )
+    };
+    if folder.kind == Some(FolderKind::Inbox) {
+        // RFC 9051 6.3.6: renaming INBOX moves its messages to a new folder and
+        // leaves INBOX in place, empty; INBOX's subfolders stay where they are.
+        if taken(new_name)? {
+            return Err(StoreError::Conflict(format!(
+                "folder {new_name:?} already exists"
+            )));
+        }
+        create_parents(c, &mailbox, new_name)?;
+        let id = insert_folder(c, &mailbox, new_name, None, "IPF.Note")?;
+        let last_seq = Some(record_change(
+            c,
+            &mailbox,
+            id,
+            ChangeKind::FolderCreated,
+            0,
+            1,
+        )?);
+        let uids: Vec<u32> = {
+            let mut st =
+                c.prepare_cached("SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid")?;
+            st.query_map([folder_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let (outcome, touched) = copy_messages(c, folder_id, &uids, id, true)?;
+        if outcome.is_err() {
+            return Err(StoreError::Io("moving the INBOX messages failed".into()));
+        }
+        let seq = touched.iter().map(|t| t.1).chain(last_seq).max();
+        return Ok(((), seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()));
+    }
+    if new_name == old || new_name.starts_with(&format!("{old}/")) {
+        return Err(StoreError::Conflict(format!(
+            "cannot rename {old:?} to {new_name:?}"
+        )));
+    }
+    // The folder and everything below it, with the names they will get.
+    let subtree: Vec<(i64, String, i64)> = {
+        let mut st = c.prepare_cached(
+            "SELECT id, name, highest_modseq FROM folders WHERE mailbox_id = ?1
+             AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/') ORDER BY name",
+        )?;
+        st.query_map(params![mailbox, old], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    for (_, name, _) in &subtree {
+        let renamed = format!("{new_name}{}", &name[old.len()..]);
+        if taken(&renamed)? {
+            return Err(StoreError::Conflict(format!(
+                "folder {renamed:?} already exists"
+            )));
+        }
+    }
+    let mut last_seq = create_parents(c, &mailbox, new_name)?;
+    for (id, name, modseq) in &subtree {
+        let renamed = format!("{new_name}{}", &name[old.len()..]);
+        c.prepare_cached("UPDATE folders SET name = ?2 WHERE id = ?1")?
+            .execute(params![id, renamed])?;
+        last_seq = Some(record_change(
+            c,
+            &mailbox,
+            *id,
+            ChangeKind::FolderRenamed,
+            0,
+            *modseq as u64,
+        )?);
+    }
+    Ok(((), last_seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()))
+}
+
+pub(super) fn set_subscribed(
+    c: &Connection,
+    folder_id: i64,
+    subscribed: bool,
+) -> Result<((), Touched)> {
+    let n = c
+        .prepare_cached("UPDATE folders SET subscribed = ?2 WHERE id = ?1")?
+        .execute(params![folder_id, subscribed])?;
+    if n == 0 {
+        return Err(StoreError::NotFound("folder"));
+    }
+    Ok(((), vec![]))
+}
+
+/// One source message of a copy.
+struct CopySource {
+    uid: u32,
+    flags: String,
+    internal_date: i64,
+    size: i64,
+    body_id: i64,
+}
+
+pub(super) fn copy_messages(
+    c: &Connection,
+    from_folder: i64,
+    uids: &[u32],
+    to_folder: i64,
+    remove_source: bool,
+) -> Result<(std::result::Result<CopyOutcome, Refused>, Touched)> {
+    let (from, to) = match (folder_by_id(c, from_folder), folder_by_id(c, to_folder)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(StoreError::NotFound(_)), _) | (_, Err(StoreError::NotFound(_))) => {
+            return Ok((Err(Refused::NoSuchFolder), vec![]));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let mut wanted = uids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut sources = Vec::with_capacity(wanted.len());
+    {
+        let mut st = c.prepare_cached(
+            "SELECT flags, internal_date, size, body_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+        )?;
+        for uid in wanted {
+            let row = st
+                .query_row(params![from_folder, uid], |r| {
+                    Ok(CopySource {
+                        uid,
+                        flags: r.get(0)?,
+                        internal_date: r.get(1)?,
+                        size: r.get(2)?,
+                        body_id: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            sources.extend(row);
+        }
+    }
+    if sources.is_empty() {
+        let outcome = CopyOutcome {
+            uidvalidity: to.uidvalidity,
+            pairs: vec![],
+        };
+        return Ok((Ok(outcome), vec![]));
+    }
+    let total: i64 = sources.iter().map(|s| s.size).sum();
+    // A move inside one mailbox changes nothing in its usage.
+    let same_mailbox_move = remove_source && from.mailbox_id == to.mailbox_id;
+    if !same_mailbox_move {
+        let room: bool = c
+            .prepare_cached("SELECT used_bytes + ?2 <= quota_bytes FROM mailboxes WHERE id = ?1")?
+            .query_row(params![to.mailbox_id, total], |r| r.get(0))?;
+        if !room {
+            return Ok((Err(Refused::OverQuota), vec![]));
+        }
+    }
+    let n = sources.len() as i64;
+    // One new MODSEQ for the whole copy, as store_flags does for one command.
+    let (uidvalidity, first_uid, modseq): (u32, i64, i64) = c
+        .prepare_cached(
+            "UPDATE folders SET uidnext = uidnext + ?2, highest_modseq = highest_modseq + 1
+             WHERE id = ?1 RETURNING uidvalidity, uidnext - ?2, highest_modseq",
+        )?
+        .query_row(params![to_folder, n], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if first_uid + n - 1 > u32::MAX as i64 {
+        return Err(StoreError::Conflict(
+            "the target folder ran out of UIDs".into(),
+        ));
+    }
+    let mut pairs = Vec::with_capacity(sources.len());
+    let mut touched = Touched::new();
+    let mut last_seq = 0;
+    for (i, src) in sources.iter().enumerate() {
+        let uid = (first_uid + i as i64) as u32;
+        c.prepare_cached(
+            "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            to_folder,
+            uid,
+            modseq,
+            src.flags,
+            src.internal_date,
+            src.size,
+            src.body_id,
+            new_item_id()
+        ])?;
+        last_seq = record_change(
+            c,
+            &to.mailbox_id,
+            to_folder,
+            ChangeKind::Created,
+            uid,
+            modseq as u64,
+        )?;
+        pairs.push((src.uid, uid));
+    }
+    c.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
+        .execute(params![to.mailbox_id, total])?;
+    touched.push((to.mailbox_id.clone(), last_seq));
+    if remove_source {
+        let src_uids: Vec<u32> = sources.iter().map(|s| s.uid).collect();
+        // The copies reference the bodies now, so none is freed here.
+        let removed = remove_messages(c, &from, &src_uids)?;
+        for &(uid, m) in &removed {
+            last_seq = record_change(
+                c,
+                &from.mailbox_id,
+                from_folder,
+                ChangeKind::Expunged,
+                uid,
+                m,
+            )?;
+        }
+        touched.push((from.mailbox_id.clone(), last_seq));
+    }
+    Ok((Ok(CopyOutcome { uidvalidity, pairs }), touched))
+}
+
+pub(super) fn body_cache(c: &Connection, body_id: i64) -> Result<Option<Vec<u8>>> {
+    Ok(
+        c.prepare_cached("SELECT data FROM body_cache WHERE body_id = ?1")?
+            .query_row([body_id], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// A body deleted meanwhile (its last message expunged) is silently not cached.
+pub(super) fn put_body_cache(c: &Connection, body_id: i64, data: &[u8]) -> Result<((), Touched)> {
+    c.prepare_cached(
+        "INSERT INTO body_cache (body_id, data) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM bodies WHERE id = ?1)
+         ON CONFLICT (body_id) DO UPDATE SET data = excluded.data",
+    )?
+    .execute(params![body_id, data])?;
+    Ok(((), vec![]))
 }
 
 pub(super) fn changes_since(

@@ -106,6 +106,12 @@ CREATE TABLE queue_recipients (
 CREATE INDEX queue_due ON queue_recipients (next_attempt_ms);
 CREATE INDEX queue_by_message ON queue_recipients (message_id);
 "#,
+    r#"
+CREATE TABLE body_cache (
+    body_id INTEGER PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

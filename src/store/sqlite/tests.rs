@@ -487,3 +487,422 @@ fn crash_mid_batch_keeps_acknowledged_writes() {
         assert_eq!(integrity, "ok");
     });
 }
+
+async fn deliver_to(store: &Arc<SqliteStore>, folder_id: i64, body: &[u8], flags: &[&str]) -> u32 {
+    let res = store
+        .deliver(
+            Arc::from(body),
+            1_700_000_000_000,
+            vec![Target {
+                folder: FolderRef::Id(folder_id),
+                flags: flags.iter().map(|f| f.to_string()).collect(),
+            }],
+        )
+        .await
+        .unwrap();
+    res[0].as_ref().unwrap().uid
+}
+
+fn count(store: &Arc<SqliteStore>, sql: &'static str) -> i64 {
+    store
+        .read_blocking(|c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn copy_keeps_flags_shares_bodies_and_charges_quota() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox_f = folder(&store, "u", FolderKind::Inbox).await;
+    let archive = folder(&store, "u", FolderKind::Archive).await;
+    for (body, flags) in [
+        (&b"one"[..], &["\\Seen"][..]),
+        (b"two!", &[]),
+        (b"three", &["$Work"]),
+    ] {
+        deliver_to(&store, inbox_f.id, body, flags).await;
+    }
+    let mut rx = store.watch("u");
+    rx.borrow_and_update();
+    let out = store
+        .copy_messages(inbox_f.id, vec![3, 1, 42, 1], archive.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.uidvalidity, archive.uidvalidity);
+    assert_eq!(out.pairs, vec![(1, 1), (3, 2)]);
+    assert!(rx.has_changed().unwrap());
+    let metas = store.messages(archive.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(metas[0].flags, vec!["\\Seen".to_string()]);
+    assert_eq!(metas[1].flags, vec!["$Work".to_string()]);
+    assert_eq!(metas[0].internal_date, 1_700_000_000_000);
+    let src = store.messages(inbox_f.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(src.len(), 3, "a copy leaves the source alone");
+    assert_eq!(metas[0].body_id, src[0].body_id, "bodies are shared");
+    assert_ne!(metas[0].item_id, src[0].item_id);
+    assert_eq!(count(&store, "SELECT count(*) FROM bodies"), 3);
+    assert_eq!(store.quota("u").await.unwrap().used, 3 + 4 + 5 + 3 + 5);
+    let a = folder(&store, "u", FolderKind::Archive).await;
+    assert_eq!((a.uidnext, a.messages, a.unseen), (3, 2, 1));
+    assert!(a.highest_modseq > archive.highest_modseq);
+    let changes = store.changes_since("u", 0, 100).await.unwrap();
+    let created: Vec<_> = changes
+        .iter()
+        .filter(|c| c.folder_id == archive.id)
+        .map(|c| (c.kind, c.uid))
+        .collect();
+    assert_eq!(
+        created,
+        vec![(ChangeKind::Created, 1), (ChangeKind::Created, 2)]
+    );
+    // Nothing to copy: an empty outcome, nothing changes.
+    let out = store
+        .copy_messages(inbox_f.id, vec![77], archive.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.pairs.is_empty());
+    assert_eq!(
+        store
+            .copy_messages(inbox_f.id, vec![1], 999_999, false)
+            .await
+            .unwrap(),
+        Err(Refused::NoSuchFolder)
+    );
+    assert_eq!(
+        store
+            .copy_messages(999_999, vec![1], archive.id, true)
+            .await
+            .unwrap(),
+        Err(Refused::NoSuchFolder)
+    );
+}
+
+#[tokio::test]
+async fn move_across_mailboxes_expunges_and_moves_quota() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("a", 1 << 20).await.unwrap();
+    store.create_mailbox("shared", 1 << 20).await.unwrap();
+    let a = folder(&store, "a", FolderKind::Inbox).await;
+    let s = folder(&store, "shared", FolderKind::Inbox).await;
+    deliver_to(&store, a.id, b"first", &["\\Flagged"]).await;
+    deliver_to(&store, a.id, b"second", &[]).await;
+    let mut rx = store.watch("a");
+    rx.borrow_and_update();
+    let out = store
+        .copy_messages(a.id, vec![1, 2], s.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.uidvalidity, s.uidvalidity);
+    assert_eq!(out.pairs, vec![(1, 1), (2, 2)]);
+    assert!(rx.has_changed().unwrap(), "the source mailbox is notified");
+    assert!(store.messages(a.id, 1, u32::MAX).await.unwrap().is_empty());
+    let moved = store.messages(s.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(moved[0].flags, vec!["\\Flagged".to_string()]);
+    assert_eq!(store.body(moved[1].body_id).await.unwrap(), b"second");
+    assert_eq!(store.quota("a").await.unwrap().used, 0);
+    assert_eq!(store.quota("shared").await.unwrap().used, 11);
+    let kinds: Vec<_> = store
+        .changes_since("a", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.kind, c.uid))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ChangeKind::Created, 1),
+            (ChangeKind::Created, 2),
+            (ChangeKind::Expunged, 1),
+            (ChangeKind::Expunged, 2)
+        ]
+    );
+    let kinds: Vec<_> = store
+        .changes_since("shared", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, vec![ChangeKind::Created, ChangeKind::Created]);
+    assert_eq!(count(&store, "SELECT count(*) FROM bodies"), 2);
+}
+
+#[tokio::test]
+async fn move_within_a_full_mailbox_is_allowed() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 10).await.unwrap();
+    let i = folder(&store, "u", FolderKind::Inbox).await;
+    let t = folder(&store, "u", FolderKind::DeletedItems).await;
+    deliver_to(&store, i.id, b"0123456789", &[]).await;
+    assert_eq!(
+        store
+            .copy_messages(i.id, vec![1], t.id, false)
+            .await
+            .unwrap(),
+        Err(Refused::OverQuota)
+    );
+    let out = store
+        .copy_messages(i.id, vec![1], t.id, true)
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap().pairs, vec![(1, 1)]);
+    assert_eq!(store.quota("u").await.unwrap().used, 10);
+}
+
+#[tokio::test]
+async fn over_quota_copy_changes_nothing() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("a", 1 << 20).await.unwrap();
+    store.create_mailbox("small", 8).await.unwrap();
+    let a = folder(&store, "a", FolderKind::Inbox).await;
+    let s = folder(&store, "small", FolderKind::Inbox).await;
+    deliver_to(&store, a.id, b"12345", &[]).await;
+    deliver_to(&store, a.id, b"67890", &[]).await;
+    let a = folder(&store, "a", FolderKind::Inbox).await;
+    let changes_before = count(&store, "SELECT count(*) FROM changes");
+    for remove in [false, true] {
+        assert_eq!(
+            store
+                .copy_messages(a.id, vec![1, 2], s.id, remove)
+                .await
+                .unwrap(),
+            Err(Refused::OverQuota)
+        );
+    }
+    assert_eq!(store.messages(a.id, 1, u32::MAX).await.unwrap().len(), 2);
+    assert!(store.messages(s.id, 1, u32::MAX).await.unwrap().is_empty());
+    assert_eq!(folder(&store, "small", FolderKind::Inbox).await, s);
+    assert_eq!(folder(&store, "a", FolderKind::Inbox).await, a);
+    assert_eq!(store.quota("a").await.unwrap().used, 10);
+    assert_eq!(store.quota("small").await.unwrap().used, 0);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM changes"),
+        changes_before
+    );
+    // One of them fits.
+    let out = store
+        .copy_messages(a.id, vec![2], s.id, true)
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap().pairs, vec![(2, 1)]);
+    assert_eq!(store.quota("a").await.unwrap().used, 5);
+}
+
+#[tokio::test]
+async fn rename_moves_subfolders_and_keeps_uidvalidity() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let work = store.create_folder("u", "Work").await.unwrap();
+    let sub = store.create_folder("u", "Work/2026").await.unwrap();
+    let other = store.create_folder("u", "Workshop").await.unwrap();
+    store.create_folder("u", "Play").await.unwrap();
+    deliver_to(&store, sub.id, b"hello", &[]).await;
+    let seq_before = store
+        .changes_since("u", 0, 1000)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let mut rx = store.watch("u");
+    rx.borrow_and_update();
+    store.rename_folder(work.id, "Jobs/Old").await.unwrap();
+    assert!(rx.has_changed().unwrap());
+    let names: Vec<(String, i64, u32)> = store
+        .folders("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind.is_none())
+        .map(|f| (f.name, f.id, f.uidvalidity))
+        .collect();
+    let jobs = names
+        .iter()
+        .find(|n| n.0 == "Jobs")
+        .expect("parent created");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.0 != "Jobs")
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            ("Jobs/Old".to_string(), work.id, work.uidvalidity),
+            ("Jobs/Old/2026".to_string(), sub.id, sub.uidvalidity),
+            ("Play".to_string(), names[3].1, names[3].2),
+            ("Workshop".to_string(), other.id, other.uidvalidity),
+        ]
+    );
+    assert_eq!(store.messages(sub.id, 1, 10).await.unwrap().len(), 1);
+    let changes: Vec<_> = store
+        .changes_since("u", seq_before, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.folder_id))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (ChangeKind::FolderCreated, jobs.1),
+            (ChangeKind::FolderRenamed, work.id),
+            (ChangeKind::FolderRenamed, sub.id),
+        ]
+    );
+    // Clashes and nonsense.
+    for bad in ["Play", "Jobs/Old/2026/x", "inbox", "a//b", ""] {
+        let e = store.rename_folder(work.id, bad).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{bad}: {e}");
+    }
+    let play = names.iter().find(|n| n.0 == "Play").unwrap().1;
+    store.create_folder("u", "Play/Jobs").await.unwrap();
+    // The folder itself is free but a renamed subfolder would clash.
+    store.create_folder("u", "X").await.unwrap();
+    store.create_folder("u", "X/Old").await.unwrap();
+    store.create_folder("u", "Y").await.unwrap();
+    store.create_folder("u", "Y/Old").await.unwrap();
+    let y = store
+        .folders("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "Y")
+        .unwrap();
+    store.rename_folder(play, "Z").await.unwrap();
+    let e = store.rename_folder(y.id, "X").await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert!(matches!(
+        store.rename_folder(999_999, "Q").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let names: Vec<String> = store
+        .folders("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(names.contains(&"Z/Jobs".to_string()), "{names:?}");
+    assert!(names.contains(&"Y/Old".to_string()), "{names:?}");
+}
+
+#[tokio::test]
+async fn renaming_inbox_moves_its_messages_to_a_new_folder() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let i = folder(&store, "u", FolderKind::Inbox).await;
+    store.create_folder("u", "INBOX/Sub").await.unwrap();
+    deliver_to(&store, i.id, b"m1", &["\\Seen"]).await;
+    deliver_to(&store, i.id, b"m2", &[]).await;
+    store.rename_folder(i.id, "Old Mail").await.unwrap();
+    // INBOX may even be renamed below itself (its subfolders do not move).
+    store.rename_folder(i.id, "INBOX/Sub/Older").await.unwrap();
+    let folders = store.folders("u").await.unwrap();
+    let inbox_after = folders
+        .iter()
+        .find(|f| f.kind == Some(FolderKind::Inbox))
+        .unwrap();
+    assert_eq!(inbox_after.name, "INBOX");
+    assert_eq!(inbox_after.id, i.id);
+    assert_eq!(inbox_after.uidvalidity, i.uidvalidity);
+    assert_eq!(inbox_after.messages, 0);
+    assert!(folders.iter().any(|f| f.name == "INBOX/Sub"));
+    let older = folders
+        .iter()
+        .find(|f| f.name == "INBOX/Sub/Older")
+        .unwrap();
+    assert_eq!(older.messages, 0, "INBOX was already empty");
+    let old = folders.iter().find(|f| f.name == "Old Mail").unwrap();
+    assert_eq!(old.kind, None);
+    assert_eq!((old.messages, old.unseen), (2, 1));
+    assert_eq!(store.quota("u").await.unwrap().used, 4);
+    let kinds: Vec<_> = store
+        .changes_since("u", 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.folder_id == old.id))
+        .collect();
+    assert_eq!(
+        kinds[3..],
+        [
+            (ChangeKind::FolderCreated, true),
+            (ChangeKind::Created, true),
+            (ChangeKind::Created, true),
+            (ChangeKind::Expunged, false),
+            (ChangeKind::Expunged, false),
+            (ChangeKind::FolderCreated, false),
+        ]
+    );
+    // New mail still goes to INBOX, with fresh UIDs.
+    assert_eq!(deliver_to(&store, i.id, b"m3", &[]).await, 3);
+    assert!(matches!(
+        store.rename_folder(i.id, "Old Mail").await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn subscription_is_stored() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let f = store.create_folder("u", "News").await.unwrap();
+    assert!(f.subscribed);
+    store.set_subscribed(f.id, false).await.unwrap();
+    let again = store.folders("u").await.unwrap();
+    assert!(!again.iter().find(|x| x.id == f.id).unwrap().subscribed);
+    store.set_subscribed(f.id, true).await.unwrap();
+    let again = store.folders("u").await.unwrap();
+    assert!(again.iter().find(|x| x.id == f.id).unwrap().subscribed);
+    assert!(matches!(
+        store.set_subscribed(999_999, true).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn body_cache_lives_and_dies_with_its_body() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let i = folder(&store, "u", FolderKind::Inbox).await;
+    let a = folder(&store, "u", FolderKind::Archive).await;
+    deliver_to(&store, i.id, b"body", &[]).await;
+    let body_id = store.messages(i.id, 1, 1).await.unwrap()[0].body_id;
+    assert_eq!(store.body_cache(body_id).await.unwrap(), None);
+    store.put_body_cache(body_id, b"v1".to_vec()).await.unwrap();
+    store.put_body_cache(body_id, b"v2".to_vec()).await.unwrap();
+    assert_eq!(
+        store.body_cache(body_id).await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    // Still referenced from the copy: the cache stays.
+    store
+        .copy_messages(i.id, vec![1], a.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    store.expunge(i.id, vec![1]).await.unwrap();
+    assert_eq!(
+        store.body_cache(body_id).await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    store.expunge(a.id, vec![1]).await.unwrap();
+    assert_eq!(store.body_cache(body_id).await.unwrap(), None);
+    assert_eq!(count(&store, "SELECT count(*) FROM body_cache"), 0);
+    // A put for a body that is gone is a quiet no-op.
+    store
+        .put_body_cache(body_id, b"late".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM body_cache"), 0);
+    // Deleting a folder frees its bodies and their cache rows too.
+    let f = store.create_folder("u", "Tmp").await.unwrap();
+    deliver_to(&store, f.id, b"tmp", &[]).await;
+    let tmp_body = store.messages(f.id, 1, 1).await.unwrap()[0].body_id;
+    store.put_body_cache(tmp_body, b"c".to_vec()).await.unwrap();
+    store.delete_folder(f.id).await.unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM body_cache"), 0);
+}

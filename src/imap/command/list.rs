@@ -1,0 +1,217 @@
+//! LIST (with LIST-EXTENDED selection and return options, LIST-STATUS and
+//! SPECIAL-USE), LSUB and STATUS.
+
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::status::StatusDataItemName;
+
+use crate::imap::extended::Extras;
+use crate::imap::names::{self, DELIMITER};
+use crate::imap::session::{Done, Imap, store_failure};
+use crate::store::Folder;
+
+/// LIST or LSUB.
+pub async fn list(
+    imap: &mut Imap,
+    reference: &Mailbox<'_>,
+    pattern: &ListMailbox<'_>,
+    extras: &Extras,
+    lsub: bool,
+) -> Done {
+    let verb = if lsub { "LSUB" } else { "LIST" };
+    let reference = match reference {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+    };
+    let pattern = names::from_list_mailbox(pattern);
+    let pattern = if imap.utf8 {
+        pattern
+    } else {
+        names::from_mutf7(&pattern).unwrap_or(pattern)
+    };
+    if pattern.is_empty() && !lsub {
+        imap.untagged("LIST (\\Noselect) \"/\" \"\"");
+        return Done::ok("LIST completed");
+    }
+    let full = if reference.is_empty() || pattern.starts_with(DELIMITER) {
+        pattern
+    } else if reference.ends_with(DELIMITER) {
+        format!("{reference}{pattern}")
+    } else {
+        format!("{reference}{DELIMITER}{pattern}")
+    };
+    let mut folders = match imap.all_folders().await {
+        Ok(f) => f,
+        Err(done) => return done,
+    };
+    if !lsub {
+        add_namespace_nodes(&mut folders);
+    }
+    let select_subscribed = lsub || extras.list_select.iter().any(|o| o == "SUBSCRIBED");
+    let select_special = extras.list_select.iter().any(|o| o == "SPECIAL-USE");
+    let return_subscribed = extras.list_return.iter().any(|o| o == "SUBSCRIBED");
+    let status_items: Option<Vec<String>> = extras
+        .list_return
+        .iter()
+        .find_map(|o| o.strip_prefix("STATUS "))
+        .map(|items| {
+            items
+                .trim_matches(|c| c == '(' || c == ')')
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        });
+    for f in &folders {
+        if !names::matches(&full, &f.name) {
+            continue;
+        }
+        if select_subscribed && !f.subscribed {
+            continue;
+        }
+        let special = f.kind.and_then(|k| k.special_use());
+        if select_special && special.is_none() {
+            continue;
+        }
+        let prefix = format!("{}{DELIMITER}", f.name);
+        let mut attrs = Vec::new();
+        if f.id == NOSELECT {
+            attrs.push("\\Noselect");
+        }
+        if folders.iter().any(|c| c.name.starts_with(&prefix)) {
+            attrs.push("\\HasChildren");
+        } else {
+            attrs.push("\\HasNoChildren");
+        }
+        if (return_subscribed || select_subscribed) && f.subscribed && !lsub {
+            attrs.push("\\Subscribed");
+        }
+        if let Some(s) = special
+            && !lsub
+        {
+            attrs.push(s);
+        }
+        let line = format!(
+            "{verb} ({}) \"{DELIMITER}\" {}",
+            attrs.join(" "),
+            imap.wire_name(&f.name)
+        );
+        imap.untagged(&line);
+        if let Some(items) = &status_items
+            && f.id != NOSELECT
+        {
+            let values = status_values(imap, f, items).await;
+            match values {
+                Ok(v) => {
+                    let line = format!("STATUS {} ({v})", imap.wire_name(&f.name));
+                    imap.untagged(&line);
+                }
+                Err(done) => return done,
+            }
+        }
+    }
+    Done::ok(format!("{verb} completed"))
+}
+
+/// The id of the placeholder folders that stand for namespace levels.
+const NOSELECT: i64 = -1;
+
+/// `Other Users` and `Other Users/<address>` as \\Noselect levels above the shared
+/// folders, so hierarchy browsing (`%`) reaches them.
+fn add_namespace_nodes(folders: &mut Vec<Folder>) {
+    let mut nodes: Vec<String> = Vec::new();
+    for f in folders.iter() {
+        if let Some(rest) = f
+            .name
+            .strip_prefix(names::OTHER_USERS)
+            .and_then(|r| r.strip_prefix(DELIMITER))
+        {
+            let owner = rest.split(DELIMITER).next().unwrap_or_default();
+            for node in [
+                names::OTHER_USERS.to_string(),
+                format!("{}{DELIMITER}{owner}", names::OTHER_USERS),
+            ] {
+                if !nodes.contains(&node) {
+                    nodes.push(node);
+                }
+            }
+        }
+    }
+    for name in nodes {
+        let template = folders[0].clone();
+        folders.push(Folder {
+            id: NOSELECT,
+            name,
+            kind: None,
+            subscribed: false,
+            ..template
+        });
+    }
+    folders.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// The `NAME value ...` list of a STATUS response.
+async fn status_values(imap: &Imap, f: &Folder, items: &[String]) -> Result<String, Done> {
+    let needs_scan = items
+        .iter()
+        .any(|i| matches!(i.as_str(), "DELETED" | "SIZE" | "UNSEEN" | "MESSAGES"));
+    let metas = if needs_scan {
+        imap.ctx
+            .store
+            .messages(f.id, 1, u32::MAX)
+            .await
+            .map_err(store_failure)?
+    } else {
+        Vec::new()
+    };
+    let has = |m: &crate::store::MessageMeta, flag: &str| {
+        m.flags.iter().any(|x| x.eq_ignore_ascii_case(flag))
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let value = match item.as_str() {
+            "MESSAGES" => metas.len() as u64,
+            "UIDNEXT" => u64::from(f.uidnext),
+            "UIDVALIDITY" => u64::from(f.uidvalidity),
+            "UNSEEN" => metas.iter().filter(|m| !has(m, "\\Seen")).count() as u64,
+            "DELETED" => metas.iter().filter(|m| has(m, "\\Deleted")).count() as u64,
+            "SIZE" => metas.iter().map(|m| m.size).sum(),
+            "HIGHESTMODSEQ" => f.highest_modseq,
+            "RECENT" => 0,
+            _ => continue,
+        };
+        out.push(format!("{item} {value}"));
+    }
+    Ok(out.join(" "))
+}
+
+/// STATUS of one folder.
+pub async fn status(imap: &mut Imap, mailbox: &Mailbox<'_>, items: &[StatusDataItemName]) -> Done {
+    let folder = match imap.folder(mailbox).await {
+        Ok(f) => f,
+        Err(done) => return done,
+    };
+    let names: Vec<String> = items
+        .iter()
+        .map(|i| {
+            match i {
+                StatusDataItemName::Messages => "MESSAGES",
+                StatusDataItemName::Recent => "RECENT",
+                StatusDataItemName::UidNext => "UIDNEXT",
+                StatusDataItemName::UidValidity => "UIDVALIDITY",
+                StatusDataItemName::Unseen => "UNSEEN",
+                StatusDataItemName::Deleted => "DELETED",
+                StatusDataItemName::DeletedStorage => "DELETED-STORAGE",
+                StatusDataItemName::Size => "SIZE",
+                StatusDataItemName::HighestModSeq => "HIGHESTMODSEQ",
+            }
+            .to_string()
+        })
+        .collect();
+    match status_values(imap, &folder, &names).await {
+        Ok(v) => {
+            let line = format!("STATUS {} ({v})", imap.wire_name(&folder.name));
+            imap.untagged(&line);
+            Done::ok("STATUS completed")
+        }
+        Err(done) => done,
+    }
+}

@@ -1,0 +1,127 @@
+//! SEARCH / UID SEARCH, with ESEARCH result options (RFC 4731) and MODSEQ (RFC 7162).
+
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::search::SearchKey;
+
+use super::fetch::structure;
+use crate::imap::extended::Extras;
+use crate::imap::response::compact_set;
+use crate::imap::search::{self, Candidate, Stars};
+use crate::imap::session::{Done, Imap, store_failure};
+
+/// Runs a search over the selected folder's messages as the client knows them.
+pub async fn search(
+    imap: &mut Imap,
+    tag: &str,
+    charset: Option<&Charset<'_>>,
+    criteria: Vec1<SearchKey<'_>>,
+    uid: bool,
+    extras: &Extras,
+) -> Done {
+    if let Some(cs) = charset {
+        let cs = match cs {
+            Charset::Atom(a) => a.inner().to_ascii_uppercase(),
+            Charset::Quoted(q) => q.inner().to_ascii_uppercase(),
+        };
+        if cs != "UTF-8" && cs != "US-ASCII" {
+            return Done::no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+        }
+    }
+    let mut keys: Vec<SearchKey<'_>> = criteria.into_iter().collect();
+    let key = if keys.len() == 1 {
+        keys.remove(0)
+    } else {
+        match Vec1::try_from(keys) {
+            Ok(v) => SearchKey::And(v),
+            Err(_) => return Done::bad("Empty search"),
+        }
+    };
+    let with_body = search::needs_body(&key);
+    let with_modseq = search::uses_modseq(&key);
+    let with_sent = search::uses_sent_date(&key);
+    if with_modseq {
+        imap.condstore = true;
+    }
+    let view = imap.selected.as_ref().expect("selected");
+    let folder = view.folder.clone();
+    let uids = view.uids();
+    let stars = Stars {
+        max_seq: uids.len() as u32,
+        max_uid: uids.last().copied().unwrap_or(0),
+    };
+    let metas = match imap.ctx.store.messages(folder.id, 1, u32::MAX).await {
+        Ok(m) => m,
+        Err(e) => return store_failure(e),
+    };
+    let store = imap.ctx.store.clone();
+    let mut hits: Vec<u32> = Vec::new();
+    let mut max_modseq = 0;
+    for meta in &metas {
+        let Ok(pos) = uids.binary_search(&meta.uid) else {
+            continue;
+        };
+        let raw = if with_body {
+            match store.body(meta.body_id).await {
+                Ok(b) => Some(b),
+                Err(e) => return store_failure(e),
+            }
+        } else {
+            None
+        };
+        let sent_date = match &raw {
+            Some(raw) if with_sent => structure(store.as_ref(), meta.body_id, raw).await.sent_date,
+            _ => None,
+        };
+        let c = Candidate {
+            seq: pos as u32 + 1,
+            meta,
+            raw: raw.as_deref(),
+            sent_date,
+        };
+        if search::eval(&key, &c, stars) {
+            hits.push(if uid { meta.uid } else { pos as u32 + 1 });
+            max_modseq = max_modseq.max(meta.modseq);
+        }
+    }
+    // IMAP4rev2 clients get ESEARCH for every SEARCH (RFC 9051 7.3.4).
+    let rev2_all = (imap.rev2 && extras.search_return.is_none()).then(Vec::new);
+    if let Some(opts) = extras.search_return.as_ref().or(rev2_all.as_ref()) {
+        let opts: Vec<&str> = if opts.is_empty() {
+            vec!["ALL"]
+        } else {
+            opts.iter().map(String::as_str).collect()
+        };
+        let mut line = format!("ESEARCH (TAG {})", crate::imap::response::string(tag));
+        if uid {
+            line.push_str(" UID");
+        }
+        for o in opts {
+            match o {
+                "MIN" if !hits.is_empty() => {
+                    line.push_str(&format!(" MIN {}", hits.iter().min().unwrap_or(&0)))
+                }
+                "MAX" if !hits.is_empty() => {
+                    line.push_str(&format!(" MAX {}", hits.iter().max().unwrap_or(&0)))
+                }
+                "COUNT" => line.push_str(&format!(" COUNT {}", hits.len())),
+                "ALL" if !hits.is_empty() => line.push_str(&format!(" ALL {}", compact_set(&hits))),
+                "MIN" | "MAX" | "ALL" => {}
+                _ => return Done::bad(format!("Unknown RETURN option {o}")),
+            }
+        }
+        if with_modseq && !hits.is_empty() {
+            line.push_str(&format!(" MODSEQ {max_modseq}"));
+        }
+        imap.untagged(&line);
+        return Done::ok("SEARCH completed");
+    }
+    let mut line = String::from("SEARCH");
+    for h in &hits {
+        line.push_str(&format!(" {h}"));
+    }
+    if with_modseq && !hits.is_empty() {
+        line.push_str(&format!(" (MODSEQ {max_modseq})"));
+    }
+    imap.untagged(&line);
+    Done::ok("SEARCH completed")
+}

@@ -1,0 +1,134 @@
+//! SELECT and EXAMINE, with CONDSTORE and QRESYNC parameters (RFC 7162).
+
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::mailbox::Mailbox;
+
+use crate::events::audit::{MailboxAction, ObjectType};
+use crate::imap::mailbox_view::View;
+use crate::imap::response::compact_set;
+use crate::imap::sequence;
+use crate::imap::session::{Done, Imap, store_failure};
+use crate::store::ChangeKind;
+
+/// Opens a folder read-write (SELECT) or read-only (EXAMINE).
+pub async fn select(
+    imap: &mut Imap,
+    mailbox: &Mailbox<'_>,
+    params: &[SelectParameter],
+    read_only: bool,
+) -> Done {
+    imap.deselect();
+    let folder = match imap.folder(mailbox).await {
+        Ok(f) => f,
+        Err(done) => return done,
+    };
+    let mut qresync = None;
+    for p in params {
+        match p {
+            SelectParameter::CondStore => imap.condstore = true,
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => {
+                if !imap.qresync {
+                    return Done::bad("QRESYNC must be enabled first");
+                }
+                qresync = Some((
+                    uid_validity.get(),
+                    mod_sequence_value.get(),
+                    known_uids.clone(),
+                ));
+            }
+        }
+    }
+    let view = match View::open(&imap.ctx.store, folder.clone(), read_only).await {
+        Ok(v) => v,
+        Err(e) => return store_failure(e),
+    };
+    imap.untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+    if read_only {
+        imap.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+    } else {
+        imap.untagged(
+            "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
+        );
+    }
+    let lines = [
+        format!("{} EXISTS", view.msgs.len()),
+        "0 RECENT".to_string(),
+        format!("OK [UIDVALIDITY {}] UIDs valid", folder.uidvalidity),
+        format!("OK [UIDNEXT {}] Predicted next UID", folder.uidnext),
+        format!("OK [HIGHESTMODSEQ {}] Highest", view.highest_modseq()),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        if i == 1 && imap.rev2 {
+            continue;
+        }
+        imap.untagged(line);
+    }
+    if imap.rev2 {
+        let line = format!("LIST () \"/\" {}", imap.wire_name(&folder.name));
+        imap.untagged(&line);
+    }
+    if let Some((uidvalidity, modseq, known)) = qresync
+        && uidvalidity == folder.uidvalidity
+    {
+        qresync_replay(imap, &view, modseq, known.as_ref()).await;
+    }
+    imap.audit(MailboxAction::Read, ObjectType::Folder, &folder, None);
+    imap.selected = Some(view);
+    if read_only {
+        Done::ok("[READ-ONLY] EXAMINE completed")
+    } else {
+        Done::ok("[READ-WRITE] SELECT completed")
+    }
+}
+
+/// QRESYNC: VANISHED (EARLIER) for UIDs expunged after the client's MODSEQ (from
+/// the store's change feed), then FETCH for messages changed after it.
+async fn qresync_replay(
+    imap: &mut Imap,
+    view: &View,
+    modseq: u64,
+    known: Option<&imap_codec::imap_types::sequence::SequenceSet>,
+) {
+    let uids = view.uids();
+    let star = uids.last().copied().unwrap_or(0);
+    let changes = imap
+        .ctx
+        .store
+        .changes_since(&view.folder.mailbox_id, 0, 1_000_000)
+        .await
+        .unwrap_or_default();
+    let mut vanished: Vec<u32> = changes
+        .iter()
+        .filter(|c| {
+            c.folder_id == view.folder.id
+                && c.kind == ChangeKind::Expunged
+                && c.modseq > modseq
+                && uids.binary_search(&c.uid).is_err()
+                && known.is_none_or(|set| sequence::contains(set, c.uid, star))
+        })
+        .map(|c| c.uid)
+        .collect();
+    vanished.sort_unstable();
+    vanished.dedup();
+    if !vanished.is_empty() {
+        let line = format!("VANISHED (EARLIER) {}", compact_set(&vanished));
+        imap.untagged(&line);
+    }
+    for (i, m) in view.msgs.iter().enumerate() {
+        if m.modseq > modseq {
+            let line = format!(
+                "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
+                i + 1,
+                m.uid,
+                m.flags.join(" "),
+                m.modseq
+            );
+            imap.untagged(&line);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The connection under a session: the listener's stream, or that stream with
+//! COMPRESS=DEFLATE (RFC 4978) raw deflate in both directions once the client asks.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::server::listener::Stream;
+
+/// What a session reads from and writes to.
+pub enum Conn {
+    Raw(Stream),
+    Deflate(Box<Deflate>),
+}
+
+impl Conn {
+    /// Whether COMPRESS is already active.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, Conn::Deflate(_))
+    }
+
+    /// Turns compression on (after the tagged OK went out uncompressed).
+    pub fn compress(self) -> Conn {
+        match self {
+            Conn::Raw(s) => Conn::Deflate(Box::new(Deflate::new(s))),
+            c => c,
+        }
+    }
+}
+
+/// Raw deflate (no zlib header, RFC 1951) over a stream; each flush ends with a
+/// sync flush so the client can decode every response as it arrives.
+pub struct Deflate {
+    inner: Stream,
+    comp: Compress,
+    decomp: Decompress,
+    input: Vec<u8>,
+    input_pos: usize,
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Deflate {
+    fn new(inner: Stream) -> Deflate {
+        Deflate {
+            inner,
+            comp: Compress::new(Compression::default(), false),
+            decomp: Decompress::new(false),
+            input: Vec::new(),
+            input_pos: 0,
+            pending: Vec::new(),
+            scratch: vec![0; 16 * 1024],
+        }
+    }
+
+    fn deflate(&mut self, mut data: &[u8], flush: FlushCompress) -> io::Result<()> {
+        loop {
+            self.pending.reserve(data.len() / 2 + 1024);
+            let before_in = self.comp.total_in();
+            let before_out = self.comp.total_out();
+            self.comp
+                .compress_vec(data, &mut self.pending, flush)
+                .map_err(io::Error::other)?;
+            let used = (self.comp.total_in() - before_in) as usize;
+            let made = (self.comp.total_out() - before_out) as usize;
+            data = &data[used..];
+            // Done once all input is taken and the flush left spare room behind.
+            if data.is_empty() && (made == 0 || self.pending.len() < self.pending.capacity()) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Deflate {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            if me.input_pos < me.input.len() {
+                let before_in = me.decomp.total_in();
+                let before_out = me.decomp.total_out();
+                let out = buf.initialize_unfilled();
+                me.decomp
+                    .decompress(&me.input[me.input_pos..], out, FlushDecompress::None)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let used = (me.decomp.total_in() - before_in) as usize;
+                let made = (me.decomp.total_out() - before_out) as usize;
+                me.input_pos += used;
+                buf.advance(made);
+                if made > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                if used > 0 {
+                    continue;
+                }
+            }
+            let mut raw = ReadBuf::new(&mut me.scratch);
+            ready!(Pin::new(&mut me.inner).poll_read(cx, &mut raw))?;
+            if raw.filled().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            me.input.clear();
+            me.input.extend_from_slice(raw.filled());
+            me.input_pos = 0;
+        }
+    }
+}
+
+impl AsyncWrite for Deflate {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if me.pending.len() > 256 * 1024 {
+            ready!(me.poll_drain(cx))?;
+        }
+        me.deflate(buf, FlushCompress::None)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        me.deflate(&[], FlushCompress::Sync)?;
+        ready!(me.poll_drain(cx))?;
+        Pin::new(&mut me.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        me.deflate(&[], FlushCompress::Sync)?;
+        ready!(me.poll_drain(cx))?;
+        Pin::new(&mut me.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Raw(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Deflate(d) => Pin::new(d.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Raw(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Deflate(d) => Pin::new(d.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Raw(s) => Pin::new(s).poll_flush(cx),
+            Conn::Deflate(d) => Pin::new(d.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Raw(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Deflate(d) => Pin::new(d.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What IMAP derives from a message's bytes: ENVELOPE, BODYSTRUCTURE, body sections,
+//! BINARY decoding and the text search keys. Pure functions over the raw RFC 5322
+//! bytes, so they are unit- and property-tested without a store or a socket.
+
+mod decode;
+mod envelope;
+mod mime;
+mod search;
+mod section;
+mod structure;
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::body::BodyStructure;
+use imap_codec::imap_types::envelope::Envelope;
+use imap_codec::imap_types::fetch::Section;
+
+/// ENVELOPE and BODYSTRUCTURE of one message, computed once and cached in the store
+/// per body (`Store::put_body_cache`), so FETCH of structure never re-parses a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structure {
+    pub envelope: Envelope<'static>,
+    pub body_structure: BodyStructure<'static>,
+    /// The Date header as epoch seconds (SENTBEFORE/SENTON/SENTSINCE), if parseable.
+    pub sent_date: Option<i64>,
+}
+
+impl Structure {
+    /// Parses the message. Never fails: broken MIME yields a best-effort structure.
+    pub fn of(raw: &[u8]) -> Structure {
+        let root = mime::parse(raw);
+        let header = mime::fields(&raw[root.header.clone()]);
+        let sent_date = mime::field(&header, "date").and_then(|f| {
+            let value = String::from_utf8_lossy(&mime::unfold(f.value)).into_owned();
+            mail_parser::DateTime::parse_rfc822(&value)
+                .filter(|d| d.is_valid())
+                .map(|d| d.to_timestamp())
+        });
+        Structure {
+            envelope: envelope::envelope(&header),
+            body_structure: structure::body_structure(raw, &root),
+            sent_date,
+        }
+    }
+
+    /// Serialised form for the store's body cache.
+    pub fn to_cache(&self) -> Vec<u8> {
+        let cached = Cached {
+            version: CACHE_VERSION,
+            envelope: Cow::Borrowed(&self.envelope),
+            body_structure: Cow::Borrowed(&self.body_structure),
+            sent_date: self.sent_date,
+        };
+        serde_json::to_vec(&cached).unwrap_or_default()
+    }
+
+    /// `None` when the cached bytes are from another version of this format.
+    pub fn from_cache(bytes: &[u8]) -> Option<Structure> {
+        let cached: Cached<'static> = serde_json::from_slice(bytes).ok()?;
+        if cached.version != CACHE_VERSION {
+            return None;
+        }
+        Some(Structure {
+            envelope: cached.envelope.into_owned(),
+            body_structure: cached.body_structure.into_owned(),
+            sent_date: cached.sent_date,
+        })
+    }
+}
+
+/// Bumped whenever `Structure::of` changes its output, so stale cache rows are
+/// recomputed instead of served.
+const CACHE_VERSION: u32 = 1;
+
+/// The cache row format: JSON of imap-types' own serde forms plus a version tag.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached<'a> {
+    version: u32,
+    envelope: Cow<'a, Envelope<'static>>,
+    body_structure: Cow<'a, BodyStructure<'static>>,
+    sent_date: Option<i64>,
+}
+
+/// BODY[section] bytes; `None` section is the whole message. A part that does not
+/// exist yields an empty string, as RFC 9051 6.4.5 has servers do.
+pub fn section<'m>(raw: &'m [u8], section: Option<&Section<'_>>) -> Cow<'m, [u8]> {
+    section::section(raw, section)
+}
+
+/// Why BINARY[part] could not be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinaryError {
+    /// The part's Content-Transfer-Encoding is not one we can decode: `[UNKNOWN-CTE]`.
+    UnknownCte,
+}
+
+/// BINARY[part] (RFC 3516): the part's content with its transfer encoding removed.
+/// An empty `part` is the whole message body.
+pub fn binary(raw: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, BinaryError> {
+    section::binary(raw, part)
+}
+
+/// Which text a search key looks in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextKey<'k> {
+    /// HEADER field-name string (empty string matches any message with the field);
+    /// FROM, TO, CC, BCC, SUBJECT map to this with their field name.
+    Header(&'k str, &'k str),
+    /// BODY: the decoded text of the body parts.
+    Body(&'k str),
+    /// TEXT: header and body.
+    Text(&'k str),
+}
+
+/// Case-insensitive substring match (RFC 9051 6.4.4), on decoded header values
+/// (RFC 2047) and decoded bodies (quoted-printable, base64, charsets to UTF-8).
+pub fn text_matches(raw: &[u8], key: &TextKey<'_>) -> bool {
+    search::text_matches(raw, key)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The argument forms imap-codec does not parse: ESEARCH `SEARCH RETURN (...)`
+//! (RFC 4731) and LIST-EXTENDED selection and return options (RFC 5258, RFC 5819
+//! LIST-STATUS, RFC 6154 SPECIAL-USE). They are cut out of the command and kept
+//! here; imap-codec parses what remains.
+
+use std::borrow::Cow;
+
+/// Options cut out of a command.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Extras {
+    /// `RETURN (...)` of SEARCH, upper-cased words; `Some(vec![])` for `RETURN ()`.
+    pub search_return: Option<Vec<String>>,
+    /// LIST selection options (`SUBSCRIBED`, `REMOTE`, `RECURSIVEMATCH`, `SPECIAL-USE`).
+    pub list_select: Vec<String>,
+    /// LIST return options; `STATUS` is followed by its item names as one entry
+    /// `STATUS (MESSAGES UNSEEN)`.
+    pub list_return: Vec<String>,
+}
+
+/// Splits a parenthesised option list into words, keeping nested groups whole.
+fn words(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for ch in list.chars() {
+        match ch {
+            '(' => {
+                depth += 1;
+                cur.push(ch);
+            }
+            ')' => {
+                depth -= 1;
+                cur.push(ch);
+            }
+            ' ' if depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur).to_ascii_uppercase());
+                }
+            }
+            _ => cur.push(ch),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur.to_ascii_uppercase());
+    }
+    // Join `STATUS` with its item list.
+    let mut joined = Vec::new();
+    let mut it = out.into_iter().peekable();
+    while let Some(w) = it.next() {
+        if w == "STATUS"
+            && let Some(next) = it.peek()
+            && next.starts_with('(')
+        {
+            let items = it.next().unwrap_or_default();
+            joined.push(format!("STATUS {items}"));
+            continue;
+        }
+        joined.push(w);
+    }
+    joined
+}
+
+/// Finds the balanced `(...)` group starting at `start` (which must be `(`); returns
+/// the index just past its `)`.
+fn group_end(s: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, &b) in s.iter().enumerate().skip(start) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'\r' | b'\n' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Cuts the extended options out of a SEARCH or LIST command; other commands pass
+/// through untouched.
+pub fn strip(msg: &[u8]) -> (Cow<'_, [u8]>, Extras) {
+    let mut extras = Extras::default();
+    let Some(sp) = msg.iter().position(|&b| b == b' ') else {
+        return (Cow::Borrowed(msg), extras);
+    };
+    let mut pos = sp + 1;
+    let upper = |from: usize, len: usize| -> String {
+        msg.get(from..from + len)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    if upper(pos, 4) == "UID " {
+        pos += 4;
+    }
+    if upper(pos, 7) == "SEARCH " && upper(pos + 7, 8) == "RETURN (" {
+        let open = pos + 14;
+        if let Some(end) = group_end(msg, open) {
+            let inner = String::from_utf8_lossy(&msg[open + 1..end - 1]).into_owned();
+            extras.search_return = Some(words(&inner));
+            let skip = if msg.get(end) == Some(&b' ') {
+                end + 1
+            } else {
+                end
+            };
+            let mut out = msg[..pos + 7].to_vec();
+            out.extend_from_slice(&msg[skip..]);
+            return (Cow::Owned(out), extras);
+        }
+    }
+    if upper(pos, 6) == "LIST (" && pos == sp + 1 {
+        let open = pos + 5;
+        if let Some(end) = group_end(msg, open) {
+            let inner = String::from_utf8_lossy(&msg[open + 1..end - 1]).into_owned();
+            extras.list_select = words(&inner);
+            let mut out = msg[..pos + 5].to_vec();
+            out.extend_from_slice(msg[end..].strip_prefix(b" ").unwrap_or(&msg[end..]));
+            let (out, ret) = strip_list_return(out);
+            extras.list_return = ret;
+            return (Cow::Owned(out), extras);
+        }
+    }
+    if upper(pos, 5) == "LIST " && pos == sp + 1 {
+        let (out, ret) = strip_list_return(msg.to_vec());
+        if !ret.is_empty() || out.len() != msg.len() {
+            extras.list_return = ret;
+            return (Cow::Owned(out), extras);
+        }
+    }
+    (Cow::Borrowed(msg), extras)
+}
+
+/// Cuts a trailing ` RETURN (...)` from the last line of a LIST command.
+fn strip_list_return(mut msg: Vec<u8>) -> (Vec<u8>, Vec<String>) {
+    let line_start = msg[..msg.len().saturating_sub(2)]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let last = String::from_utf8_lossy(&msg[line_start..]).to_ascii_uppercase();
+    let Some(at) = last.rfind(" RETURN (") else {
+        return (msg, Vec::new());
+    };
+    let open = line_start + at + 8;
+    let Some(end) = group_end(&msg, open) else {
+        return (msg, Vec::new());
+    };
+    let inner = String::from_utf8_lossy(&msg[open + 1..end - 1]).into_owned();
+    let ret = words(&inner);
+    msg.drain(line_start + at..end);
+    (msg, ret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_return() {
+        let (m, e) = strip(b"a UID SEARCH RETURN (MIN COUNT) UNSEEN\r\n");
+        assert_eq!(&*m, b"a UID SEARCH UNSEEN\r\n");
+        assert_eq!(e.search_return, Some(vec!["MIN".into(), "COUNT".into()]));
+        let (m, e) = strip(b"a SEARCH RETURN () ALL\r\n");
+        assert_eq!(&*m, b"a SEARCH ALL\r\n");
+        assert_eq!(e.search_return, Some(vec![]));
+        let (m, e) = strip(b"a SEARCH ALL\r\n");
+        assert_eq!(&*m, b"a SEARCH ALL\r\n");
+        assert_eq!(e, Extras::default());
+    }
+
+    #[test]
+    fn list_extended() {
+        let (m, e) =
+            strip(b"a LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n");
+        assert_eq!(&*m, b"a LIST \"\" \"*\"\r\n");
+        assert_eq!(e.list_select, vec!["SUBSCRIBED".to_string()]);
+        assert_eq!(
+            e.list_return,
+            vec![
+                "CHILDREN".to_string(),
+                "STATUS (MESSAGES UNSEEN)".to_string()
+            ]
+        );
+        let (m, e) = strip(b"a list \"\" % return (special-use)\r\n");
+        assert_eq!(&*m, b"a list \"\" %\r\n");
+        assert_eq!(e.list_return, vec!["SPECIAL-USE".to_string()]);
+    }
+}

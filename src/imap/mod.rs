@@ -1,0 +1,72 @@
+//! IMAP4rev1 + IMAP4rev2 (RFC 3501, RFC 9051) sessions over the shared store.
+//!
+//! `content` is pure message logic (structure, sections, search text); the session
+//! modules own the protocol state and talk to the store. imap-codec parses commands;
+//! `extended` strips the few argument forms it lacks (ESEARCH RETURN, LIST-EXTENDED)
+//! before handing the rest to it.
+
+mod command;
+mod compress;
+pub mod content;
+mod extended;
+mod fetch;
+mod mailbox_view;
+mod names;
+mod reader;
+mod response;
+mod search;
+mod sequence;
+mod session;
+mod shared;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::access::login::Authenticator;
+use crate::directory::Directory;
+use crate::events::Events;
+use crate::server::listener::{Protocol, Session};
+use crate::store::Store;
+
+/// What every IMAP session shares; built once by `Daemon::start`.
+pub struct ImapContext {
+    pub hostname: String,
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<Directory>,
+    pub auth: Arc<Authenticator>,
+    pub events: Events,
+    /// APPENDLIMIT and the largest literal accepted (`limits.max_message_size`).
+    pub max_message_size: u32,
+    /// `arn:aws:workmail:REGION:ACCOUNT:organization/` for audit records.
+    pub arn_prefix: String,
+}
+
+impl ImapContext {
+    /// The quota a mailbox is created with: the directory's figure (MB).
+    fn quota_bytes(&self, org: &str, user: &str) -> u64 {
+        let mb = self
+            .directory
+            .get_mailbox_quota(org, user)
+            .unwrap_or(crate::directory::DEFAULT_QUOTA_MB);
+        u64::from(mb) * 1024 * 1024
+    }
+}
+
+/// The IMAP protocol on one listener (`imap` with STARTTLS, `imaps` implicit TLS).
+pub struct ImapService {
+    pub ctx: Arc<ImapContext>,
+}
+
+impl Protocol for ImapService {
+    fn busy_reply(&self) -> &'static [u8] {
+        b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+    }
+
+    fn serve(self: Arc<Self>, session: Session) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(session::run(self.ctx.clone(), session))
+    }
+}
+
+#[cfg(test)]
+mod tests;

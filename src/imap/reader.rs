@@ -1,0 +1,139 @@
+//! Frames client input into whole messages (a command line with its literals) with
+//! imap-codec's fragmentizer, answering synchronizing literals with a continuation
+//! request and refusing literals over the limit without losing the connection.
+
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::core::LiteralMode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Slack above the message size limit for the command around an APPEND literal.
+const COMMAND_SLACK: u32 = 64 * 1024;
+
+/// One unit of client input.
+#[derive(Debug)]
+pub enum Input {
+    /// A complete message: the command line(s) and literal bytes.
+    Message(Vec<u8>),
+    /// A message that outgrew the limit; its bytes were read and dropped.
+    TooBig { tag: Option<String> },
+    /// The client closed the connection.
+    Eof,
+}
+
+/// Reads messages for one connection; dropped and rebuilt on STARTTLS so nothing
+/// pipelined in plaintext is read as if it came over TLS.
+pub struct Reader {
+    frag: Fragmentizer,
+    literal_limit: u32,
+    chunk: Vec<u8>,
+}
+
+impl Reader {
+    /// A reader refusing literals over `literal_limit` bytes.
+    pub fn new(literal_limit: u32) -> Reader {
+        Reader {
+            frag: Fragmentizer::new(literal_limit.saturating_add(COMMAND_SLACK)),
+            literal_limit,
+            chunk: vec![0; 16 * 1024],
+        }
+    }
+
+    /// The next message. Cancel-safe between reads as long as no literal is pending,
+    /// which is the case where IDLE selects on it.
+    pub async fn next<S>(&mut self, io: &mut S) -> std::io::Result<Input>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            match self.frag.progress() {
+                Some(FragmentInfo::Line {
+                    announcement: Some(LiteralAnnouncement { mode, length }),
+                    ..
+                }) => {
+                    if length > self.literal_limit {
+                        if mode == LiteralMode::Sync {
+                            // The client waits for "+": refuse and forget the command.
+                            let tag = self.tag();
+                            self.frag.skip_message();
+                            let line = match tag {
+                                Some(t) => format!(
+                                    "{t} NO [TOOBIG] Literal of {length} bytes exceeds the limit of {} bytes\r\n",
+                                    self.literal_limit
+                                ),
+                                None => "* BAD Literal too big\r\n".to_string(),
+                            };
+                            io.write_all(line.as_bytes()).await?;
+                            io.flush().await?;
+                        } else {
+                            // LITERAL+: the bytes follow anyway; read and drop them.
+                            self.frag.poison_message();
+                        }
+                    } else if mode == LiteralMode::Sync {
+                        io.write_all(b"+ Ready for literal data\r\n").await?;
+                        io.flush().await?;
+                    }
+                }
+                Some(_) => {
+                    if self.frag.is_message_complete() {
+                        if self.frag.is_max_message_size_exceeded()
+                            || self.frag.is_message_poisoned()
+                        {
+                            return Ok(Input::TooBig { tag: self.tag() });
+                        }
+                        return Ok(Input::Message(self.frag.message_bytes().to_vec()));
+                    }
+                }
+                None => {
+                    let n = io.read(&mut self.chunk).await?;
+                    if n == 0 {
+                        return Ok(Input::Eof);
+                    }
+                    self.frag.enqueue_bytes(&self.chunk[..n]);
+                }
+            }
+        }
+    }
+
+    fn tag(&self) -> Option<String> {
+        self.frag.decode_tag().map(|t| t.inner().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn drive(input: &[u8], limit: u32) -> (Vec<String>, Vec<u8>) {
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        client.write_all(input).await.unwrap();
+        drop(client.shutdown().await);
+        let mut reader = Reader::new(limit);
+        let mut got = Vec::new();
+        loop {
+            match reader.next(&mut server).await.unwrap() {
+                Input::Message(m) => got.push(String::from_utf8_lossy(&m).into_owned()),
+                Input::TooBig { tag } => got.push(format!("TOOBIG {tag:?}")),
+                Input::Eof => break,
+            }
+        }
+        drop(server);
+        let mut written = Vec::new();
+        let _ = client.read_to_end(&mut written).await;
+        (got, written)
+    }
+
+    #[tokio::test]
+    async fn literals_are_framed_and_over_limit_refused() {
+        let (got, written) = drive(
+            b"a NOOP\r\nb LOGIN {1}\r\nx {2+}\r\nyy\r\nc APPEND INBOX {99}\r\nd NOOP\r\ne APPEND INBOX {99+}\r\n",
+            10,
+        )
+        .await;
+        assert_eq!(got[0], "a NOOP\r\n");
+        assert_eq!(got[1], "b LOGIN {1}\r\nx {2+}\r\nyy\r\n");
+        assert_eq!(got[2], "d NOOP\r\n");
+        let written = String::from_utf8_lossy(&written);
+        assert!(written.starts_with("+ Ready"), "{written}");
+        assert!(written.contains("c NO [TOOBIG]"), "{written}");
+    }
+}

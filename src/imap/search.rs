@@ -1,0 +1,222 @@
+//! SEARCH key evaluation over one message (RFC 9051 6.4.4): flags, sizes, dates and
+//! UIDs from the metadata; header, body and text keys through `content`.
+
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::search::SearchKey;
+
+use super::content::{self, TextKey};
+use super::sequence;
+use crate::store::MessageMeta;
+
+/// One message as a search sees it.
+pub struct Candidate<'a> {
+    /// 1-based sequence number.
+    pub seq: u32,
+    pub meta: &'a MessageMeta,
+    /// The raw message, loaded only when a key needs it.
+    pub raw: Option<&'a [u8]>,
+    /// The Date header (epoch seconds), for SENT* keys.
+    pub sent_date: Option<i64>,
+}
+
+/// Bounds `*` stands for.
+#[derive(Clone, Copy)]
+pub struct Stars {
+    pub max_seq: u32,
+    pub max_uid: u32,
+}
+
+/// Whether evaluating `key` needs the message bytes.
+pub fn needs_body(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(keys) => keys.as_ref().iter().any(needs_body),
+        Not(k) => needs_body(k),
+        Or(a, b) => needs_body(a) || needs_body(b),
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
+        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether a SENTBEFORE/SENTON/SENTSINCE key needs the parsed Date header.
+pub fn uses_sent_date(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(keys) => keys.as_ref().iter().any(uses_sent_date),
+        Not(k) => uses_sent_date(k),
+        Or(a, b) => uses_sent_date(a) || uses_sent_date(b),
+        SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether any key is MODSEQ (the response then carries `(MODSEQ n)`).
+pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
+fn day_of_date(d: &NaiveDate) -> i64 {
+    d.as_ref()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp().div_euclid(86_400))
+        .unwrap_or(0)
+}
+
+fn text(s: &AString<'_>) -> String {
+    String::from_utf8_lossy(s.as_ref()).into_owned()
+}
+
+fn has_flag(m: &MessageMeta, flag: &str) -> bool {
+    m.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+/// Evaluates `key` for one message.
+pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: Stars) -> bool {
+    use SearchKey::*;
+    let m = c.meta;
+    let day = m.internal_date.div_euclid(86_400_000);
+    let sent_day = c.sent_date.map(|s| s.div_euclid(86_400));
+    let header = |name: &str, value: &AString<'_>| {
+        let v = text(value);
+        c.raw
+            .is_some_and(|raw| content::text_matches(raw, &TextKey::Header(name, &v)))
+    };
+    match key {
+        And(keys) => keys.as_ref().iter().all(|k| eval(k, c, stars)),
+        SequenceSet(set) => sequence::contains(set, c.seq, stars.max_seq),
+        All => true,
+        Answered => has_flag(m, "\\Answered"),
+        Unanswered => !has_flag(m, "\\Answered"),
+        Deleted => has_flag(m, "\\Deleted"),
+        Undeleted => !has_flag(m, "\\Deleted"),
+        Draft => has_flag(m, "\\Draft"),
+        Undraft => !has_flag(m, "\\Draft"),
+        Flagged => has_flag(m, "\\Flagged"),
+        Unflagged => !has_flag(m, "\\Flagged"),
+        Seen => has_flag(m, "\\Seen"),
+        Unseen => !has_flag(m, "\\Seen"),
+        // No session ever sees \Recent (IMAP4rev2 dropped it).
+        Recent | New => false,
+        Old => true,
+        Keyword(k) => has_flag(m, k.as_ref()),
+        Unkeyword(k) => !has_flag(m, k.as_ref()),
+        Before(d) => day < day_of_date(d),
+        On(d) => day == day_of_date(d),
+        Since(d) => day >= day_of_date(d),
+        SentBefore(d) => sent_day.is_some_and(|s| s < day_of_date(d)),
+        SentOn(d) => sent_day == Some(day_of_date(d)),
+        SentSince(d) => sent_day.is_some_and(|s| s >= day_of_date(d)),
+        Larger(n) => m.size > u64::from(*n),
+        Smaller(n) => m.size < u64::from(*n),
+        Uid(set) => sequence::contains(set, m.uid, stars.max_uid),
+        Bcc(v) => header("Bcc", v),
+        Cc(v) => header("Cc", v),
+        From(v) => header("From", v),
+        To(v) => header("To", v),
+        Subject(v) => header("Subject", v),
+        Header(name, v) => header(&text(name), v),
+        Body(v) => {
+            let v = text(v);
+            c.raw
+                .is_some_and(|raw| content::text_matches(raw, &TextKey::Body(&v)))
+        }
+        Text(v) => {
+            let v = text(v);
+            c.raw
+                .is_some_and(|raw| content::text_matches(raw, &TextKey::Text(&v)))
+        }
+        Not(k) => !eval(k, c, stars),
+        Or(a, b) => eval(a, c, stars) || eval(b, c, stars),
+        ModSequence { modseq, .. } => m.modseq >= *modseq,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use imap_codec::imap_types::command::CommandBody;
+
+    fn key(criteria: &str) -> SearchKey<'static> {
+        let line = format!("a SEARCH {criteria}\r\n");
+        let (_, cmd) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        match cmd.body {
+            CommandBody::Search { criteria, .. } => {
+                let v: Vec<_> = criteria.into_iter().collect();
+                if v.len() == 1 {
+                    imap_codec::imap_types::IntoStatic::into_static(v[0].clone())
+                } else {
+                    imap_codec::imap_types::IntoStatic::into_static(SearchKey::And(
+                        v.try_into().unwrap(),
+                    ))
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn meta(uid: u32, flags: &[&str], size: u64, ms: i64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq: uid as u64 * 10,
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            internal_date: ms,
+            size,
+            body_id: 1,
+            item_id: String::new(),
+        }
+    }
+
+    fn hit(criteria: &str, m: &MessageMeta, seq: u32) -> bool {
+        let c = Candidate {
+            seq,
+            meta: m,
+            raw: None,
+            sent_date: None,
+        };
+        eval(
+            &key(criteria),
+            &c,
+            Stars {
+                max_seq: 5,
+                max_uid: 50,
+            },
+        )
+    }
+
+    #[test]
+    fn metadata_keys() {
+        // 2026-11-24 01:02:03 UTC
+        let m = meta(7, &["\\Seen", "$Work"], 2000, 1_795_482_123_000);
+        assert!(hit("ALL", &m, 2));
+        assert!(hit("SEEN", &m, 2));
+        assert!(!hit("UNSEEN", &m, 2));
+        assert!(hit("KEYWORD $work", &m, 2));
+        assert!(hit("LARGER 1999 SMALLER 2001", &m, 2));
+        assert!(hit("NOT DELETED", &m, 2));
+        assert!(hit("OR DELETED SEEN", &m, 2));
+        assert!(hit("UID 5:7", &m, 2));
+        assert!(!hit("UID 8:*", &m, 2));
+        assert!(hit("2:*", &m, 2));
+        assert!(!hit("3", &m, 2));
+        assert!(hit("ON 24-Nov-2026", &m, 2));
+        assert!(hit("SINCE 24-Nov-2026 BEFORE 25-Nov-2026", &m, 2));
+        assert!(!hit("BEFORE 24-Nov-2026", &m, 2));
+        assert!(hit("MODSEQ 70", &m, 2));
+        assert!(!hit("MODSEQ 71", &m, 2));
+        assert!(!needs_body(&key("SEEN UID 1")));
+        assert!(needs_body(&key("NOT SUBJECT x")));
+        assert!(uses_modseq(&key("OR SEEN MODSEQ 4")));
+        assert!(uses_sent_date(&key("NOT SENTON 1-Jan-2020")));
+        assert!(!uses_sent_date(&key("SUBJECT x")));
+    }
+}

@@ -1,0 +1,680 @@
+//! One IMAP connection: the read loop, the protocol state (not authenticated,
+//! authenticated, selected), STARTTLS, the live re-check of the login before each
+//! command, and the untagged updates owed to the client after each command.
+//! The commands themselves live in `command/`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::ImapContext;
+use super::command;
+use super::compress::Conn;
+use super::extended::{self, Extras};
+use super::mailbox_view::{Updates, View};
+use super::reader::{Input, Reader};
+use super::response::compact_set;
+use crate::access::Protocol as AccessProtocol;
+use crate::access::login::Session as Login;
+use crate::events::audit::{AuditProtocol, MailboxAccess, MailboxAction, ObjectType};
+use crate::events::{AuditEvent, new_id};
+use crate::server::listener::Session;
+use crate::store::Folder;
+
+/// What the loop does after a command.
+pub enum Flow {
+    Continue,
+    StartTls,
+    /// COMPRESS=DEFLATE: everything after the tagged OK is compressed.
+    Compress,
+    Close,
+}
+
+/// A command's tagged completion: `OK`, `NO` or `BAD` and its text.
+pub struct Done {
+    pub status: &'static str,
+    pub text: String,
+    pub flow: Flow,
+}
+
+impl Done {
+    /// `OK text`.
+    pub fn ok(text: impl Into<String>) -> Done {
+        Done {
+            status: "OK",
+            text: text.into(),
+            flow: Flow::Continue,
+        }
+    }
+    /// `NO text` (the command failed; the connection carries on).
+    pub fn no(text: impl Into<String>) -> Done {
+        Done {
+            status: "NO",
+            text: text.into(),
+            flow: Flow::Continue,
+        }
+    }
+    /// `BAD text` (the command was not acceptable here or malformed).
+    pub fn bad(text: impl Into<String>) -> Done {
+        Done {
+            status: "BAD",
+            text: text.into(),
+            flow: Flow::Continue,
+        }
+    }
+}
+
+/// The per-connection state the commands work on.
+pub struct Imap {
+    pub ctx: Arc<ImapContext>,
+    pub peer: SocketAddr,
+    pub draining: CancellationToken,
+    pub tls: bool,
+    /// The `imap` listener offers STARTTLS; `imaps` starts in TLS.
+    pub starttls_offered: bool,
+    /// Responses not yet written.
+    pub out: Vec<u8>,
+    pub login: Option<Login>,
+    pub selected: Option<View>,
+    pub condstore: bool,
+    pub qresync: bool,
+    pub utf8: bool,
+    pub rev2: bool,
+    /// From the client's ID command, for audit records.
+    pub user_agent: Option<String>,
+}
+
+/// Runs a session to its end.
+pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
+    let Session {
+        stream,
+        peer,
+        listener,
+        tls: acceptor,
+        draining,
+        limits,
+        ..
+    } = session;
+    let mut imap = Imap {
+        tls: stream.is_tls(),
+        starttls_offered: listener == "imap",
+        peer,
+        draining,
+        out: Vec::with_capacity(4096),
+        login: None,
+        selected: None,
+        condstore: false,
+        qresync: false,
+        utf8: false,
+        rev2: false,
+        user_agent: None,
+        ctx,
+    };
+    let mut stream = Conn::Raw(stream);
+    let mut reader = Reader::new(imap.ctx.max_message_size);
+    let greeting = format!(
+        "* OK [CAPABILITY {}] {} IMAP4rev1 mailgate ready\r\n",
+        imap.capabilities(),
+        imap.ctx.hostname
+    );
+    imap.out.extend_from_slice(greeting.as_bytes());
+    loop {
+        if imap.flush(&mut stream).await.is_err() {
+            return;
+        }
+        let input = tokio::select! {
+            r = reader.next(&mut stream) => r,
+            _ = imap.draining.cancelled() => {
+                imap.untagged("BYE [UNAVAILABLE] Server shutting down");
+                break;
+            }
+        };
+        let flow = match input {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                imap.untagged("BYE Autologout; idle for too long");
+                break;
+            }
+            Err(_) | Ok(Input::Eof) => return,
+            Ok(Input::TooBig { tag }) => {
+                match tag {
+                    Some(t) => imap.tagged(
+                        &t,
+                        "NO",
+                        &format!(
+                            "[TOOBIG] Command exceeds the limit of {} bytes",
+                            imap.ctx.max_message_size
+                        ),
+                    ),
+                    None => imap.untagged("BAD Command too long"),
+                }
+                Flow::Continue
+            }
+            Ok(Input::Message(bytes)) => imap.dispatch(&bytes, &mut reader, &mut stream).await,
+        };
+        match flow {
+            Flow::Continue => {}
+            Flow::Close => break,
+            Flow::Compress => {
+                if imap.flush(&mut stream).await.is_err() {
+                    return;
+                }
+                stream = stream.compress();
+                reader = Reader::new(imap.ctx.max_message_size);
+            }
+            Flow::StartTls => {
+                if imap.flush(&mut stream).await.is_err() {
+                    return;
+                }
+                let Conn::Raw(raw) = stream else {
+                    return;
+                };
+                // Whatever the client pipelined in plaintext goes with the old reader
+                // (CVE-2011-0411 class): nothing read before TLS is obeyed after it.
+                match raw.start_tls(&acceptor, limits.handshake_timeout()).await {
+                    Ok(s) => stream = Conn::Raw(s),
+                    Err(e) => {
+                        tracing::debug!(peer = %imap.peer, error = %e, "IMAP STARTTLS handshake failed");
+                        return;
+                    }
+                }
+                reader = Reader::new(imap.ctx.max_message_size);
+                imap.tls = true;
+            }
+        }
+    }
+    let _ = imap.flush(&mut stream).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The tag of a line that did not parse, if it has a usable one.
+fn salvage_tag(bytes: &[u8]) -> Option<String> {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+    let tag = std::str::from_utf8(&bytes[..end]).ok()?;
+    let ok = !tag.is_empty()
+        && tag != "*"
+        && tag != "+"
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]+".contains(&b));
+    ok.then(|| tag.to_string())
+}
+
+impl Imap {
+    /// The CAPABILITY list for the current state.
+    pub fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "LITERAL+", "ID", "ENABLE"];
+        if !self.tls {
+            caps.extend(["STARTTLS", "LOGINDISABLED"]);
+            return caps.join(" ");
+        }
+        if self.login.is_none() {
+            caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+            return caps.join(" ");
+        }
+        caps.extend([
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "UIDPLUS",
+            "MOVE",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "ESEARCH",
+            "CONDSTORE",
+            "QRESYNC",
+            "BINARY",
+            "UTF8=ACCEPT",
+            "STATUS=SIZE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "COMPRESS=DEFLATE",
+        ]);
+        let mut s = caps.join(" ");
+        s.push_str(&format!(" APPENDLIMIT={}", self.ctx.max_message_size));
+        s
+    }
+
+    /// Queues `* text`.
+    pub fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn tagged(&mut self, tag: &str, status: &str, text: &str) {
+        self.out
+            .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
+    }
+
+    /// Writes queued responses.
+    pub async fn flush(&mut self, stream: &mut Conn) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        stream.flush().await
+    }
+
+    /// Parses and runs one message, then sends the updates the client is owed.
+    async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Conn) -> Flow {
+        let (stripped, extras) = extended::strip(bytes);
+        let command = match CommandCodec::default().decode(&stripped) {
+            Ok((&[], cmd)) => cmd,
+            _ => {
+                match salvage_tag(bytes) {
+                    Some(tag) => self.tagged(
+                        &tag,
+                        "BAD",
+                        "Invalid command or arguments (see RFC 9051 for the syntax)",
+                    ),
+                    None => self.untagged("BAD Invalid command: no valid tag"),
+                }
+                return Flow::Continue;
+            }
+        };
+        if let Some(login) = &mut self.login
+            && !self
+                .ctx
+                .auth
+                .recheck(login, self.peer.ip(), AccessProtocol::Imap)
+        {
+            self.untagged("BYE Access revoked; closing connection");
+            return Flow::Close;
+        }
+        if self.draining.is_cancelled() {
+            self.untagged("BYE [UNAVAILABLE] Server shutting down");
+            return Flow::Close;
+        }
+        if !self.shared_access_holds() {
+            self.untagged("BYE [NOPERM] Access to the shared mailbox was revoked");
+            return Flow::Close;
+        }
+        let tag = command.tag.inner().to_string();
+        // Expunges may not be announced after FETCH, STORE or SEARCH by sequence
+        // number (RFC 9051 7.5.1); everything else may carry them.
+        let allow_expunge = !matches!(
+            command.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+        );
+        let force = matches!(
+            command.body,
+            CommandBody::Noop | CommandBody::Check | CommandBody::Idle
+        );
+        let done = self.handle(command, extras, &tag, reader, stream).await;
+        if matches!(done.flow, Flow::Continue) {
+            self.send_updates(allow_expunge, force).await;
+        }
+        self.tagged(&tag, done.status, &done.text);
+        done.flow
+    }
+
+    async fn handle(
+        &mut self,
+        cmd: Command<'_>,
+        extras: Extras,
+        tag: &str,
+        reader: &mut Reader,
+        stream: &mut Conn,
+    ) -> Done {
+        use CommandBody::*;
+        let authed = self.login.is_some();
+        let selected = self.selected.is_some();
+        match cmd.body {
+            Capability => {
+                let caps = format!("CAPABILITY {}", self.capabilities());
+                self.untagged(&caps);
+                Done::ok("CAPABILITY completed")
+            }
+            Noop => Done::ok("NOOP completed"),
+            Logout => {
+                self.untagged("BYE Logging out");
+                Done {
+                    status: "OK",
+                    text: "LOGOUT completed".into(),
+                    flow: Flow::Close,
+                }
+            }
+            Id { parameters } => command::auth::id(self, parameters),
+            StartTLS => command::auth::starttls(self),
+            Login { username, password } => {
+                command::auth::login(self, username.as_ref(), password.declassify().as_ref()).await
+            }
+            Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                command::auth::authenticate(
+                    self,
+                    &mechanism,
+                    initial_response.as_ref().map(|r| r.declassify().as_ref()),
+                    reader,
+                    stream,
+                )
+                .await
+            }
+            _ if !authed => Done::bad("Log in first"),
+            Enable { capabilities } => command::auth::enable(self, capabilities.as_ref()),
+            Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
+                Done::ok("NAMESPACE completed")
+            }
+            Select {
+                mailbox,
+                parameters,
+            } => command::select::select(self, &mailbox, &parameters, false).await,
+            Examine {
+                mailbox,
+                parameters,
+            } => command::select::select(self, &mailbox, &parameters, true).await,
+            Create { mailbox } => command::folders::create(self, &mailbox).await,
+            Delete { mailbox } => command::folders::delete(self, &mailbox).await,
+            Rename { from, to } => command::folders::rename(self, &from, &to).await,
+            Subscribe { mailbox } => command::folders::subscribe(self, &mailbox, true).await,
+            Unsubscribe { mailbox } => command::folders::subscribe(self, &mailbox, false).await,
+            List {
+                reference,
+                mailbox_wildcard,
+            } => command::list::list(self, &reference, &mailbox_wildcard, &extras, false).await,
+            Lsub {
+                reference,
+                mailbox_wildcard,
+            } => command::list::list(self, &reference, &mailbox_wildcard, &extras, true).await,
+            Status {
+                mailbox,
+                item_names,
+            } => command::list::status(self, &mailbox, &item_names).await,
+            Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => command::append::append(self, &mailbox, &flags, date.as_ref(), &message).await,
+            Idle => command::idle::idle(self, tag, reader, stream).await,
+            GetQuota { root } => command::quota::get_quota(self, root.as_ref()).await,
+            GetQuotaRoot { mailbox } => command::quota::get_quota_root(self, &mailbox).await,
+            SetQuota { .. } => Done::no("[NOPERM] Quotas are set by the administrator"),
+            Compress { .. } if stream.is_compressed() => {
+                Done::no("[COMPRESSIONACTIVE] Compression is already active")
+            }
+            Compress { .. } => Done {
+                status: "OK",
+                text: "DEFLATE active".into(),
+                flow: Flow::Compress,
+            },
+            _ if !selected => Done::bad("No mailbox selected"),
+            Check => Done::ok("CHECK completed"),
+            Unselect => {
+                self.deselect();
+                Done::ok("UNSELECT completed")
+            }
+            Close => command::messages::close(self).await,
+            Expunge => command::messages::expunge(self, None).await,
+            ExpungeUid { sequence_set } => {
+                command::messages::expunge(self, Some(&sequence_set)).await
+            }
+            Search {
+                charset,
+                criteria,
+                uid,
+            } => command::search::search(self, tag, charset.as_ref(), criteria, uid, &extras).await,
+            Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                command::fetch::fetch(
+                    self,
+                    &sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    &modifiers,
+                    stream,
+                )
+                .await
+            }
+            Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                command::messages::store(
+                    self,
+                    &sequence_set,
+                    kind,
+                    response,
+                    &flags,
+                    uid,
+                    &modifiers,
+                )
+                .await
+            }
+            Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => command::messages::copy(self, &sequence_set, &mailbox, uid, false).await,
+            Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => command::messages::copy(self, &sequence_set, &mailbox, uid, true).await,
+            _ => Done::bad("Command not supported"),
+        }
+    }
+
+    /// Whether a selected shared folder is still covered by a FULL_ACCESS grant.
+    fn shared_access_holds(&self) -> bool {
+        match (&self.selected, &self.login) {
+            (Some(view), Some(login)) if view.folder.mailbox_id != login.user_id => {
+                self.ctx
+                    .directory
+                    .mailbox_rights(&login.org_id, &login.user_id, &view.folder.mailbox_id)
+                    .full_access
+            }
+            _ => true,
+        }
+    }
+
+    /// Leaves the selected state (`* OK [CLOSED]` for QRESYNC clients).
+    pub fn deselect(&mut self) {
+        if self.selected.take().is_some() && self.qresync {
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
+    }
+
+    /// Reads what changed in the selected folder and queues the untagged responses.
+    pub async fn send_updates(&mut self, allow_expunge: bool, force: bool) {
+        let store = self.ctx.store.clone();
+        let Some(view) = &mut self.selected else {
+            return;
+        };
+        if !force && !view.watch.has_changed().unwrap_or(false) {
+            return;
+        }
+        match view.refresh(&store, allow_expunge).await {
+            Ok(updates) => self.write_updates(updates),
+            Err(e) => tracing::warn!(error = %e, "IMAP: reading folder updates failed"),
+        }
+    }
+
+    /// Queues EXPUNGE (or VANISHED), EXISTS and FETCH responses for `updates`.
+    pub fn write_updates(&mut self, updates: Updates) {
+        if !updates.expunged.is_empty() {
+            if self.qresync {
+                let uids: Vec<u32> = updates.expunged.iter().map(|e| e.1).collect();
+                let line = format!("VANISHED {}", compact_set(&uids));
+                self.untagged(&line);
+            } else {
+                for (seq, _) in &updates.expunged {
+                    let line = format!("{seq} EXPUNGE");
+                    self.untagged(&line);
+                }
+            }
+        }
+        if let Some(n) = updates.exists {
+            let line = format!("{n} EXISTS");
+            self.untagged(&line);
+        }
+        for (seq, m) in updates.flags {
+            let modseq = if self.condstore {
+                format!(" MODSEQ ({})", m.modseq)
+            } else {
+                String::new()
+            };
+            let line = format!(
+                "{seq} FETCH (UID {} FLAGS ({}){modseq})",
+                m.uid,
+                m.flags.join(" ")
+            );
+            self.untagged(&line);
+        }
+    }
+
+    /// A folder name as this client reads it: modified UTF-7 unless it enabled
+    /// UTF8=ACCEPT (RFC 6855), as an IMAP string.
+    pub fn wire_name(&self, name: &str) -> String {
+        if self.utf8 {
+            super::response::string(name)
+        } else {
+            super::response::string(&super::names::to_mutf7(name))
+        }
+    }
+
+    /// A folder name the client sent, as the store spells it.
+    pub fn parse_name(&self, m: &imap_codec::imap_types::mailbox::Mailbox<'_>) -> Option<String> {
+        let name = super::names::from_mailbox(m)?;
+        if self.utf8 {
+            Some(name)
+        } else {
+            super::names::from_mutf7(&name)
+        }
+    }
+
+    /// The store's mailbox id of the logged-in user.
+    pub fn mailbox_id(&self) -> &str {
+        self.login
+            .as_ref()
+            .map(|l| l.user_id.as_str())
+            .unwrap_or("")
+    }
+
+    /// The user's mail folders (non-mail folders are EWS-only).
+    pub async fn folders(&self) -> Result<Vec<Folder>, Done> {
+        match self.ctx.store.folders(self.mailbox_id()).await {
+            Ok(f) => Ok(f.into_iter().filter(super::names::is_mail).collect()),
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    /// The user's folders and those of mailboxes shared with them (FULL_ACCESS),
+    /// the latter under `Other Users/<address>/`.
+    pub async fn all_folders(&self) -> Result<Vec<Folder>, Done> {
+        let mut all = self.folders().await?;
+        if let Some(login) = &self.login {
+            for owner in super::shared::owners(&self.ctx.directory, &login.org_id, &login.user_id) {
+                match super::shared::folders(self.ctx.store.as_ref(), &owner).await {
+                    Ok(f) => all.extend(f),
+                    Err(e) => return Err(store_failure(e)),
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// The folder a command names, or the `NO [NONEXISTENT]` answer. Names under
+    /// `Other Users/` open another mailbox if the user holds FULL_ACCESS to it.
+    pub async fn folder(
+        &self,
+        mailbox: &imap_codec::imap_types::mailbox::Mailbox<'_>,
+    ) -> Result<Folder, Done> {
+        let Some(name) = self.parse_name(mailbox) else {
+            return Err(Done::no("[NONEXISTENT] Mailbox name is not valid"));
+        };
+        let candidates = match &self.login {
+            Some(login) if name.starts_with(super::names::OTHER_USERS) => {
+                match super::shared::owner_of(
+                    &self.ctx.directory,
+                    &login.org_id,
+                    &login.user_id,
+                    &name,
+                ) {
+                    Some(owner) => super::shared::folders(self.ctx.store.as_ref(), &owner)
+                        .await
+                        .map_err(store_failure)?,
+                    None => Vec::new(),
+                }
+            }
+            _ => self.folders().await?,
+        };
+        candidates
+            .into_iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| Done::no("[NONEXISTENT] No such mailbox"))
+    }
+
+    /// Emits a MailboxAccess audit record for an action by the logged-in user.
+    pub fn audit(
+        &self,
+        action: MailboxAction,
+        object_type: ObjectType,
+        folder: &Folder,
+        item_id: Option<String>,
+    ) {
+        let Some(login) = &self.login else {
+            return;
+        };
+        self.ctx
+            .events
+            .audit(AuditEvent::MailboxAccess(MailboxAccess {
+                request_id: new_id(),
+                organization_arn: format!("{}{}", self.ctx.arn_prefix, login.org_id),
+                user_id: login.user_id.clone(),
+                impersonator_id: None,
+                protocol: AuditProtocol::Imap,
+                source_ip: self.peer.ip(),
+                user_agent: self.user_agent.clone(),
+                action,
+                owner_id: folder.mailbox_id.clone(),
+                object_type,
+                item_id,
+                folder_path: Some(folder.name.clone()),
+                folder_id: Some(folder.item_id.clone()),
+                attachment_path: None,
+                action_allowed: true,
+            }));
+    }
+}
+
+/// A store failure as the client sees it; the detail goes to the log.
+pub fn store_failure(e: crate::store::StoreError) -> Done {
+    tracing::warn!(error = %e, "IMAP: store error");
+    Done::no("[SERVERBUG] Internal error; try again")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_of_broken_lines() {
+        assert_eq!(salvage_tag(b"a1 FOO\r\n").as_deref(), Some("a1"));
+        assert_eq!(salvage_tag(b"* FOO\r\n"), None);
+        assert_eq!(salvage_tag(b"\r\n"), None);
+        assert_eq!(salvage_tag(b"a{ x\r\n"), None);
+    }
+}

@@ -1,0 +1,921 @@
+//! IMAP sessions over real sockets against a real store: a scripted compliance run
+//! in the style of imaptest (login, list, select, append, fetch, store, search,
+//! copy/move, expunge, CONDSTORE, IDLE across two sessions) and the bad inputs the
+//! issue lists, each followed by a command proving the connection still works.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use crate::access::login::Authenticator;
+use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
+use crate::config::TlsMode;
+use crate::directory::NewUser;
+use crate::server::limits::ConnLimits;
+use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
+use crate::store::sqlite::SqliteStore;
+use crate::tls::{self, CertResolver};
+
+const PASSWORD: &str = "Corr3ct-Horse";
+const LIMIT: u32 = 64 * 1024;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    imap: u16,
+    imaps: u16,
+    ca: std::path::PathBuf,
+    access: Arc<AccessEngine>,
+    org: String,
+    captured: crate::events::Captured,
+    directory: Arc<Directory>,
+    ids: (String, String),
+    draining: CancellationToken,
+}
+
+fn user(d: &Directory, org: &str, name: &str) -> String {
+    let id = d
+        .create_user(
+            org,
+            NewUser {
+                name,
+                display_name: name,
+                password: Some(PASSWORD),
+                role: None,
+                first_name: None,
+                last_name: None,
+                hidden_from_gal: false,
+            },
+        )
+        .unwrap();
+    d.register_to_workmail(org, &id, &format!("{name}@acme.test"))
+        .unwrap();
+    id
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(crate::config::Limits::default()).await
+}
+
+async fn fixture_with(limits: crate::config::Limits) -> Fixture {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let (directory, access, org, ids) = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let d = Arc::new(Directory::open(store.clone()).unwrap());
+            let org = d.create_organization("acme", "acme.test").unwrap();
+            let alice = user(&d, &org, "alice");
+            let bob = user(&d, &org, "bob");
+            let access = Arc::new(
+                AccessEngine::open(store, AccessLimits::default(), TokenKeys::generate("k1"))
+                    .unwrap(),
+            );
+            access.create_organization_defaults(&org, 1).unwrap();
+            (d, access, org, (alice, bob))
+        })
+        .await
+        .unwrap()
+    };
+    let (events, captured) = Events::capture();
+    let auth = Arc::new(Authenticator::new(
+        directory.clone(),
+        access.clone(),
+        events.clone(),
+        "local",
+        "000000000000",
+    ));
+    let ctx = Arc::new(ImapContext {
+        hostname: "imap.acme.test".into(),
+        store: Arc::new(store.clone()),
+        directory: directory.clone(),
+        auth,
+        events,
+        max_message_size: LIMIT,
+        arn_prefix: "arn:aws:workmail:local:000000000000:organization/".into(),
+    });
+    let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
+    let resolver = Arc::new(CertResolver::default());
+    resolver.load(&[dev.pair()]).unwrap();
+    let acceptor = TlsAcceptor::from(tls::server_config(resolver, &[]));
+    let draining = CancellationToken::new();
+    let accept = AcceptContext {
+        conn_limits: ConnLimits::new(100, 100, 0),
+        limits: Arc::new(limits),
+        tracker: TaskTracker::new(),
+        draining: draining.clone(),
+        metrics: Arc::new(crate::events::Metrics::new()),
+    };
+    let mut ports = Vec::new();
+    for (name, mode) in [("imap", TlsMode::Starttls), ("imaps", TlsMode::Implicit)] {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(socket.local_addr().unwrap().port());
+        let bound = BoundListener {
+            name,
+            tls_mode: mode,
+            socket,
+            protocol: Arc::new(ImapService { ctx: ctx.clone() }),
+            acceptor: acceptor.clone(),
+        };
+        tokio::spawn(accept_loop(bound, accept.clone()));
+    }
+    Fixture {
+        imap: ports[0],
+        imaps: ports[1],
+        ca: dev.ca,
+        access,
+        org,
+        captured,
+        directory,
+        ids,
+        _dir: dir,
+        draining,
+    }
+}
+
+/// A raw-line IMAP client.
+struct Client<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn send(&mut self, text: &str) {
+        self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut line))
+            .await
+            .expect("server answered in time")
+            .unwrap();
+        if n == 0 {
+            return "<EOF>".into();
+        }
+        line
+    }
+
+    /// Reads until the tagged completion of `tag`; returns everything read.
+    async fn until(&mut self, tag: &str) -> String {
+        let mut all = String::new();
+        loop {
+            let line = self.line().await;
+            all.push_str(&line);
+            if line.starts_with(&format!("{tag} ")) || line == "<EOF>" {
+                return all;
+            }
+        }
+    }
+
+    /// Sends `tag text` and reads to its completion.
+    async fn cmd(&mut self, tag: &str, text: &str) -> String {
+        self.send(&format!("{tag} {text}\r\n")).await;
+        self.until(tag).await
+    }
+}
+
+async fn tls_upgrade(f: &Fixture, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&f.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+type Tls = Client<tokio_rustls::client::TlsStream<TcpStream>>;
+
+async fn imaps(f: &Fixture, user: Option<&str>) -> Tls {
+    let tcp = TcpStream::connect(("127.0.0.1", f.imaps)).await.unwrap();
+    let mut c = Client {
+        io: BufReader::new(tls_upgrade(f, tcp).await),
+    };
+    let greeting = c.line().await;
+    assert!(greeting.starts_with("* OK [CAPABILITY "), "{greeting}");
+    assert!(greeting.contains("AUTH=PLAIN"), "{greeting}");
+    if let Some(user) = user {
+        let r = c
+            .cmd("L", &format!("LOGIN {user}@acme.test {PASSWORD}"))
+            .await;
+        assert!(r.starts_with("L OK [CAPABILITY "), "{r}");
+    }
+    c
+}
+
+fn message(subject: &str, body_len: usize) -> String {
+    format!(
+        "From: Alice <alice@acme.test>\r\nTo: bob@acme.test\r\nSubject: {subject}\r\nDate: Tue, 24 Nov 2026 01:02:03 +0000\r\nMessage-ID: <{subject}@acme.test>\r\n\r\n{}\r\n",
+        "x".repeat(body_len)
+    )
+}
+
+async fn append<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Client<S>,
+    tag: &str,
+    mailbox: &str,
+    flags: &str,
+    msg: &str,
+) -> String {
+    c.send(&format!(
+        "{tag} APPEND {mailbox} ({flags}) {{{}+}}\r\n{msg}\r\n",
+        msg.len()
+    ))
+    .await;
+    c.until(tag).await
+}
+
+#[tokio::test]
+async fn starttls_is_required_before_login_and_plaintext_pipelining_is_dropped() {
+    let f = fixture().await;
+    let tcp = TcpStream::connect(("127.0.0.1", f.imap)).await.unwrap();
+    let mut c = Client {
+        io: BufReader::new(tcp),
+    };
+    let greeting = c.line().await;
+    assert!(greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED"));
+    let r = c
+        .cmd("a", &format!("LOGIN alice@acme.test {PASSWORD}"))
+        .await;
+    assert!(r.starts_with("a NO [PRIVACYREQUIRED]"), "{r}");
+    let r = c.cmd("b", "AUTHENTICATE PLAIN AGFsaWNlAHg=").await;
+    assert!(r.starts_with("b NO [PRIVACYREQUIRED]"), "{r}");
+    // STARTTLS with a command pipelined behind it: that command must be ignored.
+    c.send("c STARTTLS\r\nd NOOP\r\n").await;
+    let r = c.until("c").await;
+    assert!(r.starts_with("c OK"), "{r}");
+    let tcp = c.io.into_inner();
+    let mut c = Client {
+        io: BufReader::new(tls_upgrade(&f, tcp).await),
+    };
+    let r = c.cmd("e", "CAPABILITY").await;
+    assert!(!r.contains("d OK"), "pipelined plaintext was executed: {r}");
+    assert!(
+        r.contains("AUTH=PLAIN") && !r.contains("LOGINDISABLED"),
+        "{r}"
+    );
+    let blob = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0alice@acme.test\0{PASSWORD}"),
+    );
+    let r = c.cmd("f", &format!("AUTHENTICATE PLAIN {blob}")).await;
+    assert!(r.starts_with("f OK"), "{r}");
+    let r = c.cmd("g", "LOGOUT").await;
+    assert!(r.starts_with("* BYE") && r.contains("g OK"), "{r}");
+}
+
+#[tokio::test]
+async fn wrong_passwords_and_authenticate_continuations() {
+    let f = fixture().await;
+    let mut c = imaps(&f, None).await;
+    let r = c.cmd("a", "LOGIN alice@acme.test nope").await;
+    assert!(r.starts_with("a NO [AUTHENTICATIONFAILED]"), "{r}");
+    c.send("b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    c.send("*\r\n").await;
+    let r = c.until("b").await;
+    assert!(r.starts_with("b BAD"), "{r}");
+    c.send("c AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    let blob = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0bob@acme.test\0{PASSWORD}"),
+    );
+    c.send(&format!("{blob}\r\n")).await;
+    let r = c.until("c").await;
+    assert!(r.starts_with("c OK"), "{r}");
+    let r = c.cmd("d", "SELECT INBOX").await;
+    assert!(r.contains("d OK [READ-WRITE]"), "{r}");
+}
+
+#[tokio::test]
+async fn scripted_mailbox_session() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let r = c.cmd("a1", "ID (\"name\" \"test\")").await;
+    assert!(r.contains("* ID (") && r.contains("a1 OK"), "{r}");
+    let r = c.cmd("a2", "LIST \"\" \"*\"").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" \"INBOX\""),
+        "{r}"
+    );
+    assert!(r.contains("\\Sent) \"/\" \"Sent Items\""), "{r}");
+    assert!(!r.contains("Calendar") && !r.contains("Contacts"), "{r}");
+    let r = c.cmd("a3", "CREATE Projects/2026").await;
+    assert!(r.starts_with("a3 OK"), "{r}");
+    let r = c.cmd("a4", "LIST \"\" %").await;
+    assert!(r.contains("(\\HasChildren) \"/\" \"Projects\""), "{r}");
+    assert!(!r.contains("Projects/2026"), "{r}");
+    let r = c.cmd("a5", "CREATE Projects").await;
+    assert!(r.starts_with("a5 NO [ALREADYEXISTS]"), "{r}");
+    let r = c
+        .cmd(
+            "a6",
+            "LIST (SPECIAL-USE) \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT))",
+        )
+        .await;
+    assert!(r.contains("\\Trash) \"/\" \"Deleted Items\""), "{r}");
+    assert!(!r.contains("\"INBOX\""), "{r}");
+    assert!(
+        r.contains("* STATUS \"Junk Email\" (MESSAGES 0 UIDNEXT 1)"),
+        "{r}"
+    );
+
+    let r = append(&mut c, "b1", "INBOX", "\\Flagged", &message("one", 10)).await;
+    assert!(r.starts_with("b1 OK [APPENDUID "), "{r}");
+    let r = append(&mut c, "b2", "INBOX", "", &message("two", 2000)).await;
+    assert!(r.starts_with("b2 OK [APPENDUID "), "{r}");
+    let r = append(&mut c, "b3", "INBOX", "\\Seen", &message("three", 10)).await;
+    assert!(r.starts_with("b3 OK"), "{r}");
+    let r = c
+        .cmd(
+            "b4",
+            "STATUS INBOX (MESSAGES UNSEEN UIDNEXT SIZE HIGHESTMODSEQ)",
+        )
+        .await;
+    assert!(r.contains("MESSAGES 3 UNSEEN 2 UIDNEXT 4"), "{r}");
+
+    let r = c.cmd("c1", "SELECT INBOX").await;
+    assert!(r.contains("* 3 EXISTS"), "{r}");
+    assert!(r.contains("* OK [UIDVALIDITY "), "{r}");
+    assert!(r.contains("* OK [UIDNEXT 4]"), "{r}");
+    assert!(r.contains("c1 OK [READ-WRITE]"), "{r}");
+    let r = c.cmd("c2", "FETCH 1:* (UID FLAGS RFC822.SIZE)").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE "),
+        "{r}"
+    );
+    assert!(r.contains("* 3 FETCH (UID 3 FLAGS (\\Seen)"), "{r}");
+    let msg1 = message("one", 10);
+    let r = c.cmd("c3", "UID FETCH 1 (BODY.PEEK[] INTERNALDATE)").await;
+    assert!(
+        r.contains(&format!("BODY[] {{{}}}\r\n{msg1}", msg1.len())),
+        "{r}"
+    );
+    assert!(!r.contains("\\Seen"), "PEEK must not set \\Seen: {r}");
+    let r = c.cmd("c4", "FETCH 1 RFC822").await;
+    assert!(r.contains("FLAGS (\\Flagged \\Seen)"), "{r}");
+    let r = c.cmd("c5", "FETCH 9 FLAGS").await;
+    assert!(r.starts_with("c5 BAD"), "{r}");
+    let r = c.cmd("c6", "UID FETCH 9:* FLAGS").await;
+    assert!(r.contains("* 3 FETCH (UID 3 "), "{r}");
+
+    let r = c.cmd("d1", "SEARCH UNSEEN").await;
+    assert!(r.contains("* SEARCH 2\r\n"), "{r}");
+    let r = c
+        .cmd("d2", "UID SEARCH LARGER 1000 OR SEEN UNFLAGGED")
+        .await;
+    assert!(r.contains("* SEARCH 2\r\n"), "{r}");
+    let r = c.cmd("d3", "SEARCH RETURN (MIN MAX COUNT) ALL").await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"d3\") MIN 1 MAX 3 COUNT 3"),
+        "{r}"
+    );
+    let r = c.cmd("d4", "SEARCH CHARSET KOI8-R ALL").await;
+    assert!(r.starts_with("d4 NO [BADCHARSET"), "{r}");
+
+    let r = c.cmd("e1", "STORE 2 +FLAGS (\\Deleted $Work)").await;
+    assert!(r.contains("* 2 FETCH (FLAGS (\\Deleted $Work))"), "{r}");
+    let r = c.cmd("e2", "STORE 1 -FLAGS.SILENT (\\Flagged)").await;
+    assert!(!r.contains("FETCH"), "{r}");
+    let r = c.cmd("e3", "FETCH 1 (FLAGS MODSEQ)").await;
+    let modseq: u64 = r
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{r}"));
+    let r = c
+        .cmd(
+            "e4",
+            &format!("STORE 1,3 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Answered)"),
+        )
+        .await;
+    assert!(
+        r.contains("* 1 FETCH (FLAGS (\\Answered \\Seen) MODSEQ ("),
+        "{r}"
+    );
+    assert!(
+        r.contains("e4 OK [MODIFIED 3]") || r.contains("e4 OK"),
+        "{r}"
+    );
+    let r = c
+        .cmd("e5", "UID STORE 1 (UNCHANGEDSINCE 1) FLAGS (\\Seen)")
+        .await;
+    assert!(r.contains("e5 OK [MODIFIED 1]"), "{r}");
+
+    let r = c.cmd("f1", "COPY 1:2 Projects").await;
+    assert!(r.contains("f1 OK [COPYUID "), "{r}");
+    assert!(r.contains(" 1,2 1,2]"), "{r}");
+    let r = c.cmd("f2", "UID MOVE 3 Archive").await;
+    assert!(r.contains("* OK [COPYUID "), "{r}");
+    assert!(r.contains("* 3 EXPUNGE"), "{r}");
+    let r = c.cmd("f3", "COPY 1 Nowhere").await;
+    assert!(r.starts_with("f3 NO [TRYCREATE]"), "{r}");
+    let r = c.cmd("f4", "EXPUNGE").await;
+    assert!(r.contains("* 2 EXPUNGE"), "{r}");
+    let r = c.cmd("f5", "FETCH 1:* UID").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 1)") && !r.contains("* 2 FETCH"),
+        "{r}"
+    );
+    let r = c.cmd("f6", "STATUS Projects (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 2)"), "{r}");
+
+    let r = c.cmd("g1", "EXAMINE Projects").await;
+    assert!(r.contains("g1 OK [READ-ONLY]"), "{r}");
+    let r = c.cmd("g2", "STORE 1 +FLAGS (\\Seen)").await;
+    assert!(r.starts_with("g2 NO [READ-ONLY]"), "{r}");
+    let r = c.cmd("g3", "UNSELECT").await;
+    assert!(r.starts_with("g3 OK"), "{r}");
+    let r = c.cmd("g4", "DELETE Projects").await;
+    assert!(r.starts_with("g4 NO [HASCHILDREN]"), "{r}");
+    let r = c.cmd("g5", "DELETE INBOX").await;
+    assert!(r.starts_with("g5 NO"), "{r}");
+    let r = c.cmd("g6", "GETQUOTAROOT INBOX").await;
+    assert!(r.contains("* QUOTAROOT \"INBOX\" \"\""), "{r}");
+    assert!(r.contains("* QUOTA \"\" (STORAGE "), "{r}");
+    let r = c.cmd("g7", "NAMESPACE").await;
+    assert!(
+        r.contains("* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL"),
+        "{r}"
+    );
+    let r = c.cmd("g8", "CREATE \"Other Users/x\"").await;
+    assert!(r.starts_with("g8 NO"), "{r}");
+
+    // One MailboxAccess audit record per action, as the IMAP protocol. The sink
+    // writes on its own task: give it a moment to catch up.
+    let mut audit = Vec::new();
+    for _ in 0..50 {
+        audit = f.captured.audit.lock().unwrap().clone();
+        if audit
+            .iter()
+            .any(|e| e["action"] == "read" && e["folder_path"] == "Projects")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let actions: Vec<(String, String)> = audit
+        .iter()
+        .filter(|e| e["log_type"] == "mailbox_access")
+        .map(|e| {
+            assert_eq!(e["protocol"], "IMAP", "{e}");
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["folder_path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("create", "Projects/2026"),
+        ("create", "INBOX"),
+        ("read", "INBOX"),
+        ("update_read_state", "INBOX"),
+        ("copy", "INBOX"),
+        ("copy_to", "Projects"),
+        ("move", "INBOX"),
+        ("move_to", "Archive"),
+        ("delete", "INBOX"),
+    ] {
+        assert!(
+            actions.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} missing from {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idle_client_is_logged_out_with_bye() {
+    let f = fixture_with(crate::config::Limits {
+        idle_timeout_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let started = std::time::Instant::now();
+    let r = c.line().await;
+    assert!(r.starts_with("* BYE Autologout"), "{r}");
+    assert_eq!(c.line().await, "<EOF>");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn bad_input_gets_bad_or_no_and_the_connection_survives() {
+    let f = fixture().await;
+    let mut c = imaps(&f, None).await;
+    let r = c.cmd("a", "SELECT INBOX").await;
+    assert!(r.starts_with("a BAD"), "{r}");
+    c.send("this is not imap\r\n").await;
+    let r = c.line().await;
+    assert!(r.starts_with("this BAD") || r.starts_with("* BAD"), "{r}");
+    c.send("\r\n").await;
+    let r = c.line().await;
+    assert!(r.starts_with("* BAD"), "{r}");
+    let r = c.cmd("b", "NOOP").await;
+    assert!(r.starts_with("b OK"), "{r}");
+    let r = c
+        .cmd("L", &format!("LOGIN alice@acme.test {PASSWORD}"))
+        .await;
+    assert!(r.starts_with("L OK"), "{r}");
+    let r = c.cmd("c", "FETCH 1 FLAGS").await;
+    assert!(r.starts_with("c BAD"), "{r}");
+    let r = c.cmd("d", "SELECT INBOX").await;
+    assert!(r.contains("d OK"), "{r}");
+    let r = c.cmd("e", "FETCH 1:*:* FLAGS").await;
+    assert!(r.starts_with("e BAD"), "{r}");
+    let r = c.cmd("e2", "FETCH 1 FLAGS").await;
+    assert!(r.starts_with("e2 BAD"), "empty mailbox: {r}");
+    let r = c.cmd("f", "CREATE \"a//b\"").await;
+    assert!(r.starts_with("f NO"), "{r}");
+    let r = c.cmd("f2", "SELECT \"No/Such\"").await;
+    assert!(r.starts_with("f2 NO [NONEXISTENT]"), "{r}");
+    // A synchronizing literal over the limit is refused before it is sent.
+    c.send(&format!("g APPEND INBOX {{{}}}\r\n", LIMIT + 1))
+        .await;
+    let r = c.line().await;
+    assert!(r.starts_with("g NO [TOOBIG]"), "{r}");
+    // A non-synchronizing one is read and dropped.
+    let big = "y".repeat(LIMIT as usize + 10);
+    c.send(&format!("h APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()))
+        .await;
+    let r = c.until("h").await;
+    assert!(r.starts_with("h NO [TOOBIG]"), "{r}");
+    // An unbalanced literal: the announced bytes are taken as the literal.
+    c.send("i LOGIN {3}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send("abc\r\n").await;
+    let r = c.until("i").await;
+    assert!(r.starts_with("i BAD"), "{r}");
+    let r = c.cmd("j", "NOOP").await;
+    assert!(r.starts_with("j OK"), "{r}");
+    let r = c.cmd("k", "THREAD REFERENCES UTF-8 ALL").await;
+    assert!(r.starts_with("k BAD"), "{r}");
+    let r = c.cmd("l", "NOOP").await;
+    assert!(r.starts_with("l OK"), "{r}");
+}
+
+#[tokio::test]
+async fn idle_pushes_another_sessions_append_and_flag_changes() {
+    let f = fixture().await;
+    let mut a = imaps(&f, Some("alice")).await;
+    let mut b = imaps(&f, Some("alice")).await;
+    let r = append(&mut b, "p", "INBOX", "", &message("first", 10)).await;
+    assert!(r.starts_with("p OK"), "{r}");
+    assert!(a.cmd("s", "SELECT INBOX").await.contains("* 1 EXISTS"));
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    let started = std::time::Instant::now();
+    let r = append(&mut b, "q", "INBOX", "", &message("second", 10)).await;
+    assert!(r.starts_with("q OK"), "{r}");
+    assert_eq!(a.line().await, "* 2 EXISTS\r\n");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(b.cmd("r", "SELECT INBOX").await.contains("r OK"));
+    assert!(
+        b.cmd("t", "STORE 1 +FLAGS (\\Deleted)")
+            .await
+            .contains("t OK")
+    );
+    assert_eq!(a.line().await, "* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n");
+    assert!(b.cmd("u", "EXPUNGE").await.contains("* 1 EXPUNGE"));
+    assert_eq!(a.line().await, "* 1 EXPUNGE\r\n");
+    a.send("DONE\r\n").await;
+    let r = a.until("i").await;
+    assert!(r.starts_with("i OK"), "{r}");
+    // A FETCH by sequence number must not see the expunge of another session yet.
+    assert!(
+        b.cmd("v", "STORE 1 +FLAGS (\\Deleted)")
+            .await
+            .contains("v OK")
+    );
+    assert!(b.cmd("w", "EXPUNGE").await.contains("w OK"));
+    let r = a.cmd("x", "FETCH 1 FLAGS").await;
+    assert!(!r.contains("EXPUNGE"), "{r}");
+    let r = a.cmd("y", "NOOP").await;
+    assert!(r.contains("* 1 EXPUNGE"), "{r}");
+}
+
+#[tokio::test]
+async fn qresync_reports_vanished_and_changes() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    for i in 0..3 {
+        let r = append(&mut c, "a", "INBOX", "", &message(&format!("m{i}"), 10)).await;
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    assert!(
+        c.cmd("e", "ENABLE QRESYNC")
+            .await
+            .contains("* ENABLED QRESYNC")
+    );
+    let r = c.cmd("s", "SELECT INBOX").await;
+    let uv: u32 = r
+        .split("UIDVALIDITY ")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let hm: u64 = r
+        .split("HIGHESTMODSEQ ")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        c.cmd("t", "UID STORE 2 +FLAGS (\\Deleted)")
+            .await
+            .contains("MODSEQ")
+    );
+    let r = c.cmd("x", "UID EXPUNGE 2").await;
+    assert!(r.contains("* VANISHED 2"), "{r}");
+    assert!(
+        c.cmd("t2", "UID STORE 3 +FLAGS (\\Seen)")
+            .await
+            .contains("t2 OK")
+    );
+    let r = c
+        .cmd("s2", &format!("SELECT INBOX (QRESYNC ({uv} {hm}))"))
+        .await;
+    assert!(r.contains("* OK [CLOSED]"), "{r}");
+    assert!(r.contains("* VANISHED (EARLIER) 2"), "{r}");
+    assert!(r.contains("FETCH (UID 3 FLAGS (\\Seen) MODSEQ"), "{r}");
+    let r = c
+        .cmd(
+            "f",
+            &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {hm} VANISHED)"),
+        )
+        .await;
+    assert!(r.contains("* VANISHED (EARLIER) 2"), "{r}");
+    assert!(r.contains("UID 3 FLAGS (\\Seen) MODSEQ"), "{r}");
+    assert!(!r.contains("UID 1 "), "{r}");
+}
+
+fn deny_imap_loopback() -> AccessControlRuleInput {
+    serde_json::from_value(serde_json::json!({
+        "Name": "no-imap", "Effect": "DENY", "Description": "", "IpRanges": ["127.0.0.0/8"], "Actions": ["IMAP"]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_deny_rule_fails_login_like_a_bad_password_and_ends_live_sessions() {
+    let f = fixture().await;
+    let mut live = imaps(&f, Some("alice")).await;
+    assert!(live.cmd("n", "NOOP").await.starts_with("n OK"));
+    let (access, org) = (f.access.clone(), f.org.clone());
+    tokio::task::spawn_blocking(move || {
+        access
+            .put_access_control_rule(&org, deny_imap_loopback(), 2)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = live.cmd("m", "NOOP").await;
+    assert!(r.starts_with("* BYE"), "{r}");
+    let mut fresh = imaps(&f, None).await;
+    let r = fresh
+        .cmd("L", &format!("LOGIN alice@acme.test {PASSWORD}"))
+        .await;
+    assert!(r.starts_with("L NO [AUTHENTICATIONFAILED]"), "{r}");
+}
+
+#[tokio::test]
+async fn fetch_structure_sections_binary_and_text_search() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let msg = "From: Alice <alice@acme.test>\r\nTo: bob@acme.test\r\nSubject: Quarterly report\r\nDate: Tue, 24 Nov 2026 01:02:03 +0000\r\nMessage-ID: <q@acme.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nNumbers are caf=C3=A9 good\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b1--\r\n";
+    let r = append(&mut c, "a", "INBOX", "", msg).await;
+    assert!(r.starts_with("a OK"), "{r}");
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    let r = c.cmd("f1", "FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    assert!(r.contains("ENVELOPE (\"Tue, 24 Nov 2026 01:02:03 +0000\" \"Quarterly report\" ((\"Alice\" NIL \"alice\" \"acme.test\"))"), "{r}");
+    let upper = r.to_ascii_uppercase();
+    assert!(upper.contains("BODYSTRUCTURE ((\"TEXT\" \"PLAIN\""), "{r}");
+    assert!(upper.contains("\"MIXED\" (\"BOUNDARY\" \"B1\")"), "{r}");
+    let r = c
+        .cmd("f2", "FETCH 1 (BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (Subject)] BINARY.PEEK[1] BINARY.SIZE[2])")
+        .await;
+    assert!(
+        r.contains("BODY[1] {26}\r\nNumbers are caf=C3=A9 good"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BODY[HEADER.FIELDS (Subject)] {29}\r\nSubject: Quarterly report\r\n\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("BINARY[1] {22}\r\nNumbers are caf\u{e9} good"),
+        "{r}"
+    );
+    assert!(r.contains("BINARY.SIZE[2] 3"), "{r}");
+    let r = c.cmd("f3", "FETCH 1 BINARY.PEEK[2]").await;
+    assert!(r.contains("BINARY[2] ~{3}\r\n"), "{r}");
+    let r = c.cmd("f4", "FETCH 1 (BODY[TEXT]<0.7>)").await;
+    assert!(r.contains("BODY[TEXT]<0> {7}\r\n--b1\r\nC"), "{r}");
+    assert!(r.contains("\\Seen"), "non-PEEK sets \\Seen: {r}");
+    let r = c.cmd("g1", "SEARCH SUBJECT quarterly").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g2", "SEARCH CHARSET UTF-8 BODY {5+}\r\ncafé").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g3", "SEARCH TEXT nowhere-to-be-found").await;
+    assert!(r.contains("* SEARCH\r\n"), "{r}");
+    let r = c.cmd("g4", "SEARCH SENTON 24-Nov-2026 FROM alice").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    let r = c.cmd("g5", "SEARCH HEADER Message-ID <q@acme.test>").await;
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+}
+
+#[tokio::test]
+async fn non_ascii_folder_names_in_modified_utf7_and_utf8() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    let r = c.cmd("a", "CREATE Entw&APw-rfe").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = c.cmd("b", "LIST \"\" Entw*").await;
+    assert!(r.contains("\"/\" \"Entw&APw-rfe\""), "{r}");
+    assert!(
+        c.cmd("c", "ENABLE UTF8=ACCEPT")
+            .await
+            .contains("* ENABLED UTF8=ACCEPT")
+    );
+    let r = c.cmd("d", "LIST \"\" Entw*").await;
+    assert!(r.contains("\"/\" {9}\r\nEntw\u{fc}rfe"), "{r}");
+    let r = c.cmd("e", "RENAME \"Entw\u{fc}rfe\" Old").await;
+    assert!(r.starts_with("e OK"), "{r}");
+    let r = c.cmd("g", "SUBSCRIBE Old").await;
+    assert!(r.starts_with("g OK"), "{r}");
+    let r = c.cmd("h", "LSUB \"\" Old").await;
+    assert!(r.contains("* LSUB ("), "{r}");
+    let r = c.cmd("i", "LIST (SUBSCRIBED) \"\" \"Old\"").await;
+    assert!(r.contains("\\Subscribed"), "{r}");
+}
+
+#[tokio::test]
+async fn full_access_shows_the_owners_mailbox_under_other_users() {
+    let f = fixture().await;
+    // Bob's mailbox exists once he has logged in (or received mail).
+    let mut bob = imaps(&f, Some("bob")).await;
+    let r = append(&mut bob, "a", "INBOX", "", &message("for-bob", 10)).await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let mut c = imaps(&f, Some("alice")).await;
+    let r = c
+        .cmd("b", "SELECT \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.starts_with("b NO [NONEXISTENT]"), "no grant yet: {r}");
+    let (d, org, owner, grantee) = (
+        f.directory.clone(),
+        f.org.clone(),
+        f.ids.1.clone(),
+        f.ids.0.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        d.put_mailbox_permissions(
+            &org,
+            &owner,
+            &grantee,
+            &[crate::directory::Permission::FullAccess],
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = c.cmd("c", "LIST \"\" \"*\"").await;
+    assert!(
+        r.contains("* LIST (\\Noselect \\HasChildren) \"/\" \"Other Users\""),
+        "{r}"
+    );
+    assert!(
+        r.contains("\"/\" \"Other Users/bob@acme.test/INBOX\""),
+        "{r}"
+    );
+    let r = c.cmd("d", "LIST \"\" \"Other Users/%\"").await;
+    assert!(
+        r.contains("\"Other Users/bob@acme.test\"") && !r.contains("INBOX"),
+        "{r}"
+    );
+    let r = c
+        .cmd("e", "SELECT \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.contains("* 1 EXISTS") && r.contains("e OK"), "{r}");
+    let r = c
+        .cmd("f", "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .await;
+    assert!(r.contains("Subject: for-bob"), "{r}");
+    let r = c.cmd("g", "COPY 1 INBOX").await;
+    assert!(r.contains("g OK [COPYUID"), "{r}");
+    let r = c
+        .cmd("h", "DELETE \"Other Users/bob@acme.test/INBOX\"")
+        .await;
+    assert!(r.starts_with("h NO"), "{r}");
+    let r = c.cmd("i", "STATUS INBOX (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 1)"), "{r}");
+    // Revoking the grant ends a session that has the shared folder selected.
+    let (d, org, owner, grantee) = (
+        f.directory.clone(),
+        f.org.clone(),
+        f.ids.1.clone(),
+        f.ids.0.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        d.put_mailbox_permissions(&org, &owner, &grantee, &[])
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let r = c.cmd("j", "NOOP").await;
+    assert!(r.starts_with("* BYE [NOPERM]"), "{r}");
+}
+
+#[tokio::test]
+async fn compress_deflate_carries_the_rest_of_the_session() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    use tokio::io::AsyncReadExt;
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    let r = c.cmd("z", "COMPRESS DEFLATE").await;
+    assert!(r.starts_with("z OK"), "{r}");
+    let mut io = c.io.into_inner();
+    let mut comp = Compress::new(Compression::default(), false);
+    let mut decomp = Decompress::new(false);
+    let mut text = String::new();
+    for (tag, line) in [
+        ("a", "NOOP"),
+        ("b", "SELECT INBOX"),
+        ("c", "COMPRESS DEFLATE"),
+    ] {
+        let mut out = Vec::with_capacity(1024);
+        comp.compress_vec(
+            format!("{tag} {line}\r\n").as_bytes(),
+            &mut out,
+            FlushCompress::Sync,
+        )
+        .unwrap();
+        io.write_all(&out).await.unwrap();
+        io.flush().await.unwrap();
+        let done = format!("{tag} ");
+        while !text.lines().any(|l| l.starts_with(&done)) {
+            let mut raw = vec![0; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), io.read(&mut raw))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "{text}");
+            let mut plain = Vec::with_capacity(65536);
+            decomp
+                .decompress_vec(&raw[..n], &mut plain, FlushDecompress::Sync)
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&plain));
+        }
+    }
+    assert!(text.contains("a OK"), "{text}");
+    assert!(text.contains("b OK [READ-WRITE]"), "{text}");
+    assert!(text.contains("c NO [COMPRESSIONACTIVE]"), "{text}");
+}
+
+#[tokio::test]
+async fn a_large_fetch_streams_every_message() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    for i in 0..6 {
+        let r = append(
+            &mut c,
+            "a",
+            "INBOX",
+            "",
+            &message(&format!("big{i}"), 60_000),
+        )
+        .await;
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("* 6 EXISTS"));
+    let r = c.cmd("f", "FETCH 1:* BODY.PEEK[]").await;
+    assert_eq!(r.matches(" FETCH (BODY[] {").count(), 6);
+    assert!(r.len() > 360_000 && r.ends_with("f OK FETCH completed\r\n"));
+}
+
+#[tokio::test]
+async fn draining_says_bye_to_waiting_and_idling_sessions() {
+    let f = fixture().await;
+    let mut waiting = imaps(&f, Some("alice")).await;
+    let mut idling = imaps(&f, Some("bob")).await;
+    assert!(idling.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    idling.send("i IDLE\r\n").await;
+    assert_eq!(idling.line().await, "+ idling\r\n");
+    f.draining.cancel();
+    let r = waiting.line().await;
+    assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
+    let r = idling.line().await;
+    assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
+}
