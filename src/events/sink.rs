@@ -295,7 +295,7 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        assert!(taken >= QUEUE && taken <= QUEUE + BATCH, "{taken}");
+        assert!((QUEUE..=QUEUE + BATCH).contains(&taken), "{taken}");
         assert_eq!(stats.dropped.get() as usize, 2 * QUEUE - taken);
         assert!(
             !sink.flush(Duration::from_millis(50)),
