@@ -136,4 +136,70 @@ mod tests {
         assert!(written.starts_with("+ Ready"), "{written}");
         assert!(written.contains("c NO [TOOBIG]"), "{written}");
     }
+
+    use proptest::prelude::*;
+
+    /// Pieces real clients (and broken ones) send: commands, sequence sets at the
+    /// edges, literals announced with right and wrong lengths, stray brackets.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a1 ".to_string()),
+            Just("* ".to_string()),
+            Just("UID ".to_string()),
+            Just("FETCH ".to_string()),
+            Just("STORE ".to_string()),
+            Just("SEARCH ".to_string()),
+            Just("SELECT INBOX".to_string()),
+            Just("LIST \"\" *".to_string()),
+            Just("APPEND INBOX ".to_string()),
+            Just("LOGIN ".to_string()),
+            Just("1:*:* ".to_string()),
+            Just("4294967295 ".to_string()),
+            Just("4294967296 ".to_string()),
+            Just("0 ".to_string()),
+            Just("*:1 ".to_string()),
+            Just("(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.10>) ".to_string()),
+            Just("+FLAGS (\\Seen) ".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just("[".to_string()),
+            Just("\"".to_string()),
+            Just("\r\n".to_string()),
+            Just("\n".to_string()),
+            (0u32..40, any::<bool>())
+                .prop_map(|(n, plus)| { format!("{{{n}{}}}\r\n", if plus { "+" } else { "" }) }),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    fn run(input: &[u8]) -> Vec<String> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(drive(input, 64))
+            .0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever arrives, framing and parsing neither panic nor lose the
+        /// connection's ability to go on: every framed message is offered to the
+        /// parser (as the session does) and the reader ends at end of input.
+        #[test]
+        fn framing_and_parsing_never_panic(
+            tokens in prop::collection::vec(token(), 0..24),
+            noise in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            use imap_codec::CommandCodec;
+            use imap_codec::decode::Decoder;
+            let mut input = tokens.concat().into_bytes();
+            input.extend_from_slice(&noise);
+            input.extend_from_slice(b"\r\nz NOOP\r\n");
+            for message in run(&input) {
+                let (stripped, _) = crate::imap::extended::strip(message.as_bytes());
+                let _ = CommandCodec::default().decode(&stripped);
+            }
+        }
+    }
 }

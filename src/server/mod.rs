@@ -10,7 +10,6 @@ pub mod limits;
 pub mod listener;
 pub mod notify;
 pub mod rate;
-mod unavailable;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -377,9 +376,8 @@ impl Daemon {
     }
 }
 
-/// The protocol behind each listener name. A listener whose protocol has not landed
-/// yet answers "unavailable" in its own protocol if it is enabled anyway. `https`
-/// serves the router (the admin API; EWS paths answer 404 until EWS lands).
+/// The protocol behind each listener name (the fixed set of `config::Listeners`).
+/// `https` serves the router (the admin API; EWS paths answer 404 until EWS lands).
 fn protocol_for(
     name: &str,
     smtp: &Arc<SmtpContext>,
@@ -394,7 +392,7 @@ fn protocol_for(
         "smtp" => Flavor::Mx,
         "submission" => Flavor::Submission,
         "submissions" => Flavor::Submissions,
-        _ => return unavailable::Unavailable::for_listener(name),
+        other => unreachable!("listener {other} is not in config::Listeners"),
     };
     Arc::new(SmtpService {
         flavor,
