@@ -1,16 +1,32 @@
 //! The selected folder as this session's client knows it: the UIDs in sequence
-//! order with the flags and MODSEQ last reported, so expunges and flag changes made
-//! by others are announced only when the protocol allows, and only once.
+//! order with the MODSEQ last reported, so expunges and flag changes made by others
+//! are announced only when the protocol allows, and only once.
+//!
+//! Updates come from the store's change feed (from `cursor` on), so an idle
+//! session costs 16 bytes per message and a delivery costs each watching session a
+//! read of the few changed rows, not of the whole folder. A feed backlog too long
+//! to replay falls back to reading the folder once.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::store::{Folder, Store};
+use crate::store::{ChangeKind, Folder, MessageMeta, Store};
+
+/// Changes replayed per read of the feed; a longer backlog reloads the folder.
+const FEED_BATCH: usize = 1000;
 
 /// One message as the client last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+/// A message whose flags the client must be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
     pub uid: u32,
     pub modseq: u64,
     pub flags: Vec<String>,
@@ -24,7 +40,7 @@ pub struct Updates {
     /// The new message count, when messages arrived.
     pub exists: Option<u32>,
     /// (sequence number, message) whose flags changed.
-    pub flags: Vec<(u32, Known)>,
+    pub flags: Vec<(u32, Changed)>,
 }
 
 /// The selected folder.
@@ -34,6 +50,10 @@ pub struct View {
     pub msgs: Vec<Known>,
     /// Ticks on every change in the mailbox (IDLE waits on it).
     pub watch: watch::Receiver<i64>,
+    /// The last change of the feed applied to `msgs`.
+    cursor: i64,
+    /// Expunged by others, not yet announced (RFC 9051 7.5.1 holds them back).
+    pending_expunge: BTreeSet<u32>,
 }
 
 impl View {
@@ -45,12 +65,16 @@ impl View {
     ) -> crate::store::Result<View> {
         let mut watch = store.watch(&folder.mailbox_id);
         watch.mark_unchanged();
-        let msgs = load(store, folder.id).await?;
+        // Cursor first: a change racing the read is replayed, and replay is idempotent.
+        let cursor = store.latest_change(&folder.mailbox_id).await?;
+        let msgs = load(store, folder.id).await?.iter().map(known).collect();
         Ok(View {
             folder,
             read_only,
             msgs,
             watch,
+            cursor,
+            pending_expunge: BTreeSet::new(),
         })
     }
 
@@ -69,7 +93,7 @@ impl View {
             .max(self.folder.highest_modseq)
     }
 
-    /// Reads the folder again and computes what to tell the client. With
+    /// Applies the change feed and computes what to tell the client. With
     /// `allow_expunge` false, expunged messages stay in the view (RFC 9051 7.5.1).
     pub async fn refresh(
         &mut self,
@@ -77,64 +101,124 @@ impl View {
         allow_expunge: bool,
     ) -> crate::store::Result<Updates> {
         self.watch.mark_unchanged();
-        let now = load(store, self.folder.id).await?;
+        let changes = store
+            .changes_since(&self.folder.mailbox_id, self.cursor, FEED_BATCH)
+            .await?;
+        if changes.len() >= FEED_BATCH {
+            return self.reload(store, allow_expunge).await;
+        }
+        let mut created = Vec::new();
+        let mut touched = BTreeSet::new();
+        for c in changes {
+            self.cursor = c.seq;
+            if c.folder_id != self.folder.id {
+                continue;
+            }
+            match c.kind {
+                ChangeKind::Created => created.push(Known {
+                    uid: c.uid,
+                    modseq: c.modseq,
+                }),
+                ChangeKind::Flags => {
+                    touched.insert(c.uid);
+                }
+                ChangeKind::Expunged => {
+                    self.pending_expunge.insert(c.uid);
+                }
+                _ => {}
+            }
+        }
         let mut updates = Updates::default();
-        let mut kept = Vec::with_capacity(self.msgs.len());
-        let mut j = 0;
-        for old in self.msgs.drain(..) {
-            while j < now.len() && now[j].uid < old.uid {
-                j += 1;
-            }
-            match now.get(j) {
-                Some(cur) if cur.uid == old.uid => {
-                    if cur.flags != old.flags || cur.modseq != old.modseq {
-                        if cur.flags != old.flags {
-                            updates.flags.push((0, cur.clone()));
-                        }
-                        kept.push(cur.clone());
-                    } else {
-                        kept.push(old);
-                    }
-                }
-                _ if allow_expunge => updates.expunged.push((0, old.uid)),
-                _ => kept.push(old),
-            }
-        }
-        // Sequence numbers of expunges as the client computes them: each EXPUNGE
-        // shifts the following messages down.
-        if !updates.expunged.is_empty() {
-            let mut remaining: Vec<u32> = self_uids_before(&kept, &updates.expunged);
-            for e in updates.expunged.iter_mut() {
-                if let Some(pos) = remaining.iter().position(|&u| u == e.1) {
-                    e.0 = pos as u32 + 1;
-                    remaining.remove(pos);
+        if allow_expunge && !self.pending_expunge.is_empty() {
+            let gone = std::mem::take(&mut self.pending_expunge);
+            for uid in gone {
+                if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
+                    self.msgs.remove(i);
+                    updates.expunged.push((i as u32 + 1, uid));
                 }
             }
         }
-        let last = kept.last().map(|m| m.uid).unwrap_or(0);
-        let before = kept.len();
-        kept.extend(now.into_iter().filter(|m| m.uid > last));
-        if kept.len() != before {
-            updates.exists = Some(kept.len() as u32);
+        let last = self.msgs.last().map_or(0, |m| m.uid);
+        created.retain(|m| m.uid > last && !self.pending_expunge.contains(&m.uid));
+        created.sort_by_key(|m| m.uid);
+        created.dedup_by_key(|m| m.uid);
+        if !created.is_empty() {
+            self.msgs.extend(created);
+            updates.exists = Some(self.msgs.len() as u32);
         }
-        self.msgs = kept;
-        for f in updates.flags.iter_mut() {
-            f.0 = self
-                .msgs
-                .iter()
-                .position(|m| m.uid == f.1.uid)
-                .map(|p| p as u32 + 1)
-                .unwrap_or(0);
+        if let (Some(&first), Some(&last)) = (touched.first(), touched.last()) {
+            for m in store.messages(self.folder.id, first, last).await? {
+                if touched.contains(&m.uid) {
+                    self.report_flags(m, &mut updates);
+                }
+            }
         }
-        updates.flags.retain(|f| f.0 > 0);
         Ok(updates)
     }
 
-    /// Records flags the session itself just reported (STORE, FETCH setting \Seen).
-    pub fn note_flags(&mut self, uid: u32, flags: Vec<String>, modseq: u64) {
+    /// Records a message's current flags for the client if it has not seen them.
+    fn report_flags(&mut self, m: MessageMeta, updates: &mut Updates) {
+        if let Ok(i) = self.msgs.binary_search_by_key(&m.uid, |k| k.uid)
+            && m.modseq > self.msgs[i].modseq
+        {
+            self.msgs[i].modseq = m.modseq;
+            updates.flags.push((
+                i as u32 + 1,
+                Changed {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    flags: m.flags,
+                },
+            ));
+        }
+    }
+
+    /// Reads the whole folder again (after a backlog the feed can't replay cheaply).
+    async fn reload(
+        &mut self,
+        store: &Arc<dyn Store>,
+        allow_expunge: bool,
+    ) -> crate::store::Result<Updates> {
+        self.cursor = store.latest_change(&self.folder.mailbox_id).await?;
+        let now = load(store, self.folder.id).await?;
+        let mut updates = Updates::default();
+        // Announce (or hold back) what vanished, in the client's numbering.
+        let present: BTreeSet<u32> = now.iter().map(|m| m.uid).collect();
+        let gone: Vec<u32> = self
+            .msgs
+            .iter()
+            .map(|m| m.uid)
+            .filter(|u| !present.contains(u))
+            .collect();
+        self.pending_expunge.extend(gone);
+        if allow_expunge {
+            for uid in std::mem::take(&mut self.pending_expunge) {
+                if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
+                    self.msgs.remove(i);
+                    updates.expunged.push((i as u32 + 1, uid));
+                }
+            }
+        }
+        let last = self.msgs.last().map_or(0, |m| m.uid);
+        let before = self.msgs.len();
+        for m in now {
+            if m.uid > last {
+                self.msgs.push(known(&m));
+            } else {
+                self.report_flags(m, &mut updates);
+            }
+        }
+        if self.msgs.len() != before {
+            updates.exists = Some(self.msgs.len() as u32);
+        }
+        Ok(updates)
+    }
+
+    /// Records a MODSEQ the session itself just reported (STORE, FETCH setting
+    /// \Seen), so the feed's echo of that change is not announced again.
+    pub fn note_flags(&mut self, uid: u32, modseq: u64) {
         if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
-            self.msgs[i].flags = flags;
-            self.msgs[i].modseq = modseq;
+            self.msgs[i].modseq = self.msgs[i].modseq.max(modseq);
         }
     }
 
@@ -152,27 +236,13 @@ impl View {
     }
 }
 
-/// All UIDs in order as the client knew them before the expunges: the kept ones
-/// merged with the expunged ones.
-fn self_uids_before(kept: &[Known], expunged: &[(u32, u32)]) -> Vec<u32> {
-    let mut all: Vec<u32> = kept
-        .iter()
-        .map(|m| m.uid)
-        .chain(expunged.iter().map(|e| e.1))
-        .collect();
-    all.sort_unstable();
-    all
+fn known(m: &MessageMeta) -> Known {
+    Known {
+        uid: m.uid,
+        modseq: m.modseq,
+    }
 }
 
-async fn load(store: &Arc<dyn Store>, folder: i64) -> crate::store::Result<Vec<Known>> {
-    Ok(store
-        .messages(folder, 1, u32::MAX)
-        .await?
-        .into_iter()
-        .map(|m| Known {
-            uid: m.uid,
-            modseq: m.modseq,
-            flags: m.flags,
-        })
-        .collect())
+async fn load(store: &Arc<dyn Store>, folder: i64) -> crate::store::Result<Vec<MessageMeta>> {
+    store.messages(folder, 1, u32::MAX).await
 }

@@ -255,6 +255,9 @@ pub trait Store: Send + Sync {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Change>>;
+    /// The sequence number of the mailbox's latest change (0 if none): where a
+    /// reader of the feed starts when it has just read the current state.
+    async fn latest_change(&self, mailbox: &MailboxId) -> Result<i64>;
     /// Wakes when the mailbox changes; the value is the latest change sequence number.
     fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64>;
     /// Renames a folder; its subfolders (names under `old/`) move with it, keeping

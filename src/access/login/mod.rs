@@ -16,6 +16,9 @@ use crate::directory::{Directory, EntityState};
 use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
 use crate::events::{AuditEvent, Events, new_id};
 
+mod verifier;
+use verifier::VerifierPool;
+
 /// An authenticated user, kept by the session to re-check on later commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -56,6 +59,8 @@ pub struct Authenticator {
     failures: Mutex<FailureTracker>,
     /// `arn:aws:workmail:REGION:ACCOUNT:organization/`.
     arn_prefix: String,
+    /// Where the argon2 checks run.
+    verifier: VerifierPool,
 }
 
 fn audit_protocol(p: Protocol) -> AuditProtocol {
@@ -88,6 +93,7 @@ impl Authenticator {
             events,
             failures: Mutex::new(FailureTracker::new(FailurePolicy::default())),
             arn_prefix: format!("arn:aws:workmail:{region}:{account}:organization/"),
+            verifier: VerifierPool::per_core(),
         }
     }
 
@@ -116,12 +122,14 @@ impl Authenticator {
         let candidate = self.directory.login_lookup(attempt.login);
         let password = attempt.password.to_string();
         let checked = candidate.clone();
-        let verified = tokio::task::spawn_blocking(move || match &checked {
-            Some(c) => c.verify(&password),
-            None => crate::directory::verify_dummy(&password),
-        })
-        .await
-        .unwrap_or(false);
+        let verified = self
+            .verifier
+            .run(move || match &checked {
+                Some(c) => c.verify(&password),
+                None => crate::directory::verify_dummy(&password),
+            })
+            .await
+            .unwrap_or(false);
 
         let refusal = match (&candidate, verified) {
             (None, _) => Some("unknown user"),

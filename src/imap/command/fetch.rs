@@ -152,7 +152,7 @@ pub async fn fetch(
                         meta.flags = u.flags.clone();
                         meta.modseq = u.modseq;
                         if let Some(view) = &mut imap.selected {
-                            view.note_flags(uid, u.flags, u.modseq);
+                            view.note_flags(uid, u.modseq);
                         }
                         if !items_here.contains(&MessageDataItemName::Flags) {
                             items_here.push(MessageDataItemName::Flags);

@@ -74,7 +74,7 @@ pub async fn store(
     let silent = response == StoreResponse::Silent;
     for u in &outcome.updated {
         if let Some(view) = &mut imap.selected {
-            view.note_flags(u.uid, u.flags.clone(), u.modseq);
+            view.note_flags(u.uid, u.modseq);
         }
         // .SILENT drops FLAGS, but a CONDSTORE client still learns the new MODSEQ.
         if silent && !imap.condstore {

@@ -119,8 +119,15 @@ async fn qresync_replay(
         let line = format!("VANISHED (EARLIER) {}", compact_set(&vanished));
         imap.untagged(&line);
     }
-    for (i, m) in view.msgs.iter().enumerate() {
-        if m.modseq > modseq {
+    // The view keeps no flags: read the changed messages' current ones.
+    let changed = imap
+        .ctx
+        .store
+        .messages(view.folder.id, 1, u32::MAX)
+        .await
+        .unwrap_or_default();
+    for m in changed.into_iter().filter(|m| m.modseq > modseq) {
+        if let Ok(i) = uids.binary_search(&m.uid) {
             let line = format!(
                 "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
                 i + 1,

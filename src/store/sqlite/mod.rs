@@ -216,6 +216,11 @@ impl Store for Arc<SqliteStore> {
             .await
     }
 
+    async fn latest_change(&self, mailbox: &MailboxId) -> Result<i64> {
+        let mailbox = mailbox.to_string();
+        self.read(move |c| ops::latest_change(c, &mailbox)).await
+    }
+
     fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64> {
         self.watchers
             .entry(mailbox.to_string())

@@ -760,6 +760,13 @@ pub(super) fn put_body_cache(c: &Connection, body_id: i64, data: &[u8]) -> Resul
     Ok(((), vec![]))
 }
 
+pub(super) fn latest_change(c: &Connection, mailbox: &str) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE mailbox_id = ?1")?
+            .query_row([mailbox], |r| r.get(0))?,
+    )
+}
+
 pub(super) fn changes_since(
     c: &Connection,
     mailbox: &str,
