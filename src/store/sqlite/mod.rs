@@ -34,6 +34,10 @@ pub(crate) use writer::failpoint;
 
 /// Most idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Async reads running at once. Each holds a connection with its own page cache;
+/// unbounded, a login storm (10,000 IMAP sessions each reading its folder) opened
+/// a connection per blocking thread, hundreds, and the daemon reached GiBs.
+const MAX_CONCURRENT_READS: usize = MAX_IDLE_READERS;
 
 /// Mailboxes whose change feed moved in a write, with the newest sequence number.
 type Touched = Vec<(String, i64)>;
@@ -43,6 +47,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds the async reads (and so the open reader connections).
+    read_permits: tokio::sync::Semaphore,
     watchers: Arc<DashMap<String, watch::Sender<i64>>>,
 }
 
@@ -56,6 +62,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer,
             readers: Mutex::new(Vec::new()),
+            read_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_READS),
             watchers: Arc::new(DashMap::new()),
         })
     }
@@ -138,6 +145,11 @@ impl SqliteStore {
         self: &Arc<Self>,
         op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let _permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.read_blocking(op))
             .await
