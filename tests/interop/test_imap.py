@@ -100,8 +100,11 @@ def test_an_imap_deny_rule_fails_login_keeps_smtp_and_ends_live_sessions(workmai
     with pytest.raises(imaplib.IMAP4.abort):
         live.noop()
     workmail.delete_access_control_rule(OrganizationId=org_id, Name="no-imap-loopback")
+    restored = time.monotonic()
     with imaplib.IMAP4_SSL("localhost", mailgate.ports["imaps"], ssl_context=ctx) as m:
         m.login(alice, PASSWORD)
+    # The login itself is an argon2 check; the rule change is visible at once.
+    assert time.monotonic() - restored < 1.0
 
 
 @pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync is not installed")
