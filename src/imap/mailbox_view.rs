@@ -123,7 +123,12 @@ impl View {
                     touched.insert(c.uid);
                 }
                 ChangeKind::Expunged => {
-                    self.pending_expunge.insert(c.uid);
+                    // Created and expunged within this batch: the client never sees it.
+                    let before = created.len();
+                    created.retain(|m| m.uid != c.uid);
+                    if created.len() == before {
+                        self.pending_expunge.insert(c.uid);
+                    }
                 }
                 _ => {}
             }
@@ -139,7 +144,7 @@ impl View {
             }
         }
         let last = self.msgs.last().map_or(0, |m| m.uid);
-        created.retain(|m| m.uid > last && !self.pending_expunge.contains(&m.uid));
+        created.retain(|m| m.uid > last);
         created.sort_by_key(|m| m.uid);
         created.dedup_by_key(|m| m.uid);
         if !created.is_empty() {
@@ -245,4 +250,92 @@ fn known(m: &MessageMeta) -> Known {
 
 async fn load(store: &Arc<dyn Store>, folder: i64) -> crate::store::Result<Vec<MessageMeta>> {
     store.messages(folder, 1, u32::MAX).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{FlagOp, FolderKind, FolderRef, Target};
+
+    async fn fixture() -> (tempfile::TempDir, Arc<dyn Store>, Folder) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Arc::new(
+            SqliteStore::open(&dir.path().join("s.sqlite")).unwrap(),
+        ));
+        store.create_mailbox("m", 1 << 30).await.unwrap();
+        let inbox = store
+            .folders("m")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|f| f.kind == Some(FolderKind::Inbox))
+            .unwrap();
+        (dir, store, inbox)
+    }
+
+    async fn deliver(store: &Arc<dyn Store>) -> u32 {
+        let target = Target {
+            folder: FolderRef::Kind("m".into(), FolderKind::Inbox),
+            flags: vec![],
+        };
+        let body: Arc<[u8]> = Arc::from(&b"Subject: x\r\n\r\nbody\r\n"[..]);
+        store.deliver(body, 0, vec![target]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .uid
+    }
+
+    #[tokio::test]
+    async fn the_feed_brings_arrivals_flags_and_held_back_expunges() {
+        let (_dir, store, inbox) = fixture().await;
+        let a = deliver(&store).await;
+        let b = deliver(&store).await;
+        let mut view = View::open(&store, inbox.clone(), false).await.unwrap();
+        assert_eq!(view.uids(), vec![a, b]);
+        // Another session: flags on a, expunges b, delivers c, delivers and expunges d.
+        store
+            .store_flags(inbox.id, vec![a], FlagOp::Add, vec!["\\Seen".into()], None)
+            .await
+            .unwrap();
+        store.expunge(inbox.id, vec![b]).await.unwrap();
+        let c = deliver(&store).await;
+        let d = deliver(&store).await;
+        store.expunge(inbox.id, vec![d]).await.unwrap();
+        // Expunges not allowed now (e.g. after FETCH): b stays, c arrives, d never shows.
+        let u = view.refresh(&store, false).await.unwrap();
+        assert!(u.expunged.is_empty());
+        assert_eq!(u.exists, Some(3));
+        assert_eq!(view.uids(), vec![a, b, c]);
+        assert_eq!(u.flags.len(), 1);
+        assert_eq!((u.flags[0].0, u.flags[0].1.uid), (1, a));
+        assert_eq!(u.flags[0].1.flags, vec!["\\Seen".to_string()]);
+        // Allowed now: b goes, announced at its sequence number 2.
+        let u = view.refresh(&store, true).await.unwrap();
+        assert_eq!(u.expunged, vec![(2, b)]);
+        assert_eq!(u.exists, None);
+        assert!(u.flags.is_empty(), "a's flags were told once");
+        assert_eq!(view.uids(), vec![a, c]);
+        // Nothing new: nothing to say.
+        assert_eq!(
+            view.refresh(&store, true).await.unwrap(),
+            Updates::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backlog_longer_than_a_batch_reloads_the_folder() {
+        let (_dir, store, inbox) = fixture().await;
+        let mut view = View::open(&store, inbox, false).await.unwrap();
+        for _ in 0..FEED_BATCH + 5 {
+            deliver(&store).await;
+        }
+        let u = view.refresh(&store, true).await.unwrap();
+        assert_eq!(u.exists, Some(FEED_BATCH as u32 + 5));
+        assert_eq!(view.msgs.len(), FEED_BATCH + 5);
+        assert_eq!(
+            view.refresh(&store, true).await.unwrap(),
+            Updates::default()
+        );
+    }
 }
