@@ -1,9 +1,10 @@
 """Real flows through the real binary (SMTP in; submission out through a fake
 smarthost that accepts some recipients and refuses others with 550; a failed and
-a successful AUTH; a DENY rule), then every line of email.jsonl and audit.jsonl
+a successful AUTH; a DENY rule; mail failing DMARC; an IMAP read), then every line of email.jsonl and audit.jsonl
 validated against schemas/events, and the WorkMail Insights example queries
 answered with jq (examples/insights/*.jq)."""
 
+import imaplib
 import json
 import pathlib
 import smtplib
@@ -111,6 +112,17 @@ def flows(tmp_path_factory):
         with pytest.raises(smtplib.SMTPAuthenticationError):
             s.login(bob, PASSWORD)
     wm.delete_access_control_rule(OrganizationId=org, Name="deny-smtp")
+    # A sender whose domain asks for quarantine and fails DMARC (conftest's static
+    # DNS records): DMARC_POLICY_APPLIED.
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.send_message(msg("eve@fail.test", [alice], "spoofed"))
+    # An IMAP read: login, select, fetch a body (mailbox_access records).
+    with imaplib.IMAP4_SSL("localhost", daemon.ports["imaps"], ssl_context=ctx) as m:
+        m.login(bob, PASSWORD)
+        m.select("INBOX")
+        typ, _ = m.fetch("1", "(BODY.PEEK[])")
+        assert typ == "OK"
+        m.logout()
 
     email_log = daemon.data_dir / "events" / "email.jsonl"
     wanted = {"OUTGOING_EMAIL_SENT", "OUTGOING_EMAIL_BOUNCED"}
@@ -152,8 +164,10 @@ def test_every_line_matches_its_schema(flows):
         "email-outgoing-email-submitted.schema.json",
         "email-outgoing-email-sent.schema.json",
         "email-outgoing-email-bounced.schema.json",
+        "email-dmarc-policy-applied.schema.json",
         "audit-authentication.schema.json",
         "audit-access-control.schema.json",
+        "audit-mailbox-access.schema.json",
     }
     assert expected <= seen, expected - seen
 
