@@ -120,7 +120,6 @@ impl Smtp {
             .extend_from_slice(format!("{code} {status}{sep}{text}\r\n").as_bytes());
     }
 
-    /// A refusal that counts towards the error limit.
     /// True when every recipient organization enforces DMARC and the message
     /// failed it under a reject policy; the DMARC_POLICY_APPLIED events are sent.
     /// (When only some enforce, those file it in Junk instead: see `delivery`.)
@@ -155,6 +154,7 @@ impl Smtp {
         rejects
     }
 
+    /// A refusal that counts towards the error limit.
     fn error(&mut self, code: u16, status: &str, text: &str) {
         self.errors += 1;
         self.reply(code, status, text);
