@@ -44,9 +44,8 @@ note() { echo "  $*"; }
 now() { date +%s.%N; }
 # rate MESSAGES START END -> messages/s with one decimal
 rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; if (d <= 0) d = 0.000001; printf "%.1f", n / d }'; }
+. "$root/tests/load/common.sh"
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-meets() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured"; else if (r + 0 >= t + 0) print "met"; else print "BELOW target" }'; }
 
 # json FILE-OR-- FILTER: a jq-style path (.a.b, .a[0].b) read with jq or python3.
 json() {
@@ -65,46 +64,6 @@ PY
     fi
 }
 command -v jq >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || die "needs jq or python3"
-
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-    else
-        local p i
-        for i in $(seq 1 50); do
-            p=$((20000 + RANDOM % 20000))
-            if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-        done
-        return 1
-    fi
-}
-
-# wait_port PORT PID SECONDS: until 127.0.0.1:PORT accepts, while PID lives.
-wait_port() {
-    local port=$1 pid=$2 tries=$(($3 * 5)) i
-    for ((i = 0; i < tries; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        [ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.2
-    done
-    return 1
-}
-
-# stop_pid PID: SIGTERM, wait up to 15 s, then SIGKILL.
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 75; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "  (pid $pid did not stop on SIGTERM within 15 s: SIGKILL)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 # ---------------------------------------------------------------- set-up
 bin=$root/target/release/mailgate
