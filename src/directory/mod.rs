@@ -35,6 +35,34 @@ mod tx;
 mod users;
 pub mod validate;
 
+/// Fixtures for other modules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Directory, NewUser};
+
+    /// An enabled user `name@acme.test` (the organization's domain in the protocol
+    /// tests) with `password`; returns its id.
+    pub fn user(d: &Directory, org: &str, name: &str, password: &str) -> String {
+        let id = d
+            .create_user(
+                org,
+                NewUser {
+                    name,
+                    display_name: name,
+                    password: Some(password),
+                    role: None,
+                    first_name: None,
+                    last_name: None,
+                    hidden_from_gal: false,
+                },
+            )
+            .unwrap();
+        d.register_to_workmail(org, &id, &format!("{name}@acme.test"))
+            .unwrap();
+        id
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

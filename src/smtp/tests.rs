@@ -15,7 +15,6 @@ use super::*;
 use crate::access::login::Authenticator;
 use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
 use crate::config::TlsMode;
-use crate::directory::NewUser;
 use crate::events::Captured;
 use crate::server::limits::ConnLimits;
 use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
@@ -44,23 +43,7 @@ pub(super) struct Fixture {
 }
 
 fn user(d: &Directory, org: &str, name: &str) -> String {
-    let id = d
-        .create_user(
-            org,
-            NewUser {
-                name,
-                display_name: name,
-                password: Some(PASSWORD),
-                role: None,
-                first_name: None,
-                last_name: None,
-                hidden_from_gal: false,
-            },
-        )
-        .unwrap();
-    d.register_to_workmail(org, &id, &format!("{name}@acme.test"))
-        .unwrap();
-    id
+    crate::directory::testing::user(d, org, name, PASSWORD)
 }
 
 async fn fixture_with(limits: SmtpLimits) -> Fixture {
