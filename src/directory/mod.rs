@@ -78,7 +78,7 @@ pub use model::{
 };
 pub use password::{
     MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PhcString, check_password_policy, hash_password,
-    verify_dummy, verify_password,
+    release_work_area, verify_dummy, verify_password,
 };
 pub use resolve::{ANY_KIND, USER_OR_GROUP};
 pub use service::Directory;

@@ -1,28 +1,25 @@
 //! The selected folder as this session's client knows it: the UIDs in sequence
-//! order with the MODSEQ last reported, so expunges and flag changes made by others
-//! are announced only when the protocol allows, and only once.
+//! order, so expunges and flag changes made by others are announced only when the
+//! protocol allows, and only once.
 //!
-//! Updates come from the store's change feed (from `cursor` on), so an idle
-//! session costs 16 bytes per message and a delivery costs each watching session a
-//! read of the few changed rows, not of the whole folder. A feed backlog too long
-//! to replay falls back to reading the folder once.
+//! Updates come from the store's change feed (from `cursor` on), so a delivery
+//! costs each watching session a read of the few changed rows, not of the whole
+//! folder, and an idle session holds its UIDs as runs (a few dozen bytes for a
+//! folder of thousands of messages, `UidRuns`). A feed backlog too long to replay
+//! falls back to reading the folder once. No MODSEQ is kept per message: a flag
+//! change from the feed is new to the client unless the session reported it
+//! itself (`echoes`), so the view needs only MODSEQ watermarks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::uid_runs::UidRuns;
 use crate::store::{ChangeKind, Folder, MessageMeta, Store};
 
 /// Changes replayed per read of the feed; a longer backlog reloads the folder.
 const FEED_BATCH: usize = 1000;
-
-/// One message as the client last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Known {
-    pub uid: u32,
-    pub modseq: u64,
-}
 
 /// A message whose flags the client must be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +44,19 @@ pub struct Updates {
 pub struct View {
     pub folder: Folder,
     pub read_only: bool,
-    pub msgs: Vec<Known>,
+    uids: UidRuns,
     /// Ticks on every change in the mailbox (IDLE waits on it).
     pub watch: watch::Receiver<i64>,
-    /// The last change of the feed applied to `msgs`.
+    /// The last change of the feed applied to `uids`.
     cursor: i64,
+    /// The highest MODSEQ of the folder state the view reflects: at SELECT, then
+    /// of every change replayed. A reload reports flags changed above it.
+    synced: u64,
+    /// The highest MODSEQ the client has been told (HIGHESTMODSEQ).
+    highest: u64,
+    /// Flag changes this session reported itself since the last refresh, by UID:
+    /// their echo in the feed is not announced again.
+    echoes: BTreeMap<u32, u64>,
     /// Expunged by others, not yet announced (RFC 9051 7.5.1 holds them back).
     pending_expunge: BTreeSet<u32>,
 }
@@ -67,30 +72,55 @@ impl View {
         watch.mark_unchanged();
         // Cursor first: a change racing the read is replayed, and replay is idempotent.
         let cursor = store.latest_change(&folder.mailbox_id).await?;
-        let msgs = load(store, folder.id).await?.iter().map(known).collect();
+        let msgs = load(store, folder.id).await?;
+        let synced = msgs
+            .iter()
+            .map(|m| m.modseq)
+            .fold(folder.highest_modseq, u64::max);
         Ok(View {
+            uids: UidRuns::from_ascending(msgs.iter().map(|m| m.uid)),
             folder,
             read_only,
-            msgs,
             watch,
             cursor,
+            synced,
+            highest: synced,
+            echoes: BTreeMap::new(),
             pending_expunge: BTreeSet::new(),
         })
     }
 
     /// UIDs in sequence order.
     pub fn uids(&self) -> Vec<u32> {
-        self.msgs.iter().map(|m| m.uid).collect()
+        self.uids.to_vec()
+    }
+
+    /// The number of messages the client knows (EXISTS).
+    pub fn len(&self) -> usize {
+        self.uids.len()
+    }
+
+    /// The UID at 0-based index `i`; `i` comes from resolving a set against this
+    /// view, so it is in range.
+    pub fn uid_at(&self, i: usize) -> u32 {
+        self.uids
+            .uid_at(i)
+            .expect("index resolved against this view")
+    }
+
+    /// The 0-based index of `uid` in the client's numbering.
+    pub fn index_of(&self, uid: u32) -> Option<usize> {
+        self.uids.index_of(uid)
+    }
+
+    /// The highest UID the client knows (`*` in UID sets), 0 when empty.
+    pub fn last_uid(&self) -> u32 {
+        self.uids.last()
     }
 
     /// The largest MODSEQ the client has seen, at least the folder's at SELECT.
     pub fn highest_modseq(&self) -> u64 {
-        self.msgs
-            .iter()
-            .map(|m| m.modseq)
-            .max()
-            .unwrap_or(0)
-            .max(self.folder.highest_modseq)
+        self.highest
     }
 
     /// Applies the change feed and computes what to tell the client. With
@@ -114,18 +144,16 @@ impl View {
             if c.folder_id != self.folder.id {
                 continue;
             }
+            self.synced = self.synced.max(c.modseq);
             match c.kind {
-                ChangeKind::Created => created.push(Known {
-                    uid: c.uid,
-                    modseq: c.modseq,
-                }),
+                ChangeKind::Created => created.push((c.uid, c.modseq)),
                 ChangeKind::Flags => {
                     touched.insert(c.uid);
                 }
                 ChangeKind::Expunged => {
                     // Created and expunged within this batch: the client never sees it.
                     let before = created.len();
-                    created.retain(|m| m.uid != c.uid);
+                    created.retain(|&(uid, _)| uid != c.uid);
                     if created.len() == before {
                         self.pending_expunge.insert(c.uid);
                     }
@@ -134,22 +162,17 @@ impl View {
             }
         }
         let mut updates = Updates::default();
-        if allow_expunge && !self.pending_expunge.is_empty() {
-            let gone = std::mem::take(&mut self.pending_expunge);
-            for uid in gone {
-                if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
-                    self.msgs.remove(i);
-                    updates.expunged.push((i as u32 + 1, uid));
-                }
-            }
-        }
-        let last = self.msgs.last().map_or(0, |m| m.uid);
-        created.retain(|m| m.uid > last);
-        created.sort_by_key(|m| m.uid);
-        created.dedup_by_key(|m| m.uid);
+        self.announce_expunges(allow_expunge, &mut updates);
+        let last = self.uids.last();
+        created.retain(|&(uid, _)| uid > last);
+        created.sort_unstable();
+        created.dedup_by_key(|m| m.0);
         if !created.is_empty() {
-            self.msgs.extend(created);
-            updates.exists = Some(self.msgs.len() as u32);
+            for (uid, modseq) in created {
+                self.uids.push(uid);
+                self.highest = self.highest.max(modseq);
+            }
+            updates.exists = Some(self.uids.len() as u32);
         }
         if let (Some(&first), Some(&last)) = (touched.first(), touched.last()) {
             for m in store.messages(self.folder.id, first, last).await? {
@@ -158,15 +181,27 @@ impl View {
                 }
             }
         }
+        self.echoes = BTreeMap::new();
         Ok(updates)
     }
 
-    /// Records a message's current flags for the client if it has not seen them.
+    /// Removes the held-back expunges when the protocol allows announcing them.
+    fn announce_expunges(&mut self, allow_expunge: bool, updates: &mut Updates) {
+        if !allow_expunge || self.pending_expunge.is_empty() {
+            return;
+        }
+        for uid in std::mem::take(&mut self.pending_expunge) {
+            if let Some(i) = self.uids.remove(uid) {
+                updates.expunged.push((i as u32 + 1, uid));
+            }
+        }
+    }
+
+    /// Records a message's current flags for the client unless it has seen them.
     fn report_flags(&mut self, m: MessageMeta, updates: &mut Updates) {
-        if let Ok(i) = self.msgs.binary_search_by_key(&m.uid, |k| k.uid)
-            && m.modseq > self.msgs[i].modseq
-        {
-            self.msgs[i].modseq = m.modseq;
+        let echo = self.echoes.get(&m.uid).is_some_and(|&own| own >= m.modseq);
+        if let (false, Some(i)) = (echo, self.uids.index_of(m.uid)) {
+            self.highest = self.highest.max(m.modseq);
             updates.flags.push((
                 i as u32 + 1,
                 Changed {
@@ -189,62 +224,41 @@ impl View {
         let mut updates = Updates::default();
         // Announce (or hold back) what vanished, in the client's numbering.
         let present: BTreeSet<u32> = now.iter().map(|m| m.uid).collect();
-        let gone: Vec<u32> = self
-            .msgs
-            .iter()
-            .map(|m| m.uid)
-            .filter(|u| !present.contains(u))
-            .collect();
+        let gone: Vec<u32> = self.uids.iter().filter(|u| !present.contains(u)).collect();
         self.pending_expunge.extend(gone);
-        if allow_expunge {
-            for uid in std::mem::take(&mut self.pending_expunge) {
-                if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
-                    self.msgs.remove(i);
-                    updates.expunged.push((i as u32 + 1, uid));
-                }
-            }
-        }
-        let last = self.msgs.last().map_or(0, |m| m.uid);
-        let before = self.msgs.len();
+        self.announce_expunges(allow_expunge, &mut updates);
+        let (last, before, synced) = (self.uids.last(), self.uids.len(), self.synced);
         for m in now {
+            self.synced = self.synced.max(m.modseq);
             if m.uid > last {
-                self.msgs.push(known(&m));
-            } else {
+                self.uids.push(m.uid);
+                self.highest = self.highest.max(m.modseq);
+            } else if m.modseq > synced {
                 self.report_flags(m, &mut updates);
             }
         }
-        if self.msgs.len() != before {
-            updates.exists = Some(self.msgs.len() as u32);
+        if self.uids.len() != before {
+            updates.exists = Some(self.uids.len() as u32);
         }
+        self.echoes = BTreeMap::new();
         Ok(updates)
     }
 
     /// Records a MODSEQ the session itself just reported (STORE, FETCH setting
     /// \Seen), so the feed's echo of that change is not announced again.
     pub fn note_flags(&mut self, uid: u32, modseq: u64) {
-        if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
-            self.msgs[i].modseq = self.msgs[i].modseq.max(modseq);
-        }
+        self.highest = self.highest.max(modseq);
+        let own = self.echoes.entry(uid).or_default();
+        *own = (*own).max(modseq);
     }
 
     /// Removes messages the session expunged itself; returns their sequence numbers
     /// in sending order (each computed after the previous removal).
     pub fn remove(&mut self, uids: &[u32]) -> Vec<u32> {
-        let mut seqs = Vec::new();
-        for uid in uids {
-            if let Ok(i) = self.msgs.binary_search_by_key(uid, |m| m.uid) {
-                self.msgs.remove(i);
-                seqs.push(i as u32 + 1);
-            }
-        }
-        seqs
-    }
-}
-
-fn known(m: &MessageMeta) -> Known {
-    Known {
-        uid: m.uid,
-        modseq: m.modseq,
+        uids.iter()
+            .filter_map(|&uid| self.uids.remove(uid))
+            .map(|i| i as u32 + 1)
+            .collect()
     }
 }
 
@@ -332,7 +346,7 @@ mod tests {
         }
         let u = view.refresh(&store, true).await.unwrap();
         assert_eq!(u.exists, Some(FEED_BATCH as u32 + 5));
-        assert_eq!(view.msgs.len(), FEED_BATCH + 5);
+        assert_eq!(view.len(), FEED_BATCH + 5);
         assert_eq!(
             view.refresh(&store, true).await.unwrap(),
             Updates::default()

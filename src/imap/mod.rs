@@ -18,6 +18,7 @@ mod search;
 mod sequence;
 mod session;
 mod shared;
+mod uid_runs;
 
 use std::future::Future;
 use std::pin::Pin;

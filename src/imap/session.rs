@@ -26,6 +26,9 @@ use crate::events::{AuditEvent, new_id};
 use crate::server::listener::Session;
 use crate::store::Folder;
 
+/// Output buffer capacity a session keeps between commands.
+const OUT_KEPT: usize = 1024;
+
 /// What the loop does after a command.
 pub enum Flow {
     Continue,
@@ -105,7 +108,7 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
         starttls_offered: listener == "imap",
         peer,
         draining,
-        out: Vec::with_capacity(4096),
+        out: Vec::with_capacity(OUT_KEPT),
         login: None,
         selected: None,
         condstore: false,
@@ -127,6 +130,7 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
         if imap.flush(&mut stream).await.is_err() {
             return;
         }
+        imap.release_output();
         let input = tokio::select! {
             r = reader.next(&mut stream) => r,
             _ = imap.draining.cancelled() => {
@@ -154,7 +158,11 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
                 }
                 Flow::Continue
             }
-            Ok(Input::Message(bytes)) => imap.dispatch(&bytes, &mut reader, &mut stream).await,
+            // Boxed: a command's future (2 KiB) is held only while it runs, so an
+            // idle connection's task stays small.
+            Ok(Input::Message(bytes)) => {
+                Box::pin(imap.dispatch(&bytes, &mut reader, &mut stream)).await
+            }
         };
         match flow {
             Flow::Continue => {}
@@ -175,7 +183,8 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
                 };
                 // Whatever the client pipelined in plaintext goes with the old reader
                 // (CVE-2011-0411 class): nothing read before TLS is obeyed after it.
-                match raw.start_tls(&acceptor, limits.handshake_timeout()).await {
+                // Boxed: the handshake's future is large and needed once.
+                match Box::pin(raw.start_tls(&acceptor, limits.handshake_timeout())).await {
                     Ok(s) => stream = Conn::Raw(s),
                     Err(e) => {
                         tracing::debug!(peer = %imap.peer, error = %e, "IMAP STARTTLS handshake failed");
@@ -255,6 +264,14 @@ impl Imap {
             .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
     }
 
+    /// Frees what a large response grew the output buffer to; called where the
+    /// session waits for its client, so a session in IDLE keeps a small buffer.
+    pub fn release_output(&mut self) {
+        if self.out.capacity() > OUT_KEPT && self.out.is_empty() {
+            self.out = Vec::with_capacity(OUT_KEPT);
+        }
+    }
+
     /// Writes queued responses.
     pub async fn flush(&mut self, stream: &mut Conn) -> std::io::Result<()> {
         if !self.out.is_empty() {
@@ -311,7 +328,13 @@ impl Imap {
             command.body,
             CommandBody::Noop | CommandBody::Check | CommandBody::Idle
         );
-        let done = self.handle(command, extras, &tag, reader, stream).await;
+        // IDLE runs inline (small, and it can last for hours); every other
+        // command's future is boxed for the time it runs.
+        let done = if matches!(command.body, CommandBody::Idle) {
+            command::idle::idle(self, &tag, reader, stream).await
+        } else {
+            Box::pin(self.handle(command, extras, &tag, reader, stream)).await
+        };
         if matches!(done.flow, Flow::Continue) {
             self.send_updates(allow_expunge, force).await;
         }
@@ -400,7 +423,7 @@ impl Imap {
                 date,
                 message,
             } => command::append::append(self, &mailbox, &flags, date.as_ref(), &message).await,
-            Idle => command::idle::idle(self, tag, reader, stream).await,
+            Idle => unreachable!("IDLE runs in dispatch"),
             GetQuota { root } => command::quota::get_quota(self, root.as_ref()).await,
             GetQuotaRoot { mailbox } => command::quota::get_quota_root(self, &mailbox).await,
             SetQuota { .. } => Done::no("[NOPERM] Quotas are set by the administrator"),

@@ -239,9 +239,12 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
             let _running = SessionGauge(sessions);
             let plain = Stream::plain(tcp, ctx2.limits.idle_timeout());
             let stream = match tls_mode {
-                TlsMode::Implicit => match plain
-                    .start_tls(&acceptor, ctx2.limits.handshake_timeout())
-                    .await
+                // Boxed: the handshake's future is large and would otherwise
+                // stay in the task of every connection for its whole life.
+                TlsMode::Implicit => match Box::pin(
+                    plain.start_tls(&acceptor, ctx2.limits.handshake_timeout()),
+                )
+                .await
                 {
                     Ok(s) => s,
                     Err(e) => {

@@ -28,9 +28,13 @@ impl VerifierPool {
                 .name(format!("mailgate-verify-{i}"))
                 .spawn(move || {
                     loop {
-                        // Hold the lock only while taking a job.
+                        // Hold the lock only while taking a job. With none waiting,
+                        // give the argon2 work area back before sleeping.
                         let job = match rx.lock() {
-                            Ok(r) => r.recv(),
+                            Ok(r) => r.try_recv().or_else(|_| {
+                                crate::directory::release_work_area();
+                                r.recv()
+                            }),
                             Err(_) => return,
                         };
                         match job {

@@ -84,10 +84,10 @@ pub async fn fetch(
     let read_only = view.read_only;
     let wanted: Vec<(u32, u32)> = idx
         .iter()
-        .map(|&i| (i as u32 + 1, view.msgs[i].uid))
+        .map(|&i| (i as u32 + 1, view.uid_at(i)))
         .collect();
     if vanished && let Some(since) = changed_since {
-        let star = view.msgs.last().map(|m| m.uid).unwrap_or(0);
+        let star = view.last_uid();
         let present = view.uids();
         let changes = imap
             .ctx

@@ -22,6 +22,7 @@ pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut
         if imap.flush(stream).await.is_err() {
             return closed();
         }
+        imap.release_output();
         let changed = async {
             match &mut watch {
                 Some(w) => w.changed().await.is_ok(),

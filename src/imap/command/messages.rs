@@ -44,7 +44,7 @@ pub async fn store(
         return Done::no("[READ-ONLY] Mailbox is read-only");
     }
     let folder = view.folder.clone();
-    let uids: Vec<u32> = idx.iter().map(|&i| view.msgs[i].uid).collect();
+    let uids: Vec<u32> = idx.iter().map(|&i| view.uid_at(i)).collect();
     let unchanged_since = modifiers
         .iter()
         .map(|m| match m {
@@ -83,7 +83,7 @@ pub async fn store(
         let seq = imap
             .selected
             .as_ref()
-            .and_then(|v| v.msgs.binary_search_by_key(&u.uid, |m| m.uid).ok())
+            .and_then(|v| v.index_of(u.uid))
             .map(|p| p + 1)
             .unwrap_or(0);
         let mut items = Vec::new();
@@ -115,7 +115,7 @@ pub async fn store(
         outcome
             .modified
             .iter()
-            .filter_map(|u| view.msgs.binary_search_by_key(u, |m| m.uid).ok())
+            .filter_map(|&u| view.index_of(u))
             .map(|p| p as u32 + 1)
             .collect()
     };
@@ -136,7 +136,7 @@ async fn expunge_deleted(
         return Err(Done::no("[READ-ONLY] Mailbox is read-only"));
     }
     let folder = view.folder.clone();
-    let star = view.msgs.last().map(|m| m.uid).unwrap_or(0);
+    let star = view.last_uid();
     let metas = imap
         .ctx
         .store
@@ -215,7 +215,7 @@ pub async fn copy(
         return Done::no("[READ-ONLY] Mailbox is read-only");
     }
     let source = view.folder.clone();
-    let uids: Vec<u32> = idx.iter().map(|&i| view.msgs[i].uid).collect();
+    let uids: Vec<u32> = idx.iter().map(|&i| view.uid_at(i)).collect();
     let target = match imap.folder(mailbox).await {
         Ok(f) => f,
         Err(_) => return Done::no("[TRYCREATE] No such mailbox"),

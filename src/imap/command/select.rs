@@ -56,7 +56,7 @@ pub async fn select(
         );
     }
     let lines = [
-        format!("{} EXISTS", view.msgs.len()),
+        format!("{} EXISTS", view.len()),
         "0 RECENT".to_string(),
         format!("OK [UIDVALIDITY {}] UIDs valid", folder.uidvalidity),
         format!("OK [UIDNEXT {}] Predicted next UID", folder.uidnext),
