@@ -54,6 +54,9 @@ pub struct View {
     cursor: i64,
     /// Expunged by others, not yet announced (RFC 9051 7.5.1 holds them back).
     pending_expunge: BTreeSet<u32>,
+    /// The SEARCHRES result (RFC 5182), UIDs ascending: kept with the view so that
+    /// SELECT, EXAMINE, UNSELECT and CLOSE reset it by dropping the view.
+    pub saved: Vec<u32>,
 }
 
 impl View {
@@ -75,6 +78,7 @@ impl View {
             watch,
             cursor,
             pending_expunge: BTreeSet::new(),
+            saved: Vec::new(),
         })
     }
 

@@ -3,7 +3,7 @@
 //! `content` is pure message logic (structure, sections, search text); the session
 //! modules own the protocol state and talk to the store. imap-codec parses commands;
 //! `extended` strips the few argument forms it lacks (ESEARCH RETURN, LIST-EXTENDED)
-//! before handing the rest to it.
+//! and `searchres` replaces the SEARCHRES `$` marker before handing the rest to it.
 
 mod command;
 mod compress;
@@ -15,6 +15,7 @@ mod names;
 mod reader;
 mod response;
 mod search;
+mod searchres;
 mod sequence;
 mod session;
 mod shared;

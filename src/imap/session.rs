@@ -18,6 +18,7 @@ use super::compress::Conn;
 use super::extended::{self, Extras};
 use super::mailbox_view::{Updates, View};
 use super::reader::{Input, Reader};
+use super::searchres;
 use super::response::compact_set;
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::Session as Login;
@@ -229,6 +230,7 @@ impl Imap {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "ESEARCH",
+            "SEARCHRES",
             "CONDSTORE",
             "QRESYNC",
             "BINARY",
@@ -266,10 +268,19 @@ impl Imap {
 
     /// Parses and runs one message, then sends the updates the client is owed.
     async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Conn) -> Flow {
-        let (stripped, extras) = extended::strip(bytes);
-        let command = match CommandCodec::default().decode(&stripped) {
+        let (stripped, mut extras) = extended::strip(bytes);
+        let substituted = self.substitute_saved(&stripped);
+        extras.saved_set_empty = substituted.names_nothing;
+        let command = match CommandCodec::default().decode(&substituted.bytes) {
             Ok((&[], cmd)) => cmd,
             _ => {
+                // Even a SEARCH with SAVE that is not understood empties `$`, so a
+                // command pipelined behind it never uses an older result (RFC 5182 2.1).
+                if extras.saves()
+                    && let Some(view) = &mut self.selected
+                {
+                    view.saved.clear();
+                }
                 match salvage_tag(bytes) {
                     Some(tag) => self.tagged(
                         &tag,
@@ -413,6 +424,16 @@ impl Imap {
                 flow: Flow::Compress,
             },
             _ if !selected => Done::bad("No mailbox selected"),
+            // `$` with an empty saved result names no message (RFC 5182 2.1).
+            Fetch { .. } | Store { .. } | ExpungeUid { .. } if extras.saved_set_empty => {
+                Done::ok("Completed; the saved search result is empty")
+            }
+            Copy { mailbox, .. } | Move { mailbox, .. } if extras.saved_set_empty => {
+                match self.folder(&mailbox).await {
+                    Ok(_) => Done::ok("Completed; the saved search result is empty"),
+                    Err(_) => Done::no("[TRYCREATE] No such mailbox"),
+                }
+            }
             Check => Done::ok("CHECK completed"),
             Unselect => {
                 self.deselect();
@@ -475,6 +496,18 @@ impl Imap {
             } => command::messages::copy(self, &sequence_set, &mailbox, uid, true).await,
             _ => Done::bad("Command not supported"),
         }
+    }
+
+    /// The command with the SEARCHRES `$` replaced by the saved result's messages.
+    fn substitute_saved<'a>(&self, msg: &'a [u8]) -> searchres::Substituted<'a> {
+        let (saved, uids) = match &self.selected {
+            Some(view) if msg.contains(&b'$') => {
+                let uids = view.uids();
+                (searchres::present(&view.saved, &uids), uids)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        searchres::substitute(msg, &saved, &uids)
     }
 
     /// Whether a selected shared folder is still covered by a FULL_ACCESS grant.
