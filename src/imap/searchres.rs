@@ -264,7 +264,10 @@ mod tests {
 
     fn sub(msg: &str, saved: &[u32], view: &[u32]) -> (String, bool) {
         let s = substitute(msg.as_bytes(), saved, view);
-        (String::from_utf8_lossy(&s.bytes).into_owned(), s.names_nothing)
+        (
+            String::from_utf8_lossy(&s.bytes).into_owned(),
+            s.names_nothing,
+        )
     }
 
     const VIEW: [u32; 5] = [3, 5, 7, 8, 20];
@@ -345,8 +348,14 @@ mod tests {
         let opts = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
         assert_eq!(to_save(&opts(&["SAVE"]), &[9, 3, 7]), vec![3, 7, 9]);
         assert_eq!(to_save(&opts(&["SAVE", "MIN"]), &[9, 3, 7]), vec![3]);
-        assert_eq!(to_save(&opts(&["MAX", "SAVE", "MIN"]), &[9, 3, 7]), vec![3, 9]);
-        assert_eq!(to_save(&opts(&["SAVE", "MIN", "COUNT"]), &[9, 3, 7]), vec![3, 7, 9]);
+        assert_eq!(
+            to_save(&opts(&["MAX", "SAVE", "MIN"]), &[9, 3, 7]),
+            vec![3, 9]
+        );
+        assert_eq!(
+            to_save(&opts(&["SAVE", "MIN", "COUNT"]), &[9, 3, 7]),
+            vec![3, 7, 9]
+        );
         assert_eq!(to_save(&opts(&["SAVE", "MAX"]), &[]), Vec::<u32>::new());
     }
 

@@ -61,7 +61,10 @@ async fn a_saved_result_is_used_by_fetch_store_search_copy_move_and_expunge() {
     let r = c.cmd("b3", "FETCH $ (UID)").await;
     assert_eq!(fetched(&r), vec![(1, 1), (4, 5)], "{r}");
     let r = c.cmd("b4", "UID COPY $ Archive").await;
-    assert!(r.contains("b4 OK [COPYUID ") && r.contains(" 1,5 1,2]"), "{r}");
+    assert!(
+        r.contains("b4 OK [COPYUID ") && r.contains(" 1,5 1,2]"),
+        "{r}"
+    );
 
     // SAVE with MIN keeps only the minimum, and MIN is still answered.
     let r = c.cmd("c1", "UID SEARCH RETURN (SAVE MIN) UNSEEN").await;
