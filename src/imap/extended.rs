@@ -18,6 +18,9 @@ pub struct Extras {
     /// The command's sequence set was the SEARCHRES `$` and the saved result is
     /// empty (set by `searchres`, not by `strip`): the command names no message.
     pub saved_set_empty: bool,
+    /// The second and later messages of a MULTIAPPEND, each as a single-message
+    /// APPEND command (set by `multiappend`, not by `strip`).
+    pub more_appends: Vec<Vec<u8>>,
 }
 
 impl Extras {

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 
+use super::lexer::{Tok, token};
 use super::response::compact_set;
 
 /// Stands in for `$` where the saved result is empty and a set must still parse;
@@ -141,61 +142,6 @@ fn command_name(msg: &[u8]) -> Option<(bool, String, usize)> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    Open,
-    Close,
-    Atom,
-    /// A quoted string or a literal: never looked into.
-    Str,
-}
-
-/// The token at or after `pos` (spaces skipped), with its byte range; `None` at the
-/// end of the command or on bytes that are no token.
-fn token(msg: &[u8], mut pos: usize) -> Option<(Tok, usize, usize)> {
-    while msg.get(pos) == Some(&b' ') {
-        pos += 1;
-    }
-    let start = pos;
-    match *msg.get(pos)? {
-        b'\r' | b'\n' => None,
-        b'(' => Some((Tok::Open, start, pos + 1)),
-        b')' => Some((Tok::Close, start, pos + 1)),
-        b'"' => {
-            pos += 1;
-            loop {
-                match *msg.get(pos)? {
-                    b'\\' => pos += 2,
-                    b'"' => return Some((Tok::Str, start, pos + 1)),
-                    b'\r' | b'\n' => return None,
-                    _ => pos += 1,
-                }
-            }
-        }
-        b'{' | b'~' => {
-            let open = if msg[pos] == b'~' { pos + 1 } else { pos };
-            if msg.get(open) != Some(&b'{') {
-                return atom(msg, start);
-            }
-            let close = open + msg[open..].iter().position(|&b| b == b'}')?;
-            let digits = std::str::from_utf8(&msg[open + 1..close]).ok()?;
-            let len: usize = digits.trim_end_matches(['+', '-']).parse().ok()?;
-            let data = close + 1 + msg[close + 1..].strip_prefix(b"\r\n").map(|_| 2)?;
-            let end = data.checked_add(len)?;
-            (end <= msg.len()).then_some((Tok::Str, start, end))
-        }
-        _ => atom(msg, start),
-    }
-}
-
-fn atom(msg: &[u8], start: usize) -> Option<(Tok, usize, usize)> {
-    let len = msg[start..]
-        .iter()
-        .position(|&b| matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n'))
-        .unwrap_or(msg.len() - start);
-    (len > 0).then_some((Tok::Atom, start, start + len))
-}
-
 /// How many argument tokens follow a search key (RFC 9051 `search-key`); `None` for
 /// MODSEQ, whose count depends on what follows.
 fn arity(key: &str) -> Option<usize> {
@@ -250,7 +196,7 @@ fn search_markers(msg: &[u8], mut pos: usize) -> Vec<(usize, usize)> {
             Some(n) => n,
             // MODSEQ ["entry-name" entry-type] mod-sequence.
             None => match token(msg, pos) {
-                Some((Tok::Str, ..)) => 3,
+                Some((Tok::Str | Tok::Literal, ..)) => 3,
                 _ => 1,
             },
         };

@@ -17,6 +17,7 @@ use super::command;
 use super::compress::Conn;
 use super::extended::{self, Extras};
 use super::mailbox_view::{Updates, View};
+use super::multiappend;
 use super::reader::{Input, Reader};
 use super::response::compact_set;
 use super::searchres;
@@ -231,6 +232,7 @@ impl Imap {
             "LIST-STATUS",
             "ESEARCH",
             "SEARCHRES",
+            "MULTIAPPEND",
             "CONDSTORE",
             "QRESYNC",
             "BINARY",
@@ -271,7 +273,12 @@ impl Imap {
         let (stripped, mut extras) = extended::strip(bytes);
         let substituted = self.substitute_saved(&stripped);
         extras.saved_set_empty = substituted.names_nothing;
-        let command = match CommandCodec::default().decode(&substituted.bytes) {
+        let mut input = substituted.bytes;
+        if let Some(mut parts) = multiappend::split(&input) {
+            extras.more_appends = parts.split_off(1);
+            input = std::borrow::Cow::Owned(parts.swap_remove(0));
+        }
+        let command = match CommandCodec::default().decode(&input) {
             Ok((&[], cmd)) => cmd,
             _ => {
                 // Even a SEARCH with SAVE that is not understood empties `$`, so a
@@ -410,7 +417,10 @@ impl Imap {
                 flags,
                 date,
                 message,
-            } => command::append::append(self, &mailbox, &flags, date.as_ref(), &message).await,
+            } => {
+                let first = (flags.as_slice(), date.as_ref(), &message);
+                command::append::append(self, &mailbox, first, &extras.more_appends).await
+            }
             Idle => command::idle::idle(self, tag, reader, stream).await,
             GetQuota { root } => command::quota::get_quota(self, root.as_ref()).await,
             GetQuotaRoot { mailbox } => command::quota::get_quota_root(self, &mailbox).await,

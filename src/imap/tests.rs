@@ -903,4 +903,5 @@ async fn draining_says_bye_to_waiting_and_idling_sessions() {
     assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
 }
 
+mod multiappend;
 mod searchres;
