@@ -200,6 +200,9 @@ mod tests {
                 let (stripped, _) = crate::imap::extended::strip(message.as_bytes());
                 let substituted = crate::imap::searchres::substitute(&stripped, &[2, 9], &[1, 2, 9]);
                 let _ = CommandCodec::default().decode(&substituted.bytes);
+                for part in crate::imap::multiappend::split(&substituted.bytes).unwrap_or_default() {
+                    let _ = CommandCodec::default().decode(&part);
+                }
             }
         }
     }
