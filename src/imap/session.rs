@@ -281,13 +281,6 @@ impl Imap {
         let command = match CommandCodec::default().decode(&input) {
             Ok((&[], cmd)) => cmd,
             _ => {
-                // Even a SEARCH with SAVE that is not understood empties `$`, so a
-                // command pipelined behind it never uses an older result (RFC 5182 2.1).
-                if extras.saves()
-                    && let Some(view) = &mut self.selected
-                {
-                    view.saved.clear();
-                }
                 match salvage_tag(bytes) {
                     Some(tag) => self.tagged(
                         &tag,

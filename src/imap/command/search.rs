@@ -20,12 +20,6 @@ pub async fn search(
     uid: bool,
     extras: &Extras,
 ) -> Done {
-    // A SEARCH with SAVE that fails leaves `$` empty (RFC 5182 2.1), so the result
-    // of an earlier search is gone before anything can fail.
-    let save = extras.saves();
-    if save && let Some(view) = imap.selected.as_mut() {
-        view.saved.clear();
-    }
     if let Some(o) = extras
         .search_return
         .iter()
@@ -33,6 +27,13 @@ pub async fn search(
         .find(|o| !matches!(o.as_str(), "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE"))
     {
         return Done::bad(format!("Unknown RETURN option {o}"));
+    }
+    // A SEARCH with SAVE that ends in NO leaves `$` empty, one that ends in BAD
+    // leaves it as it was (RFC 9051 6.4.4.1, RFC 5182 2.1): past the checks that
+    // answer BAD, the earlier result is dropped before anything can answer NO.
+    let save = extras.saves();
+    if save && let Some(view) = imap.selected.as_mut() {
+        view.saved.clear();
     }
     if let Some(cs) = charset {
         let cs = match cs {
