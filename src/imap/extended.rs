@@ -15,6 +15,21 @@ pub struct Extras {
     /// LIST return options; `STATUS` is followed by its item names as one entry
     /// `STATUS (MESSAGES UNSEEN)`.
     pub list_return: Vec<String>,
+    /// The command's sequence set was the SEARCHRES `$` and the saved result is
+    /// empty (set by `searchres`, not by `strip`): the command names no message.
+    pub saved_set_empty: bool,
+    /// The second and later messages of a MULTIAPPEND, each as a single-message
+    /// APPEND command (set by `multiappend`, not by `strip`).
+    pub more_appends: Vec<Vec<u8>>,
+}
+
+impl Extras {
+    /// Whether SEARCH asked for its result to be saved (`RETURN (SAVE ...)`).
+    pub fn saves(&self) -> bool {
+        self.search_return
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|w| w == "SAVE"))
+    }
 }
 
 /// Splits a parenthesised option list into words, keeping nested groups whole.

@@ -59,6 +59,9 @@ pub struct View {
     echoes: BTreeMap<u32, u64>,
     /// Expunged by others, not yet announced (RFC 9051 7.5.1 holds them back).
     pending_expunge: BTreeSet<u32>,
+    /// The SEARCHRES result (RFC 5182), UIDs ascending: kept with the view so that
+    /// SELECT, EXAMINE, UNSELECT and CLOSE reset it by dropping the view.
+    pub saved: Vec<u32>,
 }
 
 impl View {
@@ -87,6 +90,7 @@ impl View {
             highest: synced,
             echoes: BTreeMap::new(),
             pending_expunge: BTreeSet::new(),
+            saved: Vec::new(),
         })
     }
 

@@ -3,18 +3,21 @@
 //! `content` is pure message logic (structure, sections, search text); the session
 //! modules own the protocol state and talk to the store. imap-codec parses commands;
 //! `extended` strips the few argument forms it lacks (ESEARCH RETURN, LIST-EXTENDED)
-//! before handing the rest to it.
+//! and `searchres` replaces the SEARCHRES `$` marker before handing the rest to it.
 
 mod command;
 mod compress;
 pub mod content;
 mod extended;
 mod fetch;
+mod lexer;
 mod mailbox_view;
+mod multiappend;
 mod names;
 mod reader;
 mod response;
 mod search;
+mod searchres;
 mod sequence;
 mod session;
 mod shared;

@@ -231,7 +231,11 @@ mod tests {
             input.extend_from_slice(b"\r\nz NOOP\r\n");
             for message in run(&input) {
                 let (stripped, _) = crate::imap::extended::strip(message.as_bytes());
-                let _ = CommandCodec::default().decode(&stripped);
+                let substituted = crate::imap::searchres::substitute(&stripped, &[2, 9], &[1, 2, 9]);
+                let _ = CommandCodec::default().decode(&substituted.bytes);
+                for part in crate::imap::multiappend::split(&substituted.bytes).unwrap_or_default() {
+                    let _ = CommandCodec::default().decode(&part);
+                }
             }
         }
     }

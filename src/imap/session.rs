@@ -17,8 +17,10 @@ use super::command;
 use super::compress::Conn;
 use super::extended::{self, Extras};
 use super::mailbox_view::{Updates, View};
+use super::multiappend;
 use super::reader::{Input, Reader};
 use super::response::compact_set;
+use super::searchres;
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::Session as Login;
 use crate::events::audit::{AuditProtocol, MailboxAccess, MailboxAction, ObjectType};
@@ -238,6 +240,8 @@ impl Imap {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "ESEARCH",
+            "SEARCHRES",
+            "MULTIAPPEND",
             "CONDSTORE",
             "QRESYNC",
             "BINARY",
@@ -283,8 +287,15 @@ impl Imap {
 
     /// Parses and runs one message, then sends the updates the client is owed.
     async fn dispatch(&mut self, bytes: &[u8], reader: &mut Reader, stream: &mut Conn) -> Flow {
-        let (stripped, extras) = extended::strip(bytes);
-        let command = match CommandCodec::default().decode(&stripped) {
+        let (stripped, mut extras) = extended::strip(bytes);
+        let substituted = self.substitute_saved(&stripped);
+        extras.saved_set_empty = substituted.names_nothing;
+        let mut input = substituted.bytes;
+        if let Some(mut parts) = multiappend::split(&input) {
+            extras.more_appends = parts.split_off(1);
+            input = std::borrow::Cow::Owned(parts.swap_remove(0));
+        }
+        let command = match CommandCodec::default().decode(&input) {
             Ok((&[], cmd)) => cmd,
             _ => {
                 match salvage_tag(bytes) {
@@ -422,7 +433,10 @@ impl Imap {
                 flags,
                 date,
                 message,
-            } => command::append::append(self, &mailbox, &flags, date.as_ref(), &message).await,
+            } => {
+                let first = (flags.as_slice(), date.as_ref(), &message);
+                command::append::append(self, &mailbox, first, &extras.more_appends).await
+            }
             Idle => unreachable!("IDLE runs in dispatch"),
             GetQuota { root } => command::quota::get_quota(self, root.as_ref()).await,
             GetQuotaRoot { mailbox } => command::quota::get_quota_root(self, &mailbox).await,
@@ -436,6 +450,16 @@ impl Imap {
                 flow: Flow::Compress,
             },
             _ if !selected => Done::bad("No mailbox selected"),
+            // `$` with an empty saved result names no message (RFC 5182 2.1).
+            Fetch { .. } | Store { .. } | ExpungeUid { .. } if extras.saved_set_empty => {
+                Done::ok("Completed; the saved search result is empty")
+            }
+            Copy { mailbox, .. } | Move { mailbox, .. } if extras.saved_set_empty => {
+                match self.folder(&mailbox).await {
+                    Ok(_) => Done::ok("Completed; the saved search result is empty"),
+                    Err(_) => Done::no("[TRYCREATE] No such mailbox"),
+                }
+            }
             Check => Done::ok("CHECK completed"),
             Unselect => {
                 self.deselect();
@@ -498,6 +522,18 @@ impl Imap {
             } => command::messages::copy(self, &sequence_set, &mailbox, uid, true).await,
             _ => Done::bad("Command not supported"),
         }
+    }
+
+    /// The command with the SEARCHRES `$` replaced by the saved result's messages.
+    fn substitute_saved<'a>(&self, msg: &'a [u8]) -> searchres::Substituted<'a> {
+        let (saved, uids) = match &self.selected {
+            Some(view) if msg.contains(&b'$') => {
+                let uids = view.uids();
+                (searchres::present(&view.saved, &uids), uids)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        searchres::substitute(msg, &saved, &uids)
     }
 
     /// Whether a selected shared folder is still covered by a FULL_ACCESS grant.

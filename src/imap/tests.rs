@@ -902,3 +902,6 @@ async fn draining_says_bye_to_waiting_and_idling_sessions() {
     let r = idling.line().await;
     assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
 }
+
+mod multiappend;
+mod searchres;

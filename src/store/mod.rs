@@ -90,6 +90,14 @@ pub struct Target {
     pub flags: Vec<String>,
 }
 
+/// One message of an all-or-nothing append (IMAP MULTIAPPEND).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub body: Arc<[u8]>,
+    pub internal_date: i64,
+    pub flags: Vec<String>,
+}
+
 /// A stored message's identity, returned once it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -233,6 +241,14 @@ pub trait Store: Send + Sync {
         internal_date: i64,
         targets: Vec<Target>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
+    /// Stores every message in one folder, in order, or none of them (IMAP
+    /// MULTIAPPEND, RFC 3502: a refusal of any message undoes the others). Returns
+    /// when all are durable.
+    async fn append_all(
+        &self,
+        folder_id: i64,
+        messages: Vec<NewMessage>,
+    ) -> Result<std::result::Result<Vec<Stored>, Refused>>;
     /// Metadata of messages with `first <= uid <= last`, ascending.
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
     /// The raw message.

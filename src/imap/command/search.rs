@@ -1,4 +1,5 @@
-//! SEARCH / UID SEARCH, with ESEARCH result options (RFC 4731) and MODSEQ (RFC 7162).
+//! SEARCH / UID SEARCH, with ESEARCH result options (RFC 4731), SEARCHRES SAVE
+//! (RFC 5182) and MODSEQ (RFC 7162).
 
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::search::SearchKey;
@@ -7,6 +8,7 @@ use super::fetch::structure;
 use crate::imap::extended::Extras;
 use crate::imap::response::compact_set;
 use crate::imap::search::{self, Candidate, Stars};
+use crate::imap::searchres;
 use crate::imap::session::{Done, Imap, store_failure};
 
 /// Runs a search over the selected folder's messages as the client knows them.
@@ -18,6 +20,21 @@ pub async fn search(
     uid: bool,
     extras: &Extras,
 ) -> Done {
+    if let Some(o) = extras
+        .search_return
+        .iter()
+        .flatten()
+        .find(|o| !matches!(o.as_str(), "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE"))
+    {
+        return Done::bad(format!("Unknown RETURN option {o}"));
+    }
+    // A SEARCH with SAVE that ends in NO leaves `$` empty, one that ends in BAD
+    // leaves it as it was (RFC 9051 6.4.4.1, RFC 5182 2.1): past the checks that
+    // answer BAD, the earlier result is dropped before anything can answer NO.
+    let save = extras.saves();
+    if save && let Some(view) = imap.selected.as_mut() {
+        view.saved.clear();
+    }
     if let Some(cs) = charset {
         let cs = match cs {
             Charset::Atom(a) => a.inner().to_ascii_uppercase(),
@@ -55,6 +72,7 @@ pub async fn search(
     };
     let store = imap.ctx.store.clone();
     let mut hits: Vec<u32> = Vec::new();
+    let mut hit_uids: Vec<u32> = Vec::new();
     let mut max_modseq = 0;
     for meta in &metas {
         let Ok(pos) = uids.binary_search(&meta.uid) else {
@@ -80,16 +98,26 @@ pub async fn search(
         };
         if search::eval(&key, &c, stars) {
             hits.push(if uid { meta.uid } else { pos as u32 + 1 });
+            hit_uids.push(meta.uid);
             max_modseq = max_modseq.max(meta.modseq);
         }
     }
-    // IMAP4rev2 clients get ESEARCH for every SEARCH (RFC 9051 7.3.4).
+    if save && let Some(view) = imap.selected.as_mut() {
+        view.saved = searchres::to_save(extras.search_return.as_deref().unwrap_or(&[]), &hit_uids);
+    }
+    // IMAP4rev2 clients get ESEARCH for every SEARCH (RFC 9051 7.3.4); SAVE alone
+    // asks for no response at all (RFC 5182 2.4).
     let rev2_all = (imap.rev2 && extras.search_return.is_none()).then(Vec::new);
     if let Some(opts) = extras.search_return.as_ref().or(rev2_all.as_ref()) {
-        let opts: Vec<&str> = if opts.is_empty() {
-            vec!["ALL"]
-        } else {
-            opts.iter().map(String::as_str).collect()
+        let opts: Vec<&str> = opts
+            .iter()
+            .map(String::as_str)
+            .filter(|o| *o != "SAVE")
+            .collect();
+        let opts = match (opts.is_empty(), save) {
+            (true, true) => return Done::ok("SEARCH completed, result saved"),
+            (true, false) => vec!["ALL"],
+            (false, _) => opts,
         };
         let mut line = format!("ESEARCH (TAG {})", crate::imap::response::string(tag));
         if uid {
@@ -105,8 +133,7 @@ pub async fn search(
                 }
                 "COUNT" => line.push_str(&format!(" COUNT {}", hits.len())),
                 "ALL" if !hits.is_empty() => line.push_str(&format!(" ALL {}", compact_set(&hits))),
-                "MIN" | "MAX" | "ALL" => {}
-                _ => return Done::bad(format!("Unknown RETURN option {o}")),
+                _ => {}
             }
         }
         if with_modseq && !hits.is_empty() {

@@ -22,8 +22,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Change, CopyOutcome, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, Quota, Refused,
-    Result, Store, StoreError, Stored, Target,
+    Change, CopyOutcome, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, NewMessage, Quota,
+    Refused, Result, Store, StoreError, Stored, Target,
 };
 pub use schema::SCHEMA_VERSION;
 pub use writer::WriterStats;
@@ -189,6 +189,15 @@ impl Store for Arc<SqliteStore> {
         targets: Vec<Target>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
         self.write(move |c| ops::deliver(c, &body, internal_date, &targets))
+            .await
+    }
+
+    async fn append_all(
+        &self,
+        folder_id: i64,
+        messages: Vec<NewMessage>,
+    ) -> Result<std::result::Result<Vec<Stored>, Refused>> {
+        self.write(move |c| ops::append_all(c, folder_id, &messages))
             .await
     }
 

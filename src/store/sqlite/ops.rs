@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Touched;
 use crate::store::{
     Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder,
-    FolderKind, FolderRef, MessageMeta, Quota, Refused, Result, StoreError, Stored, Target,
-    normalize_flags, now_ms,
+    FolderKind, FolderRef, MessageMeta, NewMessage, Quota, Refused, Result, StoreError, Stored,
+    Target, normalize_flags, now_ms,
 };
 
 fn new_item_id() -> String {
@@ -310,6 +310,43 @@ pub(super) fn deliver(
             .execute([body_id])?;
     }
     Ok((results, touched))
+}
+
+/// Delivers each message to one folder inside a nested savepoint, undone whole
+/// when any message is refused (MULTIAPPEND is all or nothing).
+pub(super) fn append_all(
+    c: &Connection,
+    folder_id: i64,
+    messages: &[NewMessage],
+) -> Result<(std::result::Result<Vec<Stored>, Refused>, Touched)> {
+    c.execute_batch("SAVEPOINT append_all")?;
+    let mut stored = Vec::with_capacity(messages.len());
+    let mut touched = Touched::new();
+    for m in messages {
+        let target = Target {
+            folder: FolderRef::Id(folder_id),
+            flags: m.flags.clone(),
+        };
+        // A store error returns through `?`: the enclosing savepoint of the write
+        // rolls back, this one with it.
+        let (mut results, t) = deliver(c, &m.body, m.internal_date, &[target])?;
+        match results.pop() {
+            Some(Ok(s)) => {
+                stored.push(s);
+                touched.extend(t);
+            }
+            refused => {
+                c.execute_batch("ROLLBACK TO append_all; RELEASE append_all")?;
+                let why = match refused {
+                    Some(Err(r)) => r,
+                    _ => Refused::NoSuchFolder,
+                };
+                return Ok((Err(why), Touched::new()));
+            }
+        }
+    }
+    c.execute_batch("RELEASE append_all")?;
+    Ok((Ok(stored), touched))
 }
 
 fn meta_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {

@@ -906,3 +906,53 @@ async fn body_cache_lives_and_dies_with_its_body() {
     store.delete_folder(f.id).await.unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM body_cache"), 0);
 }
+
+#[tokio::test]
+async fn append_all_stores_every_message_or_none() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 250).await.unwrap();
+    let inbox = folder(&store, "u", FolderKind::Inbox).await;
+    let msg = |n: usize, flag: &str| NewMessage {
+        body: Arc::from(vec![b'x'; n]),
+        internal_date: 1_700_000_000_000,
+        flags: vec![flag.to_string()],
+    };
+    let before = store.latest_change("u").await.unwrap();
+    // The third message breaks the quota: the first two are undone with it.
+    let res = store
+        .append_all(
+            inbox.id,
+            vec![
+                msg(100, "\\Seen"),
+                msg(100, "\\Flagged"),
+                msg(100, "\\Draft"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res, Err(Refused::OverQuota));
+    assert!(
+        store
+            .messages(inbox.id, 1, u32::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.quota("u").await.unwrap().used, 0);
+    assert_eq!(store.latest_change("u").await.unwrap(), before);
+    // Within the quota all are stored, in order, with their own flags.
+    let stored = store
+        .append_all(inbox.id, vec![msg(100, "\\Seen"), msg(100, "\\Flagged")])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.iter().map(|s| s.uid).collect::<Vec<_>>(), vec![1, 2]);
+    let metas = store.messages(inbox.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(metas[0].flags, vec!["\\Seen".to_string()]);
+    assert_eq!(metas[1].flags, vec!["\\Flagged".to_string()]);
+    assert_eq!(store.quota("u").await.unwrap().used, 200);
+    assert_eq!(
+        store.append_all(-1, vec![msg(1, "")]).await.unwrap(),
+        Err(Refused::NoSuchFolder)
+    );
+}
