@@ -152,7 +152,11 @@ impl Events {
     ) -> Result<reload::Report, String> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.sinks.load_full();
-        let running: Vec<_> = old.0.iter().map(|e| (e.sink.name.clone(), e.kind)).collect();
+        let running: Vec<_> = old
+            .0
+            .iter()
+            .map(|e| (e.sink.name.clone(), e.kind))
+            .collect();
         let wanted = section.effective_sinks();
         let changes = reload::plan(&running, &wanted);
         let find = |name: &str| old.0.iter().find(|e| e.sink.name == name);

@@ -49,7 +49,10 @@ pub enum Change {
 /// The change for every wanted sink (in config order), then a `Stop` for every
 /// running name that is no longer wanted. `running` has the kind each sink was
 /// built as (None for sinks not built from config, such as the test capture).
-pub fn plan(running: &[(String, Option<SinkKind>)], wanted: &[SinkConfig]) -> Vec<(String, Change)> {
+pub fn plan(
+    running: &[(String, Option<SinkKind>)],
+    wanted: &[SinkConfig],
+) -> Vec<(String, Change)> {
     let mut out: Vec<(String, Change)> = wanted
         .iter()
         .map(|c| {

@@ -74,17 +74,33 @@ fn reload_adds_rebuilds_and_removes_sinks_without_losing_records() {
     assert_eq!(report.rebuilt, ["a"]);
     assert_eq!(report.stopped, ["gone"]);
     assert!(report.late.is_empty(), "{report}");
-    assert_eq!(lines(d, "gone.jsonl"), 2000, "a removed sink writes its queue");
-    assert_eq!(lines(d, "a.jsonl"), 2000, "records queued before the reload");
+    assert_eq!(
+        lines(d, "gone.jsonl"),
+        2000,
+        "a removed sink writes its queue"
+    );
+    assert_eq!(
+        lines(d, "a.jsonl"),
+        2000,
+        "records queued before the reload"
+    );
     assert!(!events.has_sink("gone") && events.has_sink("b"));
 
     // Every clone of the handle sees the new sinks and filters.
     producer.audit(auth_event(true));
     producer.email("t", delivered());
     assert!(events.flush(Duration::from_secs(5)));
-    assert_eq!(lines(d, "a2.jsonl"), 1, "a's new path and filter (no email)");
+    assert_eq!(
+        lines(d, "a2.jsonl"),
+        1,
+        "a's new path and filter (no email)"
+    );
     assert_eq!(lines(d, "b.jsonl"), 1, "b takes email events only");
-    assert_eq!(lines(d, "gone.jsonl"), 2000, "a removed sink gets nothing new");
+    assert_eq!(
+        lines(d, "gone.jsonl"),
+        2000,
+        "a removed sink gets nothing new"
+    );
     assert_eq!(lines(d, "a.jsonl"), 2000);
 
     // The metrics follow: a's counters carry on, b has its own, gone keeps its last.
@@ -157,8 +173,9 @@ fn routes_are_by_name_and_come_back_with_their_sink() {
     );
     let events = Events::from_config(&both, d, Arc::new(Metrics::new())).unwrap();
     assert!(events.route_org("m-a", Some("org")));
-    let only_all =
-        section("[[sinks]]\nname = \"all\"\nkind = \"file\"\npath = \"all.jsonl\"\naudit_logs = []\n");
+    let only_all = section(
+        "[[sinks]]\nname = \"all\"\nkind = \"file\"\npath = \"all.jsonl\"\naudit_logs = []\n",
+    );
     events.reload(&only_all, d).unwrap();
     events.email_in("m-a", "t1", delivered());
     events.reload(&both, d).unwrap();

@@ -95,14 +95,12 @@ impl HttpsReceiver {
                                 let body = req.into_body().collect().await?.to_bytes();
                                 let text = String::from_utf8_lossy(&body).into_owned();
                                 got.lock().unwrap().extend(text.lines().map(String::from));
-                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
-                                    Bytes::new(),
-                                )))
+                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
                             }
                         },
                     );
                     // One request per connection, so every POST needs a handshake
-                        // and a certificate swap shows at once.
+                    // and a certificate swap shows at once.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(false)
                         .serve_connection(TokioIo::new(tls), service)

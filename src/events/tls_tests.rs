@@ -112,7 +112,11 @@ fn https_sink_verifies_the_receiver_and_spools_until_it_is_trusted() {
     );
     assert!(wait_for(|| stats.spool_bytes.get() == 0));
     assert_eq!(unique_ids(&receiver.got.lock().unwrap()), 50);
-    assert_eq!(stats.sent.get(), 50, "the counters carry on across the reload");
+    assert_eq!(
+        stats.sent.get(),
+        50,
+        "the counters carry on across the reload"
+    );
     assert_eq!(events.dropped(), 0);
 }
 
@@ -123,5 +127,8 @@ fn an_https_sink_without_a_readable_ca_is_refused() {
     let err = Events::from_config(&section, dir.path(), Arc::new(Metrics::new()))
         .err()
         .unwrap();
-    assert!(err.contains("\"siem\"") && err.contains("missing-ca.pem"), "{err}");
+    assert!(
+        err.contains("\"siem\"") && err.contains("missing-ca.pem"),
+        "{err}"
+    );
 }

@@ -437,11 +437,19 @@ async fn reload_applies_event_sink_changes_and_keeps_them_on_a_broken_config() {
 
     write(&[b, not_valid]);
     daemon.reload();
-    assert_eq!(emit(), (3, 2), "a config that does not validate changes nothing");
+    assert_eq!(
+        emit(),
+        (3, 2),
+        "a config that does not validate changes nothing"
+    );
 
     write(&[b, cannot_open]);
     daemon.reload();
-    assert_eq!(emit(), (4, 3), "a sink that cannot be opened changes nothing");
+    assert_eq!(
+        emit(),
+        (4, 3),
+        "a sink that cannot be opened changes nothing"
+    );
     assert!(!daemon.events.has_sink("siem"));
 
     write(&[b]);
