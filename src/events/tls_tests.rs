@@ -132,3 +132,45 @@ fn an_https_sink_without_a_readable_ca_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_removed_https_sink_leaves_its_spool_for_the_next_sink_of_that_name() {
+    crate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = probe.local_addr().unwrap().port();
+    drop(probe); // nothing listens there
+    let metrics = Arc::new(Metrics::new());
+    let events =
+        Events::from_config(&https_section(down, &ca.ca), dir.path(), metrics.clone()).unwrap();
+    let stats = metrics.sink("siem");
+    for _ in 0..5 {
+        events.audit(auth_event(true));
+    }
+    assert!(events.flush(Duration::from_secs(5)));
+    assert!(wait_for(|| stats.failed.get() >= 1));
+
+    // Removed: it stops with the records still in its spool (and says so).
+    let none: config::EventsSection = toml::from_str("email_log = \"e.jsonl\"").unwrap();
+    let report = events.reload(&none, dir.path()).unwrap();
+    assert_eq!(report.stopped, ["siem"]);
+    assert!(stats.spool_bytes.get() > 0);
+    events.audit(auth_event(true)); // not for the removed sink
+
+    // Configured again, now pointing at a live receiver: the spool goes out.
+    let receiver = HttpsReceiver::start(&ca.pair());
+    let report = events
+        .reload(&https_section(receiver.port, &ca.ca), dir.path())
+        .unwrap();
+    assert_eq!(report.started, ["siem"]);
+    assert!(
+        wait_for(|| receiver.count() >= 5),
+        "got {}",
+        receiver.count()
+    );
+    assert!(wait_for(|| stats.spool_bytes.get() == 0));
+    assert_eq!(unique_ids(&receiver.got.lock().unwrap()), 5);
+    assert_eq!(stats.sent.get(), 5);
+    assert_eq!(stats.spooled.get(), 5);
+}

@@ -357,7 +357,11 @@ impl Daemon {
         let base = &self.config.server.data_dir;
         match self.events.reload(&config.events, base) {
             Ok(report) => {
-                tracing::info!(%report, "reload: event sinks applied");
+                if report.late.is_empty() {
+                    tracing::info!(%report, "reload: event sinks applied");
+                } else {
+                    tracing::warn!(%report, "reload: event sinks applied; some are still finishing");
+                }
                 let orgs: Vec<String> = self
                     .directory
                     .list_organizations()
