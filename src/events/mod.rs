@@ -8,6 +8,8 @@
 //! Sinks: JSON-lines files ([`file`]), stdout, and HTTP(S) POST with an on-disk
 //! spool ([`http`], [`spool`]); the config is in [`config`]. At shutdown
 //! [`Events::flush`] waits until every queued record is written (or spooled).
+//! [`Events::reload`] applies a changed `[events]` section to the running sinks
+//! (SIGHUP), matched by name, without losing what is queued: see [`reload`].
 //!
 //! Every record carries a unique id (`eventId` for email events, `event_id` for
 //! audit records, a UUIDv4), so receivers of the at-least-once HTTP sink can
