@@ -113,7 +113,9 @@ pub struct SinkConfig {
     pub fsync_interval_ms: Option<u64>,
     /// http: `http://` or `https://` URL receiving `POST` of `application/x-ndjson`.
     pub url: Option<String>,
-    /// http: PEM CA file trusted for an `https` URL; relative to `server.data_dir`.
+    /// http: PEM file of the CA certificates trusted for an `https` URL (only
+    /// these: a private CA works, system roots are not used); relative to
+    /// `server.data_dir`. Re-read on reload.
     pub ca: Option<PathBuf>,
     /// http: value of the `Authorization` header, if the receiver wants one.
     pub authorization: Option<String>,

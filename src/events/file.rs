@@ -212,6 +212,22 @@ impl Worker for FileSink {
         let _ = self.out.flush();
         self.sync();
     }
+
+    /// Opened before the writer it replaces finished, which may since have grown or
+    /// rotated the file: open the path again (nothing is buffered yet) and re-read
+    /// its size. If that fails, the file opened at reload time is kept.
+    fn resume(&mut self) {
+        match open_append(&self.policy.path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+            Ok((size, file)) => {
+                self.out = BufWriter::with_capacity(256 * 1024, file);
+                self.size = size;
+                self.opened = Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.policy.path.display(), error = %e, "event file reopen failed; keeping the file opened at reload");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! thread, so a slow or dead receiver never slows mail flow: producers only ever
 //! `try_send` to the sink's in-memory queue.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use super::config::SinkConfig;
 use super::metrics::SinkStats;
-use super::sink::{Record, Worker};
+use super::sink::{Discard, Record, Replace, Worker};
 use super::spool::Spool;
 
 /// Where the POSTs go, parsed from the sink's `url`.
@@ -132,8 +132,100 @@ pub struct HttpSink {
     stats: SinkStats,
 }
 
+/// An HTTP sink without its spool: everything that can fail (URL, CA file,
+/// runtime) is done, so a reload can prepare it before stopping anything.
+pub struct Client {
+    name: String,
+    target: Target,
+    authorization: Option<String>,
+    connector: Option<tokio_rustls::TlsConnector>,
+    timeout: Duration,
+    batch_max: usize,
+    spool_max_bytes: u64,
+    backoff: Backoff,
+    rt: tokio::runtime::Runtime,
+}
+
 /// The longest time spooled records stay without an fsync.
 const SPOOL_SYNC: Duration = Duration::from_secs(1);
+
+impl Client {
+    /// Parses the URL and reads the CA (`ca` already resolved).
+    pub fn new(c: &SinkConfig, ca: Option<&Path>) -> Result<Client, String> {
+        let url = c.url.as_deref().unwrap_or("");
+        let target = Target::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+        let connector = match (target.tls, ca) {
+            (true, Some(ca)) => Some(connector(ca)?),
+            (true, None) => return Err("an https url needs `ca`".into()),
+            (false, _) => None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Client {
+            name: c.name.clone(),
+            target,
+            authorization: c.authorization.clone(),
+            connector,
+            timeout: Duration::from_secs(c.timeout_secs.unwrap_or(10)),
+            batch_max: c.batch_max.unwrap_or(1000),
+            spool_max_bytes: c.spool_max_bytes.unwrap_or(1 << 30),
+            backoff: Backoff::new(
+                Duration::from_millis(c.retry_initial_ms.unwrap_or(200)),
+                Duration::from_millis(c.retry_max_ms.unwrap_or(30_000)),
+            ),
+            rt,
+        })
+    }
+
+    /// Opens the spool under `spool_dir` (no other sink may have it open).
+    pub fn open_spool(self, spool_dir: &Path, stats: SinkStats) -> Result<HttpSink, String> {
+        let spool = Spool::open(spool_dir, self.spool_max_bytes)
+            .map_err(|e| format!("spool {}: {e}", spool_dir.display()))?;
+        Ok(self.with_spool(spool, stats))
+    }
+
+    /// The replacement of a running HTTP sink of the same name: it takes over that
+    /// sink's spool, so what it has not delivered goes to the new URL (with the new
+    /// CA). Should the old worker have no spool, the directory is opened instead;
+    /// should that fail, records are dropped and counted rather than blocking.
+    pub fn take_over(self, spool_dir: PathBuf, stats: SinkStats) -> Replace {
+        Box::new(move |old: Box<dyn Worker>| -> Box<dyn Worker> {
+            if let Some(mut spool) = old.into_spool() {
+                spool.set_max_bytes(self.spool_max_bytes);
+                return Box::new(self.with_spool(spool, stats));
+            }
+            let name = self.name.clone();
+            match self.open_spool(&spool_dir, stats.clone()) {
+                Ok(sink) => Box::new(sink),
+                Err(e) => {
+                    tracing::error!(sink = %name, error = %e, "event spool cannot be opened; records dropped");
+                    Box::new(Discard { stats })
+                }
+            }
+        })
+    }
+
+    fn with_spool(self, spool: Spool, stats: SinkStats) -> HttpSink {
+        stats.spool_bytes.set(spool.bytes() as i64);
+        HttpSink {
+            name: self.name,
+            target: self.target,
+            authorization: self.authorization,
+            connector: self.connector,
+            timeout: self.timeout,
+            batch_max: self.batch_max,
+            spool,
+            backoff: self.backoff,
+            next_attempt: Instant::now(),
+            rt: self.rt,
+            conn: None,
+            unsynced: None,
+            stats,
+        }
+    }
+}
 
 impl HttpSink {
     /// Opens the spool under `spool_dir` and prepares the client; `ca` resolved.
@@ -143,38 +235,7 @@ impl HttpSink {
         ca: Option<&Path>,
         stats: SinkStats,
     ) -> Result<HttpSink, String> {
-        let url = c.url.as_deref().unwrap_or("");
-        let target = Target::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
-        let connector = match (target.tls, ca) {
-            (true, Some(ca)) => Some(connector(ca)?),
-            (true, None) => return Err("an https url needs `ca`".into()),
-            (false, _) => None,
-        };
-        let spool = Spool::open(spool_dir, c.spool_max_bytes.unwrap_or(1 << 30))
-            .map_err(|e| format!("spool {}: {e}", spool_dir.display()))?;
-        stats.spool_bytes.set(spool.bytes() as i64);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(HttpSink {
-            name: c.name.clone(),
-            target,
-            authorization: c.authorization.clone(),
-            connector,
-            timeout: Duration::from_secs(c.timeout_secs.unwrap_or(10)),
-            batch_max: c.batch_max.unwrap_or(1000),
-            spool,
-            backoff: Backoff::new(
-                Duration::from_millis(c.retry_initial_ms.unwrap_or(200)),
-                Duration::from_millis(c.retry_max_ms.unwrap_or(30_000)),
-            ),
-            next_attempt: Instant::now(),
-            rt,
-            conn: None,
-            unsynced: None,
-            stats,
-        })
+        Client::new(c, ca)?.open_spool(spool_dir, stats)
     }
 
     /// One POST of `body`; Ok once the receiver answered 2xx.
@@ -312,6 +373,10 @@ impl Worker for HttpSink {
 
     fn finish(&mut self) {
         let _ = self.spool.sync();
+    }
+
+    fn into_spool(self: Box<Self>) -> Option<Spool> {
+        Some(self.spool)
     }
 }
 

@@ -8,6 +8,8 @@
 //! Sinks: JSON-lines files ([`file`]), stdout, and HTTP(S) POST with an on-disk
 //! spool ([`http`], [`spool`]); the config is in [`config`]. At shutdown
 //! [`Events::flush`] waits until every queued record is written (or spooled).
+//! [`Events::reload`] applies a changed `[events]` section to the running sinks
+//! (SIGHUP), matched by name, without losing what is queued: see [`reload`].
 //!
 //! Every record carries a unique id (`eventId` for email events, `event_id` for
 //! audit records, a UUIDv4), so receivers of the at-least-once HTTP sink can
@@ -19,30 +21,60 @@ pub mod email;
 pub mod file;
 pub mod http;
 pub mod metrics;
+pub mod reload;
 pub mod sink;
 pub mod spool;
 
 #[cfg(test)]
+mod reload_tests;
+#[cfg(test)]
 mod schema_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tls_tests;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use audit::AuditEvent;
 pub use email::EmailEvent;
 pub use metrics::Metrics;
-use sink::{Filter, Kind, Record, Sink};
+use reload::Change;
+use sink::{Filter, Kind, Record, Sink, Starter, Worker};
 
-/// Handle to the event sinks and the metrics; cheap to clone.
+/// Handle to the event sinks and the metrics; cheap to clone. Every clone sees
+/// the same sinks, also after [`Events::reload`] replaced them.
 #[derive(Clone)]
 pub struct Events {
-    sinks: Arc<[Arc<Sink>]>,
+    sinks: Arc<arc_swap::ArcSwap<SinkSet>>,
     metrics: Arc<Metrics>,
-    /// Organization id → index of the sink its email monitoring configuration names.
-    routes: Arc<arc_swap::ArcSwap<HashMap<String, usize>>>,
+    /// Organization id → name of the sink its email monitoring configuration
+    /// names. By name, so a route survives a reload, and one naming a removed
+    /// sink does nothing until a sink of that name is configured again.
+    routes: Arc<arc_swap::ArcSwap<HashMap<String, String>>>,
+    /// One reload at a time.
+    reloading: Arc<Mutex<()>>,
 }
+
+/// The sinks running now, in config order.
+#[derive(Default)]
+struct SinkSet(Vec<Entry>);
+
+/// One running sink with what the set knows about it.
+struct Entry {
+    /// Which records the producers offer to it (swapped with the set on reload).
+    filter: Filter,
+    /// The kind it was built as; None for sinks not built from config (tests).
+    kind: Option<config::SinkKind>,
+    sink: Arc<Sink>,
+}
+
+/// How long a reload waits for stopped and rebuilt sinks to finish their part.
+const RELOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// Records kept in memory by [`Events::capture`], for tests.
 #[derive(Clone, Default)]
@@ -54,13 +86,18 @@ pub struct Captured {
 }
 
 impl Events {
+    fn with(set: SinkSet, metrics: Arc<Metrics>) -> Events {
+        Events {
+            sinks: Arc::new(arc_swap::ArcSwap::from_pointee(set)),
+            metrics,
+            routes: Default::default(),
+            reloading: Default::default(),
+        }
+    }
+
     /// No sinks: records are discarded (the metrics still count).
     pub fn disabled() -> Events {
-        Events {
-            sinks: Arc::new([]),
-            metrics: Arc::new(Metrics::new()),
-            routes: Default::default(),
-        }
+        Events::with(SinkSet::default(), Arc::new(Metrics::new()))
     }
 
     /// Starts every sink of the `[events]` section. `base` resolves relative
@@ -70,38 +107,130 @@ impl Events {
         base: &Path,
         metrics: Arc<Metrics>,
     ) -> Result<Events, String> {
-        let mut sinks = Vec::new();
+        let mut entries = Vec::new();
         for c in section.effective_sinks() {
-            let at = |e: &dyn std::fmt::Display| format!("events.sinks ({:?}): {e}", c.name);
             let stats = metrics.sink(&c.name);
-            let filter = Filter::of(&c);
-            let sink = match c.kind {
-                config::SinkKind::File => {
-                    let path = base.join(c.path.clone().unwrap_or_default());
-                    let policy = file::FilePolicy::of(&c, path.clone());
-                    let w = file::FileSink::open(policy, stats.clone())
-                        .map_err(|e| at(&format!("{}: cannot open: {e}", path.display())))?;
-                    Sink::spawn(&c.name, filter, stats, w)
+            let worker = reload::open_worker(&c, base, stats.clone())?;
+            let sink = Sink::prepare(&c.name, stats)
+                .map(|(sink, starter)| {
+                    starter.start(worker);
+                    sink
+                })
+                .map_err(|e| format!("events.sinks ({:?}): {e}", c.name))?;
+            entries.push(Entry {
+                filter: Filter::of(&c),
+                kind: Some(c.kind),
+                sink,
+            });
+        }
+        Ok(Events::with(SinkSet(entries), metrics))
+    }
+
+    /// Applies a new `[events]` section to the running sinks (SIGHUP); the
+    /// semantics are in [`reload`]. `base` must be the one the sinks were started
+    /// with. On error nothing changed. Blocks for up to a few seconds while
+    /// stopped and rebuilt sinks finish; runs on its own thread, so it may be
+    /// called from async code.
+    pub fn reload(
+        &self,
+        section: &config::EventsSection,
+        base: &Path,
+    ) -> Result<reload::Report, String> {
+        section.validate()?;
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("events-reload".into())
+                .spawn_scoped(s, || self.reload_here(section, base))
+                .map_err(|e| format!("events reload: {e}"))?
+                .join()
+                .unwrap_or_else(|_| Err("events reload: the reload thread panicked".into()))
+        })
+    }
+
+    fn reload_here(
+        &self,
+        section: &config::EventsSection,
+        base: &Path,
+    ) -> Result<reload::Report, String> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.sinks.load_full();
+        let running: Vec<_> = old
+            .0
+            .iter()
+            .map(|e| (e.sink.name.clone(), e.kind))
+            .collect();
+        let wanted = section.effective_sinks();
+        let changes = reload::plan(&running, &wanted);
+        let find = |name: &str| old.0.iter().find(|e| e.sink.name == name);
+
+        // Prepare everything that can fail; nothing running is touched yet.
+        let mut report = reload::Report::default();
+        let mut entries = Vec::new();
+        let mut starts: Vec<(Starter, Box<dyn Worker>)> = Vec::new();
+        let mut rebuilds = Vec::new();
+        for (c, (_, change)) in wanted.iter().zip(&changes) {
+            let stats = self.metrics.sink(&c.name);
+            let sink = match (*change, find(&c.name)) {
+                (Change::Rebuild { take_spool }, Some(e)) => {
+                    let build = reload::rebuild(c, base, stats, take_spool)?;
+                    rebuilds.push((e.sink.clone(), build));
+                    report.rebuilt.push(c.name.clone());
+                    e.sink.clone()
                 }
-                config::SinkKind::Stdout => {
-                    Sink::spawn(&c.name, filter, stats.clone(), sink::Stdout { stats })
+                _ => {
+                    let worker = reload::open_worker(c, base, stats.clone())?;
+                    let (sink, starter) = Sink::prepare(&c.name, stats)
+                        .map_err(|e| format!("events.sinks ({:?}): {e}", c.name))?;
+                    starts.push((starter, worker));
+                    report.started.push(c.name.clone());
+                    sink
                 }
-                config::SinkKind::Http => {
-                    let spool = base.join("spool").join(format!("events-{}", c.name));
-                    let ca = c.ca.as_ref().map(|p| base.join(p));
-                    let w = http::HttpSink::open(&c, &spool, ca.as_deref(), stats.clone())
-                        .map_err(|e| at(&e))?;
-                    Sink::spawn(&c.name, filter, stats, w)
+            };
+            entries.push(Entry {
+                filter: Filter::of(c),
+                kind: Some(c.kind),
+                sink,
+            });
+        }
+
+        // Commit: producers see the new set from here on.
+        self.sinks.store(Arc::new(SinkSet(entries)));
+        let deadline = Instant::now() + RELOAD_WAIT;
+        let mut acks = Vec::new();
+        for (sink, build) in rebuilds {
+            match sink.replace(build, deadline) {
+                Some(ack) => acks.push((sink.name.clone(), ack)),
+                None => report.late.push(sink.name.clone()),
+            }
+        }
+        let mut exits = Vec::new();
+        for (name, change) in &changes {
+            if *change == Change::Stop {
+                report.stopped.push(name.clone());
+                if let Some(exit) = find(name).and_then(|e| e.sink.take_exit()) {
+                    exits.push((name.clone(), exit));
                 }
             }
-            .map_err(|e| at(&e))?;
-            sinks.push(sink);
         }
-        Ok(Events {
-            sinks: sinks.into(),
-            metrics,
-            routes: Default::default(),
-        })
+        // The last handles to the stopped sinks (but for producers in flight):
+        // their threads drain their queues and end.
+        drop(old);
+        for (name, ack) in acks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ack.recv_timeout(left).is_err() {
+                report.late.push(name);
+            }
+        }
+        for (name, exit) in exits {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if exit.recv_timeout(left) != Err(RecvTimeoutError::Disconnected) {
+                report.late.push(name);
+            }
+        }
+        for (starter, worker) in starts {
+            starter.start(worker);
+        }
+        Ok(report)
     }
 
     /// Appends email and audit records to two files, one JSON object per line.
@@ -123,16 +252,14 @@ impl Events {
             email: captured.email.clone(),
             audit: captured.audit.clone(),
         };
-        let sink = Sink::spawn("memory", Filter::all(), metrics.sink("memory"), worker)
+        let sink = Sink::spawn("memory", metrics.sink("memory"), worker)
             .expect("a thread for the in-memory event sink");
-        (
-            Events {
-                sinks: Arc::new([sink]),
-                metrics,
-                routes: Default::default(),
-            },
-            captured,
-        )
+        let entry = Entry {
+            filter: Filter::all(),
+            kind: None,
+            sink,
+        };
+        (Events::with(SinkSet(vec![entry]), metrics), captured)
     }
 
     /// The metrics registry the records feed (served on the `metrics` listener).
@@ -144,13 +271,14 @@ impl Events {
     pub fn audit(&self, event: AuditEvent) {
         self.metrics.on_audit(&event);
         let kind = Kind::Audit(event.log_type());
-        if self.sinks.iter().any(|s| s.filter.matches(kind)) {
+        let set = self.sinks.load();
+        if set.0.iter().any(|e| e.filter.matches(kind)) {
             let line: Arc<str> = event
                 .to_json(&new_id(), crate::store::now_ms())
                 .to_string()
                 .into();
-            for s in self.sinks.iter().filter(|s| s.filter.matches(kind)) {
-                s.offer(Record {
+            for e in set.0.iter().filter(|e| e.filter.matches(kind)) {
+                e.sink.offer(Record {
                     kind,
                     line: line.clone(),
                 });
@@ -170,46 +298,41 @@ impl Events {
     pub fn email_in(&self, org: &str, trace_id: &str, event: EmailEvent) {
         self.metrics.on_email(&event);
         let kind = Kind::Email(event.name());
+        let set = self.sinks.load();
         let routes = self.routes.load();
-        let routed = routes.get(org).copied();
-        let wanted = |i: usize, s: &Sink| s.filter.matches(kind) || routed == Some(i);
-        if !self.sinks.iter().enumerate().any(|(i, s)| wanted(i, s)) {
+        let routed = routes.get(org).map(String::as_str);
+        let wanted = |e: &Entry| e.filter.matches(kind) || routed == Some(e.sink.name.as_str());
+        if !set.0.iter().any(wanted) {
             return;
         }
         let line: Arc<str> = event
             .to_json(trace_id, &new_id(), crate::store::now_ms())
             .to_string()
             .into();
-        for (i, s) in self.sinks.iter().enumerate() {
-            if wanted(i, s) {
-                s.offer(Record {
-                    kind,
-                    line: line.clone(),
-                });
-            }
+        for e in set.0.iter().filter(|e| wanted(e)) {
+            e.sink.offer(Record {
+                kind,
+                line: line.clone(),
+            });
         }
     }
 
     /// Whether a sink of that name runs (the log group of an email monitoring
     /// configuration must name one).
     pub fn has_sink(&self, name: &str) -> bool {
-        self.sinks.iter().any(|s| s.name == name)
+        self.sinks.load().0.iter().any(|e| e.sink.name == name)
     }
 
     /// Sends organization `org`'s email events also to sink `sink` (None: stop).
     /// Returns false, changing nothing, when no sink has that name.
     pub fn route_org(&self, org: &str, sink: Option<&str>) -> bool {
-        let index = match sink {
-            Some(name) => match self.sinks.iter().position(|s| s.name == name) {
-                Some(i) => Some(i),
-                None => return false,
-            },
-            None => None,
-        };
+        if sink.is_some_and(|name| !self.has_sink(name)) {
+            return false;
+        }
         self.routes.rcu(|current| {
             let mut next = HashMap::clone(current);
-            match index {
-                Some(i) => next.insert(org.to_string(), i),
+            match sink {
+                Some(name) => next.insert(org.to_string(), name.to_string()),
                 None => next.remove(org),
             };
             next
@@ -220,12 +343,17 @@ impl Events {
     /// Waits (blocking, up to `limit` per sink) until every record emitted so far is
     /// written: the daemon calls it at shutdown so the last records are not lost.
     pub fn flush(&self, limit: Duration) -> bool {
-        self.sinks.iter().all(|s| s.flush(limit))
+        self.sinks.load().0.iter().all(|e| e.sink.flush(limit))
     }
 
-    /// Records dropped by every sink (queue or spool full, write failed).
+    /// Records dropped by every running sink (queue or spool full, write failed).
     pub fn dropped(&self) -> u64 {
-        self.sinks.iter().map(|s| s.stats.dropped.get()).sum()
+        self.sinks
+            .load()
+            .0
+            .iter()
+            .map(|e| e.sink.stats.dropped.get())
+            .sum()
     }
 }
 

@@ -1,14 +1,23 @@
 //! One sink: a bounded in-memory queue that producers feed with `try_send` (never
-//! blocking), a filter, and a writer thread running the sink's [`Worker`].
+//! blocking) and a writer thread running the sink's [`Worker`]. The filter that
+//! decides what is offered lives with the set of running sinks ([`super::Events`]),
+//! so a reload can change it without touching the queue.
+//!
+//! A reload replaces a sink's worker in band: [`Sink::replace`] puts the new worker
+//! in the same queue as the records, so everything queued before it is written by
+//! the old worker (to the old file, into the spool) and everything after by the new
+//! one. A sink is stopped by dropping it: the thread drains the queue, calls
+//! [`Worker::finish`] and ends, which [`Sink::take_exit`] lets the caller wait for.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::SinkConfig;
 use super::metrics::SinkStats;
+use super::spool::Spool;
 
 /// Records a sink may hold in memory before new ones are dropped (and counted).
 pub const QUEUE: usize = 65_536;
@@ -98,17 +107,34 @@ pub trait Worker: Send + 'static {
     /// Timed work (fsync interval, rotation by age, HTTP delivery and retries);
     /// returns how long the thread may wait for records before calling it again.
     fn tick(&mut self) -> Duration;
-    /// Called once when every producer is gone.
+    /// Called once when every producer is gone, and before a reload replaces the
+    /// worker: whatever is buffered is made durable.
     fn finish(&mut self) {}
+    /// Called when this worker takes over from the one it replaces (after that one
+    /// finished), to re-read state the old one changed (a file's size).
+    fn resume(&mut self) {}
+    /// Hands the on-disk spool over to the replacement of the same name (HTTP
+    /// sinks); the rest of the worker is dropped.
+    fn into_spool(self: Box<Self>) -> Option<Spool> {
+        None
+    }
+}
+
+/// Builds a sink's next worker from its current one (called on the sink's thread,
+/// after the current one finished).
+pub type Replace = Box<dyn FnOnce(Box<dyn Worker>) -> Box<dyn Worker> + Send>;
+
+/// What travels through a sink's queue: records, and in-band worker replacements.
+enum Msg {
+    Record(Record),
+    Replace(Replace, SyncSender<()>),
 }
 
 /// A running sink, shared by every clone of the [`Events`](super::Events) handle.
 pub struct Sink {
     /// The configured name (metrics label, spool directory, log group ARN).
     pub name: String,
-    /// Which records the producers offer to this sink.
-    pub filter: Filter,
-    tx: SyncSender<Record>,
+    tx: SyncSender<Msg>,
     /// The sink's counters, shared with its writer thread.
     pub stats: SinkStats,
     /// Records queued so far (counted after a successful `try_send`, so the
@@ -116,35 +142,63 @@ pub struct Sink {
     queued: AtomicU64,
     /// Records the worker has taken care of, with a condvar for [`Sink::flush`].
     progress: Arc<(Mutex<u64>, Condvar)>,
+    /// Disconnects once the writer thread has ended; taken by whoever stops the sink.
+    exit: Mutex<Option<Receiver<()>>>,
+}
+
+/// Starts the writer thread of a prepared sink (see [`Sink::prepare`]); dropping
+/// it instead ends the thread without writing anything.
+pub struct Starter(SyncSender<Box<dyn Worker>>);
+
+impl Starter {
+    /// Hands the worker to the waiting thread.
+    pub fn start(self, worker: Box<dyn Worker>) {
+        let _ = self.0.send(worker);
+    }
 }
 
 impl Sink {
     /// Starts the writer thread for `worker`.
-    pub fn spawn(
-        name: &str,
-        filter: Filter,
-        stats: SinkStats,
-        worker: impl Worker,
-    ) -> std::io::Result<Arc<Sink>> {
-        let (tx, rx) = sync_channel::<Record>(QUEUE);
+    pub fn spawn(name: &str, stats: SinkStats, worker: impl Worker) -> std::io::Result<Arc<Sink>> {
+        let (sink, starter) = Sink::prepare(name, stats)?;
+        starter.start(Box::new(worker));
+        Ok(sink)
+    }
+
+    /// Creates the queue and a thread that waits for its worker: producers may
+    /// offer records at once (they wait in the queue), and the worker starts
+    /// writing only when [`Starter::start`] says so. A reload uses the gap to
+    /// let stopped and replaced sinks finish first.
+    pub fn prepare(name: &str, stats: SinkStats) -> std::io::Result<(Arc<Sink>, Starter)> {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let (start_tx, start_rx) = sync_channel::<Box<dyn Worker>>(1);
+        let (exit_tx, exit_rx) = sync_channel::<()>(1);
         let progress = Arc::new((Mutex::new(0u64), Condvar::new()));
         let (p, s) = (progress.clone(), stats.clone());
         std::thread::Builder::new()
             .name(format!("events-{name}"))
-            .spawn(move || run(rx, worker, p, s))?;
-        Ok(Arc::new(Sink {
-            name: name.into(),
-            filter,
-            tx,
-            stats,
-            queued: AtomicU64::new(0),
-            progress,
-        }))
+            .spawn(move || {
+                if let Ok(worker) = start_rx.recv() {
+                    run(rx, worker, p, s);
+                }
+                drop(exit_tx);
+            })?;
+        Ok((
+            Arc::new(Sink {
+                name: name.into(),
+                tx,
+                stats,
+                queued: AtomicU64::new(0),
+                progress,
+                exit: Mutex::new(Some(exit_rx)),
+            }),
+            Starter(start_tx),
+        ))
     }
 
     /// Queues a record without blocking; a full queue drops and counts it.
     pub fn offer(&self, record: Record) -> bool {
-        match self.tx.try_send(record) {
+        match self.tx.try_send(Msg::Record(record)) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::AcqRel);
                 self.stats.lag.inc();
@@ -168,42 +222,97 @@ impl Sink {
             .map(|(n, _)| *n >= target)
             .unwrap_or(false)
     }
+
+    /// Queues the replacement of the worker behind the records already queued;
+    /// the returned receiver gets a message once the new worker runs. Waits for
+    /// room in the queue until `deadline` (None: the sink is stuck or gone).
+    pub fn replace(&self, build: Replace, deadline: Instant) -> Option<Receiver<()>> {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        let mut msg = Msg::Replace(build, ack_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => return Some(ack_rx),
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    msg = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The receiver that disconnects once the writer thread has ended (after the
+    /// last handle to the sink is dropped and its queue drained); only once.
+    pub fn take_exit(&self) -> Option<Receiver<()>> {
+        self.exit.lock().ok()?.take()
+    }
 }
 
 fn run(
-    rx: Receiver<Record>,
-    mut worker: impl Worker,
+    rx: Receiver<Msg>,
+    mut worker: Box<dyn Worker>,
     progress: Arc<(Mutex<u64>, Condvar)>,
     stats: SinkStats,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut wait = worker.tick();
     loop {
-        match rx.recv_timeout(wait) {
-            Ok(first) => {
-                batch.push(first);
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(more) => batch.push(more),
-                        Err(_) => break,
-                    }
-                }
-                stats.lag.dec_by(batch.len() as i64);
-                worker.write(&batch);
-                let (count, cv) = &*progress;
-                if let Ok(mut n) = count.lock() {
-                    *n += batch.len() as u64;
-                }
-                cv.notify_all();
-                batch.clear();
+        let (first, mut control) = match rx.recv_timeout(wait) {
+            Ok(Msg::Record(first)) => (Some(first), None),
+            Ok(Msg::Replace(build, ack)) => (None, Some((build, ack))),
+            Err(RecvTimeoutError::Timeout) => {
                 wait = worker.tick();
+                continue;
             }
-            Err(RecvTimeoutError::Timeout) => wait = worker.tick(),
             Err(RecvTimeoutError::Disconnected) => {
                 worker.finish();
                 return;
             }
+        };
+        if let Some(first) = first {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Record(more)) => batch.push(more),
+                    Ok(Msg::Replace(build, ack)) => {
+                        control = Some((build, ack));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            stats.lag.dec_by(batch.len() as i64);
+            worker.write(&batch);
+            let (count, cv) = &*progress;
+            if let Ok(mut n) = count.lock() {
+                *n += batch.len() as u64;
+            }
+            cv.notify_all();
+            batch.clear();
         }
+        if let Some((build, ack)) = control {
+            worker.finish();
+            worker = build(worker);
+            worker.resume();
+            let _ = ack.send(());
+        }
+        wait = worker.tick();
+    }
+}
+
+/// Counts every record as dropped: stands in when a replacement could not be
+/// built on the sink's thread (its spool would not open), so producers still never wait.
+pub struct Discard {
+    /// Counts the dropped records.
+    pub stats: SinkStats,
+}
+
+impl Worker for Discard {
+    fn write(&mut self, batch: &[Record]) {
+        self.stats.dropped.inc_by(batch.len() as u64);
+    }
+    fn tick(&mut self) -> Duration {
+        Duration::from_secs(3600)
     }
 }
 
@@ -281,7 +390,7 @@ mod tests {
     fn a_stuck_sink_never_blocks_producers_and_counts_what_it_drops() {
         let (gate, wait) = std::sync::mpsc::channel();
         let stats = SinkStats::default();
-        let sink = Sink::spawn("stuck", Filter::all(), stats.clone(), Stuck(wait)).unwrap();
+        let sink = Sink::spawn("stuck", stats.clone(), Stuck(wait)).unwrap();
         let record = Record {
             kind: Kind::Audit("authentication"),
             line: "{}".into(),

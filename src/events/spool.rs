@@ -90,6 +90,11 @@ impl Spool {
         })
     }
 
+    /// Changes the limit (a reload); records already spooled stay even if over it.
+    pub fn set_max_bytes(&mut self, max_bytes: u64) {
+        self.max_bytes = max_bytes;
+    }
+
     /// Bytes waiting to be delivered.
     pub fn bytes(&self) -> u64 {
         self.sizes.iter().sum::<u64>() - self.head_offset

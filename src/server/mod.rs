@@ -310,8 +310,12 @@ impl Daemon {
         Ok(())
     }
 
-    /// Re-reads the config file and the certificates. Listener, store and limit
-    /// changes need a restart; certificate changes apply to the next handshake.
+    /// Re-reads the config file, the certificates, the token keys and the event
+    /// sinks. Listener, store, data directory and limit changes need a restart;
+    /// certificate changes apply to the next handshake; sink changes apply as
+    /// `events::reload` describes (matched by name, records in flight written by
+    /// the writer they were queued for, all or nothing). A config that fails to
+    /// load changes nothing.
     pub fn reload(&self) {
         notify::reloading();
         let config = match &self.config_path {
@@ -342,7 +346,40 @@ impl Daemon {
                 tracing::error!(error = %e, "reload: token keys rejected; keeping the old ones")
             }
         }
+        self.reload_sinks(&config);
         notify::ready("reloaded");
+    }
+
+    /// Applies `[events]` of `config` to the running sinks (relative to the running
+    /// data directory), then routes organizations again whose email monitoring
+    /// names a sink this reload added.
+    fn reload_sinks(&self, config: &Config) {
+        let base = &self.config.server.data_dir;
+        match self.events.reload(&config.events, base) {
+            Ok(report) => {
+                if report.late.is_empty() {
+                    tracing::info!(%report, "reload: event sinks applied");
+                } else {
+                    tracing::warn!(%report, "reload: event sinks applied; some are still finishing");
+                }
+                let orgs: Vec<String> = self
+                    .directory
+                    .list_organizations()
+                    .into_iter()
+                    .map(|o| o.id)
+                    .collect();
+                crate::admin::actions::monitoring::restore(
+                    &self.store,
+                    &self.events,
+                    &orgs,
+                    &self.config.admin.region,
+                    &self.config.admin.account,
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload: event sinks rejected; keeping the running ones")
+            }
+        }
     }
 
     /// Stops accepting, lets sessions finish until the grace deadline, then returns.

@@ -391,3 +391,79 @@ async fn reload_rotates_token_keys_and_rejects_a_broken_file() {
     assert_eq!(verify(&old), Err(TokenError::BadSignature), "retired key");
     daemon.shutdown().await;
 }
+
+/// Event sinks follow the config file on reload (SIGHUP): an added sink receives
+/// records, a removed one stops, and a config that does not validate, or names a
+/// sink that cannot be opened, keeps the running sinks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_event_sink_changes_and_keeps_them_on_a_broken_config() {
+    use crate::events::test_support::auth_event;
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let path = dir.path().join("mailgate.toml");
+    let write = |sinks: &[&str]| {
+        let text = format!(
+            "[server]\nhostname = \"localhost\"\ndata_dir = \"{}\"\n\n{}",
+            data.display(),
+            sinks.concat()
+        );
+        std::fs::write(&path, text).unwrap();
+    };
+    let a = "[[events.sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"events/a.jsonl\"\n";
+    let b = "[[events.sinks]]\nname = \"b\"\nkind = \"file\"\npath = \"events/b.jsonl\"\n";
+    let not_valid = "[[events.sinks]]\nname = \"c\"\nkind = \"stdout\"\npath = \"c.jsonl\"\n";
+    let cannot_open = "[[events.sinks]]\nname = \"siem\"\nkind = \"http\"\n\
+                       url = \"https://127.0.0.1:1/in\"\nca = \"missing-ca.pem\"\n";
+    let count = |name: &str| {
+        std::fs::read_to_string(data.join("events").join(name))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    write(&[a]);
+    let daemon = Daemon::start(Config::load(&path).unwrap(), Some(path.clone()))
+        .await
+        .unwrap();
+    let emit = || {
+        daemon.events.audit(auth_event(true));
+        assert!(daemon.events.flush(Duration::from_secs(5)));
+        (count("a.jsonl"), count("b.jsonl"))
+    };
+    assert_eq!(emit(), (1, 0));
+
+    write(&[a, b]);
+    daemon.reload();
+    assert_eq!(emit(), (2, 1), "the added sink receives records");
+
+    write(&[b, not_valid]);
+    daemon.reload();
+    assert_eq!(
+        emit(),
+        (3, 2),
+        "a config that does not validate changes nothing"
+    );
+
+    write(&[b, cannot_open]);
+    daemon.reload();
+    assert_eq!(
+        emit(),
+        (4, 3),
+        "a sink that cannot be opened changes nothing"
+    );
+    assert!(!daemon.events.has_sink("siem"));
+
+    write(&[b]);
+    daemon.reload();
+    assert_eq!(emit(), (4, 4), "the removed sink stops");
+
+    let text = daemon.events.metrics().render();
+    assert!(
+        text.contains("mailgate_events_sink_sent_total{sink=\"a\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mailgate_events_sink_sent_total{sink=\"b\"} 4"),
+        "{text}"
+    );
+    daemon.shutdown().await;
+}

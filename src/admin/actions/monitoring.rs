@@ -43,8 +43,9 @@ fn load(store: &SqliteStore, org: &str) -> Result<Option<(String, String)>, ApiE
 }
 
 /// Routes every organization with a stored configuration to its sink; called at
-/// start. A configuration naming a sink that is no longer configured is logged and
-/// left in place (it applies again once the sink is back).
+/// start and after a reload of the sinks. A configuration naming a sink that is no
+/// longer configured is logged and left in place (it applies again once a start or
+/// reload configures the sink).
 pub fn restore(store: &SqliteStore, events: &Events, orgs: &[String], region: &str, account: &str) {
     for org in orgs {
         if let Ok(Some((_, log_group))) = load(store, org) {
