@@ -70,20 +70,6 @@ enum LogFormat {
     Json,
 }
 
-/// Allocations of 256 KiB and more (message bodies, large FETCH responses, the
-/// argon2 work area) are mapped and unmapped on their own. glibc would otherwise
-/// raise this threshold to the largest block freed so far (up to 32 MiB), after
-/// which such buffers live in the arenas and their freed pages stay resident
-/// behind long-lived session state: the daemon's RSS would then follow the
-/// biggest burst it ever saw instead of the sessions it holds.
-fn fix_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -174,7 +160,7 @@ fn init_logging(format: LogFormat) {
 
 fn serve(config_path: Option<PathBuf>, log_format: LogFormat, domain: Option<String>) -> ExitCode {
     init_logging(log_format);
-    fix_mmap_threshold();
+    mailgate::server::memory::tune_allocator();
     let mut config = match &config_path {
         Some(p) => match Config::load(p) {
             Ok(c) => c,

@@ -25,6 +25,12 @@ pub const QUEUE: usize = 65_536;
 /// Records a worker gets at once at most.
 const BATCH: usize = 4096;
 
+/// After writing a short batch the writer lets records gather this long before
+/// it waits on the queue again. Producers (SMTP sessions, two or more records per
+/// message) then enqueue without waking a sleeping thread each time: under load
+/// the writer wakes a few hundred times a second instead of once per record.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// What a record is, for the filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -288,7 +294,11 @@ fn run(
                 *n += batch.len() as u64;
             }
             cv.notify_all();
+            let short = batch.len() < BATCH;
             batch.clear();
+            if short && control.is_none() {
+                std::thread::sleep(LINGER);
+            }
         }
         if let Some((build, ack)) = control {
             worker.finish();

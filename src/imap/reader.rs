@@ -21,7 +21,7 @@ pub enum Input {
 }
 
 /// The read size of a connection between commands: commands are short.
-const SMALL_READ: usize = 1024;
+const SMALL_READ: usize = 512;
 /// The read size a bulk upload (APPEND) grows to, doubling from `SMALL_READ`.
 const LARGE_READ: usize = 64 * 1024;
 

@@ -28,9 +28,6 @@ use crate::events::{AuditEvent, new_id};
 use crate::server::listener::Session;
 use crate::store::Folder;
 
-/// Output buffer capacity a session keeps between commands.
-const OUT_KEPT: usize = 1024;
-
 /// What the loop does after a command.
 pub enum Flow {
     Continue,
@@ -110,7 +107,7 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
         starttls_offered: listener == "imap",
         peer,
         draining,
-        out: Vec::with_capacity(OUT_KEPT),
+        out: Vec::new(),
         login: None,
         selected: None,
         condstore: false,
@@ -268,11 +265,12 @@ impl Imap {
             .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
     }
 
-    /// Frees what a large response grew the output buffer to; called where the
-    /// session waits for its client, so a session in IDLE keeps a small buffer.
+    /// Frees the output buffer once it is written; called where the session waits
+    /// for its client, so a session in IDLE holds none (the next response costs
+    /// one allocation).
     pub fn release_output(&mut self) {
-        if self.out.capacity() > OUT_KEPT && self.out.is_empty() {
-            self.out = Vec::with_capacity(OUT_KEPT);
+        if self.out.is_empty() {
+            self.out = Vec::new();
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod memory;
 pub mod notify;
 pub mod rate;
 
@@ -296,6 +297,7 @@ impl Daemon {
         tracing::info!(ports = ?self.ports, "ready");
         notify::ready(&format!("serving {} listeners", self.ports.len()));
         let watchdog = notify::spawn_watchdog();
+        let trimmer = memory::spawn_trimmer();
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -306,6 +308,7 @@ impl Daemon {
         if let Some(w) = watchdog {
             w.abort();
         }
+        trimmer.abort();
         self.shutdown().await;
         Ok(())
     }

@@ -143,9 +143,15 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens another connection to an already-open store, for reading.
+/// Opens another connection to an already-open store, for reading. Readers
+/// keep SQLite's default 2 MiB page cache, not the writer's 16: there are up to
+/// eight of them, each would fill its private cache with message bodies (128 MiB
+/// in all), and the kernel's page cache holds the file anyway.
 pub fn open_reader(path: &Path) -> Result<Connection> {
-    open(path)
+    let conn = open(path)?;
+    conn.execute_batch("PRAGMA cache_size = -2000;")
+        .map_err(|e| classify(path, e))?;
+    Ok(conn)
 }
 
 fn open(path: &Path) -> Result<Connection> {
