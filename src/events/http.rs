@@ -114,18 +114,11 @@ impl Backoff {
     }
 }
 
-/// The writer of one HTTP sink.
+/// The writer of one HTTP sink: its client and its spool.
 pub struct HttpSink {
-    name: String,
-    target: Target,
-    authorization: Option<String>,
-    connector: Option<tokio_rustls::TlsConnector>,
-    timeout: Duration,
-    batch_max: usize,
+    client: Client,
     spool: Spool,
-    backoff: Backoff,
     next_attempt: Instant,
-    rt: tokio::runtime::Runtime,
     conn: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     /// When records were first appended since the spool's last fsync.
     unsynced: Option<Instant>,
@@ -210,16 +203,9 @@ impl Client {
     fn with_spool(self, spool: Spool, stats: SinkStats) -> HttpSink {
         stats.spool_bytes.set(spool.bytes() as i64);
         HttpSink {
-            name: self.name,
-            target: self.target,
-            authorization: self.authorization,
-            connector: self.connector,
-            timeout: self.timeout,
-            batch_max: self.batch_max,
+            client: self,
             spool,
-            backoff: self.backoff,
             next_attempt: Instant::now(),
-            rt: self.rt,
             conn: None,
             unsynced: None,
             stats,
@@ -240,19 +226,19 @@ impl HttpSink {
 
     /// One POST of `body`; Ok once the receiver answered 2xx.
     fn post(&mut self, body: Bytes) -> Result<(), String> {
-        let timeout = self.timeout;
-        let target = self.target.clone();
-        let connector = self.connector.clone();
+        let timeout = self.client.timeout;
+        let target = self.client.target.clone();
+        let connector = self.client.connector.clone();
         let mut conn = self.conn.take();
         let req = hyper::Request::post(&target.path)
             .header(hyper::header::HOST, target.authority())
             .header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
-        let req = match &self.authorization {
+        let req = match &self.client.authorization {
             Some(a) => req.header(hyper::header::AUTHORIZATION, a),
             None => req,
         };
         let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let res = self.rt.block_on(async {
+        let res = self.client.rt.block_on(async {
             tokio::time::timeout(timeout, async {
                 if conn.as_ref().is_none_or(|c| c.is_closed()) {
                     conn = Some(connect(&target, connector.as_ref()).await?);
@@ -343,13 +329,13 @@ impl Worker for HttpSink {
                 self.stats.spooled.inc_by(n as u64);
                 self.stats.dropped.inc_by((batch.len() - n) as u64);
                 if n < batch.len() {
-                    tracing::warn!(sink = %self.name, dropped = batch.len() - n, "event spool full; records dropped");
+                    tracing::warn!(sink = %self.client.name, dropped = batch.len() - n, "event spool full; records dropped");
                 }
             }
             Err(e) => {
                 self.stats.failed.inc();
                 self.stats.dropped.inc_by(batch.len() as u64);
-                tracing::error!(sink = %self.name, error = %e, "event spool write failed; records dropped");
+                tracing::error!(sink = %self.client.name, error = %e, "event spool write failed; records dropped");
             }
         }
         self.stats.spool_bytes.set(self.spool.bytes() as i64);
@@ -361,7 +347,7 @@ impl Worker for HttpSink {
             Some(since) if since.elapsed() >= SPOOL_SYNC => {
                 if let Err(e) = self.spool.sync() {
                     self.stats.failed.inc();
-                    tracing::error!(sink = %self.name, error = %e, "event spool fsync failed");
+                    tracing::error!(sink = %self.client.name, error = %e, "event spool fsync failed");
                 }
                 self.unsynced = None;
                 wait
@@ -393,12 +379,12 @@ impl HttpSink {
             if now - started > SEND_SLICE {
                 return Duration::ZERO;
             }
-            let peeked = match self.spool.peek(self.batch_max) {
+            let peeked = match self.spool.peek(self.client.batch_max) {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::error!(sink = %self.name, error = %e, "event spool read failed");
+                    tracing::error!(sink = %self.client.name, error = %e, "event spool read failed");
                     self.stats.failed.inc();
-                    self.next_attempt = now + self.backoff.fail();
+                    self.next_attempt = now + self.client.backoff.fail();
                     continue;
                 }
             };
@@ -416,13 +402,13 @@ impl HttpSink {
             };
             match sent.and_then(|_| self.spool.ack(&peeked).map_err(|e| e.to_string())) {
                 Ok(()) => {
-                    self.backoff.ok();
+                    self.client.backoff.ok();
                     self.stats.sent.inc_by(n as u64);
                 }
                 Err(e) => {
                     self.stats.failed.inc();
-                    let delay = self.backoff.fail();
-                    tracing::debug!(sink = %self.name, error = %e, retry_ms = delay.as_millis() as u64, "event POST failed");
+                    let delay = self.client.backoff.fail();
+                    tracing::debug!(sink = %self.client.name, error = %e, retry_ms = delay.as_millis() as u64, "event POST failed");
                     self.next_attempt = Instant::now() + delay;
                 }
             }

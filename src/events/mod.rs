@@ -364,24 +364,8 @@ pub fn new_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::auth_event;
     use super::*;
-    use audit::*;
-
-    fn auth_event(ok: bool) -> AuditEvent {
-        AuditEvent::Authentication(Authentication {
-            request_id: new_id(),
-            organization_arn: "arn".into(),
-            user_id: "u".into(),
-            user: "a@example.test".into(),
-            protocol: AuditProtocol::Smtp,
-            source_ip: "127.0.0.1".parse().unwrap(),
-            user_agent: None,
-            method: "basic",
-            auth_successful: ok,
-            auth_failed_reason: (!ok).then(|| "bad password".into()),
-            personal_access_token_id: None,
-        })
-    }
 
     #[test]
     fn file_sink_writes_one_json_object_per_line_with_unique_ids() {
