@@ -271,6 +271,14 @@ pub trait Store: Send + Sync {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Change>>;
+    /// UIDs expunged from a folder with a MODSEQ above `modseq`, ascending (QRESYNC's
+    /// VANISHED (EARLIER)): filtered by SQLite, however long the feed is.
+    async fn expunged_since(
+        &self,
+        mailbox: &MailboxId,
+        folder_id: i64,
+        modseq: u64,
+    ) -> Result<Vec<u32>>;
     /// The sequence number of the mailbox's latest change (0 if none): where a
     /// reader of the feed starts when it has just read the current state.
     async fn latest_change(&self, mailbox: &MailboxId) -> Result<i64>;

@@ -89,25 +89,17 @@ pub async fn fetch(
     if vanished && let Some(since) = changed_since {
         let star = view.last_uid();
         let present = view.uids();
-        let changes = imap
+        let gone: Vec<u32> = imap
             .ctx
             .store
-            .changes_since(&folder.mailbox_id, 0, 1_000_000)
+            .expunged_since(&folder.mailbox_id, folder.id, since)
             .await
-            .unwrap_or_default();
-        let mut gone: Vec<u32> = changes
-            .iter()
-            .filter(|c| {
-                c.folder_id == folder.id
-                    && c.kind == crate::store::ChangeKind::Expunged
-                    && c.modseq > since
-                    && sequence::contains(set, c.uid, star.max(c.uid))
-                    && present.binary_search(&c.uid).is_err()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&uid| {
+                sequence::contains(set, uid, star.max(uid)) && present.binary_search(&uid).is_err()
             })
-            .map(|c| c.uid)
             .collect();
-        gone.sort_unstable();
-        gone.dedup();
         if !gone.is_empty() {
             let line = format!("VANISHED (EARLIER) {}", compact_set(&gone));
             imap.untagged(&line);

@@ -8,7 +8,6 @@ use crate::imap::mailbox_view::View;
 use crate::imap::response::compact_set;
 use crate::imap::sequence;
 use crate::imap::session::{Done, Imap, store_failure};
-use crate::store::ChangeKind;
 
 /// Opens a folder read-write (SELECT) or read-only (EXAMINE).
 pub async fn select(
@@ -96,25 +95,18 @@ async fn qresync_replay(
 ) {
     let uids = view.uids();
     let star = uids.last().copied().unwrap_or(0);
-    let changes = imap
+    let vanished: Vec<u32> = imap
         .ctx
         .store
-        .changes_since(&view.folder.mailbox_id, 0, 1_000_000)
+        .expunged_since(&view.folder.mailbox_id, view.folder.id, modseq)
         .await
-        .unwrap_or_default();
-    let mut vanished: Vec<u32> = changes
-        .iter()
-        .filter(|c| {
-            c.folder_id == view.folder.id
-                && c.kind == ChangeKind::Expunged
-                && c.modseq > modseq
-                && uids.binary_search(&c.uid).is_err()
-                && known.is_none_or(|set| sequence::contains(set, c.uid, star))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&uid| {
+            uids.binary_search(&uid).is_err()
+                && known.is_none_or(|set| sequence::contains(set, uid, star))
         })
-        .map(|c| c.uid)
         .collect();
-    vanished.sort_unstable();
-    vanished.dedup();
     if !vanished.is_empty() {
         let line = format!("VANISHED (EARLIER) {}", compact_set(&vanished));
         imap.untagged(&line);

@@ -237,6 +237,17 @@ impl Store for Arc<SqliteStore> {
             .await
     }
 
+    async fn expunged_since(
+        &self,
+        mailbox: &MailboxId,
+        folder_id: i64,
+        modseq: u64,
+    ) -> Result<Vec<u32>> {
+        let mailbox = mailbox.to_string();
+        self.read(move |c| ops::expunged_since(c, &mailbox, folder_id, modseq))
+            .await
+    }
+
     async fn latest_change(&self, mailbox: &MailboxId) -> Result<i64> {
         let mailbox = mailbox.to_string();
         self.read(move |c| ops::latest_change(c, &mailbox)).await

@@ -804,6 +804,28 @@ pub(super) fn latest_change(c: &Connection, mailbox: &str) -> Result<i64> {
     )
 }
 
+pub(super) fn expunged_since(
+    c: &Connection,
+    mailbox: &str,
+    folder_id: i64,
+    modseq: u64,
+) -> Result<Vec<u32>> {
+    let mut st = c.prepare_cached(
+        "SELECT DISTINCT uid FROM changes
+         WHERE mailbox_id = ?1 AND folder_id = ?2 AND kind = ?3 AND modseq > ?4 ORDER BY uid",
+    )?;
+    let rows = st.query_map(
+        params![
+            mailbox,
+            folder_id,
+            ChangeKind::Expunged.as_str(),
+            modseq as i64
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(rows.collect::<std::result::Result<Vec<u32>, _>>()?)
+}
+
 pub(super) fn changes_since(
     c: &Connection,
     mailbox: &str,

@@ -503,6 +503,38 @@ async fn deliver_to(store: &Arc<SqliteStore>, folder_id: i64, body: &[u8], flags
     res[0].as_ref().unwrap().uid
 }
 
+/// VANISHED (EARLIER) asks for the UIDs expunged from one folder above a MODSEQ.
+#[tokio::test]
+async fn expunged_since_names_one_folders_expunges_above_a_modseq() {
+    let (_d, store) = open_temp();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox = folder(&store, "u", FolderKind::Inbox).await;
+    let sent = folder(&store, "u", FolderKind::SentItems).await;
+    let mut uids = Vec::new();
+    for body in [&b"a"[..], b"b", b"c"] {
+        uids.push(deliver_to(&store, inbox.id, body, &[]).await);
+    }
+    let other = deliver_to(&store, sent.id, b"d", &[]).await;
+    store.expunge(inbox.id, vec![uids[0]]).await.unwrap();
+    let between = store
+        .changes_since("u", 0, 100)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .modseq;
+    store.expunge(inbox.id, vec![uids[2]]).await.unwrap();
+    store.expunge(sent.id, vec![other]).await.unwrap();
+    let all = store.expunged_since("u", inbox.id, 0).await.unwrap();
+    assert_eq!(all, vec![uids[0], uids[2]]);
+    let later = store.expunged_since("u", inbox.id, between).await.unwrap();
+    assert_eq!(later, vec![uids[2]]);
+    assert_eq!(
+        store.expunged_since("u", sent.id, 0).await.unwrap(),
+        vec![other]
+    );
+}
+
 fn count(store: &Arc<SqliteStore>, sql: &'static str) -> i64 {
     store
         .read_blocking(|c| Ok(c.query_row(sql, [], |r| r.get(0))?))
