@@ -1,7 +1,7 @@
 """Real IMAP clients against mailgate with the daemon's CA verified: Python's
 imaplib over IMAPS (implicit TLS) and over STARTTLS, reading mail delivered by
-smtplib; an IMAP DENY rule end to end; and mbsync syncing a mailbox filled over
-SMTP when isync is installed."""
+smtplib; IDLE seeing mail sent with smtplib within 100 ms; an IMAP DENY rule end
+to end; and mbsync and fetchmail syncing a mailbox filled over SMTP."""
 
 import imaplib
 import shutil
@@ -56,6 +56,36 @@ def test_imaplib_imaps_reads_mail_delivered_over_smtp(workmail, mailgate, org):
         typ, data = m.expunge()
         assert data == [b"1"]
         m.logout()
+
+
+def test_idle_sees_mail_sent_over_smtp_within_100_ms(workmail, mailgate, org):
+    """IDLE push end to end: a message sent with smtplib (submissions) reaches an
+    imaplib client in IDLE within 100 ms of the start of the send (median of three
+    sends; each under a second, so one scheduling hiccup does not fail the run)."""
+    org_id, domain = org
+    _, alice = new_user(workmail, org_id, domain)
+    _, bob = new_user(workmail, org_id, domain)
+    ctx = tls_context(mailgate)
+    with imaplib.IMAP4_SSL("localhost", mailgate.ports["imaps"], ssl_context=ctx) as m, \
+            smtplib.SMTP_SSL("localhost", mailgate.ports["submissions"], context=ctx) as s:
+        m.login(bob, PASSWORD)
+        typ, data = m.select("INBOX")
+        assert typ == "OK" and data == [b"0"]
+        s.login(alice, PASSWORD)
+        tag = m._new_tag()
+        m.send(tag + b" IDLE\r\n")
+        assert m.readline().startswith(b"+")
+        took = []
+        for n in range(1, 4):
+            started = time.monotonic()
+            assert s.send_message(message(alice, bob, f"idle {n} {uuid.uuid4().hex}")) == {}
+            line = m.readline()
+            took.append(time.monotonic() - started)
+            assert line == f"* {n} EXISTS\r\n".encode()
+        m.send(b"DONE\r\n")
+        assert m.readline().startswith(tag + b" OK")
+    took.sort()
+    assert took[1] < 0.1 and took[2] < 1.0, took
 
 
 def test_imaplib_starttls_append_and_fetch(workmail, mailgate, org):
