@@ -1,5 +1,6 @@
-//! Inputs and helpers shared by many actions: the organization-plus-entity input,
-//! paging, prefix filters, dates, and running a change that answers `{}`.
+//! Inputs and helpers shared by many actions: the organization input, the
+//! organization-plus-entity input, paging, prefix filters, dates, and running a
+//! change that answers `{}`.
 
 use std::sync::Arc;
 
@@ -18,6 +19,14 @@ pub struct OrgEntity {
     pub organization_id: String,
     /// Entity identifier.
     pub entity_id: String,
+}
+
+/// An organization id alone.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrgIn {
+    /// Organization id.
+    pub organization_id: String,
 }
 
 /// One page of `items` for a list action's MaxResults and NextToken, with

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
+use super::common::OrgIn;
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::events::Events;
@@ -103,13 +104,6 @@ pub async fn put_email_monitoring_configuration(
             Ok(Empty {})
         })
         .await
-}
-
-/// An organization id alone.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OrgIn {
-    organization_id: String,
 }
 
 /// DescribeEmailMonitoringConfiguration output.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::page;
+use super::common::{OrgIn, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
 use crate::directory::Organization;
@@ -55,13 +55,6 @@ pub async fn create_organization(
             })
         })
         .await
-}
-
-/// An organization id alone.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OrgIn {
-    organization_id: String,
 }
 
 /// DescribeOrganization output.

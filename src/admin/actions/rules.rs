@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Empty;
-use super::common::apply;
+use super::common::{OrgIn, apply};
 use crate::access::{AccessControlRule, AccessControlRuleInput, Effect, Protocol};
 use crate::admin::error::ApiError;
 use crate::admin::state::{AdminState, now_ms, secs};
@@ -88,13 +88,6 @@ pub async fn delete_access_control_rule(
             .delete_access_control_rule(&input.organization_id, &input.name)
     })
     .await
-}
-
-/// An organization id alone.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OrgIn {
-    organization_id: String,
 }
 
 /// One rule as ListAccessControlRules returns it (dates in epoch seconds).
