@@ -133,11 +133,26 @@ def workmail(mailgate):
     return session.client("workmail", endpoint_url=mailgate.endpoint, verify=mailgate.ca)
 
 
-@pytest.fixture
-def org(workmail):
-    """A fresh organization (own alias and domain) per test, so tests never share
-    names, rules or limits. Returns (organization id, mail domain)."""
+def client_for(daemon):
+    """A boto3 `workmail` client with the daemon's own access key, for daemons a
+    test starts itself (the `workmail` fixture serves the session's daemon)."""
+    key, secret = daemon.key()
+    return boto3.client(
+        "workmail", endpoint_url=daemon.endpoint, verify=daemon.ca, region_name="local",
+        aws_access_key_id=key, aws_secret_access_key=secret,
+    )
+
+
+def new_org(wm):
+    """A fresh organization with its own alias and mail domain, so tests never
+    share names, rules or limits. Returns (organization id, mail domain)."""
     tag = uuid.uuid4().hex[:10]
     domain = f"o{tag}.test"
-    out = workmail.create_organization(Alias=f"org-{tag}", Domains=[{"DomainName": domain}])
+    out = wm.create_organization(Alias=f"org-{tag}", Domains=[{"DomainName": domain}])
     return out["OrganizationId"], domain
+
+
+@pytest.fixture
+def org(workmail):
+    """A fresh organization per test: (organization id, mail domain)."""
+    return new_org(workmail)

@@ -13,13 +13,11 @@ import ssl
 import subprocess
 import threading
 import time
-import uuid
 from email.message import EmailMessage
 
-import boto3
 import pytest
 
-from conftest import start_daemon, stop_daemon
+from conftest import client_for, new_org, start_daemon, stop_daemon
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -70,14 +68,8 @@ def flows(tmp_path_factory):
         tmp_path_factory.mktemp("schemas"),
         f'[smtp.relay]\nhost = "127.0.0.1"\nport = {server.server_address[1]}\ntls = "none"\n',
     )
-    key, secret = daemon.key()
-    wm = boto3.client(
-        "workmail", endpoint_url=daemon.endpoint, verify=daemon.ca, region_name="local",
-        aws_access_key_id=key, aws_secret_access_key=secret,
-    )
-    tag = uuid.uuid4().hex[:10]
-    domain = f"o{tag}.test"
-    org = wm.create_organization(Alias=f"org-{tag}", Domains=[{"DomainName": domain}])["OrganizationId"]
+    wm = client_for(daemon)
+    org, domain = new_org(wm)
     addrs = []
     for name in ["alice", "bob"]:
         uid = wm.create_user(OrganizationId=org, Name=name, DisplayName=name, Password=PASSWORD)["UserId"]

@@ -13,10 +13,9 @@ import urllib.request
 import uuid
 from email.message import EmailMessage
 
-import boto3
 import pytest
 
-from conftest import start_daemon, stop_daemon
+from conftest import client_for, new_org, start_daemon, stop_daemon
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -87,14 +86,8 @@ audit_logs = ["authentication"]
 fsync = "always"
 """
     daemon = start_daemon(tmp_path_factory.mktemp("events"), extra)
-    key, secret = daemon.key()
-    wm = boto3.client(
-        "workmail", endpoint_url=daemon.endpoint, verify=daemon.ca, region_name="local",
-        aws_access_key_id=key, aws_secret_access_key=secret,
-    )
-    tag = uuid.uuid4().hex[:10]
-    domain = f"o{tag}.test"
-    org = wm.create_organization(Alias=f"org-{tag}", Domains=[{"DomainName": domain}])["OrganizationId"]
+    wm = client_for(daemon)
+    org, domain = new_org(wm)
     users = []
     for _ in range(2):
         name = f"u{uuid.uuid4().hex[:8]}"

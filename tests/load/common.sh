@@ -1,5 +1,8 @@
 # Helpers shared by the load scripts (sourced, not run).
 
+now() { date +%s.%N; }
+# rate MESSAGES START END -> messages/s with one decimal
+rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; if (d <= 0) d = 0.000001; printf "%.1f", n / d }'; }
 # ratio A B -> A/B with two decimals, "n/a" when B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 # meets RATIO TARGET -> met / BELOW target / not measured.

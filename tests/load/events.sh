@@ -31,8 +31,7 @@ for v in "$messages" "$sessions" "$size"; do
     [[ $v =~ ^[1-9][0-9]{0,8}$ ]] || { echo "usage: $0 [MESSAGES] [SESSIONS] [SIZE_BYTES]" >&2; exit 2; }
 done
 die() { echo "events.sh: error: $*" >&2; exit 1; }
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; if (d <= 0) d = 0.000001; printf "%.1f", n / d }'; }
+. "$root/tests/load/common.sh"
 command -v python3 >/dev/null || die "needs python3"
 command -v curl >/dev/null || die "needs curl"
 
@@ -90,7 +89,6 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 recv_port=$(free_port)
 recv_pid=""
 start_receiver() {
@@ -166,7 +164,6 @@ kind = \"http\"
 url = \"http://127.0.0.1:$recv_port/ingest\"
 retry_initial_ms = 50
 retry_max_ms = 1000"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "SMTP ingest with event sinks: $messages messages x $size bytes, $sessions sessions ($(nproc) cores shared with the generator)"
 echo "[1/4] sinks off"

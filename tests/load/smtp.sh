@@ -45,9 +45,6 @@ done
 
 die() { echo "smtp.sh: error: $*" >&2; exit 1; }
 note() { echo "  $*"; }
-now() { date +%s.%N; }
-# rate MESSAGES START END -> messages/s with one decimal
-rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { d = e - s; if (d <= 0) d = 0.000001; printf "%.1f", n / d }'; }
 . "$root/tests/load/common.sh"
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
