@@ -3,6 +3,8 @@
 
 use rusqlite::params;
 
+use super::cached::CachedSql;
+
 use super::SqliteStore;
 use crate::access::AccessBackend;
 
@@ -19,7 +21,7 @@ impl AccessBackend for SqliteStore {
     fn save(&self, org: &str, json: &str) -> Result<(), String> {
         let (org, json) = (org.to_string(), json.to_string());
         self.write_blocking(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO access (org_id, json) VALUES (?1, ?2) ON CONFLICT (org_id) DO UPDATE SET json = excluded.json",
                 params![org, json],
             )?;

@@ -3,6 +3,8 @@
 
 use rusqlite::params;
 
+use super::cached::CachedSql;
+
 use super::SqliteStore;
 use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
 
@@ -39,14 +41,14 @@ impl DirectoryBackend for SqliteStore {
             for op in &ops {
                 match op {
                     RecordOp::Put(r) => {
-                        c.execute(
+                        c.execute_cached(
                             "INSERT INTO directory (kind, id, org_id, json) VALUES (?1, ?2, ?3, ?4)
                              ON CONFLICT (kind, id) DO UPDATE SET org_id = excluded.org_id, json = excluded.json",
                             params![r.kind.as_str(), r.id, r.org_id, r.json],
                         )?;
                     }
                     RecordOp::Delete { kind, id } => {
-                        c.execute("DELETE FROM directory WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id])?;
+                        c.execute_cached("DELETE FROM directory WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id])?;
                     }
                 }
             }

@@ -6,6 +6,7 @@
 //! fsync.
 
 mod access;
+mod cached;
 mod directory;
 mod ops;
 mod queue;

@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::cached::CachedSql;
+
 use super::Touched;
 use crate::store::{
     Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder,
@@ -10,8 +12,11 @@ use crate::store::{
     Target, normalize_flags, now_ms,
 };
 
+/// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
+/// unique index on it grows at its right edge: a random id dirtied one index page
+/// per delivered message, written to the WAL and again at checkpoint.
 fn new_item_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 fn flags_to_text(flags: &[String]) -> String {
@@ -108,7 +113,7 @@ fn folder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
 
 pub(super) fn folders(c: &Connection, mailbox: &str) -> Result<Vec<Folder>> {
     let exists: Option<i64> = c
-        .query_row("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
+        .query_row_cached("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
             r.get(0)
         })
         .optional()?;
@@ -123,7 +128,7 @@ pub(super) fn folders(c: &Connection, mailbox: &str) -> Result<Vec<Folder>> {
 }
 
 fn folder_by_id(c: &Connection, id: i64) -> Result<Folder> {
-    c.query_row(
+    c.query_row_cached(
         &format!("SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.id = ?1"),
         [id],
         folder_from_row,
@@ -156,7 +161,7 @@ pub(super) fn create_folder(
         return Err(StoreError::Conflict("INBOX already exists".into()));
     }
     let existing: Option<i64> = c
-        .query_row(
+        .query_row_cached(
             "SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2",
             params![mailbox, name],
             |r| r.get(0),
@@ -169,7 +174,7 @@ pub(super) fn create_folder(
     }
     if let Some((parent, _)) = name.rsplit_once('/') {
         let p: Option<i64> = c
-            .query_row(
+            .query_row_cached(
                 "SELECT id FROM folders WHERE mailbox_id = ?1 AND name = ?2",
                 params![mailbox, parent],
                 |r| r.get(0),
@@ -180,7 +185,7 @@ pub(super) fn create_folder(
         }
     }
     let mailbox_exists: Option<i64> = c
-        .query_row("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
+        .query_row_cached("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |r| {
             r.get(0)
         })
         .optional()?;
@@ -201,7 +206,7 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
         )));
     }
     let child: Option<i64> = c
-        .query_row(
+        .query_row_cached(
             "SELECT id FROM folders WHERE mailbox_id = ?1 AND substr(name, 1, length(?2) + 1) = ?2 || '/' LIMIT 1",
             params![folder.mailbox_id, folder.name],
             |r| r.get(0),
@@ -236,14 +241,14 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
 fn resolve_target(c: &Connection, target: &FolderRef) -> Result<Option<(i64, String)>> {
     Ok(match target {
         FolderRef::Id(id) => c
-            .query_row(
+            .query_row_cached(
                 "SELECT id, mailbox_id FROM folders WHERE id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?,
         FolderRef::Kind(mailbox, kind) => c
-            .query_row(
+            .query_row_cached(
                 "SELECT id, mailbox_id FROM folders WHERE mailbox_id = ?1 AND kind = ?2",
                 params![mailbox, kind.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -397,7 +402,7 @@ pub(super) fn store_flags(
     let mut last_seq = None;
     for &uid in uids {
         let row: Option<(i64, String)> = c
-            .query_row(
+            .query_row_cached(
                 "SELECT modseq, flags FROM messages WHERE folder_id = ?1 AND uid = ?2",
                 params![folder_id, uid],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -467,7 +472,7 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
     let mut modseq = None;
     for &uid in uids {
         let row: Option<(i64, i64)> = c
-            .query_row(
+            .query_row_cached(
                 "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2 RETURNING size, body_id",
                 params![folder.id, uid],
                 |r| Ok((r.get(0)?, r.get(1)?)),

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::cached::CachedSql;
+
 use super::SqliteStore;
 use crate::store::queue::{DueMessage, NewOutbound, OutboundQueue, QueuedMessage, QueuedRecipient};
 use crate::store::{Refused, Result, StoreError, Stored, Target};
 
 fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
-    c.execute(
+    c.execute_cached(
         "INSERT INTO queue_messages (sender, on_behalf_of, from_header, message_id, owner_org,
              owner_mailbox, trace_id, envelope_id, enqueued_ms, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -92,14 +94,14 @@ fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
 
 fn finish(c: &Connection, recipient_id: i64) -> Result<()> {
     let message: Option<i64> = c
-        .query_row(
+        .query_row_cached(
             "DELETE FROM queue_recipients WHERE id = ?1 RETURNING message_id",
             [recipient_id],
             |r| r.get(0),
         )
         .optional()?;
     if let Some(m) = message {
-        c.execute(
+        c.execute_cached(
             "DELETE FROM queue_messages WHERE id = ?1
                AND NOT EXISTS (SELECT 1 FROM queue_recipients WHERE message_id = ?1)",
             [m],
@@ -141,7 +143,7 @@ impl OutboundQueue for Arc<SqliteStore> {
 
     async fn queued_body(&self, message_id: i64) -> Result<Vec<u8>> {
         self.read(move |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT body FROM queue_messages WHERE id = ?1",
                 [message_id],
                 |r| r.get(0),
@@ -154,7 +156,7 @@ impl OutboundQueue for Arc<SqliteStore> {
 
     async fn next_attempt_ms(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_row_cached(
                 "SELECT min(next_attempt_ms) FROM queue_recipients",
                 [],
                 |r| r.get(0),
@@ -170,7 +172,7 @@ impl OutboundQueue for Arc<SqliteStore> {
 
     async fn defer_recipient(&self, recipient_id: i64, next_ms: i64, error: String) -> Result<()> {
         self.write(move |c| {
-            c.execute(
+            c.execute_cached(
                 "UPDATE queue_recipients SET state = 'deferred', attempts = attempts + 1,
                      next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
                 params![recipient_id, next_ms, error],
@@ -182,7 +184,7 @@ impl OutboundQueue for Arc<SqliteStore> {
 
     async fn queued_recipients(&self) -> Result<usize> {
         self.read(|c| {
-            let n: i64 = c.query_row("SELECT count(*) FROM queue_recipients", [], |r| r.get(0))?;
+            let n: i64 = c.query_row_cached("SELECT count(*) FROM queue_recipients", [], |r| r.get(0))?;
             Ok(usize::try_from(n).unwrap_or(0))
         })
         .await

@@ -166,7 +166,7 @@ fn open(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| classify(path, e))?;
     // Every hot statement stays prepared: parsing SQL per message showed in profiles.
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 

@@ -4,6 +4,8 @@
 
 use rusqlite::{Connection, params};
 
+use super::cached::CachedSql;
+
 use super::SqliteStore;
 use crate::store::Result;
 
@@ -34,7 +36,7 @@ impl SqliteStore {
                 return Ok((false, vec![]));
             }
             for (k, v) in &tags {
-                c.execute(
+                c.execute_cached(
                     "INSERT INTO tags (arn, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
                     params![arn, k, v],
                 )?;
@@ -48,7 +50,7 @@ impl SqliteStore {
         let arn = arn.to_string();
         self.write_blocking(move |c| {
             for k in &keys {
-                c.execute(
+                c.execute_cached(
                     "DELETE FROM tags WHERE arn = ?1 AND key = ?2",
                     params![arn, k],
                 )?;

@@ -13,6 +13,8 @@ use std::sync::mpsc;
 
 use rusqlite::Connection;
 
+use super::cached::CachedSql;
+
 use crate::store::{Result, StoreError};
 
 /// Upper bound on writes per transaction, so one commit never grows without limit.
@@ -66,14 +68,15 @@ pub(super) fn in_savepoint<T>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    conn.execute_batch("SAVEPOINT op")?;
+    conn.execute_cached("SAVEPOINT op", [])?;
     match op(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE op")?;
+            conn.execute_cached("RELEASE op", [])?;
             Ok(v)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            conn.execute_cached("ROLLBACK TO op", [])?;
+            conn.execute_cached("RELEASE op", [])?;
             Err(e)
         }
     }
@@ -89,7 +92,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriterStats) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn.execute_cached("BEGIN IMMEDIATE", []) {
             // Dropping the jobs unanswered makes each caller see a failed write.
             tracing::error!(error = %e, jobs = batch.len(), "store: cannot begin a transaction");
             continue;
@@ -103,7 +106,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriterStats) {
             #[cfg(test)]
             failpoint::after_op();
         }
-        let outcome = conn.execute_batch("COMMIT").map_err(|e| {
+        let outcome = conn.execute_cached("COMMIT", []).map(drop).map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = %e, "store: commit failed; the batch is rolled back");
             StoreError::Io(format!("commit failed: {e}"))
