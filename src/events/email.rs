@@ -102,19 +102,42 @@ impl EmailEvent {
     }
 
     /// `{"traceId", "eventTimestamp", "eventId", "event": {"eventName", ...}}`.
+    #[cfg(test)]
     pub fn to_json(
         &self,
         trace_id: &str,
         event_id: &str,
         event_timestamp: i64,
     ) -> serde_json::Value {
-        serde_json::json!({
-            "traceId": trace_id,
-            "eventTimestamp": event_timestamp,
-            "eventId": event_id,
-            "event": serde_json::to_value(self).unwrap_or_default(),
-        })
+        serde_json::to_value(self.record(trace_id, event_id, event_timestamp)).unwrap_or_default()
     }
+
+    /// The same record as one JSON line, serialized straight from the event (the
+    /// `Value` tree of [`Self::to_json`] cost an allocation per field on every
+    /// delivered message).
+    pub fn to_line(&self, trace_id: &str, event_id: &str, event_timestamp: i64) -> String {
+        serde_json::to_string(&self.record(trace_id, event_id, event_timestamp))
+            .unwrap_or_default()
+    }
+
+    fn record<'a>(&'a self, trace_id: &'a str, event_id: &'a str, event_timestamp: i64) -> Record<'a> {
+        Record {
+            trace_id,
+            event_timestamp,
+            event_id,
+            event: self,
+        }
+    }
+}
+
+/// The envelope every email event travels in.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    trace_id: &'a str,
+    event_timestamp: i64,
+    event_id: &'a str,
+    event: &'a EmailEvent,
 }
 
 #[cfg(test)]
@@ -131,6 +154,10 @@ mod tests {
             },
         };
         let v = e.to_json("t1", "e1", 7);
+        let line: serde_json::Value = serde_json::from_str(&e.to_line("t1", "e1", 7)).unwrap();
+        assert_eq!(line, v, "the sink line is the same record");
+        assert_eq!(v["eventTimestamp"], 7);
+        assert_eq!(v["eventId"], "e1");
         assert_eq!(v["traceId"], "t1");
         assert_eq!(v["event"]["eventName"], "INCOMING_EMAIL_BOUNCED");
         assert_eq!(

@@ -306,8 +306,7 @@ impl Events {
             return;
         }
         let line: Arc<str> = event
-            .to_json(trace_id, &new_id(), crate::store::now_ms())
-            .to_string()
+            .to_line(trace_id, &new_id(), crate::store::now_ms())
             .into();
         for e in set.0.iter().filter(|e| wanted(e)) {
             e.sink.offer(Record {

@@ -65,19 +65,22 @@ pub struct BodyFlaws {
     /// Bigger than the size limit (the excess was discarded).
     pub too_big: bool,
     pub header_too_big: bool,
+    /// A line longer than [`MAX_DATA_LINE`] (it was discarded, so the message
+    /// must not be stored).
+    pub line_too_long: bool,
 }
 
 impl BodyFlaws {
-    /// Checks whole lines (DATA) or a whole message (BDAT) for flaws.
+    /// Checks whole lines (DATA) or a whole message (BDAT) for flaws. Each check is
+    /// one vectorised pass; CR and LF are visited only where they occur.
     pub fn scan(&mut self, bytes: &[u8]) {
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                0 => self.nul = true,
-                b'\n' if i == 0 || bytes[i - 1] != b'\r' => self.bare_newline = true,
-                b'\r' if bytes.get(i + 1) != Some(&b'\n') => self.bare_newline = true,
-                0x80.. => self.eight_bit = true,
-                _ => {}
-            }
+        self.nul = self.nul || memchr::memchr(0, bytes).is_some();
+        self.eight_bit = self.eight_bit || !bytes.is_ascii();
+        if !self.bare_newline {
+            self.bare_newline = memchr::memchr2_iter(b'\r', b'\n', bytes).any(|i| match bytes[i] {
+                b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+                _ => i == 0 || bytes[i - 1] != b'\r',
+            });
         }
     }
 }
@@ -93,48 +96,105 @@ pub enum DataEnd {
 
 /// Reads a DATA body up to the `CRLF.CRLF` terminator into `out` (unstuffed),
 /// keeping at most `max` bytes and recording flaws. Only `.` + CRLF ends the
-/// data; `.` + bare LF is data (and a flaw).
+/// data; `.` + bare LF is data (and a flaw). Lines are taken straight from the
+/// reader's buffer; only a line split across two reads is copied on its own.
 pub async fn read_data<R: AsyncBufRead + Unpin>(
     r: &mut R,
     max: usize,
     out: &mut Vec<u8>,
     flaws: &mut BodyFlaws,
 ) -> std::io::Result<DataEnd> {
-    let mut line = Vec::with_capacity(1024);
-    let mut in_header = true;
+    let mut body = DataLines::new(max);
     loop {
-        match read_line(r, MAX_DATA_LINE, &mut line).await? {
-            Line::Eof => return Ok(DataEnd::Eof),
-            Line::TooLong => {
-                flaws.too_big = flaws.too_big || out.len() + MAX_DATA_LINE > max;
-                continue;
-            }
-            Line::Complete => {}
+        let avail = r.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(DataEnd::Eof);
         }
-        if line == b".\r\n" {
+        let (used, done) = body.feed(avail, out, flaws);
+        r.consume(used);
+        if done {
             return Ok(DataEnd::Complete);
         }
-        if !line.ends_with(b"\r\n") || line.len() < 2 {
-            flaws.bare_newline = true;
+    }
+}
+
+/// The line framing of DATA, fed whatever the connection delivered.
+struct DataLines {
+    max: usize,
+    in_header: bool,
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// The line being read grew past [`MAX_DATA_LINE`]; the rest is skipped.
+    skipping: bool,
+}
+
+impl DataLines {
+    fn new(max: usize) -> DataLines {
+        DataLines {
+            max,
+            in_header: true,
+            partial: Vec::new(),
+            skipping: false,
         }
-        let content = if line.first() == Some(&b'.') {
-            &line[1..]
+    }
+
+    /// Takes the complete lines of `input` and keeps an unfinished tail. Returns
+    /// the bytes used (up to the terminator line, so pipelined commands after it
+    /// stay unread) and whether the terminator was seen.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, flaws: &mut BodyFlaws) -> (usize, bool) {
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &input[start..]) {
+            let end = start + i + 1;
+            let done = if self.skipping || self.partial.len() + (end - start) > MAX_DATA_LINE {
+                self.skipping = false;
+                self.partial.clear();
+                flaws.line_too_long = true;
+                false
+            } else if self.partial.is_empty() {
+                self.line(&input[start..end], out, flaws)
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&input[start..end]);
+                let done = self.line(&line, out, flaws);
+                line.clear();
+                self.partial = line;
+                done
+            };
+            start = end;
+            if done {
+                return (end, true);
+            }
+        }
+        let tail = &input[start..];
+        if !self.skipping && self.partial.len() + tail.len() <= MAX_DATA_LINE {
+            self.partial.extend_from_slice(tail);
         } else {
-            &line[..]
-        };
+            self.skipping = true;
+            self.partial = Vec::new();
+        }
+        (input.len(), false)
+    }
+
+    /// One complete line (ending in `\n`); true for the terminator.
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>, flaws: &mut BodyFlaws) -> bool {
+        if line == b".\r\n" {
+            return true;
+        }
+        let content = line.strip_prefix(b".").unwrap_or(line);
         flaws.scan(content);
-        if in_header {
+        if self.in_header {
             if content == b"\r\n" || content == b"\n" {
-                in_header = false;
+                self.in_header = false;
             } else if out.len() + content.len() > MAX_HEADER_BYTES {
                 flaws.header_too_big = true;
             }
         }
-        if out.len() + content.len() > max {
+        if out.len() + content.len() > self.max {
             flaws.too_big = true;
         } else if !flaws.too_big {
             out.extend_from_slice(content);
         }
+        false
     }
 }
 
@@ -250,6 +310,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_line_over_the_limit_is_a_flaw_and_the_data_still_ends() {
+        let long = [&b"a".repeat(MAX_DATA_LINE + 10)[..], b"\r\n"].concat();
+        let input = [&b"Subject: x\r\n\r\n"[..], &long, b"after\r\n.\r\nQUIT\r\n"].concat();
+        let mut r = tokio::io::BufReader::with_capacity(4096, &input[..]);
+        let (mut out, mut flaws) = (Vec::new(), BodyFlaws::default());
+        let end = read_data(&mut r, 1 << 30, &mut out, &mut flaws).await.unwrap();
+        assert_eq!(end, DataEnd::Complete);
+        assert!(flaws.line_too_long);
+        assert!(out.ends_with(b"after\r\n"), "the lines after it were read as data");
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "QUIT\r\n", "nothing after the terminator was consumed");
+    }
+
+    #[tokio::test]
     async fn chunks_are_exact_and_bounded() {
         let mut r = tokio::io::BufReader::new(&b"0123456789NEXT"[..]);
         let (mut out, mut flaws) = (Vec::new(), BodyFlaws::default());
@@ -280,6 +355,7 @@ mod tests {
 #[cfg(test)]
 mod prop {
     use proptest::prelude::*;
+    use tokio::io::AsyncReadExt;
 
     use super::*;
 
@@ -310,6 +386,51 @@ mod prop {
                 }
                 Ok(())
             })?;
+        }
+
+        /// DATA framing does not depend on how the input arrives: read through a
+        /// buffer of any size it gives the same body, flaws and end as in one read,
+        /// and leaves exactly the bytes after the terminator unread.
+        #[test]
+        fn data_is_the_same_however_it_is_split(
+            lines in proptest::collection::vec(prop_oneof![
+                Just(b".\r\n".to_vec()), Just(b"..x\r\n".to_vec()), Just(b"\r\n".to_vec()),
+                Just(b"bare\n".to_vec()), Just(b"cr\rx\r\n".to_vec()), Just(b"n\x00ul\r\n".to_vec()),
+                Just("caf\u{e9}\r\n".as_bytes().to_vec()),
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'.'), Just(b'\r'), Just(b'\n'), any::<u8>()], 0..120),
+            ], 0..40),
+            capacity in 1usize..80,
+            max in 1usize..3000,
+        ) {
+            let input = lines.concat();
+            let read = |capacity: usize| block_on(async {
+                let mut r = tokio::io::BufReader::with_capacity(capacity, &input[..]);
+                let (mut out, mut flaws) = (Vec::new(), BodyFlaws::default());
+                let end = read_data(&mut r, max, &mut out, &mut flaws).await.unwrap();
+                let mut rest = Vec::new();
+                r.read_to_end(&mut rest).await.unwrap();
+                (end, out, flaws, rest)
+            });
+            let whole = read(1 << 16);
+            prop_assert_eq!(read(capacity), whole);
+        }
+
+        /// The vectorised flaw scan agrees with a byte-by-byte reading of its rules.
+        #[test]
+        fn scan_matches_the_bytewise_rules(bytes in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(0u8), Just(0x80u8), any::<u8>()], 0..200)) {
+            let mut fast = BodyFlaws::default();
+            fast.scan(&bytes);
+            let mut slow = BodyFlaws::default();
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    0 => slow.nul = true,
+                    b'\n' if i == 0 || bytes[i - 1] != b'\r' => slow.bare_newline = true,
+                    b'\r' if bytes.get(i + 1) != Some(&b'\n') => slow.bare_newline = true,
+                    0x80.. => slow.eight_bit = true,
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(fast, slow);
         }
 
         /// Any bytes as DATA: the body kept never exceeds the limit, and data without

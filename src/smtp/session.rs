@@ -693,6 +693,9 @@ impl Smtp {
         if flaws.header_too_big {
             return self.reply(552, "5.3.4", "Message header too large");
         }
+        if flaws.line_too_long {
+            return self.reply(554, "5.6.0", "Message contains a line longer than 1 MiB");
+        }
         if flaws.nul {
             return self.reply(554, "5.6.0", "Message contains NUL characters");
         }
