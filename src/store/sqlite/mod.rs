@@ -28,7 +28,7 @@ use super::{
 };
 pub use schema::SCHEMA_VERSION;
 pub use writer::WriterStats;
-use writer::{Writer, in_savepoint};
+use writer::Writer;
 
 #[cfg(test)]
 pub(crate) use writer::failpoint;
@@ -81,26 +81,14 @@ impl SqliteStore {
     /// Queues a write and returns its receiver; the answer comes after the commit.
     fn submit<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+        op: impl FnMut(&Connection) -> Result<(T, Touched)> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<T>>> {
         let (tx, rx) = oneshot::channel();
-        let watchers = self.watchers.clone();
-        self.writer.submit(Box::new(move |conn: &Connection| {
-            let result = in_savepoint(conn, op);
-            Box::new(move |commit: Result<()>| {
-                let answer = match (commit, result) {
-                    (Ok(()), Ok((value, touched))) => {
-                        for (mailbox, seq) in touched {
-                            if let Some(w) = watchers.get(&mailbox) {
-                                w.send_replace(seq);
-                            }
-                        }
-                        Ok(value)
-                    }
-                    (_, Err(e)) | (Err(e), _) => Err(e),
-                };
-                let _ = tx.send(answer);
-            })
+        self.writer.submit(Box::new(PendingWrite {
+            op,
+            result: None,
+            tx,
+            watchers: self.watchers.clone(),
         }))?;
         Ok(rx)
     }
@@ -108,7 +96,7 @@ impl SqliteStore {
     /// Runs a write and waits until it is durable.
     async fn write<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+        op: impl FnMut(&Connection) -> Result<(T, Touched)> + Send + 'static,
     ) -> Result<T> {
         self.submit(op)?
             .await
@@ -118,7 +106,7 @@ impl SqliteStore {
     /// Runs a write from a blocking thread (directory persistence).
     pub fn write_blocking<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Connection) -> Result<(T, Touched)> + Send + 'static,
+        op: impl FnMut(&Connection) -> Result<(T, Touched)> + Send + 'static,
     ) -> Result<T> {
         self.submit(op)?
             .blocking_recv()
@@ -155,6 +143,45 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || me.read_blocking(op))
             .await
             .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
+    }
+}
+
+/// A write in the writer's queue: the operation, the result of its last run, and
+/// whom to answer.
+struct PendingWrite<T, F> {
+    op: F,
+    result: Option<Result<(T, Touched)>>,
+    tx: oneshot::Sender<Result<T>>,
+    watchers: Arc<DashMap<String, watch::Sender<i64>>>,
+}
+
+impl<T, F> writer::Job for PendingWrite<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> Result<(T, Touched)> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = (self.op)(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, commit: Result<()>) {
+        let answer = match (commit, self.result) {
+            (Ok(()), Some(Ok((value, touched)))) => {
+                // Watchers learn of a change only once it is durable.
+                for (mailbox, seq) in touched {
+                    if let Some(w) = self.watchers.get(&mailbox) {
+                        w.send_replace(seq);
+                    }
+                }
+                Ok(value)
+            }
+            (_, Some(Err(e))) | (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(StoreError::Io("the write was not performed".into())),
+        };
+        let _ = self.tx.send(answer);
     }
 }
 
