@@ -110,7 +110,11 @@ pub(super) async fn run(flavor: Flavor, ctx: Arc<SmtpContext>, session: Session)
         }
     }
     let _ = smtp.flush(&mut io).await;
-    let _ = io.get_mut().shutdown().await;
+    // TLS ends with close_notify; plain TCP with the FIN that closing the socket
+    // sends, so a separate shutdown would only cost a syscall per connection.
+    if smtp.tls {
+        let _ = io.get_mut().shutdown().await;
+    }
 }
 
 impl Smtp {
