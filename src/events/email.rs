@@ -116,11 +116,15 @@ impl EmailEvent {
     /// `Value` tree of [`Self::to_json`] cost an allocation per field on every
     /// delivered message).
     pub fn to_line(&self, trace_id: &str, event_id: &str, event_timestamp: i64) -> String {
-        serde_json::to_string(&self.record(trace_id, event_id, event_timestamp))
-            .unwrap_or_default()
+        serde_json::to_string(&self.record(trace_id, event_id, event_timestamp)).unwrap_or_default()
     }
 
-    fn record<'a>(&'a self, trace_id: &'a str, event_id: &'a str, event_timestamp: i64) -> Record<'a> {
+    fn record<'a>(
+        &'a self,
+        trace_id: &'a str,
+        event_id: &'a str,
+        event_timestamp: i64,
+    ) -> Record<'a> {
         Record {
             trace_id,
             event_timestamp,

@@ -315,13 +315,21 @@ mod tests {
         let input = [&b"Subject: x\r\n\r\n"[..], &long, b"after\r\n.\r\nQUIT\r\n"].concat();
         let mut r = tokio::io::BufReader::with_capacity(4096, &input[..]);
         let (mut out, mut flaws) = (Vec::new(), BodyFlaws::default());
-        let end = read_data(&mut r, 1 << 30, &mut out, &mut flaws).await.unwrap();
+        let end = read_data(&mut r, 1 << 30, &mut out, &mut flaws)
+            .await
+            .unwrap();
         assert_eq!(end, DataEnd::Complete);
         assert!(flaws.line_too_long);
-        assert!(out.ends_with(b"after\r\n"), "the lines after it were read as data");
+        assert!(
+            out.ends_with(b"after\r\n"),
+            "the lines after it were read as data"
+        );
         let mut rest = String::new();
         r.read_to_string(&mut rest).await.unwrap();
-        assert_eq!(rest, "QUIT\r\n", "nothing after the terminator was consumed");
+        assert_eq!(
+            rest, "QUIT\r\n",
+            "nothing after the terminator was consumed"
+        );
     }
 
     #[tokio::test]

@@ -27,8 +27,8 @@ use super::{
     Refused, Result, Store, StoreError, Stored, Target,
 };
 pub use schema::SCHEMA_VERSION;
-pub use writer::WriterStats;
 use writer::Writer;
+pub use writer::WriterStats;
 
 #[cfg(test)]
 pub(crate) use writer::failpoint;

@@ -184,7 +184,8 @@ impl OutboundQueue for Arc<SqliteStore> {
 
     async fn queued_recipients(&self) -> Result<usize> {
         self.read(|c| {
-            let n: i64 = c.query_row_cached("SELECT count(*) FROM queue_recipients", [], |r| r.get(0))?;
+            let n: i64 =
+                c.query_row_cached("SELECT count(*) FROM queue_recipients", [], |r| r.get(0))?;
             Ok(usize::try_from(n).unwrap_or(0))
         })
         .await

@@ -181,7 +181,8 @@ mod tests {
                 gate.recv().unwrap();
             }
             self.runs += 1;
-            conn.execute("INSERT INTO t VALUES (?1)", [self.row]).unwrap();
+            conn.execute("INSERT INTO t VALUES (?1)", [self.row])
+                .unwrap();
             !self.fail
         }
 
