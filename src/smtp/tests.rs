@@ -426,6 +426,33 @@ async fn pipelined_commands_get_replies_in_order() {
     assert_eq!(inbox(&f, &f.bob, FolderKind::Inbox).await.len(), 1);
 }
 
+#[tokio::test]
+async fn a_line_over_1_mib_is_refused_not_cut_out() {
+    let f = fixture_with(SmtpLimits {
+        max_message_size: 4 << 20,
+        ..limits()
+    })
+    .await;
+    let mut c = mx(&f).await;
+    let body = format!(
+        "Subject: long\r\n\r\nbefore\r\n{}\r\nafter\r\n.\r\n",
+        "y".repeat((1 << 20) + 100)
+    );
+    let r = send_body(&mut c, "MAIL FROM:<s@remote.test>", body.as_bytes()).await;
+    assert!(r.starts_with("554 5.6.0") && r.contains("line"), "{r}");
+    assert!(
+        inbox(&f, &f.bob, FolderKind::Inbox).await.is_empty(),
+        "the message was not stored without its long line"
+    );
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        b"Subject: ok\r\n\r\nhi\r\n.\r\n",
+    )
+    .await;
+    assert!(r.starts_with("250 2.0.0"), "the session goes on: {r}");
+}
+
 async fn send_body(c: &mut Client<TcpStream>, mail_from: &str, body: &[u8]) -> String {
     assert!(c.cmd(mail_from).await.starts_with("250"));
     assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
