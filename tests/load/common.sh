@@ -33,6 +33,23 @@ wait_port() {
     return 1
 }
 
+# serve_mailgate BIN DIR: starts `BIN serve --config DIR/mailgate.toml` in the
+# background (log in DIR/serve.log), sets mg_pid, and waits up to 60 s for
+# DIR/data/run/ports.json. Returns 1, the log on stderr, if mailgate exits first
+# or never writes it.
+serve_mailgate() {
+    local bin=$1 dir=$2 i
+    (cd "$dir" && exec "$bin" serve --config "$dir/mailgate.toml") >"$dir/serve.log" 2>&1 &
+    mg_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        [ -s "$dir/data/run/ports.json" ] && return 0
+        kill -0 "$mg_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    cat "$dir/serve.log" >&2
+    return 1
+}
+
 # stop_pid PID: SIGTERM, wait up to 15 s, then SIGKILL.
 stop_pid() {
     local pid=$1 i

@@ -126,10 +126,10 @@ tls = "none"
 resolver = "static"
 $2
 EOF
-    "$bin" serve --config "$dir/mailgate.toml" >/dev/null 2>"$dir/serve.log" &
-    mg_pid=$!; pids+=("$mg_pid")
-    for _ in $(seq 300); do [ -s "$dir/data/run/ports.json" ] && break; sleep 0.2; done
-    [ -s "$dir/data/run/ports.json" ] || { cat "$dir/serve.log" >&2; die "mailgate did not start"; }
+    local started=0
+    serve_mailgate "$bin" "$dir" || started=1
+    pids+=("$mg_pid") # stopped on exit, also when it never got ready
+    [ "$started" = 0 ] || die "mailgate did not start"
     smtp_port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["smtp"])' "$dir/data/run/ports.json")
     metrics_port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"])' "$dir/data/run/ports.json")
     admin() { timeout 60 "$bin" admin "$@" --data-dir "$dir/data"; }

@@ -137,13 +137,7 @@ port = 0
 tls = "implicit"
 EOF
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-(cd "$mg" && exec "$bin" serve --config "$mg/mailgate.toml") >"$mg/serve.log" 2>&1 &
-mg_pid=$!
-for ((i = 0; i < 300; i++)); do
-    [ -s "$mg/data/run/ports.json" ] && break
-    kill -0 "$mg_pid" 2>/dev/null || { cat "$mg/serve.log" >&2; die "mailgate exited during start-up"; }
-    sleep 0.2
-done
+serve_mailgate "$bin" "$mg" || die "mailgate did not start (no data/run/ports.json within 60 s)"
 port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["imaps"])' "$mg/data/run/ports.json") ||
     die "no imaps port in ports.json"
 admin() { timeout 60 "$bin" admin "$@" --data-dir "$mg/data" --ca "$ca"; }

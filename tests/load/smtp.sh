@@ -190,14 +190,7 @@ tls = "implicit"
 [smtp.sender_auth]
 resolver = "static"
 EOF
-    (cd "$mg" && exec "$bin" serve --config "$mg/mailgate.toml") >"$mg/serve.log" 2>&1 &
-    mg_pid=$!
-    for ((i = 0; i < 300; i++)); do
-        [ -s "$mg/data/run/ports.json" ] && break
-        kill -0 "$mg_pid" 2>/dev/null || { cat "$mg/serve.log" >&2; die "mailgate exited during start-up"; }
-        sleep 0.2
-    done
-    [ -s "$mg/data/run/ports.json" ] || { cat "$mg/serve.log" >&2; die "mailgate not ready after 60 s (no data/run/ports.json)"; }
+    serve_mailgate "$bin" "$mg" || die "mailgate did not start (no data/run/ports.json within 60 s)"
     smtp_port=$(json "$mg/data/run/ports.json" .smtp) || die "no smtp port in ports.json"
     admin() { timeout 60 "$bin" admin "$@" --data-dir "$mg/data"; }
     admin ListOrganizations >"$mg/orgs.json" || die "admin ListOrganizations failed"
