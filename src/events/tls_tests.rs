@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::metrics::SinkStats;
 use super::test_support::{HttpsReceiver, auth_event, wait_for};
 use super::{Events, Metrics, config};
 
@@ -29,6 +30,18 @@ fn https_section(port: u16, ca: &std::path::Path) -> config::EventsSection {
     .unwrap();
     s.validate().unwrap();
     s
+}
+
+/// Waits until `receiver` has `n` records and the sink's spool is empty, then
+/// checks that every record arrived exactly once.
+fn assert_drained(receiver: &HttpsReceiver, stats: &SinkStats, n: usize) {
+    assert!(
+        wait_for(|| receiver.count() >= n),
+        "got {}",
+        receiver.count()
+    );
+    assert!(wait_for(|| stats.spool_bytes.get() == 0));
+    assert_eq!(unique_ids(&receiver.got.lock().unwrap()), n);
 }
 
 fn unique_ids(lines: &[String]) -> usize {
@@ -73,14 +86,8 @@ fn https_sink_verifies_the_receiver_and_spools_until_it_is_trusted() {
 
     // The receiver changes to a certificate the sink trusts: the spool drains over TLS.
     receiver.resolver.load(&[trusted.pair()]).unwrap();
-    assert!(
-        wait_for(|| receiver.count() >= 40),
-        "got {}",
-        receiver.count()
-    );
-    assert!(wait_for(|| stats.spool_bytes.get() == 0));
+    assert_drained(&receiver, &stats, 40);
     assert_eq!(stats.sent.get(), 40);
-    assert_eq!(unique_ids(&receiver.got.lock().unwrap()), 40);
     let text = metrics.render();
     assert!(
         text.contains("mailgate_events_sink_sent_total{sink=\"siem\"} 40"),
@@ -105,13 +112,7 @@ fn https_sink_verifies_the_receiver_and_spools_until_it_is_trusted() {
         .reload(&https_section(receiver.port, &rogue.ca), dir.path())
         .unwrap();
     assert_eq!(report.rebuilt, ["siem"]);
-    assert!(
-        wait_for(|| receiver.count() >= 50),
-        "got {}",
-        receiver.count()
-    );
-    assert!(wait_for(|| stats.spool_bytes.get() == 0));
-    assert_eq!(unique_ids(&receiver.got.lock().unwrap()), 50);
+    assert_drained(&receiver, &stats, 50);
     assert_eq!(
         stats.sent.get(),
         50,
@@ -164,13 +165,7 @@ fn a_removed_https_sink_leaves_its_spool_for_the_next_sink_of_that_name() {
         .reload(&https_section(receiver.port, &ca.ca), dir.path())
         .unwrap();
     assert_eq!(report.started, ["siem"]);
-    assert!(
-        wait_for(|| receiver.count() >= 5),
-        "got {}",
-        receiver.count()
-    );
-    assert!(wait_for(|| stats.spool_bytes.get() == 0));
-    assert_eq!(unique_ids(&receiver.got.lock().unwrap()), 5);
+    assert_drained(&receiver, &stats, 5);
     assert_eq!(stats.sent.get(), 5);
     assert_eq!(stats.spooled.get(), 5);
 }
