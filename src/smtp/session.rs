@@ -22,6 +22,7 @@ use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult, Session as Login};
 use crate::directory::SendAuthority;
 use crate::server::listener::{Session, Stream};
+use crate::store::ExpectedWrite;
 
 type Io = BufReader<Stream>;
 
@@ -36,6 +37,9 @@ struct Transaction {
     envelope_id: Option<String>,
     /// BDAT chunks so far.
     chunks: Option<(Vec<u8>, BodyFlaws)>,
+    /// The delivery this message will be, announced to the store's group commit
+    /// from the start of its data until it is submitted (or the transaction ends).
+    coming: Option<ExpectedWrite>,
 }
 
 enum Flow {
@@ -533,6 +537,7 @@ impl Smtp {
             on_behalf_of,
             envelope_id: from.env_id.clone(),
             chunks: None,
+            coming: None,
         });
         self.reply(250, "2.1.0", "Sender OK");
     }
@@ -622,6 +627,7 @@ impl Smtp {
         if self.flush(io).await.is_err() {
             return Flow::Close;
         }
+        self.announce_delivery();
         let (mut body, mut flaws) = (Vec::with_capacity(8192), BodyFlaws::default());
         let max = self.ctx.limits.max_message_size;
         let read = async {
@@ -633,6 +639,15 @@ impl Smtp {
         }
         self.finish(body, flaws).await;
         Flow::Continue
+    }
+
+    /// Tells the store that this transaction's delivery is on its way.
+    fn announce_delivery(&mut self) {
+        if let Some(tx) = &mut self.tx
+            && tx.coming.is_none()
+        {
+            tx.coming = Some(self.ctx.store.expect_write());
+        }
     }
 
     /// Runs a DATA or BDAT read under the data timeout. False when the session must
@@ -657,6 +672,9 @@ impl Smtp {
 
     async fn bdat(&mut self, size: usize, last: bool, io: &mut Io) -> Flow {
         let usable = self.tx.as_ref().is_some_and(|tx| !tx.rcpts.is_empty());
+        if usable {
+            self.announce_delivery();
+        }
         let max = self.ctx.limits.max_message_size;
         let (mut body, mut flaws) = self
             .tx
@@ -686,7 +704,7 @@ impl Smtp {
     /// Checks the message, adds the trace and submission headers, stores it and
     /// answers. The transaction ends either way.
     async fn finish(&mut self, body: Vec<u8>, flaws: BodyFlaws) {
-        let Some(tx) = self.tx.take() else { return };
+        let Some(mut tx) = self.tx.take() else { return };
         if flaws.too_big {
             return self.reply(
                 552,
@@ -727,12 +745,16 @@ impl Smtp {
         let verdicts = match self.login {
             Some(_) => None,
             None => {
+                // The checks may wait on DNS: not "within moments".
+                tx.coming = None;
                 let envelope = sender_auth::Envelope {
                     client_ip: self.peer.ip().to_canonical(),
                     helo: &helo,
                     mail_from: &tx.from,
                 };
-                Some(self.ctx.sender_auth.check(envelope, &body).await)
+                let verdicts = self.ctx.sender_auth.check(envelope, &body).await;
+                tx.coming = Some(self.ctx.store.expect_write());
+                Some(verdicts)
             }
         };
         if self.dmarc_rejects(&tx.rcpts, verdicts.as_ref(), &facts) {
@@ -792,6 +814,7 @@ impl Smtp {
         let queued = submitter.as_ref().and_then(|s| {
             delivery::outbound_message(&self.ctx, message.clone(), envelope, s, &facts, trace)
         });
+        tx.coming = None; // submitted next
         let stored = delivery::deliver(
             &self.ctx,
             message.clone(),

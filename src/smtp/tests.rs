@@ -563,6 +563,63 @@ async fn bdat_chunks_deliver_and_misplaced_chunks_are_consumed() {
     assert!(b[0].ends_with(MESSAGE.as_bytes()));
 }
 
+/// Waits until the store counts `n` announced deliveries (see `ExpectedWrite`).
+async fn announced_becomes(f: &Fixture, n: usize) {
+    for _ in 0..500 {
+        if f.store.announced_writes() == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("announced writes: {}, not {n}", f.store.announced_writes());
+}
+
+#[tokio::test]
+async fn a_delivery_is_announced_while_its_data_arrives_and_only_then() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    // Announced from DATA until submitted.
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert_eq!(f.store.announced_writes(), 0, "not before DATA");
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.send("Subject: x\r\n\r\nfirst half").await;
+    announced_becomes(&f, 1).await;
+    c.send(" second half\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0"));
+    assert_eq!(f.store.announced_writes(), 0);
+    // A refused message withdraws it.
+    let r = send_body(
+        &mut c,
+        "MAIL FROM:<s@remote.test>",
+        b"Subject: x\r\n\r\nnul\0\r\n.\r\n",
+    )
+    .await;
+    assert!(r.starts_with("554 5.6.0"), "{r}");
+    assert_eq!(f.store.announced_writes(), 0);
+    // BDAT: from the first chunk until the transaction ends (here by RSET).
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    c.send("BDAT 5\r\nhello").await;
+    assert!(c.reply().await.starts_with("250 2.0.0 5 octets"));
+    assert_eq!(f.store.announced_writes(), 1);
+    assert!(c.cmd("RSET").await.starts_with("250"));
+    assert_eq!(f.store.announced_writes(), 0);
+    // A client that leaves mid-DATA withdraws it with its session.
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.send("Subject: x\r\n\r\npartial").await;
+    announced_becomes(&f, 1).await;
+    drop(c);
+    announced_becomes(&f, 0).await;
+    assert_eq!(
+        inbox(&f, &f.bob, FolderKind::Inbox).await.len(),
+        1,
+        "only the first message"
+    );
+}
+
 #[tokio::test]
 async fn starttls_upgrades_and_drops_pipelined_plaintext() {
     let f = fixture().await;

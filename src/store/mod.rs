@@ -12,6 +12,7 @@ pub mod queue;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -222,9 +223,43 @@ pub struct Quota {
     pub limit: u64,
 }
 
+/// A write announced before it is submitted, so that group commit can wait for
+/// it (see `Store::expect_write`). Dropping it withdraws the announcement: it is
+/// dropped just before the write is submitted, or with the work that was going
+/// to make it.
+#[must_use]
+pub struct ExpectedWrite(Option<Arc<AtomicUsize>>);
+
+impl ExpectedWrite {
+    /// An announcement that tells no one.
+    pub fn none() -> ExpectedWrite {
+        ExpectedWrite(None)
+    }
+
+    /// An announcement counted in `expected` until dropped.
+    pub(crate) fn counted_in(expected: Arc<AtomicUsize>) -> ExpectedWrite {
+        expected.fetch_add(1, Ordering::Relaxed);
+        ExpectedWrite(Some(expected))
+    }
+}
+
+impl Drop for ExpectedWrite {
+    fn drop(&mut self) {
+        if let Some(expected) = &self.0 {
+            expected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Everything protocols need from storage.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Announces a write that will be submitted within moments (a message whose
+    /// data is arriving), so a commit about to start may wait briefly for it and
+    /// share its fsync.
+    fn expect_write(&self) -> ExpectedWrite {
+        ExpectedWrite::none()
+    }
     /// Creates the mailbox with the default folders; a no-op if it exists.
     async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()>;
     /// Folders of a mailbox, ordered by name.

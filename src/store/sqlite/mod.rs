@@ -23,8 +23,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Change, CopyOutcome, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta, NewMessage, Quota,
-    Refused, Result, Store, StoreError, Stored, Target,
+    Change, CopyOutcome, ExpectedWrite, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta,
+    NewMessage, Quota, Refused, Result, Store, StoreError, Stored, Target,
 };
 pub use schema::SCHEMA_VERSION;
 use writer::Writer;
@@ -57,7 +57,7 @@ impl SqliteStore {
     /// Opens or creates the store; refuses a corrupt file or a newer schema.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let conn = schema::open_writer(path)?;
-        let writer = Writer::spawn(conn)
+        let writer = Writer::spawn(conn, writer::LINGER)
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -76,6 +76,12 @@ impl SqliteStore {
     /// Group-commit counters.
     pub fn writer_stats(&self) -> &WriterStats {
         self.writer.stats()
+    }
+
+    /// Writes announced to group commit and not yet submitted.
+    #[cfg(test)]
+    pub(crate) fn announced_writes(&self) -> usize {
+        self.writer.announced()
     }
 
     /// Queues a write and returns its receiver; the answer comes after the commit.
@@ -189,6 +195,10 @@ where
 /// trait is implemented on the `Arc`.
 #[async_trait]
 impl Store for Arc<SqliteStore> {
+    fn expect_write(&self) -> ExpectedWrite {
+        self.writer.expect()
+    }
+
     async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()> {
         let mailbox = mailbox.to_string();
         self.write(move |c| ops::create_mailbox(c, &mailbox, quota_bytes))

@@ -13,18 +13,33 @@
 //! When a job fails, its partial changes must not reach the commit, so the batch is
 //! rolled back and run again with one savepoint per job: only the failed job's
 //! changes are then undone, and its neighbours commit.
+//!
+//! Writes that are on their way can be announced (`Writer::expect`): an SMTP
+//! session does so from the start of DATA until it submits the delivery. When a
+//! batch is assembled while writes are announced, the thread waits up to
+//! `LINGER` for as many more jobs as were announced, so they share the fsync. An
+//! fsync costs far more than its own wait: each one is a flush request to the
+//! disk and a round of sleeps and wake-ups for the writer and every session in
+//! the batch. With nothing announced (IMAP flag changes, a lone delivery) a write
+//! commits at once. Measured with smtp-source: batches grew from about 3 to 6
+//! messages and the ingest rate rose by about 7%.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::cached::CachedSql;
-use crate::store::{Result, StoreError};
+use crate::store::{ExpectedWrite, Result, StoreError};
 
 /// Upper bound on writes per transaction, so one commit never grows without limit.
 const MAX_BATCH: usize = 256;
+
+/// The longest a batch waits for announced writes: the most an announcement can
+/// add to a commit's latency (a client stalled mid-DATA costs no more than this).
+pub(super) const LINGER: Duration = Duration::from_micros(500);
 
 /// A queued write. It may run twice (see the module comment), so it depends only
 /// on the database and its own inputs, and keeps the result of its last run.
@@ -40,6 +55,8 @@ pub(super) trait Job: Send {
 pub(super) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
     stats: Arc<WriterStats>,
+    /// Writes announced and not yet submitted.
+    expected: Arc<AtomicUsize>,
 }
 
 /// Counters of the writer: how well group commit is batching.
@@ -51,18 +68,37 @@ pub struct WriterStats {
     pub writes: AtomicU64,
     /// Batches run a second time, one savepoint per job, because a job failed.
     pub redone: AtomicU64,
+    /// Batches that waited for announced writes.
+    pub lingered: AtomicU64,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(super) fn spawn(conn: Connection) -> std::io::Result<Writer> {
+    /// Starts the writer thread on `conn`; a batch waits at most `linger` for
+    /// announced writes.
+    pub(super) fn spawn(conn: Connection, linger: Duration) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let stats = Arc::new(WriterStats::default());
-        let thread_stats = stats.clone();
+        let expected = Arc::new(AtomicUsize::new(0));
+        let (thread_stats, thread_expected) = (stats.clone(), expected.clone());
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx, &thread_stats))?;
-        Ok(Writer { jobs: tx, stats })
+            .spawn(move || run(conn, rx, linger, &thread_stats, &thread_expected))?;
+        Ok(Writer {
+            jobs: tx,
+            stats,
+            expected,
+        })
+    }
+
+    /// Announces a write that will be submitted soon.
+    pub(super) fn expect(&self) -> ExpectedWrite {
+        ExpectedWrite::counted_in(self.expected.clone())
+    }
+
+    /// Writes announced and not yet submitted.
+    #[cfg(test)]
+    pub(super) fn announced(&self) -> usize {
+        self.expected.load(Ordering::Relaxed)
     }
 
     pub(super) fn stats(&self) -> &WriterStats {
@@ -75,7 +111,13 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    linger: Duration,
+    stats: &WriterStats,
+    expected: &AtomicUsize,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -83,6 +125,21 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) 
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        let announced = expected.load(Ordering::Relaxed);
+        if announced > 0 {
+            stats.lingered.fetch_add(1, Ordering::Relaxed);
+            // Only the writes announced now: waiting for later announcements
+            // too made every batch wait out the whole LINGER under load.
+            let want = (batch.len() + announced).min(MAX_BATCH);
+            let deadline = Instant::now() + linger;
+            while batch.len() < want {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
         }
         stats
@@ -194,11 +251,8 @@ mod tests {
 
     #[test]
     fn a_failed_job_is_undone_and_its_neighbours_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("w.sqlite")).unwrap();
-        conn.execute_batch("CREATE TABLE t (row INTEGER)").unwrap();
+        let (dir, writer) = table_writer(LINGER);
         let reader = Connection::open(dir.path().join("w.sqlite")).unwrap();
-        let writer = Writer::spawn(conn).unwrap();
         let (answers, answered) = channel();
         let job = |row, fail, gate| {
             Box::new(TestJob {
@@ -235,6 +289,65 @@ mod tests {
             .collect();
         assert_eq!(rows, [0, 1, 3], "the failed job's insert was undone");
         assert_eq!(writer.stats().redone.load(Ordering::Relaxed), 1);
+        assert_eq!(writer.stats().commits.load(Ordering::Relaxed), 2);
+    }
+
+    fn table_writer(linger: Duration) -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.sqlite")).unwrap();
+        conn.execute_batch("CREATE TABLE t (row INTEGER)").unwrap();
+        (dir, Writer::spawn(conn, linger).unwrap())
+    }
+
+    fn plain_job(row: i64, answers: &Sender<(i64, bool, u32)>) -> Box<TestJob> {
+        Box::new(TestJob {
+            row,
+            fail: false,
+            gate: None,
+            runs: 0,
+            answers: answers.clone(),
+        })
+    }
+
+    #[test]
+    fn an_announced_write_shares_the_commit_of_the_write_before_it() {
+        // A long linger, so the test does not depend on the machine's speed.
+        let (_dir, writer) = table_writer(Duration::from_secs(30));
+        let (answers, answered) = channel();
+        let coming = writer.expect();
+        assert_eq!(writer.announced(), 1);
+        writer.submit(plain_job(1, &answers)).unwrap();
+        // The first write waits for the announced one...
+        assert!(
+            answered.recv_timeout(Duration::from_millis(200)).is_err(),
+            "committed without waiting for the announced write"
+        );
+        writer.submit(plain_job(2, &answers)).unwrap();
+        drop(coming);
+        assert_eq!(writer.announced(), 0);
+        // ...and both commit together.
+        let mut got: Vec<i64> = (0..2).map(|_| answered.recv().unwrap().0).collect();
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(writer.stats().commits.load(Ordering::Relaxed), 1);
+        assert_eq!(writer.stats().lingered.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_announcement_delays_a_commit_by_at_most_the_linger() {
+        let (_dir, writer) = table_writer(LINGER);
+        let (answers, answered) = channel();
+        // Nothing announced: no waiting.
+        writer.submit(plain_job(1, &answers)).unwrap();
+        answered.recv().unwrap();
+        assert_eq!(writer.stats().lingered.load(Ordering::Relaxed), 0);
+        // Announced but never submitted (a client that stalls mid-DATA).
+        let _stalled = writer.expect();
+        let started = std::time::Instant::now();
+        writer.submit(plain_job(2, &answers)).unwrap();
+        assert_eq!(answered.recv().unwrap(), (2, true, 1));
+        assert!(started.elapsed() >= LINGER, "{:?}", started.elapsed());
+        assert_eq!(writer.stats().lingered.load(Ordering::Relaxed), 1);
         assert_eq!(writer.stats().commits.load(Ordering::Relaxed), 2);
     }
 }
