@@ -21,8 +21,8 @@
 //! fsync costs far more than its own wait: each one is a flush request to the
 //! disk and a round of sleeps and wake-ups for the writer and every session in
 //! the batch. With nothing announced (IMAP flag changes, a lone delivery) a write
-//! commits at once. Measured with smtp-source: batches grew from about 3 to 6
-//! messages and the ingest rate rose by about 7%.
+//! commits at once. Measured with smtp-source (20 sessions): batches grew from 2.8
+//! to 5.3 messages, and mailgate's CPU per message fell from about 233 to 205 µs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
