@@ -12,8 +12,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -296,6 +297,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Registers counters kept elsewhere (the store's group commit), read at each
+    /// scrape: the store counts with plain atomics and knows nothing of Prometheus.
+    pub fn count_at_scrape(&self, counters: Vec<ScrapedCounter>) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.register_collector(Box::new(ScrapedCounters(counters)));
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -303,6 +311,32 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// A counter read at scrape time: name (without `_total`), help, and how to read it.
+pub type ScrapedCounter = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn() -> u64 + Send + Sync>,
+);
+
+struct ScrapedCounters(Vec<ScrapedCounter>);
+
+impl std::fmt::Debug for ScrapedCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|c| c.0)).finish()
+    }
+}
+
+impl Collector for ScrapedCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for (name, help, read) in &self.0 {
+            let counter = ConstCounter::new(read());
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
@@ -364,5 +398,27 @@ mod tests {
                 .contains("mailgate_outbound_queue_oldest_age_seconds 1.5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn counters_kept_elsewhere_are_read_at_each_scrape() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let m = Metrics::new();
+        let kept = Arc::new(AtomicU64::new(3));
+        let read = kept.clone();
+        m.count_at_scrape(vec![(
+            "mailgate_store_commits",
+            "Commits",
+            Box::new(move || read.load(Ordering::Relaxed)),
+        )]);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE mailgate_store_commits counter"),
+            "{text}"
+        );
+        assert!(text.contains("mailgate_store_commits_total 3\n"), "{text}");
+        kept.store(7, Ordering::Relaxed);
+        assert!(m.render().contains("mailgate_store_commits_total 7\n"));
     }
 }

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 pub use audit::AuditEvent;
 pub use email::EmailEvent;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ScrapedCounter};
 use reload::Change;
 use sink::{Filter, Kind, Record, Sink, Starter, Worker};
 

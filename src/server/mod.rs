@@ -103,6 +103,7 @@ impl Daemon {
             admin_keys,
         } = open_state(&store, &config).await?;
         let metrics = Arc::new(Metrics::new());
+        metrics.count_at_scrape(store_counters(&store));
         let events =
             Events::from_config(&config.events, &data_dir, metrics.clone()).map_err(StartError)?;
         let org_ids: Vec<String> = directory
@@ -438,6 +439,43 @@ fn protocol_for(
         flavor,
         ctx: smtp.clone(),
     })
+}
+
+/// The store's group-commit counters: writes per commit is the batch size.
+fn store_counters(store: &Arc<SqliteStore>) -> Vec<crate::events::ScrapedCounter> {
+    use crate::store::sqlite::WriterStats;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let counter = |name, help, field: fn(&WriterStats) -> &AtomicU64| {
+        let store = store.clone();
+        let read = move || field(store.writer_stats()).load(Ordering::Relaxed);
+        (
+            name,
+            help,
+            Box::new(read) as Box<dyn Fn() -> u64 + Send + Sync>,
+        )
+    };
+    vec![
+        counter(
+            "mailgate_store_commits",
+            "Store transactions committed, one WAL fsync each",
+            |s| &s.commits,
+        ),
+        counter(
+            "mailgate_store_writes",
+            "Store writes run (writes / commits = the group-commit batch size)",
+            |s| &s.writes,
+        ),
+        counter(
+            "mailgate_store_lingered",
+            "Commits that waited for announced deliveries",
+            |s| &s.lingered,
+        ),
+        counter(
+            "mailgate_store_redone",
+            "Batches run again with a savepoint per write because a write failed",
+            |s| &s.redone,
+        ),
+    ]
 }
 
 /// `GET /metrics`: the registry, with the gauges read from the store refreshed first.

@@ -174,6 +174,12 @@ def test_metrics_follow_the_events(setup):
     assert after['mailgate_events_sink_sent_total{sink="email_log"}'] >= 3
     assert "mailgate_outbound_queue_recipients" in after
     assert after["mailgate_outbound_queue_oldest_age_seconds"] == 0, "nothing queued"
+    # Group commit: the delivery was a store write and a commit.
+    assert after["mailgate_store_commits_total"] - before["mailgate_store_commits_total"] >= 1
+    assert after["mailgate_store_writes_total"] - before["mailgate_store_writes_total"] >= 1
+    assert after["mailgate_store_writes_total"] >= after["mailgate_store_commits_total"]
+    assert after["mailgate_store_redone_total"] == 0, "no write failed"
+    assert "mailgate_store_lingered_total" in after
 
 
 def test_filtered_file_sink_gets_only_authentication_records(setup):
