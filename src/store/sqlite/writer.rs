@@ -118,30 +118,7 @@ fn run(
     stats: &WriterStats,
     expected: &AtomicUsize,
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = Vec::with_capacity(16);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let announced = expected.load(Ordering::Relaxed);
-        if announced > 0 {
-            stats.lingered.fetch_add(1, Ordering::Relaxed);
-            // Only the writes announced now: waiting for later announcements
-            // too made every batch wait out the whole LINGER under load.
-            let want = (batch.len() + announced).min(MAX_BATCH);
-            let deadline = Instant::now() + linger;
-            while batch.len() < want {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
+    while let Some(mut batch) = next_batch(&rx, linger, stats, expected) {
         stats
             .writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -160,6 +137,36 @@ fn run(
             });
         }
     }
+}
+
+/// The next batch: the first job (waiting for it), everything queued behind it
+/// and, while writes are announced, up to that many more arriving within
+/// `linger`. `None` once every handle is gone.
+fn next_batch(
+    rx: &mpsc::Receiver<Box<dyn Job>>,
+    linger: Duration,
+    stats: &WriterStats,
+    expected: &AtomicUsize,
+) -> Option<Vec<Box<dyn Job>>> {
+    let mut batch = Vec::with_capacity(16);
+    batch.push(rx.recv().ok()?);
+    batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+    let announced = expected.load(Ordering::Relaxed);
+    if announced > 0 {
+        stats.lingered.fetch_add(1, Ordering::Relaxed);
+        // Only the writes announced now: waiting for later announcements too
+        // made every batch wait out the whole linger under load.
+        let want = (batch.len() + announced).min(MAX_BATCH);
+        let deadline = Instant::now() + linger;
+        while batch.len() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+    Some(batch)
 }
 
 /// Runs the batch in one transaction and commits it; on a failed job, runs it
