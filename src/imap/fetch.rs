@@ -150,7 +150,7 @@ pub fn render(
             Body => {
                 if let Some(s) = m.structure {
                     out.extend_from_slice(&encode_item(MessageDataItem::Body(
-                        s.body_structure.clone(),
+                        crate::imap::content::without_extensions(s.body_structure.clone()),
                     )));
                 }
             }

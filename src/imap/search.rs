@@ -16,7 +16,7 @@ pub struct Candidate<'a> {
     pub meta: &'a MessageMeta,
     /// The raw message, loaded only when a key needs it.
     pub raw: Option<&'a [u8]>,
-    /// The Date header (epoch seconds), for SENT* keys.
+    /// The Date header's wall-clock time (see `Structure::sent_date`), for SENT* keys.
     pub sent_date: Option<i64>,
 }
 

@@ -8,6 +8,7 @@ mod mime;
 mod search;
 mod section;
 mod structure;
+pub(crate) use structure::without_extensions;
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
@@ -22,7 +23,9 @@ use imap_codec::imap_types::fetch::Section;
 pub struct Structure {
     pub envelope: Envelope<'static>,
     pub body_structure: BodyStructure<'static>,
-    /// The Date header as epoch seconds (SENTBEFORE/SENTON/SENTSINCE), if parseable.
+    /// The Date header's wall-clock time in its own zone, as seconds since the
+    /// epoch (SENTBEFORE/SENTON/SENTSINCE compare the date as written, RFC 9051
+    /// 6.4.4: "25 Mar 2007 00:00 +0200" is on the 25th), if parseable.
     pub sent_date: Option<i64>,
 }
 
@@ -35,7 +38,10 @@ impl Structure {
             let value = String::from_utf8_lossy(&mime::unfold(f.value)).into_owned();
             mail_parser::DateTime::parse_rfc822(&value)
                 .filter(|d| d.is_valid())
-                .map(|d| d.to_timestamp())
+                .map(|d| {
+                    let zone = i64::from(d.tz_hour) * 3600 + i64::from(d.tz_minute) * 60;
+                    d.to_timestamp() + if d.tz_before_gmt { -zone } else { zone }
+                })
         });
         Structure {
             envelope: envelope::envelope(&header),
@@ -71,7 +77,7 @@ impl Structure {
 
 /// Bumped whenever `Structure::of` changes its output, so stale cache rows are
 /// recomputed instead of served.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// The cache row format: JSON of imap-types' own serde forms plus a version tag.
 #[derive(serde::Serialize, serde::Deserialize)]

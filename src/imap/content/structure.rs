@@ -77,6 +77,42 @@ pub(crate) fn body_structure(raw: &[u8], e: &Entity) -> BodyStructure<'static> {
 }
 
 /// An empty text/plain body, for the impossible empty multipart.
+/// The non-extensible form FETCH BODY returns (RFC 9051 7.5.2: "extension data
+/// is never returned with the BODY fetch"): `s` without extension data at any
+/// depth, including inside attached messages.
+pub(crate) fn without_extensions(s: BodyStructure<'static>) -> BodyStructure<'static> {
+    match s {
+        BodyStructure::Single { body, .. } => BodyStructure::Single {
+            body: Body {
+                basic: body.basic,
+                specific: match body.specific {
+                    SpecificFields::Message {
+                        envelope,
+                        body_structure,
+                        number_of_lines,
+                    } => SpecificFields::Message {
+                        envelope,
+                        body_structure: Box::new(without_extensions(*body_structure)),
+                        number_of_lines,
+                    },
+                    other => other,
+                },
+            },
+            extension_data: None,
+        },
+        BodyStructure::Multi {
+            bodies, subtype, ..
+        } => {
+            let bodies: Vec<_> = bodies.into_iter().map(without_extensions).collect();
+            BodyStructure::Multi {
+                bodies: Vec1::unvalidated(bodies),
+                subtype,
+                extension_data: None,
+            }
+        }
+    }
+}
+
 fn text_body(size: u32, lines: u32) -> Body<'static> {
     Body {
         basic: BasicFields {

@@ -242,10 +242,10 @@ fn nested_message_and_groups() {
          \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL))\r\n"
     );
     let inner = sect(&raw, Section::Part(part(&[2])));
-    // The encapsulated message's Date, with its zone applied.
+    // The encapsulated message's Date, as written in its own zone (-0500).
     assert_eq!(
         Structure::of(inner.as_bytes()).sent_date,
-        Some(1_796_101_200)
+        Some(1_796_101_200 - 5 * 3600)
     );
     assert!(inner.starts_with("From: orig@x.y\r\n") && inner.ends_with("b3JpZ2luYWwg6XTp"));
     assert_eq!(
@@ -356,7 +356,7 @@ fn cache_round_trips_and_rejects_other_versions() {
     let other =
         String::from_utf8(s.to_cache())
             .unwrap()
-            .replacen("\"version\":1", "\"version\":999", 1);
+            .replacen("\"version\":2", "\"version\":999", 1);
     assert_eq!(Structure::from_cache(other.as_bytes()), None);
 }
 
@@ -540,4 +540,50 @@ fn every_extension_field_like_dovecot() {
         sect(&raw, Section::Text(Some(part(&[2])))).starts_with("ignored prologue\r\n--alt\r\n")
     );
     assert_eq!(binary(&raw, &nz(&[2, 2])), Err(BinaryError::UnknownCte));
+}
+
+#[test]
+fn the_sent_date_is_the_day_as_written_in_its_own_zone() {
+    let day = |date: &str| {
+        let raw = format!("Date: {date}\r\nSubject: x\r\n\r\nbody\r\n");
+        Structure::of(raw.as_bytes())
+            .sent_date
+            .map(|s| s.div_euclid(86_400))
+    };
+    // 2007-03-25 is day 13597 since the epoch.
+    assert_eq!(
+        day("Sun, 25 Mar 2007 00:00:00 +0200"),
+        Some(13_597),
+        "22:00 UTC the day before"
+    );
+    assert_eq!(
+        day("Sun, 25 Mar 2007 23:00:00 -0500"),
+        Some(13_597),
+        "04:00 UTC the day after"
+    );
+    assert_eq!(day("Sun, 25 Mar 2007 12:00:00 +0000"), Some(13_597));
+    assert_eq!(day("not a date"), None);
+}
+
+#[test]
+fn fetch_body_is_the_structure_without_extension_data() {
+    let raw = b"Content-Type: multipart/mixed; boundary=\"foo bar\"\r\n\r\n\
+--foo bar\r\nContent-Type: text/x-myown; charset=us-ascii\r\n\r\nhello\r\n\r\n\
+--foo bar--\r\n";
+    let s = Structure::of(raw);
+    let response = Response::Data(Data::Fetch {
+        seq: NonZeroU32::new(1).unwrap(),
+        items: Vec1::from(MessageDataItem::Body(without_extensions(
+            s.body_structure.clone(),
+        ))),
+    });
+    let line = String::from_utf8(ResponseCodec::default().encode(&response).dump()).unwrap();
+    assert_eq!(
+        line,
+        "* 1 FETCH (BODY ((\"TEXT\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 7 1) \"mixed\"))\r\n"
+    );
+    assert!(
+        fetch_line(&s).contains("\"mixed\" (\"boundary\" \"foo bar\") NIL NIL NIL"),
+        "BODYSTRUCTURE keeps it"
+    );
 }
