@@ -317,6 +317,21 @@ async fn scripted_mailbox_session() {
         r.contains("* STATUS \"Junk Email\" (MESSAGES 0 UIDNEXT 1)"),
         "{r}"
     );
+    // Options LIST-EXTENDED does not define are BAD (RFC 5258 3), and the
+    // session goes on.
+    for (tag, list) in [
+        ("a7", "LIST (BOGUS) \"\" \"*\""),
+        ("a8", "LIST (RECURSIVEMATCH) \"\" \"*\""),
+        ("a9", "LIST (RECURSIVEMATCH REMOTE) \"\" \"*\""),
+        ("a10", "LIST \"\" \"*\" RETURN (BOGUS)"),
+    ] {
+        let r = c.cmd(tag, list).await;
+        assert!(r.starts_with(&format!("{tag} BAD")), "{list}: {r}");
+    }
+    let r = c
+        .cmd("a11", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"INBOX\"")
+        .await;
+    assert!(r.contains("\"INBOX\"") && r.contains("a11 OK"), "{r}");
 
     let r = append(&mut c, "b1", "INBOX", "\\Flagged", &message("one", 10)).await;
     assert!(r.starts_with("b1 OK [APPENDUID "), "{r}");

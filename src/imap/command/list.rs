@@ -17,6 +17,9 @@ pub async fn list(
     extras: &Extras,
     lsub: bool,
 ) -> Done {
+    if let Some(bad) = unknown_option(extras) {
+        return Done::bad(bad);
+    }
     let verb = if lsub { "LSUB" } else { "LIST" };
     let reference = match reference {
         Mailbox::Inbox => "INBOX".to_string(),
@@ -109,6 +112,30 @@ pub async fn list(
         }
     }
     Done::ok(format!("{verb} completed"))
+}
+
+/// Why the LIST-EXTENDED options cannot be served (RFC 5258 3: an unknown
+/// selection or return option, or RECURSIVEMATCH without a selection option it
+/// could apply to, is BAD).
+fn unknown_option(extras: &Extras) -> Option<String> {
+    const SELECT: [&str; 4] = ["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"];
+    const RETURN: [&str; 3] = ["SUBSCRIBED", "CHILDREN", "SPECIAL-USE"];
+    let select = &extras.list_select;
+    if let Some(o) = select.iter().find(|o| !SELECT.contains(&o.as_str())) {
+        return Some(format!("Unknown LIST selection option {o}"));
+    }
+    if select.iter().any(|o| o == "RECURSIVEMATCH")
+        && !select
+            .iter()
+            .any(|o| o != "RECURSIVEMATCH" && o != "REMOTE")
+    {
+        return Some("RECURSIVEMATCH needs another selection option".into());
+    }
+    extras
+        .list_return
+        .iter()
+        .find(|o| !RETURN.contains(&o.as_str()) && !o.starts_with("STATUS "))
+        .map(|o| format!("Unknown LIST return option {o}"))
 }
 
 /// The id of the placeholder folders that stand for namespace levels.

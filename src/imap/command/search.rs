@@ -73,7 +73,7 @@ pub async fn search(
     let store = imap.ctx.store.clone();
     let mut hits: Vec<u32> = Vec::new();
     let mut hit_uids: Vec<u32> = Vec::new();
-    let mut max_modseq = 0;
+    let mut hit_modseqs: Vec<u64> = Vec::new();
     for meta in &metas {
         let Ok(pos) = uids.binary_search(&meta.uid) else {
             continue;
@@ -99,7 +99,7 @@ pub async fn search(
         if search::eval(&key, &c, stars) {
             hits.push(if uid { meta.uid } else { pos as u32 + 1 });
             hit_uids.push(meta.uid);
-            max_modseq = max_modseq.max(meta.modseq);
+            hit_modseqs.push(meta.modseq);
         }
     }
     if save && let Some(view) = imap.selected.as_mut() {
@@ -123,7 +123,7 @@ pub async fn search(
         if uid {
             line.push_str(" UID");
         }
-        for o in opts {
+        for &o in &opts {
             match o {
                 "MIN" if !hits.is_empty() => {
                     line.push_str(&format!(" MIN {}", hits.iter().min().unwrap_or(&0)))
@@ -137,7 +137,7 @@ pub async fn search(
             }
         }
         if with_modseq && !hits.is_empty() {
-            line.push_str(&format!(" MODSEQ {max_modseq}"));
+            line.push_str(&format!(" MODSEQ {}", esearch_modseq(&opts, &hit_modseqs)));
         }
         imap.untagged(&line);
         return Done::ok("SEARCH completed");
@@ -147,8 +147,45 @@ pub async fn search(
         line.push_str(&format!(" {h}"));
     }
     if with_modseq && !hits.is_empty() {
-        line.push_str(&format!(" (MODSEQ {max_modseq})"));
+        let highest = hit_modseqs.iter().max().unwrap_or(&0);
+        line.push_str(&format!(" (MODSEQ {highest})"));
     }
     imap.untagged(&line);
     Done::ok("SEARCH completed")
+}
+
+/// The MODSEQ of an ESEARCH response (RFC 7162 3.1.5): the highest of the
+/// messages it reports. With only MIN and/or MAX, those are the first and last
+/// hits (hits are in ascending order); with ALL or COUNT, every hit.
+fn esearch_modseq(opts: &[&str], hit_modseqs: &[u64]) -> u64 {
+    let every = opts.iter().any(|o| *o == "ALL" || *o == "COUNT");
+    let ends = [
+        opts.contains(&"MIN").then(|| hit_modseqs.first()),
+        opts.contains(&"MAX").then(|| hit_modseqs.last()),
+    ];
+    if every {
+        hit_modseqs.iter().copied().max().unwrap_or(0)
+    } else {
+        ends.into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esearch_modseq;
+
+    #[test]
+    fn esearch_modseq_is_that_of_the_messages_reported() {
+        let modseqs = [6, 8, 7];
+        assert_eq!(esearch_modseq(&["MIN"], &modseqs), 6, "the first hit only");
+        assert_eq!(esearch_modseq(&["MAX"], &modseqs), 7, "the last hit only");
+        assert_eq!(esearch_modseq(&["MIN", "MAX"], &modseqs), 7);
+        assert_eq!(esearch_modseq(&["ALL"], &modseqs), 8);
+        assert_eq!(esearch_modseq(&["MIN", "COUNT"], &modseqs), 8);
+    }
 }
