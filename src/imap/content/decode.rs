@@ -75,6 +75,20 @@ pub(crate) fn quoted_printable(input: &[u8], underscore_is_space: bool) -> Vec<u
                 }
                 out.push(b'=');
             }
+            b' ' | b'\t' => {
+                let ws = input[i..]
+                    .iter()
+                    .take_while(|c| matches!(c, b' ' | b'\t'))
+                    .count();
+                let after = &input[i + ws..];
+                // White space at the end of a line was added in transport and
+                // is deleted (RFC 2045 6.7, rule 3).
+                if !(after.is_empty() || after.starts_with(b"\r\n") || after.starts_with(b"\n")) {
+                    out.extend_from_slice(&input[i..i + ws]);
+                }
+                i += ws;
+                continue;
+            }
             b'_' if underscore_is_space => out.push(b' '),
             _ => out.push(b),
         }
@@ -164,6 +178,14 @@ mod tests {
         assert_eq!(
             quoted_printable(b"caf=C3=A9 =\r\nau lait=3D=\nx =zz", false),
             "café au lait=x =zz".as_bytes()
+        );
+        // Trailing white space goes, also before a soft line break; inner stays.
+        assert_eq!(
+            quoted_printable(
+                b"hello  \r\nbar=\r\n\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar  ",
+                false
+            ),
+            b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar"
         );
     }
 

@@ -87,12 +87,16 @@ pub(crate) fn cte_of(raw: &[u8], e: &Entity) -> Option<Vec<u8>> {
 /// See [`super::binary`].
 pub(crate) fn binary(raw: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, BinaryError> {
     let root = parse(raw);
-    let entity = if part.is_empty() {
-        Some(&root)
-    } else {
-        resolve(&root, part)
-    };
-    let Some(e) = entity else {
+    if part.is_empty() {
+        // BINARY[] is the whole message, header included (RFC 3516 4.1).
+        let mut whole = raw[..root.body.start].to_vec();
+        whole.extend(decode_cte(
+            cte_of(raw, &root).as_deref(),
+            &raw[root.body.clone()],
+        )?);
+        return Ok(whole);
+    }
+    let Some(e) = resolve(&root, part) else {
         return Ok(Vec::new());
     };
     decode_cte(cte_of(raw, e).as_deref(), &raw[e.body.clone()])
