@@ -254,6 +254,19 @@ impl Imap {
     }
 
     /// Queues `* text`.
+    /// Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 3.1); the
+    /// first one in a selected mailbox reports its HIGHESTMODSEQ, which the
+    /// client has not been told yet.
+    pub fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(highest) = self.selected.as_ref().map(|v| v.highest_modseq()) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {highest}] Highest"));
+        }
+    }
+
     pub fn untagged(&mut self, text: &str) {
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(text.as_bytes());

@@ -391,6 +391,13 @@ async fn scripted_mailbox_session() {
     let r = c.cmd("e2", "STORE 1 -FLAGS.SILENT (\\Flagged)").await;
     assert!(!r.contains("FETCH"), "{r}");
     let r = c.cmd("e3", "FETCH 1 (FLAGS MODSEQ)").await;
+    // The first CONDSTORE-enabling command reports HIGHESTMODSEQ (RFC 7162 3.1).
+    assert!(
+        r.starts_with("* OK [HIGHESTMODSEQ ") && r.contains("* 1 FETCH"),
+        "{r}"
+    );
+    let again = c.cmd("e3b", "FETCH 1 (MODSEQ)").await;
+    assert!(!again.contains("HIGHESTMODSEQ"), "only once: {again}");
     let modseq: u64 = r
         .split("MODSEQ (")
         .nth(1)

@@ -67,7 +67,7 @@ pub async fn fetch(
         return Done::bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE");
     }
     if changed_since.is_some() {
-        imap.condstore = true;
+        imap.enable_condstore();
     }
     if uid && !items.contains(&MessageDataItemName::Uid) {
         items.insert(0, MessageDataItemName::Uid);
@@ -76,7 +76,7 @@ pub async fn fetch(
         items.push(MessageDataItemName::ModSeq);
     }
     if items.contains(&MessageDataItemName::ModSeq) {
-        imap.condstore = true;
+        imap.enable_condstore();
     }
     let needs = fetch::needs(&items);
     let view = imap.selected.as_ref().expect("selected");

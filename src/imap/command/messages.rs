@@ -52,7 +52,7 @@ pub async fn store(
         })
         .next();
     if unchanged_since.is_some() {
-        imap.condstore = true;
+        imap.enable_condstore();
     }
     let op = match kind {
         StoreType::Add => FlagOp::Add,

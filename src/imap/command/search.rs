@@ -57,7 +57,7 @@ pub async fn search(
     let with_modseq = search::uses_modseq(&key);
     let with_sent = search::uses_sent_date(&key);
     if with_modseq {
-        imap.condstore = true;
+        imap.enable_condstore();
     }
     let view = imap.selected.as_ref().expect("selected");
     let folder = view.folder.clone();
