@@ -15,6 +15,9 @@ pub struct Extras {
     /// LIST return options; `STATUS` is followed by its item names as one entry
     /// `STATUS (MESSAGES UNSEEN)`.
     pub list_return: Vec<String>,
+    /// The second and later patterns of `LIST ref (pattern pattern ...)`; the
+    /// first stays in the command.
+    pub list_patterns: Vec<String>,
     /// The command's sequence set was the SEARCHRES `$` and the saved result is
     /// empty (set by `searchres`, not by `strip`): the command names no message.
     pub saved_set_empty: bool,
@@ -135,17 +138,93 @@ pub fn strip(msg: &[u8]) -> (Cow<'_, [u8]>, Extras) {
             out.extend_from_slice(msg[end..].strip_prefix(b" ").unwrap_or(&msg[end..]));
             let (out, ret) = strip_list_return(out);
             extras.list_return = ret;
+            let (out, patterns) = strip_list_patterns(out, pos + 5);
+            extras.list_patterns = patterns;
             return (Cow::Owned(out), extras);
         }
     }
     if upper(pos, 5) == "LIST " && pos == sp + 1 {
         let (out, ret) = strip_list_return(msg.to_vec());
-        if !ret.is_empty() || out.len() != msg.len() {
+        let (out, patterns) = strip_list_patterns(out, pos + 5);
+        if !ret.is_empty() || out.len() != msg.len() || !patterns.is_empty() {
             extras.list_return = ret;
+            extras.list_patterns = patterns;
             return (Cow::Owned(out), extras);
         }
     }
     (Cow::Borrowed(msg), extras)
+}
+
+/// The end of the quoted string or atom starting at `at`, and its value.
+fn token(s: &[u8], at: usize) -> Option<(usize, String)> {
+    if s.get(at) == Some(&b'"') {
+        let mut value = Vec::new();
+        let mut i = at + 1;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'\\' => {
+                    value.push(*s.get(i + 1)?);
+                    i += 2;
+                }
+                b'"' => return Some((i + 1, String::from_utf8_lossy(&value).into_owned())),
+                b'\r' | b'\n' => return None,
+                _ => {
+                    value.push(b);
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    let len = s
+        .get(at..)?
+        .iter()
+        .take_while(|b| !matches!(b, b' ' | b'(' | b')' | b'"' | b'{' | b'\r' | b'\n'))
+        .count();
+    (len > 0).then(|| {
+        (
+            at + len,
+            String::from_utf8_lossy(&s[at..at + len]).into_owned(),
+        )
+    })
+}
+
+/// Cuts `LIST ref (pattern pattern ...)` (RFC 5258 3) down to its first pattern,
+/// which imap-codec then parses; returns the others. `args` is where the
+/// reference starts. Commands in another shape (a literal) pass unchanged.
+fn strip_list_patterns(msg: Vec<u8>, args: usize) -> (Vec<u8>, Vec<String>) {
+    let Some((after_ref, _)) = token(&msg, args) else {
+        return (msg, Vec::new());
+    };
+    let open = after_ref + 1;
+    if msg.get(after_ref) != Some(&b' ') || msg.get(open) != Some(&b'(') {
+        return (msg, Vec::new());
+    }
+    let mut patterns = Vec::new();
+    let mut first_end = None;
+    let mut i = open + 1;
+    loop {
+        match msg.get(i) {
+            Some(b' ') => i += 1,
+            Some(b')') => break,
+            _ => match token(&msg, i) {
+                Some((end, value)) => {
+                    first_end.get_or_insert(end);
+                    patterns.push(value);
+                    i = end;
+                }
+                None => return (msg, Vec::new()),
+            },
+        }
+    }
+    let (Some(first_end), true) = (first_end, matches!(&msg[i + 1..], b"\r\n" | b"")) else {
+        return (msg, Vec::new());
+    };
+    let mut out = msg[..open].to_vec();
+    out.extend_from_slice(&msg[open + 1..first_end]);
+    out.extend_from_slice(&msg[i + 1..]);
+    patterns.remove(0);
+    (out, patterns)
 }
 
 /// Cuts a trailing ` RETURN (...)` from the last line of a LIST command.
@@ -202,5 +281,29 @@ mod tests {
         let (m, e) = strip(b"a list \"\" % return (special-use)\r\n");
         assert_eq!(&*m, b"a list \"\" %\r\n");
         assert_eq!(e.list_return, vec!["SPECIAL-USE".to_string()]);
+    }
+
+    #[test]
+    fn list_with_several_patterns() {
+        let (m, e) = strip(b"a LIST \"\" (\"Sent Items\" INBOX* \"a\\\"b\")\r\n");
+        assert_eq!(&*m, b"a LIST \"\" \"Sent Items\"\r\n");
+        assert_eq!(
+            e.list_patterns,
+            vec!["INBOX*".to_string(), "a\"b".to_string()]
+        );
+        let (m, e) = strip(b"a LIST (SUBSCRIBED) x (p%) RETURN (CHILDREN)\r\n");
+        assert_eq!(&*m, b"a LIST x p%\r\n");
+        assert!(e.list_patterns.is_empty());
+        assert_eq!(e.list_select, vec!["SUBSCRIBED".to_string()]);
+        // Not a pattern list: unchanged.
+        for plain in [
+            &b"a LIST \"\" \"(x)\"\r\n"[..],
+            b"a LIST \"\" (x\r\n",
+            b"a LIST {2}\r\n",
+        ] {
+            let (m, e) = strip(plain);
+            assert_eq!(&*m, plain);
+            assert!(e.list_patterns.is_empty());
+        }
     }
 }

@@ -332,6 +332,16 @@ async fn scripted_mailbox_session() {
         .cmd("a11", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"INBOX\"")
         .await;
     assert!(r.contains("\"INBOX\"") && r.contains("a11 OK"), "{r}");
+    // Several patterns (RFC 5258 3): a folder matching any of them, once.
+    let r = c
+        .cmd("a12", "LIST \"\" (\"Sent Items\" INBOX \"*Items\")")
+        .await;
+    assert!(
+        r.contains("\"INBOX\"") && r.contains("\"Deleted Items\""),
+        "{r}"
+    );
+    assert_eq!(r.matches("\"Sent Items\"").count(), 1, "{r}");
+    assert!(!r.contains("Drafts") && r.contains("a12 OK"), "{r}");
 
     let r = append(&mut c, "b1", "INBOX", "\\Flagged", &message("one", 10)).await;
     assert!(r.starts_with("b1 OK [APPENDUID "), "{r}");

@@ -25,23 +25,29 @@ pub async fn list(
         Mailbox::Inbox => "INBOX".to_string(),
         Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
     };
-    let pattern = names::from_list_mailbox(pattern);
-    let pattern = if imap.utf8 {
-        pattern
-    } else {
-        names::from_mutf7(&pattern).unwrap_or(pattern)
-    };
-    if pattern.is_empty() && !lsub {
+    let first = names::from_list_mailbox(pattern);
+    if first.is_empty() && extras.list_patterns.is_empty() && !lsub {
         imap.untagged("LIST (\\Noselect) \"/\" \"\"");
         return Done::ok("LIST completed");
     }
-    let full = if reference.is_empty() || pattern.starts_with(DELIMITER) {
-        pattern
-    } else if reference.ends_with(DELIMITER) {
-        format!("{reference}{pattern}")
-    } else {
-        format!("{reference}{DELIMITER}{pattern}")
-    };
+    // Every pattern of `LIST ref (p1 p2 ...)`, each joined to the reference.
+    let patterns: Vec<String> = std::iter::once(first)
+        .chain(extras.list_patterns.iter().cloned())
+        .map(|pattern| {
+            let pattern = if imap.utf8 {
+                pattern
+            } else {
+                names::from_mutf7(&pattern).unwrap_or(pattern)
+            };
+            if reference.is_empty() || pattern.starts_with(DELIMITER) {
+                pattern
+            } else if reference.ends_with(DELIMITER) {
+                format!("{reference}{pattern}")
+            } else {
+                format!("{reference}{DELIMITER}{pattern}")
+            }
+        })
+        .collect();
     let mut folders = match imap.all_folders().await {
         Ok(f) => f,
         Err(done) => return done,
@@ -64,7 +70,7 @@ pub async fn list(
                 .collect()
         });
     for f in &folders {
-        if !names::matches(&full, &f.name) {
+        if !patterns.iter().any(|p| names::matches(p, &f.name)) {
             continue;
         }
         if select_subscribed && !f.subscribed {
