@@ -250,7 +250,8 @@ fn mailbox(toks: &[Tok]) -> Option<Address<'static>> {
         Some(a) => (joined(&spec[..a]), joined(&spec[a + 1..])),
         None => (joined(spec), String::new()),
     };
-    if local.is_empty() && domain.is_empty() && name.is_none() && open.is_none() {
+    // Nothing but a comment (`group: (foo) ;`) is no address.
+    if local.is_empty() && domain.is_empty() && open.is_none() {
         return None;
     }
     let or = |s: String, missing: &str| if s.is_empty() { missing.to_string() } else { s };
@@ -320,5 +321,11 @@ mod tests {
         // An unterminated group still ends.
         let got = show(&addresses(b"G: a@b"));
         assert_eq!(got.last().unwrap(), &[None, None, None, None]);
+        // A group holding only a comment is an empty group.
+        let got = show(&addresses(b"group2: (foo) ;"));
+        assert_eq!(
+            got,
+            vec![[None, None, o("group2"), None], [None, None, None, None]]
+        );
     }
 }
