@@ -62,6 +62,8 @@ pub struct View {
     /// The SEARCHRES result (RFC 5182), UIDs ascending: kept with the view so that
     /// SELECT, EXAMINE, UNSELECT and CLOSE reset it by dropping the view.
     pub saved: Vec<u32>,
+    /// The keywords the client has been told of in a FLAGS response.
+    keywords: BTreeSet<String>,
 }
 
 impl View {
@@ -80,6 +82,10 @@ impl View {
             .iter()
             .map(|m| m.modseq)
             .fold(folder.highest_modseq, u64::max);
+        let mut keywords = BTreeSet::new();
+        for m in &msgs {
+            learn(&mut keywords, &m.flags);
+        }
         Ok(View {
             uids: UidRuns::from_ascending(msgs.iter().map(|m| m.uid)),
             folder,
@@ -91,7 +97,30 @@ impl View {
             echoes: BTreeMap::new(),
             pending_expunge: BTreeSet::new(),
             saved: Vec::new(),
+            keywords,
         })
+    }
+
+    /// The FLAGS and PERMANENTFLAGS responses: the system flags and every keyword
+    /// in use (RFC 9051 7.3.5), and whether keywords can be created.
+    pub fn flags_responses(&self) -> [String; 2] {
+        let mut flags = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+        for k in &self.keywords {
+            flags.push(' ');
+            flags.push_str(k);
+        }
+        let permanent = if self.read_only {
+            "OK [PERMANENTFLAGS ()] Read-only mailbox".to_string()
+        } else {
+            format!("OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted")
+        };
+        [format!("FLAGS ({flags})"), permanent]
+    }
+
+    /// Notes the keywords among `flags`; true when one is new to the client, who
+    /// must then get the FLAGS responses again before it is used.
+    pub fn learn_keywords<'f>(&mut self, flags: impl IntoIterator<Item = &'f String>) -> bool {
+        learn(&mut self.keywords, flags)
     }
 
     /// UIDs in sequence order.
@@ -356,4 +385,17 @@ mod tests {
             Updates::default()
         );
     }
+}
+
+/// Adds the keywords (flags not starting with a backslash) among `flags`; true
+/// when one was new.
+fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'f String>) -> bool {
+    let mut new = false;
+    for f in flags {
+        if !f.starts_with('\\') && !keywords.contains(f) {
+            keywords.insert(f.clone());
+            new = true;
+        }
+    }
+    new
 }

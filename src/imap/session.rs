@@ -254,6 +254,19 @@ impl Imap {
     }
 
     /// Queues `* text`.
+    /// Sends FLAGS and PERMANENTFLAGS again when `flags` hold a keyword the client
+    /// has not been told of (RFC 9051 7.3.5), before the response that uses it.
+    pub fn announce_keywords<'f>(&mut self, flags: impl IntoIterator<Item = &'f String>) {
+        let Some(view) = self.selected.as_mut() else {
+            return;
+        };
+        if view.learn_keywords(flags) {
+            for line in view.flags_responses() {
+                self.untagged(&line);
+            }
+        }
+    }
+
     /// Turns CONDSTORE on for a CONDSTORE-enabling command (RFC 7162 3.1); the
     /// first one in a selected mailbox reports its HIGHESTMODSEQ, which the
     /// client has not been told yet.
@@ -601,6 +614,7 @@ impl Imap {
             self.untagged(&line);
         }
         for (seq, m) in updates.flags {
+            self.announce_keywords(&m.flags);
             let modseq = if self.condstore {
                 format!(" MODSEQ ({})", m.modseq)
             } else {

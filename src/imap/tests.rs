@@ -585,6 +585,46 @@ async fn bad_input_gets_bad_or_no_and_the_connection_survives() {
 }
 
 #[tokio::test]
+async fn new_keywords_are_announced_in_flags_before_use() {
+    let f = fixture().await;
+    let mut a = imaps(&f, Some("alice")).await;
+    let mut b = imaps(&f, Some("alice")).await;
+    let r = append(&mut a, "p", "INBOX", "", &message("first", 10)).await;
+    assert!(r.starts_with("p OK"), "{r}");
+    let r = a.cmd("s", "SELECT INBOX").await;
+    assert!(
+        r.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"),
+        "{r}"
+    );
+    assert!(b.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    // A STORE that creates a keyword sends FLAGS and PERMANENTFLAGS first.
+    let r = a.cmd("t", "STORE 1 +FLAGS ($Work)").await;
+    let flags = r.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n");
+    let permanent =
+        r.find("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]");
+    let fetch = r.find("* 1 FETCH (FLAGS ($Work))");
+    assert!(
+        flags < permanent && permanent < fetch && flags.is_some(),
+        "{r}"
+    );
+    let r = a.cmd("u", "STORE 1 -FLAGS ($Work)").await;
+    assert!(!r.contains("* FLAGS"), "already known: {r}");
+    // Another session learns a keyword with the change, before the FETCH ($Work
+    // came and went before it looked, so it never hears of it).
+    assert!(a.cmd("v", "STORE 1 +FLAGS ($Home)").await.contains("v OK"));
+    let r = b.cmd("n", "NOOP").await;
+    let flags = r.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Home)");
+    assert!(flags.is_some() && flags < r.find("* 1 FETCH"), "{r}");
+    // A new SELECT lists the keywords in use.
+    let r = b.cmd("w", "EXAMINE INBOX").await;
+    assert!(
+        r.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Home)\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("* OK [PERMANENTFLAGS ()]"), "read-only: {r}");
+}
+
+#[tokio::test]
 async fn idle_pushes_another_sessions_append_and_flag_changes() {
     let f = fixture().await;
     let mut a = imaps(&f, Some("alice")).await;

@@ -113,6 +113,9 @@ pub async fn fetch(
         Ok(m) => m,
         Err(e) => return store_failure(e),
     };
+    if items.contains(&MessageDataItemName::Flags) {
+        imap.announce_keywords(metas.iter().flat_map(|m| &m.flags));
+    }
     let store = imap.ctx.store.clone();
     let mut read_bodies = false;
     for (seq, uid) in wanted {

@@ -72,6 +72,7 @@ pub async fn store(
         Err(e) => return store_failure(e),
     };
     let silent = response == StoreResponse::Silent;
+    imap.announce_keywords(outcome.updated.iter().flat_map(|u| &u.flags));
     for u in &outcome.updated {
         if let Some(view) = &mut imap.selected {
             view.note_flags(u.uid, u.modseq);

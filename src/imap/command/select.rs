@@ -46,13 +46,8 @@ pub async fn select(
         Ok(v) => v,
         Err(e) => return store_failure(e),
     };
-    imap.untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
-    if read_only {
-        imap.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-    } else {
-        imap.untagged(
-            "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
-        );
+    for line in view.flags_responses() {
+        imap.untagged(&line);
     }
     let lines = [
         format!("{} EXISTS", view.len()),
