@@ -584,6 +584,35 @@ async fn bad_input_gets_bad_or_no_and_the_connection_survives() {
     assert!(r.starts_with("l OK"), "{r}");
 }
 
+/// A message expunged between FETCH's listing and its body read (here its body
+/// row is removed behind the store's back, which is the state that race leaves)
+/// gets `NO [EXPUNGEISSUED]` (RFC 5530), not an internal error; the session goes on.
+#[tokio::test]
+async fn a_body_gone_during_fetch_is_expungeissued() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    for (tag, text) in [("p", "first"), ("q", "second")] {
+        let r = append(&mut c, tag, "INBOX", "", &message(text, 10)).await;
+        assert!(r.contains(&format!("{tag} OK")), "{r}");
+    }
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("* 2 EXISTS"));
+    let raw = rusqlite::Connection::open(f._dir.path().join("store.sqlite")).unwrap();
+    raw.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    raw.execute(
+        "DELETE FROM bodies WHERE id = (SELECT body_id FROM messages WHERE uid = 1)",
+        [],
+    )
+    .unwrap();
+    let r = c.cmd("f", "FETCH 1:2 (BODY.PEEK[])").await;
+    assert!(
+        r.contains("* 2 FETCH (BODY[] {"),
+        "the other message is sent: {r}"
+    );
+    assert!(!r.contains("* 1 FETCH"), "{r}");
+    assert!(r.contains("f NO [EXPUNGEISSUED]"), "{r}");
+    assert!(c.cmd("n", "NOOP").await.contains("n OK"));
+}
+
 #[tokio::test]
 async fn new_keywords_are_announced_in_flags_before_use() {
     let f = fixture().await;

@@ -118,6 +118,8 @@ pub async fn fetch(
     }
     let store = imap.ctx.store.clone();
     let mut read_bodies = false;
+    // Expunged by another session between the listing and its body read.
+    let mut vanished_meanwhile = false;
     for (seq, uid) in wanted {
         let Ok(pos) = metas.binary_search_by_key(&uid, |m| m.uid) else {
             // Expunged by another session and not yet reported: nothing to send.
@@ -160,6 +162,10 @@ pub async fn fetch(
         let raw = if needs.raw || needs.structure {
             match store.body(meta.body_id).await {
                 Ok(b) => Some(b),
+                Err(crate::store::StoreError::NotFound(_)) => {
+                    vanished_meanwhile = true;
+                    continue;
+                }
                 Err(e) => return store_failure(e),
             }
         } else {
@@ -197,6 +203,10 @@ pub async fn fetch(
     }
     if read_bodies {
         imap.audit(MailboxAction::Read, ObjectType::Message, &folder, None);
+    }
+    if vanished_meanwhile {
+        // RFC 5530: the client learns of the EXPUNGE with its next command.
+        return Done::no("[EXPUNGEISSUED] Some of the requested messages no longer exist");
     }
     Done::ok("FETCH completed")
 }

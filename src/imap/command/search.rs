@@ -81,6 +81,8 @@ pub async fn search(
         let raw = if with_body {
             match store.body(meta.body_id).await {
                 Ok(b) => Some(b),
+                // Expunged by another session since the listing: no match.
+                Err(crate::store::StoreError::NotFound(_)) => continue,
                 Err(e) => return store_failure(e),
             }
         } else {
