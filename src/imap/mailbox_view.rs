@@ -299,6 +299,19 @@ async fn load(store: &Arc<dyn Store>, folder: i64) -> crate::store::Result<Vec<M
     store.messages(folder, 1, u32::MAX).await
 }
 
+/// Adds the keywords (flags not starting with a backslash) among `flags`; true
+/// when one was new.
+fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'f String>) -> bool {
+    let mut new = false;
+    for f in flags {
+        if !f.starts_with('\\') && !keywords.contains(f) {
+            keywords.insert(f.clone());
+            new = true;
+        }
+    }
+    new
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,17 +398,4 @@ mod tests {
             Updates::default()
         );
     }
-}
-
-/// Adds the keywords (flags not starting with a backslash) among `flags`; true
-/// when one was new.
-fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'f String>) -> bool {
-    let mut new = false;
-    for f in flags {
-        if !f.starts_with('\\') && !keywords.contains(f) {
-            keywords.insert(f.clone());
-            new = true;
-        }
-    }
-    new
 }

@@ -253,7 +253,6 @@ impl Imap {
         s
     }
 
-    /// Queues `* text`.
     /// Sends FLAGS and PERMANENTFLAGS again when `flags` hold a keyword the client
     /// has not been told of (RFC 9051 7.3.5), before the response that uses it.
     pub fn announce_keywords<'f>(&mut self, flags: impl IntoIterator<Item = &'f String>) {
@@ -280,6 +279,7 @@ impl Imap {
         }
     }
 
+    /// Queues `* text`.
     pub fn untagged(&mut self, text: &str) {
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(text.as_bytes());

@@ -160,21 +160,12 @@ pub async fn search(
 /// messages it reports. With only MIN and/or MAX, those are the first and last
 /// hits (hits are in ascending order); with ALL or COUNT, every hit.
 fn esearch_modseq(opts: &[&str], hit_modseqs: &[u64]) -> u64 {
-    let every = opts.iter().any(|o| *o == "ALL" || *o == "COUNT");
-    let ends = [
-        opts.contains(&"MIN").then(|| hit_modseqs.first()),
-        opts.contains(&"MAX").then(|| hit_modseqs.last()),
-    ];
-    if every {
-        hit_modseqs.iter().copied().max().unwrap_or(0)
-    } else {
-        ends.into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .max()
-            .unwrap_or(0)
+    if opts.iter().any(|o| *o == "ALL" || *o == "COUNT") {
+        return hit_modseqs.iter().copied().max().unwrap_or(0);
     }
+    let min = opts.contains(&"MIN").then(|| hit_modseqs.first()).flatten();
+    let max = opts.contains(&"MAX").then(|| hit_modseqs.last()).flatten();
+    min.max(max).copied().unwrap_or(0)
 }
 
 #[cfg(test)]
