@@ -453,9 +453,14 @@ async fn a_line_over_1_mib_is_refused_not_cut_out() {
     assert!(r.starts_with("250 2.0.0"), "the session goes on: {r}");
 }
 
-async fn send_body(c: &mut Client<TcpStream>, mail_from: &str, body: &[u8]) -> String {
+/// MAIL FROM `mail_from` and RCPT TO bob, both accepted.
+async fn mail_to_bob<S: AsyncRead + AsyncWrite + Unpin>(c: &mut Client<S>, mail_from: &str) {
     assert!(c.cmd(mail_from).await.starts_with("250"));
     assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+}
+
+async fn send_body(c: &mut Client<TcpStream>, mail_from: &str, body: &[u8]) -> String {
+    mail_to_bob(c, mail_from).await;
     assert!(c.cmd("DATA").await.starts_with("354"));
     c.io.get_mut().write_all(body).await.unwrap();
     c.reply().await
@@ -551,8 +556,7 @@ async fn bdat_chunks_deliver_and_misplaced_chunks_are_consumed() {
         c.cmd("NOOP").await.starts_with("250"),
         "the chunk was consumed, not parsed as commands"
     );
-    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    mail_to_bob(&mut c, "MAIL FROM:<s@remote.test>").await;
     let (part1, part2) = MESSAGE.split_at(20);
     c.send(&format!("BDAT {}\r\n{part1}", part1.len())).await;
     assert!(c.reply().await.starts_with("250 2.0.0 20 octets"));
@@ -579,8 +583,7 @@ async fn a_delivery_is_announced_while_its_data_arrives_and_only_then() {
     let f = fixture().await;
     let mut c = mx(&f).await;
     // Announced from DATA until submitted.
-    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    mail_to_bob(&mut c, "MAIL FROM:<s@remote.test>").await;
     assert_eq!(f.store.announced_writes(), 0, "not before DATA");
     assert!(c.cmd("DATA").await.starts_with("354"));
     c.send("Subject: x\r\n\r\nfirst half").await;
@@ -598,16 +601,14 @@ async fn a_delivery_is_announced_while_its_data_arrives_and_only_then() {
     assert!(r.starts_with("554 5.6.0"), "{r}");
     assert_eq!(f.store.announced_writes(), 0);
     // BDAT: from the first chunk until the transaction ends (here by RSET).
-    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    mail_to_bob(&mut c, "MAIL FROM:<s@remote.test>").await;
     c.send("BDAT 5\r\nhello").await;
     assert!(c.reply().await.starts_with("250 2.0.0 5 octets"));
     assert_eq!(f.store.announced_writes(), 1);
     assert!(c.cmd("RSET").await.starts_with("250"));
     assert_eq!(f.store.announced_writes(), 0);
     // A client that leaves mid-DATA withdraws it with its session.
-    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    mail_to_bob(&mut c, "MAIL FROM:<s@remote.test>").await;
     assert!(c.cmd("DATA").await.starts_with("354"));
     c.send("Subject: x\r\n\r\npartial").await;
     announced_becomes(&f, 1).await;
@@ -743,8 +744,7 @@ async fn send_on_behalf_adds_a_sender_header() {
         .unwrap();
     }
     let mut c = submission(&f, Some(("alice@acme.test", PASSWORD))).await;
-    assert!(c.cmd("MAIL FROM:<bob@acme.test>").await.starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+    mail_to_bob(&mut c, "MAIL FROM:<bob@acme.test>").await;
     assert!(c.cmd("DATA").await.starts_with("354"));
     assert!(
         c.cmd("From: bob@acme.test\r\nSubject: for bob\r\n\r\nx\r\n.")
