@@ -153,27 +153,100 @@ impl DevCert {
     }
 }
 
+/// How long a generated leaf certificate is valid. Apple clients refuse server
+/// certificates valid for more than 825 days, browsers more than 398.
+pub const DEV_LEAF_DAYS: i64 = 397;
+/// A leaf with less than this left is issued again at start.
+pub const DEV_RENEW_DAYS: i64 = 30;
+/// The dev CA lives long (a CA is not bound by the leaf limits), so clients that
+/// trust `ca.pem` keep trusting each renewed leaf.
+const DEV_CA_DAYS: i64 = 10 * 365;
+
 /// Writes a dev CA and a leaf certificate for `host`, localhost, 127.0.0.1 and ::1,
 /// so clients can verify against `ca.pem` instead of turning verification off.
 pub fn generate_dev_cert(dir: &Path, host: &str) -> Result<DevCert, TlsError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
     let fail =
         |what: &str, e: &dyn std::fmt::Display| TlsError(format!("{}: {what}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(|e| fail("cannot create directory", &e))?;
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| fail("CA", &e))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("mailgate dev CA ({host})"));
     ca_params.distinguished_name = dn;
+    let (from, _) = validity(DEV_CA_DAYS);
+    ca_params.not_before = from;
+    ca_params.not_after = from + time::Duration::days(DEV_CA_DAYS);
     let ca_key = KeyPair::generate().map_err(|e| fail("CA key", &e))?;
     let ca_cert = ca_params
         .self_signed(&ca_key)
         .map_err(|e| fail("CA certificate", &e))?;
+    let out = DevCert::in_dir(dir);
+    write_file(&out.ca, ca_cert.pem().as_bytes(), 0o644)?;
+    write_file(&out.ca_key, ca_key.serialize_pem().as_bytes(), 0o600)?;
+    issue_leaf(&out, host)?;
+    Ok(out)
+}
+
+/// Issues the leaf again, signed by the existing dev CA, when it has less than
+/// [`DEV_RENEW_DAYS`] left or was made valid for longer than [`DEV_LEAF_DAYS`] (as
+/// mailgate's first versions did: 1975 to 4096). True when it did. Without the CA
+/// files, everything is generated afresh (clients must trust the new `ca.pem`).
+pub fn renew_dev_cert_if_due(dir: &Path, host: &str) -> Result<bool, TlsError> {
+    let dev = DevCert::in_dir(dir);
+    let due = match leaf_validity(&dev.cert) {
+        Some((from, until)) => {
+            let now = time::OffsetDateTime::now_utc();
+            until - now < time::Duration::days(DEV_RENEW_DAYS)
+                || until - from > time::Duration::days(DEV_LEAF_DAYS)
+        }
+        None => true,
+    };
+    if !due {
+        return Ok(false);
+    }
+    if dev.ca.exists() && dev.ca_key.exists() {
+        issue_leaf(&dev, host)?;
+    } else {
+        generate_dev_cert(dir, host)?;
+    }
+    Ok(true)
+}
+
+/// From an hour ago (clocks differ) for `days` days.
+fn validity(days: i64) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let from = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    (from, from + time::Duration::days(days))
+}
+
+/// The validity period of the first certificate in a PEM file.
+pub fn leaf_validity(path: &Path) -> Option<(time::OffsetDateTime, time::OffsetDateTime)> {
+    let pem = std::fs::read(path).ok()?;
+    let der = CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let v = cert.validity();
+    Some((v.not_before.to_datetime(), v.not_after.to_datetime()))
+}
+
+/// Signs a leaf for `host`, localhost, 127.0.0.1 and ::1 with the dev CA in `dev`.
+fn issue_leaf(dev: &DevCert, host: &str) -> Result<(), TlsError> {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+    };
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        TlsError(format!("{}: {what}: {e}", dev.cert.display()))
+    };
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| TlsError(format!("{}: {e}", p.display())))
+    };
+    let ca_pem = read(&dev.ca)?;
+    let ca_key = KeyPair::from_pem(&read(&dev.ca_key)?).map_err(|e| fail("CA key", &e))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key).map_err(|e| fail("CA", &e))?;
 
     let mut names = vec![host.to_string()];
     for n in ["localhost", "127.0.0.1", "::1"] {
@@ -187,23 +260,21 @@ pub fn generate_dev_cert(dir: &Path, host: &str) -> Result<DevCert, TlsError> {
     leaf.distinguished_name = dn;
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.use_authority_key_identifier_extension = true;
+    (leaf.not_before, leaf.not_after) = validity(DEV_LEAF_DAYS);
     let leaf_key = KeyPair::generate().map_err(|e| fail("key", &e))?;
-    let issuer = Issuer::new(ca_params, &ca_key);
     let leaf_cert = leaf
         .signed_by(&leaf_key, &issuer)
         .map_err(|e| fail("certificate", &e))?;
-
-    let out = DevCert::in_dir(dir);
-    write_file(&out.ca, ca_cert.pem().as_bytes(), 0o644)?;
-    write_file(&out.ca_key, ca_key.serialize_pem().as_bytes(), 0o600)?;
+    // Key first: a crash between the two writes leaves a mismatched pair, which the
+    // next start reports and renews (the leaf no longer parses as due otherwise).
+    write_file(&dev.key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
     // The chain includes the CA so clients that only know ca.pem get a full path.
     write_file(
-        &out.cert,
-        format!("{}{}", leaf_cert.pem(), ca_cert.pem()).as_bytes(),
+        &dev.cert,
+        format!("{}{}", leaf_cert.pem(), ca_pem).as_bytes(),
         0o644,
     )?;
-    write_file(&out.key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
-    Ok(out)
+    Ok(())
 }
 
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
@@ -249,6 +320,59 @@ mod tests {
         let key_mode = std::fs::metadata(&a.key).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(key_mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    /// Issue 20.14: at most 397 days (Apple refuses more than 825), renewed by the
+    /// same CA when less than 30 days remain or when an old install's leaf runs to 4096.
+    #[test]
+    fn the_dev_leaf_is_short_lived_and_renewed_by_the_same_ca() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let dev = generate_dev_cert(dir.path(), "mail.a.test").unwrap();
+        let (from, until) = leaf_validity(&dev.cert).unwrap();
+        assert!(until - from <= time::Duration::days(DEV_LEAF_DAYS));
+        assert!(from <= time::OffsetDateTime::now_utc());
+        assert!(
+            !renew_dev_cert_if_due(dir.path(), "mail.a.test").unwrap(),
+            "fresh"
+        );
+        let ca_before = std::fs::read(&dev.ca).unwrap();
+
+        // A leaf as the first versions made it: 1975 to 4096.
+        let ca_pem = std::fs::read_to_string(&dev.ca).unwrap();
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(&dev.ca_key).unwrap()).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+        let mut old = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        old.not_before = rcgen::date_time_ymd(1975, 1, 1);
+        old.not_after = rcgen::date_time_ymd(4096, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = old.signed_by(&key, &issuer).unwrap();
+        std::fs::write(&dev.cert, cert.pem()).unwrap();
+        std::fs::write(&dev.key, key.serialize_pem()).unwrap();
+        assert!(
+            renew_dev_cert_if_due(dir.path(), "mail.a.test").unwrap(),
+            "too long"
+        );
+        let (from, until) = leaf_validity(&dev.cert).unwrap();
+        assert!(until - from <= time::Duration::days(DEV_LEAF_DAYS));
+        assert_eq!(std::fs::read(&dev.ca).unwrap(), ca_before, "same CA");
+
+        // Nearly expired.
+        let mut ending = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        ending.not_before = now - time::Duration::days(380);
+        ending.not_after = now + time::Duration::days(10);
+        let cert = ending.signed_by(&key, &issuer).unwrap();
+        std::fs::write(&dev.cert, cert.pem()).unwrap();
+        assert!(
+            renew_dev_cert_if_due(dir.path(), "mail.a.test").unwrap(),
+            "10 days left"
+        );
+        let (_, until) = leaf_validity(&dev.cert).unwrap();
+        assert!(until - now > time::Duration::days(DEV_LEAF_DAYS - 2));
+        // The renewed pair loads and chains to the unchanged CA.
+        CertResolver::default().load(&[dev.pair()]).unwrap();
     }
 
     #[test]

@@ -2,18 +2,32 @@
 //! basic auth): pure bookkeeping with the clock passed in, wrapped by the daemon in a
 //! mutex.
 //!
-//! Failures are counted separately per source address and per login name, so neither
-//! rotating addresses against one account nor rotating accounts from one address escapes.
-//! After `threshold` failures, each further attempt on that key must wait
-//! `base_delay * 2^(failures - threshold)` (capped at `max_delay`) after the last failure
-//! before it is even checked. The delay is a slowdown, never a lockout, so an attacker
-//! can at worst slow a victim's login down to one try per `max_delay`.
-//! A key's count is forgotten `window` after its last failure; a success clears the
-//! login's count but not the address's (one valid account must not launder an address
-//! that is guessing others). IPv4-mapped IPv6 sources count as their IPv4 address; native
-//! IPv6 sources are keyed by their `/ipv6_prefix` network (64 by default), because one
-//! client usually holds a whole /64. Each table is capped at `max_entries`: expired
-//! entries are dropped first, then the entry with the oldest last failure.
+//! Two mechanisms, because an attacker can rotate either the address or the account:
+//!
+//! - **Per source address, a delay.** After `threshold` failures, each further attempt
+//!   from that address must wait `base_delay * 2^(failures - threshold)` (capped at
+//!   `max_delay`) after its last failure before it is even checked. A success does not
+//!   clear an address (one valid account must not launder an address that is guessing
+//!   others). IPv4-mapped IPv6 sources count as their IPv4 address; native IPv6 sources
+//!   are keyed by their `/ipv6_prefix` network (64 by default), because one client
+//!   usually holds a whole /64.
+//! - **Per account, a budget of failed password checks** (a generic cell rate: `burst`
+//!   at once, then one per `refill`), keyed by the account the login resolves to, so
+//!   every alias of a user shares one budget. A check is charged before it runs and
+//!   given back when it succeeds, so a user's own logins never spend it and concurrent
+//!   attempts cannot overdraw it. An attacker rotating addresses thus gets at most
+//!   `burst + 60 s / refill` guesses per account per minute.
+//! - **Per account, the addresses it last logged in from** (up to `known_per_account`,
+//!   each for `known_for` after its last success), which are admitted without the budget. The budget
+//!   alone would let an attacker who rotates addresses lock the user out by spending it;
+//!   the user's own clients come from where they came from before and go on working.
+//!   A guesser sharing such an address meets that address's delay, as before. What an
+//!   attacker can still deny is a first login from a new address while he keeps the
+//!   budget spent; nothing tells that login apart from his own.
+//!
+//! A key is forgotten `window` after its last failure (addresses) or once its budget is
+//! full again (accounts). Each table is capped at `max_entries`: expired entries are
+//! dropped first, then the oldest.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -33,7 +47,15 @@ pub struct FailurePolicy {
     pub base_delay: Duration,
     /// Longest delay.
     pub max_delay: Duration,
-    /// Entries kept per table (addresses, logins).
+    /// Failed password checks an account may take at once.
+    pub burst: u32,
+    /// Then one more per this interval.
+    pub refill: Duration,
+    /// Addresses remembered per account as its own (admitted without the budget).
+    pub known_per_account: usize,
+    /// How long an address stays known after its last successful login.
+    pub known_for: Duration,
+    /// Entries kept per table (addresses, accounts).
     pub max_entries: usize,
     /// IPv6 sources are keyed by this many leading bits.
     pub ipv6_prefix: u8,
@@ -46,6 +68,10 @@ impl Default for FailurePolicy {
             window: Duration::from_secs(15 * 60),
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(5 * 60),
+            burst: 10,
+            refill: Duration::from_secs(6),
+            known_per_account: 8,
+            known_for: Duration::from_secs(30 * 24 * 3600),
             max_entries: 100_000,
             ipv6_prefix: 64,
         }
@@ -123,20 +149,25 @@ impl<K: Hash + Eq + Clone> Table<K> {
             },
         );
     }
-
-    fn clear(&mut self, key: &K) {
-        if let Some(old) = self.map.remove(key) {
-            self.order.remove(&(old.last_ms, old.seq));
-        }
-    }
 }
 
-/// Per-address and per-login failure counters with exponential delays.
+/// Per-address failure counters with exponential delays, and per-account budgets of
+/// failed password checks.
 #[derive(Debug)]
 pub struct FailureTracker {
     policy: FailurePolicy,
     by_ip: Table<u128>,
-    by_login: Table<String>,
+    budgets: Budgets,
+    known: KnownAddresses,
+}
+
+/// How a login was let through to its password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// From one of the account's own addresses: outside the budget.
+    Known,
+    /// One check taken from the account's budget.
+    Charged,
 }
 
 impl FailureTracker {
@@ -145,7 +176,8 @@ impl FailureTracker {
         FailureTracker {
             policy,
             by_ip: Table::new(),
-            by_login: Table::new(),
+            budgets: Budgets::default(),
+            known: KnownAddresses::default(),
         }
     }
 
@@ -154,53 +186,85 @@ impl FailureTracker {
         &self.policy
     }
 
-    /// Whether credentials from this address for this login may be checked now.
-    pub fn check(&self, ip: IpAddr, login: &str, now_ms: u64) -> Result<(), RetryAfter> {
+    /// Whether a password from this address for this account may be checked now, and
+    /// on what terms; a charged check is given back by [`Self::record_success`].
+    /// `account` comes from [`account_key`].
+    pub fn admit(
+        &mut self,
+        ip: IpAddr,
+        account: &str,
+        now_ms: u64,
+    ) -> Result<Admission, RetryAfter> {
+        let ip = self.ip_key(ip);
         let window = self.window_ms();
-        let waits = [
-            self.by_ip.live(&self.ip_key(ip), now_ms, window),
-            self.by_login.live(&login_key(login), now_ms, window),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|e| {
+        let address_wait = self.by_ip.live(&ip, now_ms, window).map_or(0, |e| {
             e.last_ms
                 .saturating_add(self.delay_ms(e.failures))
                 .saturating_sub(now_ms)
         });
-        match waits.max() {
-            Some(ms) if ms > 0 => Err(RetryAfter(Duration::from_millis(ms))),
-            _ => Ok(()),
+        if address_wait > 0 {
+            return Err(RetryAfter(Duration::from_millis(address_wait)));
         }
+        if self
+            .known
+            .contains(account, ip, now_ms, duration_ms(self.policy.known_for))
+        {
+            return Ok(Admission::Known);
+        }
+        let interval = duration_ms(self.policy.refill).max(1);
+        let tolerance = interval.saturating_mul(u64::from(self.policy.burst.max(1) - 1));
+        self.budgets.purge(now_ms);
+        let tat = self.budgets.tat(account).max(now_ms);
+        let owed = tat - now_ms;
+        if owed > tolerance {
+            return Err(RetryAfter(Duration::from_millis(owed - tolerance)));
+        }
+        self.budgets
+            .set(account, tat + interval, now_ms, self.policy.max_entries);
+        Ok(Admission::Charged)
     }
 
-    /// Counts a failed login against both the address and the login name.
-    pub fn record_failure(&mut self, ip: IpAddr, login: &str, now_ms: u64) {
+    /// A login succeeded: its charged check is given back and the address becomes one
+    /// of the account's own. The address keeps its failure count.
+    pub fn record_success(&mut self, ip: IpAddr, account: &str, admission: Admission, now_ms: u64) {
+        if admission == Admission::Charged {
+            let interval = duration_ms(self.policy.refill).max(1);
+            let tat = self.budgets.tat(account).saturating_sub(interval);
+            self.budgets
+                .set(account, tat, now_ms, self.policy.max_entries);
+        }
+        let ip = self.ip_key(ip);
+        let (window, per_account, cap) = (
+            duration_ms(self.policy.known_for),
+            self.policy.known_per_account,
+            self.policy.max_entries,
+        );
+        self.known
+            .insert(account, ip, now_ms, window, per_account, cap);
+    }
+
+    /// Counts a failed login against the address (the account paid when admitted).
+    pub fn record_failure(&mut self, ip: IpAddr, now_ms: u64) {
         let window = self.window_ms();
-        let cap = self.policy.max_entries;
         self.by_ip.purge(now_ms, window);
-        self.by_login.purge(now_ms, window);
         let ip_key = self.ip_key(ip);
-        self.by_ip.record(ip_key, now_ms, window, cap);
-        self.by_login.record(login_key(login), now_ms, window, cap);
+        self.by_ip
+            .record(ip_key, now_ms, window, self.policy.max_entries);
     }
 
-    /// A successful login clears the login's count; the address keeps its count.
-    pub fn record_success(&mut self, _ip: IpAddr, login: &str, now_ms: u64) {
-        let window = self.window_ms();
-        self.by_ip.purge(now_ms, window);
-        self.by_login.purge(now_ms, window);
-        self.by_login.clear(&login_key(login));
-    }
-
-    /// Entries held (addresses, logins), for metrics and tests.
-    pub fn len(&self) -> (usize, usize) {
-        (self.by_ip.map.len(), self.by_login.map.len())
+    /// Entries held (failing addresses, accounts with a spent budget, accounts with
+    /// known addresses), for metrics and tests.
+    pub fn len(&self) -> (usize, usize, usize) {
+        (
+            self.by_ip.map.len(),
+            self.budgets.map.len(),
+            self.known.map.len(),
+        )
     }
 
     /// True when nothing is tracked.
     pub fn is_empty(&self) -> bool {
-        self.by_ip.map.is_empty() && self.by_login.map.is_empty()
+        self.len() == (0, 0, 0)
     }
 
     /// Delay owed after `failures` failures.
@@ -240,6 +304,108 @@ impl FailureTracker {
 
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The budget key of a login: the account it names, so every alias of a user shares
+/// one budget; a login naming nobody is keyed by its normalised text (it costs a dummy
+/// hash all the same, and must look like a real account).
+pub fn account_key(user_id: Option<&str>, login: &str) -> String {
+    match user_id {
+        Some(id) => format!("user:{id}"),
+        None => format!("name:{}", login_key(login)),
+    }
+}
+
+/// Per-account theoretical arrival times (the cell-rate algorithm's one number per
+/// key), with an index by time so full budgets are dropped in order.
+#[derive(Debug, Default)]
+struct Budgets {
+    map: HashMap<String, (u64, u64)>,
+    order: BTreeMap<(u64, u64), String>,
+    next_seq: u64,
+}
+
+impl Budgets {
+    fn tat(&self, key: &str) -> u64 {
+        self.map.get(key).map_or(0, |&(tat, _)| tat)
+    }
+
+    /// Drops accounts whose budget is full again.
+    fn purge(&mut self, now_ms: u64) {
+        while let Some(entry) = self.order.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let key = entry.remove();
+            self.map.remove(&key);
+        }
+    }
+
+    fn set(&mut self, key: &str, tat: u64, now_ms: u64, cap: usize) {
+        if let Some(old) = self.map.remove(key) {
+            self.order.remove(&old);
+        }
+        if tat <= now_ms {
+            return;
+        }
+        while self.map.len() >= cap.max(1) {
+            let Some((_, victim)) = self.order.pop_first() else {
+                break;
+            };
+            self.map.remove(&victim);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert((tat, seq), key.to_string());
+        self.map.insert(key.to_string(), (tat, seq));
+    }
+}
+
+/// Per account, the addresses of its recent successful logins, most recent last.
+#[derive(Debug, Default)]
+struct KnownAddresses {
+    map: HashMap<String, Vec<(u128, u64)>>,
+}
+
+impl KnownAddresses {
+    fn contains(&self, account: &str, ip: u128, now_ms: u64, window_ms: u64) -> bool {
+        self.map.get(account).is_some_and(|list| {
+            list.iter()
+                .any(|&(k, at)| k == ip && at.saturating_add(window_ms) > now_ms)
+        })
+    }
+
+    fn insert(
+        &mut self,
+        account: &str,
+        ip: u128,
+        now_ms: u64,
+        window_ms: u64,
+        per_account: usize,
+        cap: usize,
+    ) {
+        if !self.map.contains_key(account) && self.map.len() >= cap.max(1) {
+            // Full: forget accounts whose addresses all went quiet, else the stalest.
+            self.map.retain(|_, list| {
+                list.last()
+                    .is_some_and(|&(_, at)| at.saturating_add(window_ms) > now_ms)
+            });
+            if self.map.len() >= cap.max(1)
+                && let Some(stalest) = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, list)| list.last().map_or(0, |&(_, at)| at))
+                    .map(|(k, _)| k.clone())
+            {
+                self.map.remove(&stalest);
+            }
+        }
+        let list = self.map.entry(account.to_string()).or_default();
+        list.retain(|&(k, at)| k != ip && at.saturating_add(window_ms) > now_ms);
+        list.push((ip, now_ms));
+        let excess = list.len().saturating_sub(per_account.max(1));
+        list.drain(..excess);
+    }
 }
 
 /// Login names compare case-insensitively and are bounded to 256 characters so a huge

@@ -76,7 +76,7 @@ pub use backend::{AccessBackend, MemoryBackend};
 pub use engine::{AccessEngine, AccessLimits};
 pub use error::AccessError;
 pub use evaluate::{Decision, Principal, Request, evaluate};
-pub use failures::{FailurePolicy, FailureTracker, RetryAfter};
+pub use failures::{Admission, FailurePolicy, FailureTracker, RetryAfter, account_key};
 pub use iprange::{IpRange, IpSet, ip_key};
 pub use protocol::{Protocol, ProtocolSet};
 pub use roles::{

@@ -205,13 +205,7 @@ pub fn verify<'k>(
             "Date in Credential scope does not match X-Amz-Date".into(),
         ));
     }
-    if !auth
-        .signed_headers
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case("host"))
-    {
-        return Err(SigError::Malformed("'Host' must be a signed header".into()));
-    }
+    unsigned_header(req.headers, &auth.signed_headers)?;
     let secret = secret_for(auth.access_key).ok_or(SigError::UnknownKey)?;
     if (now - when).abs() > MAX_SKEW_SECS {
         return Err(SigError::Expired(amz_date.to_string()));
@@ -226,6 +220,37 @@ pub fn verify<'k>(
         return Err(SigError::Mismatch);
     }
     Ok(auth.access_key.to_string())
+}
+
+/// Refuses a request that could be replayed with another meaning: `host`, `x-amz-date`
+/// and `x-amz-target` must be present and signed, and so must `content-type` and every
+/// other `x-amz-*` header present, as AWS requires. Without this a signature made for
+/// DescribeGroup that left `x-amz-target` unsigned was accepted as DeleteGroup.
+fn unsigned_header(headers: &[(String, String)], signed: &[&str]) -> Result<(), SigError> {
+    let is_signed = |name: &str| signed.iter().any(|h| h.eq_ignore_ascii_case(name));
+    for required in ["host", "x-amz-date", "x-amz-target"] {
+        if !is_signed(required) {
+            return Err(SigError::Malformed(format!(
+                "'{required}' must be a signed header"
+            )));
+        }
+    }
+    let must_sign = |name: &str| {
+        name.eq_ignore_ascii_case("content-type")
+            || name
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+    };
+    match headers
+        .iter()
+        .find(|(name, _)| must_sign(name) && !is_signed(name))
+    {
+        Some((name, _)) => Err(SigError::Malformed(format!(
+            "'{}' must be a signed header",
+            name.to_ascii_lowercase()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Compares without an early exit, so timing does not reveal a matching prefix.
@@ -445,6 +470,74 @@ mod tests {
         let mut h = signed("20261123T120000Z", body);
         h[1].1 = "yesterday".into();
         assert!(matches!(check(&h, body, now), Err(SigError::Malformed(_))));
+    }
+
+    /// Signs with only the given headers in SignedHeaders (a crafted or sloppy client),
+    /// then sends `sent`.
+    fn signed_only(
+        signed: &[(String, String)],
+        sent: Vec<(String, String)>,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        let auth = sign(
+            &RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: signed,
+                body,
+            },
+            KEY,
+            SECRET,
+            "us-east-1",
+        )
+        .unwrap();
+        let mut h = sent;
+        h.push(("Authorization".into(), auth));
+        h
+    }
+
+    #[test]
+    fn the_action_date_content_type_and_every_amz_header_must_be_signed() {
+        let now = parse_amz_date("20261123T120000Z").unwrap();
+        let body = b"{}";
+        let all = headers("20261123T120000Z");
+        // A signature whose SignedHeaders leave one of them out is refused before the
+        // signature is even computed (DescribeGroup signed without its target would
+        // otherwise pass as DeleteGroup).
+        for (signed, named) in [
+            ("content-type;host;x-amz-date", "x-amz-target"),
+            ("host;x-amz-date;x-amz-target", "content-type"),
+            ("content-type;host;x-amz-target", "x-amz-date"),
+            ("content-type;x-amz-date;x-amz-target", "host"),
+        ] {
+            let mut h = all.clone();
+            h.push((
+                "Authorization".into(),
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={KEY}/20261123/us-east-1/workmail/aws4_request, SignedHeaders={signed}, Signature=00"
+                ),
+            ));
+            assert_eq!(
+                check(&h, body, now),
+                Err(SigError::Malformed(format!(
+                    "'{named}' must be a signed header"
+                ))),
+                "{named}"
+            );
+        }
+        // Any other x-amz-* header present must be signed too.
+        let mut sent = all.clone();
+        sent.push(("X-Amz-Security-Token".into(), "t".into()));
+        let h = signed_only(&all, sent, body);
+        assert!(
+            matches!(check(&h, body, now), Err(SigError::Malformed(m)) if m.contains("x-amz-security-token"))
+        );
+        // Headers outside those rules may stay unsigned (botocore leaves User-Agent out).
+        let mut sent = all.clone();
+        sent.push(("User-Agent".into(), "Boto3/1.35".into()));
+        let h = signed_only(&all, sent, body);
+        assert_eq!(check(&h, body, now).unwrap(), KEY);
     }
 
     #[test]

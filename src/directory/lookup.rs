@@ -131,6 +131,29 @@ impl Directory {
         }
     }
 
+    /// Who gets `postmaster@domain` when the organization has not made it an address
+    /// of its own (an alias, user or group named so always wins, through
+    /// [`Self::resolve_address`]): RFC 5321 4.5.1 requires every served domain to
+    /// accept it. WorkMail has no administrator account in the directory, so it is the
+    /// organization's first enabled mailbox user, by creation.
+    pub fn default_postmaster(&self, domain: &str) -> Option<Recipient> {
+        let org = self.domain_owner(domain)?;
+        let st = self.read();
+        let od = st.active_org(&org).ok()?;
+        od.users
+            .values()
+            .filter(|u| {
+                u.role == UserRole::User
+                    && u.base.state == EntityState::Enabled
+                    && u.base.email.is_some()
+            })
+            .min_by(|a, b| (a.base.created, &a.base.id).cmp(&(b.base.created, &b.base.id)))
+            .map(|u| Recipient::User {
+                org: org.clone(),
+                id: u.base.id.clone(),
+            })
+    }
+
     /// The organization whose registered mail domain this is (case-insensitive), so
     /// SMTP can tell "unknown user here" (550 5.1.1) from "not our domain" (relay).
     pub fn domain_owner(&self, domain: &str) -> Option<String> {

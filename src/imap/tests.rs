@@ -809,6 +809,37 @@ async fn a_deny_rule_fails_login_like_a_bad_password_and_ends_live_sessions() {
     assert!(r.starts_with("L NO [AUTHENTICATIONFAILED]"), "{r}");
 }
 
+/// Issue 20.3: a session idling when its access is revoked gets its BYE before any
+/// change, not the change (it used to get `* N EXISTS` for up to 30 s).
+#[tokio::test]
+async fn a_revoked_idle_session_sees_no_more_mail() {
+    use crate::store::{FolderKind, FolderRef, Target};
+    let f = fixture().await;
+    let mut idling = imaps(&f, Some("alice")).await;
+    assert!(idling.cmd("s", "SELECT INBOX").await.contains("* 0 EXISTS"));
+    idling.send("i IDLE\r\n").await;
+    assert_eq!(idling.line().await, "+ idling\r\n");
+    let (access, org) = (f.access.clone(), f.org.clone());
+    tokio::task::spawn_blocking(move || {
+        access
+            .put_access_control_rule(&org, deny_imap_loopback(), 2)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let target = Target {
+        folder: FolderRef::Kind(f.ids.0.clone(), FolderKind::Inbox),
+        flags: vec![],
+    };
+    let body: Arc<[u8]> = Arc::from(&b"Subject: secret\r\n\r\nbody\r\n"[..]);
+    let stored = f.store.deliver(body, 0, vec![target]).await.unwrap();
+    assert!(stored[0].is_ok());
+    let r = tokio::time::timeout(Duration::from_secs(5), idling.line())
+        .await
+        .expect("the BYE comes with the change, not 30 s later");
+    assert!(r.starts_with("* BYE Access revoked"), "{r}");
+}
+
 #[tokio::test]
 async fn fetch_structure_sections_binary_and_text_search() {
     let f = fixture().await;

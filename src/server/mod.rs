@@ -634,6 +634,10 @@ fn certificate_pairs(config: &Config) -> Result<Vec<CertificatePair>, StartError
             "mailgate: generated a dev CA at {} (trust it in test clients)",
             generated.ca.display()
         );
+    } else if tls::renew_dev_cert_if_due(&dir, &config.server.hostname)
+        .map_err(|e| StartError(e.0))?
+    {
+        tracing::info!(cert = %dev.cert.display(), "renewed the dev certificate");
     }
     Ok(vec![dev.pair()])
 }

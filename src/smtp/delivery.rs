@@ -63,6 +63,22 @@ pub fn mailboxes_for(ctx: &SmtpContext, address: &str, recipient: &Recipient) ->
     }
 }
 
+/// The domains whose postmaster `address` names, most specific first: the domain of
+/// `postmaster@domain` (any case), or for a bare `postmaster`, which RFC 5321 4.5.1
+/// says a server must accept without a domain, the server's host name and its parent
+/// (`mail.example.test` serves `example.test`).
+pub fn postmaster_domains<'a>(address: &'a str, hostname: &'a str) -> Vec<&'a str> {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if local.eq_ignore_ascii_case("postmaster") => vec![domain],
+        None if address.eq_ignore_ascii_case("postmaster") => {
+            let mut out = vec![hostname];
+            out.extend(hostname.split_once('.').map(|(_, parent)| parent));
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Who submitted a message (submission listeners only).
 #[derive(Debug, Clone)]
 pub struct Submitter {

@@ -353,8 +353,14 @@ impl Smtp {
             reader::read_line(io, MAX_COMMAND_LINE, &mut line),
         )
         .await;
-        if !matches!(read, Ok(Ok(Line::Complete))) {
-            return None;
+        match read {
+            Ok(Ok(Line::Complete)) => {}
+            // RFC 4954 4: the exchange ends, the session goes on.
+            Ok(Ok(Line::TooLong)) => {
+                self.error(500, "5.5.6", "Authentication exchange line is too long");
+                return None;
+            }
+            _ => return None,
         }
         let text = line.trim_ascii_end();
         if text == b"*" {
@@ -549,7 +555,12 @@ impl Smtp {
         if tx.rcpts.len() >= self.ctx.limits.max_recipients {
             return self.reply(452, "4.5.3", "Too many recipients");
         }
-        let address = to.address.to_ascii_lowercase();
+        // smtp-proto hands over the bare `<Postmaster>` RFC 5321 4.5.1 requires us to
+        // take as an empty address (as it does `<>`, which no client sends in RCPT).
+        let address = match to.address.as_str() {
+            "" => "postmaster".to_string(),
+            a => a.to_ascii_lowercase(),
+        };
         // No NOTIFY means the default: failures only (RFC 3461 §4.1).
         let notify = smtp_proto::RCPT_NOTIFY_SUCCESS
             | smtp_proto::RCPT_NOTIFY_FAILURE
@@ -560,7 +571,12 @@ impl Smtp {
         if tx.rcpts.iter().any(|r| r.address == address) {
             return self.reply(250, "2.1.5", "Recipient OK");
         }
-        let Some(recipient) = self.ctx.directory.resolve_address(&address) else {
+        let resolved = self.ctx.directory.resolve_address(&address).or_else(|| {
+            delivery::postmaster_domains(&address, &self.ctx.hostname)
+                .into_iter()
+                .find_map(|domain| self.ctx.directory.default_postmaster(domain))
+        });
+        let Some(recipient) = resolved else {
             let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
             return if self.ctx.directory.domain_owner(domain).is_some() {
                 self.error(550, "5.1.1", "Recipient address rejected: User unknown")

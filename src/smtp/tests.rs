@@ -377,6 +377,46 @@ async fn mx_delivers_to_users_groups_and_aliases_once_per_mailbox() {
     assert!(received["event"].get("dmarcPolicy").is_none());
 }
 
+/// Issue 20.13: `postmaster@` every served domain (and a bare `postmaster`) is
+/// accepted (RFC 5321 4.5.1): the organization's first user gets it, unless the
+/// organization made it an address of its own.
+#[tokio::test]
+async fn postmaster_is_accepted_for_every_served_domain() {
+    let f = fixture().await;
+    let mut c = mx(&f).await;
+    assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
+    for to in ["<PostMaster@acme.test>", "<postmaster>"] {
+        let r = c.cmd(&format!("RCPT TO:{to}")).await;
+        assert!(r.starts_with("250"), "{to}: {r}");
+    }
+    assert!(
+        c.cmd("RCPT TO:<postmaster@elsewhere.test>")
+            .await
+            .starts_with("550 5.7.1")
+    );
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250"));
+    let alice = inbox(&f, &f.alice, FolderKind::Inbox).await;
+    assert_eq!(alice.len(), 1, "the first user, once for both names");
+    // An alias the organization defines wins.
+    let (d, org, bob) = (f.directory.clone(), f.org.clone(), f.bob.clone());
+    tokio::task::spawn_blocking(move || {
+        d.create_alias(&org, &bob, "postmaster@acme.test").unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<postmaster@acme.test>")
+            .await
+            .starts_with("250")
+    );
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250"));
+    assert_eq!(inbox(&f, &f.bob, FolderKind::Inbox).await.len(), 1);
+    assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 1);
+}
+
 #[tokio::test]
 async fn mx_refuses_relaying_and_unknown_users() {
     let f = fixture().await;
@@ -643,6 +683,26 @@ async fn starttls_upgrades_and_drops_pipelined_plaintext() {
             .await
             .starts_with("250 2.1.0"),
         "the injected RSET got no reply"
+    );
+}
+
+/// Issue 20.10: an over-long AUTH response line gets 500 5.5.6 and the session goes on.
+#[tokio::test]
+async fn an_over_long_auth_line_is_refused_and_the_session_goes_on() {
+    let f = fixture().await;
+    let mut c = submission(&f, None).await;
+    assert!(c.cmd("AUTH LOGIN").await.starts_with("334 VXNlcm5hbWU6"));
+    let r = c.cmd(&"QUFB".repeat(2_000)).await;
+    assert!(r.starts_with("500 5.5.6"), "{r}");
+    assert!(c.cmd("AUTH PLAIN").await.starts_with("334"));
+    let r = c.cmd(&"QUFB".repeat(2_000)).await;
+    assert!(r.starts_with("500 5.5.6"), "{r}");
+    let blob =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0alice@acme.test\0{PASSWORD}"));
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {blob}"))
+            .await
+            .starts_with("235 2.7.0")
     );
 }
 

@@ -400,6 +400,38 @@ def test_unknown_operation_bad_signature_and_stale_date(mailgate, workmail):
     assert code(e) == "UnrecognizedClientException"
 
 
+def test_a_signature_cannot_be_replayed_as_another_action(mailgate, workmail, org):
+    """Issue 20.1: botocore's signer, then the action changed after signing."""
+    org_id, _ = org
+    group = workmail.create_group(OrganizationId=org_id, Name=f"g{uuid.uuid4().hex[:8]}")["GroupId"]
+    key, secret = mailgate.key()
+    url = mailgate.endpoint + "/"
+    body = json.dumps({"OrganizationId": org_id, "GroupId": group}).encode()
+
+    def signed(signer_class):
+        req = botocore.awsrequest.AWSRequest(
+            method="POST", url=url, data=body,
+            headers={"X-Amz-Target": "WorkMailService.DescribeGroup",
+                     "Content-Type": "application/x-amz-json-1.1"})
+        signer_class(botocore.credentials.Credentials(key, secret), "workmail", "local").add_auth(req)
+        headers = dict(req.prepare().headers)
+        headers["X-Amz-Target"] = "WorkMailService.DeleteGroup"
+        return requests.post(url, data=body, headers=headers, verify=mailgate.ca, timeout=10)
+
+    class LeavesOutTheTarget(botocore.auth.SigV4Auth):
+        def headers_to_sign(self, request):
+            h = super().headers_to_sign(request)
+            del h["x-amz-target"]
+            return h
+
+    r = signed(LeavesOutTheTarget)
+    assert (r.status_code, r.json()["__type"]) == (400, "IncompleteSignatureException")
+    assert "x-amz-target" in r.json()["message"]
+    r = signed(botocore.auth.SigV4Auth)
+    assert (r.status_code, r.json()["__type"]) == (400, "InvalidSignatureException")
+    assert workmail.describe_group(OrganizationId=org_id, GroupId=group)["State"] != "DELETED"
+
+
 def test_stale_date_through_boto3(workmail, monkeypatch):
     real = datetime.datetime
 

@@ -11,7 +11,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{AccessEngine, Effect, FailurePolicy, FailureTracker, Principal, Protocol, Request};
+use super::{
+    AccessEngine, Admission, Effect, FailurePolicy, FailureTracker, Principal, Protocol, Request,
+    account_key,
+};
 use crate::directory::{Directory, EntityState};
 use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
 use crate::events::{AuditEvent, Events, new_id};
@@ -37,7 +40,8 @@ pub enum LoginResult {
     Success(Session),
     /// Wrong login or password, disabled user, or denied by a rule: one answer for all.
     Failed,
-    /// Too many recent failures from this address or for this login: answer "try later".
+    /// Too many recent failures from this address, or too many failed checks for this
+    /// account from addresses it never logged in from: answer "try later".
     Throttled(Duration),
 }
 
@@ -105,21 +109,28 @@ impl Authenticator {
     /// Checks a password login; emits the audit events; updates the failure tracker.
     pub async fn login(&self, attempt: Attempt<'_>) -> LoginResult {
         let request_id = new_id();
-        let throttled = self
+        let candidate = self.directory.login_lookup(attempt.login);
+        let account = account_key(
+            candidate.as_ref().map(|c| c.user_id.as_str()),
+            attempt.login,
+        );
+        let admitted = self
             .failures
             .lock()
-            .map(|t| t.check(attempt.source_ip, attempt.login, now_ms()))
-            .unwrap_or(Ok(()));
-        if let Err(retry) = throttled {
-            self.audit_auth(
-                &request_id,
-                &attempt,
-                None,
-                Some("too many failed attempts; throttled"),
-            );
-            return LoginResult::Throttled(retry.0);
-        }
-        let candidate = self.directory.login_lookup(attempt.login);
+            .map(|mut t| t.admit(attempt.source_ip, &account, now_ms()))
+            .unwrap_or(Ok(Admission::Known));
+        let admission = match admitted {
+            Ok(admission) => admission,
+            Err(retry) => {
+                self.audit_auth(
+                    &request_id,
+                    &attempt,
+                    None,
+                    Some("too many failed attempts; throttled"),
+                );
+                return LoginResult::Throttled(retry.0);
+            }
+        };
         let password = attempt.password.to_string();
         let checked = candidate.clone();
         let verified = self
@@ -174,7 +185,7 @@ impl Authenticator {
                     None,
                 );
                 if let Ok(mut t) = self.failures.lock() {
-                    t.record_success(attempt.source_ip, attempt.login, now_ms());
+                    t.record_success(attempt.source_ip, &account, admission, now_ms());
                 }
                 LoginResult::Success(session)
             }
@@ -186,7 +197,7 @@ impl Authenticator {
                     Some(reason),
                 );
                 if let Ok(mut t) = self.failures.lock() {
-                    t.record_failure(attempt.source_ip, attempt.login, now_ms());
+                    t.record_failure(attempt.source_ip, now_ms());
                 }
                 LoginResult::Failed
             }

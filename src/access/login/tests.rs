@@ -219,3 +219,55 @@ async fn live_sessions_notice_rules_disabling_and_password_changes() {
         "a password change ends the session"
     );
 }
+
+/// Issue 20.2: an attacker who takes a new address for every guess, through the
+/// user's name and her alias alike, gets a bounded number of password checks and
+/// cannot lock her out of the address she logs in from.
+#[tokio::test]
+async fn an_attacker_rotating_addresses_neither_locks_out_nor_gets_many_checks() {
+    let w = world();
+    let home: IpAddr = "203.0.113.5".parse().unwrap();
+    let from = |ip: IpAddr, login: &'static str, password: &'static str| Attempt {
+        source_ip: ip,
+        ..attempt(login, password)
+    };
+    let LoginResult::Success(s) = w.auth.login(from(home, "alice@acme.test", PASSWORD)).await
+    else {
+        panic!("first login")
+    };
+    w.directory
+        .create_alias(&w.org, &s.user_id, "al@acme.test")
+        .unwrap();
+    let mut throttled = 0;
+    for i in 0..40u32 {
+        let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let login = if i % 2 == 0 {
+            "alice@acme.test"
+        } else {
+            "AL@acme.test"
+        };
+        match w.auth.login(from(ip, login, "guess")).await {
+            LoginResult::Throttled(_) => throttled += 1,
+            LoginResult::Failed => {}
+            LoginResult::Success(_) => panic!("a guess got in"),
+        }
+    }
+    let checked = 40 - throttled;
+    let burst = FailurePolicy::default().burst as usize;
+    assert!(checked >= burst && checked <= burst + 1, "{checked} checks");
+    for _ in 0..20 {
+        assert!(
+            matches!(
+                w.auth.login(from(home, "al@acme.test", PASSWORD)).await,
+                LoginResult::Success(_)
+            ),
+            "locked out of her own address"
+        );
+    }
+    let a = audits(&w, 1 + 40 + 20).await;
+    let invalid = a
+        .iter()
+        .filter(|e| e["auth_failed_reason"] == "invalid password")
+        .count();
+    assert_eq!(invalid, checked, "a throttled guess costs no hash");
+}

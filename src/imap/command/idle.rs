@@ -52,13 +52,15 @@ pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut
                 if let Some(w) = &mut watch {
                     w.mark_unchanged();
                 }
+                // Nothing reaches a session whose login was revoked since its last
+                // check (cheap while no rule or user changed).
+                if revoked(imap) {
+                    return closed();
+                }
                 imap.send_updates(true, true).await;
             }
             _ = recheck.tick() => {
-                if let Some(login) = &mut imap.login
-                    && !imap.ctx.auth.recheck(login, imap.peer.ip(), AccessProtocol::Imap)
-                {
-                    imap.untagged("BYE Access revoked; closing connection");
+                if revoked(imap) {
                     return closed();
                 }
             }
@@ -68,6 +70,22 @@ pub async fn idle(imap: &mut Imap, _tag: &str, reader: &mut Reader, stream: &mut
             }
         }
     }
+}
+
+/// Re-checks the login; when it no longer holds, queues the BYE.
+fn revoked(imap: &mut Imap) -> bool {
+    let Some(login) = &mut imap.login else {
+        return false;
+    };
+    if imap
+        .ctx
+        .auth
+        .recheck(login, imap.peer.ip(), AccessProtocol::Imap)
+    {
+        return false;
+    }
+    imap.untagged("BYE Access revoked; closing connection");
+    true
 }
 
 fn closed() -> Done {
