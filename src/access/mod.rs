@@ -60,6 +60,7 @@ mod failures;
 mod iprange;
 pub mod keyfile;
 pub mod login;
+pub mod mailbox;
 mod protocol;
 mod role_api;
 mod roles;

@@ -88,25 +88,6 @@ impl Rights {
     };
 }
 
-/// Whether a user may put an address in `From:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendAuthority {
-    /// The address is the user's own (primary or alias).
-    Own,
-    /// SEND_AS on the owner's mailbox (which also allows sending on behalf).
-    SendAs {
-        /// Id of the user or resource that owns the address.
-        owner: String,
-    },
-    /// SEND_ON_BEHALF only: `Sender:` must name the user.
-    OnBehalf {
-        /// Id of the user or resource that owns the address.
-        owner: String,
-    },
-    /// No authority (unknown address, group address, other organization, no grant).
-    No,
-}
-
 impl Directory {
     /// The ENABLED user, group or resource (in an Active organization) that owns
     /// an address, primary or alias, compared case-insensitively.
@@ -210,37 +191,29 @@ impl Directory {
         self.read().rights(org_id, grantee_user_id, owner_entity_id)
     }
 
-    /// Whether `user_id` may send with `address` in `From:`: its own address, or
-    /// one of a user or resource it holds SEND_AS / SEND_ON_BEHALF on.
-    pub fn may_send_as(&self, org_id: &str, user_id: &str, address: &str) -> SendAuthority {
+    /// The mailbox that owns an address a user wants to send from, and the user's
+    /// grants on it (all of them for the user's own addresses), for `access::mailbox`
+    /// to decide on. `None` when nothing could let the user send from it: an unknown
+    /// or group address, another organization's, or a user who is not enabled.
+    pub fn sender_grants(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        address: &str,
+    ) -> Option<(String, Rights)> {
         let st = self.read();
-        let Some(owner) = st.addresses.get(addr_key(address).as_ref()) else {
-            return SendAuthority::No;
-        };
+        let owner = st.addresses.get(addr_key(address).as_ref())?;
         if owner.org != org_id || owner.kind == EntityKind::Group {
-            return SendAuthority::No;
+            return None;
         }
-        let enabled = st
-            .get::<User>(org_id, user_id)
-            .is_some_and(|u| u.base.state == EntityState::Enabled);
-        if !enabled {
-            return SendAuthority::No;
-        }
-        if owner.id == user_id {
-            return SendAuthority::Own;
-        }
-        let r = st.rights(org_id, user_id, &owner.id);
-        if r.send_as {
-            SendAuthority::SendAs {
-                owner: owner.id.clone(),
-            }
-        } else if r.send_on_behalf {
-            SendAuthority::OnBehalf {
-                owner: owner.id.clone(),
-            }
+        st.get::<User>(org_id, user_id)
+            .filter(|u| u.base.state == EntityState::Enabled)?;
+        let rights = if owner.id == user_id {
+            Rights::ALL
         } else {
-            SendAuthority::No
-        }
+            st.rights(org_id, user_id, &owner.id)
+        };
+        Some((owner.id.clone(), rights))
     }
 
     /// A user's state and credential epoch, for live sessions to compare with

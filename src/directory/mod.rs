@@ -12,7 +12,7 @@
 //! [`DirectoryError`], whose variants are WorkMail's exception names. Lookups
 //! on the protocol hot path ([`Directory::resolve_address`],
 //! [`Directory::login_lookup`], [`Directory::mailbox_rights`],
-//! [`Directory::may_send_as`], [`Directory::user_epoch`]) take the read lock only.
+//! [`Directory::sender_grants`], [`Directory::user_epoch`]) take the read lock only.
 
 mod aliases;
 mod backend;
@@ -68,7 +68,7 @@ mod tests;
 
 pub use backend::{DirectoryBackend, Record, RecordKind, RecordOp};
 pub use error::DirectoryError;
-pub use lookup::{LoginCandidate, Recipient, Rights, SendAuthority};
+pub use lookup::{LoginCandidate, Recipient, Rights};
 pub use memory_backend::MemoryBackend;
 pub use model::{
     BookingOptions, ContactDetails, DEFAULT_QUOTA_MB, EntityBase, EntityKind, EntityState,

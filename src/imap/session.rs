@@ -23,8 +23,8 @@ use super::response::compact_set;
 use super::searchres;
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::Session as Login;
-use crate::events::audit::{AuditProtocol, MailboxAccess, MailboxAction, ObjectType};
-use crate::events::{AuditEvent, new_id};
+use crate::access::mailbox::{Actor, Object, Origin};
+use crate::events::audit::{AuditProtocol, MailboxAction, ObjectType};
 use crate::server::listener::Session;
 use crate::store::Folder;
 
@@ -563,12 +563,12 @@ impl Imap {
     /// Whether a selected shared folder is still covered by a FULL_ACCESS grant.
     fn shared_access_holds(&self) -> bool {
         match (&self.selected, &self.login) {
-            (Some(view), Some(login)) if view.folder.mailbox_id != login.user_id => {
-                self.ctx
-                    .directory
-                    .mailbox_rights(&login.org_id, &login.user_id, &view.folder.mailbox_id)
-                    .full_access
-            }
+            (Some(view), Some(login)) if view.folder.mailbox_id != login.user_id => self
+                .ctx
+                .auth
+                .mailboxes()
+                .peek(actor(login), &view.folder.mailbox_id, MailboxAction::Read)
+                .is_some(),
             _ => true,
         }
     }
@@ -670,7 +670,10 @@ impl Imap {
     pub async fn all_folders(&self) -> Result<Vec<Folder>, Done> {
         let mut all = self.folders().await?;
         if let Some(login) = &self.login {
-            for owner in super::shared::owners(&self.ctx.directory, &login.org_id, &login.user_id) {
+            let rights = self.ctx.auth.mailboxes();
+            for owner in
+                super::shared::owners(rights, &self.ctx.directory, &login.org_id, &login.user_id)
+            {
                 match super::shared::folders(self.ctx.store.as_ref(), &owner).await {
                     Ok(f) => all.extend(f),
                     Err(e) => return Err(store_failure(e)),
@@ -692,10 +695,11 @@ impl Imap {
         let candidates = match &self.login {
             Some(login) if name.starts_with(super::names::OTHER_USERS) => {
                 match super::shared::owner_of(
+                    self.ctx.auth.mailboxes(),
                     &self.ctx.directory,
-                    &login.org_id,
-                    &login.user_id,
+                    actor(login),
                     &name,
+                    self.origin(),
                 ) {
                     Some(owner) => super::shared::folders(self.ctx.store.as_ref(), &owner)
                         .await
@@ -722,25 +726,37 @@ impl Imap {
         let Some(login) = &self.login else {
             return;
         };
-        self.ctx
-            .events
-            .audit(AuditEvent::MailboxAccess(MailboxAccess {
-                request_id: new_id(),
-                organization_arn: format!("{}{}", self.ctx.arn_prefix, login.org_id),
-                user_id: login.user_id.clone(),
-                impersonator_id: None,
-                protocol: AuditProtocol::Imap,
-                source_ip: self.peer.ip(),
-                user_agent: self.user_agent.clone(),
-                action,
-                owner_id: folder.mailbox_id.clone(),
-                object_type,
-                item_id,
-                folder_path: Some(folder.name.clone()),
-                folder_id: Some(folder.item_id.clone()),
-                attachment_path: None,
-                action_allowed: true,
-            }));
+        let object = Object {
+            kind: Some(object_type),
+            folder_path: Some(&folder.name),
+            folder_id: Some(&folder.item_id),
+            item_id: item_id.as_deref(),
+        };
+        self.ctx.auth.mailboxes().audit(
+            actor(login),
+            &folder.mailbox_id,
+            action,
+            object,
+            self.origin(),
+            true,
+        );
+    }
+
+    /// Where this session's requests come from, for audit records.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            protocol: AuditProtocol::Imap,
+            source_ip: self.peer.ip(),
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
+/// The logged-in user as an actor on mailboxes.
+fn actor(login: &Login) -> Actor<'_> {
+    Actor::User {
+        org_id: &login.org_id,
+        user_id: &login.user_id,
     }
 }
 

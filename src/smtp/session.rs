@@ -20,7 +20,8 @@ use super::sender_auth::{self, DmarcPolicy, Verdicts};
 use super::{Flavor, SmtpContext};
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult, Session as Login};
-use crate::directory::SendAuthority;
+use crate::access::mailbox::{Actor, Origin, SendAuthority};
+use crate::events::audit::AuditProtocol;
 use crate::server::listener::{Session, Stream};
 use crate::store::ExpectedWrite;
 
@@ -510,9 +511,19 @@ impl Smtp {
             let authority = if address.is_empty() {
                 SendAuthority::No
             } else {
+                let actor = Actor::User {
+                    org_id: &login.org_id,
+                    user_id: &login.user_id,
+                };
+                let origin = Origin {
+                    protocol: AuditProtocol::Smtp,
+                    source_ip: self.peer.ip(),
+                    user_agent: None,
+                };
                 self.ctx
-                    .directory
-                    .may_send_as(&login.org_id, &login.user_id, &address)
+                    .auth
+                    .mailboxes()
+                    .send_authority(actor, &address, origin)
             };
             match authority {
                 SendAuthority::Own | SendAuthority::SendAs { .. } => {}

@@ -20,6 +20,7 @@ use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentica
 use crate::events::{AuditEvent, Events, new_id};
 
 mod verifier;
+use super::mailbox::MailboxRights;
 use verifier::VerifierPool;
 
 /// An authenticated user, kept by the session to re-check on later commands.
@@ -65,6 +66,8 @@ pub struct Authenticator {
     arn_prefix: String,
     /// Where the argon2 checks run.
     verifier: VerifierPool,
+    /// Mailbox-permission decisions, reached by sessions through this one handle.
+    mailboxes: MailboxRights,
 }
 
 fn audit_protocol(p: Protocol) -> AuditProtocol {
@@ -91,14 +94,21 @@ impl Authenticator {
         region: &str,
         account: &str,
     ) -> Authenticator {
+        let arn_prefix = format!("arn:aws:workmail:{region}:{account}:organization/");
         Authenticator {
+            mailboxes: MailboxRights::new(directory.clone(), events.clone(), arn_prefix.clone()),
             directory,
             access,
             events,
             failures: Mutex::new(FailureTracker::new(FailurePolicy::default())),
-            arn_prefix: format!("arn:aws:workmail:{region}:{account}:organization/"),
+            arn_prefix,
             verifier: VerifierPool::per_core(),
         }
+    }
+
+    /// What a logged-in user may do to a mailbox (audited decisions).
+    pub fn mailboxes(&self) -> &MailboxRights {
+        &self.mailboxes
     }
 
     /// The directory behind the logins.

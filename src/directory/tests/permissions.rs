@@ -169,7 +169,7 @@ fn rights_resolve_through_nested_groups() {
 }
 
 #[test]
-fn send_authority() {
+fn sender_grants_name_the_owner_and_the_rights_on_it() {
     let f = fixture();
     let d = &f.dir;
     let (boss, pa, deputy, other) = (
@@ -195,53 +195,45 @@ fn send_authority() {
         .expect("grant");
     f.add(&team, &other);
 
+    let grants = |user: &str, address: &str| d.sender_grants(&f.org, user, address);
+    let send = |as_, behalf| Rights {
+        full_access: false,
+        send_as: as_,
+        send_on_behalf: behalf,
+    };
     assert_eq!(
-        d.may_send_as(&f.org, &boss, "BOSS@example.test"),
-        SendAuthority::Own
+        grants(&boss, "BOSS@example.test"),
+        Some((boss.clone(), Rights::ALL))
     );
     assert_eq!(
-        d.may_send_as(&f.org, &boss, "ceo@example.test"),
-        SendAuthority::Own
+        grants(&boss, "ceo@example.test"),
+        Some((boss.clone(), Rights::ALL))
     );
     assert_eq!(
-        d.may_send_as(&f.org, &pa, "ceo@example.test"),
-        SendAuthority::SendAs {
-            owner: boss.clone()
-        }
+        grants(&pa, "ceo@example.test"),
+        Some((boss.clone(), send(true, true)))
     );
     assert_eq!(
-        d.may_send_as(&f.org, &deputy, "boss@example.test"),
-        SendAuthority::OnBehalf {
-            owner: boss.clone()
-        }
+        grants(&deputy, "boss@example.test"),
+        Some((boss.clone(), send(false, true)))
     );
     assert_eq!(
-        d.may_send_as(&f.org, &other, "boss@example.test"),
-        SendAuthority::No
+        grants(&other, "boss@example.test"),
+        Some((boss.clone(), Rights::NONE))
     );
     assert_eq!(
-        d.may_send_as(&f.org, &other, "room@example.test"),
-        SendAuthority::SendAs {
-            owner: room.clone()
-        }
+        grants(&other, "room@example.test"),
+        Some((room.clone(), send(true, false))),
+        "through the group"
     );
     assert_eq!(
-        d.may_send_as(&f.org, &other, "team@example.test"),
-        SendAuthority::No,
+        grants(&other, "team@example.test"),
+        None,
         "groups have no mailbox"
     );
-    assert_eq!(
-        d.may_send_as(&f.org, &boss, "nobody@example.test"),
-        SendAuthority::No
-    );
+    assert_eq!(grants(&boss, "nobody@example.test"), None);
     let org2 = d.create_organization("two", "two.test").expect("org2");
-    assert_eq!(
-        d.may_send_as(&org2, &boss, "boss@example.test"),
-        SendAuthority::No
-    );
+    assert_eq!(d.sender_grants(&org2, &boss, "boss@example.test"), None);
     d.deregister_from_workmail(&f.org, &boss).expect("disable");
-    assert_eq!(
-        d.may_send_as(&f.org, &boss, "boss@example.test"),
-        SendAuthority::No
-    );
+    assert_eq!(grants(&boss, "boss@example.test"), None, "not enabled");
 }
