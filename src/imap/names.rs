@@ -84,8 +84,17 @@ pub fn to_mutf7(name: &str) -> String {
     out
 }
 
-/// Decodes a modified UTF-7 name; `None` if it is not valid modified UTF-7.
+/// Decodes a modified UTF-7 name; `None` if it is not valid modified UTF-7, which
+/// includes every non-canonical spelling (RFC 3501 5.1.3: printable ASCII encoded,
+/// as in `&AGE-` for `a`, two encoded runs side by side, padding bits set): each
+/// name has exactly one spelling, or two clients could create two folders that
+/// look alike.
 pub fn from_mutf7(name: &str) -> Option<String> {
+    let decoded = decode_mutf7(name)?;
+    (to_mutf7(&decoded) == name).then_some(decoded)
+}
+
+fn decode_mutf7(name: &str) -> Option<String> {
     let mut out = String::with_capacity(name.len());
     let mut rest = name;
     while let Some(amp) = rest.find('&') {
@@ -203,6 +212,13 @@ mod tests {
         );
         assert_eq!(from_mutf7("A&-B").as_deref(), Some("A&B"));
         assert_eq!(from_mutf7("bad&"), None);
+        // Issue 20.12: non-canonical spellings are refused.
+        for bad in ["&AGE-", "&APw-&APw-", "&APx-", "&AGEA-"] {
+            assert_eq!(from_mutf7(bad), None, "{bad}");
+        }
+        assert_eq!(to_mutf7("\u{fc}\u{fc}"), "&APwA,A-");
+        assert_eq!(from_mutf7("&APwA,A-").as_deref(), Some("\u{fc}\u{fc}"));
+        assert_eq!(from_mutf7("a&-&-").as_deref(), Some("a&&"));
         let m = Mailbox::try_from("inbox").unwrap();
         assert_eq!(from_mailbox(&m).as_deref(), Some("INBOX"));
     }

@@ -557,6 +557,11 @@ async fn bad_input_gets_bad_or_no_and_the_connection_survives() {
     assert!(r.starts_with("e2 BAD"), "empty mailbox: {r}");
     let r = c.cmd("f", "CREATE \"a//b\"").await;
     assert!(r.starts_with("f NO"), "{r}");
+    // Non-canonical modified UTF-7 (`a` spelled `&AGE-`) is refused, not folded.
+    let r = c.cmd("f1", "CREATE \"&AGE-\"").await;
+    assert!(r.starts_with("f1 NO") || r.starts_with("f1 BAD"), "{r}");
+    let r = c.cmd("f1b", "LIST \"\" a").await;
+    assert!(!r.contains("* LIST"), "{r}");
     let r = c.cmd("f2", "SELECT \"No/Such\"").await;
     assert!(r.starts_with("f2 NO [NONEXISTENT]"), "{r}");
     // A synchronizing literal over the limit is refused before it is sent.
