@@ -14,6 +14,7 @@ mod lexer;
 mod mailbox_view;
 mod multiappend;
 mod names;
+mod or_chain;
 mod reader;
 mod response;
 mod search;

@@ -319,6 +319,9 @@ impl Imap {
             extras.more_appends = parts.split_off(1);
             input = std::borrow::Cow::Owned(parts.swap_remove(0));
         }
+        if let Some(balanced) = super::or_chain::balance(&input) {
+            input = std::borrow::Cow::Owned(balanced);
+        }
         let command = match CommandCodec::default().decode(&input) {
             Ok((&[], cmd)) => cmd,
             _ => {

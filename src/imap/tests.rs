@@ -845,6 +845,26 @@ async fn a_revoked_idle_session_sees_no_more_mail() {
     assert!(r.starts_with("* BYE Access revoked"), "{r}");
 }
 
+/// Issue 20.11: a SEARCH OR-ing 30 subjects (deeper than imap-codec's limit of 9)
+/// is answered, and right.
+#[tokio::test]
+async fn a_search_with_a_long_or_chain_is_answered() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("alice")).await;
+    for i in 0..4 {
+        let r = append(&mut c, "a", "INBOX", "", &message(&format!("s{i}"), 10)).await;
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    assert!(c.cmd("s", "SELECT INBOX").await.contains("s OK"));
+    let mut keys = String::new();
+    for i in 0..29 {
+        keys.push_str(&format!("OR SUBJECT nothing{i} "));
+    }
+    keys.push_str("SUBJECT s2");
+    let r = c.cmd("q", &format!("SEARCH OR SUBJECT s0 {keys}")).await;
+    assert!(r.contains("* SEARCH 1 3\r\n") && r.contains("q OK"), "{r}");
+}
+
 #[tokio::test]
 async fn fetch_structure_sections_binary_and_text_search() {
     let f = fixture().await;
