@@ -93,31 +93,42 @@ impl AsyncRead for Deflate {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         loop {
-            if me.input_pos < me.input.len() {
-                let before_in = me.decomp.total_in();
-                let before_out = me.decomp.total_out();
-                let out = buf.initialize_unfilled();
-                me.decomp
-                    .decompress(&me.input[me.input_pos..], out, FlushDecompress::None)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                let used = (me.decomp.total_in() - before_in) as usize;
-                let made = (me.decomp.total_out() - before_out) as usize;
-                me.input_pos += used;
-                buf.advance(made);
-                if made > 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if used > 0 {
-                    continue;
-                }
+            // Inflating what is already buffered never waits, and a small read can
+            // inflate to gigabytes (a deflate bomb): each chunk spends the task's
+            // scheduling budget, so the session yields to the others every so often
+            // instead of holding the worker thread for seconds. The inflater runs
+            // even with no input left: it may hold output that did not fit into the
+            // last buffer.
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            let before_in = me.decomp.total_in();
+            let before_out = me.decomp.total_out();
+            let out = buf.initialize_unfilled();
+            me.decomp
+                .decompress(&me.input[me.input_pos..], out, FlushDecompress::None)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let used = (me.decomp.total_in() - before_in) as usize;
+            let made = (me.decomp.total_out() - before_out) as usize;
+            me.input_pos += used;
+            buf.advance(made);
+            if made > 0 {
+                coop.made_progress();
+                return Poll::Ready(Ok(()));
+            }
+            if used > 0 {
+                continue;
             }
             let mut raw = ReadBuf::new(&mut me.scratch);
             ready!(Pin::new(&mut me.inner).poll_read(cx, &mut raw))?;
             if raw.filled().is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            me.input.clear();
+            // Keep what the inflater has not taken yet (it may need more input to
+            // make progress on it).
+            me.input.drain(..me.input_pos);
             me.input.extend_from_slice(raw.filled());
             me.input_pos = 0;
         }
@@ -188,5 +199,55 @@ impl AsyncWrite for Conn {
             Conn::Raw(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Deflate(d) => Pin::new(d.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Issue 20.7: inflating a 256 MiB bomb already received (no read of it ever
+    /// waits) no longer holds the only worker thread: a timer on the same thread
+    /// stays on time.
+    #[tokio::test(flavor = "current_thread")]
+    async fn inflating_a_bomb_lets_other_tasks_run() {
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..256 {
+            enc.write_all(&chunk).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut deflate = Deflate::new(Stream::plain(tcp, Duration::from_secs(60)));
+        deflate.input = bomb;
+        let mut conn = Conn::Deflate(Box::new(deflate));
+        let ticker = tokio::spawn(async {
+            let mut worst = Duration::ZERO;
+            for _ in 0..20 {
+                let asked = Instant::now();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                worst = worst.max(asked.elapsed().saturating_sub(Duration::from_millis(5)));
+            }
+            worst
+        });
+        tokio::task::yield_now().await;
+        let mut buf = vec![0u8; 1024];
+        let mut total = 0usize;
+        while total < 256 << 20 {
+            total += conn.read(&mut buf).await.unwrap();
+        }
+        drop(client);
+        let worst = ticker.await.unwrap();
+        assert!(
+            worst < Duration::from_millis(100),
+            "a timer waited {worst:?} extra"
+        );
     }
 }
