@@ -9,6 +9,8 @@
 //! `imap::content`; EWS XML in `ews`). Pure functions over bytes, never failing on
 //! bad input, so they are unit- and property-tested without a store or a socket.
 
+#![warn(missing_docs)]
+
 mod address;
 mod attachment;
 mod date;
@@ -97,4 +99,4 @@ impl<'m> Message<'m> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

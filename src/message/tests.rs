@@ -57,10 +57,13 @@ fn walk<'p>(p: &'p Part, out: &mut Vec<&'p Part>) {
     }
 }
 
-fn arb_message() -> impl Strategy<Value = Vec<u8>> {
+/// Arbitrary bytes, or messages assembled from MIME pieces that reach deep into
+/// the parser; shared with the property tests of `message`'s users.
+pub(crate) fn arb_message() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop::sample::select(vec![
         "Content-Type: multipart/mixed; boundary=x\r\n",
         "Content-Type: multipart/alternative; boundary=y\r\n",
+        "Content-Type: multipart/digest; boundary=y\r\n",
         "Content-Type: message/rfc822\r\n",
         "Content-Type: text/html; charset=iso-8859-1\r\n",
         "Content-Type: image/png; name*0*=utf-8''%E2; name*1=x\r\n",

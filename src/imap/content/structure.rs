@@ -76,7 +76,6 @@ pub(crate) fn body_structure(raw: &[u8], e: &MimePart) -> BodyStructure<'static>
     }
 }
 
-/// An empty text/plain body, for the impossible empty multipart.
 /// The non-extensible form FETCH BODY returns (RFC 9051 7.5.2: "extension data
 /// is never returned with the BODY fetch"): `s` without extension data at any
 /// depth, including inside attached messages.
@@ -113,6 +112,7 @@ pub(crate) fn without_extensions(s: BodyStructure<'static>) -> BodyStructure<'st
     }
 }
 
+/// An empty text/plain body, for the impossible empty multipart.
 fn text_body(size: u32, lines: u32) -> Body<'static> {
     Body {
         basic: BasicFields {
