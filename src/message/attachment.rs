@@ -357,4 +357,17 @@ inner
             .collect();
         assert_eq!(paths, ["1", "2"]);
     }
+
+    #[test]
+    fn an_attached_root_multipart_is_still_opened() {
+        // Found by the property test: the message itself is never its attachment.
+        let raw = crlf(
+            "Content-Disposition: attachment\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: image/gif\n\nGIF\n--x--\n",
+        );
+        let paths: Vec<String> = attachments(&raw, &parse(&raw))
+            .iter()
+            .map(|a| a.path.to_string())
+            .collect();
+        assert_eq!(paths, ["1"]);
+    }
 }
