@@ -10,6 +10,7 @@ pub mod config;
 pub mod directory;
 pub mod events;
 pub mod imap;
+pub mod message;
 pub mod secret_file;
 pub mod server;
 pub mod smtp;

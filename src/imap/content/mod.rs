@@ -1,10 +1,11 @@
-//! What IMAP derives from a message's bytes: ENVELOPE, BODYSTRUCTURE, body sections,
-//! BINARY decoding and the text search keys. Pure functions over the raw RFC 5322
-//! bytes, so they are unit- and property-tested without a store or a socket.
+//! What IMAP derives from a message's bytes, in IMAP's own syntax: ENVELOPE,
+//! BODYSTRUCTURE, body sections by name (HEADER.FIELDS, MIME, TEXT), BINARY and the
+//! text search keys. Written on top of `crate::message`, which owns the MIME tree,
+//! decoding, headers and addresses; nothing protocol-neutral belongs here. Pure
+//! functions over the raw RFC 5322 bytes, so they are unit- and property-tested
+//! without a store or a socket.
 
-mod decode;
 mod envelope;
-mod mime;
 mod search;
 mod section;
 mod structure;
@@ -16,6 +17,8 @@ use std::num::NonZeroU32;
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::Section;
+
+use crate::message::Message;
 
 /// ENVELOPE and BODYSTRUCTURE of one message, computed once and cached in the store
 /// per body (`Store::put_body_cache`), so FETCH of structure never re-parses a body.
@@ -32,21 +35,11 @@ pub struct Structure {
 impl Structure {
     /// Parses the message. Never fails: broken MIME yields a best-effort structure.
     pub fn of(raw: &[u8]) -> Structure {
-        let root = mime::parse(raw);
-        let header = mime::fields(&raw[root.header.clone()]);
-        let sent_date = mime::field(&header, "date").and_then(|f| {
-            let value = String::from_utf8_lossy(&mime::unfold(f.value)).into_owned();
-            mail_parser::DateTime::parse_rfc822(&value)
-                .filter(|d| d.is_valid())
-                .map(|d| {
-                    let zone = i64::from(d.tz_hour) * 3600 + i64::from(d.tz_minute) * 60;
-                    d.to_timestamp() + if d.tz_before_gmt { -zone } else { zone }
-                })
-        });
+        let message = Message::parse(raw);
         Structure {
-            envelope: envelope::envelope(&header),
-            body_structure: structure::body_structure(raw, &root),
-            sent_date,
+            envelope: envelope::envelope(&message.fields()),
+            body_structure: structure::body_structure(raw, message.root()),
+            sent_date: message.date().map(|d| d.wall_clock()),
         }
     }
 

@@ -1,5 +1,5 @@
-//! BODY[section] and BINARY[part]: slices of the raw message located through the
-//! MIME tree (RFC 9051 6.4.5, RFC 3516).
+//! BODY[section] and BINARY[part]: IMAP's section names (HEADER, HEADER.FIELDS,
+//! MIME, TEXT) mapped onto `message`'s part tree (RFC 9051 6.4.5, RFC 3516).
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
@@ -7,11 +7,10 @@ use std::num::NonZeroU32;
 use imap_codec::imap_types::fetch::{Part, Section};
 
 use super::BinaryError;
-use super::decode::{base64, quoted_printable};
-use super::mime::{Children, Entity, field, fields, parse, resolve, unfold};
+use crate::message::{Children, Part as MimePart, UnknownEncoding, fields, parse, resolve};
 
 /// The message (or encapsulated message) a HEADER/TEXT section refers to.
-fn message_of<'e>(root: &'e Entity, part: Option<&Part>) -> Option<&'e Entity> {
+fn message_of<'e>(root: &'e MimePart, part: Option<&Part>) -> Option<&'e MimePart> {
     match part {
         None => Some(root),
         Some(p) => match &resolve(root, p.0.as_ref())?.children {
@@ -68,20 +67,10 @@ pub(crate) fn section<'m>(raw: &'m [u8], section: Option<&Section<'_>>) -> Cow<'
     }
 }
 
-/// Removes the transfer encoding named by a Content-Transfer-Encoding value.
-pub(crate) fn decode_cte(cte: Option<&[u8]>, body: &[u8]) -> Result<Vec<u8>, BinaryError> {
-    let cte = cte.map(|c| c.to_ascii_lowercase()).unwrap_or_default();
-    match cte.as_slice() {
-        b"" | b"7bit" | b"8bit" | b"binary" => Ok(body.to_vec()),
-        b"base64" => Ok(base64(body)),
-        b"quoted-printable" => Ok(quoted_printable(body, false)),
-        _ => Err(BinaryError::UnknownCte),
+impl From<UnknownEncoding> for BinaryError {
+    fn from(_: UnknownEncoding) -> BinaryError {
+        BinaryError::UnknownCte
     }
-}
-
-/// The Content-Transfer-Encoding of an entity, unfolded.
-pub(crate) fn cte_of(raw: &[u8], e: &Entity) -> Option<Vec<u8>> {
-    field(&fields(&raw[e.header.clone()]), "content-transfer-encoding").map(|f| unfold(f.value))
 }
 
 /// See [`super::binary`].
@@ -90,14 +79,11 @@ pub(crate) fn binary(raw: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, BinaryE
     if part.is_empty() {
         // BINARY[] is the whole message, header included (RFC 3516 4.1).
         let mut whole = raw[..root.body.start].to_vec();
-        whole.extend(decode_cte(
-            cte_of(raw, &root).as_deref(),
-            &raw[root.body.clone()],
-        )?);
+        whole.extend(root.decoded(raw)?);
         return Ok(whole);
     }
     let Some(e) = resolve(&root, part) else {
         return Ok(Vec::new());
     };
-    decode_cte(cte_of(raw, e).as_deref(), &raw[e.body.clone()])
+    Ok(e.decoded(raw)?)
 }

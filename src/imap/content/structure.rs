@@ -8,10 +8,10 @@ use imap_codec::imap_types::body::{
 use imap_codec::imap_types::core::{IString, NString, Vec1};
 
 use super::envelope::{envelope, header_nstring, istr};
-use super::mime::{Children, Entity, Field, fields, split_params, unfold};
+use crate::message::{Children, Field, Part as MimePart, field, fields, split_params, unfold};
 
 /// The BODYSTRUCTURE of `e`, a part or message within `raw`.
-pub(crate) fn body_structure(raw: &[u8], e: &Entity) -> BodyStructure<'static> {
+pub(crate) fn body_structure(raw: &[u8], e: &MimePart) -> BodyStructure<'static> {
     let flds = fields(&raw[e.header.clone()]);
     let ct = &e.content_type;
     let disposition = disposition(&flds);
@@ -38,7 +38,7 @@ pub(crate) fn body_structure(raw: &[u8], e: &Entity) -> BodyStructure<'static> {
     if is_text && ct.param("charset").is_none() {
         parameter_list.push((istr(b"charset"), istr(b"us-ascii")));
     }
-    let cte = super::mime::field(&flds, "content-transfer-encoding")
+    let cte = field(&flds, "content-transfer-encoding")
         .map(|f| unfold(f.value))
         .filter(|v| is_token(v))
         .unwrap_or_else(|| b"7bit".to_vec());
@@ -76,7 +76,6 @@ pub(crate) fn body_structure(raw: &[u8], e: &Entity) -> BodyStructure<'static> {
     }
 }
 
-/// An empty text/plain body, for the impossible empty multipart.
 /// The non-extensible form FETCH BODY returns (RFC 9051 7.5.2: "extension data
 /// is never returned with the BODY fetch"): `s` without extension data at any
 /// depth, including inside attached messages.
@@ -113,6 +112,7 @@ pub(crate) fn without_extensions(s: BodyStructure<'static>) -> BodyStructure<'st
     }
 }
 
+/// An empty text/plain body, for the impossible empty multipart.
 fn text_body(size: u32, lines: u32) -> Body<'static> {
     Body {
         basic: BasicFields {
@@ -138,12 +138,12 @@ fn params(p: &[(String, String)]) -> Vec<(IString<'static>, IString<'static>)> {
 /// Content-Disposition, Content-Language and Content-Location, always all three
 /// (NIL when absent), as Dovecot sends them.
 fn disposition(flds: &[Field<'_>]) -> Disposition<'static> {
-    let disposition = super::mime::field(flds, "content-disposition").and_then(|f| {
+    let disposition = field(flds, "content-disposition").and_then(|f| {
         let value = String::from_utf8_lossy(&unfold(f.value)).into_owned();
         let (kind, p) = split_params(&value);
         (!kind.is_empty()).then(|| (istr(kind.as_bytes()), params(&p)))
     });
-    let language = super::mime::field(flds, "content-language")
+    let language = field(flds, "content-language")
         .map(|f| {
             String::from_utf8_lossy(&unfold(f.value))
                 .split(',')

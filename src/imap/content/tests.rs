@@ -11,6 +11,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use proptest::prelude::*;
 
 use super::*;
+use crate::message::tests::arb_message;
 
 /// CRLF line endings for readable fixtures.
 fn crlf(s: &str) -> Vec<u8> {
@@ -375,30 +376,6 @@ fn structure_is_fast_on_a_large_message() {
         start.elapsed()
     );
     assert!(fetch_line(&s).contains("\"base64\" 7600014 NIL"));
-}
-
-fn arb_message() -> impl Strategy<Value = Vec<u8>> {
-    let pieces = prop::sample::select(vec![
-        "Content-Type: multipart/mixed; boundary=x\r\n",
-        "Content-Type: message/rfc822\r\n",
-        "Content-Type: multipart/digest; boundary=y\r\n",
-        "Content-Transfer-Encoding: base64\r\n",
-        "Content-Transfer-Encoding: quoted-printable\r\n",
-        "From: a <b@c>, G: d@e;\r\n",
-        "Subject: =?utf-8?b?w6k=?=\r\n",
-        "\r\n",
-        "--x\r\n",
-        "--y\r\n",
-        "--x--\r\n",
-        "=C3=\r\n",
-        "text\r\n",
-        "\n",
-        " folded\r\n",
-    ]);
-    prop_oneof![
-        prop::collection::vec(any::<u8>(), 0..400),
-        prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat().into_bytes()),
-    ]
 }
 
 proptest! {

@@ -1,11 +1,12 @@
-//! Lenient decoders for transfer encodings, RFC 2047 encoded words and charsets.
-//! Real mail breaks every rule, so nothing here fails: bad input decodes to
-//! something reasonable rather than an error.
+//! Lenient decoders for transfer encodings, RFC 2047 encoded words, RFC 2231
+//! parameter values and charsets (mail-parser's decoders). Real mail breaks every
+//! rule, so nothing here fails on bad input: it decodes to something reasonable.
+//! The one refusal is a transfer encoding nobody can decode.
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 
 /// Base64 ignoring line breaks and junk characters, stopping at padding.
-pub(crate) fn base64(input: &[u8]) -> Vec<u8> {
+pub fn base64(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &b in input {
@@ -40,7 +41,7 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Quoted-printable (RFC 2045 6.7): `=XX`, soft line breaks; a stray `=` stays.
 /// With `underscore_is_space` it is RFC 2047's Q encoding.
-pub(crate) fn quoted_printable(input: &[u8], underscore_is_space: bool) -> Vec<u8> {
+pub fn quoted_printable(input: &[u8], underscore_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -98,16 +99,70 @@ pub(crate) fn quoted_printable(input: &[u8], underscore_is_space: bool) -> Vec<u
 }
 
 /// Text in `charset` as UTF-8; unknown charsets are read as UTF-8, lossily.
-pub(crate) fn charset_text(bytes: &[u8], charset: Option<&str>) -> String {
+pub fn charset_text(bytes: &[u8], charset: Option<&str>) -> String {
     match charset.and_then(|c| charset_decoder(c.trim().as_bytes())) {
         Some(decode) => decode(bytes),
         None => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
+/// A Content-Transfer-Encoding that cannot be removed (`x-uuencode`, `?bogus`):
+/// IMAP answers `[UNKNOWN-CTE]`, others fall back to the encoded octets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Content-Transfer-Encoding")]
+pub struct UnknownEncoding;
+
+/// Removes the transfer encoding named by a Content-Transfer-Encoding value
+/// (unfolded; `None` when the field is absent, which means 7bit).
+pub fn transfer_decode(cte: Option<&[u8]>, body: &[u8]) -> Result<Vec<u8>, UnknownEncoding> {
+    let cte = cte.map(|c| c.to_ascii_lowercase()).unwrap_or_default();
+    match cte.as_slice() {
+        b"" | b"7bit" | b"8bit" | b"binary" => Ok(body.to_vec()),
+        b"base64" => Ok(base64(body)),
+        b"quoted-printable" => Ok(quoted_printable(body, false)),
+        _ => Err(UnknownEncoding),
+    }
+}
+
+/// An RFC 2231 extended parameter value (`charset'language'%XX...`, as a
+/// `name*` parameter holds it after continuations are joined) as UTF-8. Without
+/// the two quotes the value is percent-decoded as UTF-8.
+pub fn rfc2231(value: &str) -> String {
+    let (charset, encoded) = match value.split_once('\'') {
+        Some((charset, rest)) => match rest.split_once('\'') {
+            Some((_language, text)) => (Some(charset), text),
+            None => (None, value),
+        },
+        None => (None, value),
+    };
+    let bytes = value_bytes(encoded.as_bytes());
+    charset_text(&bytes, charset.filter(|c| !c.is_empty()))
+}
+
+/// Percent-decodes `%XX`; a `%` not followed by two hex digits stays.
+fn value_bytes(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i + 1).and_then(|c| hex(*c)),
+                s.get(i + 2).and_then(|c| hex(*c)),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Decodes RFC 2047 encoded words in a header value; whitespace between two
 /// adjacent encoded words disappears, as the RFC requires.
-pub(crate) fn rfc2047(value: &[u8]) -> String {
+pub fn rfc2047(value: &[u8]) -> String {
     let mut out = String::with_capacity(value.len());
     let mut pending_ws = String::new();
     let mut last_was_word = false;
@@ -197,5 +252,35 @@ mod tests {
         );
         assert_eq!(rfc2047(b"plain =?x?y?z"), "plain =?x?y?z");
         assert_eq!(rfc2047(b"a =?utf-8?Q?b?= c"), "a b c");
+    }
+
+    #[test]
+    fn transfer_decoding_names_the_encoding() {
+        assert_eq!(transfer_decode(None, b"a=3D"), Ok(b"a=3D".to_vec()));
+        assert_eq!(
+            transfer_decode(Some(b"BASE64"), b"aGk="),
+            Ok(b"hi".to_vec())
+        );
+        assert_eq!(
+            transfer_decode(Some(b"Quoted-Printable"), b"a=3D"),
+            Ok(b"a=".to_vec())
+        );
+        assert_eq!(
+            transfer_decode(Some(b"8bit"), b"\xff"),
+            Ok(b"\xff".to_vec())
+        );
+        assert_eq!(
+            transfer_decode(Some(b"x-uuencode"), b""),
+            Err(UnknownEncoding)
+        );
+    }
+
+    #[test]
+    fn rfc2231_values() {
+        assert_eq!(rfc2231("utf-8''%E2%82%AC%20rates.pdf"), "€ rates.pdf");
+        assert_eq!(rfc2231("iso-8859-1'en'caf%E9"), "café");
+        assert_eq!(rfc2231("''plain"), "plain");
+        assert_eq!(rfc2231("no quotes%21 100%"), "no quotes! 100%");
+        assert_eq!(rfc2231("x-unknown''a%C3%A9"), "aé");
     }
 }

@@ -1,43 +1,86 @@
-//! A MIME entity tree over the raw bytes: byte ranges of every header and body,
-//! without decoding anything. IMAP's sizes, line counts and sections are defined on
-//! the encoded octets, so offsets must be exact; a decoding parser would do work the
-//! FETCH path never needs. Tolerant of any input: every byte string is a message.
+//! The MIME part tree over the raw bytes: byte ranges of every header and body,
+//! without decoding anything. IMAP's sizes, line counts and sections and EWS's
+//! MimeContent are defined on the encoded octets, so offsets must be exact; a decoding
+//! parser would do work the FETCH path never needs. Tolerant of any input: every byte
+//! string is a message. Also the parameter syntax of Content-Type and
+//! Content-Disposition (quoting, RFC 2231 continuations).
 
+use std::fmt;
+use std::num::NonZeroU32;
 use std::ops::Range;
+use std::str::FromStr;
 
 use memchr::memmem;
+
+use super::decode::{UnknownEncoding, charset_text, transfer_decode};
+use super::header::{Field, field, fields, unfold};
 
 /// How deep multiparts and encapsulated messages may nest before the rest is
 /// treated as an opaque leaf: bounds recursion on hostile input and keeps the
 /// cached JSON within serde_json's nesting limit (128). Real mail stays far below.
 const MAX_DEPTH: usize = 20;
 
-/// One MIME entity: a message or a body part.
+/// One MIME entity, a message or a body part: where its header and body lie in
+/// the raw message, so every protocol can slice, measure or decode it.
 #[derive(Debug)]
-pub(crate) struct Entity {
+pub struct Part {
     /// The header block, including the blank line that ends it (if any).
     pub header: Range<usize>,
     /// The body octets; for a part of a multipart, the CRLF before the next
     /// delimiter belongs to the delimiter, not to the body (RFC 2046 5.1.1).
     pub body: Range<usize>,
+    /// Its Content-Type, or the default its place implies.
     pub content_type: ContentType,
+    /// What its body holds.
     pub children: Children,
 }
 
-/// What is inside an entity's body.
+impl Part {
+    /// The header fields of this part within `raw`, the message it was parsed from.
+    pub fn fields<'m>(&self, raw: &'m [u8]) -> Vec<Field<'m>> {
+        fields(&raw[self.header.clone()])
+    }
+
+    /// Its Content-Transfer-Encoding value, unfolded; `None` when absent.
+    pub fn transfer_encoding(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        field(&self.fields(raw), "content-transfer-encoding").map(|f| unfold(f.value))
+    }
+
+    /// The body with its transfer encoding removed (IMAP BINARY, EWS attachment
+    /// content and sizes).
+    pub fn decoded(&self, raw: &[u8]) -> Result<Vec<u8>, UnknownEncoding> {
+        transfer_decode(
+            self.transfer_encoding(raw).as_deref(),
+            &raw[self.body.clone()],
+        )
+    }
+
+    /// The body as text: transfer encoding removed (an unknown one is read as is)
+    /// and its charset decoded to UTF-8.
+    pub fn text(&self, raw: &[u8]) -> String {
+        let body = &raw[self.body.clone()];
+        let decoded = self.decoded(raw).unwrap_or_else(|_| body.to_vec());
+        charset_text(&decoded, self.content_type.param("charset"))
+    }
+}
+
+/// What is inside a part's body.
 #[derive(Debug)]
-pub(crate) enum Children {
+pub enum Children {
+    /// Content, not further structure.
     Leaf,
     /// The parts of a multipart, never empty.
-    Multi(Vec<Entity>),
+    Multi(Vec<Part>),
     /// A message/rfc822 body: the encapsulated message.
-    Message(Box<Entity>),
+    Message(Box<Part>),
 }
 
 /// A parsed Content-Type (or the RFC 2045/2046 default).
 #[derive(Debug, Clone)]
-pub(crate) struct ContentType {
+pub struct ContentType {
+    /// The top-level media type as written (`text`, `Multipart`, ...).
     pub kind: String,
+    /// The subtype as written.
     pub subtype: String,
     /// Parameters as written, quotes removed.
     pub params: Vec<(String, String)>,
@@ -71,86 +114,13 @@ impl ContentType {
     }
 }
 
-/// One header field: its full raw extent (name to the end of its last line) and
-/// the raw value (after the colon, folding kept).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Field<'m> {
-    pub name: &'m [u8],
-    pub value: &'m [u8],
-    pub raw: &'m [u8],
-}
-
-/// Splits a header block into fields. Lines without a colon are skipped; a
-/// continuation line before any field is ignored.
-pub(crate) fn fields<'m>(header: &'m [u8]) -> Vec<Field<'m>> {
-    let mut out: Vec<Field<'m>> = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut pos = 0;
-    let flush = |out: &mut Vec<Field<'m>>, from: usize, to: usize| {
-        let raw = &header[from..to];
-        if let Some(colon) = memchr::memchr(b':', raw) {
-            let name = trim(&raw[..colon]);
-            if !name.is_empty() && !name.contains(&b'\n') {
-                out.push(Field {
-                    name,
-                    value: &raw[colon + 1..],
-                    raw,
-                });
-            }
-        }
-    };
-    while pos < header.len() {
-        let end = memchr::memchr(b'\n', &header[pos..]).map_or(header.len(), |i| pos + i + 1);
-        let line = &header[pos..end];
-        let blank = line == b"\n" || line == b"\r\n";
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation || blank {
-            if let Some(s) = start.take() {
-                flush(&mut out, s, pos);
-            }
-            if blank {
-                return out;
-            }
-            start = Some(pos);
-        }
-        pos = end;
-    }
-    if let Some(s) = start {
-        flush(&mut out, s, header.len());
-    }
-    out
-}
-
-/// The first field named `name` (case-insensitive).
-pub(crate) fn field<'m>(fields: &[Field<'m>], name: &str) -> Option<Field<'m>> {
-    fields
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-        .copied()
-}
-
-/// A header value unfolded (line breaks removed) and trimmed, as IMAP shows it.
-pub(crate) fn unfold(value: &[u8]) -> Vec<u8> {
-    let v: Vec<u8> = value
-        .iter()
-        .copied()
-        .filter(|b| *b != b'\r' && *b != b'\n' && *b != 0)
-        .collect();
-    trim(&v).to_vec()
-}
-
-/// Without surrounding ASCII whitespace.
-pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    s.trim_ascii()
-}
-
 /// Parses `raw` as a message.
-pub(crate) fn parse(raw: &[u8]) -> Entity {
+pub fn parse(raw: &[u8]) -> Part {
     entity(raw, 0..raw.len(), false, 0)
 }
 
 /// Parses the entity occupying `range` of `raw`.
-fn entity(raw: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -> Entity {
+fn entity(raw: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -> Part {
     let header_end = header_end(&raw[range.clone()]) + range.start;
     let header = range.start..header_end;
     let body = header_end..range.end;
@@ -184,7 +154,7 @@ fn entity(raw: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -> Ent
     } else if content_type.kind.eq_ignore_ascii_case("multipart") {
         content_type = ContentType::default_for(false);
     }
-    Entity {
+    Part {
         header,
         body,
         content_type,
@@ -263,7 +233,7 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range
 }
 
 /// Parses `type/subtype; name=value; ...`; `None` when there is no usable type.
-pub(crate) fn parse_content_type(value: &[u8]) -> Option<ContentType> {
+pub fn parse_content_type(value: &[u8]) -> Option<ContentType> {
     let value = String::from_utf8_lossy(value);
     let (head, params) = split_params(&value);
     let (kind, subtype) = head.split_once('/')?;
@@ -279,7 +249,7 @@ pub(crate) fn parse_content_type(value: &[u8]) -> Option<ContentType> {
 }
 
 /// Splits `value; a=b; c="d"` into the leading token and its parameters.
-pub(crate) fn split_params(value: &str) -> (String, Vec<(String, String)>) {
+pub fn split_params(value: &str) -> (String, Vec<(String, String)>) {
     let mut pieces = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -366,7 +336,7 @@ fn merge_continuations(params: Vec<(String, String)>) -> Vec<(String, String)> {
 }
 
 /// Removes surrounding quotes and backslash escapes.
-pub(crate) fn unquote(v: &str) -> String {
+fn unquote(v: &str) -> String {
     let Some(inner) = v.strip_prefix('"') else {
         return v.to_string();
     };
@@ -385,10 +355,10 @@ pub(crate) fn unquote(v: &str) -> String {
     out
 }
 
-/// Resolves an IMAP part number path to an entity (RFC 9051 6.4.5): part 1 of a
-/// non-multipart message is its body; numbers after a message/rfc822 part count
-/// inside the encapsulated message.
-pub(crate) fn resolve<'e>(root: &'e Entity, path: &[std::num::NonZeroU32]) -> Option<&'e Entity> {
+/// Resolves a part path to a part (RFC 9051 6.4.5, the numbering IMAP and EWS
+/// attachment ids share): part 1 of a non-multipart message is its body; numbers
+/// after a message/rfc822 part count inside the encapsulated message.
+pub fn resolve<'e>(root: &'e Part, path: &[NonZeroU32]) -> Option<&'e Part> {
     let (first, rest) = path.split_first()?;
     let mut cur = in_message(root, first.get())?;
     for n in rest {
@@ -402,11 +372,49 @@ pub(crate) fn resolve<'e>(root: &'e Entity, path: &[std::num::NonZeroU32]) -> Op
 }
 
 /// Part `n` of a message: its n-th part if multipart, else itself for n = 1.
-fn in_message(msg: &Entity, n: u32) -> Option<&Entity> {
+fn in_message(msg: &Part, n: u32) -> Option<&Part> {
     match &msg.children {
         Children::Multi(parts) => parts.get(n as usize - 1),
         _ if n == 1 => Some(msg),
         _ => None,
+    }
+}
+
+/// A part's number path (`1`, `1.2`, ...), as IMAP sections and EWS attachment
+/// ids name parts; [`resolve`] finds the part it names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartPath(pub Vec<NonZeroU32>);
+
+impl fmt::Display for PartPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a string is not a part path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a part path (numbers from 1 joined by dots): {0:?}")]
+pub struct BadPartPath(pub String);
+
+impl FromStr for PartPath {
+    type Err = BadPartPath;
+
+    fn from_str(s: &str) -> Result<PartPath, BadPartPath> {
+        s.split('.')
+            .map(|n| {
+                n.parse::<NonZeroU32>()
+                    .ok()
+                    .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(PartPath)
+            .ok_or_else(|| BadPartPath(s.to_string()))
     }
 }
 
@@ -427,16 +435,6 @@ mod tests {
     }
 
     #[test]
-    fn folded_fields_keep_their_raw_extent() {
-        let h = b"Subject: a\r\n b\r\nX-Y:z\r\nbroken line\r\n\r\nignored: 1\r\n";
-        let f = fields(h);
-        assert_eq!(f.len(), 2);
-        assert_eq!(f[0].raw, b"Subject: a\r\n b\r\n");
-        assert_eq!(unfold(f[0].value), b"a b");
-        assert_eq!(f[1].name, b"X-Y");
-    }
-
-    #[test]
     fn multipart_parts_exclude_the_crlf_before_delimiters() {
         let raw = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\npre\r\n--b\r\n\r\none\r\n--bb\r\n--b \r\nContent-Type: text/html\r\n\r\n<p>\r\n--b--\r\nepilogue";
         let e = parse(raw);
@@ -447,6 +445,35 @@ mod tests {
         assert_eq!(&raw[parts[0].body.clone()], b"one\r\n--bb");
         assert_eq!(&raw[parts[1].body.clone()], b"<p>");
         assert_eq!(parts[1].content_type.subtype, "html");
+    }
+
+    #[test]
+    fn part_paths_print_and_parse() {
+        let p: PartPath = "1.2.10".parse().unwrap();
+        assert_eq!(p.to_string(), "1.2.10");
+        assert_eq!(p.0.len(), 3);
+        for bad in ["", "0", "1..2", "1.a", "+1", "1.", " 1"] {
+            assert!(bad.parse::<PartPath>().is_err(), "{bad:?}");
+        }
+        assert_eq!(PartPath(vec![]).to_string(), "");
+    }
+
+    #[test]
+    fn part_paths_resolve_through_messages() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\ninner\r\n--b--\r\n";
+        let root = parse(raw);
+        let body = |p: &str| {
+            let path: PartPath = p.parse().unwrap();
+            resolve(&root, &path.0)
+                .map(|e| String::from_utf8_lossy(&raw[e.body.clone()]).into_owned())
+        };
+        assert_eq!(body("1").as_deref(), Some("one"));
+        assert_eq!(body("2.1").as_deref(), Some("inner"));
+        assert_eq!(body("3"), None);
+        assert_eq!(body("1.1"), None);
+        let plain = parse(b"Subject: x\r\n\r\nbody");
+        assert!(resolve(&plain, &"1".parse::<PartPath>().unwrap().0).is_some());
+        assert!(resolve(&plain, &[]).is_none());
     }
 
     #[test]
