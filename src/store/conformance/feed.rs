@@ -76,44 +76,14 @@ pub async fn expunged_since_names_one_folders_expunges_above_a_modseq(ctx: Ctx) 
 /// item id of its message (or folder).
 pub async fn every_change_names_its_item(ctx: Ctx) {
     let store = ctx.store.clone();
-    store.create_mailbox("u", 1 << 20).await.unwrap();
-    let inbox_f = folder(&store, "u", FolderKind::Inbox).await;
-    let archive = folder(&store, "u", FolderKind::Archive).await;
-    let stored = store
-        .deliver(Arc::from(&b"x"[..]), 0, vec![inbox("u")])
-        .await
-        .unwrap()
-        .remove(0)
-        .unwrap();
-    let start = store.latest_change("u").await.unwrap();
-    store
-        .store_flags(
-            inbox_f.id,
-            vec![1],
-            FlagOp::Add,
-            vec!["\\Seen".into()],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .copy_messages(inbox_f.id, vec![1], archive.id, false)
-        .await
-        .unwrap()
-        .unwrap();
-    let copy = store.messages(archive.id, 1, 1).await.unwrap().remove(0);
-    store
-        .copy_messages(archive.id, vec![1], inbox_f.id, true)
-        .await
-        .unwrap()
-        .unwrap();
-    let moved = store.messages(inbox_f.id, 2, 2).await.unwrap().remove(0);
-    store.expunge(inbox_f.id, vec![1, 2]).await.unwrap();
+    let life = live(&store).await;
+    let (stored, copy, moved) = (&life.delivered, &life.copy, &life.moved);
+    store.expunge(life.inbox.id, vec![1, 2]).await.unwrap();
     let work = store.create_folder("u", "Work").await.unwrap();
     store.rename_folder(work.id, "Jobs").await.unwrap();
     store.delete_folder(work.id).await.unwrap();
     let changes: Vec<(ChangeKind, String)> = store
-        .changes_since("u", start, 100)
+        .changes_since("u", life.start, 100)
         .await
         .unwrap()
         .into_iter()
@@ -137,6 +107,6 @@ pub async fn every_change_names_its_item(ctx: Ctx) {
     let first = store.changes_since("u", 0, 1).await.unwrap().remove(0);
     assert_eq!(
         (first.kind, first.item_id),
-        (ChangeKind::Created, stored.item_id)
+        (ChangeKind::Created, stored.item_id.clone())
     );
 }

@@ -22,7 +22,7 @@ mod writes;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Backend, Folder, FolderKind, FolderRef, Target};
+use super::{Backend, FlagOp, Folder, FolderKind, FolderRef, MessageMeta, Target};
 
 /// What the interface cannot show but the suite checks: how much a backend holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +127,59 @@ pub async fn deliver_to(
     res[0].as_ref().unwrap().uid
 }
 
+/// One message's life in mailbox `u`: its metadata after each step.
+pub struct Life {
+    pub inbox: Folder,
+    /// The latest change before the flag change.
+    pub start: i64,
+    /// Delivered to the Inbox (UID 1).
+    pub delivered: MessageMeta,
+    /// After `\Seen` was added.
+    pub flagged: MessageMeta,
+    /// Its copy in the Archive (UID 1).
+    pub copy: MessageMeta,
+    /// The copy moved back to the Inbox (UID 2).
+    pub moved: MessageMeta,
+}
+
+/// Creates mailbox `u` and takes one message through delivery, a flag change, a
+/// copy and a move of the copy.
+pub async fn live(store: &Arc<dyn Backend>) -> Life {
+    let first = |v: Vec<MessageMeta>| v.into_iter().next().unwrap();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox_f = folder(store, "u", FolderKind::Inbox).await;
+    let archive = folder(store, "u", FolderKind::Archive).await;
+    deliver_to(store, inbox_f.id, b"x", &[]).await;
+    let delivered = first(store.messages(inbox_f.id, 1, 1).await.unwrap());
+    let start = store.latest_change("u").await.unwrap();
+    let seen = vec!["\\Seen".to_string()];
+    store
+        .store_flags(inbox_f.id, vec![1], FlagOp::Add, seen, None)
+        .await
+        .unwrap();
+    let flagged = first(store.messages(inbox_f.id, 1, 1).await.unwrap());
+    store
+        .copy_messages(inbox_f.id, vec![1], archive.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = first(store.messages(archive.id, 1, 1).await.unwrap());
+    store
+        .copy_messages(archive.id, vec![1], inbox_f.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let moved = first(store.messages(inbox_f.id, 2, 2).await.unwrap());
+    Life {
+        inbox: inbox_f,
+        start,
+        delivered,
+        flagged,
+        copy,
+        moved,
+    }
+}
+
 /// Instantiates every conformance test for one backend, as `#[tokio::test]`s in
 /// a module named after it. The test list is written here once.
 macro_rules! backend_suite {
@@ -157,6 +210,7 @@ macro_rules! backend_suite {
                 moves::over_quota_copy_changes_nothing,
                 writes::a_failing_write_does_not_spoil_its_batch,
                 writes::concurrent_writers_share_commits,
+                writes::an_announced_write_is_counted_until_dropped,
                 writes::acknowledged_writes_are_readable_after_a_reopen,
                 writes::deliver_and_enqueue_is_one_write,
                 persistence::queue_enqueue_due_defer_and_finish,

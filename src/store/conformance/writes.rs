@@ -159,3 +159,18 @@ pub async fn deliver_and_enqueue_is_one_write(ctx: Ctx) {
     assert_eq!(commits(&store), before + 1, "one transaction");
     assert_eq!(store.queued_recipients().await.unwrap(), 1);
 }
+
+/// A write announced to group commit is counted until its announcement is
+/// dropped (submitted, or abandoned with the work that was to make it).
+pub async fn an_announced_write_is_counted_until_dropped(ctx: Ctx) {
+    let store = ctx.store.clone();
+    assert_eq!(store.announced_writes(), 0);
+    let first = store.expect_write();
+    let second = store.expect_write();
+    assert_eq!(store.announced_writes(), 2);
+    drop(first);
+    assert_eq!(store.announced_writes(), 1);
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    drop(second);
+    assert_eq!(store.announced_writes(), 0);
+}
