@@ -89,9 +89,9 @@ pub struct Folder {
     /// Stable opaque id for EWS FolderId.
     pub item_id: String,
     /// The EWS ChangeKey: changes on every change of the folder's properties
-    /// (name, subscription) and of the set of messages in it (delivery, copy or
-    /// move in, expunge or move out); not on flag changes of its messages, which
-    /// change those messages' keys.
+    /// (name, subscription, its set of subfolders) and of the set of messages in
+    /// it (delivery, copy or move in, expunge or move out); not on flag changes of
+    /// its messages, which change those messages' keys.
     pub change_key: String,
     pub messages: u32,
     pub unseen: u32,

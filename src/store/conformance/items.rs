@@ -112,6 +112,33 @@ pub async fn a_folder_change_key_changes_with_its_contents_and_properties(ctx: C
     changed(&mut keys, named(&store, "u", "Jobs").await, "a rename");
     store.set_subscribed(work.id, false).await.unwrap();
     changed(&mut keys, named(&store, "u", "Jobs").await, "unsubscribing");
+    // Its set of subfolders is one of its properties (EWS ChildFolderCount).
+    let child = store.create_folder("u", "Jobs/2026").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child created",
+    );
+    store.rename_folder(child.id, "Later").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child moved away",
+    );
+    let later = named(&store, "u", "Later").await;
+    assert_ne!(later.change_key, child.change_key, "the renamed child");
+    store.rename_folder(child.id, "Jobs/Back").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child moved in",
+    );
+    store.delete_folder(child.id).await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child deleted",
+    );
     let before = named(&store, "u", "Other").await;
     assert_eq!(
         before.change_key,

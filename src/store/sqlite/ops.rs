@@ -57,6 +57,19 @@ fn next_uidvalidity(c: &Connection, mailbox: &str) -> Result<u32> {
     Ok(v as u32)
 }
 
+/// Moves the ChangeKey of the folder above `name`, if any: its set of subfolders
+/// (EWS ChildFolderCount) changed.
+fn touch_parent(c: &Connection, mailbox: &str, name: &str) -> Result<()> {
+    if let Some((parent, _)) = name.rsplit_once('/') {
+        c.prepare_cached(
+            "UPDATE folders SET change_counter = change_counter + 1 WHERE mailbox_id = ?1 AND name = ?2",
+        )?
+        .execute(params![mailbox, parent])?;
+    }
+    Ok(())
+}
+
+/// Creates a folder row (its parent's ChangeKey moves) and returns its id and item id.
 fn insert_folder(
     c: &Connection,
     mailbox: &str,
@@ -70,7 +83,9 @@ fn insert_folder(
          VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 1, ?6)")?.execute(
         params![mailbox, name, kind.map(FolderKind::as_str), class, uidvalidity, item_id],
     )?;
-    Ok((c.last_insert_rowid(), item_id))
+    let id = c.last_insert_rowid();
+    touch_parent(c, mailbox, name)?;
+    Ok((id, item_id))
 }
 
 pub(super) fn create_mailbox(
@@ -232,6 +247,7 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
     remove_messages(c, &folder, &uids)?;
     c.prepare_cached("DELETE FROM folders WHERE id = ?1")?
         .execute([folder_id])?;
+    touch_parent(c, &folder.mailbox_id, &folder.name)?;
     let seq = record_change(
         c,
         &folder.mailbox_id,
@@ -643,6 +659,7 @@ pub(super) fn rename_folder(
         }
     }
     let mut last_seq = create_parents(c, &mailbox, new_name)?;
+    touch_parent(c, &mailbox, &old)?;
     for (id, name, modseq, item_id) in &subtree {
         let renamed = format!("{new_name}{}", &name[old.len()..]);
         c.prepare_cached(
@@ -659,6 +676,7 @@ pub(super) fn rename_folder(
             item_id,
         )?);
     }
+    touch_parent(c, &mailbox, new_name)?;
     Ok(((), last_seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()))
 }
 
