@@ -7,8 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailgate::store::sqlite::SqliteStore;
-use mailgate::store::{FolderKind, FolderRef, Store, Target};
+use mailgate::store::{FolderKind, FolderRef, Target};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -39,7 +38,7 @@ fn raw_fsync_rate(dir: &std::path::Path, secs: u64) -> f64 {
 
 async fn insert_rate(dir: &std::path::Path, writers: u64, messages: u64) -> (f64, f64) {
     let path = dir.join(format!("bench-{writers}.sqlite"));
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = mailgate::store::open_embedded(&path).unwrap();
     store.create_mailbox("bench", u64::MAX / 4).await.unwrap();
     let body: Arc<[u8]> = Arc::from(vec![b'm'; 5 * 1024]);
     let commits0 = store

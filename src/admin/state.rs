@@ -7,8 +7,7 @@ use std::sync::Arc;
 use super::error::ApiError;
 use crate::access::{AccessEngine, AccessError};
 use crate::directory::{Directory, DirectoryError};
-use crate::store::StoreError;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{Backend, StoreError};
 
 /// Most tags one resource may carry (WorkMail's limit).
 pub const MAX_TAGS: usize = 50;
@@ -20,7 +19,7 @@ pub struct AdminState {
     /// Access control rules and impersonation roles.
     pub access: Arc<AccessEngine>,
     /// Mailboxes (quota, size) and tags.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     /// The event sinks, for the email monitoring configuration's routing.
     pub events: crate::events::Events,
     /// ARN region (`admin.region`).

@@ -12,7 +12,6 @@ use super::state::AdminState;
 use crate::access::{AccessEngine, AccessError, AccessLimits, TokenKeys};
 use crate::directory::Directory;
 use crate::server::http::HttpRequest;
-use crate::store::sqlite::SqliteStore;
 
 const KEY_ID: &str = "MGAKTESTTESTTESTTEST";
 const SECRET: &str = "test-secret-test-secret-test-secret-0000";
@@ -30,7 +29,7 @@ async fn fixture() -> Fixture {
 
 fn build_fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
     let directory = Arc::new(Directory::open(store.clone()).unwrap());
     let access = Arc::new(
         AccessEngine::open(

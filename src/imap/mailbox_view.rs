@@ -315,14 +315,11 @@ fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sqlite::SqliteStore;
     use crate::store::{FlagOp, FolderKind, FolderRef, Target};
 
     async fn fixture() -> (tempfile::TempDir, Arc<dyn Store>, Folder) {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(Arc::new(
-            SqliteStore::open(&dir.path().join("s.sqlite")).unwrap(),
-        ));
+        let store: Arc<dyn Store> = crate::store::testing::open(&dir.path().join("s.sqlite"));
         store.create_mailbox("m", 1 << 30).await.unwrap();
         let inbox = store
             .folders("m")

@@ -18,7 +18,6 @@ use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKey
 use crate::config::TlsMode;
 use crate::server::limits::ConnLimits;
 use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
-use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver};
 
 const PASSWORD: &str = "Corr3ct-Horse";
@@ -49,7 +48,7 @@ async fn fixture() -> Fixture {
 async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
     let (directory, access, org, ids) = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
@@ -77,7 +76,7 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     ));
     let ctx = Arc::new(ImapContext {
         hostname: "imap.acme.test".into(),
-        store: Arc::new(store.clone()),
+        store: store.clone(),
         directory: directory.clone(),
         auth,
         events,

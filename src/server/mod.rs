@@ -33,7 +33,7 @@ use crate::events::{Events, Metrics};
 use crate::imap::{ImapContext, ImapService};
 use crate::smtp::sender_auth::SenderAuth;
 use crate::smtp::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
-use crate::store::sqlite::SqliteStore;
+use crate::store::Backend;
 use crate::tls::{self, CertResolver, DevCert};
 use http::Router;
 use limits::ConnLimits;
@@ -51,7 +51,7 @@ pub struct Daemon {
     resolver: Arc<CertResolver>,
     /// Ports actually bound, by listener name.
     pub ports: BTreeMap<&'static str, u16>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     pub directory: Arc<Directory>,
     pub access: Arc<AccessEngine>,
     /// SigV4 keys the admin API accepts: the configured ones and the generated one.
@@ -94,9 +94,8 @@ impl Daemon {
         resolver.load(&pairs).map_err(|e| StartError(e.0))?;
 
         let store_path = config.data_path(&config.store.path);
-        let store = SqliteStore::open(&store_path)
+        let store = crate::store::open(&config)
             .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
-        let store = Arc::new(store);
         let State {
             directory,
             access,
@@ -175,13 +174,13 @@ impl Daemon {
         let wake = Arc::new(tokio::sync::Notify::new());
         let outbound = relay.as_ref().map(|_| {
             Arc::new(queue::Outbound {
-                queue: Arc::new(store.clone()),
+                queue: store.clone(),
                 wake: wake.clone(),
             })
         });
         let smtp = Arc::new(SmtpContext {
             hostname: config.server.hostname.clone(),
-            store: Arc::new(store.clone()),
+            store: store.clone(),
             directory: directory.clone(),
             auth,
             events: events.clone(),
@@ -201,7 +200,7 @@ impl Daemon {
         let imap = Arc::new(ImapService {
             ctx: Arc::new(ImapContext {
                 hostname: config.server.hostname.clone(),
-                store: Arc::new(store.clone()),
+                store: store.clone(),
                 directory: directory.clone(),
                 auth: smtp.auth.clone(),
                 events: events.clone(),
@@ -257,7 +256,7 @@ impl Daemon {
         if let Some((settings, backoff)) = relay {
             tracing::info!(smarthost = %settings.host, port = settings.port, "outbound queue running");
             let runner = queue::Runner {
-                queue: Arc::new(store.clone()),
+                queue: store.clone(),
                 ctx: smtp.clone(),
                 relay: Arc::new(settings),
                 backoff,
@@ -442,8 +441,8 @@ fn protocol_for(
 }
 
 /// The store's group-commit counters: writes per commit is the batch size.
-fn store_counters(store: &Arc<SqliteStore>) -> Vec<crate::events::ScrapedCounter> {
-    use crate::store::sqlite::WriterStats;
+fn store_counters(store: &Arc<dyn Backend>) -> Vec<crate::events::ScrapedCounter> {
+    use crate::store::WriterStats;
     use std::sync::atomic::{AtomicU64, Ordering};
     let counter = |name, help, field: fn(&WriterStats) -> &AtomicU64| {
         let store = store.clone();
@@ -481,13 +480,12 @@ fn store_counters(store: &Arc<SqliteStore>) -> Vec<crate::events::ScrapedCounter
 /// `GET /metrics`: the registry, with the gauges read from the store refreshed first.
 struct MetricsPage {
     metrics: Arc<Metrics>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Backend>,
 }
 
 impl http::Handler for MetricsPage {
     fn handle(self: Arc<Self>, _req: http::HttpRequest) -> http::HandlerFuture {
         Box::pin(async move {
-            use crate::store::queue::OutboundQueue;
             if let Ok(n) = self.store.queued_recipients().await {
                 self.metrics
                     .queue_depth
@@ -521,7 +519,7 @@ struct State {
 /// Loads the directory and the access rules from the store; on first start creates
 /// the organization for `server.default_domain`, the token keys and the admin key,
 /// and says so.
-async fn open_state(store: &Arc<SqliteStore>, config: &Config) -> Result<State, StartError> {
+async fn open_state(store: &Arc<dyn Backend>, config: &Config) -> Result<State, StartError> {
     let store = store.clone();
     let config = config.clone();
     let task = tokio::task::spawn_blocking(move || -> Result<State, String> {

@@ -18,8 +18,8 @@ use crate::config::TlsMode;
 use crate::events::Captured;
 use crate::server::limits::ConnLimits;
 use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{FolderKind, Store};
+use crate::store::Backend;
+use crate::store::FolderKind;
 use crate::tls::{self, CertResolver};
 
 pub(super) const PASSWORD: &str = "Corr3ct-Horse";
@@ -29,7 +29,7 @@ pub(super) struct Fixture {
     pub(super) mx: u16,
     pub(super) submissions: u16,
     pub(super) ca: std::path::PathBuf,
-    pub(super) store: Arc<SqliteStore>,
+    pub(super) store: Arc<dyn Backend>,
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
     pub(super) captured: Captured,
@@ -64,7 +64,7 @@ pub(super) async fn fixture_with_relay() -> Fixture {
 async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
     let (directory, access, org, alice, bob) = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
@@ -99,14 +99,14 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
     let wake = Arc::new(tokio::sync::Notify::new());
     let outbound = relay.then(|| {
         Arc::new(queue::Outbound {
-            queue: Arc::new(store.clone()),
+            queue: store.clone(),
             wake: wake.clone(),
         })
     });
     let mx_rate = crate::server::rate::RateLimiter::per_minute(limits.message_rate_per_ip);
     let ctx = Arc::new(SmtpContext {
         hostname: "mx.acme.test".into(),
-        store: Arc::new(store.clone()),
+        store: store.clone(),
         directory: directory.clone(),
         auth,
         events: events.clone(),
@@ -269,7 +269,7 @@ pub(super) async fn submission(
 }
 
 pub(super) async fn inbox(f: &Fixture, mailbox: &str, kind: FolderKind) -> Vec<Vec<u8>> {
-    let store: Arc<SqliteStore> = f.store.clone();
+    let store: Arc<dyn Backend> = f.store.clone();
     let Ok(folders) = store.folders(mailbox).await else {
         return vec![];
     };
@@ -873,7 +873,7 @@ async fn a_full_mailbox_is_refused_at_rcpt_and_others_still_get_the_message() {
     )
     .await;
     assert!(r.starts_with("250"));
-    let store: Arc<SqliteStore> = f.store.clone();
+    let store: Arc<dyn Backend> = f.store.clone();
     store.set_quota(&f.bob, 10).await.unwrap();
     assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
     assert!(
@@ -1002,7 +1002,7 @@ async fn fill_bob_but_pass_rcpt(f: &Fixture) {
     )
     .await;
     assert!(r.starts_with("250"), "{r}");
-    let store: Arc<SqliteStore> = f.store.clone();
+    let store: Arc<dyn Backend> = f.store.clone();
     let used = store.quota(&f.bob).await.unwrap().used;
     store.set_quota(&f.bob, used + 10).await.unwrap();
 }
@@ -1063,7 +1063,7 @@ async fn a_remote_sender_gets_its_dsn_through_the_smarthost_unless_notify_never(
     assert!(c.cmd("DATA").await.starts_with("354"));
     assert!(c.cmd(&format!("{MESSAGE}.")).await.starts_with("250 2.0.0"));
     assert_eq!(inbox(&f, &f.alice, FolderKind::Inbox).await.len(), 2);
-    let queue: &dyn crate::store::queue::OutboundQueue = &f.store;
+    let queue: &dyn crate::store::queue::OutboundQueue = &*f.store;
     let due = queue.due(i64::MAX, 10).await.unwrap();
     assert_eq!(due.len(), 1, "one DSN queued: {due:?}");
     let m = &due[0];

@@ -1,15 +1,29 @@
-//! Mailbox storage: folders, messages, flags, quota and the change feed.
+//! Mailbox storage: folders, messages, flags, quota, the change feed, the outbound
+//! queue, tags, and the persistence of the directory and the access rules.
 //!
-//! Protocol modules talk to the [`Store`] trait only; no SQL leaves `store::sqlite`.
+//! Owns the store interface ([`Store`], [`queue::OutboundQueue`], [`Tags`], and
+//! [`Backend`], which bundles them with `directory`'s and `access`'s persistence
+//! traits), the factory that builds the configured backend ([`open`]), the backends
+//! (`sqlite`, the embedded default), and the conformance suite every backend passes.
+//! Nothing outside this module names a backend type or touches SQL; this module
+//! never reaches up into the protocols, `server` or `events`.
+//!
 //! The model is the intersection IMAP and EWS both need: folders with UIDVALIDITY,
 //! UIDNEXT and HIGHESTMODSEQ (IMAP, CONDSTORE/QRESYNC), stable opaque item ids and a
-//! change key per message (EWS), and one change feed per mailbox that IMAP IDLE and
-//! EWS notifications both read. A message body delivered to many mailboxes is stored
-//! once. Every write returns only after it is durable.
+//! ChangeKey per message and folder (EWS), and one change feed per mailbox, naming
+//! the item of each change, that IMAP IDLE and EWS notifications both read. A
+//! message body delivered to many mailboxes is stored once. Every write returns only
+//! after it is durable.
 
+mod backend;
+#[cfg(test)]
+mod conformance;
 mod folders;
 pub mod queue;
-pub mod sqlite;
+mod sqlite;
+mod tags;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +31,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+pub use backend::{Backend, WriterStats, open, open_embedded};
 pub use folders::{DEFAULT_FOLDERS, FolderKind};
+pub use tags::{Tag, Tags};
 
 /// A mailbox is owned by a user or resource and named by its directory id.
 pub type MailboxId = str;
@@ -72,6 +88,11 @@ pub struct Folder {
     pub subscribed: bool,
     /// Stable opaque id for EWS FolderId.
     pub item_id: String,
+    /// The EWS ChangeKey: changes on every change of the folder's properties
+    /// (name, subscription, its set of subfolders) and of the set of messages in
+    /// it (delivery, copy or move in, expunge or move out); not on flag changes of
+    /// its messages, which change those messages' keys.
+    pub change_key: String,
     pub messages: u32,
     pub unseen: u32,
 }
@@ -132,10 +153,25 @@ pub struct MessageMeta {
 }
 
 impl MessageMeta {
-    /// The EWS ChangeKey: changes whenever the message changes.
+    /// The EWS ChangeKey: changes whenever the message changes (every change of a
+    /// stored message, its flags, gives it a new MODSEQ), and a copy or move is a
+    /// new item with a new item id and so a new key.
     pub fn change_key(&self) -> String {
-        format!("{:x}", self.modseq)
+        change_key(&self.item_id, self.modseq)
     }
+}
+
+/// An EWS ChangeKey from an item (or folder) id and a counter that moves on every
+/// change of it: opaque, short, and distinct for distinct (id, counter) pairs in
+/// practice (a 64-bit FNV-1a hash), so a key never repeats for a new item that
+/// happens to share a counter value with an old one.
+pub fn change_key(item_id: &str, version: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in item_id.bytes().chain(version.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{version:x}-{h:016x}")
 }
 
 /// How STORE changes flags.
@@ -170,6 +206,31 @@ pub struct Change {
     pub kind: ChangeKind,
     pub uid: u32,
     pub modseq: u64,
+    /// The item id of the message (or, for the folder kinds, of the folder) the
+    /// change is about, so a sync can name an item that is gone. Empty only on
+    /// rows recorded before the feed carried ids whose item was already gone
+    /// when the store was upgraded.
+    pub item_id: String,
+}
+
+/// Who derived a body cache entry: each consumer has its own slot per body, so
+/// IMAP's structure and EWS's item shape never overwrite each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheConsumer {
+    /// IMAP's ENVELOPE and BODYSTRUCTURE (`imap::content::Structure`).
+    ImapStructure,
+    /// EWS's item shape (body, attachments, headers), once EWS lands.
+    EwsItem,
+}
+
+impl CacheConsumer {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheConsumer::ImapStructure => "imap_structure",
+            CacheConsumer::EwsItem => "ews_item",
+        }
+    }
 }
 
 /// The kinds of change in the feed.
@@ -208,7 +269,6 @@ impl ChangeKind {
     }
 }
 
-/// Mailbox quota in bytes.
 /// Result of a copy or move: the UIDVALIDITY of the target folder and the
 /// (source UID, new UID) pairs in source UID order, as COPYUID reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +277,7 @@ pub struct CopyOutcome {
     pub pairs: Vec<(u32, u32)>,
 }
 
+/// Mailbox quota in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     pub used: u64,
@@ -335,11 +396,23 @@ pub trait Store: Send + Sync {
         to_folder: i64,
         remove_source: bool,
     ) -> Result<std::result::Result<CopyOutcome, Refused>>;
-    /// Protocol-specific derived data cached per body (IMAP keeps ENVELOPE and
-    /// BODYSTRUCTURE here so FETCH never re-parses a message). `None` until put.
-    async fn body_cache(&self, body_id: i64) -> Result<Option<Vec<u8>>>;
-    /// Stores the derived data for a body; later puts replace it.
-    async fn put_body_cache(&self, body_id: i64, data: Vec<u8>) -> Result<()>;
+    /// Protocol-specific derived data cached per body, one slot per consumer (IMAP
+    /// keeps ENVELOPE and BODYSTRUCTURE here so FETCH never re-parses a message).
+    /// `None` until put; the slots go with the body.
+    async fn body_cache(&self, body_id: i64, consumer: CacheConsumer) -> Result<Option<Vec<u8>>>;
+    /// Stores a consumer's derived data for a body; later puts replace it. A body
+    /// that is gone meanwhile is quietly not cached.
+    async fn put_body_cache(
+        &self,
+        body_id: i64,
+        consumer: CacheConsumer,
+        data: Vec<u8>,
+    ) -> Result<()>;
+    /// A message by its item id (EWS ItemId): its folder and metadata; `NotFound`
+    /// when no message has that id (expunged, or moved: a move makes a new item).
+    async fn message_by_item_id(&self, item_id: &str) -> Result<(Folder, MessageMeta)>;
+    /// A folder by its item id (EWS FolderId); `NotFound` when none has it.
+    async fn folder_by_item_id(&self, item_id: &str) -> Result<Folder>;
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota>;
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
 }

@@ -173,9 +173,7 @@ pub fn s_client(port: u16, args: &[&str]) -> (bool, String) {
 pub fn seed_user(data: &Path, domain: &str, local: &str) {
     use mailgate::directory::{Directory, NewUser};
     std::fs::create_dir_all(data).unwrap();
-    let store = std::sync::Arc::new(
-        mailgate::store::sqlite::SqliteStore::open(&data.join("store.sqlite")).unwrap(),
-    );
+    let store = mailgate::store::open_embedded(&data.join("store.sqlite")).unwrap();
     let d = Directory::open(store).unwrap();
     let alias = domain.replace('.', "-");
     let org = d.create_organization(&alias, domain).unwrap();

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailgate::directory::Directory;
-use mailgate::store::sqlite::SqliteStore;
-use mailgate::store::{FolderKind, Store};
+use mailgate::store::FolderKind;
 
 use crate::harness::{Running, config_text};
 
@@ -92,7 +91,7 @@ fn every_acknowledged_message_survives_kill_9_exactly_once() {
     // Restart on the same data: the store opens cleanly and holds every acked message once.
     let mut d = d;
     d.restart();
-    let store = Arc::new(SqliteStore::open(&d.dir.path().join("data/store.sqlite")).unwrap());
+    let store = mailgate::store::open_embedded(&d.dir.path().join("data/store.sqlite")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let subjects: Vec<String> = rt.block_on(async {
         let d = Directory::open(store.clone()).unwrap();

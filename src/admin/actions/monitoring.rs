@@ -21,7 +21,7 @@ use super::common::OrgIn;
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
 use crate::events::Events;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Backend;
 
 /// Where an organization's configuration is stored.
 fn key(org: &str) -> String {
@@ -37,7 +37,7 @@ pub fn sink_of_log_group<'a>(arn: &'a str, region: &str, account: &str) -> Optio
 }
 
 /// The stored (RoleArn, LogGroupArn) of `org`, if any.
-fn load(store: &SqliteStore, org: &str) -> Result<Option<(String, String)>, ApiError> {
+fn load(store: &Arc<dyn Backend>, org: &str) -> Result<Option<(String, String)>, ApiError> {
     let tags = store.tags_blocking(&key(org))?;
     let get = |k: &str| tags.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     Ok(get("RoleArn").zip(get("LogGroupArn")))
@@ -47,7 +47,13 @@ fn load(store: &SqliteStore, org: &str) -> Result<Option<(String, String)>, ApiE
 /// start and after a reload of the sinks. A configuration naming a sink that is no
 /// longer configured is logged and left in place (it applies again once a start or
 /// reload configures the sink).
-pub fn restore(store: &SqliteStore, events: &Events, orgs: &[String], region: &str, account: &str) {
+pub fn restore(
+    store: &Arc<dyn Backend>,
+    events: &Events,
+    orgs: &[String],
+    region: &str,
+    account: &str,
+) {
     for org in orgs {
         if let Ok(Some((_, log_group))) = load(store, org) {
             let sink = sink_of_log_group(&log_group, region, account).unwrap_or("");

@@ -14,7 +14,7 @@ use crate::directory::{
     ANY_KIND, ContactDetails, DEFAULT_QUOTA_MB, EntityKind, EntityState, NewUser, User, UserRole,
     UserUpdate,
 };
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 const MB: u64 = 1024 * 1024;
 

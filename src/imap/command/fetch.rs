@@ -14,7 +14,7 @@ use crate::imap::fetch::{self, FetchError, Message};
 use crate::imap::response::compact_set;
 use crate::imap::sequence;
 use crate::imap::session::{Done, Imap, store_failure};
-use crate::store::{FlagOp, Store};
+use crate::store::{CacheConsumer, FlagOp, Store};
 
 /// Queued response bytes above which FETCH writes to the client mid-command.
 const FLUSH_AT: usize = 256 * 1024;
@@ -22,13 +22,18 @@ const FLUSH_AT: usize = 256 * 1024;
 /// ENVELOPE and BODYSTRUCTURE of a body: from the store's cache, else computed once
 /// and cached.
 pub async fn structure(store: &dyn Store, body_id: i64, raw: &[u8]) -> Structure {
-    if let Ok(Some(bytes)) = store.body_cache(body_id).await
+    if let Ok(Some(bytes)) = store
+        .body_cache(body_id, CacheConsumer::ImapStructure)
+        .await
         && let Some(s) = Structure::from_cache(&bytes)
     {
         return s;
     }
     let s = Structure::of(raw);
-    if let Err(e) = store.put_body_cache(body_id, s.to_cache()).await {
+    if let Err(e) = store
+        .put_body_cache(body_id, CacheConsumer::ImapStructure, s.to_cache())
+        .await
+    {
         tracing::debug!(error = %e, "IMAP: caching a body structure failed");
     }
     s

@@ -182,7 +182,7 @@ fn start_runner_with(
     backoff: Backoff,
 ) -> (CancellationToken, JoinHandle<()>) {
     let runner = Runner {
-        queue: Arc::new(f.store.clone()),
+        queue: f.store.clone(),
         ctx: f.ctx.clone(),
         relay: Arc::new(relay),
         backoff,
@@ -246,7 +246,7 @@ fn events_named(f: &Fixture, name: &str) -> Vec<serde_json::Value> {
 }
 
 async fn queue_len(f: &Fixture) -> usize {
-    OutboundQueue::queued_recipients(&f.store).await.unwrap()
+    OutboundQueue::queued_recipients(&*f.store).await.unwrap()
 }
 
 #[tokio::test]

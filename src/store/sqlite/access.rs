@@ -30,33 +30,3 @@ impl AccessBackend for SqliteStore {
         .map_err(|e| e.to_string())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use crate::access::{AccessEngine, AccessLimits, TokenKeys};
-    use crate::store::sqlite::SqliteStore;
-
-    #[test]
-    fn rules_survive_a_reopen_of_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.sqlite");
-        let keys = TokenKeys::generate("k1");
-        {
-            let store = Arc::new(SqliteStore::open(&path).unwrap());
-            let engine = AccessEngine::open(store, AccessLimits::default(), keys.clone()).unwrap();
-            assert!(
-                engine
-                    .create_organization_defaults("m-0123456789abcdef0123456789abcdef", 1)
-                    .unwrap()
-            );
-        }
-        let store = Arc::new(SqliteStore::open(&path).unwrap());
-        let engine = AccessEngine::open(store, AccessLimits::default(), keys).unwrap();
-        let rules = engine
-            .list_access_control_rules("m-0123456789abcdef0123456789abcdef")
-            .unwrap();
-        assert_eq!(rules.len(), 1);
-    }
-}

@@ -1,6 +1,11 @@
 //! The embedded store: SQLite in WAL mode with `synchronous=FULL`, one writer thread
 //! doing group commit, and a small pool of reader connections.
 //!
+//! Owns the SQLite [`Backend`]: its schema and migrations, its SQL, its writer
+//! thread. Named only by `store`'s factory; everything else reaches it as
+//! `dyn Backend`. Its behaviour is specified by `store::conformance`; the tests
+//! here are SQLite's own (schema, corruption, WAL, writer batching, crashes).
+//!
 //! Bodies live in the database (table `bodies`), once per delivery however many
 //! mailboxes receive it, so a message and its metadata become durable in the same
 //! fsync.
@@ -12,6 +17,8 @@ mod ops;
 mod queue;
 mod schema;
 mod tags;
+#[cfg(test)]
+pub(crate) mod testing;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -23,12 +30,11 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Change, CopyOutcome, ExpectedWrite, FlagOp, FlagOutcome, Folder, MailboxId, MessageMeta,
-    NewMessage, Quota, Refused, Result, Store, StoreError, Stored, Target,
+    Backend, CacheConsumer, Change, CopyOutcome, ExpectedWrite, FlagOp, FlagOutcome, Folder,
+    MailboxId, MessageMeta, NewMessage, Quota, Refused, Result, Store, StoreError, Stored, Target,
+    WriterStats,
 };
-pub use schema::SCHEMA_VERSION;
 use writer::Writer;
-pub use writer::WriterStats;
 
 #[cfg(test)]
 pub(crate) use writer::failpoint;
@@ -43,8 +49,14 @@ const MAX_CONCURRENT_READS: usize = MAX_IDLE_READERS;
 /// Mailboxes whose change feed moved in a write, with the newest sequence number.
 type Touched = Vec<(String, i64)>;
 
-/// The SQLite-backed [`Store`].
+/// The SQLite-backed [`Backend`]: a handle on state shared with the blocking
+/// threads that run its reads.
 pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+/// The store's state: the writer, the reader pool and the watchers.
+struct Shared {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
@@ -59,29 +71,16 @@ impl SqliteStore {
         let conn = schema::open_writer(path)?;
         let writer = Writer::spawn(conn, writer::LINGER)
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore {
+        let shared = Shared {
             path: path.to_path_buf(),
             writer,
             readers: Mutex::new(Vec::new()),
             read_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_READS),
             watchers: Arc::new(DashMap::new()),
+        };
+        Ok(SqliteStore {
+            shared: Arc::new(shared),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Group-commit counters.
-    pub fn writer_stats(&self) -> &WriterStats {
-        self.writer.stats()
-    }
-
-    /// Writes announced to group commit and not yet submitted.
-    #[cfg(test)]
-    pub(crate) fn announced_writes(&self) -> usize {
-        self.writer.announced()
     }
 
     /// Queues a write and returns its receiver; the answer comes after the commit.
@@ -90,11 +89,11 @@ impl SqliteStore {
         op: impl FnMut(&Connection) -> Result<(T, Touched)> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<T>>> {
         let (tx, rx) = oneshot::channel();
-        self.writer.submit(Box::new(PendingWrite {
+        self.shared.writer.submit(Box::new(PendingWrite {
             op,
             result: None,
             tx,
-            watchers: self.watchers.clone(),
+            watchers: self.shared.watchers.clone(),
         }))?;
         Ok(rx)
     }
@@ -121,6 +120,30 @@ impl SqliteStore {
 
     /// Runs a read on a pooled connection (blocking; callers are on blocking threads).
     pub fn read_blocking<T>(&self, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.shared.read_blocking(op)
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .shared
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.read_blocking(op))
+            .await
+            .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
+    }
+}
+
+impl Shared {
+    /// Runs a read on a pooled connection, opening one when the pool is empty.
+    fn read_blocking<T>(&self, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
         let conn = match conn {
             Some(c) => c,
@@ -133,22 +156,6 @@ impl SqliteStore {
             pool.push(conn);
         }
         out
-    }
-
-    /// Runs a read on a blocking thread.
-    async fn read<T: Send + 'static>(
-        self: &Arc<Self>,
-        op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let _permit = self
-            .read_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.read_blocking(op))
-            .await
-            .map_err(|e| StoreError::Io(format!("reader task failed: {e}")))?
     }
 }
 
@@ -191,12 +198,20 @@ where
     }
 }
 
-/// The store as shared by the daemon: reads hop to blocking threads, so the
-/// trait is implemented on the `Arc`.
+impl Backend for SqliteStore {
+    fn writer_stats(&self) -> &WriterStats {
+        self.shared.writer.stats()
+    }
+
+    fn announced_writes(&self) -> usize {
+        self.shared.writer.announced()
+    }
+}
+
 #[async_trait]
-impl Store for Arc<SqliteStore> {
+impl Store for SqliteStore {
     fn expect_write(&self) -> ExpectedWrite {
-        self.writer.expect()
+        self.shared.writer.expect()
     }
 
     async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()> {
@@ -292,7 +307,8 @@ impl Store for Arc<SqliteStore> {
     }
 
     fn watch(&self, mailbox: &MailboxId) -> watch::Receiver<i64> {
-        self.watchers
+        self.shared
+            .watchers
             .entry(mailbox.to_string())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
@@ -320,12 +336,30 @@ impl Store for Arc<SqliteStore> {
             .await
     }
 
-    async fn body_cache(&self, body_id: i64) -> Result<Option<Vec<u8>>> {
-        self.read(move |c| ops::body_cache(c, body_id)).await
+    async fn body_cache(&self, body_id: i64, consumer: CacheConsumer) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| ops::body_cache(c, body_id, consumer))
+            .await
     }
 
-    async fn put_body_cache(&self, body_id: i64, data: Vec<u8>) -> Result<()> {
-        self.write(move |c| ops::put_body_cache(c, body_id, &data))
+    async fn put_body_cache(
+        &self,
+        body_id: i64,
+        consumer: CacheConsumer,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        self.write(move |c| ops::put_body_cache(c, body_id, consumer, &data))
+            .await
+    }
+
+    async fn message_by_item_id(&self, item_id: &str) -> Result<(Folder, MessageMeta)> {
+        let item_id = item_id.to_string();
+        self.read(move |c| ops::message_by_item_id(c, &item_id))
+            .await
+    }
+
+    async fn folder_by_item_id(&self, item_id: &str) -> Result<Folder> {
+        let item_id = item_id.to_string();
+        self.read(move |c| ops::folder_by_item_id(c, &item_id))
             .await
     }
 

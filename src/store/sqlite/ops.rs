@@ -7,9 +7,9 @@ use super::cached::CachedSql;
 
 use super::Touched;
 use crate::store::{
-    Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome, FlagUpdate, Folder,
-    FolderKind, FolderRef, MessageMeta, NewMessage, Quota, Refused, Result, StoreError, Stored,
-    Target, normalize_flags, now_ms,
+    CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
+    FlagUpdate, Folder, FolderKind, FolderRef, MessageMeta, NewMessage, Quota, Refused, Result,
+    StoreError, Stored, Target, change_key, normalize_flags, now_ms,
 };
 
 /// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
@@ -30,7 +30,8 @@ fn flags_from_text(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Appends to the change feed and returns the new sequence number.
+/// Appends to the change feed and returns the new sequence number. `item_id` is
+/// the message's (or, for folder changes, the folder's).
 fn record_change(
     c: &Connection,
     mailbox: &str,
@@ -38,9 +39,10 @@ fn record_change(
     kind: ChangeKind,
     uid: u32,
     modseq: u64,
+    item_id: &str,
 ) -> Result<i64> {
-    c.prepare_cached("INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-        params![mailbox, folder_id, kind.as_str(), uid, modseq as i64],
+    c.prepare_cached("INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq, item_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
+        params![mailbox, folder_id, kind.as_str(), uid, modseq as i64, item_id],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -55,19 +57,35 @@ fn next_uidvalidity(c: &Connection, mailbox: &str) -> Result<u32> {
     Ok(v as u32)
 }
 
+/// Moves the ChangeKey of the folder above `name`, if any: its set of subfolders
+/// (EWS ChildFolderCount) changed.
+fn touch_parent(c: &Connection, mailbox: &str, name: &str) -> Result<()> {
+    if let Some((parent, _)) = name.rsplit_once('/') {
+        c.prepare_cached(
+            "UPDATE folders SET change_counter = change_counter + 1 WHERE mailbox_id = ?1 AND name = ?2",
+        )?
+        .execute(params![mailbox, parent])?;
+    }
+    Ok(())
+}
+
+/// Creates a folder row (its parent's ChangeKey moves) and returns its id and item id.
 fn insert_folder(
     c: &Connection,
     mailbox: &str,
     name: &str,
     kind: Option<FolderKind>,
     class: &str,
-) -> Result<i64> {
+) -> Result<(i64, String)> {
     let uidvalidity = next_uidvalidity(c, mailbox)?;
+    let item_id = new_item_id();
     c.prepare_cached("INSERT INTO folders (mailbox_id, name, kind, folder_class, uidvalidity, uidnext, highest_modseq, subscribed, item_id)
          VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 1, ?6)")?.execute(
-        params![mailbox, name, kind.map(FolderKind::as_str), class, uidvalidity, new_item_id()],
+        params![mailbox, name, kind.map(FolderKind::as_str), class, uidvalidity, item_id],
     )?;
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    touch_parent(c, mailbox, name)?;
+    Ok((id, item_id))
 }
 
 pub(super) fn create_mailbox(
@@ -89,12 +107,14 @@ pub(super) fn create_mailbox(
 }
 
 const FOLDER_COLUMNS: &str = "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
-    f.highest_modseq, f.subscribed, f.item_id,
+    f.highest_modseq, f.subscribed, f.item_id, f.change_counter,
     (SELECT count(*) FROM messages m WHERE m.folder_id = f.id),
     (SELECT count(*) FROM messages m WHERE m.folder_id = f.id AND (' ' || m.flags || ' ') NOT LIKE '% \\Seen %')";
 
 fn folder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
     let kind: Option<String> = r.get(3)?;
+    let item_id: String = r.get(9)?;
+    let change_key = change_key(&item_id, r.get::<_, i64>(10)? as u64);
     Ok(Folder {
         id: r.get(0)?,
         mailbox_id: r.get(1)?,
@@ -105,9 +125,10 @@ fn folder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
         uidnext: r.get(6)?,
         highest_modseq: r.get::<_, i64>(7)? as u64,
         subscribed: r.get(8)?,
-        item_id: r.get(9)?,
-        messages: r.get(10)?,
-        unseen: r.get(11)?,
+        item_id,
+        change_key,
+        messages: r.get(11)?,
+        unseen: r.get(12)?,
     })
 }
 
@@ -192,8 +213,8 @@ pub(super) fn create_folder(
     if mailbox_exists.is_none() {
         return Err(StoreError::NotFound("mailbox"));
     }
-    let id = insert_folder(c, mailbox, name, None, "IPF.Note")?;
-    let seq = record_change(c, mailbox, id, ChangeKind::FolderCreated, 0, 1)?;
+    let (id, item_id) = insert_folder(c, mailbox, name, None, "IPF.Note")?;
+    let seq = record_change(c, mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id)?;
     Ok((folder_by_id(c, id)?, vec![(mailbox.to_string(), seq)]))
 }
 
@@ -226,6 +247,7 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
     remove_messages(c, &folder, &uids)?;
     c.prepare_cached("DELETE FROM folders WHERE id = ?1")?
         .execute([folder_id])?;
+    touch_parent(c, &folder.mailbox_id, &folder.name)?;
     let seq = record_change(
         c,
         &folder.mailbox_id,
@@ -233,6 +255,7 @@ pub(super) fn delete_folder(c: &Connection, folder_id: i64) -> Result<((), Touch
         ChangeKind::FolderDeleted,
         0,
         folder.highest_modseq + 1,
+        &folder.item_id,
     )?;
     Ok(((), vec![(folder.mailbox_id, seq)]))
 }
@@ -281,7 +304,7 @@ pub(super) fn deliver(
             results.push(Err(Refused::OverQuota));
             continue;
         }
-        let (uidvalidity, uid, modseq): (u32, u32, i64) = c.prepare_cached("UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1
+        let (uidvalidity, uid, modseq): (u32, u32, i64) = c.prepare_cached("UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, change_counter = change_counter + 1 WHERE id = ?1
              RETURNING uidvalidity, uidnext - 1, highest_modseq")?.query_row(
             [folder_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -300,6 +323,7 @@ pub(super) fn deliver(
             ChangeKind::Created,
             uid,
             modseq as u64,
+            &item_id,
         )?;
         touched.push((mailbox, seq));
         results.push(Ok(Stored {
@@ -354,16 +378,18 @@ pub(super) fn append_all(
     Ok((Ok(stored), touched))
 }
 
-fn meta_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
-    let flags: String = r.get(2)?;
+/// A message's metadata from the columns `uid, modseq, flags, internal_date, size,
+/// body_id, item_id`, the first at index `at`.
+fn meta_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MessageMeta> {
+    let flags: String = r.get(at + 2)?;
     Ok(MessageMeta {
-        uid: r.get(0)?,
-        modseq: r.get::<_, i64>(1)? as u64,
+        uid: r.get(at)?,
+        modseq: r.get::<_, i64>(at + 1)? as u64,
         flags: flags_from_text(&flags),
-        internal_date: r.get(3)?,
-        size: r.get::<_, i64>(4)? as u64,
-        body_id: r.get(5)?,
-        item_id: r.get(6)?,
+        internal_date: r.get(at + 3)?,
+        size: r.get::<_, i64>(at + 4)? as u64,
+        body_id: r.get(at + 5)?,
+        item_id: r.get(at + 6)?,
     })
 }
 
@@ -377,7 +403,7 @@ pub(super) fn messages(
         "SELECT uid, modseq, flags, internal_date, size, body_id, item_id FROM messages
          WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
     )?;
-    let rows = st.query_map(params![folder_id, first, last], meta_from_row)?;
+    let rows = st.query_map(params![folder_id, first, last], |r| meta_from_row(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -401,14 +427,14 @@ pub(super) fn store_flags(
     let mut new_modseq: Option<i64> = None;
     let mut last_seq = None;
     for &uid in uids {
-        let row: Option<(i64, String)> = c
+        let row: Option<(i64, String, String)> = c
             .query_row_cached(
-                "SELECT modseq, flags FROM messages WHERE folder_id = ?1 AND uid = ?2",
+                "SELECT modseq, flags, item_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
                 params![folder_id, uid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((modseq, current)) = row else {
+        let Some((modseq, current, item_id)) = row else {
             continue;
         };
         if unchanged_since.is_some_and(|u| modseq as u64 > u) {
@@ -453,6 +479,7 @@ pub(super) fn store_flags(
             ChangeKind::Flags,
             uid,
             m as u64,
+            &item_id,
         )?);
         outcome.updated.push(FlagUpdate {
             uid,
@@ -466,19 +493,24 @@ pub(super) fn store_flags(
     Ok((outcome, touched))
 }
 
+/// A message taken out of a folder: its UID, the MODSEQ of the removal, its item id.
+type Removed = (u32, u64, String);
+
 /// Deletes message rows, their now-unreferenced bodies and their quota use.
-fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<(u32, u64)>> {
+fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<Removed>> {
     let mut removed = Vec::new();
     let mut modseq = None;
     for &uid in uids {
-        let row: Option<(i64, i64)> = c
+        let row: Option<(i64, i64, String)> = c
             .query_row_cached(
-                "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2 RETURNING size, body_id",
+                "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2 RETURNING size, body_id, item_id",
                 params![folder.id, uid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((size, body_id)) = row else { continue };
+        let Some((size, body_id, item_id)) = row else {
+            continue;
+        };
         c.prepare_cached("DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)")?.execute(
             [body_id],
         )?;
@@ -487,7 +519,7 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
         let m = match modseq {
             Some(m) => m,
             None => {
-                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
+                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1, change_counter = change_counter + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
                     [folder.id],
                     |r| r.get(0),
                 )?;
@@ -495,7 +527,7 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
                 m
             }
         };
-        removed.push((uid, m as u64));
+        removed.push((uid, m as u64, item_id));
     }
     Ok(removed)
 }
@@ -504,20 +536,21 @@ pub(super) fn expunge(c: &Connection, folder_id: i64, uids: &[u32]) -> Result<(V
     let folder = folder_by_id(c, folder_id)?;
     let removed = remove_messages(c, &folder, uids)?;
     let mut last_seq = None;
-    for &(uid, modseq) in &removed {
+    for (uid, modseq, item_id) in &removed {
         last_seq = Some(record_change(
             c,
             &folder.mailbox_id,
             folder_id,
             ChangeKind::Expunged,
-            uid,
-            modseq,
+            *uid,
+            *modseq,
+            item_id,
         )?);
     }
     let touched = last_seq
         .map(|s| vec![(folder.mailbox_id.clone(), s)])
         .unwrap_or_default();
-    Ok((removed.into_iter().map(|(u, _)| u).collect(), touched))
+    Ok((removed.into_iter().map(|(u, _, _)| u).collect(), touched))
 }
 
 /// Creates the missing ancestors of `name` (RFC 9051 6.3.6: a RENAME creates the
@@ -533,7 +566,7 @@ fn create_parents(c: &Connection, mailbox: &str, name: &str) -> Result<Option<i6
             .query_row(params![mailbox, parent], |r| r.get(0))
             .optional()?;
         if exists.is_none() {
-            let id = insert_folder(c, mailbox, parent, None, "IPF.Note")?;
+            let (id, item_id) = insert_folder(c, mailbox, parent, None, "IPF.Note")?;
             last_seq = Some(record_change(
                 c,
                 mailbox,
@@ -541,6 +574,7 @@ fn create_parents(c: &Connection, mailbox: &str, name: &str) -> Result<Option<i6
                 ChangeKind::FolderCreated,
                 0,
                 1,
+                &item_id,
             )?);
         }
     }
@@ -577,7 +611,7 @@ pub(super) fn rename_folder(
             )));
         }
         create_parents(c, &mailbox, new_name)?;
-        let id = insert_folder(c, &mailbox, new_name, None, "IPF.Note")?;
+        let (id, item_id) = insert_folder(c, &mailbox, new_name, None, "IPF.Note")?;
         let last_seq = Some(record_change(
             c,
             &mailbox,
@@ -585,6 +619,7 @@ pub(super) fn rename_folder(
             ChangeKind::FolderCreated,
             0,
             1,
+            &item_id,
         )?);
         let uids: Vec<u32> = {
             let mut st =
@@ -605,17 +640,17 @@ pub(super) fn rename_folder(
         )));
     }
     // The folder and everything below it, with the names they will get.
-    let subtree: Vec<(i64, String, i64)> = {
+    let subtree: Vec<(i64, String, i64, String)> = {
         let mut st = c.prepare_cached(
-            "SELECT id, name, highest_modseq FROM folders WHERE mailbox_id = ?1
+            "SELECT id, name, highest_modseq, item_id FROM folders WHERE mailbox_id = ?1
              AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/') ORDER BY name",
         )?;
         st.query_map(params![mailbox, old], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?
     };
-    for (_, name, _) in &subtree {
+    for (_, name, _, _) in &subtree {
         let renamed = format!("{new_name}{}", &name[old.len()..]);
         if taken(&renamed)? {
             return Err(StoreError::Conflict(format!(
@@ -624,10 +659,13 @@ pub(super) fn rename_folder(
         }
     }
     let mut last_seq = create_parents(c, &mailbox, new_name)?;
-    for (id, name, modseq) in &subtree {
+    touch_parent(c, &mailbox, &old)?;
+    for (id, name, modseq, item_id) in &subtree {
         let renamed = format!("{new_name}{}", &name[old.len()..]);
-        c.prepare_cached("UPDATE folders SET name = ?2 WHERE id = ?1")?
-            .execute(params![id, renamed])?;
+        c.prepare_cached(
+            "UPDATE folders SET name = ?2, change_counter = change_counter + 1 WHERE id = ?1",
+        )?
+        .execute(params![id, renamed])?;
         last_seq = Some(record_change(
             c,
             &mailbox,
@@ -635,8 +673,10 @@ pub(super) fn rename_folder(
             ChangeKind::FolderRenamed,
             0,
             *modseq as u64,
+            item_id,
         )?);
     }
+    touch_parent(c, &mailbox, new_name)?;
     Ok(((), last_seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()))
 }
 
@@ -646,7 +686,9 @@ pub(super) fn set_subscribed(
     subscribed: bool,
 ) -> Result<((), Touched)> {
     let n = c
-        .prepare_cached("UPDATE folders SET subscribed = ?2 WHERE id = ?1")?
+        .prepare_cached(
+            "UPDATE folders SET subscribed = ?2, change_counter = change_counter + 1 WHERE id = ?1",
+        )?
         .execute(params![folder_id, subscribed])?;
     if n == 0 {
         return Err(StoreError::NotFound("folder"));
@@ -722,8 +764,8 @@ pub(super) fn copy_messages(
     // One new MODSEQ for the whole copy, as store_flags does for one command.
     let (uidvalidity, first_uid, modseq): (u32, i64, i64) = c
         .prepare_cached(
-            "UPDATE folders SET uidnext = uidnext + ?2, highest_modseq = highest_modseq + 1
-             WHERE id = ?1 RETURNING uidvalidity, uidnext - ?2, highest_modseq",
+            "UPDATE folders SET uidnext = uidnext + ?2, highest_modseq = highest_modseq + 1,
+             change_counter = change_counter + 1 WHERE id = ?1 RETURNING uidvalidity, uidnext - ?2, highest_modseq",
         )?
         .query_row(params![to_folder, n], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -738,6 +780,7 @@ pub(super) fn copy_messages(
     let mut last_seq = 0;
     for (i, src) in sources.iter().enumerate() {
         let uid = (first_uid + i as i64) as u32;
+        let item_id = new_item_id();
         c.prepare_cached(
             "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -750,7 +793,7 @@ pub(super) fn copy_messages(
             src.internal_date,
             src.size,
             src.body_id,
-            new_item_id()
+            item_id
         ])?;
         last_seq = record_change(
             c,
@@ -759,6 +802,7 @@ pub(super) fn copy_messages(
             ChangeKind::Created,
             uid,
             modseq as u64,
+            &item_id,
         )?;
         pairs.push((src.uid, uid));
     }
@@ -769,14 +813,15 @@ pub(super) fn copy_messages(
         let src_uids: Vec<u32> = sources.iter().map(|s| s.uid).collect();
         // The copies reference the bodies now, so none is freed here.
         let removed = remove_messages(c, &from, &src_uids)?;
-        for &(uid, m) in &removed {
+        for (uid, m, item_id) in &removed {
             last_seq = record_change(
                 c,
                 &from.mailbox_id,
                 from_folder,
                 ChangeKind::Expunged,
-                uid,
-                m,
+                *uid,
+                *m,
+                item_id,
             )?;
         }
         touched.push((from.mailbox_id.clone(), last_seq));
@@ -784,22 +829,55 @@ pub(super) fn copy_messages(
     Ok((Ok(CopyOutcome { uidvalidity, pairs }), touched))
 }
 
-pub(super) fn body_cache(c: &Connection, body_id: i64) -> Result<Option<Vec<u8>>> {
+pub(super) fn body_cache(
+    c: &Connection,
+    body_id: i64,
+    consumer: CacheConsumer,
+) -> Result<Option<Vec<u8>>> {
     Ok(
-        c.prepare_cached("SELECT data FROM body_cache WHERE body_id = ?1")?
-            .query_row([body_id], |r| r.get(0))
+        c.prepare_cached("SELECT data FROM body_cache WHERE body_id = ?1 AND consumer = ?2")?
+            .query_row(params![body_id, consumer.as_str()], |r| r.get(0))
             .optional()?,
     )
 }
 
 /// A body deleted meanwhile (its last message expunged) is silently not cached.
-pub(super) fn put_body_cache(c: &Connection, body_id: i64, data: &[u8]) -> Result<((), Touched)> {
+pub(super) fn put_body_cache(
+    c: &Connection,
+    body_id: i64,
+    consumer: CacheConsumer,
+    data: &[u8],
+) -> Result<((), Touched)> {
     c.prepare_cached(
-        "INSERT INTO body_cache (body_id, data) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM bodies WHERE id = ?1)
-         ON CONFLICT (body_id) DO UPDATE SET data = excluded.data",
+        "INSERT INTO body_cache (body_id, consumer, data) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM bodies WHERE id = ?1)
+         ON CONFLICT (body_id, consumer) DO UPDATE SET data = excluded.data",
     )?
-    .execute(params![body_id, data])?;
+    .execute(params![body_id, consumer.as_str(), data])?;
     Ok(((), vec![]))
+}
+
+pub(super) fn message_by_item_id(c: &Connection, item_id: &str) -> Result<(Folder, MessageMeta)> {
+    let (folder_id, meta) = c
+        .prepare_cached(
+            "SELECT folder_id, uid, modseq, flags, internal_date, size, body_id, item_id
+             FROM messages WHERE item_id = ?1",
+        )?
+        .query_row([item_id], |r| {
+            Ok((r.get::<_, i64>(0)?, meta_from_row(r, 1)?))
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound("item"))?;
+    Ok((folder_by_id(c, folder_id)?, meta))
+}
+
+pub(super) fn folder_by_item_id(c: &Connection, item_id: &str) -> Result<Folder> {
+    c.query_row_cached(
+        &format!("SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.item_id = ?1"),
+        [item_id],
+        folder_from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("folder"))
 }
 
 pub(super) fn latest_change(c: &Connection, mailbox: &str) -> Result<i64> {
@@ -838,15 +916,22 @@ pub(super) fn changes_since(
     limit: usize,
 ) -> Result<Vec<Change>> {
     let mut st = c.prepare_cached(
-        "SELECT seq, folder_id, kind, uid, modseq FROM changes WHERE mailbox_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT seq, folder_id, kind, uid, modseq, item_id FROM changes WHERE mailbox_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = st.query_map(params![mailbox, after_seq, limit as i64], |r| {
         let kind: String = r.get(2)?;
-        Ok((r.get(0)?, r.get(1)?, kind, r.get(3)?, r.get::<_, i64>(4)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            kind,
+            r.get(3)?,
+            r.get::<_, i64>(4)?,
+            r.get(5)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, folder_id, kind, uid, modseq) = row?;
+        let (seq, folder_id, kind, uid, modseq, item_id) = row?;
         let kind = ChangeKind::parse(&kind).ok_or_else(|| {
             StoreError::Io(format!("unknown change kind {kind:?} in the change feed"))
         })?;
@@ -856,6 +941,7 @@ pub(super) fn changes_since(
             kind,
             uid,
             modseq: modseq as u64,
+            item_id,
         });
     }
     Ok(out)

@@ -111,7 +111,7 @@ fn finish(c: &Connection, recipient_id: i64) -> Result<()> {
 }
 
 #[async_trait]
-impl OutboundQueue for Arc<SqliteStore> {
+impl OutboundQueue for SqliteStore {
     async fn enqueue(&self, message: NewOutbound, now_ms: i64) -> Result<i64> {
         self.write(move |c| Ok((insert(c, &message, now_ms)?, vec![])))
             .await
@@ -189,100 +189,5 @@ impl OutboundQueue for Arc<SqliteStore> {
             Ok(usize::try_from(n).unwrap_or(0))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::queue::NewRecipient;
-
-    fn new(recipients: &[&str]) -> NewOutbound {
-        NewOutbound {
-            sender: "alice@acme.test".into(),
-            on_behalf_of: None,
-            from_header: "alice@acme.test".into(),
-            message_id: "m1@acme.test".into(),
-            owner_org: "m-1".into(),
-            owner_mailbox: "u-1".into(),
-            trace_id: "t".into(),
-            envelope_id: Some("env-1".into()),
-            recipients: recipients
-                .iter()
-                .map(|s| NewRecipient {
-                    address: s.to_string(),
-                    notify_failure: !s.starts_with('b'),
-                })
-                .collect(),
-            body: Arc::from(&b"Subject: x\r\n\r\nhi\r\n"[..]),
-        }
-    }
-
-    #[tokio::test]
-    async fn enqueue_due_defer_and_finish() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite")).unwrap());
-        let id = store
-            .enqueue(new(&["a@x.test", "b@x.test"]), 1000)
-            .await
-            .unwrap();
-        assert!(store.due(999, 10).await.unwrap().is_empty());
-        let due = store.due(1000, 10).await.unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].recipients.len(), 2);
-        assert_eq!(due[0].message.envelope_id.as_deref(), Some("env-1"));
-        assert!(due[0].recipients[0].notify_failure && !due[0].recipients[1].notify_failure);
-        assert_eq!(
-            store.queued_body(id).await.unwrap(),
-            b"Subject: x\r\n\r\nhi\r\n"
-        );
-        let (a, b) = (due[0].recipients[0].id, due[0].recipients[1].id);
-        store
-            .defer_recipient(a, 5000, "451 busy".into())
-            .await
-            .unwrap();
-        assert_eq!(store.next_attempt_ms().await.unwrap(), Some(1000));
-        store.finish_recipient(b).await.unwrap();
-        assert_eq!(store.next_attempt_ms().await.unwrap(), Some(5000));
-        let later = store.due(5000, 10).await.unwrap();
-        assert_eq!(later[0].recipients[0].attempts, 1);
-        assert_eq!(
-            later[0].recipients[0].last_error.as_deref(),
-            Some("451 busy")
-        );
-        store.finish_recipient(a).await.unwrap();
-        assert_eq!(store.queued_recipients().await.unwrap(), 0);
-        assert!(
-            store.queued_body(id).await.is_err(),
-            "the message goes with its last recipient"
-        );
-        assert_eq!(store.next_attempt_ms().await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn deliver_and_enqueue_is_one_write() {
-        use crate::store::{FolderKind, FolderRef, Store};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite")).unwrap());
-        store.create_mailbox("u-1", 1 << 20).await.unwrap();
-        let commits = |s: &SqliteStore| {
-            s.writer_stats()
-                .commits
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
-        let before = commits(&store);
-        let targets = vec![Target {
-            folder: FolderRef::Kind("u-1".into(), FolderKind::SentItems),
-            flags: vec![],
-        }];
-        let m = new(&["a@x.test"]);
-        let body = m.body.clone();
-        let stored = store
-            .deliver_and_enqueue(body, 1000, targets, m)
-            .await
-            .unwrap();
-        assert!(stored[0].is_ok());
-        assert_eq!(commits(&store), before + 1, "one transaction");
-        assert_eq!(store.queued_recipients().await.unwrap(), 1);
     }
 }

@@ -112,6 +112,31 @@ CREATE TABLE body_cache (
     data BLOB NOT NULL
 ) STRICT;
 "#,
+    // 6: every change names its item (message or folder); a folder counts its
+    // changes for its ChangeKey. Rows of items still present get their ids.
+    r#"
+ALTER TABLE changes ADD COLUMN item_id TEXT NOT NULL DEFAULT '';
+UPDATE changes SET item_id = COALESCE(
+    (SELECT m.item_id FROM messages m WHERE m.folder_id = changes.folder_id AND m.uid = changes.uid), '')
+    WHERE kind IN ('created', 'flags');
+UPDATE changes SET item_id = COALESCE(
+    (SELECT f.item_id FROM folders f WHERE f.id = changes.folder_id), '')
+    WHERE kind IN ('folder_created', 'folder_deleted', 'folder_renamed');
+ALTER TABLE folders ADD COLUMN change_counter INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 7: one derived-cache slot per (body, consumer); the old slot was IMAP's.
+    r#"
+CREATE TABLE body_cache_v7 (
+    body_id INTEGER NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    consumer TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (body_id, consumer)
+) STRICT;
+INSERT INTO body_cache_v7 (body_id, consumer, data)
+    SELECT body_id, 'imap_structure', data FROM body_cache;
+DROP TABLE body_cache;
+ALTER TABLE body_cache_v7 RENAME TO body_cache;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -289,6 +314,75 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let e = open_writer(&path).unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    }
+
+    /// A store file written before the change feed carried item ids and before
+    /// the cache had a slot per consumer opens, is upgraded, and keeps its data.
+    #[test]
+    fn a_version_5_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        {
+            let conn = open(&path).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.execute_batch(
+                "INSERT INTO mailboxes VALUES ('u', 1000, 2, 10, 0);
+                 INSERT INTO folders VALUES (1, 'u', 'INBOX', 'inbox', 'IPF.Note', 7, 3, 4, 1, 'f-1');
+                 INSERT INTO bodies VALUES (1, 1, x'61');
+                 INSERT INTO bodies VALUES (2, 1, x'62');
+                 INSERT INTO messages VALUES (1, 1, 2, 3, '', 0, 1, 2, 'm-2');
+                 INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq) VALUES
+                     ('u', 1, 'created', 1, 2), ('u', 1, 'created', 2, 3),
+                     ('u', 1, 'expunged', 1, 4), ('u', 1, 'folder_renamed', 0, 4);
+                 INSERT INTO body_cache VALUES (2, CAST('structure' AS BLOB));",
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let ids: Vec<(String, String)> = conn
+            .prepare("SELECT kind, item_id FROM changes ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let ids: Vec<(&str, &str)> = ids.iter().map(|(k, i)| (&k[..], &i[..])).collect();
+        assert_eq!(
+            ids,
+            [
+                ("created", ""),
+                ("created", "m-2"),
+                ("expunged", ""),
+                ("folder_renamed", "f-1")
+            ],
+            "rows of items still present name them"
+        );
+        let counter: i64 = conn
+            .query_row("SELECT change_counter FROM folders", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(counter, 0);
+        let cache: (i64, String, Vec<u8>) = conn
+            .query_row("SELECT body_id, consumer, data FROM body_cache", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(cache, (2, "imap_structure".into(), b"structure".to_vec()));
+        // The cache still goes with its body.
+        conn.execute_batch("DELETE FROM messages; DELETE FROM bodies;")
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM body_cache", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        drop(conn);
+        assert!(open_writer(&path).is_ok(), "reopens at the new version");
     }
 
     #[test]

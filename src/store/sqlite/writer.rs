@@ -25,14 +25,14 @@
 //! to 5.3 messages, and mailgate's CPU per message fell from about 233 to 205 µs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::cached::CachedSql;
-use crate::store::{ExpectedWrite, Result, StoreError};
+use crate::store::{ExpectedWrite, Result, StoreError, WriterStats};
 
 /// Upper bound on writes per transaction, so one commit never grows without limit.
 const MAX_BATCH: usize = 256;
@@ -59,19 +59,6 @@ pub(super) struct Writer {
     expected: Arc<AtomicUsize>,
 }
 
-/// Counters of the writer: how well group commit is batching.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    /// Transactions committed (one WAL fsync each).
-    pub commits: AtomicU64,
-    /// Writes performed.
-    pub writes: AtomicU64,
-    /// Batches run a second time, one savepoint per job, because a job failed.
-    pub redone: AtomicU64,
-    /// Batches that waited for announced writes.
-    pub lingered: AtomicU64,
-}
-
 impl Writer {
     /// Starts the writer thread on `conn`; a batch waits at most `linger` for
     /// announced writes.
@@ -96,7 +83,6 @@ impl Writer {
     }
 
     /// Writes announced and not yet submitted.
-    #[cfg(test)]
     pub(super) fn announced(&self) -> usize {
         self.expected.load(Ordering::Relaxed)
     }

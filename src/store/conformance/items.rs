@@ -1,0 +1,158 @@
+//! Item ids and ChangeKeys (EWS ItemId/FolderId and ChangeKey): lookup by item id,
+//! and keys that change with every modification of their item or folder.
+
+use super::*;
+use crate::store::*;
+
+pub async fn messages_and_folders_are_found_by_item_id(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox_f = folder(&store, "u", FolderKind::Inbox).await;
+    let archive = folder(&store, "u", FolderKind::Archive).await;
+    deliver_to(&store, inbox_f.id, b"one", &["\\Seen"]).await;
+    let meta = store.messages(inbox_f.id, 1, 1).await.unwrap().remove(0);
+    let (f, m) = store.message_by_item_id(&meta.item_id).await.unwrap();
+    assert_eq!(f, folder(&store, "u", FolderKind::Inbox).await);
+    assert_eq!(m, meta);
+    assert_eq!(store.body(m.body_id).await.unwrap(), b"one");
+    assert_eq!(
+        store.folder_by_item_id(&archive.item_id).await.unwrap(),
+        archive
+    );
+    // A move makes a new item: the old id is gone, the new one is in the target.
+    store
+        .copy_messages(inbox_f.id, vec![1], archive.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.message_by_item_id(&meta.item_id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let moved = store.messages(archive.id, 1, 1).await.unwrap().remove(0);
+    let (f, m) = store.message_by_item_id(&moved.item_id).await.unwrap();
+    assert_eq!(
+        (f.id, m.uid, m.flags),
+        (archive.id, 1, vec!["\\Seen".into()])
+    );
+    // Renamed folders keep their id; deleted ones are gone.
+    let work = store.create_folder("u", "Work").await.unwrap();
+    store.rename_folder(work.id, "Jobs").await.unwrap();
+    let found = store.folder_by_item_id(&work.item_id).await.unwrap();
+    assert_eq!((found.id, found.name.as_str()), (work.id, "Jobs"));
+    store.delete_folder(work.id).await.unwrap();
+    assert!(matches!(
+        store.folder_by_item_id(&work.item_id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.message_by_item_id("no-such-item").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn a_message_change_key_changes_on_flags_copy_and_move(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let Life {
+        inbox: inbox_f,
+        delivered,
+        flagged,
+        copy,
+        moved,
+        ..
+    } = live(&store).await;
+    let key = |m: &MessageMeta| m.change_key();
+    // Reading does not change it.
+    let again = store.messages(inbox_f.id, 1, 1).await.unwrap().remove(0);
+    assert_eq!(key(&again), key(&flagged));
+    assert_ne!(key(&flagged), key(&delivered), "a flag change");
+    assert_eq!(flagged.item_id, delivered.item_id);
+    assert_ne!(copy.item_id, flagged.item_id, "a copy is a new item");
+    assert_ne!(key(&copy), key(&flagged), "with a new key");
+    assert_ne!(moved.item_id, copy.item_id, "a move is a new item");
+    for old in [&delivered, &flagged, &copy] {
+        assert_ne!(key(&moved), key(old), "with a new key");
+    }
+}
+
+pub async fn a_folder_change_key_changes_with_its_contents_and_properties(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let work = store.create_folder("u", "Work").await.unwrap();
+    let other = store.create_folder("u", "Other").await.unwrap();
+    let mut keys = vec![work.change_key.clone()];
+    deliver_to(&store, work.id, b"one", &[]).await;
+    changed(&mut keys, named(&store, "u", "Work").await, "a delivery");
+    store
+        .copy_messages(other.id, vec![], work.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &named(&store, "u", "Work").await.change_key,
+        keys.last().unwrap(),
+        "nothing copied, nothing changed"
+    );
+    deliver_to(&store, other.id, b"two", &[]).await;
+    store
+        .copy_messages(other.id, vec![1], work.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    changed(&mut keys, named(&store, "u", "Work").await, "a copy in");
+    store
+        .copy_messages(work.id, vec![2], other.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    changed(&mut keys, named(&store, "u", "Work").await, "a move out");
+    store.expunge(work.id, vec![1]).await.unwrap();
+    changed(&mut keys, named(&store, "u", "Work").await, "an expunge");
+    store.rename_folder(work.id, "Jobs").await.unwrap();
+    changed(&mut keys, named(&store, "u", "Jobs").await, "a rename");
+    store.set_subscribed(work.id, false).await.unwrap();
+    changed(&mut keys, named(&store, "u", "Jobs").await, "unsubscribing");
+    // Its set of subfolders is one of its properties (EWS ChildFolderCount).
+    let child = store.create_folder("u", "Jobs/2026").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child created",
+    );
+    store.rename_folder(child.id, "Later").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child moved away",
+    );
+    let later = named(&store, "u", "Later").await;
+    assert_ne!(later.change_key, child.change_key, "the renamed child");
+    store.rename_folder(child.id, "Jobs/Back").await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child moved in",
+    );
+    store.delete_folder(child.id).await.unwrap();
+    changed(
+        &mut keys,
+        named(&store, "u", "Jobs").await,
+        "a child deleted",
+    );
+    let before = named(&store, "u", "Other").await;
+    assert_eq!(
+        before.change_key,
+        named(&store, "u", "Other").await.change_key,
+        "reading does not change it"
+    );
+    // A folder's key is its own: another folder with the same history differs.
+    let a = store.create_folder("u", "A").await.unwrap();
+    let b = store.create_folder("u", "B").await.unwrap();
+    assert_ne!(a.change_key, b.change_key);
+}
+
+/// Asserts that `f`'s key is new, and remembers it.
+fn changed(keys: &mut Vec<String>, f: Folder, why: &str) {
+    assert!(!keys.contains(&f.change_key), "{why}: {keys:?}");
+    keys.push(f.change_key);
+}
