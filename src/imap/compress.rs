@@ -207,7 +207,7 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::time::{Duration, Instant};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     /// Issue 20.7: inflating a 256 MiB bomb already received (no read of it ever
     /// waits) no longer holds the only worker thread: a timer on the same thread
