@@ -72,7 +72,7 @@ pub struct SmtpSection {
 }
 
 /// `[smtp.sender_auth]`: where the SPF, DKIM and DMARC checks get DNS answers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SenderAuthSection {
     #[serde(default)]
@@ -82,6 +82,59 @@ pub struct SenderAuthSection {
     /// paths are under `server.data_dir`.
     #[serde(default)]
     pub static_records: Option<PathBuf>,
+    /// Name servers to ask (`"127.0.0.1"`, `"127.0.0.1:5353"`, `"[::1]:53"`) instead
+    /// of `/etc/resolv.conf`'s: point it at a local caching resolver.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// The whole check of one message (SPF, DKIM and DMARC together) gets this long;
+    /// past it the verdicts are TEMPERROR (PROCESSING_FAILED in the events) and the
+    /// message is accepted. Each DNS query gets half of it.
+    #[serde(default = "default_sender_auth_timeout")]
+    pub timeout_ms: u64,
+}
+
+impl Default for SenderAuthSection {
+    fn default() -> Self {
+        SenderAuthSection {
+            resolver: ResolverKind::default(),
+            static_records: None,
+            nameservers: Vec::new(),
+            timeout_ms: default_sender_auth_timeout(),
+        }
+    }
+}
+
+fn default_sender_auth_timeout() -> u64 {
+    4_000
+}
+
+impl SenderAuthSection {
+    /// `nameservers` as socket addresses (port 53 unless given).
+    pub fn nameserver_addrs(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+        self.nameservers
+            .iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| {
+                        format!(
+                            "smtp.sender_auth.nameservers: {s:?} is not an address or address:port"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.nameserver_addrs()?;
+        if !(100..=25_000).contains(&self.timeout_ms) {
+            return Err(
+                "smtp.sender_auth.timeout_ms: must be between 100 and 25000 (a reply must come within 30 s of the final dot)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Which DNS the sender checks use.
@@ -593,6 +646,7 @@ impl Config {
         if let Some(relay) = &self.smtp.relay {
             relay.validate()?;
         }
+        self.smtp.sender_auth.validate()?;
         self.events.validate()?;
         if self.access.max_rules == 0 || self.access.max_rules > 1000 {
             return Err("access.max_rules: must be between 1 and 1000".into());

@@ -167,7 +167,7 @@ impl Daemon {
         let records = config.smtp.sender_auth.static_records.as_ref();
         let sender_auth = SenderAuth::from_config(
             &config.server.hostname,
-            config.smtp.sender_auth.resolver,
+            &config.smtp.sender_auth,
             records.map(|p| config.data_path(p)).as_deref(),
         )
         .map_err(|e| StartError(format!("smtp.sender_auth: {e}")))?;

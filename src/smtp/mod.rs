@@ -8,6 +8,7 @@
 //! other domains to the smarthost. Command lines are parsed by smtp-proto.
 
 pub mod delivery;
+mod dns;
 pub mod message;
 pub mod queue;
 pub mod reader;

@@ -3,16 +3,21 @@
 //! organization applies, and the Authentication-Results header (RFC 8601) stored
 //! with the message so mail clients can show it.
 //!
-//! DNS comes from the system resolver, or, with `resolver = "static"`, only from a
-//! records file: every name it lacks answers NXDOMAIN and no query leaves the
-//! process (tests, and hosts that must not resolve).
+//! DNS comes from the system resolver (or the configured name servers) through the
+//! caches of [`super::dns`], or, with `resolver = "static"`, only from a records
+//! file: every name it lacks answers NXDOMAIN and no query leaves the process (tests,
+//! and hosts that must not resolve). The whole check has a deadline: past it the
+//! verdicts are TEMPERROR and the message goes on, so a dead DNS server delays a
+//! message by the deadline at most, and for a minute not at all.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::dns::{Tracked, TtlCache};
 
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::common::parse::TxtRecordParser;
@@ -95,33 +100,98 @@ pub struct SenderAuth {
     hostname: String,
     authenticator: MessageAuthenticator,
     records: StaticRecords,
+    caches: Caches,
+    deadline: Duration,
+}
+
+/// mailgate's own DNS caches, one per record type mail-auth asks for.
+#[derive(Default)]
+struct Caches {
+    txt: TtlCache<Box<str>, Txt>,
+    mx: TtlCache<Box<str>, RecordSet<MX>>,
+    ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
+}
+
+/// One check's lookups: static records first, then the caches, misses noted.
+struct Lookups<'a> {
+    txt: Tracked<'a, Fixed<Box<str>, Txt>, Box<str>, Txt>,
+    mx: Tracked<'a, Fixed<Box<str>, RecordSet<MX>>, Box<str>, RecordSet<MX>>,
+    ipv4: Tracked<'a, Fixed<Box<str>, RecordSet<Ipv4Addr>>, Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: Tracked<'a, Fixed<Box<str>, RecordSet<Ipv6Addr>>, Box<str>, RecordSet<Ipv6Addr>>,
+    ptr: Tracked<'a, Fixed<IpAddr, RecordSet<Box<str>>>, IpAddr, RecordSet<Box<str>>>,
+}
+
+impl<'a> Lookups<'a> {
+    fn new(records: &'a StaticRecords, caches: &'a Caches) -> Self {
+        Lookups {
+            txt: Tracked::new(&records.txt, &caches.txt),
+            mx: Tracked::new(&records.mx, &caches.mx),
+            ipv4: Tracked::new(&records.ipv4, &caches.ipv4),
+            ipv6: Tracked::new(&records.ipv6, &caches.ipv6),
+            ptr: Tracked::new(&records.ptr, &caches.ptr),
+        }
+    }
+
+    /// The names this check could not resolve are remembered as failed.
+    fn failed(&self) {
+        self.txt.failed();
+        self.mx.failed();
+        self.ipv4.failed();
+        self.ipv6.failed();
+        self.ptr.failed();
+    }
+
+    /// Verifier parameters that consult these lookups before any resolver.
+    #[allow(clippy::type_complexity)]
+    fn params<P>(
+        &self,
+        input: P,
+    ) -> Parameters<
+        '_,
+        P,
+        Tracked<'a, Fixed<Box<str>, Txt>, Box<str>, Txt>,
+        Tracked<'a, Fixed<Box<str>, RecordSet<MX>>, Box<str>, RecordSet<MX>>,
+        Tracked<'a, Fixed<Box<str>, RecordSet<Ipv4Addr>>, Box<str>, RecordSet<Ipv4Addr>>,
+        Tracked<'a, Fixed<Box<str>, RecordSet<Ipv6Addr>>, Box<str>, RecordSet<Ipv6Addr>>,
+        Tracked<'a, Fixed<IpAddr, RecordSet<Box<str>>>, IpAddr, RecordSet<Box<str>>>,
+    > {
+        Parameters {
+            params: input,
+            cache_txt: Some(&self.txt),
+            cache_mx: Some(&self.mx),
+            cache_ptr: Some(&self.ptr),
+            cache_ipv4: Some(&self.ipv4),
+            cache_ipv6: Some(&self.ipv6),
+        }
+    }
 }
 
 impl SenderAuth {
-    /// Checks against `records` first, then the system resolver
-    /// (`/etc/resolv.conf`), which caches answers for their TTL.
-    pub fn system(hostname: &str, records: StaticRecords) -> Result<SenderAuth, String> {
-        let authenticator = MessageAuthenticator::new_system_conf()
-            .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
-        Ok(SenderAuth {
-            hostname: hostname.to_string(),
-            authenticator,
-            records,
-        })
-    }
-
     /// As `[smtp.sender_auth]` says (`records_path` resolved against the data dir).
     pub fn from_config(
         hostname: &str,
-        resolver: crate::config::ResolverKind,
+        section: &crate::config::SenderAuthSection,
         records_path: Option<&Path>,
     ) -> Result<SenderAuth, String> {
         let records = match records_path {
             Some(p) => StaticRecords::load(p)?,
             None => StaticRecords::default(),
         };
-        match resolver {
-            crate::config::ResolverKind::System => SenderAuth::system(hostname, records),
+        let deadline = Duration::from_millis(section.timeout_ms);
+        match section.resolver {
+            crate::config::ResolverKind::System => {
+                let authenticator =
+                    super::dns::resolver(&section.nameserver_addrs()?, deadline / 2)?;
+                Ok(SenderAuth {
+                    hostname: hostname.to_string(),
+                    authenticator,
+                    records,
+                    caches: Caches::default(),
+                    deadline,
+                })
+            }
             crate::config::ResolverKind::Static => Ok(SenderAuth::fixed(hostname, records)),
         }
     }
@@ -140,13 +210,61 @@ impl SenderAuth {
             hostname: hostname.to_string(),
             authenticator,
             records,
+            caches: Caches::default(),
+            deadline: Duration::from_millis(crate::config::SenderAuthSection::default().timeout_ms),
         }
     }
 
-    /// SPF (of MAIL FROM, or of HELO for the null sender), DKIM and DMARC.
+    /// SPF (of MAIL FROM, or of HELO for the null sender), DKIM and DMARC, within
+    /// the deadline. A check that ends in a DNS failure, or runs out of time, makes
+    /// the names it could not resolve fail at once for a minute.
     pub async fn check(&self, envelope: Envelope<'_>, message: &[u8]) -> Verdicts {
+        let lookups = Lookups::new(&self.records, &self.caches);
+        match tokio::time::timeout(self.deadline, self.verify(&lookups, envelope, message)).await {
+            Ok((verdicts, dns_failed)) => {
+                if dns_failed {
+                    lookups.failed();
+                }
+                verdicts
+            }
+            Err(_) => {
+                lookups.failed();
+                tracing::info!(
+                    deadline_ms = self.deadline.as_millis() as u64,
+                    "sender checks timed out: TEMPERROR"
+                );
+                self.timed_out(envelope)
+            }
+        }
+    }
+
+    /// Verdicts when the deadline passed: TEMPERROR for each (RFC 8601 `temperror`).
+    fn timed_out(&self, envelope: Envelope<'_>) -> Verdicts {
+        let mail_from = if envelope.mail_from.is_empty() {
+            String::new()
+        } else {
+            format!(" smtp.mailfrom={}", envelope.mail_from)
+        };
+        Verdicts {
+            spf: Verdict::ProcessingFailed,
+            dkim: Verdict::ProcessingFailed,
+            dmarc: Verdict::ProcessingFailed,
+            dmarc_policy: None,
+            header: format!(
+                "Authentication-Results: {};\r\n\tspf=temperror{mail_from};\r\n\tdkim=temperror;\r\n\tdmarc=temperror\r\n",
+                self.hostname
+            ),
+        }
+    }
+
+    /// The checks, and whether any ended in a DNS failure (TEMPERROR).
+    async fn verify(
+        &self,
+        r: &Lookups<'_>,
+        envelope: Envelope<'_>,
+        message: &[u8],
+    ) -> (Verdicts, bool) {
         let a = &self.authenticator;
-        let r = &self.records;
         let helo = if envelope.helo.is_empty() {
             "unknown"
         } else {
@@ -169,14 +287,16 @@ impl SenderAuth {
             envelope.mail_from,
             helo,
         );
+        let spf_failed = spf.result() == SpfResult::TempError;
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
-            return Verdicts {
+            let verdicts = Verdicts {
                 spf: spf_verdict(spf.result()),
                 dkim: Verdict::ProcessingFailed,
                 dmarc: Verdict::ProcessingFailed,
                 dmarc_policy: None,
                 header: results.to_header(),
             };
+            return (verdicts, spf_failed);
         };
         let dkim = a.verify_dkim(r.params(&parsed)).await;
         results = results.with_dkim_results(&dkim, parsed.from());
@@ -186,7 +306,12 @@ impl SenderAuth {
             .await;
         results = results.with_dmarc_result(&dmarc);
         let dmarc_verdict = dmarc_verdict(&dmarc.result());
-        Verdicts {
+        let dns_failed = spf_failed
+            || dkim
+                .iter()
+                .any(|d| matches!(d.result(), DkimResult::TempError(_)))
+            || matches!(dmarc.result(), DmarcResult::TempError(_));
+        let verdicts = Verdicts {
             spf: spf_verdict(spf.result()),
             dkim: dkim_verdict(dkim.iter().map(|d| d.result())),
             dmarc: dmarc_verdict,
@@ -196,7 +321,8 @@ impl SenderAuth {
                 _ => DmarcPolicy::None,
             }),
             header: results.to_header(),
-        }
+        };
+        (verdicts, dns_failed)
     }
 }
 
@@ -338,30 +464,6 @@ impl StaticRecords {
         self.ipv6.exhaustive = true;
         self.ptr.exhaustive = true;
         self
-    }
-
-    /// Verifier parameters that consult these records before any resolver.
-    #[allow(clippy::type_complexity)]
-    fn params<P>(
-        &self,
-        input: P,
-    ) -> Parameters<
-        '_,
-        P,
-        Fixed<Box<str>, Txt>,
-        Fixed<Box<str>, RecordSet<MX>>,
-        Fixed<Box<str>, RecordSet<Ipv4Addr>>,
-        Fixed<Box<str>, RecordSet<Ipv6Addr>>,
-        Fixed<IpAddr, RecordSet<Box<str>>>,
-    > {
-        Parameters {
-            params: input,
-            cache_txt: Some(&self.txt),
-            cache_mx: Some(&self.mx),
-            cache_ptr: Some(&self.ptr),
-            cache_ipv4: Some(&self.ipv4),
-            cache_ipv6: Some(&self.ipv6),
-        }
     }
 }
 
@@ -629,6 +731,40 @@ mod tests {
             ok.ptr
                 .map
                 .contains_key(&"192.0.2.1".parse::<IpAddr>().unwrap())
+        );
+    }
+
+    /// Issue 20.8: a name server that never answers costs a message the deadline at
+    /// most (TEMPERROR, accepted), and once the names a check needs have failed, no
+    /// time at all, for a minute. (The first message learns the SPF name, the next
+    /// the DMARC name, which the first never reached.)
+    #[tokio::test]
+    async fn a_dead_name_server_costs_a_deadline_then_nothing() {
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let section = crate::config::SenderAuthSection {
+            resolver: crate::config::ResolverKind::System,
+            nameservers: vec![dead.local_addr().unwrap().to_string()],
+            timeout_ms: 400,
+            ..Default::default()
+        };
+        let checker = SenderAuth::from_config("mx.acme.test", &section, None).unwrap();
+        let mut took = Vec::new();
+        for _ in 0..6 {
+            let started = Instant::now();
+            let v = checker
+                .check(envelope("192.0.2.1"), MESSAGE.as_bytes())
+                .await;
+            took.push(started.elapsed());
+            assert_eq!(v.spf, Verdict::ProcessingFailed);
+            assert!(v.header.contains("spf=temperror"), "{}", v.header);
+        }
+        assert!(
+            took.iter().all(|t| *t < Duration::from_millis(900)),
+            "{took:?}"
+        );
+        assert!(
+            took[2..].iter().all(|t| *t < Duration::from_millis(50)),
+            "{took:?}"
         );
     }
 }
