@@ -389,6 +389,11 @@ pub struct Limits {
     /// A session silent for longer than this is closed (IMAP IDLE included).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// Before login, each whole IMAP command must arrive within this long (a
+    /// client dribbling one byte at a time is cut off; the idle timeout restarts
+    /// with every byte).
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_secs: u64,
 }
 
 fn default_max_connections() -> usize {
@@ -406,6 +411,9 @@ fn default_handshake_timeout() -> u64 {
 fn default_idle_timeout() -> u64 {
     1800
 }
+fn default_login_timeout() -> u64 {
+    60
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -416,6 +424,7 @@ impl Default for Limits {
             max_message_size: default_max_message_size(),
             handshake_timeout_secs: default_handshake_timeout(),
             idle_timeout_secs: default_idle_timeout(),
+            login_timeout_secs: default_login_timeout(),
         }
     }
 }
@@ -426,6 +435,9 @@ impl Limits {
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout_secs)
     }
 }
 
@@ -598,7 +610,7 @@ impl Config {
         if l.max_message_size < 1024 {
             return Err("limits.max_message_size: must be at least 1024 bytes".into());
         }
-        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 {
+        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.login_timeout_secs == 0 {
             return Err("limits: timeouts must be at least 1 second".into());
         }
         let mut seen: Vec<(SocketAddr, &str)> = Vec::new();

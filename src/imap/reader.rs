@@ -8,6 +8,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Slack above the message size limit for the command around an APPEND literal.
 const COMMAND_SLACK: u32 = 64 * 1024;
+/// The largest command (literals included) a client may send before it has logged
+/// in: LOGIN and AUTHENTICATE need a few hundred bytes. Without it an
+/// unauthenticated client could make the daemon hold a 40 MB literal per
+/// connection (issue 20.4: 16 such connections took 620 MiB).
+pub const PRE_AUTH_LIMIT: u32 = 8 * 1024;
 
 /// One unit of client input.
 #[derive(Debug)]
@@ -18,6 +23,10 @@ pub enum Input {
     TooBig { tag: Option<String> },
     /// The client closed the connection.
     Eof,
+    /// Before login, a command outgrew [`PRE_AUTH_LIMIT`] in a way that cannot be
+    /// refused without reading it (a long line, a non-synchronizing literal): the
+    /// session answers BAD and closes.
+    Overflow,
 }
 
 /// The read size of a connection between commands: commands are short.
@@ -35,19 +44,37 @@ const LARGE_READ: usize = 64 * 1024;
 pub struct Reader {
     frag: Fragmentizer,
     literal_limit: u32,
+    /// Until the client logs in, commands are held to [`PRE_AUTH_LIMIT`].
+    pre_auth: bool,
     chunk: Vec<u8>,
     /// Buffers grew beyond their small size since the last wait.
     grown: bool,
 }
 
 impl Reader {
-    /// A reader refusing literals over `literal_limit` bytes.
+    /// A reader refusing literals over `literal_limit` bytes, and, until
+    /// [`Reader::logged_in`], commands over [`PRE_AUTH_LIMIT`].
     pub fn new(literal_limit: u32) -> Reader {
         Reader {
             frag: Reader::fragmentizer(literal_limit),
             literal_limit,
+            pre_auth: true,
             chunk: vec![0; SMALL_READ],
             grown: false,
+        }
+    }
+
+    /// The client logged in: commands may now carry literals up to the limit.
+    pub fn logged_in(&mut self) {
+        self.pre_auth = false;
+    }
+
+    /// The largest literal accepted now.
+    fn limit(&self) -> u32 {
+        if self.pre_auth {
+            PRE_AUTH_LIMIT.min(self.literal_limit)
+        } else {
+            self.literal_limit
         }
     }
 
@@ -67,15 +94,18 @@ impl Reader {
                     announcement: Some(LiteralAnnouncement { mode, length }),
                     ..
                 }) => {
-                    if length > self.literal_limit {
+                    let limit = self.limit();
+                    if length > limit {
+                        if self.pre_auth && mode != LiteralMode::Sync {
+                            return Ok(Input::Overflow);
+                        }
                         if mode == LiteralMode::Sync {
                             // The client waits for "+": refuse and forget the command.
                             let tag = self.tag();
                             self.frag.skip_message();
                             let line = match tag {
                                 Some(t) => format!(
-                                    "{t} NO [TOOBIG] Literal of {length} bytes exceeds the limit of {} bytes\r\n",
-                                    self.literal_limit
+                                    "{t} NO [TOOBIG] Literal of {length} bytes exceeds the limit of {limit} bytes\r\n"
                                 ),
                                 None => "* BAD Literal too big\r\n".to_string(),
                             };
@@ -91,6 +121,9 @@ impl Reader {
                     }
                 }
                 Some(_) => {
+                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_LIMIT as usize {
+                        return Ok(Input::Overflow);
+                    }
                     if self.frag.is_message_complete() {
                         if self.frag.is_max_message_size_exceeded()
                             || self.frag.is_message_poisoned()
@@ -109,6 +142,10 @@ impl Reader {
                         self.frag = Reader::fragmentizer(self.literal_limit);
                         self.chunk = vec![0; SMALL_READ];
                         self.grown = false;
+                    }
+                    // A line still without its end counts too (the framer holds it).
+                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_LIMIT as usize {
+                        return Ok(Input::Overflow);
                     }
                     let n = io.read(&mut self.chunk).await?;
                     if n == 0 {
@@ -146,6 +183,10 @@ mod tests {
             match reader.next(&mut server).await.unwrap() {
                 Input::Message(m) => got.push(String::from_utf8_lossy(&m).into_owned()),
                 Input::TooBig { tag } => got.push(format!("TOOBIG {tag:?}")),
+                Input::Overflow => {
+                    got.push("OVERFLOW".into());
+                    break;
+                }
                 Input::Eof => break,
             }
         }
@@ -168,6 +209,50 @@ mod tests {
         let written = String::from_utf8_lossy(&written);
         assert!(written.starts_with("+ Ready"), "{written}");
         assert!(written.contains("c NO [TOOBIG]"), "{written}");
+    }
+
+    /// Issue 20.4: before login a command holds at most a few KiB: a big
+    /// synchronizing literal is refused unsent, anything else that outgrows the
+    /// limit ends the connection; after login the message-size limit applies.
+    #[tokio::test]
+    async fn before_login_commands_are_held_to_a_few_kib() {
+        let big = PRE_AUTH_LIMIT as usize * 4;
+        let cases: [(Vec<u8>, &str); 3] = [
+            (
+                format!("a LOGIN {{{big}+}}\r\n").into_bytes(),
+                "non-synchronizing literal",
+            ),
+            ("b ".repeat(big).into_bytes(), "a line without its end"),
+            (
+                format!("c LOGIN \"{}\" x\r\n", "u".repeat(big)).into_bytes(),
+                "a long line",
+            ),
+        ];
+        for (input, what) in cases {
+            let (mut client, mut server) = tokio::io::duplex(1 << 20);
+            client.write_all(&input).await.unwrap();
+            let mut reader = Reader::new(1 << 20);
+            let got = reader.next(&mut server).await.unwrap();
+            assert!(matches!(got, Input::Overflow), "{what}: {got:?}");
+        }
+        let (got, written) = drive(
+            format!("d LOGIN {{{big}}}\r\ne NOOP\r\n").as_bytes(),
+            1 << 20,
+        )
+        .await;
+        assert_eq!(got, ["e NOOP\r\n"]);
+        assert!(String::from_utf8_lossy(&written).starts_with("d NO [TOOBIG]"));
+        // Logged in, the same literal is read.
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        let mut reader = Reader::new(1 << 20);
+        reader.logged_in();
+        client
+            .write_all(format!("f APPEND INBOX {{{big}+}}\r\n{}\r\n", "x".repeat(big)).as_bytes())
+            .await
+            .unwrap();
+        assert!(
+            matches!(reader.next(&mut server).await.unwrap(), Input::Message(m) if m.len() > big)
+        );
     }
 
     use proptest::prelude::*;

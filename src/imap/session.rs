@@ -130,8 +130,28 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
             return;
         }
         imap.release_output();
+        // Before login a whole command must arrive within the login timeout (the
+        // idle timeout restarts with every byte, so alone it lets a client hold a
+        // connection open with one byte every few seconds).
+        let deadline = match imap.login {
+            Some(_) => {
+                reader.logged_in();
+                None
+            }
+            None => Some(tokio::time::Instant::now() + limits.login_timeout()),
+        };
+        let too_slow = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let input = tokio::select! {
             r = reader.next(&mut stream) => r,
+            _ = too_slow => {
+                imap.untagged("BYE Autologout; a command must arrive within the login timeout");
+                break;
+            }
             _ = imap.draining.cancelled() => {
                 imap.untagged("BYE [UNAVAILABLE] Server shutting down");
                 break;
@@ -143,6 +163,11 @@ pub(super) async fn run(ctx: Arc<ImapContext>, session: Session) {
                 break;
             }
             Err(_) | Ok(Input::Eof) => return,
+            Ok(Input::Overflow) => {
+                imap.untagged("BAD Command too long before login");
+                imap.untagged("BYE Closing connection");
+                break;
+            }
             Ok(Input::TooBig { tag }) => {
                 match tag {
                     Some(t) => imap.tagged(

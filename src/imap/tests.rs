@@ -528,6 +528,51 @@ async fn an_idle_client_is_logged_out_with_bye() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Issue 20.4 and 20.5, on the plaintext port before STARTTLS: a 40 MB literal
+/// cannot be pushed before login, and a client dribbling a command one byte at a
+/// time is cut off at the login timeout, though each byte resets the idle timer.
+#[tokio::test]
+async fn before_login_big_literals_and_dribbled_commands_are_cut_off() {
+    let f = fixture_with(crate::config::Limits {
+        login_timeout_secs: 1,
+        ..crate::config::Limits::default()
+    })
+    .await;
+    let plain = || async {
+        let tcp = TcpStream::connect(("127.0.0.1", f.imap)).await.unwrap();
+        let mut c = Client {
+            io: BufReader::new(tcp),
+        };
+        assert!(c.line().await.starts_with("* OK"));
+        c
+    };
+    let mut c = plain().await;
+    c.send("a LOGIN {41943040+}\r\n").await;
+    c.io.get_mut().write_all(&vec![b'x'; 64 * 1024]).await.ok();
+    let r = c.line().await;
+    assert!(r.starts_with("* BAD Command too long before login"), "{r}");
+    assert!(c.line().await.starts_with("* BYE"));
+    let mut c = plain().await;
+    let started = std::time::Instant::now();
+    for b in b"b NOO".iter() {
+        c.io.get_mut().write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let r = c.line().await;
+    assert!(r.starts_with("* BYE Autologout"), "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // A whole command in time is fine, again and again.
+    let mut c = plain().await;
+    for i in 0..3 {
+        assert!(c.cmd(&format!("n{i}"), "NOOP").await.contains("OK"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_bad_or_no_and_the_connection_survives() {
     let f = fixture().await;
