@@ -110,28 +110,28 @@ fn default_sender_auth_timeout() -> u64 {
 
 impl SenderAuthSection {
     /// `nameservers` as socket addresses (port 53 unless given).
-    pub fn nameserver_addrs(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+    pub fn nameserver_addrs(&self) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
         self.nameservers
             .iter()
             .map(|s| {
                 s.parse::<std::net::SocketAddr>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
                     .map_err(|_| {
-                        format!(
+                        ConfigError(format!(
                             "smtp.sender_auth.nameservers: {s:?} is not an address or address:port"
-                        )
+                        ))
                     })
             })
             .collect()
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.nameserver_addrs()?;
         if !(100..=25_000).contains(&self.timeout_ms) {
-            return Err(
+            return Err(ConfigError(
                 "smtp.sender_auth.timeout_ms: must be between 100 and 25000 (a reply must come within 30 s of the final dot)"
                     .into(),
-            );
+            ));
         }
         Ok(())
     }
@@ -187,35 +187,35 @@ fn default_lifetime() -> u64 {
 }
 
 impl RelaySection {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.host.is_empty() || self.host.contains(char::is_whitespace) {
-            return Err("smtp.relay.host: must be a host name or address".into());
+            return Err(ConfigError(
+                "smtp.relay.host: must be a host name or address".into(),
+            ));
         }
         if self.port == 0 {
-            return Err("smtp.relay.port: must not be 0".into());
+            return Err(ConfigError("smtp.relay.port: must not be 0".into()));
         }
         if self.tls != TlsMode::None && self.ca.is_none() {
-            return Err(
-                "smtp.relay.ca: required when smtp.relay.tls is not \"none\" (no system CA roots are bundled)"
-                    .into(),
-            );
+            return Err(ConfigError("smtp.relay.ca: required when smtp.relay.tls is not \"none\" (no system CA roots are bundled)".into()));
         }
         if self.username.is_some() != self.password.is_some() {
-            return Err("smtp.relay.username, smtp.relay.password: set both or neither".into());
+            return Err(ConfigError(
+                "smtp.relay.username, smtp.relay.password: set both or neither".into(),
+            ));
         }
         if self.username.is_some() && self.tls == TlsMode::None {
-            return Err(
+            return Err(ConfigError(
                 "smtp.relay.password: AUTH needs tls = \"starttls\" or \"implicit\"".into(),
-            );
+            ));
         }
         if self.retry_initial_secs == 0 || self.retry_max_secs < self.retry_initial_secs {
-            return Err(
-                "smtp.relay.retry_max_secs: must be at least retry_initial_secs, which must be at least 1"
-                    .into(),
-            );
+            return Err(ConfigError("smtp.relay.retry_max_secs: must be at least retry_initial_secs, which must be at least 1".into()));
         }
         if self.lifetime_secs == 0 {
-            return Err("smtp.relay.lifetime_secs: must be at least 1".into());
+            return Err(ConfigError(
+                "smtp.relay.lifetime_secs: must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -584,34 +584,40 @@ impl Config {
     }
 
     /// Checks what the types cannot: ranges, combinations, duplicates.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.hostname.trim().is_empty() {
-            return Err("server.hostname: must not be empty".into());
+            return Err(ConfigError("server.hostname: must not be empty".into()));
         }
         if self.server.data_dir.as_os_str().is_empty() {
-            return Err("server.data_dir: must not be empty".into());
+            return Err(ConfigError("server.data_dir: must not be empty".into()));
         }
         if !looks_like_domain(&self.server.default_domain) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "server.default_domain: {:?} is not a domain name",
                 self.server.default_domain
-            ));
+            )));
         }
         let l = &self.limits;
         if l.max_connections == 0 {
-            return Err("limits.max_connections: must be at least 1".into());
+            return Err(ConfigError(
+                "limits.max_connections: must be at least 1".into(),
+            ));
         }
         if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
-            return Err(
+            return Err(ConfigError(
                 "limits.max_connections_per_ip: must be between 1 and limits.max_connections"
                     .into(),
-            );
+            ));
         }
         if l.max_message_size < 1024 {
-            return Err("limits.max_message_size: must be at least 1024 bytes".into());
+            return Err(ConfigError(
+                "limits.max_message_size: must be at least 1024 bytes".into(),
+            ));
         }
         if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.login_timeout_secs == 0 {
-            return Err("limits: timeouts must be at least 1 second".into());
+            return Err(ConfigError(
+                "limits: timeouts must be at least 1 second".into(),
+            ));
         }
         let mut seen: Vec<(SocketAddr, &str)> = Vec::new();
         for (name, lc) in self.listeners.all() {
@@ -622,53 +628,63 @@ impl Config {
             match (name, lc.tls) {
                 ("metrics", TlsMode::None) => {}
                 ("metrics", _) => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}.tls: the metrics listener is plain HTTP; use \"none\""
-                    ));
+                    )));
                 }
                 ("https" | "imaps" | "submissions", TlsMode::Implicit) => {}
                 ("https" | "imaps" | "submissions", _) => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}.tls: {name} is implicit TLS; use \"implicit\""
-                    ));
+                    )));
                 }
                 ("submission" | "imap", TlsMode::None) => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}.tls: {name} carries passwords; use \"starttls\" or \"implicit\""
-                    ));
+                    )));
                 }
                 _ => {}
             }
             if lc.port != 0 {
                 let addr = lc.socket_addr();
                 if let Some((_, other)) = seen.iter().find(|(a, _)| *a == addr) {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}.port: {addr} is also used by listeners.{other}"
-                    ));
+                    )));
                 }
                 seen.push((addr, name));
             }
         }
         if self.smtp.max_recipients == 0 || self.smtp.max_errors == 0 {
-            return Err("smtp: max_recipients and max_errors must be at least 1".into());
+            return Err(ConfigError(
+                "smtp: max_recipients and max_errors must be at least 1".into(),
+            ));
         }
         if self.smtp.command_timeout_secs == 0 || self.smtp.data_timeout_secs == 0 {
-            return Err("smtp: timeouts must be at least 1 second".into());
+            return Err(ConfigError(
+                "smtp: timeouts must be at least 1 second".into(),
+            ));
         }
         if let Some(relay) = &self.smtp.relay {
             relay.validate()?;
         }
         self.smtp.sender_auth.validate()?;
-        self.events.validate()?;
+        self.events
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
         if self.access.max_rules == 0 || self.access.max_rules > 1000 {
-            return Err("access.max_rules: must be between 1 and 1000".into());
+            return Err(ConfigError(
+                "access.max_rules: must be between 1 and 1000".into(),
+            ));
         }
         if self.access.max_impersonation_roles == 0 || self.access.max_impersonation_roles > 1000 {
-            return Err("access.max_impersonation_roles: must be between 1 and 1000".into());
+            return Err(ConfigError(
+                "access.max_impersonation_roles: must be between 1 and 1000".into(),
+            ));
         }
         if !self.admin.account.chars().all(|c| c.is_ascii_digit()) || self.admin.account.len() != 12
         {
-            return Err("admin.account: must be 12 digits".into());
+            return Err(ConfigError("admin.account: must be 12 digits".into()));
         }
         if self.admin.region.is_empty()
             || !self
@@ -677,20 +693,22 @@ impl Config {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err("admin.region: letters, digits and '-' only".into());
+            return Err(ConfigError(
+                "admin.region: letters, digits and '-' only".into(),
+            ));
         }
         for (i, k) in self.admin.access_keys.iter().enumerate() {
             if k.access_key_id.len() < 16 || k.secret_access_key.len() < 16 {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "admin.access_keys[{i}]: id and secret must be at least 16 characters"
-                ));
+                )));
             }
         }
         for (i, pair) in self.tls.certificates.iter().enumerate() {
             if pair.cert.as_os_str().is_empty() || pair.key.as_os_str().is_empty() {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "tls.certificates[{i}]: cert and key must both be set"
-                ));
+                )));
             }
         }
         Ok(())

@@ -117,7 +117,7 @@ fn admin(action: &str, args: &[String]) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| client::ClientError::Connection(e.to_string()))
         .and_then(|rt| rt.block_on(client::call(&inv.options, action, &inv.input)));
     let (status, body) = match result {
         Ok(r) => r,
@@ -171,7 +171,7 @@ fn serve(config_path: Option<PathBuf>, log_format: LogFormat, domain: Option<Str
     if let Some(domain) = domain {
         config.server.default_domain = domain;
         if let Err(e) = config.validate() {
-            return refuse(&e.replace("server.default_domain", "--domain"));
+            return refuse(&e.to_string().replace("server.default_domain", "--domain"));
         }
     }
     mailgate::tls::install_crypto_provider();

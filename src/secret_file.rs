@@ -4,19 +4,59 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a secret file could not be had; every message starts with the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file exists but its text is not a valid secret.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its text.
+        message: String,
+    },
+    /// There is no file and a new one could not be created.
+    #[error("{}: cannot create: {source}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The new file was created but writing or syncing it failed.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file exists but cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
 
 /// Parses the file at `path`, or, if there is none, creates it from `generate`
 /// (the value and its file text). Returns the value and whether it was created.
-pub fn load_or_create<T>(
+pub fn load_or_create<T, E: std::fmt::Display>(
     path: &Path,
-    parse: impl FnOnce(&str) -> Result<T, String>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
     generate: impl FnOnce() -> (T, String),
-) -> Result<(T, bool), String> {
+) -> Result<(T, bool), SecretFileError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text)
             .map(|v| (v, false))
-            .map_err(|e| format!("{}: {e}", path.display())),
+            .map_err(|e| SecretFileError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (value, text) = generate();
             let mut f = std::fs::OpenOptions::new()
@@ -24,12 +64,21 @@ pub fn load_or_create<T>(
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+                .map_err(|source| SecretFileError::Create {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             f.write_all(text.as_bytes())
                 .and_then(|_| f.sync_all())
-                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+                .map_err(|source| SecretFileError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             Ok((value, true))
         }
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        Err(source) => Err(SecretFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }

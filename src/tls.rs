@@ -3,7 +3,8 @@
 //!
 //! One [`CertResolver`] is shared by all listeners; a reload swaps its certificate
 //! set atomically, so handshakes in flight and established sessions are untouched
-//! and the next handshake sees the new files.
+//! and the next handshake sees the new files. The outbound side (the smarthost relay,
+//! HTTP event sinks) gets its connector here too ([`connector_trusting`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -112,6 +113,24 @@ fn load_pair(i: usize, pair: &CertificatePair) -> Result<Entry, TlsError> {
         key: Arc::new(certified),
         end_entity,
     })
+}
+
+/// A TLS client connector that trusts exactly the certificates in the PEM file at
+/// `path` (a smarthost's or an event receiver's CA). Errors read `KEY (PATH): why`,
+/// `key` being the config key that named the file.
+pub fn connector_trusting(path: &Path, key: &str) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    let at = |e: &dyn std::fmt::Display| TlsError(format!("{key} ({}): {e}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| at(&e))? {
+        roots.add(cert.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(at(&"no certificates in the file"));
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// Builds the rustls server config shared by the listeners: TLS 1.2 and 1.3 only,

@@ -49,6 +49,9 @@ command -v cargo >/dev/null || { echo "cargo (Rust 1.95) is required" >&2; exit 
 say "format"
 cargo fmt --check
 
+say "clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
 say "build"
 cargo build --locked --all-targets
 

@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::AccessError;
+
 /// Where organization documents live.
 pub trait AccessBackend: Send + Sync {
-    /// Every stored (organization id, JSON document), read once at start.
-    fn load_all(&self) -> Result<Vec<(String, String)>, String>;
-    /// Replaces an organization's document durably and atomically; on `Err` the old
-    /// document must still be the stored one.
-    fn save(&self, org: &str, json: &str) -> Result<(), String>;
+    /// Every stored (organization id, JSON document), read once at start; a failure
+    /// is [`AccessError::Backend`].
+    fn load_all(&self) -> Result<Vec<(String, String)>, AccessError>;
+    /// Replaces an organization's document durably and atomically; on `Err`
+    /// ([`AccessError::Backend`]) the old document must still be the stored one.
+    fn save(&self, org: &str, json: &str) -> Result<(), AccessError>;
 }
 
 /// In-memory backend with switchable failures, for tests and for running without a store.
@@ -58,9 +61,9 @@ impl MemoryBackend {
 }
 
 impl AccessBackend for MemoryBackend {
-    fn load_all(&self) -> Result<Vec<(String, String)>, String> {
+    fn load_all(&self) -> Result<Vec<(String, String)>, AccessError> {
         if self.fail_loads.load(Ordering::SeqCst) {
-            return Err("injected load failure".into());
+            return Err(AccessError::Backend("injected load failure".into()));
         }
         Ok(self
             .lock()
@@ -69,9 +72,9 @@ impl AccessBackend for MemoryBackend {
             .collect())
     }
 
-    fn save(&self, org: &str, json: &str) -> Result<(), String> {
+    fn save(&self, org: &str, json: &str) -> Result<(), AccessError> {
         if self.fail_saves.load(Ordering::SeqCst) {
-            return Err("injected save failure".into());
+            return Err(AccessError::Backend("injected save failure".into()));
         }
         self.lock().insert(org.to_owned(), json.to_owned());
         Ok(())

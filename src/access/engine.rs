@@ -91,7 +91,7 @@ impl AccessEngine {
     ) -> Result<Self, AccessError> {
         keys.validate()?;
         let mut orgs = OrgMap::new();
-        for (org, json) in backend.load_all().map_err(AccessError::Backend)? {
+        for (org, json) in backend.load_all()? {
             let state = document::decode(&json)
                 .map_err(|e| AccessError::Backend(format!("organization {org}: {e}")))?;
             validate::organization_id(&org)
@@ -202,9 +202,7 @@ impl AccessEngine {
     /// reader that sees the new generation also sees the new state).
     fn publish(&self, org: &str, next: OrgState, current: &OrgMap) -> Result<(), AccessError> {
         let json = document::encode(&next)?;
-        self.backend
-            .save(org, &json)
-            .map_err(AccessError::Backend)?;
+        self.backend.save(org, &json)?;
         let mut map = current.clone();
         map.insert(org.to_owned(), Arc::new(next));
         self.orgs.store(Arc::new(map));

@@ -5,19 +5,51 @@
 
 use std::path::Path;
 
-use super::TokenKeys;
+use super::{AccessError, TokenKeys};
+use crate::secret_file::SecretFileError;
+
+/// Why the token keys file was refused; parse errors name the line.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// A line is not `KEY_ID HEX_SECRET`.
+    #[error("line {0}: expected `KEY_ID HEX_SECRET`")]
+    Syntax(usize),
+    /// A line's secret is not hex.
+    #[error("line {0}: the secret is not hex")]
+    NotHex(usize),
+    /// The file holds no key.
+    #[error("no key in the file")]
+    Empty,
+    /// More than a current and a previous key.
+    #[error("at most two keys (current, previous)")]
+    TooMany,
+    /// The keys parse but are unusable (too short a secret, bad id).
+    #[error(transparent)]
+    Invalid(#[from] AccessError),
+    /// The file could not be read, created or parsed (names the path).
+    #[error(transparent)]
+    File(#[from] SecretFileError),
+}
 
 /// Reads the keys, generating a file with one fresh key if it does not exist.
+///
+/// Kept returning text only while `server` (reload) chains it with other text
+/// errors; remove it once `server` calls the typed [`load`].
 pub fn load_or_create(path: &Path) -> Result<TokenKeys, String> {
+    load(path).map_err(|e| e.to_string())
+}
+
+/// Reads the keys, generating a file with one fresh key if it does not exist.
+pub fn load(path: &Path) -> Result<TokenKeys, KeyFileError> {
     let generate = || {
-        let keys = TokenKeys::generate(format!("k{}", crate::store::now_ms() / 1000));
+        let keys = TokenKeys::generate(format!("k{}", crate::clock::now_secs()));
         let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
         (keys, line)
     };
-    crate::secret_file::load_or_create(path, parse, generate).map(|(keys, _)| keys)
+    Ok(crate::secret_file::load_or_create(path, parse, generate)?.0)
 }
 
-fn parse(text: &str) -> Result<TokenKeys, String> {
+fn parse(text: &str) -> Result<TokenKeys, KeyFileError> {
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.is_empty() || line.starts_with('#') {
@@ -25,21 +57,20 @@ fn parse(text: &str) -> Result<TokenKeys, String> {
         }
         let (kid, secret) = line
             .split_once(char::is_whitespace)
-            .ok_or(format!("line {n}: expected `KEY_ID HEX_SECRET`"))?;
-        let secret =
-            hex::decode(secret.trim()).map_err(|_| format!("line {n}: the secret is not hex"))?;
+            .ok_or(KeyFileError::Syntax(n))?;
+        let secret = hex::decode(secret.trim()).map_err(|_| KeyFileError::NotHex(n))?;
         keys.push((kid.to_string(), secret));
     }
     let mut it = keys.into_iter();
-    let (kid, secret) = it.next().ok_or("no key in the file")?;
+    let (kid, secret) = it.next().ok_or(KeyFileError::Empty)?;
     let mut out = TokenKeys::new(kid, secret);
     if let Some((kid, secret)) = it.next() {
         out = out.with_previous(kid, secret);
     }
     if it.next().is_some() {
-        return Err("at most two keys (current, previous)".into());
+        return Err(KeyFileError::TooMany);
     }
-    out.validate().map_err(|e| e.to_string())?;
+    out.validate()?;
     Ok(out)
 }
 

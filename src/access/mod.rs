@@ -51,6 +51,7 @@
 //! version, and are reusable until expiry (900 s); deleting or updating the role
 //! invalidates them at once. See [`token`] for the format.
 
+pub mod arn;
 mod backend;
 mod document;
 mod engine;

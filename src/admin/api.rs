@@ -72,7 +72,7 @@ impl AdminApi {
                 .find(|k| k.access_key_id == id)
                 .map(|k| k.secret_access_key.as_str())
         };
-        sigv4::verify(&parts, secret_for, unix_now())
+        sigv4::verify(&parts, secret_for, crate::clock::now_secs())
             .map(|_| ())
             .map_err(|e| {
                 let (kind, status) = e.aws_type();
@@ -85,11 +85,4 @@ impl Handler for AdminApi {
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
         Box::pin(async move { self.answer(&req).await })
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

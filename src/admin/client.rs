@@ -8,8 +8,28 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::credentials;
+use super::credentials::{self, CredentialsError};
 use super::sigv4::{self, RequestParts};
+
+/// Why `mailgate admin` could not make its call; each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The command line is wrong (a flag, a value, `--json`): exit EX_USAGE.
+    #[error("{0}")]
+    Usage(String),
+    /// Where to connect is unknown (`--endpoint`, `run/ports.json`).
+    #[error("{0}")]
+    Endpoint(String),
+    /// The credentials file is missing or damaged.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The CA file to trust cannot be read or holds a bad certificate.
+    #[error("{0}")]
+    Ca(String),
+    /// Connecting, TLS, signing, sending, or reading the answer failed.
+    #[error("{0}")]
+    Connection(String),
+}
 
 /// Where and how to call the API.
 #[derive(Debug, Clone)]
@@ -29,14 +49,16 @@ pub struct ClientOptions {
 pub fn build_input(
     json: Option<&str>,
     flags: &[(String, String)],
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, ClientError> {
     let mut input = match json {
-        Some(text) => serde_json::from_str(text).map_err(|e| format!("--json: {e}"))?,
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| ClientError::Usage(format!("--json: {e}")))?
+        }
         None => serde_json::json!({}),
     };
     let map = input
         .as_object_mut()
-        .ok_or("--json must be a JSON object")?;
+        .ok_or_else(|| ClientError::Usage("--json must be a JSON object".into()))?;
     for (flag, value) in flags {
         let member: String = flag
             .split('-')
@@ -67,7 +89,7 @@ pub struct Invocation {
 /// Splits the arguments after the action into the client's own options
 /// (`--data-dir`, `--endpoint`, `--ca`, `--credentials`, `--region`, `--json`)
 /// and friendly member flags (`--organization-id m-1` → `OrganizationId`).
-pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
+pub fn parse_args(args: &[String]) -> Result<Invocation, ClientError> {
     let mut options = ClientOptions {
         endpoint: None,
         data_dir: PathBuf::from("./data"),
@@ -80,13 +102,13 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
     while let Some(arg) = it.next() {
         let name = arg
             .strip_prefix("--")
-            .ok_or_else(|| format!("expected --flag, got {arg:?}"))?;
+            .ok_or_else(|| ClientError::Usage(format!("expected --flag, got {arg:?}")))?;
         let (name, value) = match name.split_once('=') {
             Some((n, v)) => (n, v.to_string()),
             None => (
                 name,
                 it.next()
-                    .ok_or_else(|| format!("--{name} needs a value"))?
+                    .ok_or_else(|| ClientError::Usage(format!("--{name} needs a value")))?
                     .clone(),
             ),
         };
@@ -104,16 +126,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
     Ok(Invocation { options, input })
 }
 
-fn endpoint(opts: &ClientOptions) -> Result<(String, u16), String> {
+fn endpoint(opts: &ClientOptions) -> Result<(String, u16), ClientError> {
     if let Some(url) = &opts.endpoint {
         let rest = url
             .strip_prefix("https://")
-            .ok_or("--endpoint must start with https://")?;
+            .ok_or_else(|| ClientError::Endpoint("--endpoint must start with https://".into()))?;
         let hostport = rest.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.trim_matches(|c| c == '[' || c == ']').to_string(),
-                p.parse().map_err(|_| "bad port")?,
+                p.parse()
+                    .map_err(|_| ClientError::Endpoint("bad port".into()))?,
             ),
             None => (hostport.to_string(), 443),
         };
@@ -121,27 +144,27 @@ fn endpoint(opts: &ClientOptions) -> Result<(String, u16), String> {
     }
     let ports_file = opts.data_dir.join("run/ports.json");
     let text = std::fs::read_to_string(&ports_file).map_err(|e| {
-        format!(
+        ClientError::Endpoint(format!(
             "{}: {e} (is the daemon running? or pass --endpoint)",
             ports_file.display()
-        )
+        ))
     })?;
-    let ports: std::collections::BTreeMap<String, u16> =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", ports_file.display()))?;
+    let ports: std::collections::BTreeMap<String, u16> = serde_json::from_str(&text)
+        .map_err(|e| ClientError::Endpoint(format!("{}: {e}", ports_file.display())))?;
     let port = ports
         .get("https")
-        .ok_or("the https listener is not enabled")?;
+        .ok_or_else(|| ClientError::Endpoint("the https listener is not enabled".into()))?;
     Ok(("127.0.0.1".into(), *port))
 }
 
-fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let pem = std::fs::read(ca).map_err(|e| ClientError::Ca(format!("{}: {e}", ca.display())))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("{}: {e:?}", ca.display()))?;
+        let cert = cert.map_err(|e| ClientError::Ca(format!("{}: {e:?}", ca.display())))?;
         roots
             .add(cert)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
+            .map_err(|e| ClientError::Ca(format!("{}: {e}", ca.display())))?;
     }
     Ok(Arc::new(
         rustls::ClientConfig::builder()
@@ -155,7 +178,7 @@ pub async fn call(
     opts: &ClientOptions,
     action: &str,
     input: &serde_json::Value,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), ClientError> {
     let (host, port) = endpoint(opts)?;
     let cred_path = opts
         .credentials
@@ -172,10 +195,7 @@ pub async fn call(
     } else {
         format!("{host}:{port}")
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_secs();
     let mut headers = vec![
         ("host".to_string(), host_header),
         ("x-amz-date".to_string(), sigv4::format_amz_date(now)),
@@ -201,7 +221,7 @@ pub async fn call(
         &key.secret_access_key,
         &opts.region,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ClientError::Connection(e.to_string()))?;
     headers.push(("authorization".into(), auth));
 
     let mut request = String::from("POST / HTTP/1.1\r\n");
@@ -215,31 +235,32 @@ pub async fn call(
 
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("{host}:{port}: {e}"))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
+        .map_err(|e| ClientError::Connection(format!("{host}:{port}: {e}")))?;
+    let name = ServerName::try_from(host.clone())
+        .map_err(|e| ClientError::Connection(format!("{host}: {e}")))?;
     let mut tls = tokio_rustls::TlsConnector::from(tls_config(&ca)?)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS to {host}:{port}: {e}"))?;
+        .map_err(|e| ClientError::Connection(format!("TLS to {host}:{port}: {e}")))?;
     tls.write_all(request.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClientError::Connection(e.to_string()))?;
     let mut raw = Vec::new();
     // A peer that closes without close_notify still gave us the whole response.
     let _ = tls.read_to_end(&mut raw).await;
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
+fn parse_response(raw: &[u8]) -> Result<(u16, String), ClientError> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or("incomplete HTTP response")?;
+        .ok_or_else(|| ClientError::Connection("incomplete HTTP response".into()))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("bad HTTP status line")?;
+        .ok_or_else(|| ClientError::Connection("bad HTTP status line".into()))?;
     Ok((status, body.to_string()))
 }
 

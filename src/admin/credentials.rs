@@ -7,6 +7,19 @@ use std::path::Path;
 
 use rand::Rng;
 
+use crate::secret_file::SecretFileError;
+
+/// Why the admin credentials file could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The file has no usable `[mailgate]` profile.
+    #[error("no [{PROFILE}] profile with aws_access_key_id and aws_secret_access_key")]
+    NoProfile,
+    /// The file could not be read, created or parsed (names the path).
+    #[error(transparent)]
+    File(#[from] SecretFileError),
+}
+
 /// One SigV4 access key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,17 +32,21 @@ pub struct AccessKey {
 pub const PROFILE: &str = "mailgate";
 
 /// Reads the key of an existing credentials file (the CLI never creates one).
-pub fn load_existing(path: &Path) -> Result<(AccessKey, bool), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    parse(&text)
-        .map(|k| (k, false))
-        .map_err(|e| format!("{}: {e}", path.display()))
+pub fn load_existing(path: &Path) -> Result<(AccessKey, bool), CredentialsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = parse(&text).map_err(|e| SecretFileError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok((key, false))
 }
 
 /// Loads the generated key, creating it (mode 0600) if the file does not exist.
 /// Returns the key and whether it was just created.
-pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), String> {
+pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), CredentialsError> {
     let create = || {
         let key = generate();
         let text = format!(
@@ -38,7 +55,7 @@ pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), String> {
         );
         (key, text)
     };
-    crate::secret_file::load_or_create(path, parse, create)
+    Ok(crate::secret_file::load_or_create(path, parse, create)?)
 }
 
 fn generate() -> AccessKey {
@@ -58,7 +75,7 @@ fn generate() -> AccessKey {
 }
 
 /// Reads the `[mailgate]` profile of a shared-credentials file.
-fn parse(text: &str) -> Result<AccessKey, String> {
+fn parse(text: &str) -> Result<AccessKey, CredentialsError> {
     let mut in_profile = false;
     let (mut id, mut secret) = (None, None);
     for line in text.lines().map(str::trim) {
@@ -81,9 +98,7 @@ fn parse(text: &str) -> Result<AccessKey, String> {
                 secret_access_key,
             })
         }
-        _ => Err(format!(
-            "no [{PROFILE}] profile with aws_access_key_id and aws_secret_access_key"
-        )),
+        _ => Err(CredentialsError::NoProfile),
     }
 }
 
@@ -114,7 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin-credentials");
         std::fs::write(&path, "[default]\naws_access_key_id = X\n").unwrap();
-        let e = load_or_create(&path).unwrap_err();
+        let e = load_or_create(&path).unwrap_err().to_string();
         assert!(e.contains("[mailgate]"), "{e}");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),

@@ -43,10 +43,7 @@ impl AdminState {
 
     /// The organization's ARN, the key tags are stored under.
     pub fn org_arn(&self, org_id: &str) -> String {
-        format!(
-            "arn:aws:workmail:{}:{}:organization/{org_id}",
-            self.region, self.account
-        )
+        crate::access::arn::org_arn(&self.region, &self.account, org_id)
     }
 }
 
@@ -58,11 +55,6 @@ pub fn internal(message: impl Into<String>) -> ApiError {
 /// Epoch milliseconds to the epoch seconds (a JSON number) AWS JSON 1.1 uses for timestamps.
 pub fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
-}
-
-/// Now in epoch milliseconds, the access engine's clock.
-pub fn now_ms() -> u64 {
-    u64::try_from(crate::store::now_ms()).unwrap_or(0)
 }
 
 impl From<DirectoryError> for ApiError {

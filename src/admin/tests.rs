@@ -63,10 +63,7 @@ fn build_fixture() -> Fixture {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    crate::clock::now_secs()
 }
 
 /// A request for `target` with `body`, signed by `key`/`secret` at `when`.

@@ -4,6 +4,8 @@
 
 use std::str::FromStr;
 
+use super::error::DirectoryError;
+
 /// Which table a record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordKind {
@@ -40,10 +42,15 @@ impl RecordKind {
     }
 }
 
+/// A stored record kind that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown record kind {0:?}")]
+pub struct UnknownRecordKind(pub String);
+
 impl FromStr for RecordKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        RecordKind::parse(s).ok_or_else(|| format!("unknown record kind {s:?}"))
+    type Err = UnknownRecordKind;
+    fn from_str(s: &str) -> Result<Self, UnknownRecordKind> {
+        RecordKind::parse(s).ok_or_else(|| UnknownRecordKind(s.to_string()))
     }
 }
 
@@ -85,10 +92,12 @@ pub enum RecordOp {
 /// from any thread; the directory calls `apply` while holding its write lock,
 /// so calls never overlap.
 pub trait DirectoryBackend: Send + Sync {
-    /// Every stored record, in any order. Called once, at open.
-    fn load_all(&self) -> Result<Vec<Record>, String>;
-    /// Applies the ops atomically and durably before returning.
-    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), String>;
+    /// Every stored record, in any order. Called once, at open. A failure is
+    /// [`DirectoryError::Backend`].
+    fn load_all(&self) -> Result<Vec<Record>, DirectoryError>;
+    /// Applies the ops atomically and durably before returning; on `Err`
+    /// ([`DirectoryError::Backend`]) nothing was applied.
+    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), DirectoryError>;
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use super::model::{
     EntityBase, EntityKind, EntityState, Group, GroupMember, MemberRef, MemberType, User, UserRole,
 };
 use super::resolve::USER_OR_GROUP;
-use super::service::{Directory, now_ms};
+use super::service::Directory;
 use super::state::{OrgData, State};
 use super::validate;
+use crate::clock::now_ms_u64 as now_ms;
 
 impl Directory {
     /// CreateGroup: a new DISABLED group. Returns its UUID.

@@ -8,10 +8,11 @@ use super::error::DirectoryError;
 use super::model::{EntityBase, EntityState, Group, Resource, User};
 use super::permissions::Mailbox;
 use super::resolve::ANY_KIND;
-use super::service::{Directory, now_ms};
+use super::service::Directory;
 use super::state::State;
 use super::tx::Tx;
 use super::validate::{self, MAX_ALIASES};
+use crate::clock::now_ms_u64 as now_ms;
 
 impl Directory {
     /// RegisterToWorkMail: enables a DISABLED user, group or resource with

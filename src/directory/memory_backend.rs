@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::backend::{DirectoryBackend, Record, RecordKind, RecordOp};
+use super::error::DirectoryError;
 
 /// Records in a map keyed by (kind, id). `apply` is atomic by construction:
 /// it either fails before touching the map or applies every op under one lock.
@@ -58,13 +59,13 @@ impl MemoryBackend {
 }
 
 impl DirectoryBackend for MemoryBackend {
-    fn load_all(&self) -> Result<Vec<Record>, String> {
+    fn load_all(&self) -> Result<Vec<Record>, DirectoryError> {
         Ok(self.records())
     }
 
-    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), String> {
+    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), DirectoryError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err("injected failure".to_string());
+            return Err(DirectoryError::Backend("injected failure".to_string()));
         }
         let mut map = self.lock();
         for op in ops {

@@ -66,7 +66,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests;
 
-pub use backend::{DirectoryBackend, Record, RecordKind, RecordOp};
+pub use backend::{DirectoryBackend, Record, RecordKind, RecordOp, UnknownRecordKind};
 pub use error::DirectoryError;
 pub use lookup::{LoginCandidate, Recipient, Rights};
 pub use memory_backend::MemoryBackend;

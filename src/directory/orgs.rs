@@ -6,9 +6,10 @@ use super::entity::Entity;
 use super::error::DirectoryError;
 use super::ids;
 use super::model::{Group, MailDomain, Organization, OrganizationState, Resource, User};
-use super::service::{Directory, now_ms};
+use super::service::Directory;
 use super::state::{OrgData, State, name_key};
 use super::validate;
+use crate::clock::now_ms_u64 as now_ms;
 
 impl Directory {
     /// CreateOrganization: a new Active organization whose first (and default)

@@ -11,8 +11,9 @@ use super::model::{
     ResourceUpdate,
 };
 use super::resolve::USER_OR_GROUP;
-use super::service::{Directory, now_ms};
+use super::service::Directory;
 use super::validate;
+use crate::clock::now_ms_u64 as now_ms;
 
 impl Directory {
     /// CreateResource: a new DISABLED resource with WorkMail's default booking

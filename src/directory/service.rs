@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::backend::{DirectoryBackend, Record};
 use super::error::DirectoryError;
@@ -36,7 +35,7 @@ impl Directory {
     /// organization, an address or name used twice) is refused as `Backend`, so
     /// the daemon can stop with "corrupt store" instead of serving half a directory.
     pub fn open(backend: Arc<dyn DirectoryBackend>) -> Result<Directory, DirectoryError> {
-        let records = backend.load_all().map_err(DirectoryError::Backend)?;
+        let records = backend.load_all()?;
         let state = State::load(records)
             .map_err(|e| DirectoryError::Backend(format!("corrupt directory data: {e}")))?;
         // Make the dummy hash now, so the first unknown login is not slower than later ones.
@@ -83,31 +82,17 @@ impl Directory {
             return Ok(out);
         }
         let ops = tx.ops()?;
-        self.backend.apply(ops).map_err(DirectoryError::Backend)?;
+        self.backend.apply(ops)?;
         st.commit(tx);
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(out)
     }
 }
 
-/// Now, in epoch milliseconds (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::directory::MemoryBackend;
-
-    #[test]
-    fn clock_is_epoch_milliseconds() {
-        // 2020-01-01 in ms; any sane clock is past it.
-        assert!(now_ms() > 1_577_836_800_000);
-    }
 
     #[test]
     fn open_empty_backend() {

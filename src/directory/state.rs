@@ -61,39 +61,59 @@ pub(crate) fn addr_key(addr: &str) -> Cow<'_, str> {
 }
 
 /// Serialises one entity as its persisted record.
-pub(crate) fn entity_record<E: Entity>(e: &E) -> Result<Record, String> {
+pub(crate) fn entity_record<E: Entity>(e: &E) -> Result<Record, serde_json::Error> {
     Ok(Record {
         kind: E::RECORD,
         id: e.base().id.clone(),
         org_id: e.base().org_id.clone(),
-        json: serde_json::to_string(e).map_err(|err| err.to_string())?,
+        json: serde_json::to_string(e)?,
     })
 }
 
 /// Serialises an organization as its persisted record.
-pub(crate) fn org_record(o: &Organization) -> Result<Record, String> {
+pub(crate) fn org_record(o: &Organization) -> Result<Record, serde_json::Error> {
     Ok(Record {
         kind: RecordKind::Organization,
         id: o.id.clone(),
         org_id: o.id.clone(),
-        json: serde_json::to_string(o).map_err(|err| err.to_string())?,
+        json: serde_json::to_string(o)?,
     })
 }
+
+/// Why one stored record cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordProblem {
+    /// The JSON does not parse as the record's kind.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// The ids inside the JSON differ from the record's key.
+    #[error("{0} does not match its record key")]
+    KeyMismatch(&'static str),
+    /// Two records of one kind share an id.
+    #[error("id used twice")]
+    DuplicateId,
+}
+
+/// Stored records that do not form a consistent directory: one line per problem,
+/// each naming its record (`user u-1: id used twice`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub(crate) struct CorruptRecords(pub Vec<String>);
 
 impl State {
     /// Builds the state from stored records, refusing anything inconsistent
     /// (bad JSON, id mismatch, unknown org, duplicate name or address).
-    pub(crate) fn load(mut records: Vec<Record>) -> Result<State, String> {
+    pub(crate) fn load(mut records: Vec<Record>) -> Result<State, CorruptRecords> {
         records.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         let mut st = State::default();
         let mut problems = Vec::new();
         for r in &records {
             let res = match r.kind {
                 RecordKind::Organization => serde_json::from_str::<Organization>(&r.json)
-                    .map_err(|e| e.to_string())
+                    .map_err(RecordProblem::from)
                     .and_then(|o| {
                         if o.id != r.id || o.id != r.org_id {
-                            return Err("id does not match its record key".to_string());
+                            return Err(RecordProblem::KeyMismatch("id"));
                         }
                         Ok(st.put_org(o))
                     }),
@@ -112,17 +132,17 @@ impl State {
         }
         match problems.is_empty() {
             true => Ok(st),
-            false => Err(problems.join("; ")),
+            false => Err(CorruptRecords(problems)),
         }
     }
 
-    fn load_entity<E: Entity>(&mut self, r: &Record) -> Result<Vec<String>, String> {
-        let e: E = serde_json::from_str(&r.json).map_err(|e| e.to_string())?;
+    fn load_entity<E: Entity>(&mut self, r: &Record) -> Result<Vec<String>, RecordProblem> {
+        let e: E = serde_json::from_str(&r.json)?;
         if e.base().id != r.id || e.base().org_id != r.org_id {
-            return Err("id or org_id does not match its record key".to_string());
+            return Err(RecordProblem::KeyMismatch("id or org_id"));
         }
         if self.entities.contains_key(&r.id) {
-            return Err("id used twice".to_string());
+            return Err(RecordProblem::DuplicateId);
         }
         Ok(self.put(e))
     }
@@ -273,7 +293,7 @@ impl State {
     }
 
     /// Every entity and organization as records, sorted by (kind, id).
-    pub(crate) fn records(&self) -> Result<Vec<Record>, String> {
+    pub(crate) fn records(&self) -> Result<Vec<Record>, serde_json::Error> {
         let mut out = Vec::new();
         for od in self.orgs.values() {
             out.push(org_record(&od.org)?);

@@ -85,7 +85,7 @@ impl Tx {
 
     /// The batch of record writes for the backend.
     pub(crate) fn ops(&self) -> Result<Vec<RecordOp>, DirectoryError> {
-        let ser = |e: String| DirectoryError::Backend(format!("cannot serialise: {e}"));
+        let ser = |e: serde_json::Error| DirectoryError::Backend(format!("cannot serialise: {e}"));
         let mut ops = Vec::new();
         for o in self.orgs.values() {
             ops.push(RecordOp::Put(org_record(o).map_err(ser)?));

@@ -10,8 +10,9 @@ use super::model::{
     ContactDetails, DEFAULT_QUOTA_MB, EntityBase, EntityKind, NewUser, User, UserRole, UserUpdate,
 };
 use super::password::{self, PhcString};
-use super::service::{Directory, now_ms};
+use super::service::Directory;
 use super::validate;
+use crate::clock::now_ms_u64 as now_ms;
 
 impl Directory {
     /// CreateUser: a new DISABLED user (RegisterToWorkMail enables it). Returns

@@ -9,6 +9,7 @@
 //! (`events/email.jsonl`, `events/audit.jsonl`) are written, as the operator contract
 //! says; once sinks are listed, only what is configured is written.
 
+use super::EventsError;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -220,7 +221,7 @@ impl EventsSection {
     }
 
     /// Names, kinds, filters and values the types cannot check; errors name the sink.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), EventsError> {
         let sinks = self.effective_sinks();
         for (i, s) in sinks.iter().enumerate() {
             let at = format!("events.sinks ({:?})", s.name);
@@ -230,55 +231,64 @@ impl EventsSection {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return Err(format!(
+                return Err(EventsError::Config(format!(
                     "{at}.name: letters, digits, '-' and '_' only, not empty"
-                ));
+                )));
             }
             if sinks[..i].iter().any(|o| o.name == s.name) {
-                return Err(format!(
+                return Err(EventsError::Config(format!(
                     "{at}.name: used by two sinks (email_log and audit_log are the shorthand sinks' names)"
-                ));
+                )));
             }
             if let Some(k) = s.foreign_keys().first() {
-                return Err(format!("{at}.{k}: not a key of a {} sink", s.kind.as_str()));
+                return Err(EventsError::Config(format!(
+                    "{at}.{k}: not a key of a {} sink",
+                    s.kind.as_str()
+                )));
             }
             check_filter(&at, "email_events", &s.email_events, &EMAIL_EVENT_NAMES)?;
             check_filter(&at, "audit_logs", &s.audit_logs, &AUDIT_LOG_TYPES)?;
             match s.kind {
                 SinkKind::File => {
                     if s.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
-                        return Err(format!("{at}.path: a file sink needs a path"));
+                        return Err(EventsError::Config(format!(
+                            "{at}.path: a file sink needs a path"
+                        )));
                     }
                     if let Some(other) = sinks[..i]
                         .iter()
                         .find(|o| o.kind == SinkKind::File && o.path == s.path)
                     {
-                        return Err(format!(
+                        return Err(EventsError::Config(format!(
                             "{at}.path: also the path of sink {:?}; two writers would interleave",
                             other.name
-                        ));
+                        )));
                     }
                     if s.fsync_interval_ms == Some(0) {
-                        return Err(format!("{at}.fsync_interval_ms: must be at least 1"));
+                        return Err(EventsError::Config(format!(
+                            "{at}.fsync_interval_ms: must be at least 1"
+                        )));
                     }
                 }
                 SinkKind::Stdout => {}
                 SinkKind::Http => {
                     let url = s.url.as_deref().unwrap_or("");
                     let parsed = super::http::Target::parse(url)
-                        .map_err(|e| format!("{at}.url: {url:?}: {e}"))?;
+                        .map_err(|e| EventsError::Config(format!("{at}.url: {url:?}: {e}")))?;
                     if parsed.tls && s.ca.is_none() {
-                        return Err(format!("{at}.ca: an https url needs a CA file"));
+                        return Err(EventsError::Config(format!(
+                            "{at}.ca: an https url needs a CA file"
+                        )));
                     }
                     if s.batch_max == Some(0) || s.spool_max_bytes == Some(0) {
-                        return Err(format!(
+                        return Err(EventsError::Config(format!(
                             "{at}: batch_max and spool_max_bytes must be at least 1"
-                        ));
+                        )));
                     }
                     if s.retry_initial_ms == Some(0) || s.timeout_secs == Some(0) {
-                        return Err(format!(
+                        return Err(EventsError::Config(format!(
                             "{at}: retry_initial_ms and timeout_secs must be at least 1"
-                        ));
+                        )));
                     }
                 }
             }
@@ -287,13 +297,13 @@ impl EventsSection {
     }
 }
 
-fn check_filter(at: &str, key: &str, values: &[String], known: &[&str]) -> Result<(), String> {
+fn check_filter(at: &str, key: &str, values: &[String], known: &[&str]) -> Result<(), EventsError> {
     for v in values {
         if v != "*" && !known.contains(&v.as_str()) {
-            return Err(format!(
+            return Err(EventsError::Config(format!(
                 "{at}.{key}: unknown {v:?}; use \"*\" or some of {}",
                 known.join(", ")
-            ));
+            )));
         }
     }
     Ok(())
@@ -305,7 +315,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<EventsSection, String> {
         let s: EventsSection = toml::from_str(text).map_err(|e| e.to_string())?;
-        s.validate().map(|_| s)
+        s.validate().map(|_| s).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl FileSink {
         self.out.flush()?;
         self.out.get_ref().sync_data()?;
         self.dirty_since = None;
-        let rotated = rotated_name(&self.policy.path, crate::store::now_ms());
+        let rotated = rotated_name(&self.policy.path, crate::clock::now_ms());
         std::fs::rename(&self.policy.path, &rotated)?;
         self.out = BufWriter::with_capacity(256 * 1024, open_append(&self.policy.path)?);
         self.size = 0;

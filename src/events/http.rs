@@ -6,13 +6,13 @@
 //! `try_send` to the sink's in-memory queue.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
+use super::EventsError;
 use super::config::SinkConfig;
 use super::metrics::SinkStats;
 use super::sink::{Discard, Record, Replace, Worker};
@@ -33,38 +33,50 @@ pub struct Target {
 
 impl Target {
     /// Parses `http://host[:port]/path` or `https://…`; IPv6 hosts in brackets.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str) -> Result<Target, EventsError> {
         let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else {
-            return Err("must start with http:// or https://".into());
+            return Err(EventsError::Config(
+                "must start with http:// or https://".into(),
+            ));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if authority.contains('@') {
-            return Err("credentials in the URL are not supported; use `authorization`".into());
+            return Err(EventsError::Config(
+                "credentials in the URL are not supported; use `authorization`".into(),
+            ));
         }
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or("unclosed '[' in the host")?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| EventsError::Config("unclosed '[' in the host".into()))?;
             let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| "bad port")?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| EventsError::Config("bad port".into()))?,
                 None if after.is_empty() => default_port,
-                None => return Err("junk after the IPv6 host".into()),
+                None => return Err(EventsError::Config("junk after the IPv6 host".into())),
             };
             (h.to_string(), port)
         } else {
             match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| "bad port")?),
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse()
+                        .map_err(|_| EventsError::Config("bad port".into()))?,
+                ),
                 None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() {
-            return Err("no host".into());
+            return Err(EventsError::Config("no host".into()));
         }
         Ok(Target {
             tls,
@@ -144,18 +156,19 @@ const SPOOL_SYNC: Duration = Duration::from_secs(1);
 
 impl Client {
     /// Parses the URL and reads the CA (`ca` already resolved).
-    pub fn new(c: &SinkConfig, ca: Option<&Path>) -> Result<Client, String> {
+    pub fn new(c: &SinkConfig, ca: Option<&Path>) -> Result<Client, EventsError> {
         let url = c.url.as_deref().unwrap_or("");
-        let target = Target::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+        let target =
+            Target::parse(url).map_err(|e| EventsError::Sink(format!("url {url:?}: {e}")))?;
         let connector = match (target.tls, ca) {
-            (true, Some(ca)) => Some(connector(ca)?),
-            (true, None) => return Err("an https url needs `ca`".into()),
+            (true, Some(ca)) => Some(crate::tls::connector_trusting(ca, "ca")?),
+            (true, None) => return Err(EventsError::Sink("an https url needs `ca`".into())),
             (false, _) => None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| EventsError::Sink(e.to_string()))?;
         Ok(Client {
             name: c.name.clone(),
             target,
@@ -173,9 +186,9 @@ impl Client {
     }
 
     /// Opens the spool under `spool_dir` (no other sink may have it open).
-    pub fn open_spool(self, spool_dir: &Path, stats: SinkStats) -> Result<HttpSink, String> {
+    pub fn open_spool(self, spool_dir: &Path, stats: SinkStats) -> Result<HttpSink, EventsError> {
         let spool = Spool::open(spool_dir, self.spool_max_bytes)
-            .map_err(|e| format!("spool {}: {e}", spool_dir.display()))?;
+            .map_err(|e| EventsError::Sink(format!("spool {}: {e}", spool_dir.display())))?;
         Ok(self.with_spool(spool, stats))
     }
 
@@ -220,12 +233,12 @@ impl HttpSink {
         spool_dir: &Path,
         ca: Option<&Path>,
         stats: SinkStats,
-    ) -> Result<HttpSink, String> {
+    ) -> Result<HttpSink, EventsError> {
         Client::new(c, ca)?.open_spool(spool_dir, stats)
     }
 
     /// One POST of `body`; Ok once the receiver answered 2xx.
-    fn post(&mut self, body: Bytes) -> Result<(), String> {
+    fn post(&mut self, body: Bytes) -> Result<(), EventsError> {
         let timeout = self.client.timeout;
         let target = self.client.target.clone();
         let connector = self.client.connector.clone();
@@ -237,26 +250,36 @@ impl HttpSink {
             Some(a) => req.header(hyper::header::AUTHORIZATION, a),
             None => req,
         };
-        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| EventsError::Delivery(e.to_string()))?;
         let res = self.client.rt.block_on(async {
             tokio::time::timeout(timeout, async {
                 if conn.as_ref().is_none_or(|c| c.is_closed()) {
                     conn = Some(connect(&target, connector.as_ref()).await?);
                 }
-                let sender = conn.as_mut().ok_or("no connection")?;
-                sender.ready().await.map_err(|e| e.to_string())?;
-                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                let sender = conn
+                    .as_mut()
+                    .ok_or_else(|| EventsError::Delivery("no connection".into()))?;
+                sender
+                    .ready()
+                    .await
+                    .map_err(|e| EventsError::Delivery(e.to_string()))?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| EventsError::Delivery(e.to_string()))?;
                 let status = resp.status();
                 // Read the body so the connection can carry the next request.
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("receiver answered {status}"))
+                    Err(EventsError::Delivery(format!("receiver answered {status}")))
                 }
             })
             .await
-            .map_err(|_| "timed out".to_string())?
+            .map_err(|_| EventsError::Delivery("timed out".into()))?
         });
         if res.is_ok() {
             self.conn = conn;
@@ -268,54 +291,38 @@ impl HttpSink {
 async fn connect(
     target: &Target,
     connector: Option<&tokio_rustls::TlsConnector>,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, EventsError> {
     let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| EventsError::Delivery(format!("connect: {e}")))?;
     let _ = tcp.set_nodelay(true);
     match connector {
         Some(c) => {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| EventsError::Delivery(e.to_string()))?;
             let tls = c
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?;
+                .map_err(|e| EventsError::Delivery(format!("TLS: {e}")))?;
             handshake(TokioIo::new(tls)).await
         }
         None => handshake(TokioIo::new(tcp)).await,
     }
 }
 
-async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+async fn handshake<I>(
+    io: I,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, EventsError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EventsError::Delivery(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     Ok(sender)
-}
-
-/// A TLS connector trusting exactly the certificates in the PEM file at `path`.
-fn connector(path: &Path) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let at = |e: &dyn std::fmt::Display| format!("ca ({}): {e}", path.display());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| at(&e))? {
-        roots.add(cert.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(at(&"no certificates in the file"));
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// How long one tick may keep POSTing before the thread goes back to its queue.
@@ -400,7 +407,11 @@ impl HttpSink {
                 None => Ok(()),
                 Some(b) => self.post(Bytes::from(b)),
             };
-            match sent.and_then(|_| self.spool.ack(&peeked).map_err(|e| e.to_string())) {
+            match sent.and_then(|_| {
+                self.spool
+                    .ack(&peeked)
+                    .map_err(|e| EventsError::Sink(e.to_string()))
+            }) {
                 Ok(()) => {
                     self.client.backoff.ok();
                     self.stats.sent.inc_by(n as u64);

@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod config;
 pub mod email;
+mod error;
 pub mod file;
 pub mod http;
 pub mod metrics;
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use audit::AuditEvent;
 pub use email::EmailEvent;
+pub use error::EventsError;
 pub use metrics::{Metrics, ScrapedCounter};
 use reload::Change;
 use sink::{Filter, Kind, Record, Sink, Starter, Worker};
@@ -100,13 +102,23 @@ impl Events {
         Events::with(SinkSet::default(), Arc::new(Metrics::new()))
     }
 
-    /// Starts every sink of the `[events]` section. `base` resolves relative
-    /// paths (`server.data_dir`); HTTP spools live in `base/spool/events-<name>`.
+    /// [`Events::start`] with the error as text: kept only while `server` wraps it
+    /// directly in its `StartError(String)`; remove it once `server` calls `start`.
     pub fn from_config(
         section: &config::EventsSection,
         base: &Path,
         metrics: Arc<Metrics>,
     ) -> Result<Events, String> {
+        Events::start(section, base, metrics).map_err(|e| e.to_string())
+    }
+
+    /// Starts every sink of the `[events]` section. `base` resolves relative
+    /// paths (`server.data_dir`); HTTP spools live in `base/spool/events-<name>`.
+    pub fn start(
+        section: &config::EventsSection,
+        base: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<Events, EventsError> {
         let mut entries = Vec::new();
         for c in section.effective_sinks() {
             let stats = metrics.sink(&c.name);
@@ -116,7 +128,7 @@ impl Events {
                     starter.start(worker);
                     sink
                 })
-                .map_err(|e| format!("events.sinks ({:?}): {e}", c.name))?;
+                .map_err(|e| EventsError::Sink(format!("events.sinks ({:?}): {e}", c.name)))?;
             entries.push(Entry {
                 filter: Filter::of(&c),
                 kind: Some(c.kind),
@@ -135,15 +147,19 @@ impl Events {
         &self,
         section: &config::EventsSection,
         base: &Path,
-    ) -> Result<reload::Report, String> {
+    ) -> Result<reload::Report, EventsError> {
         section.validate()?;
         std::thread::scope(|s| {
             std::thread::Builder::new()
                 .name("events-reload".into())
                 .spawn_scoped(s, || self.reload_here(section, base))
-                .map_err(|e| format!("events reload: {e}"))?
+                .map_err(|e| EventsError::Reload(format!("events reload: {e}")))?
                 .join()
-                .unwrap_or_else(|_| Err("events reload: the reload thread panicked".into()))
+                .unwrap_or_else(|_| {
+                    Err(EventsError::Reload(
+                        "events reload: the reload thread panicked".into(),
+                    ))
+                })
         })
     }
 
@@ -151,7 +167,7 @@ impl Events {
         &self,
         section: &config::EventsSection,
         base: &Path,
-    ) -> Result<reload::Report, String> {
+    ) -> Result<reload::Report, EventsError> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.sinks.load_full();
         let running: Vec<_> = old
@@ -179,8 +195,9 @@ impl Events {
                 }
                 _ => {
                     let worker = reload::open_worker(c, base, stats.clone())?;
-                    let (sink, starter) = Sink::prepare(&c.name, stats)
-                        .map_err(|e| format!("events.sinks ({:?}): {e}", c.name))?;
+                    let (sink, starter) = Sink::prepare(&c.name, stats).map_err(|e| {
+                        EventsError::Sink(format!("events.sinks ({:?}): {e}", c.name))
+                    })?;
                     starts.push((starter, worker));
                     report.started.push(c.name.clone());
                     sink
@@ -274,7 +291,7 @@ impl Events {
         let set = self.sinks.load();
         if set.0.iter().any(|e| e.filter.matches(kind)) {
             let line: Arc<str> = event
-                .to_json(&new_id(), crate::store::now_ms())
+                .to_json(&new_id(), crate::clock::now_ms())
                 .to_string()
                 .into();
             for e in set.0.iter().filter(|e| e.filter.matches(kind)) {
@@ -306,7 +323,7 @@ impl Events {
             return;
         }
         let line: Arc<str> = event
-            .to_line(trace_id, &new_id(), crate::store::now_ms())
+            .to_line(trace_id, &new_id(), crate::clock::now_ms())
             .into();
         for e in set.0.iter().filter(|e| wanted(e)) {
             e.sink.offer(Record {

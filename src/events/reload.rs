@@ -25,6 +25,7 @@
 
 use std::path::Path;
 
+use super::EventsError;
 use super::config::{SinkConfig, SinkKind};
 use super::file;
 use super::http;
@@ -84,8 +85,9 @@ pub fn open_worker(
     c: &SinkConfig,
     base: &Path,
     stats: SinkStats,
-) -> Result<Box<dyn Worker>, String> {
-    let at = |e: &dyn std::fmt::Display| format!("events.sinks ({:?}): {e}", c.name);
+) -> Result<Box<dyn Worker>, EventsError> {
+    let at =
+        |e: &dyn std::fmt::Display| EventsError::Sink(format!("events.sinks ({:?}): {e}", c.name));
     Ok(match c.kind {
         SinkKind::File => {
             let path = base.join(c.path.clone().unwrap_or_default());
@@ -111,11 +113,11 @@ pub fn rebuild(
     base: &Path,
     stats: SinkStats,
     take_spool: bool,
-) -> Result<Replace, String> {
+) -> Result<Replace, EventsError> {
     if take_spool {
         let ca = c.ca.as_ref().map(|p| base.join(p));
         let client = http::Client::new(c, ca.as_deref())
-            .map_err(|e| format!("events.sinks ({:?}): {e}", c.name))?;
+            .map_err(|e| EventsError::Sink(format!("events.sinks ({:?}): {e}", c.name)))?;
         return Ok(client.take_over(spool_dir(base, &c.name), stats));
     }
     let next = open_worker(c, base, stats)?;

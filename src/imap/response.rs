@@ -8,6 +8,8 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::{Data, Response};
 use std::num::NonZeroU32;
 
+use crate::clock;
+
 /// Appends `s` as an IMAP string: quoted when it can be, else a literal, so names
 /// with quotes, backslashes or 8-bit bytes survive.
 pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
@@ -36,35 +38,17 @@ pub fn string(s: &str) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// Days since the epoch to (year, month 1-12, day), proleptic Gregorian.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// INTERNALDATE text (`"24-Nov-2026 01:02:03 +0000"`, quoted) for epoch milliseconds.
 pub fn internal_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
+    let c = clock::civil(ms.div_euclid(1000));
     format!(
-        "\"{d:02}-{}-{y:04} {:02}:{:02}:{:02} +0000\"",
-        MONTHS[(m - 1) as usize],
-        t / 3600,
-        (t / 60) % 60,
-        t % 60
+        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+        c.day,
+        clock::MONTH_ABBR[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
     )
 }
 

@@ -121,7 +121,7 @@ pub async fn deliver(
     queued: Option<NewOutbound>,
     verdicts: Option<&Verdicts>,
 ) -> crate::store::Result<Report> {
-    let now = crate::store::now_ms();
+    let now = crate::clock::now_ms();
     // One copy per mailbox, whichever addresses led there.
     let mut boxes: BTreeMap<&str, &LocalMailbox> = BTreeMap::new();
     for r in rcpts {
@@ -375,7 +375,7 @@ pub async fn return_refused(
             diagnostic: &diagnostic,
             arrival_ms,
         };
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         let dsn: Arc<[u8]> = match super::queue::dsn::build(&failure, message, now / 1000) {
             Ok(d) => Arc::from(d),
             Err(e) => {

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::{DnsError, MessageAuthenticator, RecordSet, ResolverCache, Txt};
 
+use super::sender_auth::SenderAuthError;
+
 /// How long a failed lookup is answered from memory.
 pub const FAILURE_TTL: Duration = Duration::from_secs(60);
 /// How long a "no such record" answer is kept when its zone gives no SOA TTL.
@@ -36,10 +38,10 @@ const MAX_ENTRIES: usize = 20_000;
 pub fn resolver(
     nameservers: &[SocketAddr],
     query_timeout: Duration,
-) -> Result<MessageAuthenticator, String> {
+) -> Result<MessageAuthenticator, SenderAuthError> {
     let (config, mut opts) = if nameservers.is_empty() {
         mail_auth::hickory_resolver::system_conf::read_system_conf()
-            .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?
+            .map_err(|e| SenderAuthError(format!("cannot read /etc/resolv.conf: {e}")))?
     } else {
         let mut config = ResolverConfig::from_parts(None, vec![], vec![]);
         for addr in nameservers {
@@ -55,7 +57,7 @@ pub fn resolver(
     opts.attempts = 1;
     opts.negative_min_ttl = Some(NEGATIVE_TTL);
     MessageAuthenticator::new(config, opts)
-        .map_err(|e| format!("cannot set up the DNS resolver: {e}"))
+        .map_err(|e| SenderAuthError(format!("cannot set up the DNS resolver: {e}")))
 }
 
 /// What a cached failure answers, for the record types that can say "failed".

@@ -2,6 +2,8 @@
 
 use mail_parser::MessageParser;
 
+use crate::clock;
+
 /// Header facts the email events report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderFacts {
@@ -40,21 +42,16 @@ pub fn header_len(raw: &[u8]) -> usize {
 
 /// An RFC 5322 date for `secs` since the epoch, in UTC.
 pub fn rfc5322_date(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let amz = crate::admin::sigv4::format_amz_date(secs); // YYYYMMDDTHHMMSSZ
-    let day = secs.div_euclid(86_400);
+    let c = clock::civil(secs);
     format!(
-        "{}, {} {} {} {}:{}:{} +0000",
-        DAYS[day.rem_euclid(7) as usize],
-        amz[6..8].trim_start_matches('0'),
-        MONTHS[amz[4..6].parse::<usize>().unwrap_or(1).clamp(1, 12) - 1],
-        &amz[0..4],
-        &amz[9..11],
-        &amz[11..13],
-        &amz[13..15],
+        "{}, {} {} {:04} {:02}:{:02}:{:02} +0000",
+        clock::WEEKDAY_ABBR[c.weekday as usize],
+        c.day,
+        clock::MONTH_ABBR[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second,
     )
 }
 

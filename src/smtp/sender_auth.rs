@@ -32,6 +32,17 @@ use mail_auth::{
     MX, MessageAuthenticator, Parameters, RecordSet, ResolverCache, SpfResult, Txt,
 };
 
+/// Why the sender checks cannot be set up: a records file or the resolver.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SenderAuthError(pub String);
+
+impl From<crate::config::ConfigError> for SenderAuthError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        SenderAuthError(e.0)
+    }
+}
+
 /// A verdict as SES receipt notifications (and so WorkMail's events) spell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -114,13 +125,16 @@ struct Caches {
     ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
 }
 
+/// One record type's lookups in one check: static records, then the cache.
+type Layer<'a, K, V> = Tracked<'a, Fixed<K, V>, K, V>;
+
 /// One check's lookups: static records first, then the caches, misses noted.
 struct Lookups<'a> {
-    txt: Tracked<'a, Fixed<Box<str>, Txt>, Box<str>, Txt>,
-    mx: Tracked<'a, Fixed<Box<str>, RecordSet<MX>>, Box<str>, RecordSet<MX>>,
-    ipv4: Tracked<'a, Fixed<Box<str>, RecordSet<Ipv4Addr>>, Box<str>, RecordSet<Ipv4Addr>>,
-    ipv6: Tracked<'a, Fixed<Box<str>, RecordSet<Ipv6Addr>>, Box<str>, RecordSet<Ipv6Addr>>,
-    ptr: Tracked<'a, Fixed<IpAddr, RecordSet<Box<str>>>, IpAddr, RecordSet<Box<str>>>,
+    txt: Layer<'a, Box<str>, Txt>,
+    mx: Layer<'a, Box<str>, RecordSet<MX>>,
+    ipv4: Layer<'a, Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: Layer<'a, Box<str>, RecordSet<Ipv6Addr>>,
+    ptr: Layer<'a, IpAddr, RecordSet<Box<str>>>,
 }
 
 impl<'a> Lookups<'a> {
@@ -151,11 +165,11 @@ impl<'a> Lookups<'a> {
     ) -> Parameters<
         '_,
         P,
-        Tracked<'a, Fixed<Box<str>, Txt>, Box<str>, Txt>,
-        Tracked<'a, Fixed<Box<str>, RecordSet<MX>>, Box<str>, RecordSet<MX>>,
-        Tracked<'a, Fixed<Box<str>, RecordSet<Ipv4Addr>>, Box<str>, RecordSet<Ipv4Addr>>,
-        Tracked<'a, Fixed<Box<str>, RecordSet<Ipv6Addr>>, Box<str>, RecordSet<Ipv6Addr>>,
-        Tracked<'a, Fixed<IpAddr, RecordSet<Box<str>>>, IpAddr, RecordSet<Box<str>>>,
+        Layer<'a, Box<str>, Txt>,
+        Layer<'a, Box<str>, RecordSet<MX>>,
+        Layer<'a, Box<str>, RecordSet<Ipv4Addr>>,
+        Layer<'a, Box<str>, RecordSet<Ipv6Addr>>,
+        Layer<'a, IpAddr, RecordSet<Box<str>>>,
     > {
         Parameters {
             params: input,
@@ -174,7 +188,7 @@ impl SenderAuth {
         hostname: &str,
         section: &crate::config::SenderAuthSection,
         records_path: Option<&Path>,
-    ) -> Result<SenderAuth, String> {
+    ) -> Result<SenderAuth, SenderAuthError> {
         let records = match records_path {
             Some(p) => StaticRecords::load(p)?,
             None => StaticRecords::default(),
@@ -387,13 +401,14 @@ pub struct StaticRecords {
 
 impl StaticRecords {
     /// Reads a records file; errors name the file and line.
-    pub fn load(path: &Path) -> Result<StaticRecords, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        StaticRecords::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<StaticRecords, SenderAuthError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SenderAuthError(format!("{}: {e}", path.display())))?;
+        StaticRecords::parse(&text).map_err(|e| SenderAuthError(format!("{}: {e}", path.display())))
     }
 
     /// Parses the records file format.
-    pub fn parse(text: &str) -> Result<StaticRecords, String> {
+    pub fn parse(text: &str) -> Result<StaticRecords, SenderAuthError> {
         let mut mx: HashMap<Box<str>, Vec<MX>> = HashMap::new();
         let mut v4: HashMap<Box<str>, Vec<Ipv4Addr>> = HashMap::new();
         let mut v6: HashMap<Box<str>, Vec<Ipv6Addr>> = HashMap::new();
@@ -402,7 +417,7 @@ impl StaticRecords {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |what: &str| format!("line {n}: {what}");
+            let bad = |what: &str| SenderAuthError(format!("line {n}: {what}"));
             let mut parts = line.split_whitespace();
             let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
                 return Err(bad("expected NAME TYPE VALUE"));
@@ -416,7 +431,7 @@ impl StaticRecords {
             match kind.to_ascii_uppercase().as_str() {
                 "TXT" => {
                     let data = txt_value(value).ok_or_else(|| bad("TXT wants quoted strings"))?;
-                    let record = parse_txt(data.as_bytes()).map_err(|e| bad(&e))?;
+                    let record = parse_txt(data.as_bytes()).map_err(|e| bad(&e.0))?;
                     out.txt.map.insert(name, record);
                 }
                 "MX" => {
@@ -496,7 +511,7 @@ fn txt_value(value: &str) -> Option<String> {
 }
 
 /// The record type is told by its content, as the lookups that reach it expect.
-fn parse_txt(data: &[u8]) -> Result<Txt, String> {
+fn parse_txt(data: &[u8]) -> Result<Txt, SenderAuthError> {
     let text = String::from_utf8_lossy(data).to_ascii_lowercase();
     let parsed = if text.starts_with("v=spf1") {
         Spf::parse(data).map(Txt::from)
@@ -505,9 +520,11 @@ fn parse_txt(data: &[u8]) -> Result<Txt, String> {
     } else if text.starts_with("v=dkim1") || text.contains("p=") {
         DomainKey::parse(data).map(Txt::from)
     } else {
-        return Err("TXT must be an SPF policy, a DMARC policy or a DKIM key".into());
+        return Err(SenderAuthError(
+            "TXT must be an SPF policy, a DMARC policy or a DKIM key".into(),
+        ));
     };
-    parsed.map_err(|e| format!("unparseable record: {e}"))
+    parsed.map_err(|e| SenderAuthError(format!("unparseable record: {e}")))
 }
 
 /// `4.3.2.1.in-addr.arpa.` → 1.2.3.4 (IPv4 only).
@@ -724,7 +741,7 @@ mod tests {
             ),
         ] {
             let e = StaticRecords::parse(text).err().unwrap();
-            assert!(e.contains(needle), "{text:?}: {e}");
+            assert!(e.0.contains(needle), "{text:?}: {e}");
         }
         let ok = StaticRecords::parse("1.2.0.192.in-addr.arpa. PTR mx.remote.test\n").unwrap();
         assert!(

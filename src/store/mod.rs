@@ -417,13 +417,9 @@ pub trait Store: Send + Sync {
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// The clock's epoch milliseconds, re-exported for callers not yet moved to
+/// [`crate::clock::now_ms`] (`server`, `smtp::session`); new code calls `clock`.
+pub use crate::clock::now_ms;
 
 /// Normalises a flag list: de-duplicated, system flags first, stable order.
 pub fn normalize_flags(flags: &[String]) -> Vec<String> {

@@ -82,10 +82,6 @@ fn audit_protocol(p: Protocol) -> AuditProtocol {
     }
 }
 
-fn now_ms() -> u64 {
-    crate::store::now_ms() as u64
-}
-
 impl Authenticator {
     pub fn new(
         directory: Arc<Directory>,
@@ -94,7 +90,7 @@ impl Authenticator {
         region: &str,
         account: &str,
     ) -> Authenticator {
-        let arn_prefix = format!("arn:aws:workmail:{region}:{account}:organization/");
+        let arn_prefix = crate::access::arn::org_arn_prefix(region, account);
         Authenticator {
             mailboxes: MailboxRights::new(directory.clone(), events.clone(), arn_prefix.clone()),
             directory,
@@ -127,7 +123,7 @@ impl Authenticator {
         let admitted = self
             .failures
             .lock()
-            .map(|mut t| t.admit(attempt.source_ip, &account, now_ms()))
+            .map(|mut t| t.admit(attempt.source_ip, &account, crate::clock::now_ms_u64()))
             .unwrap_or(Ok(Admission::Known));
         let admission = match admitted {
             Ok(admission) => admission,
@@ -195,7 +191,12 @@ impl Authenticator {
                     None,
                 );
                 if let Ok(mut t) = self.failures.lock() {
-                    t.record_success(attempt.source_ip, &account, admission, now_ms());
+                    t.record_success(
+                        attempt.source_ip,
+                        &account,
+                        admission,
+                        crate::clock::now_ms_u64(),
+                    );
                 }
                 LoginResult::Success(session)
             }
@@ -207,7 +208,7 @@ impl Authenticator {
                     Some(reason),
                 );
                 if let Ok(mut t) = self.failures.lock() {
-                    t.record_failure(attempt.source_ip, now_ms());
+                    t.record_failure(attempt.source_ip, crate::clock::now_ms_u64());
                 }
                 LoginResult::Failed
             }

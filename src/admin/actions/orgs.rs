@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::Empty;
 use super::common::{OrgIn, page};
 use crate::admin::error::ApiError;
-use crate::admin::state::{AdminState, now_ms, secs};
+use crate::admin::state::{AdminState, secs};
+use crate::clock::now_ms_u64 as now_ms;
 use crate::directory::Organization;
 
 /// One domain of CreateOrganization (HostedZoneId has no meaning here).

@@ -11,7 +11,8 @@ use crate::access::{
     RoleType,
 };
 use crate::admin::error::ApiError;
-use crate::admin::state::{AdminState, now_ms, secs};
+use crate::admin::state::{AdminState, secs};
+use crate::clock::now_ms_u64 as now_ms;
 
 /// An organization plus a role id.
 #[derive(Debug, Deserialize)]

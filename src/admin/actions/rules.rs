@@ -8,7 +8,8 @@ use super::Empty;
 use super::common::{OrgIn, apply};
 use crate::access::{AccessControlRule, AccessControlRuleInput, Effect, Protocol};
 use crate::admin::error::ApiError;
-use crate::admin::state::{AdminState, now_ms, secs};
+use crate::admin::state::{AdminState, secs};
+use crate::clock::now_ms_u64 as now_ms;
 
 /// PutAccessControlRule input (members spelled out rather than flattened, so a
 /// mistyped member is named in the ValidationException).

@@ -52,7 +52,7 @@ fn new_message(imap: &Imap, (flags, date, message): Spec<'_>) -> Result<NewMessa
         body: Arc::from(data),
         internal_date: date
             .map(|d| d.as_ref().timestamp_millis())
-            .unwrap_or_else(crate::store::now_ms),
+            .unwrap_or_else(crate::clock::now_ms),
         flags: flag_strings(flags),
     })
 }

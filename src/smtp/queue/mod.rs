@@ -23,6 +23,18 @@ pub use runner::Runner;
 
 use crate::config::{RelaySection, TlsMode};
 use crate::store::queue::OutboundQueue;
+use crate::tls::TlsError;
+
+/// Why `[smtp.relay]` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueConfigError {
+    /// TLS to the smarthost is on but no CA names whom to trust.
+    #[error("smtp.relay.ca: required with TLS")]
+    CaRequired,
+    /// The CA file cannot be read or holds no usable certificate.
+    #[error(transparent)]
+    Ca(#[from] TlsError),
+}
 
 /// What submission needs to queue a message: the queue and the runner's bell
 /// (rung after each enqueue).
@@ -33,6 +45,9 @@ pub struct Outbound {
 
 /// The smarthost settings and retry policy from `[smtp.relay]`; `ca` is the
 /// resolved CA path. Errors name the config key.
+///
+/// Returns text only while `server` wraps it directly in its `StartError(String)`;
+/// remove it once `server` calls the typed [`relay_settings`].
 pub fn from_config(
     relay: &RelaySection,
     ca: Option<&Path>,
@@ -40,10 +55,22 @@ pub fn from_config(
     command_timeout: Duration,
     data_timeout: Duration,
 ) -> Result<(RelaySettings, Backoff), String> {
+    relay_settings(relay, ca, hello, command_timeout, data_timeout).map_err(|e| e.to_string())
+}
+
+/// The smarthost settings and retry policy from `[smtp.relay]`; `ca` is the
+/// resolved CA path. Errors name the config key.
+pub fn relay_settings(
+    relay: &RelaySection,
+    ca: Option<&Path>,
+    hello: &str,
+    command_timeout: Duration,
+    data_timeout: Duration,
+) -> Result<(RelaySettings, Backoff), QueueConfigError> {
     let connector = match (relay.tls, ca) {
         (TlsMode::None, _) => None,
         (_, Some(path)) => Some(connector(path)?),
-        (_, None) => return Err("smtp.relay.ca: required with TLS".into()),
+        (_, None) => return Err(QueueConfigError::CaRequired),
     };
     let settings = RelaySettings {
         host: relay.host.clone(),
@@ -63,24 +90,10 @@ pub fn from_config(
     Ok((settings, backoff))
 }
 
-/// A TLS connector that trusts exactly the certificates in the PEM file at `path`.
-pub fn connector(path: &Path) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let where_ = |e: &dyn std::fmt::Display| format!("smtp.relay.ca ({}): {e}", path.display());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| where_(&e))? {
-        roots
-            .add(cert.map_err(|e| where_(&e))?)
-            .map_err(|e| where_(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(where_(&"no certificates in the file"));
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+/// A TLS connector that trusts exactly the certificates in the PEM file at `path`
+/// (`smtp.relay.ca`).
+pub fn connector(path: &Path) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    crate::tls::connector_trusting(path, "smtp.relay.ca")
 }
 
 #[cfg(test)]

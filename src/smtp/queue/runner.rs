@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::client::{Connection, RelaySettings, Reply};
 use super::dsn;
+use crate::clock::now_ms;
 use crate::events::email::{BouncedRecipient, EmailEvent};
 use crate::smtp::SmtpContext;
 use crate::smtp::delivery::store_copies;
 use crate::store::queue::{DueMessage, OutboundQueue, QueuedMessage, QueuedRecipient};
-use crate::store::{FolderKind, FolderRef, Target, now_ms};
+use crate::store::{FolderKind, FolderRef, Target};
 
 /// Most messages offered on one connection.
 const BATCH: usize = 100;

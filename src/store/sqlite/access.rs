@@ -6,19 +6,19 @@ use rusqlite::params;
 use super::cached::CachedSql;
 
 use super::SqliteStore;
-use crate::access::AccessBackend;
+use crate::access::{AccessBackend, AccessError};
 
 impl AccessBackend for SqliteStore {
-    fn load_all(&self) -> Result<Vec<(String, String)>, String> {
+    fn load_all(&self) -> Result<Vec<(String, String)>, AccessError> {
         self.read_blocking(|c| {
             let mut st = c.prepare("SELECT org_id, json FROM access ORDER BY org_id")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| AccessError::Backend(e.to_string()))
     }
 
-    fn save(&self, org: &str, json: &str) -> Result<(), String> {
+    fn save(&self, org: &str, json: &str) -> Result<(), AccessError> {
         let (org, json) = (org.to_string(), json.to_string());
         self.write_blocking(move |c| {
             c.execute_cached(
@@ -27,6 +27,6 @@ impl AccessBackend for SqliteStore {
             )?;
             Ok(((), vec![]))
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| AccessError::Backend(e.to_string()))
     }
 }

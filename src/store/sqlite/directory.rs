@@ -6,10 +6,10 @@ use rusqlite::params;
 use super::cached::CachedSql;
 
 use super::SqliteStore;
-use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
+use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordKind, RecordOp};
 
 impl DirectoryBackend for SqliteStore {
-    fn load_all(&self) -> Result<Vec<Record>, String> {
+    fn load_all(&self) -> Result<Vec<Record>, DirectoryError> {
         self.read_blocking(|c| {
             let mut st =
                 c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
@@ -33,10 +33,10 @@ impl DirectoryBackend for SqliteStore {
             }
             Ok(out)
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| DirectoryError::Backend(e.to_string()))
     }
 
-    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), String> {
+    fn apply(&self, ops: Vec<RecordOp>) -> Result<(), DirectoryError> {
         self.write_blocking(move |c| {
             for op in &ops {
                 match op {
@@ -54,6 +54,6 @@ impl DirectoryBackend for SqliteStore {
             }
             Ok(((), vec![]))
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| DirectoryError::Backend(e.to_string()))
     }
 }

@@ -6,10 +6,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::cached::CachedSql;
 
 use super::Touched;
+use crate::clock::now_ms;
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
     FlagUpdate, Folder, FolderKind, FolderRef, MessageMeta, NewMessage, Quota, Refused, Result,
-    StoreError, Stored, Target, change_key, normalize_flags, now_ms,
+    StoreError, Stored, Target, change_key, normalize_flags,
 };
 
 /// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
