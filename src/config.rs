@@ -394,6 +394,11 @@ pub struct Limits {
     /// with every byte).
     #[serde(default = "default_login_timeout")]
     pub login_timeout_secs: u64,
+    /// Bytes of SMTP message data (DATA, BDAT) all sessions together may hold in
+    /// memory while it arrives; beyond it, data waits in unnamed files under
+    /// `data_dir/spool/data` until its message is complete.
+    #[serde(default = "default_data_memory_budget")]
+    pub data_memory_budget: u64,
 }
 
 fn default_max_connections() -> usize {
@@ -414,6 +419,9 @@ fn default_idle_timeout() -> u64 {
 fn default_login_timeout() -> u64 {
     60
 }
+fn default_data_memory_budget() -> u64 {
+    64 * 1024 * 1024
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -425,6 +433,7 @@ impl Default for Limits {
             handshake_timeout_secs: default_handshake_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             login_timeout_secs: default_login_timeout(),
+            data_memory_budget: default_data_memory_budget(),
         }
     }
 }

@@ -191,6 +191,10 @@ impl Daemon {
                 message_rate_per_ip: config.smtp.max_message_rate_per_ip,
                 command_timeout,
                 data_timeout,
+                body_budget: crate::smtp::body::BodyBudget::new(
+                    config.limits.data_memory_budget as usize,
+                    config.server.data_dir.join("spool").join("data"),
+                ),
             },
             outbound,
             mx_rate: rate::RateLimiter::per_minute(config.smtp.max_message_rate_per_ip),

@@ -7,6 +7,7 @@
 //! and adds headers, `delivery` stores and emits the events, `queue` relays mail for
 //! other domains to the smarthost. Command lines are parsed by smtp-proto.
 
+pub mod body;
 pub mod delivery;
 mod dns;
 pub mod message;
@@ -57,6 +58,8 @@ pub struct SmtpLimits {
     pub message_rate_per_ip: u32,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    /// Memory for message data in flight, shared by every session; beyond it, disk.
+    pub body_budget: Arc<body::BodyBudget>,
 }
 
 /// What every SMTP session shares.

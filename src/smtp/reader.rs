@@ -94,14 +94,46 @@ pub enum DataEnd {
     Eof,
 }
 
+/// Where message data goes as it arrives: a `Vec` (tests) or a [`super::body::Body`]
+/// (sessions: memory within a budget, disk beyond it).
+pub trait Sink {
+    /// Bytes so far.
+    fn len(&self) -> usize;
+    /// True when nothing arrived yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Appends bytes.
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+impl Sink for super::body::Body {
+    fn len(&self) -> usize {
+        super::body::Body::len(self)
+    }
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend(bytes)
+    }
+}
+
 /// Reads a DATA body up to the `CRLF.CRLF` terminator into `out` (unstuffed),
 /// keeping at most `max` bytes and recording flaws. Only `.` + CRLF ends the
 /// data; `.` + bare LF is data (and a flaw). Lines are taken straight from the
 /// reader's buffer; only a line split across two reads is copied on its own.
-pub async fn read_data<R: AsyncBufRead + Unpin>(
+pub async fn read_data<R: AsyncBufRead + Unpin, S: Sink>(
     r: &mut R,
     max: usize,
-    out: &mut Vec<u8>,
+    out: &mut S,
     flaws: &mut BodyFlaws,
 ) -> std::io::Result<DataEnd> {
     let mut body = DataLines::new(max);
@@ -110,7 +142,7 @@ pub async fn read_data<R: AsyncBufRead + Unpin>(
         if avail.is_empty() {
             return Ok(DataEnd::Eof);
         }
-        let (used, done) = body.feed(avail, out, flaws);
+        let (used, done) = body.feed(avail, out, flaws)?;
         r.consume(used);
         if done {
             return Ok(DataEnd::Complete);
@@ -141,7 +173,12 @@ impl DataLines {
     /// Takes the complete lines of `input` and keeps an unfinished tail. Returns
     /// the bytes used (up to the terminator line, so pipelined commands after it
     /// stay unread) and whether the terminator was seen.
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, flaws: &mut BodyFlaws) -> (usize, bool) {
+    fn feed<S: Sink>(
+        &mut self,
+        input: &[u8],
+        out: &mut S,
+        flaws: &mut BodyFlaws,
+    ) -> std::io::Result<(usize, bool)> {
         let mut start = 0;
         while let Some(i) = memchr::memchr(b'\n', &input[start..]) {
             let end = start + i + 1;
@@ -151,18 +188,18 @@ impl DataLines {
                 flaws.line_too_long = true;
                 false
             } else if self.partial.is_empty() {
-                self.line(&input[start..end], out, flaws)
+                self.line(&input[start..end], out, flaws)?
             } else {
                 let mut line = std::mem::take(&mut self.partial);
                 line.extend_from_slice(&input[start..end]);
-                let done = self.line(&line, out, flaws);
+                let done = self.line(&line, out, flaws)?;
                 line.clear();
                 self.partial = line;
                 done
             };
             start = end;
             if done {
-                return (end, true);
+                return Ok((end, true));
             }
         }
         let tail = &input[start..];
@@ -172,13 +209,18 @@ impl DataLines {
             self.skipping = true;
             self.partial = Vec::new();
         }
-        (input.len(), false)
+        Ok((input.len(), false))
     }
 
     /// One complete line (ending in `\n`); true for the terminator.
-    fn line(&mut self, line: &[u8], out: &mut Vec<u8>, flaws: &mut BodyFlaws) -> bool {
+    fn line<S: Sink>(
+        &mut self,
+        line: &[u8],
+        out: &mut S,
+        flaws: &mut BodyFlaws,
+    ) -> std::io::Result<bool> {
         if line == b".\r\n" {
-            return true;
+            return Ok(true);
         }
         let content = line.strip_prefix(b".").unwrap_or(line);
         flaws.scan(content);
@@ -192,9 +234,9 @@ impl DataLines {
         if out.len() + content.len() > self.max {
             flaws.too_big = true;
         } else if !flaws.too_big {
-            out.extend_from_slice(content);
+            out.put(content)?;
         }
-        false
+        Ok(false)
     }
 }
 
@@ -202,11 +244,11 @@ impl DataLines {
 /// total stays within `max` (the rest is read and discarded, and `too_big` set).
 /// False if the client closed the connection first. The caller scans the whole
 /// message for flaws after the last chunk (a CRLF may straddle two chunks).
-pub async fn read_chunk<R: AsyncBufRead + Unpin>(
+pub async fn read_chunk<R: AsyncBufRead + Unpin, S: Sink>(
     r: &mut R,
     size: u64,
     max: usize,
-    out: &mut Vec<u8>,
+    out: &mut S,
     flaws: &mut BodyFlaws,
 ) -> std::io::Result<bool> {
     let keep = !flaws.too_big && out.len() as u64 + size <= max as u64;
@@ -215,8 +257,18 @@ pub async fn read_chunk<R: AsyncBufRead + Unpin>(
         let copied = tokio::io::copy(&mut r.take(size), &mut tokio::io::sink()).await?;
         return Ok(copied == size);
     }
-    let got = r.take(size).read_to_end(out).await?;
-    Ok(got as u64 == size)
+    let mut left = size;
+    while left > 0 {
+        let avail = r.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(false);
+        }
+        let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.put(&avail[..n])?;
+        r.consume(n);
+        left -= n as u64;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

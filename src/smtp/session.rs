@@ -13,6 +13,7 @@ use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use super::body::Body;
 use super::delivery::{self, AcceptedRcpt, Submitter};
 use super::message::{header_facts, received_header, submission_headers};
 use super::reader::{self, BodyFlaws, DataEnd, Line, MAX_COMMAND_LINE};
@@ -37,7 +38,7 @@ struct Transaction {
     /// RFC 3461 ENVID, echoed in a DSN.
     envelope_id: Option<String>,
     /// BDAT chunks so far.
-    chunks: Option<(Vec<u8>, BodyFlaws)>,
+    chunks: Option<(Body, BodyFlaws)>,
     /// The delivery this message will be, announced to the store's group commit
     /// from the start of its data until it is submitted (or the transaction ends).
     coming: Option<ExpectedWrite>,
@@ -655,7 +656,8 @@ impl Smtp {
             return Flow::Close;
         }
         self.announce_delivery();
-        let (mut body, mut flaws) = (Vec::with_capacity(8192), BodyFlaws::default());
+        let mut body = Body::new(self.ctx.limits.body_budget.clone());
+        let mut flaws = BodyFlaws::default();
         let max = self.ctx.limits.max_message_size;
         let read = async {
             let end = reader::read_data(io, max, &mut body, &mut flaws).await?;
@@ -664,8 +666,19 @@ impl Smtp {
         if !self.read_message_data(read).await {
             return Flow::Close;
         }
-        self.finish(body, flaws).await;
+        match body.into_vec() {
+            Ok(body) => self.finish(body, flaws).await,
+            Err(e) => self.local_error(e),
+        }
         Flow::Continue
+    }
+
+    /// The data could not be kept (the spill file failed): the transaction ends
+    /// with a temporary error, so the sender tries again.
+    fn local_error(&mut self, e: std::io::Error) {
+        tracing::warn!(error = %e, "SMTP: message data could not be kept");
+        self.tx = None;
+        self.reply(451, "4.3.0", "Local error in processing; try again later");
     }
 
     /// Tells the store that this transaction's delivery is on its way.
@@ -707,7 +720,12 @@ impl Smtp {
             .tx
             .as_mut()
             .and_then(|tx| tx.chunks.take())
-            .unwrap_or_default();
+            .unwrap_or_else(|| {
+                (
+                    Body::new(self.ctx.limits.body_budget.clone()),
+                    BodyFlaws::default(),
+                )
+            });
         let read = reader::read_chunk(io, size as u64, max, &mut body, &mut flaws);
         if !self.read_message_data(read).await {
             return Flow::Close;
@@ -717,8 +735,13 @@ impl Smtp {
             return Flow::Continue;
         }
         if last {
-            flaws.scan(&body);
-            self.finish(body, flaws).await;
+            match body.into_vec() {
+                Ok(body) => {
+                    flaws.scan(&body);
+                    self.finish(body, flaws).await;
+                }
+                Err(e) => self.local_error(e),
+            }
         } else {
             if let Some(tx) = &mut self.tx {
                 tx.chunks = Some((body, flaws));

@@ -176,6 +176,7 @@ fn limits() -> SmtpLimits {
         message_rate_per_ip: 0,
         command_timeout: Duration::from_secs(5),
         data_timeout: Duration::from_secs(5),
+        body_budget: crate::smtp::body::BodyBudget::new(1 << 20, std::env::temp_dir()),
     }
 }
 
@@ -683,6 +684,65 @@ async fn starttls_upgrades_and_drops_pipelined_plaintext() {
             .await
             .starts_with("250 2.1.0"),
         "the injected RSET got no reply"
+    );
+}
+
+/// Issue 20.4: clients that push message data and stall hold no more memory than
+/// the shared budget; the rest waits on disk, and a spilled message that completes
+/// is stored byte for byte.
+#[tokio::test]
+async fn stalled_data_stays_within_the_memory_budget() {
+    let spill = tempfile::tempdir().unwrap();
+    let budget = crate::smtp::body::BodyBudget::new(256 * 1024, spill.path().to_path_buf());
+    let f = fixture_with(SmtpLimits {
+        max_message_size: 4 << 20,
+        body_budget: budget.clone(),
+        ..limits()
+    })
+    .await;
+    let line = format!("{}\r\n", "z".repeat(998));
+    let chunk = line.repeat(100); // 100 KB
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut c = mx(&f).await;
+        mail_to_bob(&mut c, "MAIL FROM:<s@remote.test>").await;
+        assert!(c.cmd("DATA").await.starts_with("354"));
+        c.io.get_mut()
+            .write_all(b"Subject: big\r\n\r\n")
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            c.io.get_mut().write_all(chunk.as_bytes()).await.unwrap();
+        }
+        stalled.push(c);
+    }
+    // 4.8 MB pushed; let the sessions take it in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        budget.used() <= 256 * 1024,
+        "{} bytes in memory",
+        budget.used()
+    );
+    assert!(std::fs::read_dir(spill.path()).is_ok(), "spilled to disk");
+    // One of them finishes: its message is stored whole.
+    let c = &mut stalled[0];
+    c.io.get_mut().write_all(b"the end\r\n.\r\n").await.unwrap();
+    let r = c.reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    let stored = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    let body = &stored[0];
+    let expected = format!("Subject: big\r\n\r\n{}the end\r\n", chunk.repeat(8));
+    assert!(
+        body.ends_with(expected.as_bytes()),
+        "stored {} bytes",
+        body.len()
+    );
+    drop(stalled);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        budget.used(),
+        0,
+        "a session that leaves gives its share back"
     );
 }
 
