@@ -3,6 +3,7 @@
 //! Parsing uses serde with `deny_unknown_fields` everywhere, so a typo is an error
 //! that names the key instead of a setting silently ignored. Semantic checks that
 //! serde cannot express live in [`Config::validate`] and name the dotted key too.
+//! A leaf: it reads files and nothing else of the daemon.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,8 @@
 //! One [`CertResolver`] is shared by all listeners; a reload swaps its certificate
 //! set atomically, so handshakes in flight and established sessions are untouched
 //! and the next handshake sees the new files. The outbound side (the smarthost relay,
-//! HTTP event sinks) gets its connector here too ([`connector_trusting`]).
+//! HTTP event sinks) gets its connector here too ([`connector_trusting`]). A leaf below
+//! the listeners: it knows certificates, not protocols.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //!
 //! Everything here is pure logic over an in-memory snapshot plus one persistence seam
 //! ([`AccessBackend`]); time is always a parameter (`now_ms`, epoch milliseconds), so
-//! tests control the clock.
+//! tests control the clock. It decides; it never touches the store's mail, a socket or
+//! a session: protocols ask, and each decision emits its audit event through `events`.
 //!
 //! # Access control rules: decided semantics
 //!

@@ -5,6 +5,7 @@
 //! [`api::AdminApi`] is the HTTP handler (signature, target, body, dispatch);
 //! [`actions`] holds one small function per WorkMail action, grouped by area;
 //! [`state::AdminState`] is what they act on (directory, access engine, store).
+//! It plugs into `net`'s HTTP layer and never imports `server` or another protocol.
 
 pub mod actions;
 pub mod api;

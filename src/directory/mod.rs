@@ -13,6 +13,8 @@
 //! on the protocol hot path ([`Directory::resolve_address`],
 //! [`Directory::login_lookup`], [`Directory::mailbox_rights`],
 //! [`Directory::sender_grants`], [`Directory::user_epoch`]) take the read lock only.
+//! The directory holds data and answers lookups; what a principal may do with it is
+//! `access`'s decision. It never touches SQL (its backend does), mail or sessions.
 
 mod aliases;
 mod backend;

@@ -13,7 +13,8 @@
 //!
 //! Every record carries a unique id (`eventId` for email events, `event_id` for
 //! audit records, a UUIDv4), so receivers of the at-least-once HTTP sink can
-//! de-duplicate.
+//! de-duplicate. Events are told what happened; they never decide, and never reach
+//! into the store, the directory or a session.
 
 pub mod audit;
 pub mod config;

@@ -4,6 +4,8 @@
 //! modules own the protocol state and talk to the store. imap-codec parses commands;
 //! `extended` strips the few argument forms it lacks (ESEARCH RETURN, LIST-EXTENDED)
 //! and `searchres` replaces the SEARCHRES `$` marker before handing the rest to it.
+//! Message analysis comes from `message`, decisions from `access`, data from `store`;
+//! it never touches SQL, files, `server` or another protocol.
 
 mod command;
 mod compress;

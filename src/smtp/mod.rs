@@ -5,7 +5,9 @@
 //!
 //! `session` is the protocol state machine, `reader` frames input, `message` reads
 //! and adds headers, `delivery` stores and emits the events, `queue` relays mail for
-//! other domains to the smarthost. Command lines are parsed by smtp-proto.
+//! other domains to the smarthost. Command lines are parsed by smtp-proto. Decisions
+//! come from `access`, data goes to `store`; it never touches SQL, `server` or
+//! another protocol.
 
 pub mod body;
 pub mod delivery;
