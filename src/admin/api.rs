@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::input;
 use super::sigv4::{self, RequestParts};
 use super::state::AdminState;
-use crate::server::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
+use crate::net::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
 
 /// The `X-Amz-Target` prefix of every WorkMail action.
 const TARGET_PREFIX: &str = "WorkMailService.";

@@ -21,6 +21,7 @@ mod searchres;
 mod sequence;
 mod session;
 mod shared;
+pub mod start;
 mod uid_runs;
 
 use std::future::Future;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use crate::access::login::Authenticator;
 use crate::directory::Directory;
 use crate::events::Events;
-use crate::server::listener::{Protocol, Session};
+use crate::net::listener::{Protocol, Session};
 use crate::store::Store;
 
 /// What every IMAP session shares; built once by `Daemon::start`.

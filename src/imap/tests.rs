@@ -16,8 +16,8 @@ use super::*;
 use crate::access::login::Authenticator;
 use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
 use crate::config::TlsMode;
-use crate::server::limits::ConnLimits;
-use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
+use crate::net::limits::ConnLimits;
+use crate::net::listener::{AcceptContext, BoundListener, accept_loop};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, CertResolver};
 

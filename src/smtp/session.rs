@@ -21,7 +21,7 @@ use super::{Flavor, SmtpContext};
 use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult, Session as Login};
 use crate::directory::SendAuthority;
-use crate::server::listener::{Session, Stream};
+use crate::net::listener::{Session, Stream};
 use crate::store::ExpectedWrite;
 
 type Io = BufReader<Stream>;
