@@ -3,6 +3,11 @@
 //! keep-alive, graceful drain, and response bodies that are either complete or a
 //! stream of chunks sent as they come (EWS streaming notifications).
 //!
+//! Slow clients are cut off: the request head must arrive within a deadline and a
+//! body at a minimum rate ([`HttpLimits`]), and a handler can refuse a request or
+//! lower its body limit from the head alone ([`Handler::admit`]), before any of
+//! the body is read.
+//!
 //! Handlers see an [`HttpRequest`] with its body read and return an [`HttpResponse`];
 //! they never touch hyper, so they can be tested without a socket. This module knows
 //! no handler: `server` builds the [`Router`] from the routes each protocol offers.
@@ -13,12 +18,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +124,15 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
 
 /// Something that answers requests routed to it.
 pub trait Handler: Send + Sync + 'static {
+    /// Looks at the request head (its body not read yet, so empty) before the body
+    /// is read: `Ok(limit)` reads a body of at most `limit` bytes (`max_body` is the
+    /// route's; a handler may lower it, e.g. before authentication), `Err` answers
+    /// with that response and never reads the body. Accepts by default.
+    fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
+        let _ = head;
+        Ok(max_body)
+    }
+
     /// Answers one request (its body already read).
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture;
 }
@@ -190,15 +205,57 @@ impl Route {
     }
 }
 
+/// How long a client may take to send a request, so that a slow client
+/// (slowloris) cannot hold a connection and its buffers indefinitely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// The whole request head (request line and headers) must arrive within this.
+    pub header_read: Duration,
+    /// A body may take this long plus one second per `body_min_rate` bytes
+    /// received; a client sending slower is answered 408 and closed.
+    pub body_grace: Duration,
+    /// Minimum body rate, bytes per second, once the grace time is used up.
+    pub body_min_rate: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_read: Duration::from_secs(30),
+            body_grace: Duration::from_secs(10),
+            body_min_rate: 1024,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The latest moment the body may still be arriving, `received` bytes in.
+    fn body_deadline(&self, start: tokio::time::Instant, received: usize) -> tokio::time::Instant {
+        let rate = u64::from(self.body_min_rate.max(1));
+        let earned = Duration::from_millis((received as u64).saturating_mul(1000) / rate);
+        start + self.body_grace + earned
+    }
+}
+
 /// Routes requests by path to the handlers the protocols offer.
 pub struct Router {
     routes: Vec<Route>,
+    limits: HttpLimits,
 }
 
 impl Router {
     /// A router over `routes`; the order does not matter (longest match wins).
     pub fn new(routes: Vec<Route>) -> Router {
-        Router { routes }
+        Router {
+            routes,
+            limits: HttpLimits::default(),
+        }
+    }
+
+    /// The same router with other time limits for slow clients.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Router {
+        self.limits = limits;
+        self
     }
 
     /// The route for a request head: of the routes whose path and guard match, the
@@ -239,6 +296,8 @@ impl Router {
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .max_buf_size(64 * 1024)
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read)
             .serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
@@ -283,17 +342,45 @@ impl Router {
         let Some(route) = self.find(&request) else {
             return to_hyper(HttpResponse::text(404, "not found\n"));
         };
-        request.body = match Limited::new(body, route.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
+        let max_body = match route.handler.admit(&request, route.max_body) {
+            Ok(limit) => limit.min(route.max_body),
+            Err(refusal) => return to_hyper(refusal),
+        };
+        request.body = match read_body(body, max_body, &self.limits).await {
+            Ok(b) => b,
+            Err(refusal) => return to_hyper(refusal),
+        };
+        to_hyper(route.handler.clone().handle(request).await)
+    }
+}
+
+/// Reads a request body of at most `max` bytes arriving at least as fast as
+/// `limits` demand; otherwise the answer to send instead (413, 408 or 400).
+async fn read_body(body: Incoming, max: usize, limits: &HttpLimits) -> Result<Bytes, HttpResponse> {
+    let start = tokio::time::Instant::now();
+    let mut body = Limited::new(body, max);
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let deadline = limits.body_deadline(start, buf.len());
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(HttpResponse::text(408, "request body too slow\n")),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(frame)) => frame,
+        };
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return to_hyper(HttpResponse::text(413, "request body too large\n"));
+                return Err(HttpResponse::text(413, "request body too large\n"));
             }
-            Err(_) => return to_hyper(HttpResponse::text(400, "unreadable request body\n")),
-        };
-        to_hyper(route.handler.clone().handle(request).await)
+            Err(_) => return Err(HttpResponse::text(400, "unreadable request body\n")),
+        }
     }
 }
 

@@ -278,3 +278,127 @@ async fn streamed_bodies_are_sent_chunk_by_chunk_until_the_sender_drops() {
         .unwrap();
     assert_eq!(read_response(&mut c).await.0, "HTTP/1.1 404 Not Found");
 }
+
+/// Sends `head` and then one byte of `trickle` every `every`, ignoring write
+/// errors (the server may close first).
+fn trickle(mut w: tokio::net::tcp::OwnedWriteHalf, head: String, every: Duration) {
+    tokio::spawn(async move {
+        if w.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..100 {
+            tokio::time::sleep(every).await;
+            if w.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn quick_limits() -> HttpLimits {
+    HttpLimits {
+        header_read: Duration::from_millis(300),
+        body_grace: Duration::from_millis(200),
+        body_min_rate: 10,
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_trickled_byte_by_byte_is_cut_at_the_header_deadline() {
+    let port =
+        serve(Router::new(vec![Route::prefix("/", named("any"))]).with_limits(quick_limits()))
+            .await;
+    let (r, w) = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .into_split();
+    // "GET / HTTP/1.1\r\nX-Slow: xxxxx..." never ends its headers.
+    trickle(
+        w,
+        "GET / HTTP/1.1\r\nX-Slow: ".into(),
+        Duration::from_millis(50),
+    );
+    let t0 = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let mut r = r;
+    tokio::time::timeout(Duration::from_secs(3), r.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "the request was never served"
+    );
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_minimum_rate_gets_408() {
+    let port = serve(
+        Router::new(vec![Route::prefix("/", named("any")).max_body(1000)])
+            .with_limits(quick_limits()),
+    )
+    .await;
+    let (r, w) = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+        .into_split();
+    let head = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".to_string();
+    trickle(w, head, Duration::from_millis(300));
+    let mut r = BufReader::new(r);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(3), r.read_line(&mut status))
+        .await
+        .expect("the slow body is answered before it ends")
+        .unwrap();
+    assert_eq!(status.trim_end(), "HTTP/1.1 408 Request Timeout");
+}
+
+/// Admits only requests with `x-key: good`, with bodies of at most 4 bytes.
+struct Picky;
+impl Handler for Picky {
+    fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
+        assert!(head.body.is_empty(), "the head comes before the body");
+        match head.header("x-key") {
+            Some("good") => Ok(max_body.min(4)),
+            _ => Err(HttpResponse::new(401, "text/plain", "who are you\n")),
+        }
+    }
+    fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
+        Box::pin(async move { HttpResponse::new(200, "text/plain", format!("{}", req.body.len())) })
+    }
+}
+
+#[tokio::test]
+async fn a_handler_refuses_or_limits_from_the_head_before_the_body_is_read() {
+    let port = serve(Router::new(vec![
+        Route::exact("/picky", Arc::new(Picky)).max_body(1000),
+    ]))
+    .await;
+    // Refused on the head alone: the answer comes although no body byte was sent.
+    let mut c = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    c.get_mut()
+        .write_all(b"POST /picky HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut c))
+        .await
+        .expect("answered without waiting for the body");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 401 Unauthorized", "who are you\n")
+    );
+    // Admitted with a lower limit than the route's.
+    let mut c = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    for (body, want) in [
+        ("0123", "HTTP/1.1 200 OK"),
+        ("01234", "HTTP/1.1 413 Payload Too Large"),
+    ] {
+        let req = format!(
+            "POST /picky HTTP/1.1\r\nHost: x\r\nX-Key: good\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.get_mut().write_all(req.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut c).await.0, want);
+    }
+}
