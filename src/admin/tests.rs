@@ -594,3 +594,53 @@ async fn inbound_dmarc_enforcement_is_on_by_default_and_can_be_suspended() {
         400,
     );
 }
+
+#[tokio::test]
+async fn the_head_is_checked_before_the_body_is_read_and_bodies_are_capped() {
+    use crate::net::http::Handler;
+    let f = fixture().await;
+    let t = "WorkMailService.ListOrganizations";
+    let mut head = signed(t, b"{}", KEY_ID, SECRET, now());
+    head.body = bytes::Bytes::new();
+    let forty_mib = 40 * 1024 * 1024;
+    assert_eq!(
+        f.api.admit(&head, forty_mib).unwrap(),
+        super::api::MAX_BODY,
+        "a known key gets at most 1 MiB of body"
+    );
+    assert_eq!(
+        f.api.admit(&head, 4096).unwrap(),
+        4096,
+        "a lower route limit stays"
+    );
+    let status = |h: &HttpRequest| {
+        let r = f.api.admit(h, forty_mib).unwrap_err();
+        let kind = r
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "x-amzn-errortype")
+            .map(|(_, v)| v.clone());
+        (r.status, kind.unwrap_or_default())
+    };
+    let mut unsigned = head.clone();
+    unsigned.headers.retain(|(k, _)| k != "authorization");
+    assert_eq!(
+        status(&unsigned),
+        (403, "MissingAuthenticationTokenException".into())
+    );
+    let unknown = signed(t, b"", "MGAKNOBODYNOBODY0000", SECRET, now());
+    assert_eq!(
+        status(&unknown),
+        (400, "UnrecognizedClientException".into())
+    );
+    let mut garbled = head.clone();
+    for (k, v) in &mut garbled.headers {
+        if k == "authorization" {
+            *v = "Basic dXNlcjpwYXNz".into();
+        }
+    }
+    assert_eq!(
+        status(&garbled),
+        (400, "IncompleteSignatureException".into())
+    );
+}
