@@ -7,27 +7,19 @@ use std::sync::Arc;
 use super::api::AdminApi;
 use super::credentials::AccessKey;
 use super::state::AdminState;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::events::Events;
 use crate::net::Services;
 use crate::net::http::{HttpRequest, Route};
 use crate::shared::Shared;
+use crate::store::sqlite::SqliteStore;
 
 /// The admin API's route: `POST /` with `X-Amz-Target`, bodies up to
 /// `limits.max_message_size`, answering to `keys` (configured and generated).
 pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
     let config = &shared.config;
-    let org_ids: Vec<String> = shared
-        .directory
-        .list_organizations()
-        .into_iter()
-        .map(|o| o.id)
-        .collect();
-    super::actions::monitoring::restore(
-        &shared.store,
-        &shared.events,
-        &org_ids,
-        &config.admin.region,
-        &config.admin.account,
-    );
+    route_monitoring(&shared.directory, &shared.store, &shared.events, config);
     let state = Arc::new(AdminState {
         directory: shared.directory.clone(),
         access: shared.access.clone(),
@@ -44,6 +36,28 @@ pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
         routes: vec![api],
         ..Services::default()
     }
+}
+
+/// Routes every organization's email events to the sink its email monitoring
+/// names (at start, and again after a reload changed the sinks).
+pub fn route_monitoring(
+    directory: &Directory,
+    store: &SqliteStore,
+    events: &Events,
+    config: &Config,
+) {
+    let org_ids: Vec<String> = directory
+        .list_organizations()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    super::actions::monitoring::restore(
+        store,
+        events,
+        &org_ids,
+        &config.admin.region,
+        &config.admin.account,
+    );
 }
 
 /// WorkMail API calls are `POST /` naming their action in `X-Amz-Target`.

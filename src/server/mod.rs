@@ -227,18 +227,11 @@ impl Daemon {
                 } else {
                     tracing::warn!(%report, "reload: event sinks applied; some are still finishing");
                 }
-                let orgs: Vec<String> = self
-                    .directory
-                    .list_organizations()
-                    .into_iter()
-                    .map(|o| o.id)
-                    .collect();
-                crate::admin::actions::monitoring::restore(
+                crate::admin::start::route_monitoring(
+                    &self.directory,
                     &self.store,
                     &self.events,
-                    &orgs,
-                    &self.config.admin.region,
-                    &self.config.admin.account,
+                    &self.config,
                 );
             }
             Err(e) => {
