@@ -32,14 +32,6 @@ pub enum KeyFileError {
 }
 
 /// Reads the keys, generating a file with one fresh key if it does not exist.
-///
-/// Kept returning text only while `server` (reload) chains it with other text
-/// errors; remove it once `server` calls the typed [`load`].
-pub fn load_or_create(path: &Path) -> Result<TokenKeys, String> {
-    load(path).map_err(|e| e.to_string())
-}
-
-/// Reads the keys, generating a file with one fresh key if it does not exist.
 pub fn load(path: &Path) -> Result<TokenKeys, KeyFileError> {
     let generate = || {
         let keys = TokenKeys::generate(format!("k{}", crate::clock::now_secs()));
@@ -82,11 +74,11 @@ mod tests {
     fn generated_then_reloaded_and_rotated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token-keys");
-        let first = load_or_create(&path).unwrap();
-        assert_eq!(load_or_create(&path).unwrap().current, first.current);
+        let first = load(&path).unwrap();
+        assert_eq!(load(&path).unwrap().current, first.current);
         let old = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("k2 {}\n{old}", "ab".repeat(32))).unwrap();
-        let rotated = load_or_create(&path).unwrap();
+        let rotated = load(&path).unwrap();
         assert_eq!(rotated.current.0, "k2");
         assert_eq!(rotated.previous.unwrap().0, first.current.0);
     }

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::input;
 use super::sigv4::{self, RequestParts};
 use super::state::AdminState;
-use crate::server::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
+use crate::net::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
 
 /// The `X-Amz-Target` prefix of every WorkMail action.
 const TARGET_PREFIX: &str = "WorkMailService.";
@@ -74,15 +74,35 @@ impl AdminApi {
         };
         sigv4::verify(&parts, secret_for, crate::clock::now_secs())
             .map(|_| ())
-            .map_err(|e| {
-                let (kind, status) = e.aws_type();
-                ApiError::new(kind, status, e.to_string())
-            })
+            .map_err(signature_error)
     }
 }
 
+/// Largest admin API request body: WorkMail requests are small JSON objects, so a
+/// client may not make the daemon buffer a message-sized body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
 impl Handler for AdminApi {
+    /// Refuses a request whose `Authorization` header is missing, malformed or
+    /// names no known key before its body is read, and caps the body at [`MAX_BODY`].
+    fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
+        let known = |id: &str| self.keys.iter().any(|k| k.access_key_id == id);
+        match sigv4::check_head(&head.headers, known) {
+            Ok(()) => Ok(max_body.min(MAX_BODY)),
+            Err(e) => {
+                let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+                Err(signature_error(e).to_response(&request_id))
+            }
+        }
+    }
+
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
         Box::pin(async move { self.answer(&req).await })
     }
+}
+
+/// A signature failure as the AWS error type clients expect.
+fn signature_error(e: sigv4::SigError) -> ApiError {
+    let (kind, status) = e.aws_type();
+    ApiError::new(kind, status, e.to_string())
 }

@@ -1,6 +1,6 @@
 //! Admin API errors in AWS JSON 1.1 form: `__type` + `message`, HTTP status as AWS.
 
-use crate::server::http::HttpResponse;
+use crate::net::http::HttpResponse;
 
 /// An error answered to an admin API client.
 #[derive(Debug, Clone, PartialEq, Eq)]

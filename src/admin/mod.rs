@@ -16,6 +16,7 @@ pub mod input;
 pub mod paginate;
 mod resolver;
 pub mod sigv4;
+pub mod start;
 pub mod state;
 
 #[cfg(test)]

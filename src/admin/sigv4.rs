@@ -105,6 +105,22 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigError> {
     })
 }
 
+/// Checks, from the request headers alone (before the body is read), that the
+/// `Authorization` header parses and names a key `known` accepts; the signature
+/// itself is verified by [`verify`] once the body is in.
+pub fn check_head(
+    headers: &[(String, String)],
+    known: impl Fn(&str) -> bool,
+) -> Result<(), SigError> {
+    let auth = header(headers, "authorization").ok_or(SigError::Missing)?;
+    let auth = parse_authorization(auth)?;
+    if known(auth.access_key) {
+        Ok(())
+    } else {
+        Err(SigError::UnknownKey)
+    }
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()

@@ -11,7 +11,7 @@ use super::sigv4::{self, RequestParts};
 use super::state::AdminState;
 use crate::access::{AccessEngine, AccessError, AccessLimits, TokenKeys};
 use crate::directory::Directory;
-use crate::server::http::HttpRequest;
+use crate::net::http::HttpRequest;
 
 const KEY_ID: &str = "MGAKTESTTESTTESTTEST";
 const SECRET: &str = "test-secret-test-secret-test-secret-0000";
@@ -98,7 +98,10 @@ async fn raw(api: &AdminApi, req: HttpRequest) -> (u16, Value) {
         resp.headers.iter().any(|(k, _)| *k == "x-amzn-requestid"),
         "every answer carries a request id"
     );
-    (resp.status, serde_json::from_slice(&resp.body).unwrap())
+    (
+        resp.status,
+        serde_json::from_slice(resp.body.bytes()).unwrap(),
+    )
 }
 
 async fn call(api: &AdminApi, action: &str, input: Value) -> (u16, Value) {
@@ -543,48 +546,6 @@ fn a_storage_failure_is_the_only_internal_error() {
 }
 
 #[tokio::test]
-async fn oversized_bodies_get_413_from_the_router() {
-    use crate::config::{Config, ListenerConfig, TlsMode};
-    crate::tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::embedded();
-    cfg.server.data_dir = dir.path().join("data");
-    cfg.limits.max_message_size = 4096;
-    // The embedded default would bind the fixed SMTP and IMAP ports.
-    (
-        cfg.listeners.smtp,
-        cfg.listeners.submission,
-        cfg.listeners.submissions,
-        cfg.listeners.imap,
-        cfg.listeners.imaps,
-    ) = (None, None, None, None, None);
-    *cfg.listeners.get_mut("https").unwrap() = Some(ListenerConfig {
-        enabled: true,
-        address: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        tls: TlsMode::Implicit,
-    });
-    let daemon = crate::server::Daemon::start(cfg, None).await.unwrap();
-    let opts = super::client::ClientOptions {
-        endpoint: None,
-        data_dir: dir.path().join("data"),
-        ca: None,
-        credentials: None,
-        region: "local".into(),
-    };
-    let (status, body) = super::client::call(&opts, "ListOrganizations", &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let big = json!({"Padding": "x".repeat(8192)});
-    let (status, _) = super::client::call(&opts, "ListOrganizations", &big)
-        .await
-        .unwrap();
-    assert_eq!(status, 413);
-    daemon.shutdown().await;
-}
-
-#[tokio::test]
 async fn inbound_dmarc_enforcement_is_on_by_default_and_can_be_suspended() {
     let f = fixture().await;
     let describe = |org: String| {
@@ -627,5 +588,55 @@ async fn inbound_dmarc_enforcement_is_on_by_default_and_can_be_suspended() {
         describe("m-00000000000000000000000000000000".into()).await,
         "OrganizationNotFoundException",
         400,
+    );
+}
+
+#[tokio::test]
+async fn the_head_is_checked_before_the_body_is_read_and_bodies_are_capped() {
+    use crate::net::http::Handler;
+    let f = fixture().await;
+    let t = "WorkMailService.ListOrganizations";
+    let mut head = signed(t, b"{}", KEY_ID, SECRET, now());
+    head.body = bytes::Bytes::new();
+    let forty_mib = 40 * 1024 * 1024;
+    assert_eq!(
+        f.api.admit(&head, forty_mib).unwrap(),
+        super::api::MAX_BODY,
+        "a known key gets at most 1 MiB of body"
+    );
+    assert_eq!(
+        f.api.admit(&head, 4096).unwrap(),
+        4096,
+        "a lower route limit stays"
+    );
+    let status = |h: &HttpRequest| {
+        let r = f.api.admit(h, forty_mib).unwrap_err();
+        let kind = r
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "x-amzn-errortype")
+            .map(|(_, v)| v.clone());
+        (r.status, kind.unwrap_or_default())
+    };
+    let mut unsigned = head.clone();
+    unsigned.headers.retain(|(k, _)| k != "authorization");
+    assert_eq!(
+        status(&unsigned),
+        (403, "MissingAuthenticationTokenException".into())
+    );
+    let unknown = signed(t, b"", "MGAKNOBODYNOBODY0000", SECRET, now());
+    assert_eq!(
+        status(&unknown),
+        (400, "UnrecognizedClientException".into())
+    );
+    let mut garbled = head.clone();
+    for (k, v) in &mut garbled.headers {
+        if k == "authorization" {
+            *v = "Basic dXNlcjpwYXNz".into();
+        }
+    }
+    assert_eq!(
+        status(&garbled),
+        (400, "IncompleteSignatureException".into())
     );
 }

@@ -60,16 +60,9 @@ pub struct SinkStats {
     pub spool_bytes: Gauge,
 }
 
-/// Connection and session counts of one listener, updated by the accept loop.
-#[derive(Clone, Default)]
-pub struct ListenerStats {
-    /// Connections accepted (including those then refused by the limits).
-    pub connections: Counter,
-    /// Connections refused by the connection limits.
-    pub refused: Counter,
-    /// Sessions running now.
-    pub sessions: Gauge,
-}
+/// Connection and session counts of one listener (defined by `net`, whose accept
+/// loop updates them).
+pub use crate::net::ListenerStats;
 
 /// Every metric of the daemon and the registry that renders them.
 pub struct Metrics {
@@ -320,6 +313,12 @@ pub type ScrapedCounter = (
     &'static str,
     Box<dyn Fn() -> u64 + Send + Sync>,
 );
+
+impl crate::net::ListenerMetrics for Metrics {
+    fn listener(&self, name: &'static str) -> ListenerStats {
+        Metrics::listener(self, name)
+    }
+}
 
 struct ScrapedCounters(Vec<ScrapedCounter>);
 

@@ -103,16 +103,6 @@ impl Events {
         Events::with(SinkSet::default(), Arc::new(Metrics::new()))
     }
 
-    /// [`Events::start`] with the error as text: kept only while `server` wraps it
-    /// directly in its `StartError(String)`; remove it once `server` calls `start`.
-    pub fn from_config(
-        section: &config::EventsSection,
-        base: &Path,
-        metrics: Arc<Metrics>,
-    ) -> Result<Events, String> {
-        Events::start(section, base, metrics).map_err(|e| e.to_string())
-    }
-
     /// Starts every sink of the `[events]` section. `base` resolves relative
     /// paths (`server.data_dir`); HTTP spools live in `base/spool/events-<name>`.
     pub fn start(
@@ -258,7 +248,7 @@ impl Events {
             audit_log: Some(audit_log.to_path_buf()),
             sinks: Vec::new(),
         };
-        Events::from_config(&section, Path::new(""), Arc::new(Metrics::new()))
+        Events::start(&section, Path::new(""), Arc::new(Metrics::new()))
             .map_err(std::io::Error::other)
     }
 
@@ -503,7 +493,7 @@ mod tests {
         section.validate().unwrap();
 
         let metrics = Arc::new(Metrics::new());
-        let events = Events::from_config(&section, dir.path(), metrics.clone()).unwrap();
+        let events = Events::start(&section, dir.path(), metrics.clone()).unwrap();
         for i in 0..200 {
             events.audit(auth_event(i % 2 == 0));
         }
@@ -538,7 +528,7 @@ mod tests {
             got.clone(),
         );
         let metrics = Arc::new(Metrics::new());
-        let events = Events::from_config(&section, dir.path(), metrics.clone()).unwrap();
+        let events = Events::start(&section, dir.path(), metrics.clone()).unwrap();
         for i in 0..100 {
             events.audit(auth_event(i % 3 == 0));
         }
@@ -582,7 +572,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let events = Events::from_config(&section, dir.path(), Arc::new(Metrics::new())).unwrap();
+        let events = Events::start(&section, dir.path(), Arc::new(Metrics::new())).unwrap();
         assert!(!events.route_org("m-a", Some("nope")));
         assert!(events.route_org("m-a", Some("org-a")));
         let delivered = || EmailEvent::MailboxEmailDelivered {
@@ -624,7 +614,7 @@ mod tests {
         )
         .unwrap();
         section.validate().unwrap();
-        let events = Events::from_config(&section, dir.path(), Arc::new(Metrics::new())).unwrap();
+        let events = Events::start(&section, dir.path(), Arc::new(Metrics::new())).unwrap();
         events.audit(auth_event(true));
         events.email(
             "t",

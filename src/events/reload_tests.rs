@@ -44,7 +44,7 @@ fn reload_adds_rebuilds_and_removes_sinks_without_losing_records() {
         path = "gone.jsonl"
         "#,
     );
-    let events = Events::from_config(&first, d, metrics.clone()).unwrap();
+    let events = Events::start(&first, d, metrics.clone()).unwrap();
     let producer = events.clone();
     for i in 0..2000 {
         producer.audit(auth_event(i % 2 == 0));
@@ -123,7 +123,7 @@ fn a_reload_that_cannot_open_a_sink_keeps_the_running_ones() {
     let d = dir.path();
     std::fs::write(d.join("not-a-dir"), "x").unwrap();
     let running = section("[[sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"a.jsonl\"\n");
-    let events = Events::from_config(&running, d, Arc::new(Metrics::new())).unwrap();
+    let events = Events::start(&running, d, Arc::new(Metrics::new())).unwrap();
     let broken = [
         // A file sink whose directory cannot be created.
         "[[sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"not-a-dir/a.jsonl\"\n",
@@ -152,7 +152,7 @@ fn a_file_sink_reopens_its_file_on_reload_for_logrotate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = section("[[sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"a.jsonl\"\n");
-    let events = Events::from_config(&s, d, Arc::new(Metrics::new())).unwrap();
+    let events = Events::start(&s, d, Arc::new(Metrics::new())).unwrap();
     events.audit(auth_event(true));
     assert!(events.flush(Duration::from_secs(5)));
     std::fs::rename(d.join("a.jsonl"), d.join("a.jsonl.1")).unwrap();
@@ -171,7 +171,7 @@ fn routes_are_by_name_and_come_back_with_their_sink() {
         "[[sinks]]\nname = \"all\"\nkind = \"file\"\npath = \"all.jsonl\"\naudit_logs = []\n\
          [[sinks]]\nname = \"org\"\nkind = \"file\"\npath = \"org.jsonl\"\nemail_events = []\naudit_logs = []\n",
     );
-    let events = Events::from_config(&both, d, Arc::new(Metrics::new())).unwrap();
+    let events = Events::start(&both, d, Arc::new(Metrics::new())).unwrap();
     assert!(events.route_org("m-a", Some("org")));
     let only_all = section(
         "[[sinks]]\nname = \"all\"\nkind = \"file\"\npath = \"all.jsonl\"\naudit_logs = []\n",

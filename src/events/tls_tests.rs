@@ -68,7 +68,7 @@ fn https_sink_verifies_the_receiver_and_spools_until_it_is_trusted() {
     let receiver = HttpsReceiver::start(&rogue.pair());
     let section = https_section(receiver.port, &trusted.ca);
     let metrics = Arc::new(Metrics::new());
-    let events = Events::from_config(&section, dir.path(), metrics.clone()).unwrap();
+    let events = Events::start(&section, dir.path(), metrics.clone()).unwrap();
     let stats = metrics.sink("siem");
     for i in 0..40 {
         events.audit(auth_event(i % 2 == 0));
@@ -125,9 +125,10 @@ fn https_sink_verifies_the_receiver_and_spools_until_it_is_trusted() {
 fn an_https_sink_without_a_readable_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let section = https_section(1, &dir.path().join("missing-ca.pem"));
-    let err = Events::from_config(&section, dir.path(), Arc::new(Metrics::new()))
+    let err = Events::start(&section, dir.path(), Arc::new(Metrics::new()))
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("\"siem\"") && err.contains("missing-ca.pem"),
         "{err}"
@@ -143,8 +144,7 @@ fn a_removed_https_sink_leaves_its_spool_for_the_next_sink_of_that_name() {
     let down = probe.local_addr().unwrap().port();
     drop(probe); // nothing listens there
     let metrics = Arc::new(Metrics::new());
-    let events =
-        Events::from_config(&https_section(down, &ca.ca), dir.path(), metrics.clone()).unwrap();
+    let events = Events::start(&https_section(down, &ca.ca), dir.path(), metrics.clone()).unwrap();
     let stats = metrics.sink("siem");
     for _ in 0..5 {
         events.audit(auth_event(true));

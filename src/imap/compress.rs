@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::server::listener::Stream;
+use crate::net::listener::Stream;
 
 /// What a session reads from and writes to.
 pub enum Conn {

@@ -24,6 +24,7 @@ mod searchres;
 mod sequence;
 mod session;
 mod shared;
+pub mod start;
 mod uid_runs;
 
 use std::future::Future;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use crate::access::login::Authenticator;
 use crate::directory::Directory;
 use crate::events::Events;
-use crate::server::listener::{Protocol, Session};
+use crate::net::listener::{Protocol, Session};
 use crate::store::Store;
 
 /// What every IMAP session shares; built once by `Daemon::start`.
@@ -45,8 +46,6 @@ pub struct ImapContext {
     pub events: Events,
     /// APPENDLIMIT and the largest literal accepted (`limits.max_message_size`).
     pub max_message_size: u32,
-    /// `arn:aws:workmail:REGION:ACCOUNT:organization/` for audit records.
-    pub arn_prefix: String,
 }
 
 impl ImapContext {

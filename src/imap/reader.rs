@@ -8,11 +8,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Slack above the message size limit for the command around an APPEND literal.
 const COMMAND_SLACK: u32 = 64 * 1024;
-/// The largest command (literals included) a client may send before it has logged
-/// in: LOGIN and AUTHENTICATE need a few hundred bytes. Without it an
-/// unauthenticated client could make the daemon hold a 40 MB literal per
-/// connection (issue 20.4: 16 such connections took 620 MiB).
+/// The largest literal a client may send before it has logged in: LOGIN and
+/// AUTHENTICATE need a few hundred bytes. Without it an unauthenticated client
+/// could make the daemon hold a 40 MB literal per connection (issue 20.4: 16 such
+/// connections took 620 MiB).
 pub const PRE_AUTH_LIMIT: u32 = 8 * 1024;
+/// The largest whole command before login: an RFC 2971 ID with its 30 fields of
+/// 1,024 octets takes about 32 KiB (imaptest sends one).
+pub const PRE_AUTH_COMMAND: usize = 64 * 1024;
 
 /// One unit of client input.
 #[derive(Debug)]
@@ -23,9 +26,9 @@ pub enum Input {
     TooBig { tag: Option<String> },
     /// The client closed the connection.
     Eof,
-    /// Before login, a command outgrew [`PRE_AUTH_LIMIT`] in a way that cannot be
-    /// refused without reading it (a long line, a non-synchronizing literal): the
-    /// session answers BAD and closes.
+    /// Before login, a command outgrew [`PRE_AUTH_COMMAND`] or announced a literal
+    /// over [`PRE_AUTH_LIMIT`] that it sends anyway (LITERAL+): the session answers
+    /// BAD and closes.
     Overflow,
 }
 
@@ -44,7 +47,8 @@ const LARGE_READ: usize = 64 * 1024;
 pub struct Reader {
     frag: Fragmentizer,
     literal_limit: u32,
-    /// Until the client logs in, commands are held to [`PRE_AUTH_LIMIT`].
+    /// Until the client logs in, literals are held to [`PRE_AUTH_LIMIT`] and
+    /// commands to [`PRE_AUTH_COMMAND`].
     pre_auth: bool,
     chunk: Vec<u8>,
     /// Buffers grew beyond their small size since the last wait.
@@ -53,7 +57,8 @@ pub struct Reader {
 
 impl Reader {
     /// A reader refusing literals over `literal_limit` bytes, and, until
-    /// [`Reader::logged_in`], commands over [`PRE_AUTH_LIMIT`].
+    /// [`Reader::logged_in`], literals over [`PRE_AUTH_LIMIT`] and commands over
+    /// [`PRE_AUTH_COMMAND`].
     pub fn new(literal_limit: u32) -> Reader {
         Reader {
             frag: Reader::fragmentizer(literal_limit),
@@ -121,7 +126,7 @@ impl Reader {
                     }
                 }
                 Some(_) => {
-                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_LIMIT as usize {
+                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_COMMAND {
                         return Ok(Input::Overflow);
                     }
                     if self.frag.is_message_complete() {
@@ -144,7 +149,7 @@ impl Reader {
                         self.grown = false;
                     }
                     // A line still without its end counts too (the framer holds it).
-                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_LIMIT as usize {
+                    if self.pre_auth && self.frag.message_bytes().len() > PRE_AUTH_COMMAND {
                         return Ok(Input::Overflow);
                     }
                     let n = io.read(&mut self.chunk).await?;
@@ -217,14 +222,15 @@ mod tests {
     #[tokio::test]
     async fn before_login_commands_are_held_to_a_few_kib() {
         let big = PRE_AUTH_LIMIT as usize * 4;
+        let long = PRE_AUTH_COMMAND * 2;
         let cases: [(Vec<u8>, &str); 3] = [
             (
                 format!("a LOGIN {{{big}+}}\r\n").into_bytes(),
                 "non-synchronizing literal",
             ),
-            ("b ".repeat(big).into_bytes(), "a line without its end"),
+            ("b ".repeat(long).into_bytes(), "a line without its end"),
             (
-                format!("c LOGIN \"{}\" x\r\n", "u".repeat(big)).into_bytes(),
+                format!("c LOGIN \"{}\" x\r\n", "u".repeat(long)).into_bytes(),
                 "a long line",
             ),
         ];
@@ -232,7 +238,11 @@ mod tests {
             let (mut client, mut server) = tokio::io::duplex(1 << 20);
             client.write_all(&input).await.unwrap();
             let mut reader = Reader::new(1 << 20);
-            let got = reader.next(&mut server).await.unwrap();
+            let got =
+                tokio::time::timeout(std::time::Duration::from_secs(5), reader.next(&mut server))
+                    .await
+                    .expect(what)
+                    .unwrap();
             assert!(matches!(got, Input::Overflow), "{what}: {got:?}");
         }
         let (got, written) = drive(
@@ -242,7 +252,14 @@ mod tests {
         .await;
         assert_eq!(got, ["e NOOP\r\n"]);
         assert!(String::from_utf8_lossy(&written).starts_with("d NO [TOOBIG]"));
-        // Logged in, the same literal is read.
+        // An RFC 2971 ID at its largest (30 fields of 1,024 octets) is fine.
+        let fields: Vec<String> = (0..30)
+            .map(|i| format!("\"k{i}\" \"{}\"", "v".repeat(1024)))
+            .collect();
+        let id = format!("i ID ({})\r\n", fields.join(" "));
+        let (got, _) = drive(id.as_bytes(), 1 << 20).await;
+        assert_eq!(got, [id]);
+        // Logged in, a literal over the pre-login limit is read.
         let (mut client, mut server) = tokio::io::duplex(1 << 20);
         let mut reader = Reader::new(1 << 20);
         reader.logged_in();

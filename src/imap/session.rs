@@ -25,7 +25,7 @@ use crate::access::Protocol as AccessProtocol;
 use crate::access::login::Session as Login;
 use crate::access::mailbox::{Actor, Object, Origin};
 use crate::events::audit::{AuditProtocol, MailboxAction, ObjectType};
-use crate::server::listener::Session;
+use crate::net::listener::Session;
 use crate::store::Folder;
 
 /// What the loop does after a command.

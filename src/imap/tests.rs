@@ -16,8 +16,8 @@ use super::*;
 use crate::access::login::Authenticator;
 use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
 use crate::config::TlsMode;
-use crate::server::limits::ConnLimits;
-use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
+use crate::net::limits::ConnLimits;
+use crate::net::listener::{AcceptContext, BoundListener, accept_loop};
 use crate::tls::{self, CertResolver};
 
 const PASSWORD: &str = "Corr3ct-Horse";
@@ -81,7 +81,6 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         auth,
         events,
         max_message_size: LIMIT,
-        arn_prefix: "arn:aws:workmail:local:000000000000:organization/".into(),
     });
     let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
     let resolver = Arc::new(CertResolver::default());

@@ -17,6 +17,7 @@ pub mod queue;
 pub mod reader;
 pub mod sender_auth;
 mod session;
+pub mod start;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,8 +29,8 @@ use dashmap::DashMap;
 use crate::access::login::Authenticator;
 use crate::directory::Directory;
 use crate::events::Events;
-use crate::server::listener::{Protocol, Session};
-use crate::server::rate::RateLimiter;
+use crate::net::listener::{Protocol, Session};
+use crate::net::rate::RateLimiter;
 use crate::store::{Quota, Store};
 
 /// Which SMTP service a listener offers.

@@ -23,7 +23,7 @@ use crate::access::Protocol as AccessProtocol;
 use crate::access::login::{Attempt, LoginResult, Session as Login};
 use crate::access::mailbox::{Actor, Origin, SendAuthority};
 use crate::events::audit::AuditProtocol;
-use crate::server::listener::{Session, Stream};
+use crate::net::listener::{Session, Stream};
 use crate::store::ExpectedWrite;
 
 type Io = BufReader<Stream>;
@@ -781,7 +781,7 @@ impl Smtp {
         if flaws.eight_bit && !tx.body_8bit && !tx.smtputf8 {
             return self.reply(554, "5.6.1", "8-bit data requires BODY=8BITMIME");
         }
-        let now = crate::store::now_ms() / 1000;
+        let now = crate::clock::now_secs();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut facts = header_facts(&body);
         let with = match (self.tls, self.login.is_some()) {

@@ -16,8 +16,8 @@ use crate::access::login::Authenticator;
 use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
 use crate::config::TlsMode;
 use crate::events::Captured;
-use crate::server::limits::ConnLimits;
-use crate::server::listener::{AcceptContext, BoundListener, accept_loop};
+use crate::net::limits::ConnLimits;
+use crate::net::listener::{AcceptContext, BoundListener, accept_loop};
 use crate::store::Backend;
 use crate::store::FolderKind;
 use crate::tls::{self, CertResolver};
@@ -103,7 +103,7 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
             wake: wake.clone(),
         })
     });
-    let mx_rate = crate::server::rate::RateLimiter::per_minute(limits.message_rate_per_ip);
+    let mx_rate = crate::net::rate::RateLimiter::per_minute(limits.message_rate_per_ip);
     let ctx = Arc::new(SmtpContext {
         hostname: "mx.acme.test".into(),
         store: store.clone(),

@@ -417,10 +417,6 @@ pub trait Store: Send + Sync {
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
 }
 
-/// The clock's epoch milliseconds, re-exported for callers not yet moved to
-/// [`crate::clock::now_ms`] (`server`, `smtp::session`); new code calls `clock`.
-pub use crate::clock::now_ms;
-
 /// Normalises a flag list: de-duplicated, system flags first, stable order.
 pub fn normalize_flags(flags: &[String]) -> Vec<String> {
     let mut v: Vec<String> = flags

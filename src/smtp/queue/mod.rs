@@ -45,21 +45,6 @@ pub struct Outbound {
 
 /// The smarthost settings and retry policy from `[smtp.relay]`; `ca` is the
 /// resolved CA path. Errors name the config key.
-///
-/// Returns text only while `server` wraps it directly in its `StartError(String)`;
-/// remove it once `server` calls the typed [`relay_settings`].
-pub fn from_config(
-    relay: &RelaySection,
-    ca: Option<&Path>,
-    hello: &str,
-    command_timeout: Duration,
-    data_timeout: Duration,
-) -> Result<(RelaySettings, Backoff), String> {
-    relay_settings(relay, ca, hello, command_timeout, data_timeout).map_err(|e| e.to_string())
-}
-
-/// The smarthost settings and retry policy from `[smtp.relay]`; `ca` is the
-/// resolved CA path. Errors name the config key.
 pub fn relay_settings(
     relay: &RelaySection,
     ca: Option<&Path>,

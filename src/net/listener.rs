@@ -1,5 +1,8 @@
 //! Accept loops: admission against the limits, implicit TLS handshakes, and the
 //! hand-off of each connection to its protocol's session.
+//!
+//! Owns [`Stream`], [`Session`], the [`Protocol`] trait and the accept loop; knows
+//! nothing of any protocol or of where its metrics are rendered.
 
 use std::future::Future;
 use std::io;
@@ -9,6 +12,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -71,6 +76,7 @@ impl Stream {
         })
     }
 
+    /// Whether TLS is up (implicit, or after STARTTLS).
     pub fn is_tls(&self) -> bool {
         matches!(self.transport, Transport::Tls(_))
     }
@@ -140,8 +146,11 @@ impl AsyncWrite for Stream {
 
 /// Everything a protocol session gets about its connection.
 pub struct Session {
+    /// The client connection.
     pub stream: Stream,
+    /// The client's address.
     pub peer: SocketAddr,
+    /// The address the client connected to.
     pub local: SocketAddr,
     /// The listener's name (`imaps`, `submission`, ...).
     pub listener: &'static str,
@@ -150,6 +159,7 @@ pub struct Session {
     /// Cancelled when the daemon starts draining: finish the current command,
     /// say goodbye the protocol's way (`421`, `* BYE`) and close.
     pub draining: CancellationToken,
+    /// The daemon's `[limits]`.
     pub limits: Arc<Limits>,
 }
 
@@ -163,28 +173,54 @@ pub trait Protocol: Send + Sync + 'static {
 
 /// A bound socket waiting for its accept loop.
 pub struct BoundListener {
+    /// The listener's name (a key of `config::Listeners`).
     pub name: &'static str,
+    /// Implicit TLS, STARTTLS or plain.
     pub tls_mode: TlsMode,
+    /// The bound socket.
     pub socket: TcpListener,
+    /// What each session on it runs.
     pub protocol: Arc<dyn Protocol>,
+    /// For implicit TLS and STARTTLS.
     pub acceptor: TlsAcceptor,
 }
 
 /// What every accept loop shares.
 #[derive(Clone)]
 pub struct AcceptContext {
+    /// Admission: total and per-IP caps, connection rate.
     pub conn_limits: Arc<ConnLimits>,
+    /// The daemon's `[limits]` (idle and handshake timeouts).
     pub limits: Arc<Limits>,
+    /// Every session runs on it, so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Cancelled at shutdown: stop accepting and tell sessions to drain.
     pub draining: CancellationToken,
     /// Connection and session counts per listener are kept here, once for every
     /// protocol.
-    pub metrics: Arc<crate::events::Metrics>,
+    pub metrics: Arc<dyn ListenerMetrics>,
+}
+
+/// Connection and session counts of one listener, updated by the accept loop.
+#[derive(Clone, Default)]
+pub struct ListenerStats {
+    /// Connections accepted (including those then refused by the limits).
+    pub connections: Counter,
+    /// Connections refused by the connection limits.
+    pub refused: Counter,
+    /// Sessions running now.
+    pub sessions: Gauge,
+}
+
+/// Where the accept loop finds its listener's counters: implemented by the daemon's
+/// metrics registry (`events::Metrics`), so `net` never names `events`.
+pub trait ListenerMetrics: Send + Sync {
+    /// The counters of listener `name`.
+    fn listener(&self, name: &'static str) -> ListenerStats;
 }
 
 /// Decrements the listener's session gauge however the session ends.
-struct SessionGauge(prometheus_client::metrics::gauge::Gauge);
+struct SessionGauge(Gauge);
 
 impl Drop for SessionGauge {
     fn drop(&mut self) {
