@@ -18,4 +18,6 @@ pub mod server;
 pub mod shared;
 pub mod smtp;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_harness;
 pub mod tls;

@@ -6,21 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::access::login::Authenticator;
-use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
+use crate::access::{AccessControlRuleInput, AccessEngine};
 use crate::config::TlsMode;
-use crate::net::limits::ConnLimits;
-use crate::net::listener::{AcceptContext, BoundListener, accept_loop};
-use crate::tls::{self, CertResolver};
+use crate::test_harness::{LineClient, PASSWORD, World};
 
-const PASSWORD: &str = "Corr3ct-Horse";
 const LIMIT: u32 = 64 * 1024;
 
 struct Fixture {
@@ -37,115 +31,53 @@ struct Fixture {
     store: Arc<dyn crate::store::Store>,
 }
 
-fn user(d: &Directory, org: &str, name: &str) -> String {
-    crate::directory::testing::user(d, org, name, PASSWORD)
-}
-
 async fn fixture() -> Fixture {
     fixture_with(crate::config::Limits::default()).await
 }
 
 async fn fixture_with(limits: crate::config::Limits) -> Fixture {
-    tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
-    let (directory, access, org, ids) = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || {
-            let d = Arc::new(Directory::open(store.clone()).unwrap());
-            let org = d.create_organization("acme", "acme.test").unwrap();
-            let alice = user(&d, &org, "alice");
-            let bob = user(&d, &org, "bob");
-            let access = Arc::new(
-                AccessEngine::open(store, AccessLimits::default(), TokenKeys::generate("k1"))
-                    .unwrap(),
-            );
-            access.create_organization_defaults(&org, 1).unwrap();
-            (d, access, org, (alice, bob))
-        })
-        .await
-        .unwrap()
-    };
-    let (events, captured) = Events::capture();
-    let auth = Arc::new(Authenticator::new(
-        directory.clone(),
-        access.clone(),
-        events.clone(),
-        "local",
-        "000000000000",
-    ));
+    let w = World::new(|_, _, _, _| {}).await;
     let ctx = Arc::new(ImapContext {
         hostname: "imap.acme.test".into(),
-        store: store.clone(),
-        directory: directory.clone(),
-        auth,
-        events,
+        store: w.store.clone(),
+        directory: w.directory.clone(),
+        auth: w.auth.clone(),
+        events: w.events.clone(),
         max_message_size: LIMIT,
     });
-    let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
-    let resolver = Arc::new(CertResolver::default());
-    resolver.load(&[dev.pair()]).unwrap();
-    let acceptor = TlsAcceptor::from(tls::server_config(resolver, &[]));
-    let draining = CancellationToken::new();
-    let accept = AcceptContext {
-        conn_limits: ConnLimits::new(100, 100, 0),
-        limits: Arc::new(limits),
-        tracker: TaskTracker::new(),
-        draining: draining.clone(),
-        metrics: Arc::new(crate::events::Metrics::new()),
-    };
-    let mut ports = Vec::new();
-    for (name, mode) in [("imap", TlsMode::Starttls), ("imaps", TlsMode::Implicit)] {
-        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ports.push(socket.local_addr().unwrap().port());
-        let bound = BoundListener {
-            name,
-            tls_mode: mode,
-            socket,
-            protocol: Arc::new(ImapService { ctx: ctx.clone() }),
-            acceptor: acceptor.clone(),
-        };
-        tokio::spawn(accept_loop(bound, accept.clone()));
-    }
+    let accept = w.accept_context(limits);
+    let service = Arc::new(ImapService { ctx: ctx.clone() });
+    let imap = w
+        .listen(&accept, "imap", TlsMode::Starttls, service.clone())
+        .await;
+    let imaps = w.listen(&accept, "imaps", TlsMode::Implicit, service).await;
     Fixture {
-        imap: ports[0],
-        imaps: ports[1],
-        ca: dev.ca,
-        access,
-        org,
-        captured,
-        directory,
-        ids,
-        _dir: dir,
-        draining,
+        imap,
+        imaps,
+        ca: w.ca,
+        access: w.access,
+        org: w.org,
+        captured: w.captured,
+        directory: w.directory,
+        ids: (w.alice, w.bob),
+        _dir: w.dir,
+        draining: w.draining,
         store: ctx.store.clone(),
     }
 }
 
 /// A raw-line IMAP client.
-struct Client<S> {
-    io: BufReader<S>,
+type Client<S> = LineClient<S>;
+
+/// IMAP's tagged completions on the harness's line client.
+trait Tagged {
+    /// Reads until the tagged completion of `tag`; returns everything read.
+    async fn until(&mut self, tag: &str) -> String;
+    /// Sends `tag text` and reads to its completion.
+    async fn cmd(&mut self, tag: &str, text: &str) -> String;
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn send(&mut self, text: &str) {
-        self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
-        self.io.get_mut().flush().await.unwrap();
-    }
-
-    async fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut line))
-            .await
-            .expect("server answered in time")
-            .unwrap();
-        if n == 0 {
-            return "<EOF>".into();
-        }
-        line
-    }
-
-    /// Reads until the tagged completion of `tag`; returns everything read.
+impl<S: AsyncRead + AsyncWrite + Unpin> Tagged for Client<S> {
     async fn until(&mut self, tag: &str) -> String {
         let mut all = String::new();
         loop {
@@ -157,7 +89,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    /// Sends `tag text` and reads to its completion.
     async fn cmd(&mut self, tag: &str, text: &str) -> String {
         self.send(&format!("{tag} {text}\r\n")).await;
         self.until(tag).await
@@ -165,18 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 async fn tls_upgrade(f: &Fixture, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(&f.ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap()
+    crate::test_harness::tls_upgrade(&f.ca, tcp).await
 }
 
 type Tls = Client<tokio_rustls::client::TlsStream<TcpStream>>;

@@ -5,24 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::access::login::Authenticator;
-use crate::access::{AccessControlRuleInput, AccessEngine, AccessLimits, TokenKeys};
+use crate::access::{AccessControlRuleInput, AccessEngine};
 use crate::config::TlsMode;
 use crate::events::Captured;
-use crate::net::limits::ConnLimits;
-use crate::net::listener::{AcceptContext, BoundListener, accept_loop};
 use crate::store::Backend;
 use crate::store::FolderKind;
-use crate::tls::{self, CertResolver};
+use crate::test_harness::{LineClient, World, tls_upgrade};
 
-pub(super) const PASSWORD: &str = "Corr3ct-Horse";
+pub(super) use crate::test_harness::PASSWORD;
 
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
@@ -42,10 +37,6 @@ pub(super) struct Fixture {
     draining: CancellationToken,
 }
 
-fn user(d: &Directory, org: &str, name: &str) -> String {
-    crate::directory::testing::user(d, org, name, PASSWORD)
-}
-
 async fn fixture_with(limits: SmtpLimits) -> Fixture {
     build_fixture(limits, false, "").await
 }
@@ -62,54 +53,29 @@ pub(super) async fn fixture_with_relay() -> Fixture {
 }
 
 async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
-    tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
-    let (directory, access, org, alice, bob) = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || {
-            let d = Arc::new(Directory::open(store.clone()).unwrap());
-            let org = d.create_organization("acme", "acme.test").unwrap();
-            let alice = user(&d, &org, "alice");
-            let bob = user(&d, &org, "bob");
-            let team = d.create_group(&org, "team", false).unwrap();
-            d.register_to_workmail(&org, &team, "team@acme.test")
-                .unwrap();
-            d.associate_member_to_group(&org, &team, &alice).unwrap();
-            d.associate_member_to_group(&org, &team, &bob).unwrap();
-            d.create_alias(&org, &alice, "al@acme.test").unwrap();
-            let access = Arc::new(
-                AccessEngine::open(store, AccessLimits::default(), TokenKeys::generate("k1"))
-                    .unwrap(),
-            );
-            access.create_organization_defaults(&org, 1).unwrap();
-            (d, access, org, alice, bob)
-        })
-        .await
-        .unwrap()
-    };
-    let (events, captured) = Events::capture();
-    let auth = Arc::new(Authenticator::new(
-        directory.clone(),
-        access.clone(),
-        events.clone(),
-        "local",
-        "000000000000",
-    ));
+    let w = World::new(|d, org, alice, bob| {
+        let team = d.create_group(org, "team", false).unwrap();
+        d.register_to_workmail(org, &team, "team@acme.test")
+            .unwrap();
+        d.associate_member_to_group(org, &team, alice).unwrap();
+        d.associate_member_to_group(org, &team, bob).unwrap();
+        d.create_alias(org, alice, "al@acme.test").unwrap();
+    })
+    .await;
     let wake = Arc::new(tokio::sync::Notify::new());
     let outbound = relay.then(|| {
         Arc::new(queue::Outbound {
-            queue: store.clone(),
+            queue: w.store.clone(),
             wake: wake.clone(),
         })
     });
-    let mx_rate = crate::net::rate::RateLimiter::per_minute(limits.message_rate_per_ip);
+    let mx_rate = crate::net::RateLimiter::per_minute(limits.message_rate_per_ip);
     let ctx = Arc::new(SmtpContext {
         hostname: "mx.acme.test".into(),
-        store: store.clone(),
-        directory: directory.clone(),
-        auth,
-        events: events.clone(),
+        store: w.store.clone(),
+        directory: w.directory.clone(),
+        auth: w.auth.clone(),
+        events: w.events.clone(),
         limits,
         outbound,
         mx_rate,
@@ -119,52 +85,39 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
         ),
         quota_hints: Default::default(),
     });
-    let dev = tls::generate_dev_cert(&dir.path().join("tls"), "localhost").unwrap();
-    let resolver = Arc::new(CertResolver::default());
-    resolver.load(&[dev.pair()]).unwrap();
-    let acceptor = TlsAcceptor::from(tls::server_config(resolver, &[]));
-    let draining = CancellationToken::new();
-    let accept = AcceptContext {
-        conn_limits: ConnLimits::new(100, 100, 0),
-        limits: Arc::new(crate::config::Limits::default()),
-        tracker: TaskTracker::new(),
-        draining: draining.clone(),
-        metrics: Arc::new(crate::events::Metrics::new()),
+    let accept = w.accept_context(crate::config::Limits::default());
+    let service = |flavor| {
+        Arc::new(SmtpService {
+            flavor,
+            ctx: ctx.clone(),
+        })
     };
-    let mut ports = Vec::new();
-    for (name, flavor, mode) in [
-        ("smtp", Flavor::Mx, TlsMode::Starttls),
-        ("submissions", Flavor::Submissions, TlsMode::Implicit),
-    ] {
-        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ports.push(socket.local_addr().unwrap().port());
-        let bound = BoundListener {
-            name,
-            tls_mode: mode,
-            socket,
-            protocol: Arc::new(SmtpService {
-                flavor,
-                ctx: ctx.clone(),
-            }),
-            acceptor: acceptor.clone(),
-        };
-        tokio::spawn(accept_loop(bound, accept.clone()));
-    }
+    let mx = w
+        .listen(&accept, "smtp", TlsMode::Starttls, service(Flavor::Mx))
+        .await;
+    let submissions = w
+        .listen(
+            &accept,
+            "submissions",
+            TlsMode::Implicit,
+            service(Flavor::Submissions),
+        )
+        .await;
     Fixture {
-        mx: ports[0],
-        submissions: ports[1],
-        ca: dev.ca,
-        store,
-        directory,
-        access,
-        captured,
+        mx,
+        submissions,
+        ca: w.ca,
+        store: w.store,
+        directory: w.directory,
+        access: w.access,
+        captured: w.captured,
         ctx,
         wake,
-        org,
-        alice,
-        bob,
-        _dir: dir,
-        draining,
+        org: w.org,
+        alice: w.alice,
+        bob: w.bob,
+        _dir: w.dir,
+        draining: w.draining,
     }
 }
 
@@ -185,25 +138,22 @@ async fn fixture() -> Fixture {
 }
 
 /// A line-oriented SMTP client over any stream.
-pub(super) struct Client<S> {
-    io: BufReader<S>,
+pub(super) type Client<S> = LineClient<S>;
+
+/// SMTP's replies on the harness's line client.
+pub(super) trait Replies {
+    /// Reads one (possibly multi-line) reply; returns its full text.
+    async fn reply(&mut self) -> String;
+    /// Sends a command line and reads its reply.
+    async fn cmd(&mut self, text: &str) -> String;
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    pub(super) async fn send(&mut self, text: &str) {
-        self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
-    }
-
-    /// Reads one (possibly multi-line) reply; returns its full text.
-    pub(super) async fn reply(&mut self) -> String {
+impl<S: AsyncRead + AsyncWrite + Unpin> Replies for Client<S> {
+    async fn reply(&mut self) -> String {
         let mut all = String::new();
         loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut line))
-                .await
-                .unwrap()
-                .unwrap();
-            if n == 0 {
+            let line = self.line().await;
+            if line == "<EOF>" {
                 return format!("{all}<EOF>");
             }
             all.push_str(&line);
@@ -213,16 +163,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    pub(super) async fn cmd(&mut self, text: &str) -> String {
+    async fn cmd(&mut self, text: &str) -> String {
         self.send(&format!("{text}\r\n")).await;
         self.reply().await
     }
 }
 
 pub(super) async fn mx(f: &Fixture) -> Client<TcpStream> {
-    let mut c = Client {
-        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
-    };
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap());
     assert!(c.reply().await.starts_with("220 mx.acme.test ESMTP"));
     assert!(c.cmd("EHLO client.test").await.contains("250 "));
     c
@@ -230,31 +178,14 @@ pub(super) async fn mx(f: &Fixture) -> Client<TcpStream> {
 
 async fn tls_connect(f: &Fixture, port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    tls_upgrade(f, tcp).await
-}
-
-async fn tls_upgrade(f: &Fixture, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(&f.ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap()
+    tls_upgrade(&f.ca, tcp).await
 }
 
 pub(super) async fn submission(
     f: &Fixture,
     login: Option<(&str, &str)>,
 ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
-    let mut c = Client {
-        io: BufReader::new(tls_connect(f, f.submissions).await),
-    };
+    let mut c = Client::new(tls_connect(f, f.submissions).await);
     assert!(c.reply().await.starts_with("220 "));
     let ehlo = c.cmd("EHLO client.test").await;
     assert!(
@@ -448,9 +379,7 @@ async fn mx_refuses_relaying_and_unknown_users() {
 #[tokio::test]
 async fn pipelined_commands_get_replies_in_order() {
     let f = fixture().await;
-    let mut c = Client {
-        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
-    };
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap());
     c.reply().await;
     c.send("EHLO p.test\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<bob@acme.test>\r\nRCPT TO:<x@nowhere.test>\r\nDATA\r\n").await;
     assert!(c.reply().await.contains("250-DSN"));
@@ -555,9 +484,7 @@ async fn damaged_messages_are_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn out_of_sequence_garbage_and_long_lines_end_in_421() {
     let f = fixture().await;
-    let mut c = Client {
-        io: BufReader::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap()),
-    };
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", f.mx)).await.unwrap());
     c.reply().await;
     assert!(
         c.cmd("MAIL FROM:<a@b.test>").await.starts_with("503 5.5.1"),
@@ -670,9 +597,7 @@ async fn starttls_upgrades_and_drops_pipelined_plaintext() {
     c.send("STARTTLS\r\nRSET\r\n").await;
     assert!(c.reply().await.starts_with("220 2.0.0"));
     let tcp = c.io.into_inner();
-    let mut t = Client {
-        io: BufReader::new(tls_upgrade(&f, tcp).await),
-    };
+    let mut t = Client::new(tls_upgrade(&f.ca, tcp).await);
     let ehlo = t.cmd("EHLO client.test").await;
     assert!(
         !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),

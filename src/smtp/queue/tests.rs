@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::config::TlsMode;
-use crate::smtp::tests::{Fixture, PASSWORD, fixture_with_relay, inbox, mx, submission};
+use crate::smtp::tests::{Fixture, PASSWORD, Replies, fixture_with_relay, inbox, mx, submission};
 use crate::store::FolderKind;
 use crate::store::queue::OutboundQueue;
 
