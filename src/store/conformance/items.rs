@@ -100,6 +100,12 @@ pub async fn a_folder_change_key_changes_with_its_contents_and_properties(ctx: C
         .unwrap()
         .unwrap();
     changed(&mut keys, named(&store, "u", "Work").await, "a copy in");
+    // Its unread count is one of its properties (EWS UnreadCount).
+    store
+        .store_flags(work.id, vec![1], FlagOp::Add, vec!["\\Seen".into()], None)
+        .await
+        .unwrap();
+    changed(&mut keys, named(&store, "u", "Work").await, "a flag change");
     store
         .copy_messages(work.id, vec![2], other.id, true)
         .await

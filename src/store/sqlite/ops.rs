@@ -461,7 +461,7 @@ pub(super) fn store_flags(
         let m = match new_modseq {
             Some(m) => m,
             None => {
-                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
+                let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1, change_counter = change_counter + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
                     [folder_id],
                     |r| r.get(0),
                 )?;
