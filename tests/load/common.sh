@@ -65,3 +65,43 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || true
 }
+
+# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
+# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
+# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
+mx_config() {
+    cat >"$1/mailgate.toml" <<EOF2
+[server]
+hostname = "localhost"
+data_dir = "$1/data"
+default_domain = "load.test"
+shutdown_grace_secs = 5
+
+[listeners.smtp]
+enabled = true
+address = "127.0.0.1"
+port = 0
+tls = "starttls"
+
+[listeners.https]
+enabled = true
+address = "127.0.0.1"
+port = 0
+tls = "implicit"
+
+[smtp.sender_auth]
+$2
+EOF2
+}
+
+# sink_user BIN DIR: after serve_mailgate, creates sink@load.test (the recipient
+# of the SMTP benchmarks) in the first organization; sets org and user (ids).
+sink_user() {
+    local bin=$1 dir=$2
+    adm() { timeout 60 "$bin" admin "$@" --data-dir "$dir/data"; }
+    org=$(adm ListOrganizations |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["OrganizationSummaries"][0]["OrganizationId"])') || return 1
+    user=$(adm CreateUser --organization-id "$org" --name sink --display-name Sink \
+        --password 'Corr3ct-Horse-Battery' | python3 -c 'import json,sys; print(json.load(sys.stdin)["UserId"])') || return 1
+    adm RegisterToWorkMail --organization-id "$org" --entity-id "$user" --email sink@load.test >/dev/null
+}

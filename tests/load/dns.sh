@@ -83,35 +83,10 @@ PY
 mailgate() {
     local mg=$work/mg-$RANDOM
     mkdir -p "$mg"
-    cat >"$mg/mailgate.toml" <<EOF
-[server]
-hostname = "localhost"
-data_dir = "$mg/data"
-default_domain = "load.test"
-shutdown_grace_secs = 5
-
-[listeners.smtp]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "starttls"
-
-[listeners.https]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "implicit"
-
-[smtp.sender_auth]
-$1
-EOF
+    mx_config "$mg" "$1"
     serve_mailgate "$bin" "$mg" || die "mailgate did not start"
     smtp_port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["smtp"])' "$mg/data/run/ports.json")
-    admin() { timeout 60 "$bin" admin "$@" --data-dir "$mg/data"; }
-    org=$(admin ListOrganizations | python3 -c 'import json,sys; print(json.load(sys.stdin)["OrganizationSummaries"][0]["OrganizationId"])')
-    user=$(admin CreateUser --organization-id "$org" --name sink --display-name Sink --password 'Corr3ct-Horse-Battery' |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["UserId"])')
-    admin RegisterToWorkMail --organization-id "$org" --entity-id "$user" --email sink@load.test >/dev/null
+    sink_user "$bin" "$mg" || die "admin calls failed"
     wait_port "$smtp_port" "$mg_pid" 10 || die "mailgate smtp not accepting"
 }
 

@@ -25,7 +25,7 @@
 #
 # Needs: root (Postfix's master and smtp-sink -u), apt-get (the postfix .deb is
 # fetched once with `apt-get download` and cached under target/load/; it is
-# only extracted, never installed), dpkg-deb, jq or python3. Creates the
+# only extracted, never installed), dpkg-deb, python3 (jq optional). Creates the
 # system user `postfix` and group `postdrop` if they do not exist. Everything
 # else lives in a temporary directory under target/load/ (the data disk),
 # removed on exit.
@@ -166,40 +166,13 @@ run_sink() {
 run_mailgate() {
     mg=$work/mailgate-$round
     mkdir -p "$mg"
-    cat >"$mg/mailgate.toml" <<EOF
-[server]
-hostname = "localhost"
-data_dir = "$mg/data"
-default_domain = "load.test"
-shutdown_grace_secs = 5
-
-[listeners.smtp]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "starttls"
-
-[listeners.https]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "implicit"
-
-# No DNS from a benchmark: the sender checks run against an empty static
-# zone (every lookup NXDOMAIN), as Postfix here checks nothing.
-[smtp.sender_auth]
-resolver = "static"
-EOF
+    # No DNS from a benchmark: the sender checks run against an empty static
+    # zone (every lookup NXDOMAIN), as Postfix here checks nothing.
+    mx_config "$mg" 'resolver = "static"'
     serve_mailgate "$bin" "$mg" || die "mailgate did not start (no data/run/ports.json within 60 s)"
     smtp_port=$(json "$mg/data/run/ports.json" .smtp) || die "no smtp port in ports.json"
     admin() { timeout 60 "$bin" admin "$@" --data-dir "$mg/data"; }
-    admin ListOrganizations >"$mg/orgs.json" || die "admin ListOrganizations failed"
-    org=$(json "$mg/orgs.json" '.OrganizationSummaries[0].OrganizationId') || die "no organization in ListOrganizations"
-    admin CreateUser --organization-id "$org" --name sink --display-name Sink \
-        --password 'Corr3ct-Horse-Battery' >"$mg/user.json" || die "admin CreateUser failed"
-    user=$(json "$mg/user.json" .UserId) || die "no UserId from CreateUser"
-    admin RegisterToWorkMail --organization-id "$org" --entity-id "$user" \
-        --email sink@load.test >/dev/null || die "admin RegisterToWorkMail failed"
+    sink_user "$bin" "$mg" || die "creating sink@load.test failed"
     wait_port "$smtp_port" "$mg_pid" 10 || die "mailgate smtp listener not accepting on 127.0.0.1:$smtp_port"
     t0=$(now)
     smtp_source "$smtp_port" >"$work/source-mailgate.log" 2>&1 || { cat "$work/source-mailgate.log" >&2; tail -20 "$mg/serve.log" >&2; die "smtp-source against mailgate failed (or exceeded ${run_timeout}s)"; }
