@@ -3,7 +3,10 @@
 
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::datetime::NaiveDate;
+use std::collections::HashMap;
+
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::content::{self, TextKey};
 use super::sequence;
@@ -20,11 +23,58 @@ pub struct Candidate<'a> {
     pub sent_date: Option<i64>,
 }
 
-/// Bounds `*` stands for.
-#[derive(Clone, Copy)]
+/// Bounds `*` stands for, and the key's message sets resolved against them once
+/// (keyed by where each set sits in the key, which outlives the search).
 pub struct Stars {
     pub max_seq: u32,
     pub max_uid: u32,
+    sets: HashMap<usize, sequence::Merged>,
+}
+
+impl Stars {
+    /// The bounds, with every set in `key` merged against them.
+    pub fn new(max_seq: u32, max_uid: u32, key: &SearchKey<'_>) -> Stars {
+        let mut stars = Stars {
+            max_seq,
+            max_uid,
+            sets: HashMap::new(),
+        };
+        stars.compile(key);
+        stars
+    }
+
+    fn compile(&mut self, key: &SearchKey<'_>) {
+        use SearchKey::*;
+        match key {
+            SequenceSet(set) => {
+                let merged = sequence::Merged::of(set, self.max_seq);
+                self.sets.insert(address(set), merged);
+            }
+            Uid(set) => {
+                let merged = sequence::Merged::of(set, self.max_uid);
+                self.sets.insert(address(set), merged);
+            }
+            And(keys) => keys.as_ref().iter().for_each(|k| self.compile(k)),
+            Not(k) => self.compile(k),
+            Or(a, b) => {
+                self.compile(a);
+                self.compile(b);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `n` is in `set` (one of this key's), `*` standing for `star`.
+    fn contains(&self, set: &SequenceSet, n: u32, star: u32) -> bool {
+        match self.sets.get(&address(set)) {
+            Some(merged) => merged.contains(n),
+            None => sequence::contains(set, n, star),
+        }
+    }
+}
+
+fn address(set: &SequenceSet) -> usize {
+    std::ptr::from_ref(set) as usize
 }
 
 /// Whether evaluating `key` needs the message bytes.
@@ -79,7 +129,7 @@ fn has_flag(m: &MessageMeta, flag: &str) -> bool {
 }
 
 /// Evaluates `key` for one message.
-pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: Stars) -> bool {
+pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: &Stars) -> bool {
     use SearchKey::*;
     let m = c.meta;
     let day = m.internal_date.div_euclid(86_400_000);
@@ -91,7 +141,7 @@ pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: Stars) -> bool {
     };
     match key {
         And(keys) => keys.as_ref().iter().all(|k| eval(k, c, stars)),
-        SequenceSet(set) => sequence::contains(set, c.seq, stars.max_seq),
+        SequenceSet(set) => stars.contains(set, c.seq, stars.max_seq),
         All => true,
         Answered => has_flag(m, "\\Answered"),
         Unanswered => !has_flag(m, "\\Answered"),
@@ -116,7 +166,7 @@ pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: Stars) -> bool {
         SentSince(d) => sent_day.is_some_and(|s| s >= day_of_date(d)),
         Larger(n) => m.size > u64::from(*n),
         Smaller(n) => m.size < u64::from(*n),
-        Uid(set) => sequence::contains(set, m.uid, stars.max_uid),
+        Uid(set) => stars.contains(set, m.uid, stars.max_uid),
         Bcc(v) => header("Bcc", v),
         Cc(v) => header("Cc", v),
         From(v) => header("From", v),
@@ -183,14 +233,36 @@ mod tests {
             raw: None,
             sent_date: None,
         };
-        eval(
-            &key(criteria),
-            &c,
-            Stars {
-                max_seq: 5,
-                max_uid: 50,
-            },
-        )
+        let key = key(criteria);
+        eval(&key, &c, &Stars::new(5, 50, &key))
+    }
+
+    /// Issue 20.6 through SEARCH: a set naming the folder 50,000 times is merged
+    /// once, not walked for each of 3,547 messages.
+    #[test]
+    fn a_huge_set_is_tested_once_per_message() {
+        let criteria = format!("UID {}", vec!["1:*"; 50_000].join(","));
+        let key = key(&criteria);
+        let stars = Stars::new(3_547, 3_547, &key);
+        let started = std::time::Instant::now();
+        let hits = (1..=3_547u32)
+            .filter(|&n| {
+                let m = meta(n, &[], 10, 0);
+                let c = Candidate {
+                    seq: n,
+                    meta: &m,
+                    raw: None,
+                    sent_date: None,
+                };
+                eval(&key, &c, &stars)
+            })
+            .count();
+        assert_eq!(hits, 3_547);
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -65,6 +65,33 @@ fn expand(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<usize> {
     out
 }
 
+/// A set with `*` resolved and its ranges merged, for testing every message of a
+/// folder against it (SEARCH): one binary search per message, however many ranges
+/// the client sent (a set naming the folder 50,000 times is one range here).
+pub struct Merged(Vec<(u32, u32)>);
+
+impl Merged {
+    /// `set` with `*` standing for `star`.
+    pub fn of(set: &SequenceSet, star: u32) -> Merged {
+        let mut ranges: Vec<(u32, u32)> = set.0.as_ref().iter().map(|s| bounds(s, star)).collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len().min(1024));
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Merged(merged)
+    }
+
+    /// Whether `n` is in the set.
+    pub fn contains(&self, n: u32) -> bool {
+        let i = self.0.partition_point(|&(lo, _)| lo <= n);
+        i > 0 && self.0[i - 1].1 >= n
+    }
+}
+
 /// Whether `uid` is in the set, with `*` standing for `star` (SEARCH UID, QRESYNC).
 pub fn contains(set: &SequenceSet, n: u32, star: u32) -> bool {
     set.0.as_ref().iter().any(|seq| {
@@ -112,6 +139,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A merged set answers as the set does.
+        #[test]
+        fn merged_sets_answer_as_the_set(
+            ranges in proptest::collection::vec((1u32..60, 0u32..20), 1..30),
+            star in 1u32..80,
+        ) {
+            let text: Vec<String> = ranges.iter().map(|(a, n)| format!("{a}:{}", a + n)).collect();
+            let with_star = format!("{},70:*", text.join(","));
+            for text in [text.join(","), with_star] {
+                let set = set(&text);
+                let merged = Merged::of(&set, star);
+                for n in 0..100 {
+                    proptest::prop_assert_eq!(merged.contains(n), contains(&set, n, star), "{} {}", text, n);
+                }
+            }
+        }
+
         /// Merging first gives what expanding every range would.
         #[test]
         fn merged_expansion_is_the_sorted_union(

@@ -62,10 +62,7 @@ pub async fn search(
     let view = imap.selected.as_ref().expect("selected");
     let folder = view.folder.clone();
     let uids = view.uids();
-    let stars = Stars {
-        max_seq: uids.len() as u32,
-        max_uid: uids.last().copied().unwrap_or(0),
-    };
+    let stars = Stars::new(uids.len() as u32, uids.last().copied().unwrap_or(0), &key);
     let metas = match imap.ctx.store.messages(folder.id, 1, u32::MAX).await {
         Ok(m) => m,
         Err(e) => return store_failure(e),
@@ -98,7 +95,7 @@ pub async fn search(
             raw: raw.as_deref(),
             sent_date,
         };
-        if search::eval(&key, &c, stars) {
+        if search::eval(&key, &c, &stars) {
             hits.push(if uid { meta.uid } else { pos as u32 + 1 });
             hit_uids.push(meta.uid);
             hit_modseqs.push(meta.modseq);
