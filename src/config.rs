@@ -400,6 +400,16 @@ pub struct Limits {
     /// `data_dir/spool/data` until its message is complete.
     #[serde(default = "default_data_memory_budget")]
     pub data_memory_budget: u64,
+    /// An HTTP request's head (request line and headers) must arrive within this.
+    #[serde(default = "default_http_header_timeout")]
+    pub http_header_timeout_secs: u64,
+    /// An HTTP request body may take this long, plus one second per
+    /// `http_body_min_rate` bytes received; a slower client gets 408.
+    #[serde(default = "default_http_body_grace")]
+    pub http_body_grace_secs: u64,
+    /// Bytes per second an HTTP body must keep up once its grace time is used.
+    #[serde(default = "default_http_body_min_rate")]
+    pub http_body_min_rate: u32,
 }
 
 fn default_max_connections() -> usize {
@@ -423,6 +433,15 @@ fn default_login_timeout() -> u64 {
 fn default_data_memory_budget() -> u64 {
     64 * 1024 * 1024
 }
+fn default_http_header_timeout() -> u64 {
+    30
+}
+fn default_http_body_grace() -> u64 {
+    10
+}
+fn default_http_body_min_rate() -> u32 {
+    1024
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -435,6 +454,9 @@ impl Default for Limits {
             idle_timeout_secs: default_idle_timeout(),
             login_timeout_secs: default_login_timeout(),
             data_memory_budget: default_data_memory_budget(),
+            http_header_timeout_secs: default_http_header_timeout(),
+            http_body_grace_secs: default_http_body_grace(),
+            http_body_min_rate: default_http_body_min_rate(),
         }
     }
 }
@@ -624,7 +646,12 @@ impl Config {
                 "limits.max_message_size: must be at least 1024 bytes".into(),
             ));
         }
-        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.login_timeout_secs == 0 {
+        if l.handshake_timeout_secs == 0
+            || l.idle_timeout_secs == 0
+            || l.login_timeout_secs == 0
+            || l.http_header_timeout_secs == 0
+            || l.http_body_min_rate == 0
+        {
             return Err(ConfigError(
                 "limits: timeouts must be at least 1 second".into(),
             ));

@@ -334,7 +334,16 @@ async fn bind_listeners(
         routes.extend(offer.routes);
         background.extend(offer.background);
     }
-    protocols.insert("https", Arc::new(Router::new(routes)));
+    let l = &shared.config.limits;
+    let http_limits = crate::net::http::HttpLimits {
+        header_read: Duration::from_secs(l.http_header_timeout_secs),
+        body_grace: Duration::from_secs(l.http_body_grace_secs),
+        body_min_rate: l.http_body_min_rate,
+    };
+    protocols.insert(
+        "https",
+        Arc::new(Router::new(routes).with_limits(http_limits)),
+    );
     let page = metrics_page::route(shared.metrics.clone(), shared.store.clone());
     protocols.insert("metrics", Arc::new(Router::new(vec![page])));
 

@@ -340,6 +340,7 @@ async fn oversized_bodies_get_413_from_the_router() {
     let mut cfg = Config::embedded();
     cfg.server.data_dir = dir.path().join("data");
     cfg.limits.max_message_size = 4096;
+    cfg.limits.http_header_timeout_secs = 1;
     // The embedded default would bind the fixed SMTP and IMAP ports.
     (
         cfg.listeners.smtp,
@@ -372,5 +373,22 @@ async fn oversized_bodies_get_413_from_the_router() {
         .await
         .unwrap();
     assert_eq!(status, 413);
+    // `limits.http_header_timeout_secs` reaches the listener: a head dribbled out is
+    // cut off after a second.
+    let ca = dir.path().join("data/tls/ca.pem");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.ports["https"]))
+        .await
+        .unwrap();
+    let mut tls = crate::test_harness::tls_upgrade(&ca, tcp).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection must end");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
     daemon.shutdown().await;
 }
