@@ -159,13 +159,7 @@ impl MailboxRights {
     /// The grant, without an audit record: for listings (which mailboxes to show)
     /// and for re-checks of an access already audited.
     pub fn peek(&self, actor: Actor<'_>, owner_id: &str, action: MailboxAction) -> Option<Grant> {
-        let rights = match actor {
-            Actor::User { org_id, user_id } if user_id != owner_id => {
-                self.directory.mailbox_rights(org_id, user_id, owner_id)
-            }
-            _ => Rights::default(),
-        };
-        decide(actor, owner_id, rights, action)
+        decide(actor, owner_id, self.rights(actor, owner_id), action)
     }
 
     /// Decides and emits the `mailbox_access` audit event.
@@ -177,7 +171,32 @@ impl MailboxRights {
         object: Object<'_>,
         origin: Origin<'_>,
     ) -> Option<Grant> {
-        let grant = self.peek(actor, owner_id, action);
+        let rights = self.rights(actor, owner_id);
+        self.judge(actor, owner_id, rights, action, object, origin)
+    }
+
+    /// The owner's grants to a user acting on someone else's mailbox (none matter
+    /// for the owner or a role).
+    fn rights(&self, actor: Actor<'_>, owner_id: &str) -> Rights {
+        match actor {
+            Actor::User { org_id, user_id } if user_id != owner_id => {
+                self.directory.mailbox_rights(org_id, user_id, owner_id)
+            }
+            _ => Rights::default(),
+        }
+    }
+
+    /// [`decide`], then its audit record.
+    fn judge(
+        &self,
+        actor: Actor<'_>,
+        owner_id: &str,
+        rights: Rights,
+        action: MailboxAction,
+        object: Object<'_>,
+        origin: Origin<'_>,
+    ) -> Option<Grant> {
+        let grant = decide(actor, owner_id, rights, action);
         self.audit(actor, owner_id, action, object, origin, grant.is_some());
         grant
     }
@@ -199,16 +218,7 @@ impl MailboxRights {
             return SendAuthority::No;
         };
         let action = MailboxAction::SubmitEmailForSending;
-        let grant = decide(actor, &owner, rights, action);
-        self.audit(
-            actor,
-            &owner,
-            action,
-            Object::default(),
-            origin,
-            grant.is_some(),
-        );
-        match grant {
+        match self.judge(actor, &owner, rights, action, Object::default(), origin) {
             Some(Grant::Owner | Grant::Role) => SendAuthority::Own,
             Some(Grant::SendAs) => SendAuthority::SendAs { owner },
             Some(Grant::SendOnBehalf) => SendAuthority::OnBehalf { owner },

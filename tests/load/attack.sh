@@ -34,37 +34,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cat >"$work/mailgate.toml" <<EOF
-[server]
-hostname = "localhost"
-data_dir = "$work/data"
-default_domain = "load.test"
-shutdown_grace_secs = 5
+# The MX benchmark's config, plus the plain IMAP listener and room for 48
+# connections from one address.
+mx_config "$work" 'resolver = "static"
 
 [limits]
 max_connections_per_ip = 1000
-
-[listeners.smtp]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "starttls"
 
 [listeners.imap]
 enabled = true
 address = "127.0.0.1"
 port = 0
-tls = "starttls"
-
-[listeners.https]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "implicit"
-
-[smtp.sender_auth]
-resolver = "static"
-EOF
+tls = "starttls"'
 serve_mailgate "$bin" "$work" || die "mailgate did not start"
 sink_user "$bin" "$work" || die "creating sink@load.test failed"
 rss() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$mg_pid/status"; }
