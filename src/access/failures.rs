@@ -84,34 +84,47 @@ impl Default for FailurePolicy {
 #[error("too many failed logins; retry after {} ms", .0.as_millis())]
 pub struct RetryAfter(pub Duration);
 
+/// An address's failures and when the last one was.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
+struct Failures {
+    count: u32,
     last_ms: u64,
-    seq: u64,
 }
 
-/// One keyed table with an index by (last failure, insertion sequence) for expiry and
-/// eviction in O(log n).
+/// Entries that lapse at a deadline, indexed by (deadline, insertion sequence), so
+/// dropping the lapsed ones and evicting the soonest to lapse are O(log n).
 #[derive(Debug)]
-struct Table<K> {
-    map: HashMap<K, Entry>,
+struct Expiring<K, V> {
+    map: HashMap<K, (V, u64, u64)>,
     order: BTreeMap<(u64, u64), K>,
     next_seq: u64,
 }
 
-impl<K: Hash + Eq + Clone> Table<K> {
+impl<K: Hash + Eq + Clone, V: Copy> Expiring<K, V> {
     fn new() -> Self {
-        Table {
+        Expiring {
             map: HashMap::new(),
             order: BTreeMap::new(),
             next_seq: 0,
         }
     }
 
-    fn purge(&mut self, now_ms: u64, window_ms: u64) {
+    /// The value of a key that has not lapsed by `now_ms`.
+    fn get<Q>(&self, key: &Q, now_ms: u64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map
+            .get(key)
+            .filter(|&&(_, deadline, _)| deadline > now_ms)
+            .map(|&(v, _, _)| v)
+    }
+
+    /// Drops the entries lapsed by `now_ms`.
+    fn purge(&mut self, now_ms: u64) {
         while let Some(entry) = self.order.first_entry() {
-            if entry.key().0.saturating_add(window_ms) > now_ms {
+            if entry.key().0 > now_ms {
                 break;
             }
             let key = entry.remove();
@@ -119,17 +132,14 @@ impl<K: Hash + Eq + Clone> Table<K> {
         }
     }
 
-    fn live(&self, key: &K, now_ms: u64, window_ms: u64) -> Option<Entry> {
-        self.map
-            .get(key)
-            .filter(|e| e.last_ms.saturating_add(window_ms) > now_ms)
-            .copied()
-    }
-
-    fn record(&mut self, key: K, now_ms: u64, window_ms: u64, cap: usize) {
-        let previous = self.live(&key, now_ms, window_ms).map_or(0, |e| e.failures);
-        if let Some(old) = self.map.remove(&key) {
-            self.order.remove(&(old.last_ms, old.seq));
+    /// Sets `key` to lapse at `deadline` (removes it when that has passed); at `cap`
+    /// entries the one soonest to lapse makes room.
+    fn put(&mut self, key: K, value: V, deadline: u64, now_ms: u64, cap: usize) {
+        if let Some((_, old_deadline, old_seq)) = self.map.remove(&key) {
+            self.order.remove(&(old_deadline, old_seq));
+        }
+        if deadline <= now_ms {
+            return;
         }
         while self.map.len() >= cap.max(1) {
             let Some((_, victim)) = self.order.pop_first() else {
@@ -139,15 +149,12 @@ impl<K: Hash + Eq + Clone> Table<K> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.order.insert((now_ms, seq), key.clone());
-        self.map.insert(
-            key,
-            Entry {
-                failures: previous.saturating_add(1),
-                last_ms: now_ms,
-                seq,
-            },
-        );
+        self.order.insert((deadline, seq), key.clone());
+        self.map.insert(key, (value, deadline, seq));
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
     }
 }
 
@@ -156,8 +163,11 @@ impl<K: Hash + Eq + Clone> Table<K> {
 #[derive(Debug)]
 pub struct FailureTracker {
     policy: FailurePolicy,
-    by_ip: Table<u128>,
-    budgets: Budgets,
+    /// Failures per address, lapsing `window` after the last one.
+    by_ip: Expiring<u128, Failures>,
+    /// Per account, the cell-rate algorithm's theoretical arrival time, lapsing when
+    /// it has passed (the budget is full again).
+    budgets: Expiring<String, u64>,
     known: KnownAddresses,
 }
 
@@ -175,8 +185,8 @@ impl FailureTracker {
     pub fn new(policy: FailurePolicy) -> Self {
         FailureTracker {
             policy,
-            by_ip: Table::new(),
-            budgets: Budgets::default(),
+            by_ip: Expiring::new(),
+            budgets: Expiring::new(),
             known: KnownAddresses::default(),
         }
     }
@@ -196,10 +206,9 @@ impl FailureTracker {
         now_ms: u64,
     ) -> Result<Admission, RetryAfter> {
         let ip = self.ip_key(ip);
-        let window = self.window_ms();
-        let address_wait = self.by_ip.live(&ip, now_ms, window).map_or(0, |e| {
-            e.last_ms
-                .saturating_add(self.delay_ms(e.failures))
+        let address_wait = self.by_ip.get(&ip, now_ms).map_or(0, |f| {
+            f.last_ms
+                .saturating_add(self.delay_ms(f.count))
                 .saturating_sub(now_ms)
         });
         if address_wait > 0 {
@@ -214,13 +223,19 @@ impl FailureTracker {
         let interval = duration_ms(self.policy.refill).max(1);
         let tolerance = interval.saturating_mul(u64::from(self.policy.burst.max(1) - 1));
         self.budgets.purge(now_ms);
-        let tat = self.budgets.tat(account).max(now_ms);
+        let tat = self.budgets.get(account, now_ms).unwrap_or(0).max(now_ms);
         let owed = tat - now_ms;
         if owed > tolerance {
             return Err(RetryAfter(Duration::from_millis(owed - tolerance)));
         }
-        self.budgets
-            .set(account, tat + interval, now_ms, self.policy.max_entries);
+        let tat = tat + interval;
+        self.budgets.put(
+            account.to_string(),
+            tat,
+            tat,
+            now_ms,
+            self.policy.max_entries,
+        );
         Ok(Admission::Charged)
     }
 
@@ -229,9 +244,18 @@ impl FailureTracker {
     pub fn record_success(&mut self, ip: IpAddr, account: &str, admission: Admission, now_ms: u64) {
         if admission == Admission::Charged {
             let interval = duration_ms(self.policy.refill).max(1);
-            let tat = self.budgets.tat(account).saturating_sub(interval);
-            self.budgets
-                .set(account, tat, now_ms, self.policy.max_entries);
+            let tat = self
+                .budgets
+                .get(account, now_ms)
+                .unwrap_or(0)
+                .saturating_sub(interval);
+            self.budgets.put(
+                account.to_string(),
+                tat,
+                tat,
+                now_ms,
+                self.policy.max_entries,
+            );
         }
         let ip = self.ip_key(ip);
         let (window, per_account, cap) = (
@@ -245,21 +269,22 @@ impl FailureTracker {
 
     /// Counts a failed login against the address (the account paid when admitted).
     pub fn record_failure(&mut self, ip: IpAddr, now_ms: u64) {
-        let window = self.window_ms();
-        self.by_ip.purge(now_ms, window);
-        let ip_key = self.ip_key(ip);
+        self.by_ip.purge(now_ms);
+        let ip = self.ip_key(ip);
+        let count = self.by_ip.get(&ip, now_ms).map_or(0, |f| f.count);
+        let failures = Failures {
+            count: count.saturating_add(1),
+            last_ms: now_ms,
+        };
+        let deadline = now_ms.saturating_add(self.window_ms());
         self.by_ip
-            .record(ip_key, now_ms, window, self.policy.max_entries);
+            .put(ip, failures, deadline, now_ms, self.policy.max_entries);
     }
 
     /// Entries held (failing addresses, accounts with a spent budget, accounts with
     /// known addresses), for metrics and tests.
     pub fn len(&self) -> (usize, usize, usize) {
-        (
-            self.by_ip.map.len(),
-            self.budgets.map.len(),
-            self.known.map.len(),
-        )
+        (self.by_ip.len(), self.budgets.len(), self.known.map.len())
     }
 
     /// True when nothing is tracked.
@@ -313,51 +338,6 @@ pub fn account_key(user_id: Option<&str>, login: &str) -> String {
     match user_id {
         Some(id) => format!("user:{id}"),
         None => format!("name:{}", login_key(login)),
-    }
-}
-
-/// Per-account theoretical arrival times (the cell-rate algorithm's one number per
-/// key), with an index by time so full budgets are dropped in order.
-#[derive(Debug, Default)]
-struct Budgets {
-    map: HashMap<String, (u64, u64)>,
-    order: BTreeMap<(u64, u64), String>,
-    next_seq: u64,
-}
-
-impl Budgets {
-    fn tat(&self, key: &str) -> u64 {
-        self.map.get(key).map_or(0, |&(tat, _)| tat)
-    }
-
-    /// Drops accounts whose budget is full again.
-    fn purge(&mut self, now_ms: u64) {
-        while let Some(entry) = self.order.first_entry() {
-            if entry.key().0 > now_ms {
-                break;
-            }
-            let key = entry.remove();
-            self.map.remove(&key);
-        }
-    }
-
-    fn set(&mut self, key: &str, tat: u64, now_ms: u64, cap: usize) {
-        if let Some(old) = self.map.remove(key) {
-            self.order.remove(&old);
-        }
-        if tat <= now_ms {
-            return;
-        }
-        while self.map.len() >= cap.max(1) {
-            let Some((_, victim)) = self.order.pop_first() else {
-                break;
-            };
-            self.map.remove(&victim);
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.insert((tat, seq), key.to_string());
-        self.map.insert(key.to_string(), (tat, seq));
     }
 }
 
