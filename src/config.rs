@@ -40,6 +40,17 @@ pub struct Config {
     pub access: AccessSection,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub ews: EwsSection,
+}
+
+/// Exchange Web Services (on the `https` listener).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EwsSection {
+    /// Serve `/EWS/Exchange.asmx`. Off by default until the mail tier is complete.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// SMTP protocol limits (the message size limit is `limits.max_message_size`).

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod events;
+pub mod ews;
 pub mod imap;
 pub mod message;
 pub mod net;

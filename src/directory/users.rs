@@ -212,6 +212,15 @@ impl Directory {
             .map(|u| u.mailbox_quota_mb)
             .ok_or_else(|| DirectoryError::EntityNotFound(format!("no mailbox for {user}")))
     }
+
+    /// The quota a mailbox is created with, in bytes: the directory's figure, or
+    /// the default for a mailbox it has none for (a resource's).
+    pub fn mailbox_quota_bytes(&self, org_id: &str, mailbox: &str) -> u64 {
+        let mb = self
+            .get_mailbox_quota(org_id, mailbox)
+            .unwrap_or(super::DEFAULT_QUOTA_MB);
+        u64::from(mb) * 1024 * 1024
+    }
 }
 
 /// Only USER and REMOTE_USER can be set through the API.

@@ -93,6 +93,7 @@ impl Daemon {
             crate::admin::start::services(&shared, admin_keys.clone()),
             crate::smtp::start::services(&shared)?,
             crate::imap::start::services(&shared),
+            crate::ews::start::services(&shared),
         ];
         let (bound, ports, background) = bind_listeners(&shared, offers).await?;
         // Before ports.json says "ready": a SIGTERM from then on must drain, not kill.

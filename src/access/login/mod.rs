@@ -19,8 +19,10 @@ use crate::directory::{Directory, EntityState};
 use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
 use crate::events::{AuditEvent, Events, new_id};
 
+mod impersonate;
 mod verifier;
 use super::mailbox::MailboxRights;
+pub use impersonate::{Impersonation, ImpersonationRefusal};
 use verifier::VerifierPool;
 
 /// An authenticated user, kept by the session to re-check on later commands.

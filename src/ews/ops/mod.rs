@@ -1,0 +1,162 @@
+//! EWS operations: the table of what is served, and the response frame every
+//! operation writes into (`m:{Op}Response/m:ResponseMessages/m:{Op}ResponseMessage`,
+//! one message per requested id, in request order).
+//!
+//! An operation not in the table still gets HTTP 200 and a well-formed
+//! `{Op}Response` with ResponseClass Error and `ErrorInvalidOperation`: an HTTP 500
+//! makes Outlook prompt for credentials again, and ErrorInvalidRequest makes
+//! exchangelib retry the request under ten schema versions.
+
+use super::codes::ResponseCode;
+use super::context::Context;
+use super::envelope::{self, NS_MESSAGES, NS_TYPES};
+use super::xml::{Element, Xml};
+
+mod folder;
+mod misc;
+pub mod shape;
+
+/// Answers one operation with a whole response document.
+pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
+    let mut xml = Xml::new();
+    envelope::open(&mut xml);
+    match op.name.as_str() {
+        "GetFolder" => folder::get_folder(ctx, op, &mut xml).await,
+        "FindFolder" => folder::find_folder(ctx, op, &mut xml).await,
+        "SyncFolderHierarchy" => folder::sync_folder_hierarchy(ctx, op, &mut xml).await,
+        "CreateFolder" => folder::create_folder(ctx, op, &mut xml).await,
+        "DeleteFolder" => folder::delete_folder(ctx, op, &mut xml).await,
+        "UpdateFolder" => folder::update_folder(ctx, op, &mut xml).await,
+        "ConvertId" => misc::convert_id(ctx, op, &mut xml),
+        "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
+        "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,
+        "EmptyFolder" => folder::empty_folder(ctx, op, &mut xml).await,
+        other => unsupported(other, &mut xml),
+    }
+    envelope::close(&mut xml);
+    xml.finish()
+}
+
+/// The response name of an operation (`GetUserOofSettingsRequest` answers as
+/// `GetUserOofSettingsResponse`).
+fn base_name(op: &str) -> &str {
+    op.strip_suffix("Request").unwrap_or(op)
+}
+
+fn unsupported(op: &str, xml: &mut Xml) {
+    let op: String = op
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    let op = if op.is_empty() {
+        "Unknown".to_string()
+    } else {
+        op
+    };
+    let mut reply = Reply::begin(xml, base_name(&op));
+    reply.error(
+        ResponseCode::ErrorInvalidOperation,
+        &format!("The operation {op} is not supported by this server."),
+    );
+    reply.finish();
+}
+
+/// The response frame of one operation.
+pub struct Reply<'x> {
+    xml: &'x mut Xml,
+    response: String,
+    message: String,
+}
+
+impl<'x> Reply<'x> {
+    /// Opens `m:{op}Response` and its `m:ResponseMessages`.
+    pub fn begin(xml: &'x mut Xml, op: &str) -> Reply<'x> {
+        let response = format!("m:{op}Response");
+        xml.open(
+            &response,
+            &[("xmlns:m", NS_MESSAGES), ("xmlns:t", NS_TYPES)],
+        );
+        xml.open("m:ResponseMessages", &[]);
+        Reply {
+            xml,
+            message: format!("m:{op}ResponseMessage"),
+            response,
+        }
+    }
+
+    /// Opens a Success message; write its content into the returned writer, then
+    /// call [`Reply::end`].
+    pub fn ok(&mut self) -> &mut Xml {
+        self.xml
+            .open(&self.message, &[("ResponseClass", "Success")])
+            .leaf("m:ResponseCode", ResponseCode::NoError.as_str());
+        self.xml
+    }
+
+    /// The writer, inside the current message.
+    pub fn xml(&mut self) -> &mut Xml {
+        self.xml
+    }
+
+    /// Closes a message opened by [`Reply::ok`].
+    pub fn end(&mut self) {
+        self.xml.close(&self.message);
+    }
+
+    /// A whole Error message.
+    pub fn error(&mut self, code: ResponseCode, text: &str) {
+        self.xml
+            .open(&self.message, &[("ResponseClass", "Error")])
+            .leaf("m:MessageText", text)
+            .leaf("m:ResponseCode", code.as_str())
+            .leaf("m:DescriptiveLinkKey", "0")
+            .close(&self.message);
+    }
+
+    /// An Error message with the code's usual text.
+    pub fn fail(&mut self, code: ResponseCode) {
+        self.error(code, default_text(code));
+    }
+
+    /// Closes the frame.
+    pub fn finish(self) {
+        self.xml.close("m:ResponseMessages").close(&self.response);
+    }
+}
+
+/// A short human text for an error code.
+pub fn default_text(code: ResponseCode) -> &'static str {
+    use ResponseCode::*;
+    match code {
+        ErrorAccessDenied => "Access is denied. Check credentials and try again.",
+        ErrorFolderNotFound => "The specified folder could not be found in the store.",
+        ErrorItemNotFound => "The specified object was not found in the store.",
+        ErrorInvalidIdMalformed => "Id is malformed.",
+        ErrorNonExistentMailbox => "The SMTP address has no mailbox associated with it.",
+        ErrorMissingEmailAddress => {
+            "An impersonation token needs ExchangeImpersonation to name a mailbox."
+        }
+        ErrorFolderExists => "A folder with the specified name already exists.",
+        ErrorDeleteDistinguishedFolder => "Distinguished folders cannot be deleted.",
+        ErrorQuotaExceeded => "The mailbox quota has been exceeded.",
+        ErrorInvalidSyncStateData => "Synchronization state data is corrupt or otherwise invalid.",
+        ErrorSchemaValidation => "The request failed schema validation.",
+        ErrorIrresolvableConflict => {
+            "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item."
+        }
+        _ => "The request could not be completed.",
+    }
+}
+
+/// Whether an XML boolean attribute or text is true (`true`/`1`).
+pub fn truthy(v: Option<&str>) -> bool {
+    matches!(v.map(str::trim), Some("true" | "1"))
+}
+
+/// The id elements under a container (`FolderIds`, `ItemIds`, ...), in order.
+pub fn ids<'e>(op: &'e Element, container: &str) -> Vec<&'e Element> {
+    op.child(container)
+        .map(|c| c.children.iter().collect())
+        .unwrap_or_default()
+}

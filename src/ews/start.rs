@@ -1,0 +1,33 @@
+//! Mounts EWS on the HTTPS router from the daemon's shared handles. Owns only
+//! this assembly; must not import `server`.
+
+use std::sync::Arc;
+
+use super::auth::BasicLogins;
+use super::service::Ews;
+use crate::access::Protocol;
+use crate::net::Services;
+use crate::net::http::Route;
+use crate::shared::Shared;
+
+/// `/EWS/Exchange.asmx` (any letter case) when `[ews] enabled`; nothing otherwise.
+pub fn services(shared: &Shared) -> Services {
+    if !shared.config.ews.enabled {
+        return Services::default();
+    }
+    let max = shared.config.limits.max_message_size;
+    // A message travels base64-encoded (4/3) inside the SOAP request.
+    let max_body = usize::try_from(max / 3 * 4 + 1024 * 1024).unwrap_or(usize::MAX);
+    let ews = Arc::new(Ews {
+        store: shared.store.clone(),
+        directory: shared.directory.clone(),
+        auth: shared.auth.clone(),
+        access: shared.access.clone(),
+        basic: BasicLogins::new(shared.auth.clone(), Protocol::Ews),
+        max_message_size: max,
+    });
+    Services {
+        routes: vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)],
+        ..Services::default()
+    }
+}

@@ -1,0 +1,148 @@
+//! Response XML: a thin builder over quick-xml's writer that makes output valid
+//! whatever the store holds.
+//!
+//! Text and attribute values are escaped by quick-xml; before that, characters XML
+//! 1.0 forbids (C0 controls but tab/LF/CR, U+FFFE/U+FFFF; Rust strings already
+//! exclude lone surrogates) are dropped, because one such character in a subject
+//! makes strict clients (Outlook for Mac's libxml2, eM Client) drop the whole
+//! response.
+
+use std::borrow::Cow;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+
+/// Builds one XML document in memory.
+pub struct Xml {
+    writer: Writer<Vec<u8>>,
+}
+
+impl Default for Xml {
+    fn default() -> Self {
+        Xml::new()
+    }
+}
+
+/// Whether XML 1.0 allows the character in a document.
+fn allowed(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The text with XML-forbidden characters removed (borrowed when none).
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if text.chars().all(allowed) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.chars().filter(|c| allowed(*c)).collect())
+    }
+}
+
+impl Xml {
+    /// An empty document with the XML declaration.
+    pub fn new() -> Xml {
+        let mut xml = Xml {
+            writer: Writer::new(Vec::with_capacity(4096)),
+        };
+        xml.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+        xml
+    }
+
+    /// Without the declaration: for documents appended to a stream that has one.
+    pub fn fragment() -> Xml {
+        Xml {
+            writer: Writer::new(Vec::with_capacity(1024)),
+        }
+    }
+
+    fn start_tag<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
+        let mut start = BytesStart::new(name);
+        for (k, v) in attrs {
+            start.push_attribute((*k, clean(v).as_ref()));
+        }
+        start
+    }
+
+    /// Opens an element.
+    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        let _ = self
+            .writer
+            .write_event(Event::Start(Self::start_tag(name, attrs)));
+        self
+    }
+
+    /// Closes an element.
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        let _ = self.writer.write_event(Event::End(BytesEnd::new(name)));
+        self
+    }
+
+    /// An element without content.
+    pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        let _ = self
+            .writer
+            .write_event(Event::Empty(Self::start_tag(name, attrs)));
+        self
+    }
+
+    /// Escaped text content.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        let cleaned = clean(text);
+        let _ = self
+            .writer
+            .write_event(Event::Text(BytesText::new(cleaned.as_ref())));
+        self
+    }
+
+    /// `<name>text</name>`.
+    pub fn leaf(&mut self, name: &str, text: &str) -> &mut Self {
+        self.open(name, &[]).text(text).close(name)
+    }
+
+    /// `<name attrs>text</name>`.
+    pub fn leaf_with(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
+        self.open(name, attrs).text(text).close(name)
+    }
+
+    /// Markup written verbatim (constant fragments only, never client data).
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        let _ = self
+            .writer
+            .write_event(Event::Text(BytesText::from_escaped(markup)));
+        self
+    }
+
+    /// The document's bytes.
+    pub fn finish(self) -> Vec<u8> {
+        self.writer.into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_drops_forbidden_characters() {
+        let mut x = Xml::fragment();
+        x.open("t:Subject", &[("a", "x\"<\u{1}")])
+            .text("a<b & c\u{0}\u{b}\u{FFFE}d\u{1F600}")
+            .close("t:Subject");
+        let out = String::from_utf8(x.finish()).unwrap();
+        assert_eq!(
+            out,
+            "<t:Subject a=\"x&quot;&lt;\">a&lt;b &amp; cd\u{1F600}</t:Subject>"
+        );
+        assert!(crate::ews::xml::read::parse(out.as_bytes()).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_as_valid_xml(s in ".*") {
+            let mut x = Xml::fragment();
+            x.leaf("a", &s);
+            let out = x.finish();
+            let back = crate::ews::xml::read::parse(&out).unwrap();
+            proptest::prop_assert_eq!(back.text, clean(&s).into_owned());
+        }
+    }
+}
