@@ -160,7 +160,9 @@ pub async fn resolve(ctx: &Context<'_>, el: &Element) -> Result<Named, ResponseC
                     .map_err(|_| ResponseCode::ErrorFolderNotFound)?
                     .mailbox_id
             }
-            EwsId::Item(_) => return Err(ResponseCode::ErrorInvalidIdMalformed),
+            EwsId::Item(_) | EwsId::Attachment(_) => {
+                return Err(ResponseCode::ErrorInvalidIdMalformed);
+            }
         };
         return Ok(Named { owner, id });
     }

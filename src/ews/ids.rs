@@ -21,6 +21,8 @@ pub enum EwsId {
     Root(String),
     /// The mailbox's "Top of Information Store" (`msgfolderroot`).
     Top(String),
+    /// An attachment: `item id:part path`.
+    Attachment(String),
 }
 
 /// A value that is not an id of ours.
@@ -34,6 +36,7 @@ impl EwsId {
             EwsId::Folder(v) => (b'F', v),
             EwsId::Root(v) => (b'R', v),
             EwsId::Top(v) => (b'T', v),
+            EwsId::Attachment(v) => (b'A', v),
         }
     }
 
@@ -56,11 +59,10 @@ impl EwsId {
             return Err(Malformed);
         };
         let value = std::str::from_utf8(rest).map_err(|_| Malformed)?;
-        if value.is_empty()
-            || !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        let allowed = |b: u8| {
+            b.is_ascii_alphanumeric() || b == b'-' || (*kind == b'A' && (b == b':' || b == b'.'))
+        };
+        if value.is_empty() || !value.bytes().all(allowed) {
             return Err(Malformed);
         }
         let value = value.to_string();
@@ -69,6 +71,7 @@ impl EwsId {
             b'F' => EwsId::Folder(value),
             b'R' => EwsId::Root(value),
             b'T' => EwsId::Top(value),
+            b'A' => EwsId::Attachment(value),
             _ => return Err(Malformed),
         })
     }
@@ -85,6 +88,7 @@ mod tests {
             EwsId::Folder("x1".into()),
             EwsId::Root("7f0c-11".into()),
             EwsId::Top("u".into()),
+            EwsId::Attachment("0190abcd:1.2".into()),
         ] {
             assert_eq!(EwsId::decode(&id.encode()), Ok(id));
         }

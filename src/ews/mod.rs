@@ -16,6 +16,7 @@ pub mod context;
 pub mod envelope;
 pub mod folders;
 pub mod ids;
+pub mod item;
 pub mod ops;
 pub mod service;
 pub mod start;

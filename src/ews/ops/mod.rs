@@ -13,8 +13,11 @@ use super::envelope::{self, NS_MESSAGES, NS_TYPES};
 use super::xml::{Element, Xml};
 
 mod folder;
+pub mod item;
 mod misc;
+pub mod restrict;
 pub mod shape;
+mod write;
 
 /// Answers one operation with a whole response document.
 pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
@@ -27,6 +30,15 @@ pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
         "CreateFolder" => folder::create_folder(ctx, op, &mut xml).await,
         "DeleteFolder" => folder::delete_folder(ctx, op, &mut xml).await,
         "UpdateFolder" => folder::update_folder(ctx, op, &mut xml).await,
+        "FindItem" => item::find_item(ctx, op, &mut xml).await,
+        "GetItem" => item::get_item(ctx, op, &mut xml).await,
+        "CreateItem" => write::create_item(ctx, op, &mut xml).await,
+        "UpdateItem" => write::update_item(ctx, op, &mut xml).await,
+        "DeleteItem" => write::delete_item(ctx, op, &mut xml).await,
+        "MoveItem" => write::copy_or_move(ctx, op, &mut xml, true).await,
+        "CopyItem" => write::copy_or_move(ctx, op, &mut xml, false).await,
+        "MarkAllItemsAsRead" => write::mark_all_items_as_read(ctx, op, &mut xml).await,
+        "MarkAsJunk" => write::mark_as_junk(ctx, op, &mut xml).await,
         "ConvertId" => misc::convert_id(ctx, op, &mut xml),
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,

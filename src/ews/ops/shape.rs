@@ -146,11 +146,16 @@ impl Shape {
         match self.base {
             Base::AllProperties => true,
             Base::Default if in_default => true,
-            _ => self
-                .additional
-                .iter()
-                .any(|p| matches!(p, Path::Field(f) if f == uri)),
+            _ => self.names(uri),
         }
+    }
+
+    /// Whether `uri` is named in AdditionalProperties (for properties no base
+    /// shape includes, such as MimeContent).
+    pub fn names(&self, uri: &str) -> bool {
+        self.additional
+            .iter()
+            .any(|p| matches!(p, Path::Field(f) if f == uri))
     }
 
     /// The extended properties asked for.

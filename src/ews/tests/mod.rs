@@ -13,6 +13,7 @@ use crate::net::http::{Handler, HttpRequest};
 use crate::test_harness::{PASSWORD, World};
 
 mod folders;
+mod items;
 mod protocol;
 
 /// A world and its EWS endpoint.

@@ -166,7 +166,7 @@ async fn impersonation_acts_as_the_target_and_read_only_roles_only_read() {
     );
 
     // The audit trail names the role as impersonator and bob as the user.
-    let audited = audit_records(&f, "mailbox_access", 3).await;
+    let audited = audit_records(&f, "mailbox_access", 4).await;
     let access = audited
         .iter()
         .find(|m| m["action_allowed"] == true && m["action"] == "create")

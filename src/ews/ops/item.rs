@@ -1,0 +1,250 @@
+//! Reading items: FindItem (paging, sorting, restrictions over a folder) and GetItem
+//! (any shape, MIME content, bodies).
+
+use super::folder::{Trees, open_folder, paging, root_folder_attrs};
+use super::restrict::{self, Expr, Values};
+use super::shape::Shape;
+use super::{Reply, ids};
+use crate::access::mailbox::Object;
+use crate::events::audit::MailboxAction;
+use crate::ews::codes::ResponseCode;
+use crate::ews::context::Context;
+use crate::ews::ids::EwsId;
+use crate::ews::item::{Item, Summary, needs_message, write_message};
+use crate::ews::xml::{Element, Xml};
+use crate::message::Message;
+use crate::store::{Folder, MessageMeta};
+
+/// Messages whose content one FindItem may read to filter or sort: beyond it the
+/// request is refused rather than pinning the daemon on a huge folder.
+const SCAN_BUDGET: usize = 20_000;
+
+/// A message resolved from an ItemId, with the folder that holds it.
+pub struct Found {
+    pub folder: Folder,
+    pub meta: MessageMeta,
+}
+
+/// Resolves an `ItemId` element and checks `action` on its mailbox (audited).
+pub async fn open_item(
+    ctx: &Context<'_>,
+    el: &Element,
+    action: MailboxAction,
+) -> Result<Found, ResponseCode> {
+    let id = match EwsId::decode(el.attr("Id").unwrap_or("")) {
+        Ok(EwsId::Item(id)) => id,
+        _ => return Err(ResponseCode::ErrorInvalidIdMalformed),
+    };
+    let (folder, meta) = ctx
+        .ews
+        .store
+        .message_by_item_id(&id)
+        .await
+        .map_err(|_| ResponseCode::ErrorItemNotFound)?;
+    let fid = EwsId::Folder(folder.item_id.clone()).encode();
+    let wire = el.attr("Id").unwrap_or("");
+    let object = Object {
+        kind: None,
+        folder_path: Some(&folder.name),
+        folder_id: Some(&fid),
+        item_id: Some(wire),
+    };
+    ctx.authorize(&folder.mailbox_id, action, object)?;
+    Ok(Found { folder, meta })
+}
+
+/// Writes one message of `folder` as `shape` asks, reading its content only when
+/// needed.
+pub async fn write_meta(
+    ctx: &Context<'_>,
+    xml: &mut Xml,
+    meta: &MessageMeta,
+    folder: &EwsId,
+    shape: &Shape,
+    find: bool,
+) -> Result<(), ResponseCode> {
+    let raw = if needs_message(shape) {
+        Some(
+            ctx.ews
+                .store
+                .body(meta.body_id)
+                .await
+                .map_err(|_| ResponseCode::ErrorItemNotFound)?,
+        )
+    } else {
+        None
+    };
+    let msg = raw.as_deref().map(Message::parse);
+    let summary = msg.as_ref().map(Summary::of);
+    let item = Item {
+        meta,
+        folder,
+        message: msg.as_ref(),
+        summary: summary.as_ref(),
+    };
+    write_message(xml, &item, shape, find);
+    Ok(())
+}
+
+/// GetItem: one message per requested id, in order.
+pub async fn get_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let shape = Shape::parse(op.child("ItemShape"));
+    let mut reply = Reply::begin(xml, "GetItem");
+    for el in ids(op, "ItemIds") {
+        match open_item(ctx, el, MailboxAction::Read).await {
+            Ok(found) => {
+                let x = reply.ok();
+                x.open("m:Items", &[]);
+                let folder = EwsId::Folder(found.folder.item_id.clone());
+                let written = write_meta(ctx, x, &found.meta, &folder, &shape, false).await;
+                x.close("m:Items");
+                reply.end();
+                if let Err(code) = written {
+                    tracing::warn!(?code, "GetItem: message body unreadable");
+                }
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+/// One message of a folder with what filtering and sorting read.
+struct Candidate {
+    meta: MessageMeta,
+    summary: Option<Summary>,
+    body: Option<String>,
+}
+
+/// FindItem over each parent folder.
+pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let shape = Shape::parse(op.child("ItemShape"));
+    let restriction = match op.child("Restriction").map(restrict::parse).transpose() {
+        Ok(r) => r,
+        Err(code) => {
+            let mut reply = Reply::begin(xml, "FindItem");
+            for _ in ids(op, "ParentFolderIds") {
+                reply.fail(code);
+            }
+            return reply.finish();
+        }
+    };
+    let sort = restrict::parse_sort(op.child("SortOrder"));
+    let associated = matches!(op.attr("Traversal"), Some("Associated" | "SoftDeleted"));
+    let calendar_view = op.child("CalendarView").is_some();
+    let mut trees = Trees::default();
+    let mut reply = Reply::begin(xml, "FindItem");
+    for el in ids(op, "ParentFolderIds") {
+        let folder = match open_folder(ctx, &mut trees, el, MailboxAction::ReadSummary).await {
+            Ok((_, view)) => view,
+            Err(code) => {
+                reply.fail(code);
+                continue;
+            }
+        };
+        let metas = match (&folder.store, associated || calendar_view) {
+            (Some(f), false) => match ctx.ews.store.messages(f.id, 1, u32::MAX).await {
+                Ok(m) => m,
+                Err(_) => {
+                    reply.fail(ResponseCode::ErrorFolderNotFound);
+                    continue;
+                }
+            },
+            _ => Vec::new(),
+        };
+        let found = match select(ctx, metas, restriction.as_ref(), &sort).await {
+            Ok(found) => found,
+            Err(code) => {
+                reply.error(code, "The restriction or sort would read more messages than one request may; narrow the query.");
+                continue;
+            }
+        };
+        let (offset, max) = paging(op, found.len());
+        let page: Vec<&Candidate> = found.iter().skip(offset).take(max).collect();
+        let attrs = root_folder_attrs(offset, page.len(), found.len());
+        let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let x = reply.ok();
+        x.open("m:RootFolder", &attrs);
+        x.open("t:Items", &[]);
+        for c in page {
+            let _ = write_meta(ctx, x, &c.meta, &folder.id, &shape, true).await;
+        }
+        x.close("t:Items");
+        x.close("m:RootFolder");
+        reply.end();
+    }
+    reply.finish();
+}
+
+/// Filters and sorts a folder's messages (newest first when unsorted), reading
+/// message content only when the restriction or sort needs it.
+async fn select(
+    ctx: &Context<'_>,
+    metas: Vec<MessageMeta>,
+    restriction: Option<&Expr>,
+    sort: &[restrict::Order],
+) -> Result<Vec<Candidate>, ResponseCode> {
+    let content =
+        restriction.is_some_and(restrict::needs_message) || restrict::sort_needs_message(sort);
+    let body = restriction.is_some_and(restrict::needs_body);
+    if content && metas.len() > SCAN_BUDGET {
+        return Err(ResponseCode::ErrorServerBusy);
+    }
+    let mut out = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let (summary, text) = if content {
+            let raw = ctx.ews.store.body(meta.body_id).await.unwrap_or_default();
+            let msg = Message::parse(&raw);
+            let text = body.then(|| {
+                let b = msg.bodies();
+                b.text
+                    .or(b.html)
+                    .map(|l| l.part.text(msg.raw()))
+                    .unwrap_or_default()
+            });
+            (Some(Summary::of(&msg)), text)
+        } else {
+            (None, None)
+        };
+        let keep = restriction.is_none_or(|r| {
+            restrict::eval(
+                r,
+                &Values {
+                    meta: &meta,
+                    summary: summary.as_ref(),
+                    body: text.as_deref(),
+                },
+            )
+        });
+        if keep {
+            out.push(Candidate {
+                meta,
+                summary,
+                body: None,
+            });
+        }
+    }
+    if sort.is_empty() {
+        out.sort_by(|a, b| {
+            b.meta
+                .internal_date
+                .cmp(&a.meta.internal_date)
+                .then(b.meta.uid.cmp(&a.meta.uid))
+        });
+    } else {
+        out.sort_by(|a, b| {
+            let va = Values {
+                meta: &a.meta,
+                summary: a.summary.as_ref(),
+                body: a.body.as_deref(),
+            };
+            let vb = Values {
+                meta: &b.meta,
+                summary: b.summary.as_ref(),
+                body: b.body.as_deref(),
+            };
+            restrict::compare(sort, &va, &vb)
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,512 @@
+//! FindItem's `Restriction` and `SortOrder`: parsed into an expression over item
+//! properties and evaluated per message, pure (the values come from
+//! [`Values`], built from store metadata and the message summary).
+
+use std::cmp::Ordering;
+
+use super::shape::{Extended, Path};
+use crate::ews::codes::ResponseCode;
+use crate::ews::item::{Summary, keyword_to_category, parse_xsd_datetime};
+use crate::ews::xml::Element;
+use crate::store::MessageMeta;
+
+/// A property value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Date(i64),
+}
+
+impl Value {
+    /// Reads a constant as the kind of `like`.
+    fn constant(text: &str, like: &Value) -> Option<Value> {
+        let t = text.trim();
+        Some(match like {
+            Value::Text(_) => Value::Text(text.to_string()),
+            Value::Int(_) => Value::Int(t.parse().ok()?),
+            Value::Bool(_) => Value::Bool(match t {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return None,
+            }),
+            Value::Date(_) => Value::Date(parse_xsd_datetime(t)?),
+        })
+    }
+
+    fn compare(&self, other: &Value) -> Option<Ordering> {
+        match (self, other) {
+            (Value::Text(a), Value::Text(b)) => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+            (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+            (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// How `Contains` matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    FullString,
+    Prefixed,
+    Substring,
+    PrefixOnWords,
+    ExactPhrase,
+}
+
+/// A parsed restriction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Exists(Path),
+    Compare(Path, Cmp, String),
+    Contains {
+        path: Path,
+        text: String,
+        mode: Mode,
+        ignore_case: bool,
+    },
+}
+
+fn path_of(el: &Element) -> Result<Path, ResponseCode> {
+    el.children
+        .iter()
+        .find_map(Path::parse)
+        .ok_or(ResponseCode::ErrorSchemaValidation)
+}
+
+fn constant(el: &Element) -> Result<String, ResponseCode> {
+    el.child("FieldURIOrConstant")
+        .and_then(|c| c.child("Constant"))
+        .or_else(|| el.child("Constant"))
+        .and_then(|c| c.attr("Value"))
+        .map(str::to_string)
+        .ok_or(ResponseCode::ErrorSchemaValidation)
+}
+
+/// Parses the content of a `Restriction` element (its one child).
+pub fn parse(restriction: &Element) -> Result<Expr, ResponseCode> {
+    let first = restriction
+        .children
+        .first()
+        .ok_or(ResponseCode::ErrorSchemaValidation)?;
+    parse_expr(first, 0)
+}
+
+fn parse_expr(el: &Element, depth: usize) -> Result<Expr, ResponseCode> {
+    if depth > 64 {
+        return Err(ResponseCode::ErrorSchemaValidation);
+    }
+    let all = |el: &Element| -> Result<Vec<Expr>, ResponseCode> {
+        el.children
+            .iter()
+            .map(|c| parse_expr(c, depth + 1))
+            .collect()
+    };
+    let cmp = |op| Ok(Expr::Compare(path_of(el)?, op, constant(el)?));
+    match el.name.as_str() {
+        "And" => Ok(Expr::And(all(el)?)),
+        "Or" => Ok(Expr::Or(all(el)?)),
+        "Not" => Ok(Expr::Not(Box::new(parse_expr(
+            el.children
+                .first()
+                .ok_or(ResponseCode::ErrorSchemaValidation)?,
+            depth + 1,
+        )?))),
+        "Exists" => Ok(Expr::Exists(path_of(el)?)),
+        "IsEqualTo" => cmp(Cmp::Eq),
+        "IsNotEqualTo" => cmp(Cmp::Ne),
+        "IsGreaterThan" => cmp(Cmp::Gt),
+        "IsGreaterThanOrEqualTo" => cmp(Cmp::Ge),
+        "IsLessThan" => cmp(Cmp::Lt),
+        "IsLessThanOrEqualTo" => cmp(Cmp::Le),
+        "Contains" => {
+            let mode = match el.attr("ContainmentMode").unwrap_or("Substring") {
+                "FullString" => Mode::FullString,
+                "Prefixed" => Mode::Prefixed,
+                "PrefixOnWords" => Mode::PrefixOnWords,
+                "ExactPhrase" => Mode::ExactPhrase,
+                _ => Mode::Substring,
+            };
+            let flags = el.attr("ContainmentComparison").unwrap_or("Exact");
+            Ok(Expr::Contains {
+                path: path_of(el)?,
+                text: constant(el)?,
+                mode,
+                ignore_case: flags.contains("IgnoreCase") || flags.contains("Loose"),
+            })
+        }
+        _ => Err(ResponseCode::ErrorSchemaValidation),
+    }
+}
+
+/// A message's property values, as restrictions and sorting see them.
+pub struct Values<'a> {
+    pub meta: &'a MessageMeta,
+    pub summary: Option<&'a Summary>,
+    /// The decoded body text, when a restriction reads `item:Body`.
+    pub body: Option<&'a str>,
+}
+
+impl Values<'_> {
+    fn flag(&self, f: &str) -> bool {
+        self.meta.flags.iter().any(|x| x.eq_ignore_ascii_case(f))
+    }
+
+    /// Every value of a property (empty when it has none).
+    pub fn get(&self, path: &Path) -> Vec<Value> {
+        let text = |s: &str| vec![Value::Text(s.to_string())];
+        let addrs = |l: &[crate::ews::item::Addr]| -> Vec<Value> {
+            l.iter().map(|a| Value::Text(a.address.clone())).collect()
+        };
+        let received = Value::Date(self.meta.internal_date.div_euclid(1000));
+        match path {
+            Path::Field(f) => match (f.as_str(), self.summary) {
+                ("item:DateTimeReceived" | "item:DateTimeCreated" | "item:LastModifiedTime", _) => {
+                    vec![received]
+                }
+                ("message:IsRead", _) => vec![Value::Bool(self.flag("\\Seen"))],
+                ("item:IsDraft", _) => vec![Value::Bool(self.flag("\\Draft"))],
+                ("item:Size", _) => vec![Value::Int(self.meta.size as i64)],
+                ("item:ItemClass", _) => text("IPM.Note"),
+                ("item:Categories", _) => self
+                    .meta
+                    .flags
+                    .iter()
+                    .filter_map(|k| keyword_to_category(k))
+                    .map(Value::Text)
+                    .collect(),
+                ("item:Subject" | "message:ConversationTopic", Some(s)) => text(&s.subject),
+                ("item:DateTimeSent", Some(s)) => s.sent.map(Value::Date).into_iter().collect(),
+                ("item:HasAttachments", Some(s)) => vec![Value::Bool(s.has_attachments)],
+                ("item:Importance", Some(s)) => text(s.importance),
+                ("item:Sensitivity", Some(s)) => text(s.sensitivity),
+                ("message:From", Some(s)) => addrs(&s.from),
+                ("message:Sender", Some(s)) => addrs(if s.sender.is_empty() {
+                    &s.from
+                } else {
+                    &s.sender
+                }),
+                ("message:ToRecipients" | "item:DisplayTo", Some(s)) => addrs(&s.to),
+                ("message:CcRecipients" | "item:DisplayCc", Some(s)) => addrs(&s.cc),
+                ("message:InternetMessageId", Some(s)) => s
+                    .message_id
+                    .iter()
+                    .map(|v| Value::Text(v.clone()))
+                    .collect(),
+                ("item:Body" | "item:TextBody", _) => self.body.map(text).unwrap_or_default(),
+                _ => Vec::new(),
+            },
+            Path::Extended(e) => extended(self, e),
+            Path::Indexed { .. } => Vec::new(),
+        }
+    }
+}
+
+fn extended(v: &Values<'_>, e: &Extended) -> Vec<Value> {
+    match e.tag {
+        Some(0x0E23) => vec![Value::Int(i64::from(v.meta.uid))],
+        Some(0x1090) => vec![Value::Int(if v.flag("\\Flagged") { 2 } else { 0 })],
+        Some(0x0E08) => vec![Value::Int(v.meta.size as i64)],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether the expression reads anything beyond store metadata.
+pub fn needs_message(e: &Expr) -> bool {
+    let meta_only = |p: &Path| match p {
+        Path::Field(f) => matches!(
+            f.as_str(),
+            "item:DateTimeReceived"
+                | "item:DateTimeCreated"
+                | "item:LastModifiedTime"
+                | "message:IsRead"
+                | "item:IsDraft"
+                | "item:Size"
+                | "item:ItemClass"
+                | "item:Categories"
+        ),
+        Path::Extended(_) => true,
+        Path::Indexed { .. } => true,
+    };
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().any(needs_message),
+        Expr::Not(x) => needs_message(x),
+        Expr::Exists(p) | Expr::Compare(p, _, _) | Expr::Contains { path: p, .. } => !meta_only(p),
+    }
+}
+
+/// Whether the expression reads the body text.
+pub fn needs_body(e: &Expr) -> bool {
+    let body = |p: &Path| matches!(p, Path::Field(f) if f == "item:Body" || f == "item:TextBody");
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().any(needs_body),
+        Expr::Not(x) => needs_body(x),
+        Expr::Exists(p) | Expr::Compare(p, _, _) | Expr::Contains { path: p, .. } => body(p),
+    }
+}
+
+fn contains(hay: &str, needle: &str, mode: Mode, ignore_case: bool) -> bool {
+    let (h, n) = if ignore_case {
+        (hay.to_lowercase(), needle.to_lowercase())
+    } else {
+        (hay.to_string(), needle.to_string())
+    };
+    match mode {
+        Mode::FullString => h == n,
+        Mode::Prefixed => h.starts_with(&n),
+        Mode::Substring | Mode::ExactPhrase => h.contains(&n),
+        Mode::PrefixOnWords => h
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w.starts_with(&n)),
+    }
+}
+
+/// Evaluates the expression for one message. A multi-valued property (Categories,
+/// recipients) matches when any value does.
+pub fn eval(e: &Expr, v: &Values<'_>) -> bool {
+    match e {
+        Expr::And(list) => list.iter().all(|x| eval(x, v)),
+        Expr::Or(list) => list.iter().any(|x| eval(x, v)),
+        Expr::Not(x) => !eval(x, v),
+        Expr::Exists(p) => !v.get(p).is_empty(),
+        Expr::Compare(p, op, c) => {
+            let values = v.get(p);
+            let test = |val: &Value| {
+                let Some(k) = Value::constant(c, val) else {
+                    return false;
+                };
+                let Some(ord) = val.compare(&k) else {
+                    return false;
+                };
+                match op {
+                    Cmp::Eq => ord == Ordering::Equal,
+                    Cmp::Ne => ord != Ordering::Equal,
+                    Cmp::Gt => ord == Ordering::Greater,
+                    Cmp::Ge => ord != Ordering::Less,
+                    Cmp::Lt => ord == Ordering::Less,
+                    Cmp::Le => ord != Ordering::Greater,
+                }
+            };
+            if *op == Cmp::Ne {
+                values.iter().all(test)
+            } else {
+                values.iter().any(test)
+            }
+        }
+        Expr::Contains {
+            path,
+            text,
+            mode,
+            ignore_case,
+        } => v.get(path).iter().any(|val| match val {
+            Value::Text(s) => contains(s, text, *mode, *ignore_case),
+            _ => false,
+        }),
+    }
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub path: Path,
+    pub descending: bool,
+}
+
+/// Parses `SortOrder`.
+pub fn parse_sort(el: Option<&Element>) -> Vec<Order> {
+    el.map(|s| {
+        s.children_named("FieldOrder")
+            .filter_map(|f| {
+                Some(Order {
+                    path: f.children.iter().find_map(Path::parse)?,
+                    descending: f.attr("Order") == Some("Descending"),
+                })
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Compares two messages by the sort keys (missing values first).
+pub fn compare(keys: &[Order], a: &Values<'_>, b: &Values<'_>) -> Ordering {
+    for k in keys {
+        let (va, vb) = (a.get(&k.path), b.get(&k.path));
+        let ord = match (va.first(), vb.first()) {
+            (Some(x), Some(y)) => x.compare(y).unwrap_or(Ordering::Equal),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        let ord = if k.descending { ord.reverse() } else { ord };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Whether the sort keys read anything beyond store metadata.
+pub fn sort_needs_message(keys: &[Order]) -> bool {
+    keys.iter()
+        .any(|k| needs_message(&Expr::Exists(k.path.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::xml::parse as xml;
+
+    fn meta(flags: &[&str]) -> MessageMeta {
+        MessageMeta {
+            uid: 7,
+            modseq: 1,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            internal_date: 1_800_000_000_000,
+            size: 1234,
+            body_id: 1,
+            item_id: "i".into(),
+        }
+    }
+
+    fn restriction(body: &str) -> Expr {
+        parse(&xml(format!("<Restriction>{body}</Restriction>").as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn exchangelib_teardown_query_matches_categories_or_prefixed_subject() {
+        let e = restriction(
+            r#"<Or><IsEqualTo><FieldURI FieldURI="item:Categories"/><FieldURIOrConstant><Constant Value="abcDEF"/></FieldURIOrConstant></IsEqualTo><Contains ContainmentMode="Prefixed" ContainmentComparison="Exact"><FieldURI FieldURI="item:Subject"/><Constant Value="Delivered: Subject: "/></Contains></Or>"#,
+        );
+        let summary = Summary {
+            subject: "Delivered: Subject: x".into(),
+            ..Summary::default()
+        };
+        let m = meta(&["\\Seen", "other", "ABCdef"]);
+        assert!(eval(
+            &e,
+            &Values {
+                meta: &m,
+                summary: Some(&summary),
+                body: None
+            }
+        ));
+        let m2 = meta(&["other"]);
+        let s2 = Summary {
+            subject: "delivered: subject: x".into(),
+            ..Summary::default()
+        };
+        assert!(
+            !eval(
+                &e,
+                &Values {
+                    meta: &m2,
+                    summary: Some(&s2),
+                    body: None
+                }
+            ),
+            "Exact is case-sensitive"
+        );
+        assert!(needs_message(&e));
+    }
+
+    #[test]
+    fn comparisons_dates_not_and_contains_modes() {
+        let m = meta(&[]);
+        let s = Summary {
+            subject: "Quarterly report for Q3".into(),
+            ..Summary::default()
+        };
+        let v = Values {
+            meta: &m,
+            summary: Some(&s),
+            body: None,
+        };
+        let gt = restriction(
+            r#"<IsGreaterThan><FieldURI FieldURI="item:DateTimeReceived"/><FieldURIOrConstant><Constant Value="2026-01-01T00:00:00Z"/></FieldURIOrConstant></IsGreaterThan>"#,
+        );
+        assert!(eval(&gt, &v));
+        assert!(!needs_message(&gt));
+        let unread = restriction(
+            r#"<Not><IsEqualTo><FieldURI FieldURI="message:IsRead"/><FieldURIOrConstant><Constant Value="true"/></FieldURIOrConstant></IsEqualTo></Not>"#,
+        );
+        assert!(eval(&unread, &v));
+        for (mode, needle, hit) in [
+            ("Substring", "REPORT", true),
+            ("Prefixed", "quarterly", true),
+            ("Prefixed", "report", false),
+            ("PrefixOnWords", "rep", true),
+            ("FullString", "quarterly report for q3", true),
+        ] {
+            let e = restriction(&format!(
+                r#"<Contains ContainmentMode="{mode}" ContainmentComparison="IgnoreCase"><FieldURI FieldURI="item:Subject"/><Constant Value="{needle}"/></Contains>"#
+            ));
+            assert_eq!(eval(&e, &v), hit, "{mode} {needle}");
+        }
+        let uid = restriction(
+            r#"<IsGreaterThanOrEqualTo><ExtendedFieldURI PropertyTag="0x0e23" PropertyType="Integer"/><FieldURIOrConstant><Constant Value="7"/></FieldURIOrConstant></IsGreaterThanOrEqualTo>"#,
+        );
+        assert!(eval(&uid, &v));
+        let bad_date = restriction(
+            r#"<IsEqualTo><FieldURI FieldURI="item:DateTimeReceived"/><FieldURIOrConstant><Constant Value="tomorrow"/></FieldURIOrConstant></IsEqualTo>"#,
+        );
+        assert!(!eval(&bad_date, &v));
+    }
+
+    #[test]
+    fn malformed_and_too_deep_restrictions_are_refused() {
+        let r = xml(b"<Restriction><Frobnicate/></Restriction>").unwrap();
+        assert_eq!(parse(&r), Err(ResponseCode::ErrorSchemaValidation));
+        let deep = format!(
+            "<Restriction>{}<Exists><FieldURI FieldURI=\"item:Subject\"/></Exists>{}</Restriction>",
+            "<Not>".repeat(100),
+            "</Not>".repeat(100)
+        );
+        assert_eq!(
+            parse(&xml(deep.as_bytes()).unwrap()),
+            Err(ResponseCode::ErrorSchemaValidation)
+        );
+        let r = xml(b"<Restriction><IsEqualTo><FieldURI FieldURI=\"item:Subject\"/></IsEqualTo></Restriction>").unwrap();
+        assert_eq!(parse(&r), Err(ResponseCode::ErrorSchemaValidation));
+    }
+
+    #[test]
+    fn sorts_by_keys_with_direction() {
+        let (a, b) = (
+            meta(&[]),
+            MessageMeta {
+                uid: 9,
+                internal_date: 1,
+                ..meta(&[])
+            },
+        );
+        let va = Values {
+            meta: &a,
+            summary: None,
+            body: None,
+        };
+        let vb = Values {
+            meta: &b,
+            summary: None,
+            body: None,
+        };
+        let keys = parse_sort(Some(&xml(br#"<SortOrder><FieldOrder Order="Descending"><FieldURI FieldURI="item:DateTimeReceived"/></FieldOrder></SortOrder>"#).unwrap()));
+        assert_eq!(compare(&keys, &va, &vb), Ordering::Less);
+        assert!(!sort_needs_message(&keys));
+    }
+}

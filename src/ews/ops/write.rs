@@ -1,0 +1,725 @@
+//! Changing items: CreateItem (saving; sending joins the submission path next),
+//! UpdateItem (read state, follow-up flag, categories, with ChangeKey conflicts),
+//! DeleteItem, MoveItem, CopyItem, MarkAllItemsAsRead and MarkAsJunk. Every change is
+//! a store write of the same message IMAP sees, so IMAP IDLE and EWS sync both
+//! observe it through the change feed.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::folder::{Trees, open_folder};
+use super::item::{Found, open_item};
+use super::shape::Extended;
+use super::{Reply, ids, truthy};
+use crate::events::audit::MailboxAction;
+use crate::ews::codes::ResponseCode;
+use crate::ews::context::Context;
+use crate::ews::ids::EwsId;
+use crate::ews::item::{Addr, category_to_keyword, keyword_to_category, write_item_id};
+use crate::ews::xml::{Element, Xml};
+use crate::store::{FlagOp, FolderKind, MessageMeta, NewMessage, Refused};
+
+fn store_error(_: crate::store::StoreError) -> ResponseCode {
+    ResponseCode::ErrorInternalServerError
+}
+
+fn refused(r: Refused) -> ResponseCode {
+    match r {
+        Refused::OverQuota => ResponseCode::ErrorQuotaExceeded,
+        Refused::NoSuchFolder => ResponseCode::ErrorFolderNotFound,
+    }
+}
+
+/// Writes `m:Items` holding one ItemId (or nothing).
+fn write_items(xml: &mut Xml, meta: Option<&MessageMeta>) {
+    xml.open("m:Items", &[]);
+    if let Some(m) = meta {
+        xml.open("t:Message", &[]);
+        write_item_id(xml, m);
+        xml.close("t:Message");
+    }
+    xml.close("m:Items");
+}
+
+/// The store folder a folder element names, checked for `action`.
+async fn store_folder(
+    ctx: &Context<'_>,
+    trees: &mut Trees,
+    el: &Element,
+    action: MailboxAction,
+) -> Result<crate::store::Folder, ResponseCode> {
+    let (_, view) = open_folder(ctx, trees, el, action).await?;
+    view.store.ok_or(ResponseCode::ErrorInvalidOperation)
+}
+
+/// A default folder of the request's own mailbox as a folder element.
+fn distinguished(kind: FolderKind) -> Element {
+    Element {
+        name: "DistinguishedFolderId".into(),
+        attrs: vec![("Id".into(), kind.as_str().into())],
+        ..Element::default()
+    }
+}
+
+fn mailbox_addrs(el: Option<&Element>) -> Vec<Addr> {
+    el.map(|list| {
+        list.children
+            .iter()
+            .filter_map(|m| {
+                let address = m.child_text("EmailAddress")?.to_string();
+                Some(Addr {
+                    name: m
+                        .child_text("Name")
+                        .map(str::to_string)
+                        .filter(|n| !n.is_empty()),
+                    address,
+                })
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn builder_addrs(list: &[Addr]) -> Vec<mail_builder::headers::address::Address<'static>> {
+    list.iter()
+        .map(|a| match &a.name {
+            Some(n) => (n.clone(), a.address.clone()).into(),
+            None => a.address.clone().into(),
+        })
+        .collect()
+}
+
+/// Builds RFC 5322 bytes from a `t:Message`'s fields (when it has no MimeContent).
+fn compose(ctx: &Context<'_>, msg: &Element, owner: &str) -> Vec<u8> {
+    let mut b = mail_builder::MessageBuilder::new()
+        .subject(msg.child_text("Subject").unwrap_or("").to_string())
+        .date(crate::clock::now_secs());
+    let from = msg
+        .child("From")
+        .map(|f| mailbox_addrs(Some(f)))
+        .unwrap_or_default();
+    let from = if from.is_empty() {
+        ctx.ews
+            .directory
+            .describe_user(ctx.org_id(), owner)
+            .ok()
+            .and_then(|u| {
+                u.base.email.map(|e| {
+                    vec![Addr {
+                        name: Some(u.display_name).filter(|n| !n.is_empty()),
+                        address: e,
+                    }]
+                })
+            })
+            .unwrap_or_default()
+    } else {
+        from
+    };
+    if !from.is_empty() {
+        b = b.from(builder_addrs(&from));
+    }
+    for (name, field) in [
+        ("ToRecipients", 0),
+        ("CcRecipients", 1),
+        ("BccRecipients", 2),
+    ] {
+        let list = mailbox_addrs(msg.child(name));
+        if list.is_empty() {
+            continue;
+        }
+        let a = builder_addrs(&list);
+        b = match field {
+            0 => b.to(a),
+            1 => b.cc(a),
+            _ => b.bcc(a),
+        };
+    }
+    if let Some(imp) = msg.child_text("Importance").filter(|i| *i != "Normal") {
+        b = b.header(
+            "Importance",
+            mail_builder::headers::raw::Raw::new(imp.to_string()),
+        );
+    }
+    let body = msg.child("Body");
+    let text = body.map(|b| b.text.clone()).unwrap_or_default();
+    b = if body.and_then(|b| b.attr("BodyType")) == Some("HTML") {
+        b.html_body(text)
+    } else {
+        b.text_body(text)
+    };
+    b.write_to_vec().unwrap_or_default()
+}
+
+/// The IMAP flags a new item starts with: IsRead, categories, PR_MESSAGE_FLAGS
+/// (0x0E07: read 1, unsent 8), follow-up flag 0x1090.
+fn initial_flags(msg: &Element, draft_default: bool) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut draft = draft_default;
+    if truthy(msg.child_text("IsRead")) {
+        flags.push("\\Seen".to_string());
+    }
+    for p in msg.children_named("ExtendedProperty") {
+        let Some(uri) = p.child("ExtendedFieldURI") else {
+            continue;
+        };
+        let value: u32 = p
+            .child_text("Value")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        match Extended::parse(uri).tag {
+            Some(0x0E07) => {
+                if value & 1 != 0 {
+                    flags.push("\\Seen".into());
+                }
+                draft = value & 8 != 0;
+            }
+            Some(0x1090) if value == 2 => flags.push("\\Flagged".into()),
+            _ => {}
+        }
+    }
+    if draft {
+        flags.push("\\Draft".into());
+    }
+    if let Some(cats) = msg.child("Categories") {
+        flags.extend(
+            cats.children
+                .iter()
+                .map(|c| category_to_keyword(c.text.trim())),
+        );
+    }
+    crate::store::normalize_flags(&flags)
+}
+
+/// CreateItem of messages. `SaveOnly` stores each in `SavedItemFolderId` (default
+/// Drafts). Sending (`SendOnly`, `SendAndSaveCopy`) goes through the submission path,
+/// which EWS does not reach yet: refused with a clear error, nothing stored.
+pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
+    let mut trees = Trees::default();
+    let target = match op.child("SavedItemFolderId") {
+        Some(el) => store_folder(ctx, &mut trees, el, MailboxAction::Create).await,
+        None => {
+            store_folder(
+                ctx,
+                &mut trees,
+                &distinguished(FolderKind::Drafts),
+                MailboxAction::Create,
+            )
+            .await
+        }
+    };
+    let mut reply = Reply::begin(xml, "CreateItem");
+    for msg in ids(op, "Items") {
+        if disposition != "SaveOnly" {
+            reply.error(
+                ResponseCode::ErrorInvalidOperation,
+                "Sending over EWS is not served yet; use SMTP submission.",
+            );
+            continue;
+        }
+        if msg.name != "Message" {
+            reply.error(
+                ResponseCode::ErrorInvalidOperation,
+                "Only messages can be created in this version.",
+            );
+            continue;
+        }
+        let done = match &target {
+            Ok(folder) => save(ctx, folder, msg).await,
+            Err(code) => Err(*code),
+        };
+        match done {
+            Ok(meta) => {
+                let x = reply.ok();
+                write_items(x, Some(&meta));
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+async fn save(
+    ctx: &Context<'_>,
+    folder: &crate::store::Folder,
+    msg: &Element,
+) -> Result<MessageMeta, ResponseCode> {
+    let raw = match msg.child_text("MimeContent") {
+        Some(b64) => {
+            let clean: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            STANDARD
+                .decode(clean)
+                .map_err(|_| ResponseCode::ErrorCorruptData)?
+        }
+        None => compose(ctx, msg, &folder.mailbox_id),
+    };
+    if raw.is_empty() {
+        return Err(ResponseCode::ErrorCorruptData);
+    }
+    if raw.len() as u64 > ctx.ews.max_message_size {
+        return Err(ResponseCode::ErrorMessageSizeExceeded);
+    }
+    let flags = initial_flags(msg, msg.child("MimeContent").is_none());
+    let stored = ctx
+        .ews
+        .store
+        .append_all(
+            folder.id,
+            vec![NewMessage {
+                body: Arc::from(raw),
+                internal_date: crate::clock::now_ms(),
+                flags,
+            }],
+        )
+        .await
+        .map_err(store_error)?
+        .map_err(refused)?;
+    let s = stored
+        .first()
+        .ok_or(ResponseCode::ErrorInternalServerError)?;
+    let metas = ctx
+        .ews
+        .store
+        .messages(folder.id, s.uid, s.uid)
+        .await
+        .map_err(store_error)?;
+    metas
+        .into_iter()
+        .next()
+        .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
+/// The flag list an UpdateItem's changes give, from the current one.
+fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, ResponseCode> {
+    let mut flags: Vec<String> = current.to_vec();
+    let set = |flags: &mut Vec<String>, flag: &str, on: bool| {
+        flags.retain(|f| !f.eq_ignore_ascii_case(flag));
+        if on {
+            flags.push(flag.to_string());
+        }
+    };
+    for change in &updates.children {
+        let uri = change
+            .children
+            .iter()
+            .find(|c| c.name.ends_with("FieldURI"));
+        let value = change
+            .children
+            .iter()
+            .find(|c| !c.name.ends_with("FieldURI"));
+        let field = uri.and_then(|u| u.attr("FieldURI")).unwrap_or("");
+        let tag = uri
+            .filter(|u| u.name == "ExtendedFieldURI")
+            .and_then(|u| Extended::parse(u).tag);
+        let deleting = change.name == "DeleteItemField";
+        match (field, tag) {
+            ("message:IsRead", _) => {
+                let on = !deleting && truthy(value.and_then(|v| v.child_text("IsRead")));
+                set(&mut flags, "\\Seen", on);
+            }
+            ("item:Flag", _) => {
+                let status = value
+                    .and_then(|v| v.path(&["Flag", "FlagStatus"]))
+                    .map(|s| s.text.trim());
+                set(
+                    &mut flags,
+                    "\\Flagged",
+                    !deleting && status == Some("Flagged"),
+                );
+            }
+            (_, Some(0x1090)) => {
+                let v = value
+                    .and_then(|v| v.path(&["ExtendedProperty", "Value"]))
+                    .map(|s| s.text.trim());
+                set(&mut flags, "\\Flagged", !deleting && v == Some("2"));
+            }
+            (_, Some(0x0E07)) => {
+                let v: u32 = value
+                    .and_then(|v| v.path(&["ExtendedProperty", "Value"]))
+                    .and_then(|s| s.text.trim().parse().ok())
+                    .unwrap_or(0);
+                set(&mut flags, "\\Seen", !deleting && v & 1 != 0);
+                set(&mut flags, "\\Draft", !deleting && v & 8 != 0);
+            }
+            ("item:Categories", _) => {
+                let new: Vec<String> = value
+                    .and_then(|v| v.child("Categories"))
+                    .map(|c| {
+                        c.children
+                            .iter()
+                            .map(|s| category_to_keyword(s.text.trim()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if change.name != "AppendToItemField" {
+                    flags.retain(|f| keyword_to_category(f).is_none());
+                }
+                if !deleting {
+                    flags.extend(new);
+                }
+            }
+            // Properties the store keeps inside the message (subject, body,
+            // recipients) are not rewritten in place.
+            _ => return Err(ResponseCode::ErrorInvalidPropertySet),
+        }
+    }
+    Ok(crate::store::normalize_flags(&flags))
+}
+
+/// UpdateItem: read state, follow-up flag and categories, checked against the
+/// ChangeKey the client holds unless it asked to overwrite.
+pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let overwrite = op.attr("ConflictResolution") == Some("AlwaysOverwrite");
+    let mut reply = Reply::begin(xml, "UpdateItem");
+    for change in ids(op, "ItemChanges") {
+        let done = match change.child("ItemId") {
+            Some(id) => update_one(ctx, id, change, overwrite).await,
+            None => Err(ResponseCode::ErrorInvalidIdMalformed),
+        };
+        match done {
+            Ok(meta) => {
+                let x = reply.ok();
+                write_items(x, Some(&meta));
+                x.open("m:ConflictResults", &[])
+                    .leaf("t:Count", "0")
+                    .close("m:ConflictResults");
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+async fn update_one(
+    ctx: &Context<'_>,
+    id: &Element,
+    change: &Element,
+    overwrite: bool,
+) -> Result<MessageMeta, ResponseCode> {
+    let Found { folder, meta } = open_item(ctx, id, MailboxAction::Update).await?;
+    let held = id.attr("ChangeKey").filter(|k| !k.is_empty());
+    if !overwrite && held.is_some_and(|k| k != meta.change_key()) {
+        return Err(ResponseCode::ErrorIrresolvableConflict);
+    }
+    let flags = updated_flags(
+        &meta.flags,
+        change
+            .child("Updates")
+            .ok_or(ResponseCode::ErrorSchemaValidation)?,
+    )?;
+    if flags != crate::store::normalize_flags(&meta.flags) {
+        let since = (!overwrite && held.is_some()).then_some(meta.modseq);
+        let outcome = ctx
+            .ews
+            .store
+            .store_flags(folder.id, vec![meta.uid], FlagOp::Replace, flags, since)
+            .await
+            .map_err(store_error)?;
+        if !outcome.modified.is_empty() {
+            return Err(ResponseCode::ErrorIrresolvableConflict);
+        }
+    }
+    let now = ctx
+        .ews
+        .store
+        .messages(folder.id, meta.uid, meta.uid)
+        .await
+        .map_err(store_error)?;
+    now.into_iter()
+        .next()
+        .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
+/// DeleteItem: HardDelete and SoftDelete remove the item; MoveToDeletedItems moves
+/// it to Deleted Items (and removes it when it is already there).
+pub async fn delete_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let to_trash = op.attr("DeleteType") == Some("MoveToDeletedItems");
+    let mut trees = Trees::default();
+    let mut reply = Reply::begin(xml, "DeleteItem");
+    for el in ids(op, "ItemIds") {
+        let done = async {
+            let Found { folder, meta } = open_item(ctx, el, MailboxAction::Delete).await?;
+            if to_trash && folder.kind != Some(FolderKind::DeletedItems) {
+                let trash = Element {
+                    name: "DistinguishedFolderId".into(),
+                    attrs: vec![("Id".into(), "deleteditems".into())],
+                    children: vec![mailbox_of(ctx, &folder.mailbox_id)],
+                    ..Element::default()
+                };
+                let to = store_folder(ctx, &mut trees, &trash, MailboxAction::MoveTo).await?;
+                ctx.ews
+                    .store
+                    .copy_messages(folder.id, vec![meta.uid], to.id, true)
+                    .await
+                    .map_err(store_error)?
+                    .map_err(refused)?;
+            } else {
+                ctx.ews
+                    .store
+                    .expunge(folder.id, vec![meta.uid])
+                    .await
+                    .map_err(store_error)?;
+            }
+            Ok::<(), ResponseCode>(())
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                reply.ok();
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+/// A `Mailbox` element naming the owner of a mailbox by its primary address, so a
+/// distinguished folder resolves in that mailbox (a delegate's delete goes to the
+/// owner's Deleted Items).
+fn mailbox_of(ctx: &Context<'_>, owner: &str) -> Element {
+    let address = ctx
+        .ews
+        .directory
+        .describe_user(ctx.org_id(), owner)
+        .ok()
+        .and_then(|u| u.base.email)
+        .unwrap_or_default();
+    Element {
+        name: "Mailbox".into(),
+        children: vec![Element {
+            name: "EmailAddress".into(),
+            text: address,
+            ..Element::default()
+        }],
+        ..Element::default()
+    }
+}
+
+/// MoveItem and CopyItem: each item into `ToFolderId`; the new item ids are
+/// returned unless `ReturnNewItemIds` is false.
+pub async fn copy_or_move(ctx: &Context<'_>, op: &Element, xml: &mut Xml, remove: bool) {
+    let name = if remove { "MoveItem" } else { "CopyItem" };
+    let return_ids = op.attr("ReturnNewItemIds").is_none_or(|v| truthy(Some(v)));
+    let mut trees = Trees::default();
+    let action = if remove {
+        MailboxAction::MoveTo
+    } else {
+        MailboxAction::CopyTo
+    };
+    let target = match op.child("ToFolderId") {
+        Some(el) => store_folder(ctx, &mut trees, el, action).await,
+        None => Err(ResponseCode::ErrorFolderNotFound),
+    };
+    let mut reply = Reply::begin(xml, name);
+    for el in ids(op, "ItemIds") {
+        let done = match &target {
+            Ok(to) => transfer(ctx, el, to.id, remove).await,
+            Err(code) => Err(*code),
+        };
+        match done {
+            Ok(meta) => {
+                let x = reply.ok();
+                write_items(x, meta.as_ref().filter(|_| return_ids));
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+async fn transfer(
+    ctx: &Context<'_>,
+    el: &Element,
+    to: i64,
+    remove: bool,
+) -> Result<Option<MessageMeta>, ResponseCode> {
+    let action = if remove {
+        MailboxAction::Move
+    } else {
+        MailboxAction::Copy
+    };
+    let Found { folder, meta } = open_item(ctx, el, action).await?;
+    let outcome = ctx
+        .ews
+        .store
+        .copy_messages(folder.id, vec![meta.uid], to, remove)
+        .await
+        .map_err(store_error)?
+        .map_err(refused)?;
+    let Some((_, new_uid)) = outcome.pairs.first() else {
+        return Err(ResponseCode::ErrorMoveCopyFailed);
+    };
+    let metas = ctx
+        .ews
+        .store
+        .messages(to, *new_uid, *new_uid)
+        .await
+        .map_err(store_error)?;
+    Ok(metas.into_iter().next())
+}
+
+/// MarkAllItemsAsRead: every message of each folder read (or unread).
+pub async fn mark_all_items_as_read(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let read = truthy(op.child_text("ReadFlag"));
+    let mut trees = Trees::default();
+    let mut reply = Reply::begin(xml, "MarkAllItemsAsRead");
+    for el in ids(op, "FolderIds") {
+        let done = async {
+            let folder = store_folder(ctx, &mut trees, el, MailboxAction::UpdateReadState).await?;
+            let store = &ctx.ews.store;
+            let uids: Vec<u32> = store
+                .messages(folder.id, 1, u32::MAX)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .filter(|m| m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")) != read)
+                .map(|m| m.uid)
+                .collect();
+            if !uids.is_empty() {
+                let op = if read { FlagOp::Add } else { FlagOp::Remove };
+                store
+                    .store_flags(folder.id, uids, op, vec!["\\Seen".into()], None)
+                    .await
+                    .map_err(store_error)?;
+            }
+            Ok::<(), ResponseCode>(())
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                reply.ok();
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+/// MarkAsJunk: sets `$Junk`/`$NotJunk` (the IMAP keywords mail clients share) and,
+/// with `MoveItem`, moves the item to Junk Email (or back to the Inbox).
+pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let junk = truthy(op.attr("IsJunk"));
+    let move_it = truthy(op.attr("MoveItem"));
+    let mut trees = Trees::default();
+    let mut reply = Reply::begin(xml, "MarkAsJunk");
+    for el in ids(op, "ItemIds") {
+        let done = async {
+            let Found { folder, meta } = open_item(ctx, el, MailboxAction::Update).await?;
+            let store = &ctx.ews.store;
+            let (add, remove) = if junk {
+                ("$Junk", "$NotJunk")
+            } else {
+                ("$NotJunk", "$Junk")
+            };
+            store
+                .store_flags(
+                    folder.id,
+                    vec![meta.uid],
+                    FlagOp::Remove,
+                    vec![remove.into()],
+                    None,
+                )
+                .await
+                .map_err(store_error)?;
+            store
+                .store_flags(
+                    folder.id,
+                    vec![meta.uid],
+                    FlagOp::Add,
+                    vec![add.into()],
+                    None,
+                )
+                .await
+                .map_err(store_error)?;
+            if !move_it {
+                return Ok(None);
+            }
+            let kind = if junk {
+                FolderKind::JunkEmail
+            } else {
+                FolderKind::Inbox
+            };
+            if folder.kind == Some(kind) {
+                return Ok(None);
+            }
+            let mut dest = distinguished(kind);
+            dest.children.push(mailbox_of(ctx, &folder.mailbox_id));
+            let to = store_folder(ctx, &mut trees, &dest, MailboxAction::MoveTo).await?;
+            let outcome = store
+                .copy_messages(folder.id, vec![meta.uid], to.id, true)
+                .await
+                .map_err(store_error)?
+                .map_err(refused)?;
+            let new_uid = outcome
+                .pairs
+                .first()
+                .map(|p| p.1)
+                .ok_or(ResponseCode::ErrorMoveCopyFailed)?;
+            Ok::<_, ResponseCode>(
+                store
+                    .messages(to.id, new_uid, new_uid)
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .next(),
+            )
+        }
+        .await;
+        match done {
+            Ok(moved) => {
+                let x = reply.ok();
+                if let Some(m) = moved {
+                    x.empty(
+                        "m:MovedItemId",
+                        &[
+                            ("Id", &EwsId::Item(m.item_id.clone()).encode()),
+                            ("ChangeKey", &m.change_key()),
+                        ],
+                    );
+                }
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::xml::parse;
+
+    #[test]
+    fn updates_map_to_imap_flags() {
+        let updates = parse(br#"<Updates>
+            <SetItemField><FieldURI FieldURI="message:IsRead"/><Message><IsRead>true</IsRead></Message></SetItemField>
+            <SetItemField><ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/><Message><ExtendedProperty><ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/><Value>2</Value></ExtendedProperty></Message></SetItemField>
+            <SetItemField><FieldURI FieldURI="item:Categories"/><Message><Categories><String>Blue category</String></Categories></Message></SetItemField>
+        </Updates>"#).unwrap();
+        let flags = updated_flags(&["old".to_string(), "$Junk".to_string()], &updates).unwrap();
+        assert_eq!(flags, ["\\Flagged", "\\Seen", "$Junk", "Blue&20category"]);
+        let clear = parse(br#"<Updates><DeleteItemField><FieldURI FieldURI="item:Categories"/></DeleteItemField><SetItemField><FieldURI FieldURI="item:Flag"/><Message><Flag><FlagStatus>NotFlagged</FlagStatus></Flag></Message></SetItemField></Updates>"#).unwrap();
+        assert_eq!(updated_flags(&flags, &clear).unwrap(), ["\\Seen", "$Junk"]);
+        let subject = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:Subject"/><Message><Subject>x</Subject></Message></SetItemField></Updates>"#).unwrap();
+        assert_eq!(
+            updated_flags(&[], &subject),
+            Err(ResponseCode::ErrorInvalidPropertySet)
+        );
+    }
+
+    #[test]
+    fn thunderbird_draft_flags_and_categories_on_create() {
+        let msg = parse(br#"<Message><MimeContent>eA==</MimeContent><IsRead>true</IsRead><ExtendedProperty><ExtendedFieldURI PropertyTag="3591" PropertyType="Integer"/><Value>9</Value></ExtendedProperty><Categories><String>Red</String></Categories></Message>"#).unwrap();
+        assert_eq!(initial_flags(&msg, false), ["\\Draft", "\\Seen", "Red"]);
+        let plain = parse(b"<Message><Subject>x</Subject></Message>").unwrap();
+        assert_eq!(initial_flags(&plain, true), ["\\Draft"]);
+    }
+}

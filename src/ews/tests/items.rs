@@ -1,0 +1,417 @@
+//! Item operations as exchangelib, Thunderbird and DavMail drive them.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::store::{FolderKind, FolderRef, Target};
+
+/// Delivers a message to alice's folder of `kind`; returns its item id (wire form).
+async fn deliver(f: &Fixture, kind: FolderKind, raw: &str, date_ms: i64, flags: &[&str]) -> String {
+    let store = &f.world.store;
+    store.create_mailbox(&f.world.alice, 1 << 30).await.unwrap();
+    let target = Target {
+        folder: FolderRef::Kind(f.world.alice.clone(), kind),
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+    };
+    let stored = store
+        .deliver(Arc::from(raw.as_bytes()), date_ms, vec![target])
+        .await
+        .unwrap();
+    let s = stored.into_iter().next().unwrap().unwrap();
+    crate::ews::ids::EwsId::Item(s.item_id).encode()
+}
+
+fn mail(subject: &str, from: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: Alice <alice@acme.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\nDate: Mon, 7 Dec 2026 05:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nHello \u{1} body of {subject}\r\n"
+    )
+}
+
+fn item_ids(root: &Element) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(e: &Element, out: &mut Vec<String>) {
+        if e.name == "ItemId" || e.name == "MovedItemId" {
+            out.push(e.attr("Id").unwrap_or("").to_string());
+        }
+        e.children.iter().for_each(|c| walk(c, out));
+    }
+    walk(root, &mut out);
+    out
+}
+
+fn get(ids: &[&str], extra: &str) -> String {
+    let ids: String = ids
+        .iter()
+        .map(|i| format!(r#"<t:ItemId Id="{i}"/>"#))
+        .collect();
+    format!(
+        r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>{extra}</m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#
+    )
+}
+
+const FIND_INBOX: &str = r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="message:IsRead"/></t:AdditionalProperties></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="10" Offset="0" BasePoint="Beginning"/><m:SortOrder><t:FieldOrder Order="Descending"><t:FieldURI FieldURI="item:DateTimeReceived"/></t:FieldOrder></m:SortOrder><m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>"#;
+
+#[tokio::test]
+async fn find_item_pages_sorts_and_filters() {
+    let f = Fixture::new().await;
+    for i in 0..12 {
+        deliver(
+            &f,
+            FolderKind::Inbox,
+            &mail(&format!("note {i:02}"), "carol@x.test"),
+            1_800_000_000_000 + i * 1000,
+            &[],
+        )
+        .await;
+    }
+    let root = f.call(FIND_INBOX).await;
+    let msg = &messages(&root, "FindItem")[0];
+    let rf = msg.child("RootFolder").unwrap();
+    assert_eq!(rf.attr("TotalItemsInView"), Some("12"));
+    assert_eq!(rf.attr("IncludesLastItemInRange"), Some("false"));
+    let subjects: Vec<&str> = rf
+        .child("Items")
+        .unwrap()
+        .children
+        .iter()
+        .map(|m| m.child_text("Subject").unwrap())
+        .collect();
+    assert_eq!(subjects.len(), 10);
+    assert_eq!(subjects[0], "note 11", "newest first");
+
+    let filtered = FIND_INBOX.replace("<m:ParentFolderIds>", r#"<m:Restriction><t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase"><t:FieldURI FieldURI="item:Subject"/><t:Constant Value="NOTE 0"/></t:Contains></m:Restriction><m:ParentFolderIds>"#);
+    let root = f.call(&filtered).await;
+    let rf = messages(&root, "FindItem")[0].child("RootFolder").unwrap();
+    assert_eq!(
+        rf.attr("TotalItemsInView"),
+        Some("10"),
+        "note 00 .. note 09"
+    );
+
+    let empty = FIND_INBOX.replace("inbox", "calendar");
+    let root = f.call(&empty).await;
+    let rf = messages(&root, "FindItem")[0]
+        .child("RootFolder")
+        .expect("an empty RootFolder still");
+    assert_eq!(rf.attr("TotalItemsInView"), Some("0"));
+
+    let bad = FIND_INBOX.replace(
+        "<m:ParentFolderIds>",
+        "<m:Restriction><t:Frob/></m:Restriction><m:ParentFolderIds>",
+    );
+    assert_eq!(
+        codes(&f.call(&bad).await, "FindItem"),
+        ["ErrorSchemaValidation"]
+    );
+}
+
+#[tokio::test]
+async fn get_item_with_exchangelib_fields_and_exact_mime() {
+    let f = Fixture::new().await;
+    let raw = mail("hello", "\"Carol C\" <carol@x.test>");
+    let id = deliver(
+        &f,
+        FolderKind::Inbox,
+        &raw,
+        1_800_000_000_000,
+        &["\\Seen", "Work"],
+    )
+    .await;
+    let fields = [
+        "item:Subject",
+        "item:Body",
+        "message:From",
+        "message:ToRecipients",
+        "message:IsRead",
+        "item:Categories",
+        "calendar:Start",
+        "meeting:IsOutOfDate",
+        "item:MimeContent",
+        "item:InternetMessageHeaders",
+        "item:UniqueBody",
+        "item:TextBody",
+        "item:ConversationId",
+        "item:Flag",
+    ];
+    let extra: String = fields
+        .iter()
+        .map(|f| format!(r#"<t:FieldURI FieldURI="{f}"/>"#))
+        .collect();
+    let extra = format!(
+        r#"<t:AdditionalProperties>{extra}<t:ExtendedFieldURI PropertyTag="0x0e23" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="3591" PropertyType="Integer"/></t:AdditionalProperties>"#
+    );
+    let root = f.call(&get(&[&id], &extra)).await;
+    assert_eq!(codes(&root, "GetItem"), ["NoError"]);
+    let m = messages(&root, "GetItem")[0]
+        .path(&["Items", "Message"])
+        .unwrap();
+    assert_eq!(m.child_text("Subject"), Some("hello"));
+    assert_eq!(m.child_text("IsRead"), Some("true"));
+    assert_eq!(
+        m.path(&["From", "Mailbox", "Name"])
+            .map(|n| n.text.as_str()),
+        Some("Carol C")
+    );
+    assert_eq!(
+        m.path(&["Categories", "String"]).map(|n| n.text.as_str()),
+        Some("Work")
+    );
+    let mime = base64::engine::general_purpose::STANDARD
+        .decode(m.child_text("MimeContent").unwrap())
+        .unwrap();
+    assert_eq!(
+        mime,
+        raw.as_bytes(),
+        "MimeContent is the stored message, byte for byte"
+    );
+    let body = m.child("Body").unwrap();
+    assert_eq!(body.attr("BodyType"), Some("Text"));
+    assert!(
+        body.text.contains("body of hello") && !body.text.contains('\u{1}'),
+        "XML-invalid characters dropped"
+    );
+    let ext: Vec<&str> = m
+        .children_named("ExtendedProperty")
+        .map(|p| p.child_text("Value").unwrap())
+        .collect();
+    assert_eq!(
+        ext,
+        ["1", "3"],
+        "IMAP UID 1; PR_MESSAGE_FLAGS read+unmodified"
+    );
+
+    // One message per id, in order, errors in place.
+    let foreign = crate::ews::ids::EwsId::Item("0190ffff".into()).encode();
+    let root = f.call(&get(&[&id, "junk!", &foreign], "")).await;
+    assert_eq!(
+        codes(&root, "GetItem"),
+        ["NoError", "ErrorInvalidIdMalformed", "ErrorItemNotFound"]
+    );
+}
+
+#[tokio::test]
+async fn thunderbird_parses_our_responses_with_its_own_crate() {
+    use ews::get_item::GetItem;
+    use ews::soap::Envelope;
+    let f = Fixture::new().await;
+    let id = deliver(
+        &f,
+        FolderKind::Inbox,
+        &mail("tb", "carol@x.test"),
+        1_800_000_000_000,
+        &[],
+    )
+    .await;
+    let extra = r#"<t:AdditionalProperties><t:FieldURI FieldURI="message:IsRead"/><t:FieldURI FieldURI="message:InternetMessageId"/><t:FieldURI FieldURI="message:From"/><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="item:Size"/><t:FieldURI FieldURI="item:DateTimeSent"/><t:FieldURI FieldURI="item:HasAttachments"/><t:FieldURI FieldURI="item:InternetMessageHeaders"/></t:AdditionalProperties>"#;
+    let (status, _, body) = f
+        .raw(
+            Some(&basic("alice@acme.test", PASSWORD)),
+            &envelope("", &get(&[&id], extra)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let parsed =
+        Envelope::<<GetItem as ews::Operation>::Response>::from_xml_document(body.as_bytes());
+    assert!(parsed.is_ok(), "{parsed:?}\n{body}");
+}
+
+#[tokio::test]
+async fn updates_moves_copies_deletes_and_conflicts() {
+    let f = Fixture::new().await;
+    let id = deliver(
+        &f,
+        FolderKind::Inbox,
+        &mail("u", "carol@x.test"),
+        1_800_000_000_000,
+        &[],
+    )
+    .await;
+    let read = |id: &str, key: &str, mode: &str| {
+        format!(
+            r#"<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="{mode}"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"{key}/><t:Updates><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField><t:SetItemField><t:FieldURI FieldURI="item:Flag"/><t:Message><t:Flag><t:FlagStatus>Flagged</t:FlagStatus></t:Flag></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        )
+    };
+    let root = f.call(&read(&id, "", "AlwaysOverwrite")).await;
+    assert_eq!(codes(&root, "UpdateItem"), ["NoError"]);
+    let inbox = f
+        .world
+        .store
+        .folders(&f.world.alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind == Some(FolderKind::Inbox))
+        .unwrap();
+    let metas = f.world.store.messages(inbox.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(
+        metas[0].flags,
+        ["\\Flagged", "\\Seen"],
+        "IMAP sees the same flags"
+    );
+    // A stale ChangeKey conflicts unless the client overwrites.
+    let stale = r#" ChangeKey="1-0000000000000000""#;
+    assert_eq!(
+        codes(
+            &f.call(&read(&id, stale, "AutoResolve")).await,
+            "UpdateItem"
+        ),
+        ["ErrorIrresolvableConflict"]
+    );
+    let fresh = format!(r#" ChangeKey="{}""#, metas[0].change_key());
+    assert_eq!(
+        codes(
+            &f.call(&read(&id, &fresh, "AutoResolve")).await,
+            "UpdateItem"
+        ),
+        ["NoError"]
+    );
+
+    let copy = format!(
+        r#"<m:CopyItem ReturnNewItemIds="true"><m:ToFolderId><t:DistinguishedFolderId Id="archive"/></m:ToFolderId><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:CopyItem>"#
+    );
+    let root = f.call(&copy).await;
+    assert_eq!(codes(&root, "CopyItem"), ["NoError"]);
+    let copied = item_ids(&root)[0].clone();
+    assert_ne!(copied, id);
+    let mv = format!(
+        r#"<m:MoveItem><m:ToFolderId><t:DistinguishedFolderId Id="drafts"/></m:ToFolderId><m:ItemIds><t:ItemId Id="{copied}"/></m:ItemIds></m:MoveItem>"#
+    );
+    let root = f.call(&mv).await;
+    let moved = item_ids(&root)[0].clone();
+    assert_eq!(
+        codes(&f.call(&get(&[&copied], "")).await, "GetItem"),
+        ["ErrorItemNotFound"],
+        "a move makes a new item"
+    );
+
+    let trash = format!(
+        r#"<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="{moved}"/></m:ItemIds></m:DeleteItem>"#
+    );
+    assert_eq!(codes(&f.call(&trash).await, "DeleteItem"), ["NoError"]);
+    let deleted = f
+        .world
+        .store
+        .folders(&f.world.alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind == Some(FolderKind::DeletedItems))
+        .unwrap();
+    assert_eq!(deleted.messages, 1);
+    let hard = format!(
+        r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{id}"/><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
+    );
+    assert_eq!(
+        codes(&f.call(&hard).await, "DeleteItem"),
+        ["NoError", "ErrorItemNotFound"]
+    );
+}
+
+#[tokio::test]
+async fn mark_all_read_and_junk_as_thunderbird_sends_them() {
+    let f = Fixture::new().await;
+    let a = deliver(
+        &f,
+        FolderKind::Inbox,
+        &mail("a", "c@x.test"),
+        1_800_000_000_000,
+        &[],
+    )
+    .await;
+    deliver(
+        &f,
+        FolderKind::Inbox,
+        &mail("b", "c@x.test"),
+        1_800_000_001_000,
+        &[],
+    )
+    .await;
+    let all = r#"<m:MarkAllItemsAsRead><m:ReadFlag>true</m:ReadFlag><m:SuppressReadReceipts>true</m:SuppressReadReceipts><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:MarkAllItemsAsRead>"#;
+    assert_eq!(codes(&f.call(all).await, "MarkAllItemsAsRead"), ["NoError"]);
+    let inbox = f
+        .world
+        .store
+        .folders(&f.world.alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind == Some(FolderKind::Inbox))
+        .unwrap();
+    assert_eq!(inbox.unseen, 0);
+    let junk = format!(
+        r#"<m:MarkAsJunk IsJunk="true" MoveItem="true"><m:ItemIds><t:ItemId Id="{a}"/></m:ItemIds></m:MarkAsJunk>"#
+    );
+    let root = f.call(&junk).await;
+    assert_eq!(codes(&root, "MarkAsJunk"), ["NoError"]);
+    let moved = item_ids(&root);
+    assert_eq!(moved.len(), 1, "MovedItemId returned");
+    let junk_folder = f
+        .world
+        .store
+        .folders(&f.world.alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind == Some(FolderKind::JunkEmail))
+        .unwrap();
+    let metas = f
+        .world
+        .store
+        .messages(junk_folder.id, 1, u32::MAX)
+        .await
+        .unwrap();
+    assert!(metas[0].flags.contains(&"$Junk".to_string()));
+}
+
+#[tokio::test]
+async fn create_item_saves_mime_and_field_messages_and_refuses_what_it_cannot() {
+    let f = Fixture::new().await;
+    let raw = "From: alice@acme.test\r\nSubject: draft\r\n\r\nbody\r\n";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mime = format!(
+        r#"<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId><t:DistinguishedFolderId Id="drafts"/></m:SavedItemFolderId><m:Items><t:Message><t:MimeContent>{b64}</t:MimeContent><t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="3591" PropertyType="Integer"/><t:Value>9</t:Value></t:ExtendedProperty></t:Message></m:Items></m:CreateItem>"#
+    );
+    let root = f.call(&mime).await;
+    assert_eq!(codes(&root, "CreateItem"), ["NoError"]);
+    let id = item_ids(&root)[0].clone();
+    let back = f
+        .call(&get(
+            &[&id],
+            "<t:IncludeMimeContent>true</t:IncludeMimeContent>",
+        ))
+        .await;
+    let m = messages(&back, "GetItem")[0]
+        .path(&["Items", "Message"])
+        .unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(m.child_text("MimeContent").unwrap())
+        .unwrap();
+    assert_eq!(bytes, raw.as_bytes());
+
+    let fields = r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:Subject>From fields</t:Subject><t:Body BodyType="Text">Hi</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:ToRecipients><t:IsRead>false</t:IsRead></t:Message></m:Items></m:CreateItem>"#;
+    let root = f.call(fields).await;
+    assert_eq!(codes(&root, "CreateItem"), ["NoError"]);
+    let id = item_ids(&root)[0].clone();
+    let back = f.call(&get(&[&id], r#"<t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="message:ToRecipients"/><t:FieldURI FieldURI="item:IsDraft"/><t:FieldURI FieldURI="message:From"/></t:AdditionalProperties>"#)).await;
+    let m = messages(&back, "GetItem")[0]
+        .path(&["Items", "Message"])
+        .unwrap();
+    assert_eq!(m.child_text("Subject"), Some("From fields"));
+    assert_eq!(m.child_text("IsDraft"), Some("true"));
+    assert_eq!(
+        m.path(&["From", "Mailbox", "EmailAddress"])
+            .map(|e| e.text.as_str()),
+        Some("alice@acme.test")
+    );
+
+    let bad = r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:MimeContent>!!!not base64</t:MimeContent></t:Message></m:Items></m:CreateItem>"#;
+    assert_eq!(
+        codes(&f.call(bad).await, "CreateItem"),
+        ["ErrorCorruptData"]
+    );
+    let send = fields.replace("SaveOnly", "SendOnly");
+    assert_eq!(
+        codes(&f.call(&send).await, "CreateItem"),
+        ["ErrorInvalidOperation"]
+    );
+}
