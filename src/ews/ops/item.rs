@@ -232,6 +232,8 @@ async fn select(
                 .then(b.meta.uid.cmp(&a.meta.uid))
         });
     } else {
+        // Ties (same second) keep arrival order in the direction of the first key.
+        let newest_first = sort[0].descending;
         out.sort_by(|a, b| {
             let va = Values {
                 meta: &a.meta,
@@ -243,7 +245,12 @@ async fn select(
                 summary: b.summary.as_ref(),
                 body: b.body.as_deref(),
             };
-            restrict::compare(sort, &va, &vb)
+            let by_uid = if newest_first {
+                b.meta.uid.cmp(&a.meta.uid)
+            } else {
+                a.meta.uid.cmp(&b.meta.uid)
+            };
+            restrict::compare(sort, &va, &vb).then(by_uid)
         });
     }
     Ok(out)
