@@ -17,6 +17,7 @@ pub mod item;
 mod misc;
 pub mod restrict;
 pub mod shape;
+mod sync;
 mod write;
 
 /// Answers one operation with a whole response document.
@@ -39,6 +40,7 @@ pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
         "CopyItem" => write::copy_or_move(ctx, op, &mut xml, false).await,
         "MarkAllItemsAsRead" => write::mark_all_items_as_read(ctx, op, &mut xml).await,
         "MarkAsJunk" => write::mark_as_junk(ctx, op, &mut xml).await,
+        "SyncFolderItems" => sync::sync_folder_items(ctx, op, &mut xml).await,
         "ConvertId" => misc::convert_id(ctx, op, &mut xml),
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,

@@ -415,3 +415,99 @@ async fn create_item_saves_mime_and_field_messages_and_refuses_what_it_cannot() 
         ["ErrorInvalidOperation"]
     );
 }
+
+#[tokio::test]
+async fn sync_folder_items_first_pass_then_feed_changes() {
+    let f = Fixture::new().await;
+    for i in 0..3 {
+        deliver(
+            &f,
+            FolderKind::Inbox,
+            &mail(&format!("s{i}"), "c@x.test"),
+            1_800_000_000_000 + i,
+            &[],
+        )
+        .await;
+    }
+    let sync = |state: &str, max: u32| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="inbox"/></m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>{max}</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let kinds = |root: &Element| -> (Vec<String>, String, String) {
+        let m = &messages(root, "SyncFolderItems")[0];
+        let k = m
+            .child("Changes")
+            .unwrap()
+            .children
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        (
+            k,
+            m.child_text("SyncState").unwrap().to_string(),
+            m.child_text("IncludesLastItemInRange").unwrap().to_string(),
+        )
+    };
+    let (k, state, last) = kinds(&f.call(&sync("", 2)).await);
+    assert_eq!(
+        (k, last.as_str()),
+        (vec!["Create".to_string(), "Create".into()], "false")
+    );
+    let (k, state, last) = kinds(&f.call(&sync(&state, 2)).await);
+    assert_eq!((k, last.as_str()), (vec!["Create".to_string()], "true"));
+    let (k, state, _) = kinds(&f.call(&sync(&state, 10)).await);
+    assert!(k.is_empty(), "nothing new");
+
+    // Flag the first over the store (as IMAP would), expunge the second, deliver one.
+    let store = &f.world.store;
+    let inbox = store
+        .folders(&f.world.alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.kind == Some(FolderKind::Inbox))
+        .unwrap();
+    store
+        .store_flags(
+            inbox.id,
+            vec![1],
+            crate::store::FlagOp::Add,
+            vec!["\\Seen".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    store.expunge(inbox.id, vec![2]).await.unwrap();
+    deliver(
+        &f,
+        FolderKind::Inbox,
+        &mail("s3", "c@x.test"),
+        1_800_000_009_000,
+        &[],
+    )
+    .await;
+    deliver(
+        &f,
+        FolderKind::Archive,
+        &mail("elsewhere", "c@x.test"),
+        1_800_000_009_000,
+        &[],
+    )
+    .await;
+    let (k, _, last) = kinds(&f.call(&sync(&state, 10)).await);
+    assert_eq!(k, ["Update", "Delete", "Create"]);
+    assert_eq!(last, "true");
+
+    let root = f.call(&sync("bm9wZQ==", 10)).await;
+    assert_eq!(
+        codes(&root, "SyncFolderItems"),
+        ["ErrorInvalidSyncStateData"]
+    );
+    let other = sync(&state, 10).replace("inbox", "archive");
+    assert_eq!(
+        codes(&f.call(&other).await, "SyncFolderItems"),
+        ["ErrorInvalidSyncStateData"],
+        "a state belongs to its folder"
+    );
+}
