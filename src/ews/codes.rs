@@ -51,4 +51,9 @@ codes!(
     ErrorStaleObject,
     ErrorNameResolutionNoResults,
     ErrorCorruptData,
+    ErrorInvalidSubscription,
+    ErrorInvalidSubscriptionRequest,
+    ErrorInvalidWatermark,
+    ErrorSubscriptionNotFound,
+    ErrorExceededSubscriptionCount,
 );

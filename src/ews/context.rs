@@ -3,6 +3,7 @@
 //! touches (through `access::mailbox`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::codes::ResponseCode;
 use super::service::Ews;
@@ -17,8 +18,14 @@ use crate::events::audit::{AuditProtocol, MailboxAction};
 pub enum Who {
     /// A user with their password (Basic).
     User(Session),
-    /// An impersonation role acting as a user (Bearer + ExchangeImpersonation).
-    Role(Impersonation),
+    /// An impersonation role acting as a user (Bearer + ExchangeImpersonation),
+    /// with the token and target address it was decided on (re-checked by
+    /// long-lived requests).
+    Role {
+        imp: Impersonation,
+        token: String,
+        target: String,
+    },
     /// A role's valid token without `ExchangeImpersonation`: no mailbox to act on
     /// (exchangelib's version probe sends such a request).
     RoleWithoutTarget { org_id: String },
@@ -30,7 +37,7 @@ impl Who {
     pub fn mailbox(&self) -> Option<(&str, &str)> {
         match self {
             Who::User(s) => Some((&s.org_id, &s.user_id)),
-            Who::Role(i) => Some((&i.org_id, &i.user_id)),
+            Who::Role { imp: i, .. } => Some((&i.org_id, &i.user_id)),
             Who::RoleWithoutTarget { .. } => None,
         }
     }
@@ -38,7 +45,7 @@ impl Who {
 
 /// The request's standing, handed to every operation.
 pub struct Context<'a> {
-    pub ews: &'a Ews,
+    pub ews: &'a Arc<Ews>,
     pub who: Who,
     pub ip: IpAddr,
     pub user_agent: Option<String>,
@@ -49,7 +56,7 @@ impl Context<'_> {
     pub fn org_id(&self) -> &str {
         match &self.who {
             Who::User(s) => &s.org_id,
-            Who::Role(i) => &i.org_id,
+            Who::Role { imp: i, .. } => &i.org_id,
             Who::RoleWithoutTarget { org_id } => org_id,
         }
     }
@@ -69,7 +76,7 @@ impl Context<'_> {
                 org_id: &s.org_id,
                 user_id: &s.user_id,
             }),
-            Who::Role(i) => Some(Actor::Role {
+            Who::Role { imp: i, .. } => Some(Actor::Role {
                 org_id: &i.org_id,
                 role_id: &i.role_id,
                 user_id: &i.user_id,
@@ -104,7 +111,29 @@ impl Context<'_> {
 
     /// Whether a READ_ONLY role is acting (writes are refused before any work).
     pub fn read_only(&self) -> bool {
-        matches!(&self.who, Who::Role(i) if i.role_type == RoleType::ReadOnly)
+        matches!(&self.who, Who::Role { imp, .. } if imp.role_type == RoleType::ReadOnly)
+    }
+
+    /// Who created a subscription: only they may read it.
+    pub fn creator(&self) -> String {
+        match &self.who {
+            Who::User(s) => s.user_id.clone(),
+            Who::Role { imp, .. } => format!("{}:{}", imp.role_id, imp.user_id),
+            Who::RoleWithoutTarget { org_id } => format!("{org_id}:-"),
+        }
+    }
+
+    /// Whether the request may still go on (for long-lived requests): the user's
+    /// state and rules, or the role, token and its rules, as of now.
+    pub fn still_allowed(&mut self) -> bool {
+        let auth = &self.ews.auth;
+        match &mut self.who {
+            Who::User(session) => auth.recheck(session, self.ip, crate::access::Protocol::Ews),
+            Who::Role { token, target, .. } => auth
+                .impersonate(token, target, self.ip, crate::clock::now_ms_u64())
+                .is_ok(),
+            Who::RoleWithoutTarget { .. } => false,
+        }
     }
 
     /// The mailbox (user id) an SMTP address names in this organization.

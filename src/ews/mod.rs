@@ -20,6 +20,7 @@ pub mod item;
 pub mod ops;
 pub mod service;
 pub mod start;
+pub mod subscriptions;
 pub mod xml;
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct Ews {
     pub basic: BasicLogins,
     /// `limits.max_message_size`: the largest message CreateItem accepts.
     pub max_message_size: u64,
+    /// Live notification subscriptions.
+    pub subscriptions: super::subscriptions::Subscriptions,
 }
 
 const XML: &str = "text/xml; charset=utf-8";
@@ -71,12 +73,12 @@ impl Handler for Ews {
     }
 
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
-        Box::pin(async move { self.answer(req).await })
+        Box::pin(async move { Ews::answer(&self, req).await })
     }
 }
 
 impl Ews {
-    async fn answer(&self, req: HttpRequest) -> HttpResponse {
+    async fn answer(self: &Arc<Self>, req: HttpRequest) -> HttpResponse {
         let ip = req.peer.ip().to_canonical();
         let user_agent = req.header("user-agent").map(str::to_string);
         let Some(creds) = req.header("authorization").and_then(credentials) else {
@@ -156,8 +158,10 @@ impl Ews {
             ip,
             user_agent,
         };
-        let body = super::ops::dispatch(&ctx, &request.op).await;
-        HttpResponse::new(200, XML, body)
+        match super::ops::dispatch(ctx, &request.op).await {
+            super::ops::Answer::Document(body) => HttpResponse::new(200, XML, body),
+            super::ops::Answer::Stream(chunks) => HttpResponse::streaming(200, XML, chunks),
+        }
     }
 
     /// A Basic user naming their own mailbox in `ExchangeImpersonation` (DavMail
@@ -196,7 +200,11 @@ impl Ews {
             }
         };
         match self.auth.impersonate(token, address, ip, now) {
-            Ok(imp) => Ok(Who::Role(imp)),
+            Ok(imp) => Ok(Who::Role {
+                imp,
+                token: token.to_string(),
+                target: address.clone(),
+            }),
             Err(ImpersonationRefusal::Token(_)) => Err(unauthorized(true)),
             Err(ImpersonationRefusal::Rules) => Err(unauthorized(false)),
             Err(ImpersonationRefusal::NoMailbox(a)) => Err(fault(Fault::new(

@@ -25,6 +25,7 @@ pub fn services(shared: &Shared) -> Services {
         access: shared.access.clone(),
         basic: BasicLogins::new(shared.auth.clone(), Protocol::Ews),
         max_message_size: max,
+        subscriptions: Default::default(),
     });
     Services {
         routes: vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)],

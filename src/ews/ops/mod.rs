@@ -15,13 +15,25 @@ use super::xml::{Element, Xml};
 mod folder;
 pub mod item;
 mod misc;
+mod notify;
 pub mod restrict;
 pub mod shape;
 mod sync;
 mod write;
 
-/// Answers one operation with a whole response document.
-pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
+/// What an operation answers: one document, or (GetStreamingEvents) a stream of
+/// complete envelopes sent as they happen.
+pub enum Answer {
+    Document(Vec<u8>),
+    Stream(tokio::sync::mpsc::Receiver<bytes::Bytes>),
+}
+
+/// Answers one operation.
+pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
+    if op.name == "GetStreamingEvents" {
+        return notify::get_streaming_events(ctx, op).await;
+    }
+    let ctx = &ctx;
     let mut xml = Xml::new();
     envelope::open(&mut xml);
     match op.name.as_str() {
@@ -41,6 +53,9 @@ pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
         "MarkAllItemsAsRead" => write::mark_all_items_as_read(ctx, op, &mut xml).await,
         "MarkAsJunk" => write::mark_as_junk(ctx, op, &mut xml).await,
         "SyncFolderItems" => sync::sync_folder_items(ctx, op, &mut xml).await,
+        "Subscribe" => notify::subscribe(ctx, op, &mut xml).await,
+        "GetEvents" => notify::get_events(ctx, op, &mut xml).await,
+        "Unsubscribe" => notify::unsubscribe(ctx, op, &mut xml),
         "ConvertId" => misc::convert_id(ctx, op, &mut xml),
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,
@@ -48,7 +63,7 @@ pub async fn dispatch(ctx: &Context<'_>, op: &Element) -> Vec<u8> {
         other => unsupported(other, &mut xml),
     }
     envelope::close(&mut xml);
-    xml.finish()
+    Answer::Document(xml.finish())
 }
 
 /// The response name of an operation (`GetUserOofSettingsRequest` answers as

@@ -1,31 +1,7 @@
 //! Item operations as exchangelib, Thunderbird and DavMail drive them.
 
-use std::sync::Arc;
-
 use super::*;
-use crate::store::{FolderKind, FolderRef, Target};
-
-/// Delivers a message to alice's folder of `kind`; returns its item id (wire form).
-async fn deliver(f: &Fixture, kind: FolderKind, raw: &str, date_ms: i64, flags: &[&str]) -> String {
-    let store = &f.world.store;
-    store.create_mailbox(&f.world.alice, 1 << 30).await.unwrap();
-    let target = Target {
-        folder: FolderRef::Kind(f.world.alice.clone(), kind),
-        flags: flags.iter().map(|s| s.to_string()).collect(),
-    };
-    let stored = store
-        .deliver(Arc::from(raw.as_bytes()), date_ms, vec![target])
-        .await
-        .unwrap();
-    let s = stored.into_iter().next().unwrap().unwrap();
-    crate::ews::ids::EwsId::Item(s.item_id).encode()
-}
-
-fn mail(subject: &str, from: &str) -> String {
-    format!(
-        "From: {from}\r\nTo: Alice <alice@acme.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\nDate: Mon, 7 Dec 2026 05:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nHello \u{1} body of {subject}\r\n"
-    )
-}
+use crate::store::FolderKind;
 
 fn item_ids(root: &Element) -> Vec<String> {
     let mut out = Vec::new();

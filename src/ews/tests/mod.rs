@@ -14,6 +14,7 @@ use crate::test_harness::{PASSWORD, World};
 
 mod folders;
 mod items;
+mod notify;
 mod protocol;
 
 /// A world and its EWS endpoint.
@@ -32,6 +33,7 @@ impl Fixture {
             access: world.access.clone(),
             basic: BasicLogins::new(world.auth.clone(), Protocol::Ews),
             max_message_size: 40 << 20,
+            subscriptions: Default::default(),
         });
         Fixture { world, ews }
     }
@@ -42,6 +44,20 @@ impl Fixture {
         authorization: Option<&str>,
         body: &str,
     ) -> (u16, Vec<(&'static str, String)>, String) {
+        let r = self.respond(authorization, body).await;
+        (
+            r.status,
+            r.headers,
+            String::from_utf8_lossy(r.body.bytes()).into_owned(),
+        )
+    }
+
+    /// Sends `body` with `authorization`; returns the response as the handler made it.
+    pub async fn respond(
+        &self,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> crate::net::http::HttpResponse {
         let mut headers = vec![(
             "content-type".to_string(),
             "text/xml; charset=utf-8".to_string(),
@@ -59,22 +75,11 @@ impl Fixture {
         };
         let limit = match self.ews.admit(&req, 50 << 20) {
             Ok(limit) => limit,
-            Err(r) => {
-                return (
-                    r.status,
-                    r.headers,
-                    String::from_utf8_lossy(r.body.bytes()).into_owned(),
-                );
-            }
+            Err(r) => return r,
         };
         assert!(body.len() <= limit, "body over the admitted limit");
         req.body = bytes::Bytes::from(body.to_string());
-        let r = self.ews.clone().handle(req).await;
-        (
-            r.status,
-            r.headers,
-            String::from_utf8_lossy(r.body.bytes()).into_owned(),
-        )
+        self.ews.clone().handle(req).await
     }
 
     /// Sends an operation as alice (Basic) and returns the parsed response
@@ -185,4 +190,32 @@ pub fn fault_code(body: &str) -> String {
     root.path(&["Body", "Fault", "detail", "ResponseCode"])
         .map(|c| c.text.clone())
         .unwrap_or_else(|| panic!("not a fault: {body}"))
+}
+
+/// Delivers a message to alice's folder of `kind`; returns its item id (wire form).
+pub async fn deliver(
+    f: &Fixture,
+    kind: crate::store::FolderKind,
+    raw: &str,
+    date_ms: i64,
+    flags: &[&str],
+) -> String {
+    let store = &f.world.store;
+    store.create_mailbox(&f.world.alice, 1 << 30).await.unwrap();
+    let target = crate::store::Target {
+        folder: crate::store::FolderRef::Kind(f.world.alice.clone(), kind),
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+    };
+    let stored = store
+        .deliver(Arc::from(raw.as_bytes()), date_ms, vec![target])
+        .await
+        .unwrap();
+    let s = stored.into_iter().next().unwrap().unwrap();
+    crate::ews::ids::EwsId::Item(s.item_id).encode()
+}
+
+pub fn mail(subject: &str, from: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: Alice <alice@acme.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\nDate: Mon, 7 Dec 2026 05:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nHello \u{1} body of {subject}\r\n"
+    )
 }
