@@ -50,6 +50,7 @@ codes!(
     ErrorServerBusy,
     ErrorStaleObject,
     ErrorNameResolutionNoResults,
+    ErrorNameResolutionMultipleResults,
     ErrorCorruptData,
     ErrorInvalidSubscription,
     ErrorInvalidSubscriptionRequest,

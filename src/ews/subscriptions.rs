@@ -144,8 +144,10 @@ impl Subscriptions {
 
     /// Drops expired subscriptions.
     pub fn expire(&self) {
-        self.live
-            .retain(|_, s| s.get_mut().is_ok_and(|s| s.last_used.elapsed() <= s.timeout));
+        self.live.retain(|_, s| {
+            s.get_mut()
+                .is_ok_and(|s| s.last_used.elapsed() <= s.timeout)
+        });
     }
 
     /// How many are live (for metrics and tests).

@@ -12,10 +12,12 @@ use super::context::Context;
 use super::envelope::{self, NS_MESSAGES, NS_TYPES};
 use super::xml::{Element, Xml};
 
+mod attachment;
 mod folder;
 pub mod item;
 mod misc;
 mod notify;
+mod people;
 pub mod restrict;
 pub mod shape;
 mod sync;
@@ -56,6 +58,9 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "Subscribe" => notify::subscribe(ctx, op, &mut xml).await,
         "GetEvents" => notify::get_events(ctx, op, &mut xml).await,
         "Unsubscribe" => notify::unsubscribe(ctx, op, &mut xml),
+        "ResolveNames" => people::resolve_names(ctx, op, &mut xml),
+        "ExpandDL" => people::expand_dl(ctx, op, &mut xml),
+        "GetAttachment" => attachment::get_attachment(ctx, op, &mut xml).await,
         "ConvertId" => misc::convert_id(ctx, op, &mut xml),
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,

@@ -15,6 +15,7 @@ use crate::test_harness::{PASSWORD, World};
 mod folders;
 mod items;
 mod notify;
+mod people;
 mod protocol;
 
 /// A world and its EWS endpoint.
@@ -25,7 +26,14 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Fixture {
-        let world = World::new(|_, _, _, _| {}).await;
+        Fixture::with(|_, _, _, _| {}).await
+    }
+
+    /// A fixture whose directory `setup(directory, org, alice, bob)` extends.
+    pub async fn with(
+        setup: impl FnOnce(&crate::directory::Directory, &str, &str, &str) + Send + 'static,
+    ) -> Fixture {
+        let world = World::new(setup).await;
         let ews = Arc::new(Ews {
             store: world.store.clone(),
             directory: world.directory.clone(),
