@@ -86,7 +86,7 @@ fn matches(words: &[String], typed: &str) -> bool {
     !typed.is_empty()
         && words.iter().any(|w| {
             w.starts_with(&typed)
-                || w.split(|c: char| c == ' ' || c == '.' || c == '@')
+                || w.split([' ', '.', '@'])
                     .any(|part| part.starts_with(&typed))
         })
 }
@@ -109,7 +109,7 @@ pub fn resolve_names(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         .filter(|(_, w)| matches(w, typed))
         .map(|(e, _)| e)
         .collect();
-    found.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    found.sort_by_key(|e| e.name.to_lowercase());
     found.truncate(100);
     let mut reply = Reply::begin(xml, "ResolveNames");
     if found.is_empty() {
