@@ -239,6 +239,18 @@ impl Metrics {
         m
     }
 
+    /// Registers a protocol's own metric family (EWS keeps its per-operation
+    /// families with its handler and registers them here once).
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.register(name, help, metric);
+    }
+
     /// The counters of sink `name`.
     pub fn sink(&self, name: &str) -> SinkStats {
         let l = SinkLabel { sink: name.into() };

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod folders;
 pub mod ids;
 pub mod item;
+pub mod metrics;
 pub mod ops;
 pub mod service;
 pub mod start;

@@ -31,6 +31,8 @@ pub struct Ews {
     pub max_message_size: u64,
     /// Live notification subscriptions.
     pub subscriptions: super::subscriptions::Subscriptions,
+    /// Requests and latency per operation.
+    pub metrics: super::metrics::EwsMetrics,
 }
 
 const XML: &str = "text/xml; charset=utf-8";
@@ -48,28 +50,44 @@ fn unauthorized(bad_token: bool) -> HttpResponse {
     r
 }
 
+fn declared_length(head: &HttpRequest) -> Option<usize> {
+    head.header("content-length")?.trim().parse().ok()
+}
+
 fn fault(f: Fault) -> HttpResponse {
     HttpResponse::new(200, XML, envelope::fault(&f))
 }
 
 impl Handler for Ews {
     fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
-        match head.header("authorization").and_then(credentials) {
-            None => Err(unauthorized(false)),
+        let limit = match head.header("authorization").and_then(credentials) {
+            None => return Err(unauthorized(false)),
             Some(Credentials::Bearer(token)) => {
                 match self.access.verify_token(&token, crate::clock::now_ms_u64()) {
-                    Ok(_) => Ok(max_body),
-                    Err(_) => Err(unauthorized(true)),
+                    Ok(_) => max_body,
+                    Err(_) => return Err(unauthorized(true)),
                 }
             }
             Some(Credentials::Basic { login, .. }) => {
-                if self.directory.login_lookup(&login).is_some() {
-                    Ok(max_body)
+                if self.directory.login_lookup(&login).is_none() {
+                    let small = max_body.min(UNKNOWN_LOGIN_BODY);
+                    if declared_length(head).is_some_and(|n| n > small) {
+                        return Err(unauthorized(false));
+                    }
+                    small
                 } else {
-                    Ok(max_body.min(UNKNOWN_LOGIN_BODY))
+                    max_body
                 }
             }
+        };
+        // A body announced beyond the limit gets the EWS answer, not a bare 413.
+        if declared_length(head).is_some_and(|n| n > limit) {
+            return Err(fault(Fault::new(
+                ResponseCode::ErrorMessageSizeExceeded,
+                format!("The request is larger than the {limit} bytes this server accepts."),
+            )));
         }
+        Ok(limit)
     }
 
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {
@@ -158,7 +176,12 @@ impl Ews {
             ip,
             user_agent,
         };
-        match super::ops::dispatch(ctx, &request.op).await {
+        let started = std::time::Instant::now();
+        let operation = super::ops::served(&request.op.name);
+        let answer = super::ops::dispatch(ctx, &request.op).await;
+        self.metrics
+            .observe(operation, started.elapsed().as_secs_f64());
+        match answer {
             super::ops::Answer::Document(body) => HttpResponse::new(200, XML, body),
             super::ops::Answer::Stream(chunks) => HttpResponse::streaming(200, XML, chunks),
         }

@@ -26,6 +26,7 @@ pub fn services(shared: &Shared) -> Services {
         basic: BasicLogins::new(shared.auth.clone(), Protocol::Ews),
         max_message_size: max,
         subscriptions: Default::default(),
+        metrics: super::metrics::EwsMetrics::registered(&shared.metrics),
     });
     Services {
         routes: vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)],

@@ -23,6 +23,46 @@ pub mod shape;
 mod sync;
 mod write;
 
+/// Every operation served (the rest get [`unsupported`]'s answer).
+pub const SERVED: &[&str] = &[
+    "GetFolder",
+    "FindFolder",
+    "SyncFolderHierarchy",
+    "CreateFolder",
+    "DeleteFolder",
+    "UpdateFolder",
+    "MoveFolder",
+    "EmptyFolder",
+    "FindItem",
+    "GetItem",
+    "CreateItem",
+    "UpdateItem",
+    "DeleteItem",
+    "MoveItem",
+    "CopyItem",
+    "MarkAllItemsAsRead",
+    "MarkAsJunk",
+    "SyncFolderItems",
+    "Subscribe",
+    "GetEvents",
+    "GetStreamingEvents",
+    "Unsubscribe",
+    "ResolveNames",
+    "ExpandDL",
+    "GetAttachment",
+    "ConvertId",
+    "GetServerTimeZones",
+];
+
+/// The operation's name as a metrics label: itself when served, else `unsupported`.
+pub fn served(op: &str) -> &'static str {
+    SERVED
+        .iter()
+        .find(|s| **s == op)
+        .copied()
+        .unwrap_or("unsupported")
+}
+
 /// What an operation answers: one document, or (GetStreamingEvents) a stream of
 /// complete envelopes sent as they happen.
 pub enum Answer {

@@ -42,6 +42,7 @@ impl Fixture {
             basic: BasicLogins::new(world.auth.clone(), Protocol::Ews),
             max_message_size: 40 << 20,
             subscriptions: Default::default(),
+            metrics: Default::default(),
         });
         Fixture { world, ews }
     }
@@ -66,10 +67,24 @@ impl Fixture {
         authorization: Option<&str>,
         body: &str,
     ) -> crate::net::http::HttpResponse {
-        let mut headers = vec![(
-            "content-type".to_string(),
-            "text/xml; charset=utf-8".to_string(),
-        )];
+        self.respond_declaring(authorization, body, body.len())
+            .await
+    }
+
+    /// As [`Fixture::respond`], announcing `length` in Content-Length.
+    pub async fn respond_declaring(
+        &self,
+        authorization: Option<&str>,
+        body: &str,
+        length: usize,
+    ) -> crate::net::http::HttpResponse {
+        let mut headers = vec![
+            (
+                "content-type".to_string(),
+                "text/xml; charset=utf-8".to_string(),
+            ),
+            ("content-length".to_string(), length.to_string()),
+        ];
         if let Some(a) = authorization {
             headers.push(("authorization".into(), a.to_string()));
         }

@@ -229,3 +229,36 @@ async fn a_token_stops_working_when_its_role_changes() {
     assert_eq!(status, 401);
     assert!(headers.iter().any(|(_, v)| v.contains("invalid_token")));
 }
+
+#[tokio::test]
+async fn every_served_operation_is_dispatched_and_empty_requests_do_no_harm() {
+    let f = Fixture::new().await;
+    let auth = basic("alice@acme.test", PASSWORD);
+    for op in crate::ews::ops::SERVED {
+        let (status, _, body) = f
+            .raw(Some(&auth), &envelope("", &format!("<m:{op}/>")))
+            .await;
+        assert_eq!(status, 200, "{op}");
+        assert!(
+            !body.contains("is not supported by this server"),
+            "{op} is in the table but not dispatched"
+        );
+        assert!(parse(body.as_bytes()).is_ok(), "{op}: {body}");
+    }
+    assert_eq!(crate::ews::ops::served("Frobnicate"), "unsupported");
+}
+
+#[tokio::test]
+async fn an_announced_body_beyond_the_limit_gets_an_ews_fault_unread() {
+    let f = Fixture::new().await;
+    let auth = basic("alice@acme.test", PASSWORD);
+    let r = f.respond_declaring(Some(&auth), "", 51 << 20).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        fault_code(&String::from_utf8_lossy(r.body.bytes())),
+        "ErrorMessageSizeExceeded"
+    );
+    let nobody = basic("nobody@acme.test", "x");
+    let r = f.respond_declaring(Some(&nobody), "", 1 << 20).await;
+    assert_eq!(r.status, 401, "unknown logins get no large body");
+}
