@@ -325,8 +325,19 @@ pub trait Store: Send + Sync {
     async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()>;
     /// Folders of a mailbox, ordered by name.
     async fn folders(&self, mailbox: &MailboxId) -> Result<Vec<Folder>>;
-    /// Creates a user folder (parents must exist); `Conflict` if the name is taken.
-    async fn create_folder(&self, mailbox: &MailboxId, name: &str) -> Result<Folder>;
+    /// Creates a mail folder (`IPF.Note`; parents must exist); `Conflict` if the
+    /// name is taken.
+    async fn create_folder(&self, mailbox: &MailboxId, name: &str) -> Result<Folder> {
+        self.create_folder_of_class(mailbox, name, "IPF.Note").await
+    }
+    /// Creates a folder of an EWS folder class (`IPF.Contact`, ...; empty for none,
+    /// as EWS clients may create folders without one).
+    async fn create_folder_of_class(
+        &self,
+        mailbox: &MailboxId,
+        name: &str,
+        folder_class: &str,
+    ) -> Result<Folder>;
     /// Deletes a user folder and its messages; default folders cannot be deleted.
     async fn delete_folder(&self, folder_id: i64) -> Result<()>;
     /// Stores `body` once and links it into every target; one result per target.

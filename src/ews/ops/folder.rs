@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::shape::{Base, Shape};
+use super::restrict::{self, Props, Value};
+use super::shape::{Base, Path, Shape};
 use super::{Reply, ids, truthy};
 use crate::access::mailbox::Object;
 use crate::events::audit::{MailboxAction, ObjectType};
@@ -201,23 +202,52 @@ pub fn root_folder_attrs(offset: usize, shown: usize, total: usize) -> [(&'stati
     ]
 }
 
-/// FindFolder: the children (Shallow) or all descendants (Deep) of each parent.
+impl Props for View {
+    fn get(&self, path: &Path) -> Vec<Value> {
+        let Path::Field(f) = path else {
+            return Vec::new();
+        };
+        match f.as_str() {
+            "folder:DisplayName" => vec![Value::Text(self.display_name.clone())],
+            "folder:FolderClass" if !self.class.is_empty() => vec![Value::Text(self.class.clone())],
+            "folder:TotalCount" => vec![Value::Int(i64::from(self.total))],
+            "folder:ChildFolderCount" => vec![Value::Int(i64::from(self.children))],
+            "folder:UnreadCount" => vec![Value::Int(i64::from(self.unread))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// FindFolder: the children (Shallow) or all descendants (Deep) of each parent,
+/// filtered by `Restriction` (display name, class, counts).
 pub async fn find_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let shape = Shape::parse(op.child("FolderShape"));
     let deep = op.attr("Traversal") == Some("Deep");
     let mut trees = Trees::default();
     let mut reply = Reply::begin(xml, "FindFolder");
+    let restriction = match op.child("Restriction").map(restrict::parse).transpose() {
+        Ok(r) => r,
+        Err(code) => {
+            for _ in ids(op, "ParentFolderIds") {
+                reply.fail(code);
+            }
+            return reply.finish();
+        }
+    };
     for el in ids(op, "ParentFolderIds") {
         match open_folder(ctx, &mut trees, el, MailboxAction::ReadHierarchy).await {
             Ok((owner, parent)) => {
                 let tree = trees.of(ctx, &owner).await.unwrap_or_default();
-                let found: Vec<&View> = if deep {
+                let mut found: Vec<&View> = if deep {
                     folders::descendants(tree, &parent.id)
                 } else {
                     tree.iter()
                         .filter(|v| v.parent.as_ref() == Some(&parent.id))
                         .collect()
                 };
+                if let Some(r) = &restriction {
+                    found.retain(|v| restrict::eval(r, *v));
+                }
                 let (offset, max) = paging(op, found.len());
                 let page: Vec<&View> = found.iter().skip(offset).take(max).copied().collect();
                 let attrs = root_folder_attrs(offset, page.len(), found.len());
@@ -340,6 +370,21 @@ fn child_path(parent: &View, name: &str) -> Result<String, ResponseCode> {
     })
 }
 
+/// A Success message carrying just the folder's id and ChangeKey (what
+/// CreateFolder, UpdateFolder and MoveFolder answer).
+fn id_message(reply: &mut Reply<'_>, view: &View) {
+    let x = reply.ok();
+    x.open("m:Folders", &[]);
+    x.open(view.element(), &[]);
+    x.empty(
+        "t:FolderId",
+        &[("Id", &view.id.encode()), ("ChangeKey", &view.change_key)],
+    );
+    x.close(view.element());
+    x.close("m:Folders");
+    reply.end();
+}
+
 /// CreateFolder: each `Folders` child becomes a folder under `ParentFolderId`.
 pub async fn create_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let mut trees = Trees::default();
@@ -355,17 +400,14 @@ pub async fn create_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             Err(code) => Err(*code),
         };
         match made {
-            Ok(view) => {
-                let x = reply.ok();
-                x.open("m:Folders", &[]);
-                x.open(view.element(), &[]);
-                x.empty(
-                    "t:FolderId",
-                    &[("Id", &view.id.encode()), ("ChangeKey", &view.change_key)],
+            Ok(view) => id_message(&mut reply, &view),
+            Err(ResponseCode::ErrorFolderExists) => {
+                // exchangelib matches this text.
+                let name = folder.child_text("DisplayName").unwrap_or("");
+                let text = format!(
+                    "Could not create folder '{name}'. A folder with that name already exists."
                 );
-                x.close(view.element());
-                x.close("m:Folders");
-                reply.end();
+                reply.error(ResponseCode::ErrorFolderExists, &text);
             }
             Err(code) => reply.fail(code),
         }
@@ -379,7 +421,19 @@ async fn make_folder(
     parent: &View,
     folder: &Element,
 ) -> Result<View, ResponseCode> {
-    let path = child_path(parent, folder.child_text("DisplayName").unwrap_or(""))?;
+    let name = folder.child_text("DisplayName").unwrap_or("");
+    let path = child_path(parent, name)?;
+    // A folder is created with the class it names, else its element's (a
+    // ContactsFolder is IPF.Contact), else none (as Exchange does for t:Folder).
+    let class = match folder.child_text("FolderClass") {
+        Some(c) => c.to_string(),
+        None => match folder.name.as_str() {
+            "CalendarFolder" => "IPF.Appointment".into(),
+            "ContactsFolder" => "IPF.Contact".into(),
+            "TasksFolder" => "IPF.Task".into(),
+            _ => String::new(),
+        },
+    };
     let store = &ctx.ews.store;
     let existing = store
         .folders(owner)
@@ -389,7 +443,7 @@ async fn make_folder(
         return Err(ResponseCode::ErrorFolderExists);
     }
     let made = store
-        .create_folder(owner, &path)
+        .create_folder_of_class(owner, &path, &class)
         .await
         .map_err(|_| ResponseCode::ErrorFolderExists)?;
     let all = store.folders(owner).await.unwrap_or_default();
@@ -454,18 +508,7 @@ pub async fn update_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             Err(code) => Err(code),
         };
         match done {
-            Ok(view) => {
-                let x = reply.ok();
-                x.open("m:Folders", &[]);
-                x.open(view.element(), &[]);
-                x.empty(
-                    "t:FolderId",
-                    &[("Id", &view.id.encode()), ("ChangeKey", &view.change_key)],
-                );
-                x.close(view.element());
-                x.close("m:Folders");
-                reply.end();
-            }
+            Ok(view) => id_message(&mut reply, &view),
             Err(code) => reply.fail(code),
         }
     }
@@ -559,18 +602,7 @@ pub async fn move_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             (_, Err(c)) => Err(c),
         };
         match done {
-            Ok(view) => {
-                let x = reply.ok();
-                x.open("m:Folders", &[]);
-                x.open(view.element(), &[]);
-                x.empty(
-                    "t:FolderId",
-                    &[("Id", &view.id.encode()), ("ChangeKey", &view.change_key)],
-                );
-                x.close(view.element());
-                x.close("m:Folders");
-                reply.end();
-            }
+            Ok(view) => id_message(&mut reply, &view),
             Err(code) => reply.fail(code),
         }
     }

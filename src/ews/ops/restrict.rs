@@ -155,6 +155,13 @@ fn parse_expr(el: &Element, depth: usize) -> Result<Expr, ResponseCode> {
     }
 }
 
+/// Something restrictions and sorting read property values from (a message, a
+/// folder).
+pub trait Props {
+    /// Every value of a property (empty when it has none).
+    fn get(&self, path: &Path) -> Vec<Value>;
+}
+
 /// A message's property values, as restrictions and sorting see them.
 pub struct Values<'a> {
     pub meta: &'a MessageMeta,
@@ -167,9 +174,10 @@ impl Values<'_> {
     fn flag(&self, f: &str) -> bool {
         self.meta.flags.iter().any(|x| x.eq_ignore_ascii_case(f))
     }
+}
 
-    /// Every value of a property (empty when it has none).
-    pub fn get(&self, path: &Path) -> Vec<Value> {
+impl Props for Values<'_> {
+    fn get(&self, path: &Path) -> Vec<Value> {
         let text = |s: &str| vec![Value::Text(s.to_string())];
         let addrs = |l: &[crate::ews::item::Addr]| -> Vec<Value> {
             l.iter().map(|a| Value::Text(a.address.clone())).collect()
@@ -279,7 +287,7 @@ fn contains(hay: &str, needle: &str, mode: Mode, ignore_case: bool) -> bool {
 
 /// Evaluates the expression for one message. A multi-valued property (Categories,
 /// recipients) matches when any value does.
-pub fn eval(e: &Expr, v: &Values<'_>) -> bool {
+pub fn eval(e: &Expr, v: &dyn Props) -> bool {
     match e {
         Expr::And(list) => list.iter().all(|x| eval(x, v)),
         Expr::Or(list) => list.iter().any(|x| eval(x, v)),
@@ -344,7 +352,7 @@ pub fn parse_sort(el: Option<&Element>) -> Vec<Order> {
 }
 
 /// Compares two messages by the sort keys (missing values first).
-pub fn compare(keys: &[Order], a: &Values<'_>, b: &Values<'_>) -> Ordering {
+pub fn compare(keys: &[Order], a: &dyn Props, b: &dyn Props) -> Ordering {
     for k in keys {
         let (va, vb) = (a.get(&k.path), b.get(&k.path));
         let ord = match (va.first(), vb.first()) {

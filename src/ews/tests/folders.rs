@@ -228,3 +228,65 @@ async fn foreign_and_malformed_folder_ids_are_refused() {
         ["ErrorAccessDenied"]
     );
 }
+
+#[tokio::test]
+async fn folder_classes_and_find_folder_restrictions() {
+    let f = Fixture::new().await;
+    let create = |el: &str, name: &str, class: &str| {
+        format!(
+            r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId><m:Folders><t:{el}>{class}<t:DisplayName>{name}</t:DisplayName></t:{el}></m:Folders></m:CreateFolder>"#
+        )
+    };
+    for (el, name, class) in [
+        ("Folder", "Plain", ""),
+        ("ContactsFolder", "People", ""),
+        ("Folder", "Mail", "<t:FolderClass>IPF.Note</t:FolderClass>"),
+    ] {
+        assert_eq!(
+            codes(&f.call(&create(el, name, class)).await, "CreateFolder"),
+            ["NoError"]
+        );
+    }
+    let dup = f.call(&create("Folder", "plain", "")).await;
+    let text = messages(&dup, "CreateFolder")[0]
+        .child_text("MessageText")
+        .unwrap()
+        .to_string();
+    assert!(text.contains("Could not create folder 'plain'"), "{text}");
+
+    let find = |restriction: &str| {
+        format!(
+            r#"<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:Restriction>{restriction}</m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#
+        )
+    };
+    let by_name = find(
+        r#"<t:IsEqualTo><t:FieldURI FieldURI="folder:DisplayName"/><t:FieldURIOrConstant><t:Constant Value="plain"/></t:FieldURIOrConstant></t:IsEqualTo>"#,
+    );
+    let root = f.call(&by_name).await;
+    let rf = messages(&root, "FindFolder")[0]
+        .child("RootFolder")
+        .unwrap();
+    assert_eq!(rf.attr("TotalItemsInView"), Some("1"));
+    let plain = rf.path(&["Folders", "Folder"]).unwrap();
+    assert_eq!(
+        plain.child("FolderClass"),
+        None,
+        "created without a class, shown without one"
+    );
+    let contacts = find(
+        r#"<t:IsEqualTo><t:FieldURI FieldURI="folder:FolderClass"/><t:FieldURIOrConstant><t:Constant Value="IPF.Contact"/></t:FieldURIOrConstant></t:IsEqualTo>"#,
+    );
+    let root = f.call(&contacts).await;
+    let rf = messages(&root, "FindFolder")[0]
+        .child("RootFolder")
+        .unwrap();
+    let names: Vec<&str> = rf
+        .child("Folders")
+        .unwrap()
+        .children
+        .iter()
+        .map(|c| c.child_text("DisplayName").unwrap())
+        .collect();
+    assert_eq!(names, ["Contacts", "People"]);
+    assert!(rf.path(&["Folders", "ContactsFolder"]).is_some());
+}

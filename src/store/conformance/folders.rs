@@ -230,3 +230,28 @@ pub async fn subscription_is_stored(ctx: Ctx) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+pub async fn folders_keep_the_class_they_were_created_with(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let mail = store.create_folder("u", "Mail").await.unwrap();
+    let people = store
+        .create_folder_of_class("u", "People", "IPF.Contact")
+        .await
+        .unwrap();
+    let plain = store
+        .create_folder_of_class("u", "Plain", "")
+        .await
+        .unwrap();
+    let all = store.folders("u").await.unwrap();
+    let class = |id: i64| {
+        all.iter()
+            .find(|f| f.id == id)
+            .unwrap()
+            .folder_class
+            .clone()
+    };
+    assert_eq!(class(mail.id), "IPF.Note");
+    assert_eq!(class(people.id), "IPF.Contact");
+    assert_eq!(class(plain.id), "");
+}

@@ -201,6 +201,7 @@ macro_rules! backend_suite {
                 folders::rename_moves_subfolders_and_keeps_uidvalidity,
                 folders::renaming_inbox_moves_its_messages_to_a_new_folder,
                 folders::subscription_is_stored,
+                folders::folders_keep_the_class_they_were_created_with,
                 items::messages_and_folders_are_found_by_item_id,
                 items::a_message_change_key_changes_on_flags_copy_and_move,
                 items::a_folder_change_key_changes_with_its_contents_and_properties,

@@ -225,9 +225,18 @@ impl Store for SqliteStore {
         self.read(move |c| ops::folders(c, &mailbox)).await
     }
 
-    async fn create_folder(&self, mailbox: &MailboxId, name: &str) -> Result<Folder> {
-        let (mailbox, name) = (mailbox.to_string(), name.to_string());
-        self.write(move |c| ops::create_folder(c, &mailbox, &name))
+    async fn create_folder_of_class(
+        &self,
+        mailbox: &MailboxId,
+        name: &str,
+        folder_class: &str,
+    ) -> Result<Folder> {
+        let (mailbox, name, class) = (
+            mailbox.to_string(),
+            name.to_string(),
+            folder_class.to_string(),
+        );
+        self.write(move |c| ops::create_folder(c, &mailbox, &name, &class))
             .await
     }
 

@@ -173,6 +173,7 @@ pub(super) fn create_folder(
     c: &Connection,
     mailbox: &str,
     name: &str,
+    folder_class: &str,
 ) -> Result<(Folder, Touched)> {
     if !valid_folder_name(name) {
         return Err(StoreError::Conflict(format!(
@@ -214,7 +215,7 @@ pub(super) fn create_folder(
     if mailbox_exists.is_none() {
         return Err(StoreError::NotFound("mailbox"));
     }
-    let (id, item_id) = insert_folder(c, mailbox, name, None, "IPF.Note")?;
+    let (id, item_id) = insert_folder(c, mailbox, name, None, folder_class)?;
     let seq = record_change(c, mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id)?;
     Ok((folder_by_id(c, id)?, vec![(mailbox.to_string(), seq)]))
 }
