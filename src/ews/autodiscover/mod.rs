@@ -318,4 +318,29 @@ mod unit {
         assert_eq!(namespace_at(doc, &["Envelope", "Nope"]), None);
         assert_eq!(namespace_at(b"<a/>", &["a"]).as_deref(), Some(""));
     }
+
+    proptest::proptest! {
+        /// Whatever arrives, the request readers answer without panicking.
+        #[test]
+        fn request_readers_never_panic(text in ".{0,300}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = pox::parse_request(text.as_bytes());
+            let _ = pox::parse_request(&bytes);
+            let _ = soap::parse_request(text.as_bytes());
+            let _ = soap::parse_request(&bytes);
+            let _ = site::parse_host(&text);
+            let _ = query_param(&text, "email");
+            let _ = target::domain_of(&text);
+            let _ = namespace_at(&bytes, &["a", "b"]);
+        }
+
+        #[test]
+        fn soap_tag_soup_never_panics(parts in proptest::collection::vec(proptest::prop_oneof![
+            "<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'>", "</s:Envelope>",
+            "<s:Body>", "</s:Body>", "<a:GetUserSettingsRequestMessage xmlns:a='http://schemas.microsoft.com/exchange/2010/Autodiscover'>",
+            "</a:GetUserSettingsRequestMessage>", "<a:Request>", "</a:Request>", "<a:Users><a:User><a:Mailbox>x@y</a:Mailbox></a:User></a:Users>",
+            "<a:RequestedSettings>", "</a:RequestedSettings>", "<a:Setting>UserDN</a:Setting>", "&amp;", "<!DOCTYPE x>"], 0..30)) {
+            let doc = parts.concat();
+            let _ = soap::parse_request(doc.as_bytes());
+        }
+    }
 }

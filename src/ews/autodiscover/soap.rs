@@ -162,16 +162,16 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Invalid> {
         .child("Users")
         .map(|u| texts(u, "User", "Mailbox"))
         .unwrap_or_default();
-    let mut settings: Vec<String> = Vec::new();
-    for name in request
+    let named: Vec<&Element> = request
         .child("RequestedSettings")
-        .map(|s| {
-            s.children_named("Setting")
-                .map(|e| e.text.trim().to_string())
-                .collect()
-        })
-        .unwrap_or_else(Vec::new)
-    {
+        .map(|s| s.children_named("Setting").collect())
+        .unwrap_or_default();
+    // Checked before the (quadratic) removal of repeats.
+    if named.len() > MAX_SETTINGS {
+        return Err(invalid(OP, "A request names between 1 and 256 settings."));
+    }
+    let mut settings: Vec<String> = Vec::new();
+    for name in named.iter().map(|e| e.text.trim().to_string()) {
         if !settings.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
             settings.push(name);
         }

@@ -891,6 +891,7 @@ async fn soap_bad_requests_are_invalid_request_never_a_500() {
         gus(&[], &["ExternalEwsUrl"]),
         gus(&["alice@acme.test"], &[]),
         gus(&hundred_one, &["ExternalEwsUrl"]),
+        gus(&["alice@acme.test"], &["ExternalEwsUrl"; 257]),
         good.replace("<s:Body>", "<s:Body/><s:Nope>")
             .replace("</s:Body>", "</s:Nope>"),
     ] {
