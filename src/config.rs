@@ -51,6 +51,37 @@ pub struct EwsSection {
     /// Serve `/EWS/Exchange.asmx`. Off by default until the mail tier is complete.
     #[serde(default)]
     pub enabled: bool,
+    /// The base URL clients reach EWS and Autodiscover at (`https://host[:port]`),
+    /// when the request's `Host` header cannot be trusted to say it (a proxy in
+    /// front). Unset: Autodiscover answers with the `Host` the client used.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl EwsSection {
+    /// `public_url` must be `https://` and a host with an optional port, nothing more.
+    fn check(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.public_url else {
+            return Ok(());
+        };
+        let authority = url
+            .strip_prefix("https://")
+            .map(|rest| rest.strip_suffix('/').unwrap_or(rest));
+        let ok = authority.is_some_and(|a| {
+            let (host, port) = match a.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (a, None),
+            };
+            looks_like_domain(host) && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError(format!(
+                "ews.public_url: {url:?} must be https://HOST or https://HOST:PORT (no path)"
+            )))
+        }
+    }
 }
 
 /// SMTP protocol limits (the message size limit is `limits.max_message_size`).
@@ -640,6 +671,7 @@ impl Config {
                 self.server.default_domain
             )));
         }
+        self.ews.check()?;
         let l = &self.limits;
         if l.max_connections == 0 {
             return Err(ConfigError(

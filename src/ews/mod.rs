@@ -11,6 +11,7 @@
 //! `smtp`. Off unless `[ews] enabled = true` until the mail tier is complete.
 
 pub mod auth;
+pub mod autodiscover;
 pub mod codes;
 pub mod context;
 pub mod envelope;

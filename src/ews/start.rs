@@ -10,7 +10,8 @@ use crate::net::Services;
 use crate::net::http::Route;
 use crate::shared::Shared;
 
-/// `/EWS/Exchange.asmx` (any letter case) when `[ews] enabled`; nothing otherwise.
+/// `/EWS/Exchange.asmx` (any letter case) and the Autodiscover paths when
+/// `[ews] enabled`; nothing otherwise.
 pub fn services(shared: &Shared) -> Services {
     if !shared.config.ews.enabled {
         return Services::default();
@@ -28,8 +29,10 @@ pub fn services(shared: &Shared) -> Services {
         subscriptions: Default::default(),
         metrics: super::metrics::EwsMetrics::registered(&shared.metrics),
     });
+    let mut routes = vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)];
+    routes.extend(super::autodiscover::routes(shared));
     Services {
-        routes: vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)],
+        routes,
         ..Services::default()
     }
 }
