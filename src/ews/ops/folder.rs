@@ -609,6 +609,95 @@ pub async fn move_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     reply.finish();
 }
 
+/// CopyFolder: a copy of each folder (its messages and subfolders) under
+/// `ToFolderId`.
+pub async fn copy_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let mut trees = Trees::default();
+    let target = match op.child("ToFolderId") {
+        Some(el) => open_folder(ctx, &mut trees, el, MailboxAction::CopyTo).await,
+        None => Err(ResponseCode::ErrorFolderNotFound),
+    };
+    let mut reply = Reply::begin(xml, "CopyFolder");
+    for el in ids(op, "FolderIds") {
+        let done = match (
+            &target,
+            open_folder(ctx, &mut trees, el, MailboxAction::Copy).await,
+        ) {
+            (Ok((to_owner, to)), Ok((owner, view))) if *to_owner == owner => {
+                copy_tree(ctx, &owner, &view, to).await
+            }
+            (Ok(_), Ok(_)) => Err(ResponseCode::ErrorMoveCopyFailed),
+            (Err(c), _) => Err(*c),
+            (_, Err(c)) => Err(c),
+        };
+        match done {
+            Ok(view) => id_message(&mut reply, &view),
+            Err(code) => reply.fail(code),
+        }
+    }
+    reply.finish();
+}
+
+/// Copies `source` (a store folder) and everything below it under `to`.
+async fn copy_tree(
+    ctx: &Context<'_>,
+    owner: &str,
+    source: &View,
+    to: &View,
+) -> Result<View, ResponseCode> {
+    let store = &ctx.ews.store;
+    let src = source
+        .store
+        .as_ref()
+        .ok_or(ResponseCode::ErrorMoveCopyFailed)?;
+    let all = store
+        .folders(owner)
+        .await
+        .map_err(|_| ResponseCode::ErrorFolderNotFound)?;
+    let base = child_path(to, &folders::display_name(&src.name))?;
+    if all.iter().any(|f| f.name.eq_ignore_ascii_case(&base)) {
+        return Err(ResponseCode::ErrorFolderExists);
+    }
+    if base.starts_with(&format!("{}/", src.name)) {
+        return Err(ResponseCode::ErrorMoveCopyFailed);
+    }
+    let prefix = format!("{}/", src.name);
+    let mut sources: Vec<&crate::store::Folder> = all
+        .iter()
+        .filter(|f| f.id == src.id || f.name.starts_with(&prefix))
+        .collect();
+    sources.sort_by_key(|f| f.name.len());
+    let mut top = None;
+    for f in sources {
+        let path = format!("{base}{}", &f.name[src.name.len()..]);
+        let made = store
+            .create_folder_of_class(owner, &path, &f.folder_class)
+            .await
+            .map_err(|_| ResponseCode::ErrorMoveCopyFailed)?;
+        let uids: Vec<u32> = store
+            .messages(f.id, 1, u32::MAX)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        if !uids.is_empty() {
+            store
+                .copy_messages(f.id, uids, made.id, false)
+                .await
+                .map_err(|_| ResponseCode::ErrorMoveCopyFailed)?
+                .map_err(|_| ResponseCode::ErrorQuotaExceeded)?;
+        }
+        top.get_or_insert(made.id);
+    }
+    let top = top.ok_or(ResponseCode::ErrorMoveCopyFailed)?;
+    let all = store.folders(owner).await.unwrap_or_default();
+    folders::tree(owner, all)
+        .into_iter()
+        .find(|v| v.store_id() == Some(top))
+        .ok_or(ResponseCode::ErrorFolderNotFound)
+}
+
 /// EmptyFolder: removes every message (and with `DeleteSubFolders`, the
 /// subfolders) of each folder.
 pub async fn empty_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {

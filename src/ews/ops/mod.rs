@@ -32,6 +32,7 @@ pub const SERVED: &[&str] = &[
     "DeleteFolder",
     "UpdateFolder",
     "MoveFolder",
+    "CopyFolder",
     "EmptyFolder",
     "FindItem",
     "GetItem",
@@ -104,6 +105,7 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "ConvertId" => misc::convert_id(ctx, op, &mut xml),
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,
+        "CopyFolder" => folder::copy_folder(ctx, op, &mut xml).await,
         "EmptyFolder" => folder::empty_folder(ctx, op, &mut xml).await,
         other => unsupported(other, &mut xml),
     }

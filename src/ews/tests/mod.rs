@@ -17,6 +17,7 @@ mod items;
 mod notify;
 mod people;
 mod protocol;
+mod thunderbird;
 
 /// A world and its EWS endpoint.
 pub struct Fixture {
