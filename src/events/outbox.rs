@@ -335,6 +335,9 @@ impl Reader {
                 let (pending, last) = self.pending_for(e, routes, mark);
                 c.skip = super::file::last_ids(path, pending);
                 c.skip_until = last;
+                if pending > 0 {
+                    tracing::info!(sink = %e.sink.name, pending, already_written = c.skip.len(), "events: resuming from the outbox; records the file already has are skipped");
+                }
             }
             e.sink.outbox_resume_at(mark);
             self.cursors.insert(e.sink.name.clone(), c);
