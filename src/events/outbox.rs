@@ -155,6 +155,7 @@ impl Attached {
                     state: st,
                     cursors: HashMap::new(),
                     marked: HashMap::new(),
+                    deleted: 0,
                     last_mark: Instant::now(),
                     seen: 0,
                 };
@@ -276,8 +277,9 @@ struct Reader {
     routes: Weak<arc_swap::ArcSwap<HashMap<String, String>>>,
     state: Arc<State>,
     cursors: HashMap<String, Cursor>,
-    /// The marks as last written.
+    /// The marks as last written, and the rows deleted up to then.
     marked: HashMap<String, i64>,
+    deleted: i64,
     last_mark: Instant,
     /// The highest sequence number read so far.
     seen: i64,
@@ -490,14 +492,17 @@ impl Reader {
             .iter()
             .map(|(n, c)| (n.clone(), c.written))
             .collect();
-        if now == self.marked || (!idle && self.last_mark.elapsed() < MARK_EVERY) {
+        // With no sink at all, rows go as soon as they are read.
+        let through = now.values().copied().min().unwrap_or(self.seen);
+        let moved = now != self.marked || through > self.deleted;
+        if !moved || (!idle && self.last_mark.elapsed() < MARK_EVERY) {
             return Ok(());
         }
-        let through = now.values().copied().min().unwrap_or(self.seen);
         let marks: Vec<(String, i64)> = now.iter().map(|(n, s)| (n.clone(), *s)).collect();
         self.runtime
             .block_on(self.store.outbox_mark(marks, through))?;
         self.marked = now;
+        self.deleted = through;
         self.last_mark = Instant::now();
         Ok(())
     }

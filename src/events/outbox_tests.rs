@@ -254,3 +254,24 @@ async fn a_restart_resumes_from_the_marks_without_writing_a_record_twice() {
     );
     assert_eq!(pending(&store).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_sink_the_rows_are_deleted_once_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let events = Events::with(SinkSet::default(), Arc::new(Metrics::new()));
+    events.attach_outbox(store.clone()).unwrap();
+    for round in 0..3 {
+        let rows: Vec<OutboxEvent> = (0..10).map(delivered).collect();
+        store.outbox_append(rows.clone()).await.unwrap();
+        events.emit_rows(&rows, true);
+        let flushed = {
+            let events = events.clone();
+            tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(10)))
+                .await
+                .unwrap()
+        };
+        assert!(flushed);
+        assert_eq!(pending(&store).await, 0, "round {round}");
+    }
+}
