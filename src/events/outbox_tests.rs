@@ -39,6 +39,22 @@ fn ids_in(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// [`Events::flush`] from async code.
+async fn flush(events: &Events) -> bool {
+    let events = events.clone();
+    tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(10)))
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 10 s) until a test sink holds exactly `lines`.
+async fn gets(got: &Arc<Mutex<Vec<String>>>, lines: &[String]) -> bool {
+    let (got, lines) = (got.clone(), lines.to_vec());
+    tokio::task::spawn_blocking(move || wait_for(|| *got.lock().unwrap() == lines))
+        .await
+        .unwrap()
+}
+
 async fn pending(store: &Arc<dyn Backend>) -> usize {
     store.outbox_after(0, usize::MAX).await.unwrap().len()
 }
@@ -69,13 +85,7 @@ async fn every_record_reaches_every_sink_once_in_order_and_leaves_the_outbox() {
     for i in 0..300 {
         events.audit(auth_event(i % 2 == 0));
     }
-    let flushed = {
-        let events = events.clone();
-        tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(10)))
-            .await
-            .unwrap()
-    };
-    assert!(flushed, "drained");
+    assert!(flush(&events).await, "drained");
     assert_eq!(ids_in(&email), expected_email, "in commit order, once each");
     let audit_ids = ids_in(&audit);
     assert_eq!(audit_ids.len(), 300);
@@ -141,15 +151,7 @@ async fn a_failing_sink_keeps_its_rows_while_the_others_go_on() {
     events.emit_rows(&rows, true);
     let lines: Vec<String> = rows.iter().map(|r| r.line.clone()).collect();
 
-    let good_all = {
-        let (good_got, lines) = (good_got.clone(), lines.clone());
-        move || good_got.lock().unwrap().clone() == lines
-    };
-    assert!(
-        tokio::task::spawn_blocking(move || wait_for(good_all))
-            .await
-            .unwrap()
-    );
+    assert!(gets(&good_got, &lines).await);
     let mark = |name: &'static str| {
         let store = store.clone();
         async move {
@@ -179,15 +181,7 @@ async fn a_failing_sink_keeps_its_rows_while_the_others_go_on() {
     // It recovers: it gets every row (once: nothing of a failed write was kept),
     // and the outbox empties.
     bad_down.store(false, Ordering::SeqCst);
-    let bad_all = {
-        let (bad_got, lines) = (bad_got.clone(), lines.clone());
-        move || bad_got.lock().unwrap().clone() == lines
-    };
-    assert!(
-        tokio::task::spawn_blocking(move || wait_for(bad_all))
-            .await
-            .unwrap()
-    );
+    assert!(gets(&bad_got, &lines).await);
     let mut left = usize::MAX;
     for _ in 0..200 {
         left = pending(&store).await;
@@ -236,13 +230,7 @@ async fn a_restart_resumes_from_the_marks_without_writing_a_record_twice() {
     let store = store(dir.path());
     let events = Events::to_files(&email, &audit).unwrap();
     events.attach_outbox(store.clone()).unwrap();
-    let flushed = {
-        let events = events.clone();
-        tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(10)))
-            .await
-            .unwrap()
-    };
-    assert!(flushed);
+    assert!(flush(&events).await);
     let want: Vec<String> = rows
         .iter()
         .map(|r| super::file::record_id(&r.line).unwrap())
@@ -265,13 +253,7 @@ async fn with_no_sink_the_rows_are_deleted_once_read() {
         let rows: Vec<OutboxEvent> = (0..10).map(delivered).collect();
         store.outbox_append(rows.clone()).await.unwrap();
         events.emit_rows(&rows, true);
-        let flushed = {
-            let events = events.clone();
-            tokio::task::spawn_blocking(move || events.flush(Duration::from_secs(10)))
-                .await
-                .unwrap()
-        };
-        assert!(flushed);
+        assert!(flush(&events).await);
         assert_eq!(pending(&store).await, 0, "round {round}");
     }
 }
