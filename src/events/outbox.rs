@@ -55,6 +55,12 @@ const READ_BATCH: usize = 512;
 pub const MARK_EVERY: Duration = Duration::from_millis(100);
 /// The reader looks at the outbox at least this often without being woken.
 const POLL: Duration = Duration::from_millis(50);
+/// Once woken, the reader lets rows gather this long before it reads. With a
+/// round (a read, a hand-over to each sink thread, a wait for their writes) per
+/// delivery, mailgate spent about 15% more CPU per message than before the
+/// outbox; with this wait about 8% (smtp-source, 20 sessions), and events reach
+/// the sinks up to 20 ms later.
+const GATHER: Duration = Duration::from_millis(20);
 /// How long a round waits for a sink to write what it was offered.
 const WRITE_WAIT: Duration = Duration::from_secs(1);
 /// Pauses before a failed sink is offered its rows again.
@@ -323,6 +329,7 @@ impl Reader {
             self.state.round_finished(idle);
             if !full {
                 self.state.wait_for_wake(POLL);
+                std::thread::sleep(GATHER);
             }
         }
     }
