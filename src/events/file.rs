@@ -5,7 +5,7 @@
 //! `keep` rotated files are kept.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,8 +67,8 @@ impl FileSink {
         if let Some(parent) = policy.path.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let size = drop_torn_tail(&policy.path)?;
         let file = open_append(&policy.path)?;
-        let size = file.metadata()?.len();
         Ok(FileSink {
             policy,
             out: BufWriter::with_capacity(256 * 1024, file),
@@ -102,6 +102,120 @@ impl FileSink {
     }
 }
 
+/// Cuts a last line without its newline (a crash in the middle of a write; the
+/// outbox delivers that record again) so the next record starts on a line of its
+/// own; returns the file's size after. A missing file has size 0.
+fn drop_torn_tail(path: &Path) -> std::io::Result<u64> {
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let size = f.metadata()?.len();
+    let keep = complete_lines_len(&mut f, size)?;
+    if keep < size {
+        f.set_len(keep)?;
+        tracing::warn!(path = %path.display(), cut = size - keep, "event file ended in a torn line; cut");
+    }
+    Ok(keep)
+}
+
+/// The length of the part of a `size`-byte file that ends with its last newline.
+fn complete_lines_len(f: &mut File, size: u64) -> std::io::Result<u64> {
+    let mut end = size;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The ids (`eventId`, `event_id`) of the last `n` records of the sink writing
+/// `path`, read backwards through the file and, if it holds fewer, the newest
+/// rotated ones. The outbox reader skips these when it offers the rows the sink
+/// had not marked before a crash: what the sink wrote then is not written twice.
+pub fn last_ids(path: &Path, n: usize) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    if n == 0 {
+        return ids;
+    }
+    let mut files = rotated(path);
+    files.push(path.to_path_buf());
+    let mut seen = 0;
+    for file in files.iter().rev() {
+        let Ok(text) = tail_lines(file, n - seen) else {
+            continue;
+        };
+        for line in text.iter().rev() {
+            seen += 1;
+            if let Some(id) = record_id(line) {
+                ids.insert(id);
+            }
+        }
+        if seen >= n {
+            break;
+        }
+    }
+    ids
+}
+
+/// The id a record carries, if it parses.
+pub fn record_id(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        #[serde(rename = "eventId")]
+        email: Option<String>,
+        event_id: Option<String>,
+    }
+    let ids: Ids = serde_json::from_str(line).ok()?;
+    ids.email.or(ids.event_id)
+}
+
+/// The last `n` complete lines of a file, oldest first.
+fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    let mut f = File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut end = complete_lines_len(&mut f, size)?;
+    let mut lines: Vec<String> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 && lines.len() < n {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        let mut joined = chunk.to_vec();
+        joined.extend_from_slice(&carry);
+        // Everything after the first newline of `joined` is whole lines (unless the
+        // chunk starts the file); the part before it waits for the next chunk.
+        let mut parts: Vec<&[u8]> = joined.split(|b| *b == b'\n').collect();
+        parts.pop(); // after the last newline: empty
+        let head = if start > 0 {
+            parts.remove(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for p in parts.iter().rev() {
+            if lines.len() >= n {
+                break;
+            }
+            lines.push(String::from_utf8_lossy(p).into_owned());
+        }
+        carry = head;
+        carry.push(b'\n');
+        end = start;
+    }
+    lines.reverse();
+    Ok(lines)
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -122,8 +236,17 @@ fn rotated_name(path: &Path, now_ms: i64) -> PathBuf {
 
 /// Deletes the oldest rotated files of `path` beyond `keep`.
 fn prune(path: &Path, keep: usize) {
+    let rotated = rotated(path);
+    let excess = rotated.len().saturating_sub(keep);
+    for old in &rotated[..excess] {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+/// The rotated files of `path`, oldest first.
+fn rotated(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(base)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return;
+        return Vec::new();
     };
     let prefix = format!("{base}.");
     let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
@@ -131,7 +254,7 @@ fn prune(path: &Path, keep: usize) {
     } else {
         dir
     }) else {
-        return;
+        return Vec::new();
     };
     let mut rotated: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
@@ -145,14 +268,11 @@ fn prune(path: &Path, keep: usize) {
         .map(|e| e.path())
         .collect();
     rotated.sort();
-    let excess = rotated.len().saturating_sub(keep);
-    for old in &rotated[..excess] {
-        let _ = std::fs::remove_file(old);
-    }
+    rotated
 }
 
 impl Worker for FileSink {
-    fn write(&mut self, batch: &[Record]) {
+    fn write(&mut self, batch: &[Record]) -> bool {
         let mut res = Ok(());
         for r in batch {
             // Rotate before a line that would take the file past the limit, so files
@@ -178,10 +298,12 @@ impl Worker for FileSink {
                 if self.policy.fsync == Fsync::Always {
                     self.sync();
                 }
+                true
             }
             Err(e) => {
                 self.stats.failed.inc();
                 tracing::error!(path = %self.policy.path.display(), error = %e, "event sink write failed");
+                false
             }
         }
     }
@@ -232,6 +354,8 @@ impl Worker for FileSink {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::events::sink::Kind;
 
@@ -250,6 +374,7 @@ mod tests {
         Record {
             kind: Kind::Audit("authentication"),
             line: format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(90)).into(),
+            seq: 0,
         }
     }
 
@@ -329,5 +454,52 @@ mod tests {
         let last: serde_json::Value = serde_json::from_str(all.last().unwrap()).unwrap();
         assert_eq!(last["n"], 49);
         assert_eq!(sink.stats.sent.get(), 50);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("email.jsonl");
+        std::fs::write(&path, "{\"eventId\":\"a\"}\n{\"eventId\":\"b\"}\n{\"eventI").unwrap();
+        let mut sink = FileSink::open(policy(path.clone()), SinkStats::default()).unwrap();
+        assert!(sink.write(&[rec(1)]));
+        sink.finish();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1], "{\"eventId\":\"b\"}");
+        assert!(lines[2].starts_with("{\"n\":1"));
+        // A file of one torn line, and no file at all.
+        std::fs::write(&path, "{\"torn").unwrap();
+        assert_eq!(drop_torn_tail(&path).unwrap(), 0);
+        assert_eq!(drop_torn_tail(&dir.path().join("none")).unwrap(), 0);
+    }
+
+    #[test]
+    fn last_ids_reads_back_through_the_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let line = |i: usize| {
+            format!(
+                "{{\"event_id\":\"id{i}\",\"pad\":\"{}\"}}\n",
+                "x".repeat(i * 7000 % 90_000)
+            )
+        };
+        let older: String = (0..5).map(line).collect();
+        std::fs::write(rotated_name(&path, 1), older).unwrap();
+        let newer: String = (5..20).map(line).collect();
+        // The newest file ends in a torn line, which does not count.
+        std::fs::write(&path, newer + "{\"event_id\":\"torn").unwrap();
+        let want = |r: std::ops::Range<usize>| -> HashSet<String> {
+            r.map(|i| format!("id{i}")).collect()
+        };
+        assert_eq!(last_ids(&path, 3), want(17..20));
+        assert_eq!(last_ids(&path, 15), want(5..20));
+        assert_eq!(last_ids(&path, 18), want(2..20), "into the rotated file");
+        assert_eq!(last_ids(&path, 100), want(0..20));
+        assert!(last_ids(&path, 0).is_empty());
+        assert!(last_ids(&dir.path().join("none"), 5).is_empty());
+        assert_eq!(record_id("{\"eventId\":\"e\"}").as_deref(), Some("e"));
+        assert_eq!(record_id("not json"), None);
     }
 }

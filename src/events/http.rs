@@ -329,8 +329,8 @@ where
 const SEND_SLICE: Duration = Duration::from_millis(250);
 
 impl Worker for HttpSink {
-    fn write(&mut self, batch: &[Record]) {
-        match self.spool.append(batch.iter().map(|r| &*r.line)) {
+    fn write(&mut self, batch: &[Record]) -> bool {
+        let all = match self.spool.append(batch.iter().map(|r| &*r.line)) {
             Ok(n) => {
                 self.unsynced.get_or_insert_with(Instant::now);
                 self.stats.spooled.inc_by(n as u64);
@@ -338,14 +338,17 @@ impl Worker for HttpSink {
                 if n < batch.len() {
                     tracing::warn!(sink = %self.client.name, dropped = batch.len() - n, "event spool full; records dropped");
                 }
+                n == batch.len()
             }
             Err(e) => {
                 self.stats.failed.inc();
                 self.stats.dropped.inc_by(batch.len() as u64);
                 tracing::error!(sink = %self.client.name, error = %e, "event spool write failed; records dropped");
+                false
             }
-        }
+        };
         self.stats.spool_bytes.set(self.spool.bytes() as i64);
+        all
     }
 
     fn tick(&mut self) -> Duration {

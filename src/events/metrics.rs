@@ -276,12 +276,17 @@ impl Metrics {
 
     /// Counts what an email event means for the WorkMail metrics.
     pub fn on_email(&self, event: &EmailEvent) {
-        match event {
-            EmailEvent::OrganizationEmailReceived { .. } => self.org_received.inc(),
-            EmailEvent::MailboxEmailDelivered { .. } => self.mailbox_delivered.inc(),
-            EmailEvent::IncomingEmailBounced { .. } => self.incoming_bounced.inc(),
-            EmailEvent::OutgoingEmailBounced { .. } => self.outgoing_bounced.inc(),
-            EmailEvent::OutgoingEmailSent { .. } => self.outgoing_sent.inc(),
+        self.on_email_name(event.name());
+    }
+
+    /// The same, from the event's `eventName` (an outbox row's kind).
+    pub fn on_email_name(&self, name: &str) {
+        match name {
+            "ORGANIZATION_EMAIL_RECEIVED" => self.org_received.inc(),
+            "MAILBOX_EMAIL_DELIVERED" => self.mailbox_delivered.inc(),
+            "INCOMING_EMAIL_BOUNCED" => self.incoming_bounced.inc(),
+            "OUTGOING_EMAIL_BOUNCED" => self.outgoing_bounced.inc(),
+            "OUTGOING_EMAIL_SENT" => self.outgoing_sent.inc(),
             _ => 0,
         };
     }

@@ -11,10 +11,16 @@
 //! [`Events::reload`] applies a changed `[events]` section to the running sinks
 //! (SIGHUP), matched by name, without losing what is queued: see [`reload`].
 //!
+//! Once the daemon attached the store's outbox ([`Events::attach_outbox`]), records
+//! no longer go from the producer to the sink queues: they go into the outbox
+//! (a delivery's email events in the delivery's own commit) and a reader thread
+//! feeds the sinks from there, so a crash loses no event of an acknowledged
+//! message; see [`outbox`] for the guarantees.
+//!
 //! Every record carries a unique id (`eventId` for email events, `event_id` for
 //! audit records, a UUIDv4), so receivers of the at-least-once HTTP sink can
-//! de-duplicate. Events are told what happened; they never decide, and never reach
-//! into the store, the directory or a session.
+//! de-duplicate. Events are told what happened; they never decide, and reach into
+//! the store only through its outbox, never into the directory or a session.
 
 pub mod audit;
 pub mod config;
@@ -23,10 +29,13 @@ mod error;
 pub mod file;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod reload;
 pub mod sink;
 pub mod spool;
 
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]
@@ -37,9 +46,9 @@ pub(crate) mod test_support;
 mod tls_tests;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use audit::AuditEvent;
@@ -61,6 +70,8 @@ pub struct Events {
     routes: Arc<arc_swap::ArcSwap<HashMap<String, String>>>,
     /// One reload at a time.
     reloading: Arc<Mutex<()>>,
+    /// The store's outbox, once attached: then every record goes through it.
+    outbox: Arc<OnceLock<outbox::Attached>>,
 }
 
 /// The sinks running now, in config order.
@@ -74,6 +85,8 @@ struct Entry {
     /// The kind it was built as; None for sinks not built from config (tests).
     kind: Option<config::SinkKind>,
     sink: Arc<Sink>,
+    /// The file a file sink writes (the outbox reader de-duplicates against it).
+    file: Option<PathBuf>,
 }
 
 /// How long a reload waits for stopped and rebuilt sinks to finish their part.
@@ -95,6 +108,7 @@ impl Events {
             metrics,
             routes: Default::default(),
             reloading: Default::default(),
+            outbox: Default::default(),
         }
     }
 
@@ -124,6 +138,7 @@ impl Events {
                 filter: Filter::of(&c),
                 kind: Some(c.kind),
                 sink,
+                file: outbox::file_path(&c, base),
             });
         }
         Ok(Events::with(SinkSet(entries), metrics))
@@ -198,6 +213,7 @@ impl Events {
                 filter: Filter::of(c),
                 kind: Some(c.kind),
                 sink,
+                file: outbox::file_path(c, base),
             });
         }
 
@@ -266,6 +282,7 @@ impl Events {
             filter: Filter::all(),
             kind: None,
             sink,
+            file: None,
         };
         (Events::with(SinkSet(vec![entry]), metrics), captured)
     }
@@ -275,9 +292,57 @@ impl Events {
         &self.metrics
     }
 
+    /// From now on, sends every record through `store`'s outbox: starts its
+    /// appender and reader threads (they end with the last handle). Call once,
+    /// from within the tokio runtime, before records flow; later calls do nothing.
+    pub fn attach_outbox(&self, store: Arc<dyn crate::store::Outbox>) -> Result<(), EventsError> {
+        if self.outbox.get().is_some() {
+            return Ok(());
+        }
+        let attached = outbox::Attached::start(
+            store,
+            Arc::downgrade(&self.sinks),
+            Arc::downgrade(&self.routes),
+        )
+        .map_err(|e| EventsError::Sink(format!("events outbox threads: {e}")))?;
+        let _ = self.outbox.set(attached);
+        Ok(())
+    }
+
+    /// Whether producers that write to the store should put their email events
+    /// into that write (see [`outbox`]); false: emit them with [`Events::emit_rows`].
+    pub fn recording(&self) -> bool {
+        self.outbox.get().is_some()
+    }
+
+    /// After a commit that recorded `rows` (`recorded`), or instead of it: counts
+    /// them for the metrics and, when they were not recorded, sends them to the
+    /// sinks now; when they were, wakes the outbox reader.
+    pub fn emit_rows(&self, rows: &[crate::store::OutboxEvent], recorded: bool) {
+        for r in rows {
+            self.metrics.on_email_name(&r.kind);
+        }
+        match self.outbox.get() {
+            Some(o) if recorded => o.wake(),
+            Some(o) => rows.iter().for_each(|r| o.append(r.clone())),
+            None => rows
+                .iter()
+                .for_each(|r| self.offer_email(&r.org, &r.kind, &r.line)),
+        }
+    }
+
     /// Emits one audit record.
     pub fn audit(&self, event: AuditEvent) {
         self.metrics.on_audit(&event);
+        if let Some(o) = self.outbox.get() {
+            let line = event.to_json(&new_id(), crate::clock::now_ms()).to_string();
+            o.append(crate::store::OutboxEvent {
+                kind: event.log_type().into(),
+                org: String::new(),
+                line,
+            });
+            return;
+        }
         let kind = Kind::Audit(event.log_type());
         let set = self.sinks.load();
         if set.0.iter().any(|e| e.filter.matches(kind)) {
@@ -289,6 +354,7 @@ impl Events {
                 e.sink.offer(Record {
                     kind,
                     line: line.clone(),
+                    seq: 0,
                 });
             }
         }
@@ -305,6 +371,10 @@ impl Events {
     /// email monitoring configuration names (whatever that sink's filter says).
     pub fn email_in(&self, org: &str, trace_id: &str, event: EmailEvent) {
         self.metrics.on_email(&event);
+        if let Some(o) = self.outbox.get() {
+            o.append(outbox::email_row(org, trace_id, &event));
+            return;
+        }
         let kind = Kind::Email(event.name());
         let set = self.sinks.load();
         let routes = self.routes.load();
@@ -320,7 +390,28 @@ impl Events {
             e.sink.offer(Record {
                 kind,
                 line: line.clone(),
+                seq: 0,
             });
+        }
+    }
+
+    /// Sends an already rendered email event to the sinks that want it (no outbox).
+    fn offer_email(&self, org: &str, name: &str, line: &str) {
+        let Some(kind) = outbox::kind_of(name) else {
+            return;
+        };
+        let set = self.sinks.load();
+        let routes = self.routes.load();
+        let routed = routes.get(org).map(String::as_str);
+        let line: Arc<str> = line.into();
+        for e in set.0.iter() {
+            if e.filter.matches(kind) || routed == Some(e.sink.name.as_str()) {
+                e.sink.offer(Record {
+                    kind,
+                    line: line.clone(),
+                    seq: 0,
+                });
+            }
         }
     }
 
@@ -350,7 +441,8 @@ impl Events {
     /// Waits (blocking, up to `limit` per sink) until every record emitted so far is
     /// written: the daemon calls it at shutdown so the last records are not lost.
     pub fn flush(&self, limit: Duration) -> bool {
-        self.sinks.load().0.iter().all(|e| e.sink.flush(limit))
+        let drained = self.outbox.get().is_none_or(|o| o.flush(limit));
+        drained && self.sinks.load().0.iter().all(|e| e.sink.flush(limit))
     }
 
     /// Records dropped by every running sink (queue or spool full, write failed).
@@ -360,7 +452,8 @@ impl Events {
             .0
             .iter()
             .map(|e| e.sink.stats.dropped.get())
-            .sum()
+            .sum::<u64>()
+            + self.outbox.get().map_or(0, |o| o.dropped())
     }
 }
 

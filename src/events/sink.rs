@@ -10,7 +10,7 @@
 //! [`Worker::finish`] and ends, which [`Sink::take_exit`] lets the caller wait for.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,9 @@ pub struct Record {
     pub kind: Kind,
     /// The JSON object, serialised once and shared by every sink.
     pub line: Arc<str>,
+    /// Its outbox sequence number (see [`super::outbox`]); 0 when it did not come
+    /// through the outbox.
+    pub seq: i64,
 }
 
 /// `["*"]`, a set of names, or nothing.
@@ -108,8 +111,9 @@ impl Filter {
 /// The sink-specific part, run on the sink's own thread.
 pub trait Worker: Send + 'static {
     /// Takes a batch of records (already filtered). Returns once they are written
-    /// (file, stdout) or safely spooled (HTTP).
-    fn write(&mut self, batch: &[Record]);
+    /// (file, stdout) or safely spooled (HTTP): true when all of them are, false
+    /// when some may not be (the outbox then keeps them for another try).
+    fn write(&mut self, batch: &[Record]) -> bool;
     /// Timed work (fsync interval, rotation by age, HTTP delivery and retries);
     /// returns how long the thread may wait for records before calling it again.
     fn tick(&mut self) -> Duration;
@@ -148,6 +152,8 @@ pub struct Sink {
     queued: AtomicU64,
     /// Records the worker has taken care of, with a condvar for [`Sink::flush`].
     progress: Arc<(Mutex<u64>, Condvar)>,
+    /// How far the outbox records went: see [`Sink::outbox_progress`].
+    outbox: Arc<OutboxProgress>,
     /// Disconnects once the writer thread has ended; taken by whoever stops the sink.
     exit: Mutex<Option<Receiver<()>>>,
 }
@@ -180,12 +186,13 @@ impl Sink {
         let (start_tx, start_rx) = sync_channel::<Box<dyn Worker>>(1);
         let (exit_tx, exit_rx) = sync_channel::<()>(1);
         let progress = Arc::new((Mutex::new(0u64), Condvar::new()));
-        let (p, s) = (progress.clone(), stats.clone());
+        let outbox = Arc::new(OutboxProgress::default());
+        let (p, s, o) = (progress.clone(), stats.clone(), outbox.clone());
         std::thread::Builder::new()
             .name(format!("events-{name}"))
             .spawn(move || {
                 if let Ok(worker) = start_rx.recv() {
-                    run(rx, worker, p, s);
+                    run(rx, worker, p, s, &o);
                 }
                 drop(exit_tx);
             })?;
@@ -196,6 +203,7 @@ impl Sink {
                 stats,
                 queued: AtomicU64::new(0),
                 progress,
+                outbox,
                 exit: Mutex::new(Some(exit_rx)),
             }),
             Starter(start_tx),
@@ -215,6 +223,23 @@ impl Sink {
                 false
             }
         }
+    }
+
+    /// The outbox sequence number up to which every record offered to this sink
+    /// is written (in order, without a failed write before it), and whether a
+    /// write failed since the last call: the outbox reader offers again from that
+    /// number. Meaningful once [`Sink::flush`] returned true.
+    pub fn outbox_progress(&self) -> (i64, bool) {
+        (
+            self.outbox.written.load(Ordering::Acquire),
+            self.outbox.failed.swap(false, Ordering::AcqRel),
+        )
+    }
+
+    /// Sets where the outbox reader starts: records up to `seq` count as written.
+    pub fn outbox_resume_at(&self, seq: i64) {
+        self.outbox.written.store(seq, Ordering::Release);
+        self.outbox.failed.store(false, Ordering::Release);
     }
 
     /// Waits until everything queued so far has been handled, up to `limit`.
@@ -254,11 +279,35 @@ impl Sink {
     }
 }
 
+/// How far a sink got with the records of the outbox.
+#[derive(Default)]
+struct OutboxProgress {
+    /// The last sequence number written with nothing failed before it.
+    written: AtomicI64,
+    /// A write failed since the reader last looked: `written` stops there.
+    failed: AtomicBool,
+}
+
+impl OutboxProgress {
+    /// Notes the outcome of one written batch.
+    fn note(&self, batch: &[Record], ok: bool) {
+        let Some(last) = batch.iter().map(|r| r.seq).max().filter(|s| *s > 0) else {
+            return;
+        };
+        if !ok {
+            self.failed.store(true, Ordering::Release);
+        } else if !self.failed.load(Ordering::Acquire) {
+            self.written.fetch_max(last, Ordering::AcqRel);
+        }
+    }
+}
+
 fn run(
     rx: Receiver<Msg>,
     mut worker: Box<dyn Worker>,
     progress: Arc<(Mutex<u64>, Condvar)>,
     stats: SinkStats,
+    outbox: &OutboxProgress,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut wait = worker.tick();
@@ -288,7 +337,8 @@ fn run(
                 }
             }
             stats.lag.dec_by(batch.len() as i64);
-            worker.write(&batch);
+            let ok = worker.write(&batch);
+            outbox.note(&batch, ok);
             let (count, cv) = &*progress;
             if let Ok(mut n) = count.lock() {
                 *n += batch.len() as u64;
@@ -318,8 +368,9 @@ pub struct Discard {
 }
 
 impl Worker for Discard {
-    fn write(&mut self, batch: &[Record]) {
+    fn write(&mut self, batch: &[Record]) -> bool {
         self.stats.dropped.inc_by(batch.len() as u64);
+        false
     }
     fn tick(&mut self) -> Duration {
         Duration::from_secs(3600)
@@ -333,7 +384,7 @@ pub struct Stdout {
 }
 
 impl Worker for Stdout {
-    fn write(&mut self, batch: &[Record]) {
+    fn write(&mut self, batch: &[Record]) -> bool {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let res = batch
@@ -343,10 +394,12 @@ impl Worker for Stdout {
         match res {
             Ok(()) => {
                 self.stats.sent.inc_by(batch.len() as u64);
+                true
             }
             Err(_) => {
                 self.stats.failed.inc();
                 self.stats.dropped.inc_by(batch.len() as u64);
+                false
             }
         }
     }
@@ -364,7 +417,7 @@ pub struct Memory {
 }
 
 impl Worker for Memory {
-    fn write(&mut self, batch: &[Record]) {
+    fn write(&mut self, batch: &[Record]) -> bool {
         for r in batch {
             let into = match r.kind {
                 Kind::Email(_) => &self.email,
@@ -374,6 +427,7 @@ impl Worker for Memory {
                 all.push(v);
             }
         }
+        true
     }
     fn tick(&mut self) -> Duration {
         Duration::from_secs(3600)
@@ -388,8 +442,9 @@ mod tests {
     struct Stuck(std::sync::mpsc::Receiver<()>);
 
     impl Worker for Stuck {
-        fn write(&mut self, _batch: &[Record]) {
+        fn write(&mut self, _batch: &[Record]) -> bool {
             let _ = self.0.recv();
+            true
         }
         fn tick(&mut self) -> Duration {
             Duration::from_secs(3600)
@@ -404,6 +459,7 @@ mod tests {
         let record = Record {
             kind: Kind::Audit("authentication"),
             line: "{}".into(),
+            seq: 0,
         };
         let started = std::time::Instant::now();
         let taken = (0..2 * QUEUE)

@@ -293,6 +293,11 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     metrics.count_at_scrape(metrics_page::store_counters(&store));
     let events = Events::start(&config.events, &config.server.data_dir, metrics.clone())
         .map_err(|e| StartError(e.to_string()))?;
+    // Every event goes through the store's outbox: none is lost to a crash once
+    // the write it reports is acknowledged.
+    events
+        .attach_outbox(store.clone())
+        .map_err(|e| StartError(e.to_string()))?;
     let auth = Arc::new(Authenticator::new(
         directory.clone(),
         access.clone(),

@@ -1,18 +1,20 @@
 //! Local delivery: one durable store write per message (body stored once for all
-//! mailboxes, plus the sender's Sent Items copy on submission), then the WorkMail
-//! email events of the flow.
+//! mailboxes, plus the sender's Sent Items copy on submission), carrying the
+//! WorkMail email events of the flow into the same commit ([`super::delivery_events`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::SmtpContext;
+use super::delivery_events::{EventPlan, bounce_of};
 use super::message::HeaderFacts;
 use super::sender_auth::{DmarcPolicy, Verdicts};
 use crate::directory::Recipient;
-use crate::events::email::{BouncedRecipient, EmailEvent};
+use crate::events::email::EmailEvent;
 use crate::events::new_id;
+use crate::events::outbox::email_row;
 use crate::store::queue::{NewOutbound, NewRecipient};
-use crate::store::{FolderKind, FolderRef, Refused, Stored, Target};
+use crate::store::{FolderKind, FolderRef, OutboxEvent, Refused, Stored, Target};
 
 /// A mailbox one accepted recipient address leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,10 +110,13 @@ pub fn dmarc_applied(
 }
 
 /// Stores the message in every recipient mailbox (and the submitter's Sent Items),
-/// and queues it for its remote recipients (`queued`), in one durable write; then
-/// emits the events. MX mail carries its sender checks (`verdicts`): an enforcing
-/// organization files a quarantined (or, among others, rejected) message in Junk.
-/// An error means nothing was stored or queued.
+/// and queues it for its remote recipients (`queued`), in one durable write that
+/// also records the flow's email events (`submitted`: rows rendered by the
+/// caller, OUTGOING_EMAIL_SUBMITTED); so once this returns, the events are as
+/// durable as the message. MX mail carries its sender checks (`verdicts`): an
+/// enforcing organization files a quarantined (or, among others, rejected)
+/// message in Junk. An error means nothing was stored or queued.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
@@ -120,6 +125,7 @@ pub async fn deliver(
     submitter: Option<&Submitter>,
     queued: Option<NewOutbound>,
     verdicts: Option<&Verdicts>,
+    submitted: Vec<OutboxEvent>,
 ) -> crate::store::Result<Report> {
     let now = crate::clock::now_ms();
     // One copy per mailbox, whichever addresses led there.
@@ -146,13 +152,18 @@ pub async fn deliver(
         });
     }
     let queues = queued.is_some();
-    let results = store_copies(ctx, message, now, targets, &owners, queued).await?;
+    let inbound = Inbound { verdicts, facts };
+    let plan = Arc::new(plan_events(
+        ctx, rcpts, inbound, submitter, &boxes, now, submitted,
+    ));
+    let results = store_copies(ctx, message, now, targets, &owners, queued, Some(&plan)).await?;
     if let (true, Some(outbound)) = (queues, &ctx.outbound) {
         // After the mailboxes exist: a bounce must find the sender's Inbox.
         outbound.wake.notify_one();
     }
-    let inbound = Inbound { verdicts, facts };
-    emit(ctx, rcpts, inbound, submitter, &boxes, &results, now)
+    let rows = plan.rows(results.iter().enumerate(), true, true);
+    ctx.events.emit_rows(&rows, ctx.events.recording());
+    Ok(report(&boxes, &results))
 }
 
 /// The recipient addresses (as given at RCPT) each local organization receives:
@@ -186,9 +197,10 @@ struct Inbound<'a> {
 }
 
 /// Stores `message` in `targets` (`owners[i]`: the organization of target i) in one
-/// write, with the outbound queue entry `queued` if any. A mailbox the directory
-/// knows but the store has not created yet (registered before mailgate, or a
-/// resource) is created and delivered to once more.
+/// write, with the outbound queue entry `queued` if any and, when the events go
+/// through the outbox, the rows of `plan` the outcome calls for. A mailbox the
+/// directory knows but the store has not created yet (registered before mailgate,
+/// or a resource) is created and delivered to once more.
 pub async fn store_copies(
     ctx: &SmtpContext,
     message: Arc<[u8]>,
@@ -196,12 +208,20 @@ pub async fn store_copies(
     targets: Vec<Target>,
     owners: &[&str],
     queued: Option<NewOutbound>,
+    plan: Option<&Arc<EventPlan>>,
 ) -> crate::store::Result<Vec<std::result::Result<Stored, Refused>>> {
-    let mut results = match (queued, &ctx.outbound) {
-        (Some(queued), Some(outbound)) => {
+    let plan = plan.filter(|_| ctx.events.recording());
+    let recorder = plan.map(EventPlan::first_write);
+    let mut results = match (queued, &ctx.outbound, recorder) {
+        (Some(queued), Some(outbound), recorder) => {
             outbound
                 .queue
-                .deliver_and_enqueue(message.clone(), now, targets.clone(), queued)
+                .deliver_and_enqueue(message.clone(), now, targets.clone(), queued, recorder)
+                .await?
+        }
+        (_, _, Some(recorder)) => {
+            ctx.store
+                .deliver_recording(message.clone(), now, targets.clone(), recorder)
                 .await?
         }
         _ => {
@@ -226,7 +246,15 @@ pub async fn store_copies(
             }
             retry.push(targets[i].clone());
         }
-        let again = ctx.store.deliver(message, now, retry).await?;
+        let again = match plan {
+            Some(plan) => {
+                let recorder = plan.retry_write(missing.clone());
+                ctx.store
+                    .deliver_recording(message, now, retry, recorder)
+                    .await?
+            }
+            None => ctx.store.deliver(message, now, retry).await?,
+        };
         for (&i, r) in missing.iter().zip(again) {
             results[i] = r;
         }
@@ -234,92 +262,81 @@ pub async fn store_copies(
     Ok(results)
 }
 
-/// The events of a local delivery, and its report.
-fn emit(
+/// The rendered events of a local delivery (see [`EventPlan`]): for each
+/// organization DMARC_POLICY_APPLIED (when it enforces) and
+/// ORGANIZATION_EMAIL_RECEIVED, the caller's `submitted` rows, and per mailbox
+/// copy its delivery or bounce.
+fn plan_events(
     ctx: &SmtpContext,
     rcpts: &[AcceptedRcpt],
     inbound: Inbound<'_>,
     submitter: Option<&Submitter>,
     boxes: &BTreeMap<&str, &LocalMailbox>,
-    results: &[std::result::Result<Stored, Refused>],
     now: i64,
-) -> crate::store::Result<Report> {
-    let mut report = Report::default();
+    submitted: Vec<OutboxEvent>,
+) -> EventPlan {
     let trace = new_id();
-    let by_org = recipients_by_org(rcpts);
     let facts = inbound.facts;
     // Internal (submitted) mail is not checked: the sender authenticated.
     let verdict = |f: fn(&Verdicts) -> &'static str| inbound.verdicts.map_or("NONE", f).to_string();
-    for (org, recipients) in by_org {
+    let mut always = submitted;
+    for (org, recipients) in recipients_by_org(rcpts) {
         if let Some(policy) = dmarc_applied(ctx, inbound.verdicts, org) {
-            ctx.events.email(
-                &trace,
-                EmailEvent::DmarcPolicyApplied {
-                    from: facts.from.clone(),
-                    recipients: recipients.clone(),
-                    policy: policy.as_str().into(),
-                },
-            );
-        }
-        ctx.events.email_in(
-            org,
-            &trace,
-            EmailEvent::OrganizationEmailReceived {
-                recipients,
-                sender: submitter.and_then(|s| s.on_behalf_of.clone()),
+            let event = EmailEvent::DmarcPolicyApplied {
                 from: facts.from.clone(),
-                subject: facts.subject.clone(),
-                message_id: facts.message_id.clone().unwrap_or_default(),
-                spam_verdict: "PASS".into(),
-                dkim_verdict: verdict(|v| v.dkim.as_str()),
-                dmarc_verdict: verdict(|v| v.dmarc.as_str()),
-                dmarc_policy: inbound
-                    .verdicts
-                    .and_then(|v| v.dmarc_policy)
-                    .map(|p| p.as_str().into()),
-                spf_verdict: verdict(|v| v.spf.as_str()),
-                message_timestamp: now,
-            },
-        );
+                recipients: recipients.clone(),
+                policy: policy.as_str().into(),
+            };
+            // No organization: only the sinks' own filters route it (as before).
+            always.push(email_row("", &trace, &event));
+        }
+        let event = EmailEvent::OrganizationEmailReceived {
+            recipients,
+            sender: submitter.and_then(|s| s.on_behalf_of.clone()),
+            from: facts.from.clone(),
+            subject: facts.subject.clone(),
+            message_id: facts.message_id.clone().unwrap_or_default(),
+            spam_verdict: "PASS".into(),
+            dkim_verdict: verdict(|v| v.dkim.as_str()),
+            dmarc_verdict: verdict(|v| v.dmarc.as_str()),
+            dmarc_policy: inbound
+                .verdicts
+                .and_then(|v| v.dmarc_policy)
+                .map(|p| p.as_str().into()),
+            spf_verdict: verdict(|v| v.spf.as_str()),
+            message_timestamp: now,
+        };
+        always.push(email_row(org, &trace, &event));
     }
+    let copies = boxes
+        .values()
+        .map(|m| {
+            let folder = match folder_for(ctx, inbound.verdicts, &m.org) {
+                FolderKind::JunkEmail => "Junk",
+                _ => "Inbox",
+            };
+            (m.org.clone(), m.address.clone(), folder)
+        })
+        .collect();
+    EventPlan::new(trace, always, copies)
+}
+
+/// What happened to each mailbox copy (`results` in `boxes` order).
+fn report(
+    boxes: &BTreeMap<&str, &LocalMailbox>,
+    results: &[std::result::Result<Stored, Refused>],
+) -> Report {
+    let mut report = Report::default();
     for (m, result) in boxes.values().zip(results) {
         match result {
-            Ok(_) => {
-                report.delivered += 1;
-                let folder = match folder_for(ctx, inbound.verdicts, &m.org) {
-                    FolderKind::JunkEmail => "Junk",
-                    _ => "Inbox",
-                };
-                ctx.events.email_in(
-                    &m.org,
-                    &trace,
-                    EmailEvent::MailboxEmailDelivered {
-                        recipient: m.address.clone(),
-                        folder: folder.into(),
-                    },
-                );
-            }
+            Ok(_) => report.delivered += 1,
             Err(refused) => {
-                let (status, reason) = match refused {
-                    Refused::OverQuota => ("5.2.2", "mailbox full"),
-                    Refused::NoSuchFolder => ("5.1.1", "mailbox unavailable"),
-                };
+                let (status, reason) = bounce_of(refused);
                 report.bounced.push((m.address.clone(), status, reason));
-                ctx.events.email_in(
-                    &m.org,
-                    &trace,
-                    EmailEvent::IncomingEmailBounced {
-                        bounced_recipient: BouncedRecipient {
-                            email_address: m.address.clone(),
-                            reason: reason.into(),
-                            status: status.into(),
-                        },
-                    },
-                );
             }
         }
     }
-    Ok(report)
+    report
 }
 
 /// The SMTP envelope of a message.
@@ -392,7 +409,7 @@ pub async fn return_refused(
                     flags: vec![],
                 })
                 .collect();
-            store_copies(ctx, dsn, now, targets, &owners, None).await?;
+            store_copies(ctx, dsn, now, targets, &owners, None, None).await?;
         } else if let Some(outbound) = &ctx.outbound {
             let queued = NewOutbound {
                 sender: String::new(),
@@ -411,7 +428,7 @@ pub async fn return_refused(
             };
             outbound
                 .queue
-                .deliver_and_enqueue(dsn, now, Vec::new(), queued)
+                .deliver_and_enqueue(dsn, now, Vec::new(), queued, None)
                 .await?;
             outbound.wake.notify_one();
         } else {

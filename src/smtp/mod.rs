@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod delivery;
+pub mod delivery_events;
 mod dns;
 pub mod message;
 pub mod queue;

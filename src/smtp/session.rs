@@ -843,11 +843,13 @@ impl Smtp {
         let message: Arc<[u8]> = message.iter().chain(body.iter()).copied().collect();
         drop(body);
         let trace = crate::events::new_id();
+        let mut submitted = Vec::new();
         if let Some(s) = &submitter {
-            self.ctx.events.email_in(
+            // Recorded with the delivery, in its commit.
+            submitted.push(crate::events::outbox::email_row(
                 &s.org,
                 &trace,
-                crate::events::EmailEvent::OutgoingEmailSubmitted {
+                &crate::events::EmailEvent::OutgoingEmailSubmitted {
                     recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
                     sender: s.on_behalf_of.clone(),
                     from: if facts.from.is_empty() {
@@ -857,7 +859,7 @@ impl Smtp {
                     },
                     subject: facts.subject.clone(),
                 },
-            );
+            ));
         }
         let envelope = delivery::Envelope {
             from: &tx.from,
@@ -876,6 +878,7 @@ impl Smtp {
             submitter.as_ref(),
             queued,
             verdicts.as_ref(),
+            submitted,
         )
         .await;
         match stored {

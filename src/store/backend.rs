@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::queue::OutboundQueue;
-use super::{Result, Store, Tags};
+use super::{Outbox, Result, Store, Tags};
 use crate::access::AccessBackend;
 use crate::config::{Config, StoreBackend};
 use crate::directory::DirectoryBackend;
@@ -20,7 +20,9 @@ use crate::directory::DirectoryBackend;
 /// outbound queue, the directory's and the access rules' persistence, and tags.
 /// A new backend implements this (and its supertraits) and adds itself to
 /// [`open`] and to the conformance suite's list.
-pub trait Backend: Store + OutboundQueue + DirectoryBackend + AccessBackend + Tags {
+pub trait Backend:
+    Store + OutboundQueue + DirectoryBackend + AccessBackend + Tags + Outbox
+{
     /// Group-commit counters, scraped by the metrics page.
     fn writer_stats(&self) -> &WriterStats;
     /// Writes announced to group commit ([`Store::expect_write`]) and not yet

@@ -1,7 +1,8 @@
 //! Mailbox storage: folders, messages, flags, quota, the change feed, the outbound
 //! queue, tags, and the persistence of the directory and the access rules.
 //!
-//! Owns the store interface ([`Store`], [`queue::OutboundQueue`], [`Tags`], and
+//! Owns the store interface ([`Store`], [`queue::OutboundQueue`], [`Tags`], the
+//! event [`Outbox`], and
 //! [`Backend`], which bundles them with `directory`'s and `access`'s persistence
 //! traits), the factory that builds the configured backend ([`open`]), the backends
 //! (`sqlite`, the embedded default), and the conformance suite every backend passes.
@@ -19,6 +20,7 @@ mod backend;
 #[cfg(test)]
 mod conformance;
 mod folders;
+pub mod outbox;
 pub mod queue;
 mod sqlite;
 mod tags;
@@ -33,6 +35,7 @@ use tokio::sync::watch;
 
 pub use backend::{Backend, WriterStats, open, open_embedded};
 pub use folders::{DEFAULT_FOLDERS, FolderKind};
+pub use outbox::{DeliveryEvents, Outbox, OutboxEvent, OutboxRow};
 pub use tags::{Tag, Tags};
 
 /// A mailbox is owned by a user or resource and named by its directory id.
@@ -347,6 +350,15 @@ pub trait Store: Send + Sync {
         body: Arc<[u8]>,
         internal_date: i64,
         targets: Vec<Target>,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
+    /// [`Store::deliver`], and in the same commit the events `events` computes
+    /// from the outcome go into the [`Outbox`]: they are durable when the delivery is.
+    async fn deliver_recording(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+        events: DeliveryEvents,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
     /// Stores every message in one folder, in order, or none of them (IMAP
     /// MULTIAPPEND, RFC 3502: a refusal of any message undoes the others). Returns

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Refused, Result, Stored, Target};
+use super::{DeliveryEvents, Refused, Result, Stored, Target};
 
 /// A message to queue: who sent it, for whom, and the bytes to relay.
 #[derive(Debug, Clone)]
@@ -82,13 +82,15 @@ pub trait OutboundQueue: Send + Sync {
     async fn enqueue(&self, message: NewOutbound, now_ms: i64) -> Result<i64>;
     /// [`Store::deliver`](super::Store::deliver) and [`enqueue`](Self::enqueue) in
     /// one transaction: a submission's local copies, Sent Items copy and queue entry
-    /// become durable together or not at all.
+    /// become durable together or not at all, and with them the events `events`
+    /// computes from the outcome (into the [`Outbox`](super::Outbox)).
     async fn deliver_and_enqueue(
         &self,
         body: Arc<[u8]>,
         internal_date: i64,
         targets: Vec<Target>,
         message: NewOutbound,
+        events: Option<DeliveryEvents>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
     /// Messages with at least one recipient due at `now_ms`, oldest first, at most
     /// `limit` messages.

@@ -18,6 +18,7 @@
 #        (defaults 20000 20 5120)
 # Environment:
 #   SKIP_BUILD=1          use target/release/mailgate as it is (no cargo build)
+#   MAILGATE_BIN=PATH     measure that build instead (no cargo build)
 #   SMTP_SOURCE_OPTS=...  extra smtp-source flags for every run, e.g. "-d"
 #                         (keep the connection open between messages)
 #   RUN_TIMEOUT=600       seconds allowed per timed run
@@ -67,8 +68,8 @@ PY
 command -v jq >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || die "needs jq or python3"
 
 # ---------------------------------------------------------------- set-up
-bin=$root/target/release/mailgate
-if [ -z "${SKIP_BUILD:-}" ]; then
+bin=${MAILGATE_BIN:-$root/target/release/mailgate}
+if [ -z "${SKIP_BUILD:-}${MAILGATE_BIN:-}" ]; then
     cargo build --release --locked
 fi
 [ -x "$bin" ] || die "$bin missing: run cargo build --release --locked"

@@ -249,6 +249,7 @@ impl Runner {
                     vec![target],
                     &owners,
                     None,
+                    None,
                 )
                 .await?;
                 if let Some(Err(refused)) = stored.first() {

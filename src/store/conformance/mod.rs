@@ -4,7 +4,8 @@
 //! Owns the behavioural specification of a backend: UIDs, UIDVALIDITY, MODSEQ, the
 //! change feed with item ids, lookup by item id, ChangeKeys, expunge, copy/move,
 //! rename, quota, the body cache, concurrent writers, group commit, durability
-//! (what is acknowledged is readable after a reopen), the outbound queue, tags, and
+//! (what is acknowledged is readable after a reopen), the outbound queue, the event
+//! outbox, tags, and
 //! the persistence of the directory and the access rules. It never names a
 //! backend's types or SQL: a backend comes in through a [`Harness`], and a new
 //! backend adds one line to the list at the bottom of this file. What is one
@@ -16,6 +17,7 @@ mod folders;
 mod items;
 mod mail;
 mod moves;
+mod outbox;
 mod persistence;
 mod writes;
 
@@ -218,6 +220,8 @@ macro_rules! backend_suite {
                 persistence::tags_are_set_overwritten_limited_and_removed,
                 persistence::directory_survives_a_reopen_of_the_store,
                 persistence::access_rules_survive_a_reopen_of_the_store,
+                outbox::delivery_events_commit_with_the_delivery,
+                outbox::outbox_reads_in_order_in_bounded_batches_and_marks_survive_a_reopen,
             );
         }
     };

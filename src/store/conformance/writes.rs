@@ -152,7 +152,7 @@ pub async fn deliver_and_enqueue_is_one_write(ctx: Ctx) {
     let m = super::persistence::outbound(&["a@x.test"]);
     let body = m.body.clone();
     let stored = store
-        .deliver_and_enqueue(body, 1000, targets, m)
+        .deliver_and_enqueue(body, 1000, targets, m, None)
         .await
         .unwrap();
     assert!(stored[0].is_ok());

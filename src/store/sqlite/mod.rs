@@ -14,6 +14,7 @@ mod access;
 mod cached;
 mod directory;
 mod ops;
+mod outbox;
 mod queue;
 mod schema;
 mod tags;
@@ -30,9 +31,9 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    Backend, CacheConsumer, Change, CopyOutcome, ExpectedWrite, FlagOp, FlagOutcome, Folder,
-    MailboxId, MessageMeta, NewMessage, Quota, Refused, Result, Store, StoreError, Stored, Target,
-    WriterStats,
+    Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp,
+    FlagOutcome, Folder, MailboxId, MessageMeta, NewMessage, Quota, Refused, Result, Store,
+    StoreError, Stored, Target, WriterStats,
 };
 use writer::Writer;
 
@@ -252,6 +253,21 @@ impl Store for SqliteStore {
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
         self.write(move |c| ops::deliver(c, &body, internal_date, &targets))
             .await
+    }
+
+    async fn deliver_recording(
+        &self,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+        events: DeliveryEvents,
+    ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
+        self.write(move |c| {
+            let (results, touched) = ops::deliver(c, &body, internal_date, &targets)?;
+            outbox::record(c, &events(&results))?;
+            Ok((results, touched))
+        })
+        .await
     }
 
     async fn append_all(

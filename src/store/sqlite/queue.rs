@@ -11,7 +11,7 @@ use super::cached::CachedSql;
 
 use super::SqliteStore;
 use crate::store::queue::{DueMessage, NewOutbound, OutboundQueue, QueuedMessage, QueuedRecipient};
-use crate::store::{Refused, Result, StoreError, Stored, Target};
+use crate::store::{DeliveryEvents, Refused, Result, StoreError, Stored, Target};
 
 fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
     c.execute_cached(
@@ -123,6 +123,7 @@ impl OutboundQueue for SqliteStore {
         internal_date: i64,
         targets: Vec<Target>,
         message: NewOutbound,
+        events: Option<DeliveryEvents>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
         self.write(move |c| {
             // No local copy (a DSN on its way out): no body row either.
@@ -132,6 +133,9 @@ impl OutboundQueue for SqliteStore {
                 super::ops::deliver(c, &body, internal_date, &targets)?
             };
             insert(c, &message, internal_date)?;
+            if let Some(events) = &events {
+                super::outbox::record(c, &events(&results))?;
+            }
             Ok((results, touched))
         })
         .await

@@ -137,6 +137,20 @@ INSERT INTO body_cache_v7 (body_id, consumer, data)
 DROP TABLE body_cache;
 ALTER TABLE body_cache_v7 RENAME TO body_cache;
 "#,
+    // 8: the event outbox (store::outbox). AUTOINCREMENT: a sequence number is
+    // never reused, also once every row was deleted, so a sink's mark stays valid.
+    r#"
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    org TEXT NOT NULL,
+    line TEXT NOT NULL
+) STRICT;
+CREATE TABLE outbox_marks (
+    sink TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.
