@@ -137,6 +137,12 @@ INSERT INTO body_cache_v7 (body_id, consumer, data)
 DROP TABLE body_cache;
 ALTER TABLE body_cache_v7 RENAME TO body_cache;
 "#,
+    // 8: body ids come from a counter, so the id of an expunged body is never
+    // given to a new one (SQLite reuses the highest rowid once it is deleted).
+    r#"
+CREATE TABLE body_ids (next INTEGER NOT NULL) STRICT;
+INSERT INTO body_ids (next) SELECT COALESCE(MAX(id), 0) + 1 FROM bodies;
+"#,
 ];
 
 /// The schema version this build writes.
