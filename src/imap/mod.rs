@@ -18,6 +18,7 @@ mod multiappend;
 mod names;
 mod or_chain;
 mod reader;
+pub mod recent;
 mod response;
 mod search;
 mod searchres;
@@ -46,6 +47,8 @@ pub struct ImapContext {
     pub events: Events,
     /// APPENDLIMIT and the largest literal accepted (`limits.max_message_size`).
     pub max_message_size: u32,
+    /// Which messages some session has already seen as \Recent.
+    pub recent: Arc<recent::RecentClaims>,
 }
 
 impl ImapContext {

@@ -44,6 +44,7 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         auth: w.auth.clone(),
         events: w.events.clone(),
         max_message_size: LIMIT,
+        recent: Default::default(),
     });
     let accept = w.accept_context(limits);
     let service = Arc::new(ImapService { ctx: ctx.clone() });
@@ -282,10 +283,13 @@ async fn scripted_mailbox_session() {
     assert!(r.contains("c1 OK [READ-WRITE]"), "{r}");
     let r = c.cmd("c2", "FETCH 1:* (UID FLAGS RFC822.SIZE)").await;
     assert!(
-        r.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE "),
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Recent \\Flagged) RFC822.SIZE "),
         "{r}"
     );
-    assert!(r.contains("* 3 FETCH (UID 3 FLAGS (\\Seen)"), "{r}");
+    assert!(
+        r.contains("* 3 FETCH (UID 3 FLAGS (\\Recent \\Seen)"),
+        "{r}"
+    );
     let msg1 = message("one", 10);
     let r = c.cmd("c3", "UID FETCH 1 (BODY.PEEK[] INTERNALDATE)").await;
     assert!(
@@ -294,7 +298,7 @@ async fn scripted_mailbox_session() {
     );
     assert!(!r.contains("\\Seen"), "PEEK must not set \\Seen: {r}");
     let r = c.cmd("c4", "FETCH 1 RFC822").await;
-    assert!(r.contains("FLAGS (\\Flagged \\Seen)"), "{r}");
+    assert!(r.contains("FLAGS (\\Recent \\Flagged \\Seen)"), "{r}");
     let r = c.cmd("c5", "FETCH 9 FLAGS").await;
     assert!(r.starts_with("c5 BAD"), "{r}");
     let r = c.cmd("c6", "UID FETCH 9:* FLAGS").await;
@@ -315,7 +319,10 @@ async fn scripted_mailbox_session() {
     assert!(r.starts_with("d4 NO [BADCHARSET"), "{r}");
 
     let r = c.cmd("e1", "STORE 2 +FLAGS (\\Deleted $Work)").await;
-    assert!(r.contains("* 2 FETCH (FLAGS (\\Deleted $Work))"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Recent \\Deleted $Work))"),
+        "{r}"
+    );
     let r = c.cmd("e2", "STORE 1 -FLAGS.SILENT (\\Flagged)").await;
     assert!(!r.contains("FETCH"), "{r}");
     let r = c.cmd("e3", "FETCH 1 (FLAGS MODSEQ)").await;
@@ -339,7 +346,7 @@ async fn scripted_mailbox_session() {
         )
         .await;
     assert!(
-        r.contains("* 1 FETCH (FLAGS (\\Answered \\Seen) MODSEQ ("),
+        r.contains("* 1 FETCH (FLAGS (\\Recent \\Answered \\Seen) MODSEQ ("),
         "{r}"
     );
     assert!(
@@ -599,7 +606,7 @@ async fn new_keywords_are_announced_in_flags_before_use() {
     let flags = r.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n");
     let permanent =
         r.find("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]");
-    let fetch = r.find("* 1 FETCH (FLAGS ($Work))");
+    let fetch = r.find("* 1 FETCH (FLAGS (\\Recent $Work))");
     assert!(
         flags < permanent && permanent < fetch && flags.is_some(),
         "{r}"
@@ -635,6 +642,7 @@ async fn idle_pushes_another_sessions_append_and_flag_changes() {
     let r = append(&mut b, "q", "INBOX", "", &message("second", 10)).await;
     assert!(r.starts_with("q OK"), "{r}");
     assert_eq!(a.line().await, "* 2 EXISTS\r\n");
+    assert_eq!(a.line().await, "* 2 RECENT\r\n", "a, idling, saw it first");
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(b.cmd("r", "SELECT INBOX").await.contains("r OK"));
     assert!(
@@ -642,7 +650,7 @@ async fn idle_pushes_another_sessions_append_and_flag_changes() {
             .await
             .contains("t OK")
     );
-    assert_eq!(a.line().await, "* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n");
+    assert_eq!(a.line().await, "* 1 FETCH (UID 1 FLAGS (\\Recent \\Deleted))\r\n");
     assert!(b.cmd("u", "EXPUNGE").await.contains("* 1 EXPUNGE"));
     assert_eq!(a.line().await, "* 1 EXPUNGE\r\n");
     a.send("DONE\r\n").await;
@@ -685,6 +693,7 @@ async fn idle_pushes_a_delivery_within_100_ms() {
         assert!(stored[0].is_ok());
         assert_eq!(a.line().await, format!("* {n} EXISTS\r\n"));
         took.push(started.elapsed());
+        assert!(a.line().await.ends_with(" RECENT\r\n"));
     }
     took.sort();
     assert!(took[1] < Duration::from_millis(100), "{took:?}");

@@ -181,11 +181,26 @@ fn add_namespace_nodes(folders: &mut Vec<Folder>) {
     folders.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
+/// STATUS RECENT: the messages no session has seen yet (`recent`), plus, for
+/// the folder this session has selected, those recent in it.
+fn recent_count(imap: &Imap, f: &Folder, metas: &[crate::store::MessageMeta]) -> u64 {
+    let first = imap.ctx.recent.first_unclaimed((f.id, f.uidvalidity));
+    let unclaimed = metas.iter().filter(|m| m.uid >= first).count() as u64;
+    let mine = match &imap.selected {
+        Some(v) if v.folder.id == f.id => u64::from(v.recent_count()),
+        _ => 0,
+    };
+    unclaimed + mine
+}
+
 /// The `NAME value ...` list of a STATUS response.
 async fn status_values(imap: &Imap, f: &Folder, items: &[String]) -> Result<String, Done> {
-    let needs_scan = items
-        .iter()
-        .any(|i| matches!(i.as_str(), "DELETED" | "SIZE" | "UNSEEN" | "MESSAGES"));
+    let needs_scan = items.iter().any(|i| {
+        matches!(
+            i.as_str(),
+            "DELETED" | "SIZE" | "UNSEEN" | "MESSAGES" | "RECENT"
+        )
+    });
     let metas = if needs_scan {
         imap.ctx
             .store
@@ -208,7 +223,7 @@ async fn status_values(imap: &Imap, f: &Folder, items: &[String]) -> Result<Stri
             "DELETED" => metas.iter().filter(|m| has(m, "\\Deleted")).count() as u64,
             "SIZE" => metas.iter().map(|m| m.size).sum(),
             "HIGHESTMODSEQ" => f.highest_modseq,
-            "RECENT" => 0,
+            "RECENT" => recent_count(imap, f, &metas),
             _ => continue,
         };
         out.push(format!("{item} {value}"));
