@@ -26,6 +26,7 @@ mod sequence;
 mod session;
 mod shared;
 pub mod start;
+mod subscriptions;
 mod uid_runs;
 
 use std::future::Future;
@@ -49,6 +50,8 @@ pub struct ImapContext {
     pub max_message_size: u32,
     /// Which messages some session has already seen as \Recent.
     pub recent: Arc<recent::RecentClaims>,
+    /// Subscriptions to names without a folder (kept by the store's tags).
+    pub subscriptions: subscriptions::Orphans,
 }
 
 impl ImapContext {

@@ -19,6 +19,7 @@ pub fn services(shared: &Shared) -> Services {
             events: shared.events.clone(),
             max_message_size: u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX),
             recent: Default::default(),
+            subscriptions: super::subscriptions::Orphans::new(shared.store.clone()),
         }),
     });
     Services {
