@@ -66,16 +66,52 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
-# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
-# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
-mx_config() {
-    cat >"$1/mailgate.toml" <<EOF2
+# server_toml DIR: the [server] table of a benchmark's mailgate.toml: data in
+# DIR/data, mail domain load.test.
+server_toml() {
+    cat <<EOF2
 [server]
 hostname = "localhost"
 data_dir = "$1/data"
 default_domain = "load.test"
 shutdown_grace_secs = 5
+EOF2
+}
+
+# start_work NAME: a fresh $work under target/load/ (root's cwd), with the EXIT
+# trap that stops mailgate ($mg_pid) and the private Dovecot ($dc_conf, its
+# master pid under $work/dovecot/run) if running, then removes $work.
+start_work() {
+    mkdir -p "$root/target/load"
+    work=$(mktemp -d "$root/target/load/$1.XXXXXX")
+    chmod 755 "$work"
+    mg_pid=""
+    dc_conf=""
+    trap stop_work EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+stop_work() {
+    local rc=$? mp
+    set +e
+    trap - EXIT INT TERM
+    [ -n "$mg_pid" ] && stop_pid "$mg_pid"
+    if [ -n "$dc_conf" ]; then
+        mp=$(cat "$work/dovecot/run/master.pid" 2>/dev/null)
+        timeout 30 doveadm -c "$dc_conf" stop >/dev/null 2>&1
+        [ -n "$mp" ] && stop_pid "$mp"
+    fi
+    rm -rf "$work"
+    exit "$rc"
+}
+
+# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
+# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
+# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
+mx_config() {
+    server_toml "$1" >"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
 
 [listeners.smtp]
 enabled = true
@@ -111,12 +147,8 @@ sink_user() {
 # certificate CERTS/{cert,key}.pem, data in DIR/data, mail domain load.test, and
 # connection limits high enough for thousands of sessions.
 imaps_config() {
-    cat >"$1/mailgate.toml" <<EOF2
-[server]
-hostname = "localhost"
-data_dir = "$1/data"
-default_domain = "load.test"
-shutdown_grace_secs = 5
+    server_toml "$1" >"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
 
 [[tls.certificates]]
 cert = "$2/cert.pem"

@@ -60,28 +60,7 @@ if ! command -v dovecot >/dev/null; then
 fi
 dovecot_version=$(dovecot --version | cut -d' ' -f1)
 
-mkdir -p "$root/target/load"
-work=$(mktemp -d "$root/target/load/imap.XXXXXX")
-chmod 755 "$work"
-mg_pid=""
-dc_conf=""
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    [ -n "$mg_pid" ] && stop_pid "$mg_pid"
-    if [ -n "$dc_conf" ]; then
-        local mp
-        mp=$(cat "$work/dovecot/run/master.pid" 2>/dev/null)
-        timeout 30 doveadm -c "$dc_conf" stop >/dev/null 2>&1
-        [ -n "$mp" ] && stop_pid "$mp"
-    fi
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_work imap
 
 user=bench@load.test
 pass='Corr3ct-Horse-Battery'

@@ -14,10 +14,13 @@
 #      same argon2id hash (argon2 crate defaults m=19456 KiB, t=2, p=1, from
 #      `imap_bench hash`; Dovecot's {ARGON2ID} scheme reads the parameters from
 #      the PHC string), and both get the same generated mbox to APPEND from.
-#      Prints each server's command total, imaptest's error lines (target: none
-#      for mailgate) and the ratio mailgate/dovecot (target >= 1.5).
+#      Both servers stay up and the runs alternate (mailgate, Dovecot, mailgate,
+#      ...) ROUNDS times, so load from elsewhere on the machine falls on both.
+#      Prints each run's command total, the sums, imaptest's error lines
+#      (target: none for mailgate) and the ratio mailgate/dovecot (target >= 1.5).
 #
-# Usage: bash tests/load/imaptest.sh IMAPTEST_BIN [SECS] [CLIENTS]   (defaults 30 10)
+# Usage: bash tests/load/imaptest.sh IMAPTEST_BIN [SECS] [CLIENTS] [ROUNDS]
+#        (defaults 30 10 2)
 # Environment: SKIP_BUILD=1 uses target/release/{mailgate,examples/imap_bench}
 # as they are. IMAPTEST_TESTS=DIR names the scripted tests (empty: skip them).
 # Needs root (Dovecot drops privileges to nobody) and an installed `dovecot`
@@ -30,13 +33,14 @@ root=$PWD
 imaptest=${1:-}
 secs=${2:-30}
 clients=${3:-10}
+rounds=${4:-2}
 if [ -z "$imaptest" ] || [ ! -x "$imaptest" ]; then
     echo "imaptest.sh: no imaptest binary given (${imaptest:-none}); skipped."
     echo "usage: $0 IMAPTEST_BIN [SECS] [CLIENTS]"
     exit 0
 fi
-for v in "$secs" "$clients"; do
-    [[ $v =~ ^[1-9][0-9]{0,4}$ ]] || { echo "usage: $0 IMAPTEST_BIN [SECS] [CLIENTS]" >&2; exit 2; }
+for v in "$secs" "$clients" "$rounds"; do
+    [[ $v =~ ^[1-9][0-9]{0,4}$ ]] || { echo "usage: $0 IMAPTEST_BIN [SECS] [CLIENTS] [ROUNDS]" >&2; exit 2; }
 done
 imaptest=$(cd "$(dirname "$imaptest")" && pwd)/$(basename "$imaptest")
 tests_dir=${IMAPTEST_TESTS-$(dirname "$imaptest")/tests}
@@ -56,28 +60,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 [ -x "$bin" ] && [ -x "$bench" ] || die "build target/release/mailgate and examples/imap_bench first"
 
-mkdir -p "$root/target/load"
-work=$(mktemp -d "$root/target/load/imaptest.XXXXXX")
-chmod 755 "$work"
-mg_pid=""
-dc_conf=""
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    [ -n "$mg_pid" ] && stop_pid "$mg_pid"
-    if [ -n "$dc_conf" ]; then
-        local mp
-        mp=$(cat "$work/dovecot/run/master.pid" 2>/dev/null)
-        timeout 30 doveadm -c "$dc_conf" stop >/dev/null 2>&1
-        [ -n "$mp" ] && stop_pid "$mp"
-    fi
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_work imaptest
 
 user=stress@load.test
 pass='Corr3ct-Horse-Battery'
@@ -116,12 +99,14 @@ for i in range(200):
     out.write(head + body + "\n")
 PY
 
-# stress NAME PORT: imaptest's stress run; prints its output to $work/stress-NAME.txt.
+# stress NAME PORT: one imaptest stress run; its output goes to $work/stress-NAME.txt
+# (the last run's) and is appended to $work/stress-NAME.all.
 stress() {
     local name=$1 port=$2
     timeout $((secs + 120)) "$imaptest" host=127.0.0.1 port="$port" ssl=any-cert \
         user="$user" pass="$pass" mbox="$work/stress.mbox" secs="$secs" clients="$clients" \
         >"$work/stress-$name.txt" 2>&1 || true
+    cat "$work/stress-$name.txt" >>"$work/stress-$name.all"
 }
 # total FILE: the sum of imaptest's final Totals line (commands of every kind).
 total() {
@@ -150,17 +135,9 @@ if [ -n "$tests_dir" ] && [ -d "$tests_dir" ]; then
     note "scripted: $scripted"
     grep -E '^\*\*\* Test' "$work/scripted.txt" | sed 's/^/    /' || true
 fi
-stress mailgate "$port"
-mg_total=$(total "$work/stress-mailgate.txt")
-mg_errors=$(errors "$work/stress-mailgate.txt")
-note "stress: ${mg_total:-?} commands, $mg_errors error lines; RSS after $(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$mg_pid/status") MiB"
-grep '^Error:' "$work/stress-mailgate.txt" | head -5 | sed 's/^/    /' || true
-stop_pid "$mg_pid"
-mg_pid=""
 echo
 
 # ---------------------------------------------------------------- 2. Dovecot
-dc_total=""
 if command -v dovecot >/dev/null; then
     dovecot_version=$(dovecot --version | cut -d' ' -f1)
     echo "[2/2] Dovecot $dovecot_version (private instance, Maildir, mail_fsync = always)"
@@ -171,18 +148,40 @@ if command -v dovecot >/dev/null; then
     dovecot -c "$d/dovecot.conf" || { cat "$d/dovecot.log" >&2 2>/dev/null; die "dovecot failed to start"; }
     dc_conf=$d/dovecot.conf
     wait_port "$dc_port" "" 30 || { tail -20 "$d/dovecot.log" >&2; die "dovecot not accepting on 127.0.0.1:$dc_port"; }
-    stress dovecot "$dc_port"
-    dc_total=$(total "$work/stress-dovecot.txt")
-    note "stress: ${dc_total:-?} commands, $(errors "$work/stress-dovecot.txt") error lines"
 else
     echo "[2/2] Dovecot: not installed (tests/load/imap.sh installs it); skipped"
+    dc_port=""
 fi
 echo
 
-r=$(ratio "${mg_total:-0}" "${dc_total:-0}")
-echo "imaptest stress, ${secs}s x $clients clients, commands in total:"
-printf '  %-46s %10s\n' "mailgate (IMAPS, SQLite)" "${mg_total:-?}"
-printf '  %-46s %10s\n' "dovecot ${dovecot_version:-} (Maildir, mail_fsync=always)" "${dc_total:-not run}"
+echo "stress: ${secs}s x $clients clients, $rounds rounds, alternating"
+mg_total=0
+dc_total=0
+for ((i = 1; i <= rounds; i++)); do
+    stress mailgate "$port"
+    n=$(total "$work/stress-mailgate.txt")
+    mg_total=$((mg_total + ${n:-0}))
+    line="round $i: mailgate ${n:-?}"
+    if [ -n "$dc_port" ]; then
+        stress dovecot "$dc_port"
+        n=$(total "$work/stress-dovecot.txt")
+        dc_total=$((dc_total + ${n:-0}))
+        line="$line, dovecot ${n:-?}"
+    fi
+    note "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
+done
+mg_errors=$(errors "$work/stress-mailgate.all")
+note "mailgate RSS after: $(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$mg_pid/status") MiB"
+grep '^Error:' "$work/stress-mailgate.all" | head -5 | sed 's/^/    /' || true
+[ -n "$dc_port" ] && note "dovecot error lines: $(errors "$work/stress-dovecot.all")"
+echo
+
+dc_shown=$dc_total
+[ -n "$dc_port" ] || dc_shown="not run"
+r=$(ratio "$mg_total" "$dc_total")
+echo "imaptest stress, ${secs}s x $clients clients x $rounds rounds, commands in total:"
+printf '  %-46s %10s\n' "mailgate (IMAPS, SQLite)" "$mg_total"
+printf '  %-46s %10s\n' "dovecot ${dovecot_version:-} (Maildir, mail_fsync=always)" "$dc_shown"
 echo "mailgate/dovecot = ${r}x (target >= 1.5): $(meets "$r" 1.5)"
 echo "mailgate stress errors: $mg_errors (target 0)"
 echo "scripted groups: $scripted"
