@@ -109,6 +109,8 @@ pub struct Message<'a> {
     pub meta: &'a MessageMeta,
     pub raw: Option<&'a [u8]>,
     pub structure: Option<&'a Structure>,
+    /// Shown with `\Recent` (recent in this session, a rev1 client).
+    pub recent: bool,
 }
 
 /// Writes the items (space-separated, without the surrounding parentheses).
@@ -125,7 +127,15 @@ pub fn render(
         }
         match item {
             Flags => {
-                out.extend_from_slice(format!("FLAGS ({})", m.meta.flags.join(" ")).as_bytes())
+                out.extend_from_slice(b"FLAGS (");
+                if m.recent {
+                    out.extend_from_slice(b"\\Recent");
+                    if !m.meta.flags.is_empty() {
+                        out.push(b' ');
+                    }
+                }
+                out.extend_from_slice(m.meta.flags.join(" ").as_bytes());
+                out.push(b')');
             }
             Uid => out.extend_from_slice(format!("UID {}", m.meta.uid).as_bytes()),
             InternalDate => out.extend_from_slice(

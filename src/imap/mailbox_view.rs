@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::recent::{FolderKey, RecentClaims};
 use super::uid_runs::UidRuns;
 use crate::store::{ChangeKind, Folder, MessageMeta, Store};
 
@@ -36,6 +37,8 @@ pub struct Updates {
     pub expunged: Vec<(u32, u32)>,
     /// The new message count, when messages arrived.
     pub exists: Option<u32>,
+    /// The number of messages recent in this session, when messages arrived.
+    pub recent: Option<u32>,
     /// (sequence number, message) whose flags changed.
     pub flags: Vec<(u32, Changed)>,
 }
@@ -64,6 +67,11 @@ pub struct View {
     pub saved: Vec<u32>,
     /// The keywords the client has been told of in a FLAGS response.
     keywords: BTreeSet<String>,
+    /// The messages recent in this session (`recent`), by UID.
+    recent: BTreeSet<u32>,
+    claims: Arc<RecentClaims>,
+    /// The sequence number of the first message without \Seen at SELECT.
+    pub first_unseen: Option<u32>,
 }
 
 impl View {
@@ -72,6 +80,7 @@ impl View {
         store: &Arc<dyn Store>,
         folder: Folder,
         read_only: bool,
+        claims: &Arc<RecentClaims>,
     ) -> crate::store::Result<View> {
         let mut watch = store.watch(&folder.mailbox_id);
         watch.mark_unchanged();
@@ -86,7 +95,11 @@ impl View {
         for m in &msgs {
             learn(&mut keywords, &m.flags);
         }
-        Ok(View {
+        let first_unseen = msgs
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+            .map(|i| i as u32 + 1);
+        let mut view = View {
             uids: UidRuns::from_ascending(msgs.iter().map(|m| m.uid)),
             folder,
             read_only,
@@ -98,7 +111,45 @@ impl View {
             pending_expunge: BTreeSet::new(),
             saved: Vec::new(),
             keywords,
-        })
+            recent: BTreeSet::new(),
+            claims: claims.clone(),
+            first_unseen,
+        };
+        view.take_recent(msgs.iter().map(|m| m.uid));
+        Ok(view)
+    }
+
+    fn key(&self) -> FolderKey {
+        (self.folder.id, self.folder.uidvalidity)
+    }
+
+    /// Notes which of `new` (ascending UIDs, just added to the view) are recent
+    /// here: those this session claims first, or, read-only, those nobody claimed.
+    fn take_recent(&mut self, new: impl Iterator<Item = u32>) {
+        let mine = if self.read_only {
+            self.claims.first_unclaimed(self.key())..u32::MAX
+        } else {
+            let end = self.uids.last().saturating_add(1);
+            self.claims.claim(self.key(), end)
+        };
+        if !mine.is_empty() {
+            self.recent.extend(new.filter(|u| mine.contains(u)));
+        }
+    }
+
+    /// Whether the message is recent in this session.
+    pub fn is_recent(&self, uid: u32) -> bool {
+        self.recent.contains(&uid)
+    }
+
+    /// The UIDs recent in this session, for a search to test against.
+    pub fn recent_uids(&self) -> BTreeSet<u32> {
+        self.recent.clone()
+    }
+
+    /// How many messages are recent in this session (RECENT).
+    pub fn recent_count(&self) -> u32 {
+        self.recent.len() as u32
     }
 
     /// The FLAGS and PERMANENTFLAGS responses: the system flags and every keyword
@@ -184,12 +235,12 @@ impl View {
                     touched.insert(c.uid);
                 }
                 ChangeKind::Expunged => {
-                    // Created and expunged within this batch: the client never sees it.
-                    let before = created.len();
+                    // Created and expunged within this batch: a new message the
+                    // client never sees. The view may hold it all the same (read
+                    // at SELECT after the feed's cursor was taken), so it is
+                    // expunged from the view too; a UID it lacks is dropped then.
                     created.retain(|&(uid, _)| uid != c.uid);
-                    if created.len() == before {
-                        self.pending_expunge.insert(c.uid);
-                    }
+                    self.pending_expunge.insert(c.uid);
                 }
                 _ => {}
             }
@@ -201,11 +252,13 @@ impl View {
         created.sort_unstable();
         created.dedup_by_key(|m| m.0);
         if !created.is_empty() {
-            for (uid, modseq) in created {
+            for &(uid, modseq) in &created {
                 self.uids.push(uid);
                 self.highest = self.highest.max(modseq);
             }
+            self.take_recent(created.iter().map(|c| c.0));
             updates.exists = Some(self.uids.len() as u32);
+            updates.recent = Some(self.recent_count());
         }
         if let (Some(&first), Some(&last)) = (touched.first(), touched.last()) {
             for m in store.messages(self.folder.id, first, last).await? {
@@ -224,6 +277,7 @@ impl View {
             return;
         }
         for uid in std::mem::take(&mut self.pending_expunge) {
+            self.recent.remove(&uid);
             if let Some(i) = self.uids.remove(uid) {
                 updates.expunged.push((i as u32 + 1, uid));
             }
@@ -261,17 +315,21 @@ impl View {
         self.pending_expunge.extend(gone);
         self.announce_expunges(allow_expunge, &mut updates);
         let (last, before, synced) = (self.uids.last(), self.uids.len(), self.synced);
+        let mut arrived = Vec::new();
         for m in now {
             self.synced = self.synced.max(m.modseq);
             if m.uid > last {
                 self.uids.push(m.uid);
+                arrived.push(m.uid);
                 self.highest = self.highest.max(m.modseq);
             } else if m.modseq > synced {
                 self.report_flags(m, &mut updates);
             }
         }
         if self.uids.len() != before {
+            self.take_recent(arrived.into_iter());
             updates.exists = Some(self.uids.len() as u32);
+            updates.recent = Some(self.recent_count());
         }
         self.echoes = BTreeMap::new();
         Ok(updates)
@@ -288,6 +346,9 @@ impl View {
     /// Removes messages the session expunged itself; returns their sequence numbers
     /// in sending order (each computed after the previous removal).
     pub fn remove(&mut self, uids: &[u32]) -> Vec<u32> {
+        for uid in uids {
+            self.recent.remove(uid);
+        }
         uids.iter()
             .filter_map(|&uid| self.uids.remove(uid))
             .map(|i| i as u32 + 1)
@@ -348,7 +409,9 @@ mod tests {
         let (_dir, store, inbox) = fixture().await;
         let a = deliver(&store).await;
         let b = deliver(&store).await;
-        let mut view = View::open(&store, inbox.clone(), false).await.unwrap();
+        let mut view = View::open(&store, inbox.clone(), false, &Arc::default())
+            .await
+            .unwrap();
         assert_eq!(view.uids(), vec![a, b]);
         // Another session: flags on a, expunges b, delivers c, delivers and expunges d.
         store
@@ -380,10 +443,76 @@ mod tests {
         );
     }
 
+    /// SELECT takes the feed's cursor before it reads the folder, so a message
+    /// delivered in between is both in the view and in the first replay; when
+    /// another session expunges it before that replay, the view must still drop
+    /// it and announce the EXPUNGE (it used to stay as a ghost the client kept
+    /// numbering, so its sequence numbers drifted from every other session's).
+    #[tokio::test]
+    async fn a_message_read_at_select_and_expunged_before_the_first_replay_goes() {
+        let (_dir, store, inbox) = fixture().await;
+        let a = deliver(&store).await;
+        let before = store.latest_change(&inbox.mailbox_id).await.unwrap();
+        let b = deliver(&store).await;
+        let mut view = View::open(&store, inbox.clone(), false, &Arc::default())
+            .await
+            .unwrap();
+        // As if the cursor had been taken before b's delivery.
+        view.cursor = before;
+        assert_eq!(view.uids(), vec![a, b]);
+        store.expunge(inbox.id, vec![b]).await.unwrap();
+        let u = view.refresh(&store, true).await.unwrap();
+        assert_eq!(u.expunged, vec![(2, b)]);
+        assert_eq!(u.exists, None);
+        assert_eq!(view.uids(), vec![a]);
+    }
+
+    /// \Recent: the first read-write view of a message has it recent, a later
+    /// one does not; EXAMINE shows what nobody claimed without claiming it.
+    #[tokio::test]
+    async fn a_message_is_recent_in_the_first_session_to_see_it() {
+        let (_dir, store, inbox) = fixture().await;
+        let claims: Arc<RecentClaims> = Arc::default();
+        let a = deliver(&store).await;
+        let looker = View::open(&store, inbox.clone(), true, &claims)
+            .await
+            .unwrap();
+        assert!(
+            looker.is_recent(a),
+            "EXAMINE shows unclaimed messages as recent"
+        );
+        let mut first = View::open(&store, inbox.clone(), false, &claims)
+            .await
+            .unwrap();
+        assert!(first.is_recent(a));
+        assert_eq!(first.recent_count(), 1);
+        let mut second = View::open(&store, inbox.clone(), false, &claims)
+            .await
+            .unwrap();
+        assert_eq!(second.recent_count(), 0);
+        assert_eq!(second.first_unseen, Some(1));
+        // A delivery is recent for whichever selected session is told first.
+        let b = deliver(&store).await;
+        let u = second.refresh(&store, true).await.unwrap();
+        assert_eq!((u.exists, u.recent), (Some(2), Some(1)));
+        assert!(second.is_recent(b));
+        let u = first.refresh(&store, true).await.unwrap();
+        assert_eq!((u.exists, u.recent), (Some(2), Some(1)), "still only a");
+        assert!(!first.is_recent(b));
+        // Expunged: no longer counted.
+        store.expunge(inbox.id, vec![a]).await.unwrap();
+        first.refresh(&store, true).await.unwrap();
+        assert_eq!(first.recent_count(), 0);
+        let again = View::open(&store, inbox, true, &claims).await.unwrap();
+        assert_eq!(again.recent_count(), 0, "everything is claimed now");
+    }
+
     #[tokio::test]
     async fn a_backlog_longer_than_a_batch_reloads_the_folder() {
         let (_dir, store, inbox) = fixture().await;
-        let mut view = View::open(&store, inbox, false).await.unwrap();
+        let mut view = View::open(&store, inbox, false, &Arc::default())
+            .await
+            .unwrap();
         for _ in 0..FEED_BATCH + 5 {
             deliver(&store).await;
         }

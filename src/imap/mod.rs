@@ -18,6 +18,7 @@ mod multiappend;
 mod names;
 mod or_chain;
 mod reader;
+pub mod recent;
 mod response;
 mod search;
 mod searchres;
@@ -25,6 +26,7 @@ mod sequence;
 mod session;
 mod shared;
 pub mod start;
+mod subscriptions;
 mod uid_runs;
 
 use std::future::Future;
@@ -46,6 +48,10 @@ pub struct ImapContext {
     pub events: Events,
     /// APPENDLIMIT and the largest literal accepted (`limits.max_message_size`).
     pub max_message_size: u32,
+    /// Which messages some session has already seen as \Recent.
+    pub recent: Arc<recent::RecentClaims>,
+    /// Subscriptions to names without a folder (kept by the store's tags).
+    pub subscriptions: subscriptions::Orphans,
 }
 
 impl ImapContext {

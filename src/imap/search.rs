@@ -21,6 +21,8 @@ pub struct Candidate<'a> {
     pub raw: Option<&'a [u8]>,
     /// The Date header's wall-clock time (see `Structure::sent_date`), for SENT* keys.
     pub sent_date: Option<i64>,
+    /// Recent in this session (RECENT, NEW, OLD).
+    pub recent: bool,
 }
 
 /// Bounds `*` stands for, and the key's message sets resolved against them once
@@ -153,9 +155,9 @@ pub fn eval(key: &SearchKey<'_>, c: &Candidate<'_>, stars: &Stars) -> bool {
         Unflagged => !has_flag(m, "\\Flagged"),
         Seen => has_flag(m, "\\Seen"),
         Unseen => !has_flag(m, "\\Seen"),
-        // No session ever sees \Recent (IMAP4rev2 dropped it).
-        Recent | New => false,
-        Old => true,
+        Recent => c.recent,
+        New => c.recent && !has_flag(m, "\\Seen"),
+        Old => !c.recent,
         Keyword(k) => has_flag(m, k.as_ref()),
         Unkeyword(k) => !has_flag(m, k.as_ref()),
         Before(d) => day < day_of_date(d),
@@ -232,6 +234,7 @@ mod tests {
             meta: m,
             raw: None,
             sent_date: None,
+            recent: false,
         };
         let key = key(criteria);
         eval(&key, &c, &Stars::new(5, 50, &key))
@@ -253,6 +256,7 @@ mod tests {
                     meta: &m,
                     raw: None,
                     sent_date: None,
+                    recent: false,
                 };
                 eval(&key, &c, &stars)
             })
@@ -263,6 +267,31 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// RECENT, NEW and OLD follow the session's \Recent (RFC 3501 6.4.4).
+    #[test]
+    fn recent_new_and_old() {
+        let seen = meta(1, &["\\Seen"], 10, 0);
+        let unseen = meta(2, &[], 10, 0);
+        let check = |criteria: &str, m: &MessageMeta, recent: bool| {
+            let key = key(criteria);
+            let c = Candidate {
+                seq: 1,
+                meta: m,
+                raw: None,
+                sent_date: None,
+                recent,
+            };
+            eval(&key, &c, &Stars::new(5, 50, &key))
+        };
+        assert!(check("RECENT", &seen, true));
+        assert!(!check("RECENT", &seen, false));
+        assert!(check("NEW", &unseen, true));
+        assert!(!check("NEW", &seen, true), "NEW is RECENT UNSEEN");
+        assert!(!check("NEW", &unseen, false));
+        assert!(check("OLD", &unseen, false));
+        assert!(!check("OLD", &unseen, true));
     }
 
     #[test]

@@ -641,6 +641,10 @@ impl Imap {
             let line = format!("{n} EXISTS");
             self.untagged(&line);
         }
+        if let Some(n) = updates.recent.filter(|_| !self.rev2) {
+            let line = format!("{n} RECENT");
+            self.untagged(&line);
+        }
         for (seq, m) in updates.flags {
             self.announce_keywords(&m.flags);
             let modseq = if self.condstore {
@@ -648,13 +652,27 @@ impl Imap {
             } else {
                 String::new()
             };
-            let line = format!(
-                "{seq} FETCH (UID {} FLAGS ({}){modseq})",
-                m.uid,
-                m.flags.join(" ")
-            );
+            let flags = match &self.selected {
+                Some(view) => self.flag_list(view, m.uid, &m.flags),
+                None => m.flags.join(" "),
+            };
+            let line = format!("{seq} FETCH (UID {} FLAGS ({flags}){modseq})", m.uid);
             self.untagged(&line);
         }
+    }
+
+    /// A message's flags as this client is shown them: the stored ones, after
+    /// `\Recent` when it is recent in this session and the client speaks rev1.
+    pub fn flag_list(&self, view: &View, uid: u32, flags: &[String]) -> String {
+        let recent = !self.rev2 && view.is_recent(uid);
+        let mut out = String::from(if recent { "\\Recent" } else { "" });
+        for f in flags {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(f);
+        }
+        out
     }
 
     /// A folder name as this client reads it: modified UTF-7 unless it enabled

@@ -18,6 +18,8 @@ pub fn services(shared: &Shared) -> Services {
             auth: shared.auth.clone(),
             events: shared.events.clone(),
             max_message_size: u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX),
+            recent: Default::default(),
+            subscriptions: super::subscriptions::Orphans::new(shared.store.clone()),
         }),
     });
     Services {

@@ -44,6 +44,8 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         auth: w.auth.clone(),
         events: w.events.clone(),
         max_message_size: LIMIT,
+        recent: Default::default(),
+        subscriptions: subscriptions::Orphans::new(w.store.clone()),
     });
     let accept = w.accept_context(limits);
     let service = Arc::new(ImapService { ctx: ctx.clone() });
@@ -282,10 +284,13 @@ async fn scripted_mailbox_session() {
     assert!(r.contains("c1 OK [READ-WRITE]"), "{r}");
     let r = c.cmd("c2", "FETCH 1:* (UID FLAGS RFC822.SIZE)").await;
     assert!(
-        r.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE "),
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Recent \\Flagged) RFC822.SIZE "),
         "{r}"
     );
-    assert!(r.contains("* 3 FETCH (UID 3 FLAGS (\\Seen)"), "{r}");
+    assert!(
+        r.contains("* 3 FETCH (UID 3 FLAGS (\\Recent \\Seen)"),
+        "{r}"
+    );
     let msg1 = message("one", 10);
     let r = c.cmd("c3", "UID FETCH 1 (BODY.PEEK[] INTERNALDATE)").await;
     assert!(
@@ -294,7 +299,7 @@ async fn scripted_mailbox_session() {
     );
     assert!(!r.contains("\\Seen"), "PEEK must not set \\Seen: {r}");
     let r = c.cmd("c4", "FETCH 1 RFC822").await;
-    assert!(r.contains("FLAGS (\\Flagged \\Seen)"), "{r}");
+    assert!(r.contains("FLAGS (\\Recent \\Flagged \\Seen)"), "{r}");
     let r = c.cmd("c5", "FETCH 9 FLAGS").await;
     assert!(r.starts_with("c5 BAD"), "{r}");
     let r = c.cmd("c6", "UID FETCH 9:* FLAGS").await;
@@ -315,7 +320,10 @@ async fn scripted_mailbox_session() {
     assert!(r.starts_with("d4 NO [BADCHARSET"), "{r}");
 
     let r = c.cmd("e1", "STORE 2 +FLAGS (\\Deleted $Work)").await;
-    assert!(r.contains("* 2 FETCH (FLAGS (\\Deleted $Work))"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Recent \\Deleted $Work))"),
+        "{r}"
+    );
     let r = c.cmd("e2", "STORE 1 -FLAGS.SILENT (\\Flagged)").await;
     assert!(!r.contains("FETCH"), "{r}");
     let r = c.cmd("e3", "FETCH 1 (FLAGS MODSEQ)").await;
@@ -339,7 +347,7 @@ async fn scripted_mailbox_session() {
         )
         .await;
     assert!(
-        r.contains("* 1 FETCH (FLAGS (\\Answered \\Seen) MODSEQ ("),
+        r.contains("* 1 FETCH (FLAGS (\\Recent \\Answered \\Seen) MODSEQ ("),
         "{r}"
     );
     assert!(
@@ -599,7 +607,7 @@ async fn new_keywords_are_announced_in_flags_before_use() {
     let flags = r.find("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n");
     let permanent =
         r.find("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]");
-    let fetch = r.find("* 1 FETCH (FLAGS ($Work))");
+    let fetch = r.find("* 1 FETCH (FLAGS (\\Recent $Work))");
     assert!(
         flags < permanent && permanent < fetch && flags.is_some(),
         "{r}"
@@ -635,6 +643,7 @@ async fn idle_pushes_another_sessions_append_and_flag_changes() {
     let r = append(&mut b, "q", "INBOX", "", &message("second", 10)).await;
     assert!(r.starts_with("q OK"), "{r}");
     assert_eq!(a.line().await, "* 2 EXISTS\r\n");
+    assert_eq!(a.line().await, "* 2 RECENT\r\n", "a, idling, saw it first");
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(b.cmd("r", "SELECT INBOX").await.contains("r OK"));
     assert!(
@@ -642,7 +651,10 @@ async fn idle_pushes_another_sessions_append_and_flag_changes() {
             .await
             .contains("t OK")
     );
-    assert_eq!(a.line().await, "* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n");
+    assert_eq!(
+        a.line().await,
+        "* 1 FETCH (UID 1 FLAGS (\\Recent \\Deleted))\r\n"
+    );
     assert!(b.cmd("u", "EXPUNGE").await.contains("* 1 EXPUNGE"));
     assert_eq!(a.line().await, "* 1 EXPUNGE\r\n");
     a.send("DONE\r\n").await;
@@ -685,6 +697,7 @@ async fn idle_pushes_a_delivery_within_100_ms() {
         assert!(stored[0].is_ok());
         assert_eq!(a.line().await, format!("* {n} EXISTS\r\n"));
         took.push(started.elapsed());
+        assert!(a.line().await.ends_with(" RECENT\r\n"));
     }
     took.sort();
     assert!(took[1] < Duration::from_millis(100), "{took:?}");
@@ -1059,3 +1072,120 @@ async fn draining_says_bye_to_waiting_and_idling_sessions() {
 
 mod multiappend;
 mod searchres;
+
+/// Subscriptions are to names (RFC 9051 6.3.7): CREATE does not subscribe,
+/// DELETE does not unsubscribe, a name without a folder can be subscribed; LSUB
+/// shows unsubscribed parents as \Noselect; LIST-EXTENDED's SUBSCRIBED shows
+/// \NonExistent and RECURSIVEMATCH the CHILDINFO of parents (RFC 5258), as
+/// imaptest's subscribe and listext groups expect.
+#[tokio::test]
+async fn subscriptions_are_to_names_and_list_extended_reports_them() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    for name in ["t/a", "t/b/c", "t/gone", "t/d/e", "t/d/f"] {
+        let r = c.cmd("c", &format!("CREATE {name}")).await;
+        assert!(r.starts_with("c OK"), "{name}: {r}");
+    }
+    let r = c.cmd("l0", "LSUB \"\" t/*").await;
+    assert!(!r.contains("* LSUB"), "CREATE subscribed: {r}");
+    for name in ["t/a", "t/b/c", "t/gone", "t/d/f", "t/never"] {
+        let r = c.cmd("s", &format!("SUBSCRIBE {name}")).await;
+        assert!(r.starts_with("s OK"), "{name}: {r}");
+    }
+    assert!(c.cmd("d", "DELETE t/gone").await.starts_with("d OK"));
+    let r = c.cmd("l1", "LSUB \"\" t/%").await;
+    assert!(r.contains("* LSUB (\\HasNoChildren) \"/\" \"t/a\""), "{r}");
+    assert!(
+        r.contains("* LSUB (\\Noselect \\HasChildren) \"/\" \"t/b\""),
+        "{r}"
+    );
+    assert!(r.contains("* LSUB () \"/\" \"t/gone\""), "{r}");
+    assert!(r.contains("* LSUB () \"/\" \"t/never\""), "{r}");
+    assert!(!r.contains("t/b/c"), "{r}");
+    let r = c.cmd("l2", "LIST (SUBSCRIBED) \"\" t/*").await;
+    assert!(
+        r.contains("(\\Subscribed \\NonExistent) \"/\" \"t/gone\""),
+        "{r}"
+    );
+    assert!(r.contains("\\Subscribed) \"/\" \"t/b/c\""), "{r}");
+    assert!(!r.contains("\"t/b\"") && !r.contains("\"t/d/e\""), "{r}");
+    let r = c
+        .cmd(
+            "l3",
+            "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" t/% RETURN (CHILDREN)",
+        )
+        .await;
+    assert!(
+        r.contains("* LIST (\\HasChildren) \"/\" \"t/b\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{r}"
+    );
+    assert!(r.contains("\"t/d\" (\"CHILDINFO\""), "{r}");
+    assert!(r.contains("\\Subscribed) \"/\" \"t/a\"\r\n"), "{r}");
+    // A parent whose subscribed children the pattern names itself: no CHILDINFO.
+    let r = c
+        .cmd("l4", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" t*d*")
+        .await;
+    assert!(!r.contains("CHILDINFO"), "{r}");
+    assert!(r.contains("\"t/d/f\""), "{r}");
+    let r = c
+        .cmd("l5", "LIST \"\" t/% RETURN (CHILDREN SUBSCRIBED)")
+        .await;
+    assert!(r.contains("(\\HasChildren) \"/\" \"t/b\""), "{r}");
+    assert!(
+        r.contains("(\\HasNoChildren \\Subscribed) \"/\" \"t/a\""),
+        "{r}"
+    );
+    assert!(
+        !r.contains("t/gone"),
+        "plain LIST shows existing folders only: {r}"
+    );
+    // Unsubscribing an absent name, and a name never subscribed.
+    assert!(c.cmd("u", "UNSUBSCRIBE t/gone").await.starts_with("u OK"));
+    assert!(c.cmd("u2", "UNSUBSCRIBE t/gone").await.starts_with("u2 NO"));
+    // Re-creating a subscribed absent name keeps the subscription.
+    assert!(c.cmd("c2", "CREATE t/never").await.starts_with("c2 OK"));
+    let r = c.cmd("l6", "LIST (SUBSCRIBED) \"\" t/never").await;
+    assert!(
+        r.contains("(\\HasNoChildren \\Subscribed) \"/\" \"t/never\""),
+        "{r}"
+    );
+    let r = c.cmd("l7", "LSUB \"\" t/%").await;
+    assert_eq!(r.matches("t/never").count(), 1, "{r}");
+}
+
+/// SELECT tells a rev1 client RECENT and the first unseen message; EXAMINE
+/// does not claim \Recent, STATUS counts it, a second SELECT sees none.
+#[tokio::test]
+async fn select_reports_recent_and_unseen_to_rev1_clients() {
+    let f = fixture().await;
+    let mut c = imaps(&f, Some("bob")).await;
+    for (i, flags) in ["\\Seen", ""].iter().enumerate() {
+        let r = append(&mut c, "a", "INBOX", flags, &message(&format!("r{i}"), 5)).await;
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    let r = c.cmd("e", "EXAMINE INBOX").await;
+    assert!(r.contains("* 2 RECENT\r\n"), "{r}");
+    assert!(r.contains("* OK [UNSEEN 2]"), "{r}");
+    let r = c.cmd("st", "STATUS INBOX (RECENT)").await;
+    assert!(r.contains("(RECENT 2)"), "EXAMINE claims nothing: {r}");
+    let r = c.cmd("s", "SELECT INBOX").await;
+    assert!(r.contains("* 2 RECENT\r\n"), "{r}");
+    let r = c.cmd("f", "FETCH 1 FLAGS").await;
+    assert!(r.contains("FLAGS (\\Recent \\Seen)"), "{r}");
+    let r = c.cmd("n", "SEARCH NEW").await;
+    assert!(r.contains("* SEARCH 2\r\n"), "{r}");
+    let mut other = imaps(&f, Some("bob")).await;
+    let r = other.cmd("s", "SELECT INBOX").await;
+    assert!(r.contains("* 0 RECENT\r\n"), "{r}");
+    let r = other.cmd("f", "FETCH 1 FLAGS").await;
+    assert!(r.contains("FLAGS (\\Seen)"), "{r}");
+    // rev2 has neither.
+    assert!(
+        other
+            .cmd("en", "ENABLE IMAP4rev2")
+            .await
+            .contains("ENABLED")
+    );
+    let r = other.cmd("s2", "SELECT INBOX").await;
+    assert!(!r.contains("RECENT") && !r.contains("UNSEEN"), "{r}");
+}

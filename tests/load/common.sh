@@ -66,16 +66,52 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
-# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
-# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
-mx_config() {
-    cat >"$1/mailgate.toml" <<EOF2
+# server_toml DIR: the [server] table of a benchmark's mailgate.toml: data in
+# DIR/data, mail domain load.test.
+server_toml() {
+    cat <<EOF2
 [server]
 hostname = "localhost"
 data_dir = "$1/data"
 default_domain = "load.test"
 shutdown_grace_secs = 5
+EOF2
+}
+
+# start_work NAME: a fresh $work under target/load/ (root's cwd), with the EXIT
+# trap that stops mailgate ($mg_pid) and the private Dovecot ($dc_conf, its
+# master pid under $work/dovecot/run) if running, then removes $work.
+start_work() {
+    mkdir -p "$root/target/load"
+    work=$(mktemp -d "$root/target/load/$1.XXXXXX")
+    chmod 755 "$work"
+    mg_pid=""
+    dc_conf=""
+    trap stop_work EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+stop_work() {
+    local rc=$? mp
+    set +e
+    trap - EXIT INT TERM
+    [ -n "$mg_pid" ] && stop_pid "$mg_pid"
+    if [ -n "$dc_conf" ]; then
+        mp=$(cat "$work/dovecot/run/master.pid" 2>/dev/null)
+        timeout 30 doveadm -c "$dc_conf" stop >/dev/null 2>&1
+        [ -n "$mp" ] && stop_pid "$mp"
+    fi
+    rm -rf "$work"
+    exit "$rc"
+}
+
+# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
+# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
+# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
+mx_config() {
+    server_toml "$1" >"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
 
 [listeners.smtp]
 enabled = true
@@ -104,4 +140,101 @@ sink_user() {
     user=$(adm CreateUser --organization-id "$org" --name sink --display-name Sink \
         --password 'Corr3ct-Horse-Battery' | python3 -c 'import json,sys; print(json.load(sys.stdin)["UserId"])') || return 1
     adm RegisterToWorkMail --organization-id "$org" --entity-id "$user" --email sink@load.test >/dev/null
+}
+
+# imaps_config DIR CERTS: writes DIR/mailgate.toml for an IMAP benchmark: the
+# IMAPS and https (admin API) listeners on 127.0.0.1, kernel-chosen ports, the
+# certificate CERTS/{cert,key}.pem, data in DIR/data, mail domain load.test, and
+# connection limits high enough for thousands of sessions.
+imaps_config() {
+    server_toml "$1" >"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
+
+[[tls.certificates]]
+cert = "$2/cert.pem"
+key = "$2/key.pem"
+
+[limits]
+max_connections = 20000
+max_connections_per_ip = 20000
+
+[listeners.imaps]
+enabled = true
+address = "127.0.0.1"
+port = 0
+tls = "implicit"
+
+[listeners.https]
+enabled = true
+address = "127.0.0.1"
+port = 0
+tls = "implicit"
+EOF2
+}
+
+# imap_user BIN DIR CA ADDRESS PASSWORD: after serve_mailgate, creates the user
+# ADDRESS (local part as its name) in the first organization, through the admin API.
+imap_user() {
+    local bin=$1 dir=$2 ca=$3 address=$4 pass=$5 org uid
+    adm() { timeout 60 "$bin" admin "$@" --data-dir "$dir/data" --ca "$ca"; }
+    org=$(adm ListOrganizations |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["OrganizationSummaries"][0]["OrganizationId"])') || return 1
+    uid=$(adm CreateUser --organization-id "$org" --name "${address%@*}" --display-name "${address%@*}" \
+        --password "$pass" | python3 -c 'import json,sys; print(json.load(sys.stdin)["UserId"])') || return 1
+    adm RegisterToWorkMail --organization-id "$org" --entity-id "$uid" --email "$address" >/dev/null
+}
+
+# dovecot_config DIR CERTS PORT ADDRESS PHC [EXTRA]: writes DIR/dovecot.conf for a
+# private Dovecot on 127.0.0.1:PORT (implicit TLS, Maildir under DIR/mail, logs in
+# DIR/dovecot.log, state under DIR) and DIR/passwd holding ADDRESS with the
+# argon2id PHC string PHC (Dovecot's {ARGON2ID} scheme reads its parameters from
+# the string). EXTRA lines go in as they are (`mail_fsync = always`).
+dovecot_config() {
+    local d=$1 certs=$2 port=$3 address=$4 phc=$5 extra=${6:-}
+    mkdir -p "$d/run" "$d/state" "$d/mail"
+    chown nobody: "$d/mail"
+    echo "$address:{ARGON2ID}$phc::::::" >"$d/passwd"
+    cat >"$d/dovecot.conf" <<EOF2
+protocols = imap
+listen = 127.0.0.1
+base_dir = $d/run
+state_dir = $d/state
+instance_name = mailgate-$(basename "$d")
+log_path = $d/dovecot.log
+ssl = required
+ssl_cert = <$certs/cert.pem
+ssl_key = <$certs/key.pem
+ssl_min_protocol = TLSv1.2
+auth_mechanisms = plain login
+disable_plaintext_auth = yes
+$extra
+passdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/mail/%n
+}
+mail_location = maildir:~/Maildir
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $port
+    ssl = yes
+  }
+  process_min_avail = 2
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0600
+  }
+  unix_listener stats-writer {
+    mode = 0600
+  }
+}
+EOF2
 }

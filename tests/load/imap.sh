@@ -60,28 +60,7 @@ if ! command -v dovecot >/dev/null; then
 fi
 dovecot_version=$(dovecot --version | cut -d' ' -f1)
 
-mkdir -p "$root/target/load"
-work=$(mktemp -d "$root/target/load/imap.XXXXXX")
-chmod 755 "$work"
-mg_pid=""
-dc_conf=""
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    [ -n "$mg_pid" ] && stop_pid "$mg_pid"
-    if [ -n "$dc_conf" ]; then
-        local mp
-        mp=$(cat "$work/dovecot/run/master.pid" 2>/dev/null)
-        timeout 30 doveadm -c "$dc_conf" stop >/dev/null 2>&1
-        [ -n "$mp" ] && stop_pid "$mp"
-    fi
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_work imap
 
 user=bench@load.test
 pass='Corr3ct-Horse-Battery'
@@ -109,44 +88,12 @@ echo
 echo "[1/2] mailgate (IMAPS, SQLite store)"
 mg=$work/mailgate
 mkdir -p "$mg"
-cat >"$mg/mailgate.toml" <<EOF
-[server]
-hostname = "localhost"
-data_dir = "$mg/data"
-default_domain = "load.test"
-shutdown_grace_secs = 5
-
-[[tls.certificates]]
-cert = "$work/certs/cert.pem"
-key = "$work/certs/key.pem"
-
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-
-[listeners.imaps]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "implicit"
-
-[listeners.https]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "implicit"
-EOF
+imaps_config "$mg" "$work/certs"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 serve_mailgate "$bin" "$mg" || die "mailgate did not start (no data/run/ports.json within 60 s)"
 port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["imaps"])' "$mg/data/run/ports.json") ||
     die "no imaps port in ports.json"
-admin() { timeout 60 "$bin" admin "$@" --data-dir "$mg/data" --ca "$ca"; }
-org=$(admin ListOrganizations | python3 -c 'import json,sys; print(json.load(sys.stdin)["OrganizationSummaries"][0]["OrganizationId"])') ||
-    die "admin ListOrganizations failed"
-uid=$(admin CreateUser --organization-id "$org" --name bench --display-name Bench --password "$pass" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["UserId"])') || die "admin CreateUser failed"
-admin RegisterToWorkMail --organization-id "$org" --entity-id "$uid" --email "$user" >/dev/null ||
-    die "admin RegisterToWorkMail failed"
+imap_user "$bin" "$mg" "$ca" "$user" "$pass" || die "creating $user through the admin API failed"
 out=$(run_bench mailgate "$port") || { tail -20 "$mg/serve.log" >&2; die "the workload failed against mailgate"; }
 mg_rate=$(rate_of "$out")
 note "$out: $mg_rate commands/s; RSS after $(rss_mib "$mg_pid") MiB"
@@ -179,52 +126,8 @@ echo
 # ---------------------------------------------------------------- 2. Dovecot
 echo "[2/2] Dovecot $dovecot_version (private instance, Maildir)"
 d=$work/dovecot
-mkdir -p "$d/run" "$d/state" "$d/mail"
-chown nobody: "$d/mail"
 dc_port=$(free_port)
-echo "$user:{ARGON2ID}$phc::::::" >"$d/passwd"
-cat >"$d/dovecot.conf" <<EOF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $d/run
-state_dir = $d/state
-instance_name = mailgate-bench
-log_path = $d/dovecot.log
-ssl = required
-ssl_cert = <$work/certs/cert.pem
-ssl_key = <$work/certs/key.pem
-ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain login
-disable_plaintext_auth = yes
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$d/mail/%n
-}
-mail_location = maildir:~/Maildir
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = $dc_port
-    ssl = yes
-  }
-  process_min_avail = 2
-}
-service stats {
-  unix_listener stats-reader {
-    mode = 0600
-  }
-  unix_listener stats-writer {
-    mode = 0600
-  }
-}
-EOF
+dovecot_config "$d" "$work/certs" "$dc_port" "$user" "$phc"
 dovecot -c "$d/dovecot.conf" || { cat "$d/dovecot.log" >&2 2>/dev/null; die "dovecot failed to start"; }
 dc_conf=$d/dovecot.conf
 wait_port "$dc_port" "" 30 || { tail -20 "$d/dovecot.log" >&2; die "dovecot not accepting on 127.0.0.1:$dc_port"; }

@@ -48,8 +48,14 @@ fn new_message(imap: &Imap, (flags, date, message): Spec<'_>) -> Result<NewMessa
     if data.is_empty() {
         return Err(Done::no("Empty message"));
     }
+    // Binary parts sent as literal8 are kept as base64 (RFC 3516 4.4), so FETCH
+    // BODY can return every part in a plain literal.
+    let converted = match message {
+        LiteralOrLiteral8::Literal8(_) => crate::imap::content::binary_parts_to_base64(data),
+        LiteralOrLiteral8::Literal(_) => None,
+    };
     Ok(NewMessage {
-        body: Arc::from(data),
+        body: converted.map_or_else(|| Arc::from(data), Arc::from),
         internal_date: date
             .map(|d| d.as_ref().timestamp_millis())
             .unwrap_or_else(crate::clock::now_ms),

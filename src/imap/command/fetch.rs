@@ -183,10 +183,12 @@ pub async fn fetch(
         if needs.raw {
             read_bodies = true;
         }
+        let recent = !imap.rev2 && imap.selected.as_ref().is_some_and(|v| v.is_recent(uid));
         let message = Message {
             meta: &meta,
             raw: raw.as_deref(),
             structure: structure.as_ref(),
+            recent,
         };
         let mut line = format!("* {seq} FETCH (").into_bytes();
         match fetch::render(&items_here, &message, &mut line) {

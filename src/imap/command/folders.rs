@@ -22,6 +22,10 @@ pub async fn create(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
     if existing.iter().any(|f| f.name == name) {
         return Done::no("[ALREADYEXISTS] Mailbox already exists");
     }
+    let orphans = match imap.ctx.subscriptions.list(imap.mailbox_id()).await {
+        Ok(o) => o,
+        Err(e) => return store_failure(e),
+    };
     let mut path = String::new();
     for (i, level) in name.split(DELIMITER).enumerate() {
         if i > 0 {
@@ -34,6 +38,22 @@ pub async fn create(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
         match imap.ctx.store.create_folder(imap.mailbox_id(), &path).await {
             Ok(folder) => {
                 imap.audit(MailboxAction::Create, ObjectType::Folder, &folder, None);
+                // CREATE does not subscribe (RFC 9051 6.3.4), unless the name was
+                // subscribed before it existed; the store creates folders
+                // subscribed, as Exchange shows every folder.
+                let keep = orphans.contains(&path);
+                let subscribed = match keep {
+                    true => {
+                        imap.ctx
+                            .subscriptions
+                            .remove(imap.mailbox_id(), &path)
+                            .await
+                    }
+                    false => imap.ctx.store.set_subscribed(folder.id, false).await,
+                };
+                if let Err(e) = subscribed {
+                    return store_failure(e);
+                }
             }
             Err(StoreError::Conflict(_)) if path != name => {}
             Err(StoreError::Conflict(_)) => {
@@ -71,6 +91,16 @@ pub async fn delete(imap: &mut Imap, mailbox: &Mailbox<'_>) -> Done {
         .is_some_and(|v| v.folder.id == folder.id)
     {
         imap.deselect();
+    }
+    // The subscription outlives the folder (RFC 9051 6.3.7).
+    if folder.subscribed
+        && let Err(e) = imap
+            .ctx
+            .subscriptions
+            .add(imap.mailbox_id(), &folder.name)
+            .await
+    {
+        return store_failure(e);
     }
     match imap.ctx.store.delete_folder(folder.id).await {
         Ok(()) => {
@@ -118,11 +148,12 @@ pub async fn rename(imap: &mut Imap, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Do
     }
 }
 
-/// SUBSCRIBE / UNSUBSCRIBE of an existing folder.
+/// SUBSCRIBE / UNSUBSCRIBE: of a folder, its flag in the store; of a name with
+/// no folder (RFC 9051 6.3.7 allows it), an entry in `subscriptions`.
 pub async fn subscribe(imap: &mut Imap, mailbox: &Mailbox<'_>, on: bool) -> Done {
     let folder = match imap.folder(mailbox).await {
         Ok(f) => f,
-        Err(done) => return done,
+        Err(_) => return subscribe_absent(imap, mailbox, on).await,
     };
     if folder.mailbox_id != imap.mailbox_id() {
         return Done::no("[NOPERM] Shared folders cannot be subscribed to");
@@ -130,6 +161,30 @@ pub async fn subscribe(imap: &mut Imap, mailbox: &Mailbox<'_>, on: bool) -> Done
     match imap.ctx.store.set_subscribed(folder.id, on).await {
         Ok(()) if on => Done::ok("SUBSCRIBE completed"),
         Ok(()) => Done::ok("UNSUBSCRIBE completed"),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// SUBSCRIBE / UNSUBSCRIBE of a name with no folder of the user's own.
+async fn subscribe_absent(imap: &mut Imap, mailbox: &Mailbox<'_>, on: bool) -> Done {
+    let name = match imap.parse_name(mailbox) {
+        Some(n) if valid_new_name(&n) && !n.starts_with(crate::imap::names::OTHER_USERS) => n,
+        _ => return Done::no("[NONEXISTENT] No such mailbox"),
+    };
+    let orphans = &imap.ctx.subscriptions;
+    if on {
+        return match orphans.add(imap.mailbox_id(), &name).await {
+            Ok(true) => Done::ok("SUBSCRIBE completed"),
+            Ok(false) => Done::no("[LIMIT] Too many subscriptions to absent mailboxes"),
+            Err(e) => store_failure(e),
+        };
+    }
+    match orphans.list(imap.mailbox_id()).await {
+        Ok(list) if list.contains(&name) => match orphans.remove(imap.mailbox_id(), &name).await {
+            Ok(()) => Done::ok("UNSUBSCRIBE completed"),
+            Err(e) => store_failure(e),
+        },
+        Ok(_) => Done::no("[NONEXISTENT] Not subscribed"),
         Err(e) => store_failure(e),
     }
 }

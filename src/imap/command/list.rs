@@ -69,20 +69,54 @@ pub async fn list(
                 .map(str::to_string)
                 .collect()
         });
+    let recursive = extras.list_select.iter().any(|o| o == "RECURSIVEMATCH");
+    // Subscribed names: folders with the flag, and names without a folder.
+    let orphans = if lsub || select_subscribed || return_subscribed {
+        match imap.ctx.subscriptions.list(imap.mailbox_id()).await {
+            Ok(o) => o,
+            Err(e) => return store_failure(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let subscribed: Vec<&str> = folders
+        .iter()
+        .filter(|f| f.subscribed)
+        .map(|f| f.name.as_str())
+        .chain(orphans.iter().map(String::as_str))
+        .collect();
+    let matching = |name: &str| patterns.iter().any(|p| names::matches(p, name));
+    // LSUB with a trailing `%` shows unsubscribed parents of subscribed names
+    // as \Noselect (RFC 3501 6.3.9).
+    let lsub_parents = lsub && patterns.iter().any(|p| p.ends_with('%'));
     for f in &folders {
-        if !patterns.iter().any(|p| names::matches(p, &f.name)) {
+        if !matching(&f.name) {
             continue;
         }
-        if select_subscribed && !f.subscribed {
-            continue;
+        let prefix = format!("{}{DELIMITER}", f.name);
+        let mut extended = "";
+        let mut attrs = Vec::new();
+        if (select_subscribed || lsub) && !f.subscribed {
+            let below = |all: bool| {
+                subscribed
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && (all || !matching(s)))
+            };
+            if lsub && lsub_parents && below(true) {
+                attrs.push("\\Noselect");
+            } else if !lsub && recursive && below(false) {
+                // RECURSIVEMATCH: a parent of subscribed names the patterns miss
+                // (RFC 5258 3.5).
+                extended = " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+            } else {
+                continue;
+            }
         }
         let special = f.kind.and_then(|k| k.special_use());
         if select_special && special.is_none() {
             continue;
         }
-        let prefix = format!("{}{DELIMITER}", f.name);
-        let mut attrs = Vec::new();
-        if f.id == NOSELECT {
+        if f.id == NOSELECT && !attrs.contains(&"\\Noselect") {
             attrs.push("\\Noselect");
         }
         if folders.iter().any(|c| c.name.starts_with(&prefix)) {
@@ -99,7 +133,7 @@ pub async fn list(
             attrs.push(s);
         }
         let line = format!(
-            "{verb} ({}) \"{DELIMITER}\" {}",
+            "{verb} ({}) \"{DELIMITER}\" {}{extended}",
             attrs.join(" "),
             imap.wire_name(&f.name)
         );
@@ -115,6 +149,18 @@ pub async fn list(
                 }
                 Err(done) => return done,
             }
+        }
+    }
+    // Subscribed names with no folder: LSUB and LIST (SUBSCRIBED) show them.
+    if (lsub || select_subscribed) && !select_special {
+        for name in orphans.iter().filter(|n| matching(n)) {
+            let attrs = if lsub {
+                ""
+            } else {
+                "\\Subscribed \\NonExistent"
+            };
+            let line = format!("{verb} ({attrs}) \"{DELIMITER}\" {}", imap.wire_name(name));
+            imap.untagged(&line);
         }
     }
     Done::ok(format!("{verb} completed"))
@@ -181,11 +227,27 @@ fn add_namespace_nodes(folders: &mut Vec<Folder>) {
     folders.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
+/// STATUS RECENT: the messages no session has seen yet (`recent`), plus, for
+/// the folder this session has selected, those recent in it.
+fn recent_count(imap: &Imap, f: &Folder, metas: &[crate::store::MessageMeta]) -> u64 {
+    let first = imap.ctx.recent.first_unclaimed((f.id, f.uidvalidity));
+    let unclaimed = metas.iter().filter(|m| m.uid >= first).count() as u64;
+    let mine = match &imap.selected {
+        // Read-only, the view's recent messages are the unclaimed ones.
+        Some(v) if v.folder.id == f.id && !v.read_only => u64::from(v.recent_count()),
+        _ => 0,
+    };
+    unclaimed + mine
+}
+
 /// The `NAME value ...` list of a STATUS response.
 async fn status_values(imap: &Imap, f: &Folder, items: &[String]) -> Result<String, Done> {
-    let needs_scan = items
-        .iter()
-        .any(|i| matches!(i.as_str(), "DELETED" | "SIZE" | "UNSEEN" | "MESSAGES"));
+    let needs_scan = items.iter().any(|i| {
+        matches!(
+            i.as_str(),
+            "DELETED" | "SIZE" | "UNSEEN" | "MESSAGES" | "RECENT"
+        )
+    });
     let metas = if needs_scan {
         imap.ctx
             .store
@@ -208,7 +270,7 @@ async fn status_values(imap: &Imap, f: &Folder, items: &[String]) -> Result<Stri
             "DELETED" => metas.iter().filter(|m| has(m, "\\Deleted")).count() as u64,
             "SIZE" => metas.iter().map(|m| m.size).sum(),
             "HIGHESTMODSEQ" => f.highest_modseq,
-            "RECENT" => 0,
+            "RECENT" => recent_count(imap, f, &metas),
             _ => continue,
         };
         out.push(format!("{item} {value}"));

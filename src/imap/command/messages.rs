@@ -91,8 +91,8 @@ pub async fn store(
         if uid {
             items.push(format!("UID {}", u.uid));
         }
-        if !silent {
-            items.push(format!("FLAGS ({})", u.flags.join(" ")));
+        if !silent && let Some(view) = &imap.selected {
+            items.push(format!("FLAGS ({})", imap.flag_list(view, u.uid, &u.flags)));
         }
         if imap.condstore {
             items.push(format!("MODSEQ ({})", u.modseq));

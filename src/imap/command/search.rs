@@ -62,6 +62,7 @@ pub async fn search(
     let view = imap.selected.as_ref().expect("selected");
     let folder = view.folder.clone();
     let uids = view.uids();
+    let recent = view.recent_uids();
     let stars = Stars::new(uids.len() as u32, uids.last().copied().unwrap_or(0), &key);
     let metas = match imap.ctx.store.messages(folder.id, 1, u32::MAX).await {
         Ok(m) => m,
@@ -94,6 +95,7 @@ pub async fn search(
             meta,
             raw: raw.as_deref(),
             sent_date,
+            recent: recent.contains(&meta.uid),
         };
         if search::eval(&key, &c, &stars) {
             hits.push(if uid { meta.uid } else { pos as u32 + 1 });

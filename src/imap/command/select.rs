@@ -42,24 +42,31 @@ pub async fn select(
             }
         }
     }
-    let view = match View::open(&imap.ctx.store, folder.clone(), read_only).await {
+    let view = match View::open(&imap.ctx.store, folder.clone(), read_only, &imap.ctx.recent).await
+    {
         Ok(v) => v,
         Err(e) => return store_failure(e),
     };
     for line in view.flags_responses() {
         imap.untagged(&line);
     }
+    let line = format!("{} EXISTS", view.len());
+    imap.untagged(&line);
+    // RECENT and UNSEEN are IMAP4rev1's (RFC 3501 6.3.1); rev2 dropped both.
+    if !imap.rev2 {
+        let line = format!("{} RECENT", view.recent_count());
+        imap.untagged(&line);
+        if let Some(seq) = view.first_unseen {
+            let line = format!("OK [UNSEEN {seq}] First unseen");
+            imap.untagged(&line);
+        }
+    }
     let lines = [
-        format!("{} EXISTS", view.len()),
-        "0 RECENT".to_string(),
         format!("OK [UIDVALIDITY {}] UIDs valid", folder.uidvalidity),
         format!("OK [UIDNEXT {}] Predicted next UID", folder.uidnext),
         format!("OK [HIGHESTMODSEQ {}] Highest", view.highest_modseq()),
     ];
-    for (i, line) in lines.iter().enumerate() {
-        if i == 1 && imap.rev2 {
-            continue;
-        }
+    for line in &lines {
         imap.untagged(line);
     }
     if imap.rev2 {
@@ -119,7 +126,7 @@ async fn qresync_replay(
                 "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
                 i + 1,
                 m.uid,
-                m.flags.join(" "),
+                imap.flag_list(view, m.uid, &m.flags),
                 m.modseq
             );
             imap.untagged(&line);

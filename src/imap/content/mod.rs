@@ -5,10 +5,12 @@
 //! functions over the raw RFC 5322 bytes, so they are unit- and property-tested
 //! without a store or a socket.
 
+mod binary;
 mod envelope;
 mod search;
 mod section;
 mod structure;
+pub use binary::binary_parts_to_base64;
 pub(crate) use structure::without_extensions;
 
 use std::borrow::Cow;

@@ -53,14 +53,20 @@ async fn several_messages_in_one_append_are_stored_together() {
     let r = c.cmd("a3", "SELECT INBOX").await;
     assert!(r.contains("* 5 EXISTS"), "{r}");
     let r = c.cmd("a4", "FETCH 1:* (UID FLAGS INTERNALDATE)").await;
-    assert!(r.contains("* 1 FETCH (UID 1 FLAGS (\\Seen)"), "{r}");
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen)"),
+        "{r}"
+    );
     assert!(
         r.contains(
-            "* 2 FETCH (UID 2 FLAGS (\\Flagged) INTERNALDATE \"24-Nov-2026 01:02:03 +0000\")"
+            "* 2 FETCH (UID 2 FLAGS (\\Recent \\Flagged) INTERNALDATE \"24-Nov-2026 01:02:03 +0000\")"
         ),
         "{r}"
     );
-    assert!(r.contains("* 5 FETCH (UID 5 FLAGS (\\Draft)"), "{r}");
+    assert!(
+        r.contains("* 5 FETCH (UID 5 FLAGS (\\Recent \\Draft)"),
+        "{r}"
+    );
     let r = c.cmd("a5", "UID FETCH 3 BODY.PEEK[]").await;
     assert!(r.contains(&m3), "{r}");
 }

@@ -247,6 +247,40 @@ pub async fn body_cache_has_a_slot_per_consumer_and_dies_with_its_body(ctx: Ctx)
     assert_eq!(ctx.count(Held::CacheEntries), 0);
 }
 
+/// A body id names one body for the life of the store: a reader that still holds
+/// the id of an expunged body (a FETCH caching the structure it just computed)
+/// must not find, or write, another message's body under it. SQLite hands out the
+/// highest rowid again once its row is deleted; imaptest's stress run saw a
+/// message's ENVELOPE served for another (issue 20).
+pub async fn a_body_id_is_never_given_to_another_body(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let i = folder(&store, "u", FolderKind::Inbox).await;
+    deliver_to(&store, i.id, b"Subject: first\r\n\r\nfirst body\r\n", &[]).await;
+    let first = store.messages(i.id, 1, 1).await.unwrap()[0].clone();
+    store.expunge(i.id, vec![first.uid]).await.unwrap();
+    deliver_to(&store, i.id, b"Subject: second\r\n\r\nsecond\r\n", &[]).await;
+    let second = store.messages(i.id, 2, 2).await.unwrap()[0].clone();
+    assert_ne!(
+        second.body_id, first.body_id,
+        "the expunged body's id came back"
+    );
+    // A late cache write for the expunged body lands nowhere.
+    store
+        .put_body_cache(first.body_id, IMAP, b"first's structure".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(store.body_cache(second.body_id, IMAP).await.unwrap(), None);
+    assert!(matches!(
+        store.body(first.body_id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        &store.body(second.body_id).await.unwrap()[..],
+        b"Subject: second\r\n\r\nsecond\r\n"
+    );
+}
+
 pub async fn append_all_stores_every_message_or_none(ctx: Ctx) {
     let store = ctx.store.clone();
     store.create_mailbox("u", 250).await.unwrap();

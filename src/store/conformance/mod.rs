@@ -195,6 +195,7 @@ macro_rules! backend_suite {
                 mail::refused_everywhere_leaves_no_body,
                 mail::flags_and_modseq_follow_condstore_rules,
                 mail::body_cache_has_a_slot_per_consumer_and_dies_with_its_body,
+                mail::a_body_id_is_never_given_to_another_body,
                 mail::append_all_stores_every_message_or_none,
                 feed::change_feed_and_watch_see_every_change,
                 feed::every_change_names_its_item,

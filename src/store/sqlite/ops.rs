@@ -289,9 +289,15 @@ pub(super) fn deliver(
     targets: &[Target],
 ) -> Result<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
     let size = body.len() as i64;
-    c.prepare_cached("INSERT INTO bodies (size, data) VALUES (?1, ?2)")?
-        .execute(params![size, body])?;
-    let body_id = c.last_insert_rowid();
+    // Body ids are never reused (`body_ids`): readers key derived data on them
+    // (`body_cache`) and may still hold the id of a body expunged meanwhile.
+    let body_id: i64 = c.query_row_cached(
+        "UPDATE body_ids SET next = next + 1 RETURNING next - 1",
+        [],
+        |r| r.get(0),
+    )?;
+    c.prepare_cached("INSERT INTO bodies (id, size, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![body_id, size, body])?;
     let mut results = Vec::with_capacity(targets.len());
     let mut touched = Touched::new();
     for target in targets {

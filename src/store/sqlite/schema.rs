@@ -151,6 +151,12 @@ CREATE TABLE outbox_marks (
     seq INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 9: body ids come from a counter, so the id of an expunged body is never
+    // given to a new one (SQLite reuses the highest rowid once it is deleted).
+    r#"
+CREATE TABLE body_ids (next INTEGER NOT NULL) STRICT;
+INSERT INTO body_ids (next) SELECT COALESCE(MAX(id), 0) + 1 FROM bodies;
+"#,
 ];
 
 /// The schema version this build writes.
