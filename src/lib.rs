@@ -19,6 +19,7 @@ pub mod server;
 pub mod shared;
 pub mod smtp;
 pub mod store;
+pub mod submission;
 #[cfg(test)]
 pub(crate) mod test_harness;
 pub mod tls;

@@ -70,7 +70,9 @@ impl Context<'_> {
             .ok_or(ResponseCode::ErrorMissingEmailAddress)
     }
 
-    fn actor(&self) -> Option<Actor<'_>> {
+    /// Who acts, for decisions made elsewhere (sending); `None` for a role
+    /// without a target.
+    pub fn actor(&self) -> Option<Actor<'_>> {
         match &self.who {
             Who::User(s) => Some(Actor::User {
                 org_id: &s.org_id,

@@ -33,6 +33,8 @@ pub struct Ews {
     pub subscriptions: super::subscriptions::Subscriptions,
     /// Requests and latency per operation.
     pub metrics: super::metrics::EwsMetrics,
+    /// The submission path messages are sent through (SMTP's).
+    pub submit: Arc<dyn crate::submission::Submit>,
 }
 
 const XML: &str = "text/xml; charset=utf-8";

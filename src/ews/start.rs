@@ -9,10 +9,11 @@ use crate::access::Protocol;
 use crate::net::Services;
 use crate::net::http::Route;
 use crate::shared::Shared;
+use crate::submission::Submit;
 
 /// `/EWS/Exchange.asmx` (any letter case) and the Autodiscover paths when
 /// `[ews] enabled`; nothing otherwise.
-pub fn services(shared: &Shared) -> Services {
+pub fn services(shared: &Shared, submit: Arc<dyn Submit>) -> Services {
     if !shared.config.ews.enabled {
         return Services::default();
     }
@@ -28,6 +29,7 @@ pub fn services(shared: &Shared) -> Services {
         max_message_size: max,
         subscriptions: Default::default(),
         metrics: super::metrics::EwsMetrics::registered(&shared.metrics),
+        submit,
     });
     let mut routes = vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)];
     routes.extend(super::autodiscover::routes(shared));

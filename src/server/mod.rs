@@ -89,11 +89,12 @@ impl Daemon {
         let _ = std::fs::remove_file(&ports_file);
 
         let (shared, admin_keys) = build_shared(config).await?;
+        let (smtp, submit) = crate::smtp::start::services(&shared)?;
         let offers = vec![
             crate::admin::start::services(&shared, admin_keys.clone()),
-            crate::smtp::start::services(&shared)?,
+            smtp,
             crate::imap::start::services(&shared),
-            crate::ews::start::services(&shared),
+            crate::ews::start::services(&shared, submit),
         ];
         let (bound, ports, background) = bind_listeners(&shared, offers).await?;
         // Before ports.json says "ready": a SIGTERM from then on must drain, not kill.

@@ -65,6 +65,46 @@ pub fn mailboxes_for(ctx: &SmtpContext, address: &str, recipient: &Recipient) ->
     }
 }
 
+/// Where a recipient address leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Mailboxes here (one, or a group's members).
+    Local(Vec<LocalMailbox>),
+    /// Another domain: the outbound queue (submission with a smarthost only).
+    Remote,
+    /// A served domain without that address.
+    Unknown,
+    /// Another domain, but nothing may relay it (MX, or no smarthost configured).
+    NoRelay,
+    /// A known address with no mailbox behind it (an empty group).
+    NoMailbox,
+}
+
+/// Resolves `address` (lower case) as RCPT does: the directory, then the
+/// postmaster of a served domain; other domains are relayed only on submission
+/// with an outbound queue.
+pub fn destination(ctx: &SmtpContext, address: &str, submission: bool) -> Destination {
+    let resolved = ctx.directory.resolve_address(address).or_else(|| {
+        postmaster_domains(address, &ctx.hostname)
+            .into_iter()
+            .find_map(|domain| ctx.directory.default_postmaster(domain))
+    });
+    let Some(recipient) = resolved else {
+        let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        return if ctx.directory.domain_owner(domain).is_some() {
+            Destination::Unknown
+        } else if submission && ctx.outbound.is_some() {
+            Destination::Remote
+        } else {
+            Destination::NoRelay
+        };
+    };
+    match mailboxes_for(ctx, address, &recipient) {
+        m if m.is_empty() => Destination::NoMailbox,
+        m => Destination::Local(m),
+    }
+}
+
 /// The domains whose postmaster `address` names, most specific first: the domain of
 /// `postmaster@domain` (any case), or for a bare `postmaster`, which RFC 5321 4.5.1
 /// says a server must accept without a domain, the server's host name and its parent
@@ -88,6 +128,8 @@ pub struct Submitter {
     pub user_id: String,
     /// Set when sending on behalf of another mailbox: the submitter's own address.
     pub on_behalf_of: Option<String>,
+    /// Keep a copy in the submitter's Sent Items (SMTP always; EWS SendOnly not).
+    pub sent_copy: bool,
 }
 
 /// What happened to each recipient.
@@ -96,6 +138,8 @@ pub struct Report {
     pub delivered: usize,
     /// (address, enhanced status, reason) of mailboxes that refused the message.
     pub bounced: Vec<(String, &'static str, &'static str)>,
+    /// The item id of the submitter's Sent Items copy, when one was stored.
+    pub sent_copy: Option<String>,
 }
 
 /// The DMARC policy organization `org` applies to a message: the sending domain's
@@ -144,7 +188,8 @@ pub async fn deliver(
             flags: vec![],
         })
         .collect();
-    if let Some(s) = submitter {
+    let sent_copy = submitter.is_some_and(|s| s.sent_copy);
+    if let Some(s) = submitter.filter(|s| s.sent_copy) {
         owners.push(&s.org);
         targets.push(Target {
             folder: FolderRef::Kind(s.user_id.clone(), FolderKind::SentItems),
@@ -163,7 +208,11 @@ pub async fn deliver(
     }
     let rows = plan.rows(results.iter().enumerate(), true, true);
     ctx.events.emit_rows(&rows, ctx.events.recording());
-    Ok(report(&boxes, &results))
+    let mut report = report(&boxes, &results);
+    if sent_copy && let Some(Ok(stored)) = results.get(boxes.len()) {
+        report.sent_copy = Some(stored.item_id.clone());
+    }
+    Ok(report)
 }
 
 /// The recipient addresses (as given at RCPT) each local organization receives:

@@ -19,6 +19,7 @@ pub mod reader;
 pub mod sender_auth;
 mod session;
 pub mod start;
+mod submit;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -14,7 +14,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use super::body::Body;
-use super::delivery::{self, AcceptedRcpt, Submitter};
+use super::delivery::{self, AcceptedRcpt, Destination, Submitter};
 use super::message::{header_facts, received_header, submission_headers};
 use super::reader::{self, BodyFlaws, DataEnd, Line, MAX_COMMAND_LINE};
 use super::sender_auth::{self, DmarcPolicy, Verdicts};
@@ -583,16 +583,16 @@ impl Smtp {
         if tx.rcpts.iter().any(|r| r.address == address) {
             return self.reply(250, "2.1.5", "Recipient OK");
         }
-        let resolved = self.ctx.directory.resolve_address(&address).or_else(|| {
-            delivery::postmaster_domains(&address, &self.ctx.hostname)
-                .into_iter()
-                .find_map(|domain| self.ctx.directory.default_postmaster(domain))
-        });
-        let Some(recipient) = resolved else {
-            let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-            return if self.ctx.directory.domain_owner(domain).is_some() {
-                self.error(550, "5.1.1", "Recipient address rejected: User unknown")
-            } else if self.flavor.is_submission() && self.ctx.outbound.is_some() {
+        let mailboxes = match delivery::destination(
+            &self.ctx,
+            &address,
+            self.flavor.is_submission(),
+        ) {
+            Destination::Local(m) => m,
+            Destination::Unknown => {
+                return self.error(550, "5.1.1", "Recipient address rejected: User unknown");
+            }
+            Destination::Remote => {
                 if let Some(tx) = &mut self.tx {
                     tx.rcpts.push(AcceptedRcpt {
                         address,
@@ -600,25 +600,24 @@ impl Smtp {
                         mailboxes: vec![],
                     });
                 }
-                self.reply(250, "2.1.5", "Recipient OK, will relay")
-            } else if self.flavor.is_submission() {
-                self.error(
+                return self.reply(250, "2.1.5", "Recipient OK, will relay");
+            }
+            Destination::NoRelay if self.flavor.is_submission() => {
+                return self.error(
                     550,
                     "5.7.1",
                     "Delivery to other domains is not possible: no relay (smarthost) is configured on this server",
-                )
-            } else {
-                self.error(550, "5.7.1", "Relaying denied")
-            };
+                );
+            }
+            Destination::NoRelay => return self.error(550, "5.7.1", "Relaying denied"),
+            Destination::NoMailbox => {
+                return self.error(
+                    550,
+                    "5.1.1",
+                    "Recipient address rejected: no mailbox behind this address",
+                );
+            }
         };
-        let mailboxes = delivery::mailboxes_for(&self.ctx, &address, &recipient);
-        if mailboxes.is_empty() {
-            return self.error(
-                550,
-                "5.1.1",
-                "Recipient address rejected: no mailbox behind this address",
-            );
-        }
         if let [only] = &mailboxes[..]
             && let Some(q) = self.ctx.recent_quota(&only.mailbox).await
             && q.used >= q.limit
@@ -825,6 +824,7 @@ impl Smtp {
             org: l.org_id.clone(),
             user_id: l.user_id.clone(),
             on_behalf_of: tx.on_behalf_of.clone(),
+            sent_copy: true,
         });
         if submitter.is_some() {
             message.extend_from_slice(

@@ -11,10 +11,12 @@ use super::sender_auth::SenderAuth;
 use super::{Flavor, SmtpContext, SmtpLimits, SmtpService, queue};
 use crate::net::{RateLimiter, Services};
 use crate::shared::{Shared, StartError};
+use crate::submission::Submit;
 
-/// The SMTP listeners' protocols and, with a relay, the outbound queue runner.
-/// Errors name the config key at fault.
-pub fn services(shared: &Shared) -> Result<Services, StartError> {
+/// The SMTP listeners' protocols and, with a relay, the outbound queue runner; and
+/// the submission path other protocols send through. Errors name the config key
+/// at fault.
+pub fn services(shared: &Shared) -> Result<(Services, Arc<dyn Submit>), StartError> {
     let config = &shared.config;
     let store = &shared.store;
     let command_timeout = Duration::from_secs(config.smtp.command_timeout_secs);
@@ -72,6 +74,7 @@ pub fn services(shared: &Shared) -> Result<Services, StartError> {
         sender_auth,
         quota_hints: Default::default(),
     });
+    let submit: Arc<dyn Submit> = smtp.clone();
     let mut services = Services::default();
     for (name, flavor) in [
         ("smtp", Flavor::Mx),
@@ -98,5 +101,5 @@ pub fn services(shared: &Shared) -> Result<Services, StartError> {
             runner.run(draining).await
         }));
     }
-    Ok(services)
+    Ok((services, submit))
 }

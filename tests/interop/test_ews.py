@@ -16,6 +16,8 @@ from exchangelib import (
     Configuration,
     Credentials,
     FaultTolerance,
+    Mailbox,
+    Message,
     Version,
 )
 from exchangelib.errors import ErrorAccessDenied
@@ -159,6 +161,12 @@ def test_workmail_guide_impersonation_example_reads_and_read_only_cannot_write(e
     full = impersonated_account(ews_daemon, wm, org_id, role(wm, org_id, "FULL_ACCESS"), bob)
     items = list(full.inbox.all().order_by("-datetime_received")[:10])
     assert [m.subject for m in items] == [subject]
+
+    # The guide's send: one SMTP submission (alice's Inbox gets it, bob's Sent Items keeps it).
+    reply = f"reply {uuid.uuid4().hex[:6]}"
+    Message(account=full, subject=reply, body="Sent over EWS.", to_recipients=[Mailbox(email_address=alice)]).send_and_save()
+    assert delivered_to(ews_daemon, alice, reply)
+    assert [m.subject for m in full.sent.all()] == [reply]
 
     read_only = impersonated_account(ews_daemon, wm, org_id, role(wm, org_id, "READ_ONLY"), bob)
     item = list(read_only.inbox.all())[0]

@@ -21,7 +21,7 @@ mod people;
 pub mod restrict;
 pub mod shape;
 mod sync;
-mod write;
+pub mod write;
 
 /// Every operation served (the rest get [`unsupported`]'s answer).
 pub const SERVED: &[&str] = &[
@@ -37,6 +37,7 @@ pub const SERVED: &[&str] = &[
     "FindItem",
     "GetItem",
     "CreateItem",
+    "SendItem",
     "UpdateItem",
     "DeleteItem",
     "MoveItem",
@@ -90,6 +91,7 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "GetItem" => item::get_item(ctx, op, &mut xml).await,
         "CreateItem" => write::create_item(ctx, op, &mut xml).await,
         "UpdateItem" => write::update_item(ctx, op, &mut xml).await,
+        "SendItem" => write::send_item(ctx, op, &mut xml).await,
         "DeleteItem" => write::delete_item(ctx, op, &mut xml).await,
         "MoveItem" => write::copy_or_move(ctx, op, &mut xml, true).await,
         "CopyItem" => write::copy_or_move(ctx, op, &mut xml, false).await,

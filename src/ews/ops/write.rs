@@ -13,6 +13,7 @@ use super::folder::{Trees, open_folder};
 use super::item::{Found, open_item};
 use super::shape::Extended;
 use super::{Reply, ids, truthy};
+use crate::events::audit::AuditProtocol;
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
@@ -20,6 +21,7 @@ use crate::ews::ids::EwsId;
 use crate::ews::item::{Addr, category_to_keyword, keyword_to_category, write_item_id};
 use crate::ews::xml::{Element, Xml};
 use crate::store::{FlagOp, FolderKind, MessageMeta, NewMessage, Refused};
+use crate::submission::{Submission, SubmitError, Submitted};
 
 fn store_error(_: crate::store::StoreError) -> ResponseCode {
     ResponseCode::ErrorInternalServerError
@@ -192,9 +194,88 @@ fn initial_flags(msg: &Element, draft_default: bool) -> Vec<String> {
     crate::store::normalize_flags(&flags)
 }
 
+/// The message header with every `Bcc:` field (and its continuation lines)
+/// removed: Bcc recipients travel in the envelope only.
+pub fn strip_bcc(raw: &[u8]) -> Vec<u8> {
+    let header_end = crate::message::parse(raw).header.end.min(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut skipping = false;
+    for line in raw[..header_end].split_inclusive(|b| *b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
+}
+
+/// Every envelope recipient of a message: its To, Cc and Bcc headers plus the
+/// `BccRecipients` sent beside the MIME (Thunderbird keeps Bcc out of it).
+fn recipients(raw: &[u8], msg: Option<&Element>) -> Vec<String> {
+    let parsed = crate::message::Message::parse(raw);
+    let mut out: Vec<String> = ["To", "Cc", "Bcc"]
+        .iter()
+        .flat_map(|h| {
+            crate::message::mailboxes(&parsed.addresses(h))
+                .map(|m| m.address())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if let Some(m) = msg {
+        out.extend(
+            mailbox_addrs(m.child("BccRecipients"))
+                .into_iter()
+                .map(|a| a.address),
+        );
+    }
+    out
+}
+
+fn submit_error(e: SubmitError) -> (ResponseCode, String) {
+    let code = match &e {
+        SubmitError::SendAsDenied(_) => ResponseCode::ErrorSendAsDenied,
+        SubmitError::NoRecipients | SubmitError::Recipient(..) => {
+            ResponseCode::ErrorInvalidRecipients
+        }
+        SubmitError::TooLarge => ResponseCode::ErrorMessageSizeExceeded,
+        SubmitError::Storage => ResponseCode::ErrorInternalServerError,
+    };
+    (code, e.to_string())
+}
+
+/// Sends `raw` (Bcc removed) to its recipients through the submission path.
+async fn send(
+    ctx: &Context<'_>,
+    raw: &[u8],
+    msg: Option<&Element>,
+    save_copy: bool,
+) -> Result<Submitted, (ResponseCode, String)> {
+    let no_mailbox = ResponseCode::ErrorMissingEmailAddress;
+    let actor = ctx
+        .actor()
+        .ok_or((no_mailbox, super::default_text(no_mailbox).to_string()))?;
+    let submission = Submission {
+        actor,
+        recipients: recipients(raw, msg),
+        message: strip_bcc(raw),
+        save_copy,
+        protocol: AuditProtocol::Ews,
+        source_ip: ctx.ip,
+    };
+    ctx.ews
+        .submit
+        .submit(submission)
+        .await
+        .map_err(submit_error)
+}
+
 /// CreateItem of messages. `SaveOnly` stores each in `SavedItemFolderId` (default
-/// Drafts). Sending (`SendOnly`, `SendAndSaveCopy`) goes through the submission path,
-/// which EWS does not reach yet: refused with a clear error, nothing stored.
+/// Drafts); `SendOnly` and `SendAndSaveCopy` send it as an SMTP submission would
+/// (the copy goes to Sent Items).
 pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
     let mut trees = Trees::default();
@@ -212,11 +293,20 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     };
     let mut reply = Reply::begin(xml, "CreateItem");
     for msg in ids(op, "Items") {
-        if disposition != "SaveOnly" {
-            reply.error(
-                ResponseCode::ErrorInvalidOperation,
-                "Sending over EWS is not served yet; use SMTP submission.",
-            );
+        if msg.name == "Message" && disposition != "SaveOnly" {
+            let owner = ctx.own_mailbox().unwrap_or_default().to_string();
+            let sent = match message_bytes(ctx, msg, &owner) {
+                Ok(raw) => send(ctx, &raw, Some(msg), disposition == "SendAndSaveCopy").await,
+                Err(code) => Err((code, super::default_text(code).to_string())),
+            };
+            match sent {
+                Ok(_) => {
+                    let x = reply.ok();
+                    write_items(x, None);
+                    reply.end();
+                }
+                Err((code, text)) => reply.error(code, &text),
+            }
             continue;
         }
         if msg.name != "Message" {
@@ -242,11 +332,8 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     reply.finish();
 }
 
-async fn save(
-    ctx: &Context<'_>,
-    folder: &crate::store::Folder,
-    msg: &Element,
-) -> Result<MessageMeta, ResponseCode> {
+/// The message a `t:Message` carries: its MimeContent, or one built from its fields.
+fn message_bytes(ctx: &Context<'_>, msg: &Element, owner: &str) -> Result<Vec<u8>, ResponseCode> {
     let raw = match msg.child_text("MimeContent") {
         Some(b64) => {
             let clean: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -254,7 +341,7 @@ async fn save(
                 .decode(clean)
                 .map_err(|_| ResponseCode::ErrorCorruptData)?
         }
-        None => compose(ctx, msg, &folder.mailbox_id),
+        None => compose(ctx, msg, owner),
     };
     if raw.is_empty() {
         return Err(ResponseCode::ErrorCorruptData);
@@ -262,6 +349,15 @@ async fn save(
     if raw.len() as u64 > ctx.ews.max_message_size {
         return Err(ResponseCode::ErrorMessageSizeExceeded);
     }
+    Ok(raw)
+}
+
+async fn save(
+    ctx: &Context<'_>,
+    folder: &crate::store::Folder,
+    msg: &Element,
+) -> Result<MessageMeta, ResponseCode> {
+    let raw = message_bytes(ctx, msg, &folder.mailbox_id)?;
     let flags = initial_flags(msg, msg.child("MimeContent").is_none());
     let stored = ctx
         .ews
@@ -432,6 +528,39 @@ async fn update_one(
     now.into_iter()
         .next()
         .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
+/// SendItem: sends saved drafts (their stored message, to its To, Cc and Bcc);
+/// with `SaveItemToFolder` the copy goes to Sent Items. The draft is removed once
+/// sent, as Exchange moves it.
+pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let save_copy = op.attr("SaveItemToFolder").is_none_or(|v| truthy(Some(v)));
+    let mut reply = Reply::begin(xml, "SendItem");
+    for el in ids(op, "ItemIds") {
+        let done = async {
+            let Found { folder, meta } = open_item(ctx, el, MailboxAction::SubmitEmailForSending)
+                .await
+                .map_err(|c| (c, super::default_text(c).to_string()))?;
+            let raw = ctx.ews.store.body(meta.body_id).await.map_err(|_| {
+                (
+                    ResponseCode::ErrorItemNotFound,
+                    "the draft is gone".to_string(),
+                )
+            })?;
+            send(ctx, &raw, None, save_copy).await?;
+            let _ = ctx.ews.store.expunge(folder.id, vec![meta.uid]).await;
+            Ok::<(), (ResponseCode, String)>(())
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                reply.ok();
+                reply.end();
+            }
+            Err((code, text)) => reply.error(code, &text),
+        }
+    }
+    reply.finish();
 }
 
 /// DeleteItem: HardDelete and SoftDelete remove the item; MoveToDeletedItems moves

@@ -340,7 +340,7 @@ async fn mark_all_read_and_junk_as_thunderbird_sends_them() {
 }
 
 #[tokio::test]
-async fn create_item_saves_mime_and_field_messages_and_refuses_what_it_cannot() {
+async fn create_item_saves_mime_and_field_messages_and_refuses_bad_mime() {
     let f = Fixture::new().await;
     let raw = "From: alice@acme.test\r\nSubject: draft\r\n\r\nbody\r\n";
     let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
@@ -384,11 +384,6 @@ async fn create_item_saves_mime_and_field_messages_and_refuses_what_it_cannot() 
     assert_eq!(
         codes(&f.call(bad).await, "CreateItem"),
         ["ErrorCorruptData"]
-    );
-    let send = fields.replace("SaveOnly", "SendOnly");
-    assert_eq!(
-        codes(&f.call(&send).await, "CreateItem"),
-        ["ErrorInvalidOperation"]
     );
 }
 
@@ -486,4 +481,55 @@ async fn sync_folder_items_first_pass_then_feed_changes() {
         ["ErrorInvalidSyncStateData"],
         "a state belongs to its folder"
     );
+}
+
+#[tokio::test]
+async fn sending_hands_the_message_to_submission_with_bcc_outside_mime() {
+    let f = Fixture::new().await;
+    // Thunderbird: MimeContent, SendOnly, Bcc beside the MIME.
+    let raw = "From: alice@acme.test\r\nTo: bob@acme.test\r\nBcc: hidden@x.test\r\nSubject: tb\r\n\r\nhi\r\n";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let tb = format!(
+        r#"<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:Message><t:MimeContent>{b64}</t:MimeContent><t:BccRecipients><t:Mailbox><t:EmailAddress>carol@x.test</t:EmailAddress></t:Mailbox></t:BccRecipients></t:Message></m:Items></m:CreateItem>"#
+    );
+    let root = f.call(&tb).await;
+    assert_eq!(codes(&root, "CreateItem"), ["NoError"]);
+    assert!(messages(&root, "CreateItem")[0].child("Items").is_some());
+    // exchangelib: fields, SendAndSaveCopy.
+    let xl = r#"<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:SavedItemFolderId><t:DistinguishedFolderId Id="sentitems"/></m:SavedItemFolderId><m:Items><t:Message><t:Subject>xl</t:Subject><t:Body BodyType="Text">hello</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>"#;
+    assert_eq!(codes(&f.call(xl).await, "CreateItem"), ["NoError"]);
+    let sent = f.sent.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let (rcpts, message, copy) = &sent[0];
+    assert_eq!(rcpts, &["bob@acme.test", "hidden@x.test", "carol@x.test"]);
+    let text = String::from_utf8_lossy(message);
+    assert!(!text.to_ascii_lowercase().contains("bcc:"), "{text}");
+    assert!(text.contains("Subject: tb"));
+    assert!(!copy, "SendOnly keeps no copy");
+    assert!(sent[1].2, "SendAndSaveCopy keeps one");
+    assert!(String::from_utf8_lossy(&sent[1].1).contains("Subject: xl"));
+
+    let refused = xl.replace("bob@acme.test", "nobody@acme.test");
+    let root = f.call(&refused).await;
+    assert_eq!(codes(&root, "CreateItem"), ["ErrorInvalidRecipients"]);
+
+    // A saved draft sent with SendItem goes, and leaves Drafts.
+    let draft = r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:Subject>later</t:Subject><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>"#;
+    let id = item_ids(&f.call(draft).await)[0].clone();
+    let send = format!(
+        r#"<m:SendItem SaveItemToFolder="true"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:SendItem>"#
+    );
+    assert_eq!(codes(&f.call(&send).await, "SendItem"), ["NoError"]);
+    assert_eq!(f.sent.0.lock().unwrap().len(), 3);
+    assert_eq!(
+        codes(&f.call(&get(&[&id], "")).await, "GetItem"),
+        ["ErrorItemNotFound"]
+    );
+}
+
+#[test]
+fn bcc_is_cut_with_its_continuation_lines() {
+    let raw = b"To: a@x\r\nBcc: b@x,\r\n  c@x\r\nSubject: s\r\n\r\nBcc: in body stays\r\n";
+    let out = crate::ews::ops::write::strip_bcc(raw);
+    assert_eq!(out, b"To: a@x\r\nSubject: s\r\n\r\nBcc: in body stays\r\n");
 }

@@ -23,6 +23,36 @@ mod thunderbird;
 pub struct Fixture {
     pub world: World,
     pub ews: Arc<Ews>,
+    /// What EWS handed to the submission path.
+    pub sent: Arc<Recorder>,
+}
+
+/// One recorded submission: recipients, message, whether a copy was kept.
+pub type Sent = (Vec<String>, Vec<u8>, bool);
+
+/// A submission path that records what it is given (SMTP's own is tested with
+/// SMTP, and with EWS end to end in the interop suite).
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<Sent>>);
+
+#[async_trait::async_trait]
+impl crate::submission::Submit for Recorder {
+    async fn submit(
+        &self,
+        s: crate::submission::Submission<'_>,
+    ) -> Result<crate::submission::Submitted, crate::submission::SubmitError> {
+        if s.recipients.iter().any(|r| r.starts_with("nobody@")) {
+            return Err(crate::submission::SubmitError::Recipient(
+                "nobody@acme.test".into(),
+                "user unknown",
+            ));
+        }
+        self.0
+            .lock()
+            .unwrap()
+            .push((s.recipients, s.message, s.save_copy));
+        Ok(crate::submission::Submitted::default())
+    }
 }
 
 impl Fixture {
@@ -35,6 +65,7 @@ impl Fixture {
         setup: impl FnOnce(&crate::directory::Directory, &str, &str, &str) + Send + 'static,
     ) -> Fixture {
         let world = World::new(setup).await;
+        let sent = Arc::new(Recorder::default());
         let ews = Arc::new(Ews {
             store: world.store.clone(),
             directory: world.directory.clone(),
@@ -44,8 +75,9 @@ impl Fixture {
             max_message_size: 40 << 20,
             subscriptions: Default::default(),
             metrics: Default::default(),
+            submit: sent.clone(),
         });
-        Fixture { world, ews }
+        Fixture { world, ews, sent }
     }
 
     /// Sends `body` with `authorization`; returns status, headers and body text.
