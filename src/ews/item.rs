@@ -567,19 +567,7 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
         xml.leaf("t:Culture", "en-US");
     }
     if shape.wants("item:EffectiveRights", true) {
-        xml.open("t:EffectiveRights", &[]);
-        for right in [
-            "CreateAssociated",
-            "CreateContents",
-            "CreateHierarchy",
-            "Delete",
-            "Modify",
-            "Read",
-        ] {
-            xml.leaf(&format!("t:{right}"), "true");
-        }
-        xml.leaf("t:ViewPrivateItems", "true");
-        xml.close("t:EffectiveRights");
+        write_effective_rights(xml);
     }
     if shape.wants("item:LastModifiedTime", true) {
         xml.leaf(
@@ -665,6 +653,24 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
         }
     }
     xml.close("t:Message");
+}
+
+/// `EffectiveRights` of what the caller reached: the rights decision already
+/// allowed it, and a READ_ONLY role's writes are refused when tried.
+pub fn write_effective_rights(xml: &mut Xml) {
+    xml.open("t:EffectiveRights", &[]);
+    for right in [
+        "CreateAssociated",
+        "CreateContents",
+        "CreateHierarchy",
+        "Delete",
+        "Modify",
+        "Read",
+    ] {
+        xml.leaf(&format!("t:{right}"), "true");
+    }
+    xml.leaf("t:ViewPrivateItems", "true");
+    xml.close("t:EffectiveRights");
 }
 
 /// The subject without reply and forward prefixes.

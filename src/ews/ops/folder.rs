@@ -102,19 +102,7 @@ pub fn write_folder(xml: &mut Xml, v: &View, shape: &Shape) {
         xml.leaf("t:ChildFolderCount", &v.children.to_string());
     }
     if shape.wants("folder:EffectiveRights", false) {
-        xml.open("t:EffectiveRights", &[]);
-        for right in [
-            "CreateAssociated",
-            "CreateContents",
-            "CreateHierarchy",
-            "Delete",
-            "Modify",
-            "Read",
-        ] {
-            xml.leaf(&format!("t:{right}"), "true");
-        }
-        xml.leaf("t:ViewPrivateItems", "true");
-        xml.close("t:EffectiveRights");
+        crate::ews::item::write_effective_rights(xml);
     }
     if let Some(d) = v
         .distinguished
@@ -465,13 +453,7 @@ pub async fn delete_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
             Err(code) => Err(code),
         };
-        match done {
-            Ok(()) => {
-                reply.ok();
-                reply.end();
-            }
-            Err(code) => reply.fail(code),
-        }
+        reply.empty_or_fail(done);
     }
     reply.finish();
 }
@@ -709,13 +691,7 @@ pub async fn empty_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             Ok((owner, view)) => empty(ctx, &owner, &view, subfolders).await,
             Err(code) => Err(code),
         };
-        match done {
-            Ok(()) => {
-                reply.ok();
-                reply.end();
-            }
-            Err(code) => reply.fail(code),
-        }
+        reply.empty_or_fail(done);
     }
     reply.finish();
 }

@@ -192,6 +192,17 @@ impl<'x> Reply<'x> {
             .close(&self.message);
     }
 
+    /// An empty Success message, or the error's Error message.
+    pub fn empty_or_fail(&mut self, done: Result<(), ResponseCode>) {
+        match done {
+            Ok(()) => {
+                self.ok();
+                self.end();
+            }
+            Err(code) => self.fail(code),
+        }
+    }
+
     /// An Error message with the code's usual text.
     pub fn fail(&mut self, code: ResponseCode) {
         self.error(code, default_text(code));

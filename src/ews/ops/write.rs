@@ -596,13 +596,7 @@ pub async fn delete_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             Ok::<(), ResponseCode>(())
         }
         .await;
-        match done {
-            Ok(()) => {
-                reply.ok();
-                reply.end();
-            }
-            Err(code) => reply.fail(code),
-        }
+        reply.empty_or_fail(done);
     }
     reply.finish();
 }
@@ -720,13 +714,7 @@ pub async fn mark_all_items_as_read(ctx: &Context<'_>, op: &Element, xml: &mut X
             Ok::<(), ResponseCode>(())
         }
         .await;
-        match done {
-            Ok(()) => {
-                reply.ok();
-                reply.end();
-            }
-            Err(code) => reply.fail(code),
-        }
+        reply.empty_or_fail(done);
     }
     reply.finish();
 }

@@ -209,15 +209,7 @@ async fn updates_moves_copies_deletes_and_conflicts() {
     };
     let root = f.call(&read(&id, "", "AlwaysOverwrite")).await;
     assert_eq!(codes(&root, "UpdateItem"), ["NoError"]);
-    let inbox = f
-        .world
-        .store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::Inbox))
-        .unwrap();
+    let inbox = f.folder(FolderKind::Inbox).await;
     let metas = f.world.store.messages(inbox.id, 1, u32::MAX).await.unwrap();
     assert_eq!(
         metas[0].flags,
@@ -264,15 +256,7 @@ async fn updates_moves_copies_deletes_and_conflicts() {
         r#"<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="{moved}"/></m:ItemIds></m:DeleteItem>"#
     );
     assert_eq!(codes(&f.call(&trash).await, "DeleteItem"), ["NoError"]);
-    let deleted = f
-        .world
-        .store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::DeletedItems))
-        .unwrap();
+    let deleted = f.folder(FolderKind::DeletedItems).await;
     assert_eq!(deleted.messages, 1);
     let hard = format!(
         r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{id}"/><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
@@ -304,15 +288,7 @@ async fn mark_all_read_and_junk_as_thunderbird_sends_them() {
     .await;
     let all = r#"<m:MarkAllItemsAsRead><m:ReadFlag>true</m:ReadFlag><m:SuppressReadReceipts>true</m:SuppressReadReceipts><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:MarkAllItemsAsRead>"#;
     assert_eq!(codes(&f.call(all).await, "MarkAllItemsAsRead"), ["NoError"]);
-    let inbox = f
-        .world
-        .store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::Inbox))
-        .unwrap();
+    let inbox = f.folder(FolderKind::Inbox).await;
     assert_eq!(inbox.unseen, 0);
     let junk = format!(
         r#"<m:MarkAsJunk IsJunk="true" MoveItem="true"><m:ItemIds><t:ItemId Id="{a}"/></m:ItemIds></m:MarkAsJunk>"#
@@ -321,15 +297,7 @@ async fn mark_all_read_and_junk_as_thunderbird_sends_them() {
     assert_eq!(codes(&root, "MarkAsJunk"), ["NoError"]);
     let moved = item_ids(&root);
     assert_eq!(moved.len(), 1, "MovedItemId returned");
-    let junk_folder = f
-        .world
-        .store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::JunkEmail))
-        .unwrap();
+    let junk_folder = f.folder(FolderKind::JunkEmail).await;
     let metas = f
         .world
         .store
@@ -432,13 +400,7 @@ async fn sync_folder_items_first_pass_then_feed_changes() {
 
     // Flag the first over the store (as IMAP would), expunge the second, deliver one.
     let store = &f.world.store;
-    let inbox = store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::Inbox))
-        .unwrap();
+    let inbox = f.folder(FolderKind::Inbox).await;
     store
         .store_flags(
             inbox.id,

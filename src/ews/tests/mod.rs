@@ -157,6 +157,12 @@ impl Fixture {
         root
     }
 
+    /// Alice's default folder of `kind`, as the store has it now.
+    pub async fn folder(&self, kind: crate::store::FolderKind) -> crate::store::Folder {
+        let folders = self.world.store.folders(&self.world.alice).await.unwrap();
+        folders.into_iter().find(|x| x.kind == Some(kind)).unwrap()
+    }
+
     /// A role (of `kind`) allowed to impersonate everyone, and a token for it.
     pub async fn role_token(&self, kind: RoleType) -> String {
         let (access, directory, org) = (

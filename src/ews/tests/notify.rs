@@ -47,13 +47,7 @@ async fn pull_subscription_reports_delivery_flags_and_expunge() {
     )
     .await;
     let store = &f.world.store;
-    let inbox = store
-        .folders(&f.world.alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.kind == Some(FolderKind::Inbox))
-        .unwrap();
+    let inbox = f.folder(FolderKind::Inbox).await;
     store
         .store_flags(
             inbox.id,
