@@ -368,6 +368,16 @@ pub trait Store: Send + Sync {
         folder_id: i64,
         messages: Vec<NewMessage>,
     ) -> Result<std::result::Result<Vec<Stored>, Refused>>;
+    /// Replaces a message by new content in one durable write: the old UID is
+    /// expunged and the new message gets a new UID (IMAP messages never change)
+    /// but keeps the item id (an edited EWS draft is the same item, with a new
+    /// ChangeKey). `NotFound` when the message is gone.
+    async fn replace_message(
+        &self,
+        folder_id: i64,
+        uid: u32,
+        message: NewMessage,
+    ) -> Result<std::result::Result<Stored, Refused>>;
     /// Metadata of messages with `first <= uid <= last`, ascending.
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
     /// The raw message.

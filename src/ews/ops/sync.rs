@@ -226,11 +226,19 @@ async fn collect(
                     if already {
                         continue;
                     }
-                    out.push(if change.kind == ChangeKind::Created {
-                        Reported::Create(meta)
+                    // A draft rewritten under its id was just reported deleted:
+                    // to the client it changed.
+                    let rewritten = out
+                        .iter()
+                        .position(|r| matches!(r, Reported::Delete(id) if *id == meta.item_id));
+                    if let Some(i) = rewritten {
+                        out.remove(i);
+                        out.push(Reported::Update(meta));
+                    } else if change.kind == ChangeKind::Created {
+                        out.push(Reported::Create(meta));
                     } else {
-                        Reported::Update(meta)
-                    });
+                        out.push(Reported::Update(meta));
+                    }
                 }
                 ChangeKind::Expunged if !change.item_id.is_empty() => {
                     out.retain(|r| !matches!(r, Reported::Create(m) | Reported::Update(m) if m.item_id == change.item_id));

@@ -457,8 +457,9 @@ fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, R
                     flags.extend(new);
                 }
             }
-            // Properties the store keeps inside the message (subject, body,
-            // recipients) are not rewritten in place.
+            // Properties kept inside the message: a draft is rewritten
+            // (see `rewrite_draft`); anything else is not stored here.
+            (f, _) if content_element(f).is_some() => {}
             _ => return Err(ResponseCode::ErrorInvalidPropertySet),
         }
     }
@@ -490,6 +491,166 @@ pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     reply.finish();
 }
 
+/// The `t:Message` child an UpdateItem field URI names, for the properties that
+/// live in the message itself.
+fn content_element(uri: &str) -> Option<&'static str> {
+    Some(match uri {
+        "item:Subject" => "Subject",
+        "item:Body" => "Body",
+        "item:Importance" => "Importance",
+        "message:ToRecipients" => "ToRecipients",
+        "message:CcRecipients" => "CcRecipients",
+        "message:BccRecipients" => "BccRecipients",
+        "message:From" => "From",
+        _ => return None,
+    })
+}
+
+fn mailbox_list(name: &str, list: &[Addr]) -> Element {
+    let mailbox = |a: &Addr| {
+        let mut children = vec![Element {
+            name: "EmailAddress".into(),
+            text: a.address.clone(),
+            ..Element::default()
+        }];
+        if let Some(n) = &a.name {
+            children.push(Element {
+                name: "Name".into(),
+                text: n.clone(),
+                ..Element::default()
+            });
+        }
+        Element {
+            name: "Mailbox".into(),
+            children,
+            ..Element::default()
+        }
+    };
+    Element {
+        name: name.into(),
+        children: list.iter().map(mailbox).collect(),
+        ..Element::default()
+    }
+}
+
+/// A draft as the `t:Message` fields it was (or could have been) created from.
+fn draft_fields(msg: &crate::message::Message<'_>) -> Element {
+    let s = crate::ews::item::Summary::of(msg);
+    let text = |name: &str, value: String| Element {
+        name: name.into(),
+        text: value,
+        ..Element::default()
+    };
+    let bodies = msg.bodies();
+    let (kind, body) = match (bodies.html, bodies.text) {
+        (Some(h), _) => ("HTML", h.part.text(msg.raw())),
+        (None, Some(t)) => ("Text", t.part.text(msg.raw())),
+        (None, None) => ("Text", String::new()),
+    };
+    let mut body = text("Body", body);
+    body.attrs.push(("BodyType".into(), kind.into()));
+    Element {
+        name: "Message".into(),
+        children: vec![
+            text("Subject", s.subject.clone()),
+            body,
+            text("Importance", s.importance.to_string()),
+            mailbox_list("ToRecipients", &s.to),
+            mailbox_list("CcRecipients", &s.cc),
+            mailbox_list("BccRecipients", &s.bcc),
+            mailbox_list("From", &s.from),
+        ],
+        ..Element::default()
+    }
+}
+
+/// Applies the content changes of an UpdateItem to a draft's fields.
+fn apply_content(fields: &mut Element, updates: &Element) {
+    for change in &updates.children {
+        let Some(name) = change
+            .children
+            .iter()
+            .find(|c| c.name == "FieldURI")
+            .and_then(|u| u.attr("FieldURI"))
+            .and_then(content_element)
+        else {
+            continue;
+        };
+        let value = change
+            .children
+            .iter()
+            .find(|c| !c.name.ends_with("FieldURI"))
+            .and_then(|v| v.child(name))
+            .cloned();
+        let at = fields.children.iter().position(|c| c.name == name);
+        match (change.name.as_str(), value, at) {
+            ("DeleteItemField", _, Some(i)) => {
+                fields.children.remove(i);
+            }
+            ("AppendToItemField", Some(v), Some(i)) if name == "Body" => {
+                fields.children[i].text.push_str(&v.text)
+            }
+            ("AppendToItemField", Some(v), Some(i)) => {
+                fields.children[i].children.extend(v.children)
+            }
+            ("SetItemField", Some(v), Some(i)) => fields.children[i] = v,
+            ("SetItemField" | "AppendToItemField", Some(v), None) => fields.children.push(v),
+            _ => {}
+        }
+    }
+}
+
+/// Whether an UpdateItem changes what is inside the message.
+fn changes_content(updates: &Element) -> bool {
+    updates.children.iter().any(|c| {
+        c.children
+            .iter()
+            .any(|u| u.name == "FieldURI" && u.attr("FieldURI").and_then(content_element).is_some())
+    })
+}
+
+/// Rewrites a draft with its fields changed: a new message under the same item id
+/// (IMAP sees the old UID expunged and a new one). Only drafts without attachments
+/// are rebuilt, since rebuilding from fields drops what the fields do not carry.
+async fn rewrite_draft(
+    ctx: &Context<'_>,
+    folder: &crate::store::Folder,
+    meta: &MessageMeta,
+    updates: &Element,
+    flags: Vec<String>,
+) -> Result<MessageMeta, ResponseCode> {
+    let store = &ctx.ews.store;
+    let raw = store.body(meta.body_id).await.map_err(store_error)?;
+    let msg = crate::message::Message::parse(&raw);
+    let draft = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
+    if !draft || !msg.attachments().is_empty() {
+        return Err(ResponseCode::ErrorInvalidPropertySet);
+    }
+    let mut fields = draft_fields(&msg);
+    apply_content(&mut fields, updates);
+    let body = compose(ctx, &fields, &folder.mailbox_id);
+    let stored = store
+        .replace_message(
+            folder.id,
+            meta.uid,
+            NewMessage {
+                body: Arc::from(body),
+                internal_date: meta.internal_date,
+                flags,
+            },
+        )
+        .await
+        .map_err(store_error)?
+        .map_err(refused)?;
+    let now = store
+        .messages(folder.id, stored.uid, stored.uid)
+        .await
+        .map_err(store_error)?;
+    now.into_iter()
+        .next()
+        .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
 async fn update_one(
     ctx: &Context<'_>,
     id: &Element,
@@ -501,12 +662,13 @@ async fn update_one(
     if !overwrite && held.is_some_and(|k| k != meta.change_key()) {
         return Err(ResponseCode::ErrorIrresolvableConflict);
     }
-    let flags = updated_flags(
-        &meta.flags,
-        change
-            .child("Updates")
-            .ok_or(ResponseCode::ErrorSchemaValidation)?,
-    )?;
+    let updates = change
+        .child("Updates")
+        .ok_or(ResponseCode::ErrorSchemaValidation)?;
+    let flags = updated_flags(&meta.flags, updates)?;
+    if changes_content(updates) {
+        return rewrite_draft(ctx, &folder, &meta, updates, flags).await;
+    }
     if flags != crate::store::normalize_flags(&meta.flags) {
         let since = (!overwrite && held.is_some()).then_some(meta.modseq);
         let outcome = ctx
@@ -825,9 +987,9 @@ mod tests {
         assert_eq!(flags, ["\\Flagged", "\\Seen", "$Junk", "Blue&20category"]);
         let clear = parse(br#"<Updates><DeleteItemField><FieldURI FieldURI="item:Categories"/></DeleteItemField><SetItemField><FieldURI FieldURI="item:Flag"/><Message><Flag><FlagStatus>NotFlagged</FlagStatus></Flag></Message></SetItemField></Updates>"#).unwrap();
         assert_eq!(updated_flags(&flags, &clear).unwrap(), ["\\Seen", "$Junk"]);
-        let subject = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:Subject"/><Message><Subject>x</Subject></Message></SetItemField></Updates>"#).unwrap();
+        let reminder = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:ReminderIsSet"/><Message><ReminderIsSet>true</ReminderIsSet></Message></SetItemField></Updates>"#).unwrap();
         assert_eq!(
-            updated_flags(&[], &subject),
+            updated_flags(&[], &reminder),
             Err(ResponseCode::ErrorInvalidPropertySet)
         );
     }

@@ -495,3 +495,52 @@ fn bcc_is_cut_with_its_continuation_lines() {
     let out = crate::ews::ops::write::strip_bcc(raw);
     assert_eq!(out, b"To: a@x\r\nSubject: s\r\n\r\nBcc: in body stays\r\n");
 }
+
+#[tokio::test]
+async fn a_draft_is_edited_in_place_and_keeps_its_id() {
+    let f = Fixture::new().await;
+    let draft = r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:Subject>first</t:Subject><t:Body BodyType="Text">one</t:Body><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>"#;
+    let id = item_ids(&f.call(draft).await)[0].clone();
+    let sync = |state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="drafts"/></m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>10</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let first = f.call(&sync("")).await;
+    let state = messages(&first, "SyncFolderItems")[0]
+        .child_text("SyncState")
+        .unwrap()
+        .to_string();
+    let update = format!(
+        r#"<m:UpdateItem MessageDisposition="SaveOnly" ConflictResolution="AutoResolve"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:Message><t:Subject>second</t:Subject></t:Message></t:SetItemField><t:AppendToItemField><t:FieldURI FieldURI="message:ToRecipients"/><t:Message><t:ToRecipients><t:Mailbox><t:EmailAddress>carol@x.test</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></t:AppendToItemField><t:SetItemField><t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+    );
+    let root = f.call(&update).await;
+    assert_eq!(codes(&root, "UpdateItem"), ["NoError"]);
+    assert_eq!(item_ids(&root)[0], id, "the same item");
+    let after = f.call(&sync(&state)).await;
+    let changes = messages(&after, "SyncFolderItems")[0]
+        .child("Changes")
+        .unwrap();
+    let kinds: Vec<&str> = changes.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["Update"],
+        "an edited draft is an update to a syncing client"
+    );
+    let fields = r#"<t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="message:ToRecipients"/><t:FieldURI FieldURI="message:IsRead"/><t:FieldURI FieldURI="item:IsDraft"/></t:AdditionalProperties>"#;
+    let back = f.call(&get(&[&id], fields)).await;
+    let m = messages(&back, "GetItem")[0]
+        .path(&["Items", "Message"])
+        .unwrap();
+    assert_eq!(m.child_text("Subject"), Some("second"));
+    assert_eq!(m.child("ToRecipients").unwrap().children.len(), 2);
+    assert_eq!(m.child_text("IsRead"), Some("true"));
+    assert_eq!(m.child_text("IsDraft"), Some("true"));
+    // A received message is not rewritten.
+    let received = deliver(&f, FolderKind::Inbox, &mail("in", "c@x.test"), 1, &[]).await;
+    let edit = update.replace(&id, &received);
+    assert_eq!(
+        codes(&f.call(&edit).await, "UpdateItem"),
+        ["ErrorInvalidPropertySet"]
+    );
+}

@@ -162,3 +162,76 @@ fn changed(keys: &mut Vec<String>, f: Folder, why: &str) {
     assert!(!keys.contains(&f.change_key), "{why}: {keys:?}");
     keys.push(f.change_key);
 }
+
+pub async fn a_replaced_message_keeps_its_item_id_under_a_new_uid(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox = store
+        .folders("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.kind == Some(FolderKind::Inbox))
+        .unwrap();
+    let first = NewMessage {
+        body: std::sync::Arc::from(&b"Subject: one\r\n\r\n1"[..]),
+        internal_date: 5,
+        flags: vec!["\\Draft".into()],
+    };
+    let stored = store
+        .append_all(inbox.id, vec![first])
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    let before = store.latest_change("u").await.unwrap();
+    let second = NewMessage {
+        body: std::sync::Arc::from(&b"Subject: two\r\n\r\n22"[..]),
+        internal_date: 6,
+        flags: vec!["\\Draft".into(), "\\Seen".into()],
+    };
+    let replaced = store
+        .replace_message(inbox.id, stored.uid, second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.item_id, stored.item_id, "the item keeps its id");
+    assert!(replaced.uid > stored.uid, "under a new UID");
+    let (folder, meta) = store.message_by_item_id(&stored.item_id).await.unwrap();
+    assert_eq!((folder.id, meta.uid), (inbox.id, replaced.uid));
+    assert_eq!(
+        store.body(meta.body_id).await.unwrap(),
+        b"Subject: two\r\n\r\n22"
+    );
+    assert!(
+        store
+            .messages(inbox.id, stored.uid, stored.uid)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let feed = store.changes_since("u", before, 10).await.unwrap();
+    let kinds: Vec<(ChangeKind, &str)> =
+        feed.iter().map(|c| (c.kind, c.item_id.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChangeKind::Expunged, stored.item_id.as_str()),
+            (ChangeKind::Created, stored.item_id.as_str())
+        ]
+    );
+    assert!(matches!(
+        store
+            .replace_message(
+                inbox.id,
+                stored.uid,
+                NewMessage {
+                    body: std::sync::Arc::from(&b"x"[..]),
+                    internal_date: 0,
+                    flags: vec![]
+                }
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}

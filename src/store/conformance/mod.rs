@@ -206,6 +206,7 @@ macro_rules! backend_suite {
                 folders::subscription_is_stored,
                 folders::folders_keep_the_class_they_were_created_with,
                 items::messages_and_folders_are_found_by_item_id,
+                items::a_replaced_message_keeps_its_item_id_under_a_new_uid,
                 items::a_message_change_key_changes_on_flags_copy_and_move,
                 items::a_folder_change_key_changes_with_its_contents_and_properties,
                 moves::copy_keeps_flags_shares_bodies_and_charges_quota,

@@ -279,6 +279,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn replace_message(
+        &self,
+        folder_id: i64,
+        uid: u32,
+        message: NewMessage,
+    ) -> Result<std::result::Result<Stored, Refused>> {
+        self.write(move |c| ops::replace_message(c, folder_id, uid, &message))
+            .await
+    }
+
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>> {
         self.read(move |c| ops::messages(c, folder_id, first, last))
             .await

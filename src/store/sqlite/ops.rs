@@ -540,6 +540,56 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
     Ok(removed)
 }
 
+/// Replaces message `uid` of a folder by `message` in one step: the old one is
+/// expunged and the new one stored under a new UID (IMAP messages never change)
+/// but with the old item id (EWS items keep their id when edited).
+pub(super) fn replace_message(
+    c: &Connection,
+    folder_id: i64,
+    uid: u32,
+    message: &NewMessage,
+) -> Result<(std::result::Result<Stored, Refused>, Touched)> {
+    let old_item: String = c
+        .query_row_cached(
+            "SELECT item_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+            params![folder_id, uid],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(StoreError::NotFound("message"))?;
+    c.execute_batch("SAVEPOINT replace_message")?;
+    let (_, mut touched) = expunge(c, folder_id, &[uid])?;
+    let target = Target {
+        folder: FolderRef::Id(folder_id),
+        flags: message.flags.clone(),
+    };
+    let (mut results, t) = deliver(c, &message.body, message.internal_date, &[target])?;
+    let mut stored = match results.pop() {
+        Some(Ok(s)) => s,
+        refused => {
+            c.execute_batch("ROLLBACK TO replace_message; RELEASE replace_message")?;
+            return Ok((
+                Err(match refused {
+                    Some(Err(r)) => r,
+                    _ => Refused::NoSuchFolder,
+                }),
+                Touched::new(),
+            ));
+        }
+    };
+    c.prepare_cached("UPDATE messages SET item_id = ?1 WHERE item_id = ?2")?
+        .execute(params![old_item, stored.item_id])?;
+    // The new message's Created row in the feed (the last change deliver made).
+    if let Some((_, seq)) = t.last() {
+        c.prepare_cached("UPDATE changes SET item_id = ?1 WHERE seq = ?2")?
+            .execute(params![old_item, seq])?;
+    }
+    stored.item_id = old_item;
+    touched.extend(t);
+    c.execute_batch("RELEASE replace_message")?;
+    Ok((Ok(stored), touched))
+}
+
 pub(super) fn expunge(c: &Connection, folder_id: i64, uids: &[u32]) -> Result<(Vec<u32>, Touched)> {
     let folder = folder_by_id(c, folder_id)?;
     let removed = remove_messages(c, &folder, uids)?;
