@@ -14,7 +14,6 @@ pub mod credentials;
 pub mod error;
 pub mod input;
 pub mod paginate;
-mod resolver;
 pub mod sigv4;
 pub mod start;
 pub mod state;

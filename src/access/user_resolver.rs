@@ -1,7 +1,7 @@
 //! The directory as the access engine sees it: impersonation targets and rule
 //! users resolved by id, name or email to a user id and whether it is enabled.
 
-use crate::access::{ResolvedUser, UserResolver};
+use super::{ResolvedUser, UserResolver};
 use crate::directory::{Directory, EntityKind, EntityState};
 
 impl UserResolver for Directory {
