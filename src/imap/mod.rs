@@ -57,11 +57,7 @@ pub struct ImapContext {
 impl ImapContext {
     /// The quota a mailbox is created with: the directory's figure (MB).
     fn quota_bytes(&self, org: &str, user: &str) -> u64 {
-        let mb = self
-            .directory
-            .get_mailbox_quota(org, user)
-            .unwrap_or(crate::directory::DEFAULT_QUOTA_MB);
-        u64::from(mb) * 1024 * 1024
+        self.directory.mailbox_quota_bytes(org, user)
     }
 }
 

@@ -113,11 +113,7 @@ impl SmtpContext {
 
     /// The quota a mailbox is created with: the directory's figure (MB).
     pub fn quota_bytes(&self, org: &str, mailbox: &str) -> u64 {
-        let mb = self
-            .directory
-            .get_mailbox_quota(org, mailbox)
-            .unwrap_or(crate::directory::DEFAULT_QUOTA_MB);
-        u64::from(mb) * 1024 * 1024
+        self.directory.mailbox_quota_bytes(org, mailbox)
     }
 }
 
