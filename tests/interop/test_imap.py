@@ -82,6 +82,8 @@ def test_idle_sees_mail_sent_over_smtp_within_100_ms(workmail, mailgate, org):
             line = m.readline()
             took.append(time.monotonic() - started)
             assert line == f"* {n} EXISTS\r\n".encode()
+            # IMAP4rev1: the new message is \Recent in this session, said next.
+            assert m.readline() == f"* {n} RECENT\r\n".encode()
         m.send(b"DONE\r\n")
         assert m.readline().startswith(tag + b" OK")
     took.sort()
