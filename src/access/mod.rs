@@ -67,10 +67,10 @@ mod protocol;
 mod role_api;
 mod roles;
 mod rule_api;
-mod user_resolver;
 mod rules;
 pub mod token;
 mod token_api;
+mod user_resolver;
 mod validate;
 
 #[cfg(test)]
