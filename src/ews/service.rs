@@ -13,7 +13,7 @@ use super::envelope::{self, ConnectingSid, Fault};
 use crate::access::AccessEngine;
 use crate::access::login::{Authenticator, ImpersonationRefusal};
 use crate::directory::Directory;
-use crate::net::http::{Handler, HandlerFuture, HttpRequest, HttpResponse};
+use crate::net::http::{BodyRefusal, Handler, HandlerFuture, HttpRequest, HttpResponse};
 use crate::store::Backend;
 
 /// Bodies read before the login is known to name someone: enough for any
@@ -82,14 +82,26 @@ impl Handler for Ews {
                 }
             }
         };
-        // A body announced beyond the limit gets the EWS answer, not a bare 413.
+        // A body announced beyond the limit is refused before any of it is read.
         if declared_length(head).is_some_and(|n| n > limit) {
-            return Err(fault(Fault::new(
-                ResponseCode::ErrorMessageSizeExceeded,
-                format!("The request is larger than the {limit} bytes this server accepts."),
-            )));
+            return Err(self.refuse_body(BodyRefusal::TooLarge));
         }
         Ok(limit)
+    }
+
+    /// A body the router could not read gets the EWS answer (a fault with HTTP
+    /// 200), never a bare HTTP error, which EWS clients take for a lost connection.
+    fn refuse_body(&self, why: BodyRefusal) -> HttpResponse {
+        fault(match why {
+            BodyRefusal::TooLarge => Fault::new(
+                ResponseCode::ErrorMessageSizeExceeded,
+                "The request is larger than this server accepts.",
+            ),
+            BodyRefusal::TooSlow | BodyRefusal::Unreadable => Fault::new(
+                ResponseCode::ErrorSchemaValidation,
+                "The request body did not arrive whole.",
+            ),
+        })
     }
 
     fn handle(self: Arc<Self>, req: HttpRequest) -> HandlerFuture {

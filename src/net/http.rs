@@ -119,6 +119,28 @@ impl HttpResponse {
     }
 }
 
+/// Why a request body was not read to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRefusal {
+    /// Over the route's (or the handler's) limit: 413 by default.
+    TooLarge,
+    /// Arriving slower than `HttpLimits` allow: 408 by default.
+    TooSlow,
+    /// Broken framing: 400 by default.
+    Unreadable,
+}
+
+impl BodyRefusal {
+    /// The plain answer a handler gives unless it speaks its protocol's error.
+    pub fn plain(self) -> HttpResponse {
+        match self {
+            BodyRefusal::TooLarge => HttpResponse::text(413, "request body too large\n"),
+            BodyRefusal::TooSlow => HttpResponse::text(408, "request body too slow\n"),
+            BodyRefusal::Unreadable => HttpResponse::text(400, "unreadable request body\n"),
+        }
+    }
+}
+
 /// Boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
 
@@ -131,6 +153,12 @@ pub trait Handler: Send + Sync + 'static {
     fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
         let _ = head;
         Ok(max_body)
+    }
+
+    /// The answer when the body could not be read (EWS answers with a SOAP fault,
+    /// since its clients treat a bare HTTP error as a lost connection).
+    fn refuse_body(&self, why: BodyRefusal) -> HttpResponse {
+        why.plain()
     }
 
     /// Answers one request (its body already read).
@@ -348,22 +376,22 @@ impl Router {
         };
         request.body = match read_body(body, max_body, &self.limits).await {
             Ok(b) => b,
-            Err(refusal) => return to_hyper(refusal),
+            Err(why) => return to_hyper(route.handler.refuse_body(why)),
         };
         to_hyper(route.handler.clone().handle(request).await)
     }
 }
 
 /// Reads a request body of at most `max` bytes arriving at least as fast as
-/// `limits` demand; otherwise the answer to send instead (413, 408 or 400).
-async fn read_body(body: Incoming, max: usize, limits: &HttpLimits) -> Result<Bytes, HttpResponse> {
+/// `limits` demand; otherwise why not.
+async fn read_body(body: Incoming, max: usize, limits: &HttpLimits) -> Result<Bytes, BodyRefusal> {
     let start = tokio::time::Instant::now();
     let mut body = Limited::new(body, max);
     let mut buf = bytes::BytesMut::new();
     loop {
         let deadline = limits.body_deadline(start, buf.len());
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(HttpResponse::text(408, "request body too slow\n")),
+            Err(_) => return Err(BodyRefusal::TooSlow),
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(frame)) => frame,
         };
@@ -377,9 +405,9 @@ async fn read_body(body: Incoming, max: usize, limits: &HttpLimits) -> Result<By
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return Err(HttpResponse::text(413, "request body too large\n"));
+                return Err(BodyRefusal::TooLarge);
             }
-            Err(_) => return Err(HttpResponse::text(400, "unreadable request body\n")),
+            Err(_) => return Err(BodyRefusal::Unreadable),
         }
     }
 }

@@ -262,3 +262,20 @@ async fn an_announced_body_beyond_the_limit_gets_an_ews_fault_unread() {
     let r = f.respond_declaring(Some(&nobody), "", 1 << 20).await;
     assert_eq!(r.status, 401, "unknown logins get no large body");
 }
+
+#[tokio::test]
+async fn a_body_the_router_cannot_read_gets_a_fault_not_a_bare_http_error() {
+    use crate::net::http::BodyRefusal;
+    let f = Fixture::new().await;
+    for (why, code) in [
+        (BodyRefusal::TooLarge, "ErrorMessageSizeExceeded"),
+        (BodyRefusal::TooSlow, "ErrorSchemaValidation"),
+        (BodyRefusal::Unreadable, "ErrorSchemaValidation"),
+    ] {
+        let r = f.ews.refuse_body(why);
+        assert_eq!(r.status, 200, "{why:?}");
+        let body = String::from_utf8_lossy(r.body.bytes()).into_owned();
+        assert_eq!(fault_code(&body), code);
+        assert!(body.contains("ServerVersionInfo"));
+    }
+}
