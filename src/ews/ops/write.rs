@@ -830,19 +830,27 @@ async fn transfer(
         MailboxAction::Copy
     };
     let Found { folder, meta } = open_item(ctx, el, action).await?;
-    let outcome = ctx
-        .ews
-        .store
-        .copy_messages(folder.id, vec![meta.uid], to, remove)
+    copy_one(ctx, folder.id, meta.uid, to, remove).await
+}
+
+/// Copies (or moves) one message to folder `to`; the new message's metadata.
+async fn copy_one(
+    ctx: &Context<'_>,
+    from: i64,
+    uid: u32,
+    to: i64,
+    remove: bool,
+) -> Result<Option<MessageMeta>, ResponseCode> {
+    let store = &ctx.ews.store;
+    let outcome = store
+        .copy_messages(from, vec![uid], to, remove)
         .await
         .map_err(store_error)?
         .map_err(refused)?;
     let Some((_, new_uid)) = outcome.pairs.first() else {
         return Err(ResponseCode::ErrorMoveCopyFailed);
     };
-    let metas = ctx
-        .ews
-        .store
+    let metas = store
         .messages(to, *new_uid, *new_uid)
         .await
         .map_err(store_error)?;
@@ -897,26 +905,14 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             } else {
                 ("$NotJunk", "$Junk")
             };
-            store
-                .store_flags(
-                    folder.id,
-                    vec![meta.uid],
-                    FlagOp::Remove,
-                    vec![remove.into()],
-                    None,
-                )
-                .await
-                .map_err(store_error)?;
-            store
-                .store_flags(
-                    folder.id,
-                    vec![meta.uid],
-                    FlagOp::Add,
-                    vec![add.into()],
-                    None,
-                )
-                .await
-                .map_err(store_error)?;
+            // Remove then add (not one Replace from the flags read above): a flag
+            // another client sets meanwhile is kept.
+            for (op, flag) in [(FlagOp::Remove, remove), (FlagOp::Add, add)] {
+                store
+                    .store_flags(folder.id, vec![meta.uid], op, vec![flag.into()], None)
+                    .await
+                    .map_err(store_error)?;
+            }
             if !move_it {
                 return Ok(None);
             }
@@ -931,24 +927,7 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             let mut dest = distinguished(kind);
             dest.children.push(mailbox_of(ctx, &folder.mailbox_id));
             let to = store_folder(ctx, &mut trees, &dest, MailboxAction::MoveTo).await?;
-            let outcome = store
-                .copy_messages(folder.id, vec![meta.uid], to.id, true)
-                .await
-                .map_err(store_error)?
-                .map_err(refused)?;
-            let new_uid = outcome
-                .pairs
-                .first()
-                .map(|p| p.1)
-                .ok_or(ResponseCode::ErrorMoveCopyFailed)?;
-            Ok::<_, ResponseCode>(
-                store
-                    .messages(to.id, new_uid, new_uid)
-                    .await
-                    .map_err(store_error)?
-                    .into_iter()
-                    .next(),
-            )
+            copy_one(ctx, folder.id, meta.uid, to.id, true).await
         }
         .await;
         match done {
