@@ -121,6 +121,28 @@ pub struct NewMessage {
     pub body: Arc<[u8]>,
     pub internal_date: i64,
     pub flags: Vec<String>,
+    /// Properties the message itself cannot carry (see [`Property`]); empty for
+    /// everything IMAP and SMTP store.
+    pub properties: Vec<Property>,
+}
+
+/// A property of an item that its message bytes cannot carry (an EWS reminder, a
+/// receipt request, a client's own MAPI property): a name the protocol chose and
+/// an opaque value. Properties stay with the item while its flags change, move to
+/// its copies, and go when it is expunged; IMAP never sees them, since no IMAP
+/// client could.
+pub type Property = (String, Vec<u8>);
+
+/// A change of one item's flags and properties as one write (EWS UpdateItem): one
+/// new MODSEQ, one feed entry, one new ChangeKey.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemChange {
+    /// The new flag list, if the flags change.
+    pub flags: Option<Vec<String>>,
+    /// Properties set (replacing a value under the same name).
+    pub set: Vec<Property>,
+    /// Names of properties removed.
+    pub remove: Vec<String>,
 }
 
 /// A stored message's identity, returned once it is durable.
@@ -371,7 +393,8 @@ pub trait Store: Send + Sync {
     /// Replaces a message by new content in one durable write: the old UID is
     /// expunged and the new message gets a new UID (IMAP messages never change)
     /// but keeps the item id (an edited EWS draft is the same item, with a new
-    /// ChangeKey). `NotFound` when the message is gone.
+    /// ChangeKey); its properties become `message.properties`. `NotFound` when
+    /// the message is gone.
     async fn replace_message(
         &self,
         folder_id: i64,
@@ -391,6 +414,21 @@ pub trait Store: Send + Sync {
         flags: Vec<String>,
         unchanged_since: Option<u64>,
     ) -> Result<FlagOutcome>;
+    /// Changes one message's flags and properties together, unless it was modified
+    /// after `unchanged_since`; a change that changes nothing writes nothing.
+    /// `NotFound` when the message is gone.
+    async fn change_item(
+        &self,
+        folder_id: i64,
+        uid: u32,
+        change: ItemChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome>;
+    /// The properties of each item (by item id) that has any, in name order.
+    async fn properties(
+        &self,
+        item_ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, Vec<Property>>>;
     /// Removes `uids`; returns those that existed.
     async fn expunge(&self, folder_id: i64, uids: Vec<u32>) -> Result<Vec<u32>>;
     /// The change feed of a mailbox after `after_seq`, at most `limit` entries.
@@ -420,7 +458,7 @@ pub trait Store: Send + Sync {
     async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<()>;
     /// Copies (or, with `remove_source`, moves) messages to another folder of the same
     /// or another mailbox in one durable write. Bodies are shared, not duplicated; the
-    /// target mailbox's quota is charged. Flags are kept; each copy gets a new UID,
+    /// target mailbox's quota is charged. Flags and properties are kept; each copy gets a new UID,
     /// MODSEQ and item id. A move expunges the sources in the same transaction.
     async fn copy_messages(
         &self,

@@ -368,6 +368,7 @@ async fn save(
                 body: Arc::from(raw),
                 internal_date: crate::clock::now_ms(),
                 flags,
+                properties: Vec::new(),
             }],
         )
         .await
@@ -637,6 +638,7 @@ async fn rewrite_draft(
                 body: Arc::from(body),
                 internal_date: meta.internal_date,
                 flags,
+                properties: Vec::new(),
             },
         )
         .await

@@ -60,6 +60,7 @@ fn new_message(imap: &Imap, (flags, date, message): Spec<'_>) -> Result<NewMessa
             .map(|d| d.as_ref().timestamp_millis())
             .unwrap_or_else(crate::clock::now_ms),
         flags: flag_strings(flags),
+        properties: Vec::new(),
     })
 }
 

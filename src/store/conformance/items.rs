@@ -177,6 +177,7 @@ pub async fn a_replaced_message_keeps_its_item_id_under_a_new_uid(ctx: Ctx) {
         body: std::sync::Arc::from(&b"Subject: one\r\n\r\n1"[..]),
         internal_date: 5,
         flags: vec!["\\Draft".into()],
+        properties: Vec::new(),
     };
     let stored = store
         .append_all(inbox.id, vec![first])
@@ -189,6 +190,7 @@ pub async fn a_replaced_message_keeps_its_item_id_under_a_new_uid(ctx: Ctx) {
         body: std::sync::Arc::from(&b"Subject: two\r\n\r\n22"[..]),
         internal_date: 6,
         flags: vec!["\\Draft".into(), "\\Seen".into()],
+        properties: Vec::new(),
     };
     let replaced = store
         .replace_message(inbox.id, stored.uid, second)
@@ -228,9 +230,175 @@ pub async fn a_replaced_message_keeps_its_item_id_under_a_new_uid(ctx: Ctx) {
                 NewMessage {
                     body: std::sync::Arc::from(&b"x"[..]),
                     internal_date: 0,
-                    flags: vec![]
+                    flags: vec![],
+                    properties: Vec::new(),
                 }
             )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Item properties: stored with an appended message, changed with its flags in one
+/// write (new MODSEQ, a feed entry, conditional on UNCHANGEDSINCE), carried by
+/// copies and moves, replaced with the message, and gone with the item.
+pub async fn item_properties_live_and_die_with_their_item(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox = folder(&store, "u", FolderKind::Inbox).await;
+    let archive = folder(&store, "u", FolderKind::Archive).await;
+    let prop = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
+    let stored = store
+        .append_all(
+            inbox.id,
+            vec![NewMessage {
+                body: std::sync::Arc::from(&b"Subject: p\r\n\r\nx"[..]),
+                internal_date: 5,
+                flags: vec![],
+                properties: vec![prop("b", "2"), prop("a", "1")],
+            }],
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    let props_of = |id: &str| {
+        let store = store.clone();
+        let id = id.to_string();
+        async move {
+            store
+                .properties(vec![id.clone()])
+                .await
+                .unwrap()
+                .remove(&id)
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        props_of(&stored.item_id).await,
+        [prop("a", "1"), prop("b", "2")]
+    );
+    // A change of flags and properties is one write with a new MODSEQ.
+    let before = store.latest_change("u").await.unwrap();
+    let change = ItemChange {
+        flags: Some(vec!["\\Seen".into()]),
+        set: vec![prop("a", "one"), prop("c", "3")],
+        remove: vec!["b".into()],
+    };
+    let out = store
+        .change_item(inbox.id, stored.uid, change.clone(), Some(stored.modseq))
+        .await
+        .unwrap();
+    assert_eq!(out.updated.len(), 1);
+    assert!(out.updated[0].modseq > stored.modseq);
+    let meta = store.messages(inbox.id, 1, 1).await.unwrap().remove(0);
+    assert_eq!(meta.flags, ["\\Seen"]);
+    assert_eq!(meta.modseq, out.updated[0].modseq);
+    assert_eq!(
+        props_of(&stored.item_id).await,
+        [prop("a", "one"), prop("c", "3")]
+    );
+    let feed = store.changes_since("u", before, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        (feed[0].kind, feed[0].item_id.as_str()),
+        (ChangeKind::Flags, stored.item_id.as_str())
+    );
+    // The same change again changes nothing; a stale UNCHANGEDSINCE is refused.
+    let again = store
+        .change_item(inbox.id, stored.uid, change, None)
+        .await
+        .unwrap();
+    assert!(again.updated.is_empty() && again.modified.is_empty());
+    let stale = store
+        .change_item(
+            inbox.id,
+            stored.uid,
+            ItemChange {
+                set: vec![prop("d", "4")],
+                ..ItemChange::default()
+            },
+            Some(stored.modseq),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.modified, [stored.uid]);
+    assert_eq!(props_of(&stored.item_id).await.len(), 2, "nothing written");
+    // A property change alone also moves the MODSEQ.
+    let only = store
+        .change_item(
+            inbox.id,
+            stored.uid,
+            ItemChange {
+                remove: vec!["c".into()],
+                ..ItemChange::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(only.updated[0].modseq > meta.modseq);
+    assert_eq!(only.updated[0].flags, ["\\Seen"], "flags unchanged");
+    // Copies carry them; a move takes them along; expunge removes them.
+    let copied = store
+        .copy_messages(inbox.id, vec![stored.uid], archive.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = store
+        .messages(archive.id, copied.pairs[0].1, copied.pairs[0].1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(props_of(&copy.item_id).await, [prop("a", "one")]);
+    store
+        .copy_messages(inbox.id, vec![stored.uid], archive.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        props_of(&stored.item_id).await.is_empty(),
+        "the moved source"
+    );
+    let moved = store.messages(archive.id, 1, u32::MAX).await.unwrap();
+    assert_eq!(moved.len(), 2);
+    assert_eq!(props_of(&moved[1].item_id).await, [prop("a", "one")]);
+    // Replacing sets the new message's properties under the same item id.
+    let replaced = store
+        .replace_message(
+            archive.id,
+            moved[1].uid,
+            NewMessage {
+                body: std::sync::Arc::from(&b"Subject: q\r\n\r\ny"[..]),
+                internal_date: 6,
+                flags: vec![],
+                properties: vec![prop("z", "26")],
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(props_of(&replaced.item_id).await, [prop("z", "26")]);
+    store.expunge(archive.id, vec![replaced.uid]).await.unwrap();
+    assert!(props_of(&replaced.item_id).await.is_empty());
+    // Deleting a folder removes its items' properties; a gone message is NotFound.
+    let work = store.create_folder("u", "Work").await.unwrap();
+    store
+        .copy_messages(archive.id, vec![copy.uid], work.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let in_work = store
+        .messages(work.id, 1, u32::MAX)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(props_of(&in_work.item_id).await.len(), 1);
+    store.delete_folder(work.id).await.unwrap();
+    assert!(props_of(&in_work.item_id).await.is_empty());
+    assert!(matches!(
+        store
+            .change_item(inbox.id, stored.uid, ItemChange::default(), None)
             .await,
         Err(StoreError::NotFound(_))
     ));

@@ -289,6 +289,7 @@ pub async fn append_all_stores_every_message_or_none(ctx: Ctx) {
         body: Arc::from(vec![b'x'; n]),
         internal_date: 1_700_000_000_000,
         flags: vec![flag.to_string()],
+        properties: Vec::new(),
     };
     let before = store.latest_change("u").await.unwrap();
     // The third message breaks the quota: the first two are undone with it.

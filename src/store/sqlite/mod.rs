@@ -32,8 +32,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::{
     Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp,
-    FlagOutcome, Folder, MailboxId, MessageMeta, NewMessage, Quota, Refused, Result, Store,
-    StoreError, Stored, Target, WriterStats,
+    FlagOutcome, Folder, ItemChange, MailboxId, MessageMeta, NewMessage, Property, Quota, Refused,
+    Result, Store, StoreError, Stored, Target, WriterStats,
 };
 use writer::Writer;
 
@@ -308,6 +308,24 @@ impl Store for SqliteStore {
     ) -> Result<FlagOutcome> {
         self.write(move |c| ops::store_flags(c, folder_id, &uids, op, &flags, unchanged_since))
             .await
+    }
+
+    async fn change_item(
+        &self,
+        folder_id: i64,
+        uid: u32,
+        change: ItemChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome> {
+        self.write(move |c| ops::change_item(c, folder_id, uid, &change, unchanged_since))
+            .await
+    }
+
+    async fn properties(
+        &self,
+        item_ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, Vec<Property>>> {
+        self.read(move |c| ops::properties(c, &item_ids)).await
     }
 
     async fn expunge(&self, folder_id: i64, uids: Vec<u32>) -> Result<Vec<u32>> {

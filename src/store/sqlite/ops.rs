@@ -9,8 +9,8 @@ use super::Touched;
 use crate::clock::now_ms;
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
-    FlagUpdate, Folder, FolderKind, FolderRef, MessageMeta, NewMessage, Quota, Refused, Result,
-    StoreError, Stored, Target, change_key, normalize_flags,
+    FlagUpdate, Folder, FolderKind, FolderRef, ItemChange, MessageMeta, NewMessage, Property,
+    Quota, Refused, Result, StoreError, Stored, Target, change_key, normalize_flags,
 };
 
 /// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
@@ -369,6 +369,7 @@ pub(super) fn append_all(
         let (mut results, t) = deliver(c, &m.body, m.internal_date, &[target])?;
         match results.pop() {
             Some(Ok(s)) => {
+                insert_properties(c, &s.item_id, &m.properties)?;
                 stored.push(s);
                 touched.extend(t);
             }
@@ -501,6 +502,104 @@ pub(super) fn store_flags(
     Ok((outcome, touched))
 }
 
+fn insert_properties(c: &Connection, item_id: &str, properties: &[Property]) -> Result<()> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO item_props (item_id, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id, name) DO UPDATE SET value = excluded.value",
+    )?;
+    for (name, value) in properties {
+        st.execute(params![item_id, name, value])?;
+    }
+    Ok(())
+}
+
+fn item_properties(c: &Connection, item_id: &str) -> Result<Vec<Property>> {
+    let mut st =
+        c.prepare_cached("SELECT name, value FROM item_props WHERE item_id = ?1 ORDER BY name")?;
+    let rows = st.query_map([item_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn properties(
+    c: &Connection,
+    item_ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<Property>>> {
+    let mut out = std::collections::HashMap::new();
+    for id in item_ids {
+        let props = item_properties(c, id)?;
+        if !props.is_empty() {
+            out.insert(id.clone(), props);
+        }
+    }
+    Ok(out)
+}
+
+/// One message's flags and properties changed under one new MODSEQ, recorded in
+/// the feed as a flag change (what EWS sync and IMAP CONDSTORE both read as
+/// "this item changed").
+pub(super) fn change_item(
+    c: &Connection,
+    folder_id: i64,
+    uid: u32,
+    change: &ItemChange,
+    unchanged_since: Option<u64>,
+) -> Result<(FlagOutcome, Touched)> {
+    let folder = folder_by_id(c, folder_id)?;
+    let (modseq, current, item_id): (i64, String, String) = c
+        .query_row_cached(
+            "SELECT modseq, flags, item_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+            params![folder_id, uid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .ok_or(StoreError::NotFound("message"))?;
+    let mut outcome = FlagOutcome::default();
+    if unchanged_since.is_some_and(|u| modseq as u64 > u) {
+        outcome.modified.push(uid);
+        return Ok((outcome, vec![]));
+    }
+    let current = normalize_flags(&flags_from_text(&current));
+    let flags = change
+        .flags
+        .as_deref()
+        .map(normalize_flags)
+        .unwrap_or_else(|| current.clone());
+    let before = item_properties(c, &item_id)?;
+    let mut after = before.clone();
+    after.retain(|(n, _)| !change.remove.contains(n) && !change.set.iter().any(|(s, _)| s == n));
+    after.extend(change.set.iter().cloned());
+    after.sort();
+    if flags == current && after == before {
+        return Ok((outcome, vec![]));
+    }
+    c.prepare_cached("DELETE FROM item_props WHERE item_id = ?1")?
+        .execute([&item_id])?;
+    insert_properties(c, &item_id, &after)?;
+    let m: i64 = c.prepare_cached("UPDATE folders SET highest_modseq = highest_modseq + 1, change_counter = change_counter + 1 WHERE id = ?1 RETURNING highest_modseq")?.query_row(
+        [folder_id],
+        |r| r.get(0),
+    )?;
+    c.prepare_cached(
+        "UPDATE messages SET flags = ?3, modseq = ?4 WHERE folder_id = ?1 AND uid = ?2",
+    )?
+    .execute(params![folder_id, uid, flags.join(" "), m])?;
+    let seq = record_change(
+        c,
+        &folder.mailbox_id,
+        folder_id,
+        ChangeKind::Flags,
+        uid,
+        m as u64,
+        &item_id,
+    )?;
+    outcome.updated.push(FlagUpdate {
+        uid,
+        modseq: m as u64,
+        flags,
+    });
+    Ok((outcome, vec![(folder.mailbox_id, seq)]))
+}
+
 /// A message taken out of a folder: its UID, the MODSEQ of the removal, its item id.
 type Removed = (u32, u64, String);
 
@@ -519,6 +618,8 @@ fn remove_messages(c: &Connection, folder: &Folder, uids: &[u32]) -> Result<Vec<
         let Some((size, body_id, item_id)) = row else {
             continue;
         };
+        c.prepare_cached("DELETE FROM item_props WHERE item_id = ?1")?
+            .execute([&item_id])?;
         c.prepare_cached("DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)")?.execute(
             [body_id],
         )?;
@@ -584,6 +685,7 @@ pub(super) fn replace_message(
         c.prepare_cached("UPDATE changes SET item_id = ?1 WHERE seq = ?2")?
             .execute(params![old_item, seq])?;
     }
+    insert_properties(c, &old_item, &message.properties)?;
     stored.item_id = old_item;
     touched.extend(t);
     c.execute_batch("RELEASE replace_message")?;
@@ -761,6 +863,7 @@ struct CopySource {
     internal_date: i64,
     size: i64,
     body_id: i64,
+    item_id: String,
 }
 
 pub(super) fn copy_messages(
@@ -783,7 +886,7 @@ pub(super) fn copy_messages(
     let mut sources = Vec::with_capacity(wanted.len());
     {
         let mut st = c.prepare_cached(
-            "SELECT flags, internal_date, size, body_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+            "SELECT flags, internal_date, size, body_id, item_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
         )?;
         for uid in wanted {
             let row = st
@@ -794,6 +897,7 @@ pub(super) fn copy_messages(
                         internal_date: r.get(1)?,
                         size: r.get(2)?,
                         body_id: r.get(3)?,
+                        item_id: r.get(4)?,
                     })
                 })
                 .optional()?;
@@ -853,6 +957,10 @@ pub(super) fn copy_messages(
             src.body_id,
             item_id
         ])?;
+        c.prepare_cached(
+            "INSERT INTO item_props (item_id, name, value) SELECT ?1, name, value FROM item_props WHERE item_id = ?2",
+        )?
+        .execute(params![item_id, src.item_id])?;
         last_seq = record_change(
             c,
             &to.mailbox_id,

@@ -157,6 +157,16 @@ CREATE TABLE outbox_marks (
 CREATE TABLE body_ids (next INTEGER NOT NULL) STRICT;
 INSERT INTO body_ids (next) SELECT COALESCE(MAX(id), 0) + 1 FROM bodies;
 "#,
+    // 10: item properties the message bytes cannot carry (store::Property), by
+    // item id, which an edited draft keeps.
+    r#"
+CREATE TABLE item_props (
+    item_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (item_id, name)
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes.
