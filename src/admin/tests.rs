@@ -171,7 +171,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 57);
+    assert_eq!(super::actions::ACTIONS.len(), 62);
 }
 
 #[tokio::test]
@@ -639,4 +639,423 @@ async fn the_head_is_checked_before_the_body_is_read_and_bodies_are_capped() {
         status(&garbled),
         (400, "IncompleteSignatureException".into())
     );
+}
+
+/// Calls `action` and asserts a 200; returns the output.
+async fn ok(f: &Fixture, action: &str, input: Value) -> Value {
+    let (status, out) = call(&f.api, action, input).await;
+    assert_eq!(status, 200, "{action}: {out}");
+    out
+}
+
+/// A registered user `name@example.test` in the fixture's organization; its id.
+async fn registered_user(f: &Fixture, name: &str) -> String {
+    let out = ok(
+        f,
+        "CreateUser",
+        json!({"OrganizationId": f.org, "Name": name, "DisplayName": name}),
+    )
+    .await;
+    let id = out["UserId"].as_str().unwrap().to_string();
+    let email = format!("{name}@example.test");
+    ok(
+        f,
+        "RegisterToWorkMail",
+        json!({"OrganizationId": f.org, "EntityId": id, "Email": email}),
+    )
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn update_group_sets_and_keeps_gal_visibility() {
+    let f = fixture().await;
+    let org = &f.org;
+    let out = ok(
+        &f,
+        "CreateGroup",
+        json!({"OrganizationId": org, "Name": "g"}),
+    )
+    .await;
+    let id = out["GroupId"].as_str().unwrap().to_string();
+    let describe = json!({"OrganizationId": org, "GroupId": "g"});
+    let upd =
+        |h: Value| json!({"OrganizationId": org, "GroupId": id, "HiddenFromGlobalAddressList": h});
+    assert_eq!(ok(&f, "UpdateGroup", upd(json!(true))).await, json!({}));
+    let g = ok(&f, "DescribeGroup", describe.clone()).await;
+    assert_eq!(g["HiddenFromGlobalAddressList"], true);
+    ok(
+        &f,
+        "UpdateGroup",
+        json!({"OrganizationId": org, "GroupId": "g"}),
+    )
+    .await;
+    let g = ok(&f, "DescribeGroup", describe).await;
+    assert_eq!(
+        g["HiddenFromGlobalAddressList"], true,
+        "an absent member changes nothing"
+    );
+    let missing = json!({"OrganizationId": org, "GroupId": "nobody"});
+    fails(&f, "UpdateGroup", missing, "EntityNotFoundException").await;
+    fails(&f, "UpdateGroup", upd(json!("yes")), "ValidationException").await;
+    ok(
+        &f,
+        "DeleteGroup",
+        json!({"OrganizationId": org, "GroupId": id}),
+    )
+    .await;
+    fails(&f, "UpdateGroup", upd(json!(false)), "EntityStateException").await;
+}
+
+#[tokio::test]
+async fn update_resource_replaces_what_it_names() {
+    let f = fixture().await;
+    let org = &f.org;
+    let new = json!({"OrganizationId": org, "Name": "room", "Type": "ROOM", "Description": "Big"});
+    let id = ok(&f, "CreateResource", new).await["ResourceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &f,
+        "CreateResource",
+        json!({"OrganizationId": org, "Name": "taken", "Type": "ROOM"}),
+    )
+    .await;
+    let upd = |extra: Value| {
+        let mut v = json!({"OrganizationId": org, "ResourceId": id});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let booking = json!({"AutoAcceptRequests": true, "AutoDeclineRecurringRequests": true, "AutoDeclineConflictingRequests": false});
+    ok(
+        &f,
+        "UpdateResource",
+        upd(json!({"Name": "hall", "Type": "EQUIPMENT", "Description": "", "HiddenFromGlobalAddressList": true, "BookingOptions": booking})),
+    )
+    .await;
+    let r = ok(
+        &f,
+        "DescribeResource",
+        json!({"OrganizationId": org, "ResourceId": id}),
+    )
+    .await;
+    assert_eq!(
+        (
+            &r["Name"],
+            &r["Type"],
+            r.get("Description"),
+            &r["HiddenFromGlobalAddressList"]
+        ),
+        (&json!("hall"), &json!("EQUIPMENT"), None, &json!(true)),
+        "{r}"
+    );
+    assert_eq!(r["BookingOptions"], booking);
+    // Without a delegate a resource must accept requests itself; an absent member is false.
+    let manual = json!({"BookingOptions": {"AutoDeclineConflictingRequests": true}});
+    fails(
+        &f,
+        "UpdateResource",
+        upd(manual.clone()),
+        "InvalidConfigurationException",
+    )
+    .await;
+    let r = ok(
+        &f,
+        "DescribeResource",
+        json!({"OrganizationId": org, "ResourceId": id}),
+    )
+    .await;
+    assert_eq!(
+        r["BookingOptions"], booking,
+        "a refused update changes nothing"
+    );
+    let user = registered_user(&f, "delegate").await;
+    let delegate = json!({"OrganizationId": org, "ResourceId": id, "EntityId": user});
+    ok(&f, "AssociateDelegateToResource", delegate).await;
+    ok(&f, "UpdateResource", upd(manual)).await;
+    let r = ok(
+        &f,
+        "DescribeResource",
+        json!({"OrganizationId": org, "ResourceId": "hall"}),
+    )
+    .await;
+    assert_eq!(
+        r["BookingOptions"],
+        json!({"AutoAcceptRequests": false, "AutoDeclineRecurringRequests": false, "AutoDeclineConflictingRequests": true})
+    );
+    fails(
+        &f,
+        "UpdateResource",
+        upd(json!({"Name": "TAKEN"})),
+        "NameAvailabilityException",
+    )
+    .await;
+    fails(
+        &f,
+        "UpdateResource",
+        upd(json!({"Name": "x".repeat(21)})),
+        "InvalidParameterException",
+    )
+    .await;
+    fails(
+        &f,
+        "UpdateResource",
+        upd(json!({"Description": "d".repeat(65)})),
+        "InvalidParameterException",
+    )
+    .await;
+    fails(
+        &f,
+        "UpdateResource",
+        upd(json!({"Type": "KITCHEN"})),
+        "ValidationException",
+    )
+    .await;
+    let missing = json!({"OrganizationId": org, "ResourceId": "nobody"});
+    fails(&f, "UpdateResource", missing, "EntityNotFoundException").await;
+}
+
+#[tokio::test]
+async fn primary_address_changes_keep_the_old_one_as_an_alias() {
+    let f = fixture().await;
+    let org = &f.org;
+    let id = registered_user(&f, "ann").await;
+    let primary = |email: &str| json!({"OrganizationId": org, "EntityId": id, "Email": email});
+    assert_eq!(
+        ok(
+            &f,
+            "UpdatePrimaryEmailAddress",
+            primary("Ann.New@Example.test")
+        )
+        .await,
+        json!({})
+    );
+    let u = ok(
+        &f,
+        "DescribeUser",
+        json!({"OrganizationId": org, "UserId": id}),
+    )
+    .await;
+    assert_eq!(u["Email"], "ann.new@example.test");
+    let aliases = ok(
+        &f,
+        "ListAliases",
+        json!({"OrganizationId": org, "EntityId": id}),
+    )
+    .await;
+    assert_eq!(aliases["Aliases"], json!(["ann@example.test"]));
+    for address in ["ann@example.test", "ANN.NEW@example.test"] {
+        let e = ok(
+            &f,
+            "DescribeEntity",
+            json!({"OrganizationId": org, "Email": address}),
+        )
+        .await;
+        assert_eq!(
+            e,
+            json!({"EntityId": id, "Name": "ann", "Type": "USER"}),
+            "{address}"
+        );
+    }
+    registered_user(&f, "bo").await;
+    fails(
+        &f,
+        "UpdatePrimaryEmailAddress",
+        primary("bo@example.test"),
+        "EmailAddressInUseException",
+    )
+    .await;
+    fails(
+        &f,
+        "UpdatePrimaryEmailAddress",
+        primary("ann@elsewhere.test"),
+        "MailDomainNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "UpdatePrimaryEmailAddress",
+        primary("not-an-address"),
+        "InvalidParameterException",
+    )
+    .await;
+    let nobody = json!({"OrganizationId": org, "EntityId": "nobody", "Email": "x@example.test"});
+    fails(
+        &f,
+        "UpdatePrimaryEmailAddress",
+        nobody,
+        "EntityNotFoundException",
+    )
+    .await;
+    ok(
+        &f,
+        "DeregisterFromWorkMail",
+        json!({"OrganizationId": org, "EntityId": id}),
+    )
+    .await;
+    fails(
+        &f,
+        "UpdatePrimaryEmailAddress",
+        primary("ann3@example.test"),
+        "EntityStateException",
+    )
+    .await;
+    let describe = |email: &str| json!({"OrganizationId": org, "Email": email});
+    fails(
+        &f,
+        "DescribeEntity",
+        describe("nobody@example.test"),
+        "EntityNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "DescribeEntity",
+        describe("nobody"),
+        "InvalidParameterException",
+    )
+    .await;
+    let other_org = json!({"OrganizationId": "m-00000000000000000000000000000000", "Email": "ann@example.test"});
+    fails(
+        &f,
+        "DescribeEntity",
+        other_org,
+        "OrganizationNotFoundException",
+    )
+    .await;
+    fails(
+        &f,
+        "DescribeEntity",
+        json!({"OrganizationId": org}),
+        "ValidationException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn list_groups_for_entity_filters_and_pages() {
+    let f = fixture().await;
+    let org = &f.org;
+    let user = registered_user(&f, "cy").await;
+    let mut ids = Vec::new();
+    for name in ["eng-a", "eng-b", "eng-c", "ops"] {
+        let id = ok(
+            &f,
+            "CreateGroup",
+            json!({"OrganizationId": org, "Name": name}),
+        )
+        .await["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let member = json!({"OrganizationId": org, "GroupId": id, "MemberId": user});
+        ok(&f, "AssociateMemberToGroup", member).await;
+        ids.push((id, name));
+    }
+    ok(
+        &f,
+        "CreateGroup",
+        json!({"OrganizationId": org, "Name": "eng-other"}),
+    )
+    .await;
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut input =
+            json!({"OrganizationId": org, "EntityId": "cy@example.test", "MaxResults": 3});
+        if let Some(t) = &token {
+            input["NextToken"] = json!(t);
+        }
+        let out = ok(&f, "ListGroupsForEntity", input).await;
+        pages += 1;
+        for g in out["Groups"].as_array().unwrap() {
+            seen.push((
+                g["GroupId"].as_str().unwrap().to_string(),
+                g["GroupName"].as_str().unwrap().to_string(),
+            ));
+        }
+        match out.get("NextToken").and_then(Value::as_str) {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    let want: Vec<(String, String)> = ids
+        .iter()
+        .map(|(i, n)| (i.clone(), n.to_string()))
+        .collect();
+    assert_eq!((seen, pages), (want, 2));
+    let filtered = ok(
+        &f,
+        "ListGroupsForEntity",
+        json!({"OrganizationId": org, "EntityId": user, "Filters": {"GroupNamePrefix": "ENG-"}}),
+    )
+    .await;
+    let names: Vec<&str> = filtered["Groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["GroupName"].as_str().unwrap())
+        .collect();
+    let mut names = names;
+    names.sort_unstable();
+    assert_eq!(names, ["eng-a", "eng-b", "eng-c"]);
+    let list = |extra: Value| {
+        let mut v = json!({"OrganizationId": org, "EntityId": user});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    fails(
+        &f,
+        "ListGroupsForEntity",
+        list(json!({"MaxResults": 101})),
+        "InvalidParameterException",
+    )
+    .await;
+    fails(
+        &f,
+        "ListGroupsForEntity",
+        list(json!({"NextToken": "garbage"})),
+        "InvalidParameterException",
+    )
+    .await;
+    let room = ok(
+        &f,
+        "CreateResource",
+        json!({"OrganizationId": org, "Name": "room", "Type": "ROOM"}),
+    )
+    .await;
+    let resource = json!({"OrganizationId": org, "EntityId": room["ResourceId"]});
+    fails(
+        &f,
+        "ListGroupsForEntity",
+        resource,
+        "EntityNotFoundException",
+    )
+    .await;
+    ok(
+        &f,
+        "DeregisterFromWorkMail",
+        json!({"OrganizationId": org, "EntityId": user}),
+    )
+    .await;
+    ok(
+        &f,
+        "DeleteUser",
+        json!({"OrganizationId": org, "UserId": user}),
+    )
+    .await;
+    fails(
+        &f,
+        "ListGroupsForEntity",
+        list(json!({})),
+        "EntityStateException",
+    )
+    .await;
 }
