@@ -648,174 +648,142 @@ async fn ok(f: &Fixture, action: &str, input: Value) -> Value {
     out
 }
 
+/// `base` with the members of `extra` added or replaced.
+fn merged(base: &Value, extra: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(to), Value::Object(from)) = (v.as_object_mut(), extra) {
+        to.extend(from);
+    }
+    v
+}
+
+/// Asserts each `(extra members, error type)` of `cases` on `action` over `base`.
+async fn fails_each(f: &Fixture, action: &str, base: &Value, cases: Vec<(Value, &str)>) {
+    for (extra, kind) in cases {
+        let input = merged(base, extra);
+        let (status, out) = call(&f.api, action, input.clone()).await;
+        assert_eq!(
+            (status, out["__type"].as_str()),
+            (400, Some(kind)),
+            "{action} {input}: {out}"
+        );
+    }
+}
+
+/// Creates an entity with `action` and returns the id found under `id_member`.
+async fn created(f: &Fixture, action: &str, input: Value, id_member: &str) -> String {
+    let out = ok(f, action, merged(&json!({"OrganizationId": f.org}), input)).await;
+    out[id_member].as_str().unwrap_or_default().to_string()
+}
+
 /// A registered user `name@example.test` in the fixture's organization; its id.
 async fn registered_user(f: &Fixture, name: &str) -> String {
-    let out = ok(
-        f,
-        "CreateUser",
-        json!({"OrganizationId": f.org, "Name": name, "DisplayName": name}),
-    )
-    .await;
-    let id = out["UserId"].as_str().unwrap().to_string();
+    let user = json!({"Name": name, "DisplayName": name});
+    let id = created(f, "CreateUser", user, "UserId").await;
     let email = format!("{name}@example.test");
-    ok(
-        f,
-        "RegisterToWorkMail",
-        json!({"OrganizationId": f.org, "EntityId": id, "Email": email}),
-    )
-    .await;
+    let reg = json!({"OrganizationId": f.org, "EntityId": id, "Email": email});
+    ok(f, "RegisterToWorkMail", reg).await;
     id
 }
 
 #[tokio::test]
 async fn update_group_sets_and_keeps_gal_visibility() {
     let f = fixture().await;
-    let org = &f.org;
-    let out = ok(
+    let id = created(&f, "CreateGroup", json!({"Name": "g"}), "GroupId").await;
+    let base = json!({"OrganizationId": f.org, "GroupId": id});
+    let hidden = json!({"HiddenFromGlobalAddressList": true});
+    assert_eq!(
+        ok(&f, "UpdateGroup", merged(&base, hidden)).await,
+        json!({})
+    );
+    ok(&f, "UpdateGroup", base.clone()).await;
+    let g = ok(
         &f,
-        "CreateGroup",
-        json!({"OrganizationId": org, "Name": "g"}),
+        "DescribeGroup",
+        json!({"OrganizationId": f.org, "GroupId": "g"}),
     )
     .await;
-    let id = out["GroupId"].as_str().unwrap().to_string();
-    let describe = json!({"OrganizationId": org, "GroupId": "g"});
-    let upd =
-        |h: Value| json!({"OrganizationId": org, "GroupId": id, "HiddenFromGlobalAddressList": h});
-    assert_eq!(ok(&f, "UpdateGroup", upd(json!(true))).await, json!({}));
-    let g = ok(&f, "DescribeGroup", describe.clone()).await;
-    assert_eq!(g["HiddenFromGlobalAddressList"], true);
-    ok(
-        &f,
-        "UpdateGroup",
-        json!({"OrganizationId": org, "GroupId": "g"}),
-    )
-    .await;
-    let g = ok(&f, "DescribeGroup", describe).await;
     assert_eq!(
         g["HiddenFromGlobalAddressList"], true,
-        "an absent member changes nothing"
+        "set, then left alone by an update without the member"
     );
-    let missing = json!({"OrganizationId": org, "GroupId": "nobody"});
-    fails(&f, "UpdateGroup", missing, "EntityNotFoundException").await;
-    fails(&f, "UpdateGroup", upd(json!("yes")), "ValidationException").await;
-    ok(
+    let cases = vec![
+        (json!({"GroupId": "nobody"}), "EntityNotFoundException"),
+        (
+            json!({"HiddenFromGlobalAddressList": "yes"}),
+            "ValidationException",
+        ),
+    ];
+    fails_each(&f, "UpdateGroup", &base, cases).await;
+    ok(&f, "DeleteGroup", base.clone()).await;
+    fails_each(
         &f,
-        "DeleteGroup",
-        json!({"OrganizationId": org, "GroupId": id}),
+        "UpdateGroup",
+        &base,
+        vec![(json!({}), "EntityStateException")],
     )
     .await;
-    fails(&f, "UpdateGroup", upd(json!(false)), "EntityStateException").await;
 }
 
 #[tokio::test]
 async fn update_resource_replaces_what_it_names() {
     let f = fixture().await;
-    let org = &f.org;
-    let new = json!({"OrganizationId": org, "Name": "room", "Type": "ROOM", "Description": "Big"});
-    let id = ok(&f, "CreateResource", new).await["ResourceId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(
+    let room = json!({"Name": "room", "Type": "ROOM", "Description": "Big"});
+    let id = created(&f, "CreateResource", room, "ResourceId").await;
+    created(
         &f,
         "CreateResource",
-        json!({"OrganizationId": org, "Name": "taken", "Type": "ROOM"}),
+        json!({"Name": "taken", "Type": "ROOM"}),
+        "ResourceId",
     )
     .await;
-    let upd = |extra: Value| {
-        let mut v = json!({"OrganizationId": org, "ResourceId": id});
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        v
-    };
+    let base = json!({"OrganizationId": f.org, "ResourceId": id});
+    let describe = || ok(&f, "DescribeResource", base.clone());
     let booking = json!({"AutoAcceptRequests": true, "AutoDeclineRecurringRequests": true, "AutoDeclineConflictingRequests": false});
-    ok(
-        &f,
-        "UpdateResource",
-        upd(json!({"Name": "hall", "Type": "EQUIPMENT", "Description": "", "HiddenFromGlobalAddressList": true, "BookingOptions": booking})),
-    )
-    .await;
-    let r = ok(
-        &f,
-        "DescribeResource",
-        json!({"OrganizationId": org, "ResourceId": id}),
-    )
-    .await;
+    let all = json!({"Name": "hall", "Type": "EQUIPMENT", "Description": "", "HiddenFromGlobalAddressList": true, "BookingOptions": booking});
+    ok(&f, "UpdateResource", merged(&base, all)).await;
+    let r = describe().await;
     assert_eq!(
-        (
-            &r["Name"],
-            &r["Type"],
-            r.get("Description"),
-            &r["HiddenFromGlobalAddressList"]
-        ),
-        (&json!("hall"), &json!("EQUIPMENT"), None, &json!(true)),
+        (&r["Name"], &r["Type"], r.get("Description")),
+        (&json!("hall"), &json!("EQUIPMENT"), None),
         "{r}"
     );
-    assert_eq!(r["BookingOptions"], booking);
+    assert_eq!(
+        (&r["HiddenFromGlobalAddressList"], &r["BookingOptions"]),
+        (&json!(true), &booking)
+    );
     // Without a delegate a resource must accept requests itself; an absent member is false.
     let manual = json!({"BookingOptions": {"AutoDeclineConflictingRequests": true}});
-    fails(
-        &f,
-        "UpdateResource",
-        upd(manual.clone()),
-        "InvalidConfigurationException",
-    )
-    .await;
-    let r = ok(
-        &f,
-        "DescribeResource",
-        json!({"OrganizationId": org, "ResourceId": id}),
-    )
-    .await;
+    let refused = vec![(manual.clone(), "InvalidConfigurationException")];
+    fails_each(&f, "UpdateResource", &base, refused).await;
     assert_eq!(
-        r["BookingOptions"], booking,
+        describe().await["BookingOptions"],
+        booking,
         "a refused update changes nothing"
     );
     let user = registered_user(&f, "delegate").await;
-    let delegate = json!({"OrganizationId": org, "ResourceId": id, "EntityId": user});
-    ok(&f, "AssociateDelegateToResource", delegate).await;
-    ok(&f, "UpdateResource", upd(manual)).await;
-    let r = ok(
+    ok(
         &f,
-        "DescribeResource",
-        json!({"OrganizationId": org, "ResourceId": "hall"}),
+        "AssociateDelegateToResource",
+        merged(&base, json!({"EntityId": user})),
     )
     .await;
+    ok(&f, "UpdateResource", merged(&base, manual)).await;
     assert_eq!(
-        r["BookingOptions"],
+        describe().await["BookingOptions"],
         json!({"AutoAcceptRequests": false, "AutoDeclineRecurringRequests": false, "AutoDeclineConflictingRequests": true})
     );
-    fails(
-        &f,
-        "UpdateResource",
-        upd(json!({"Name": "TAKEN"})),
-        "NameAvailabilityException",
-    )
-    .await;
-    fails(
-        &f,
-        "UpdateResource",
-        upd(json!({"Name": "x".repeat(21)})),
-        "InvalidParameterException",
-    )
-    .await;
-    fails(
-        &f,
-        "UpdateResource",
-        upd(json!({"Description": "d".repeat(65)})),
-        "InvalidParameterException",
-    )
-    .await;
-    fails(
-        &f,
-        "UpdateResource",
-        upd(json!({"Type": "KITCHEN"})),
-        "ValidationException",
-    )
-    .await;
-    let missing = json!({"OrganizationId": org, "ResourceId": "nobody"});
-    fails(&f, "UpdateResource", missing, "EntityNotFoundException").await;
+    let cases = vec![
+        (json!({"Name": "TAKEN"}), "NameAvailabilityException"),
+        (json!({"Name": "x".repeat(21)}), "InvalidParameterException"),
+        (
+            json!({"Description": "d".repeat(65)}),
+            "InvalidParameterException",
+        ),
+        (json!({"Type": "KITCHEN"}), "ValidationException"),
+        (json!({"ResourceId": "nobody"}), "EntityNotFoundException"),
+    ];
+    fails_each(&f, "UpdateResource", &base, cases).await;
 }
 
 #[tokio::test]
@@ -823,16 +791,10 @@ async fn primary_address_changes_keep_the_old_one_as_an_alias() {
     let f = fixture().await;
     let org = &f.org;
     let id = registered_user(&f, "ann").await;
-    let primary = |email: &str| json!({"OrganizationId": org, "EntityId": id, "Email": email});
-    assert_eq!(
-        ok(
-            &f,
-            "UpdatePrimaryEmailAddress",
-            primary("Ann.New@Example.test")
-        )
-        .await,
-        json!({})
-    );
+    let base = json!({"OrganizationId": org, "EntityId": id});
+    let to = |email: &str| merged(&base, json!({"Email": email}));
+    let out = ok(&f, "UpdatePrimaryEmailAddress", to("Ann.New@Example.test")).await;
+    assert_eq!(out, json!({}));
     let u = ok(
         &f,
         "DescribeUser",
@@ -840,12 +802,7 @@ async fn primary_address_changes_keep_the_old_one_as_an_alias() {
     )
     .await;
     assert_eq!(u["Email"], "ann.new@example.test");
-    let aliases = ok(
-        &f,
-        "ListAliases",
-        json!({"OrganizationId": org, "EntityId": id}),
-    )
-    .await;
+    let aliases = ok(&f, "ListAliases", base.clone()).await;
     assert_eq!(aliases["Aliases"], json!(["ann@example.test"]));
     for address in ["ann@example.test", "ANN.NEW@example.test"] {
         let e = ok(
@@ -861,201 +818,117 @@ async fn primary_address_changes_keep_the_old_one_as_an_alias() {
         );
     }
     registered_user(&f, "bo").await;
-    fails(
-        &f,
-        "UpdatePrimaryEmailAddress",
-        primary("bo@example.test"),
-        "EmailAddressInUseException",
-    )
-    .await;
-    fails(
-        &f,
-        "UpdatePrimaryEmailAddress",
-        primary("ann@elsewhere.test"),
-        "MailDomainNotFoundException",
-    )
-    .await;
-    fails(
-        &f,
-        "UpdatePrimaryEmailAddress",
-        primary("not-an-address"),
-        "InvalidParameterException",
-    )
-    .await;
-    let nobody = json!({"OrganizationId": org, "EntityId": "nobody", "Email": "x@example.test"});
-    fails(
-        &f,
-        "UpdatePrimaryEmailAddress",
-        nobody,
-        "EntityNotFoundException",
-    )
-    .await;
-    ok(
-        &f,
-        "DeregisterFromWorkMail",
-        json!({"OrganizationId": org, "EntityId": id}),
-    )
-    .await;
-    fails(
-        &f,
-        "UpdatePrimaryEmailAddress",
-        primary("ann3@example.test"),
+    let cases = vec![
+        (
+            json!({"Email": "bo@example.test"}),
+            "EmailAddressInUseException",
+        ),
+        (
+            json!({"Email": "ann@elsewhere.test"}),
+            "MailDomainNotFoundException",
+        ),
+        (
+            json!({"Email": "not-an-address"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"Email": "x@example.test", "EntityId": "nobody"}),
+            "EntityNotFoundException",
+        ),
+        (json!({}), "ValidationException"),
+    ];
+    fails_each(&f, "UpdatePrimaryEmailAddress", &base, cases).await;
+    ok(&f, "DeregisterFromWorkMail", base.clone()).await;
+    let disabled = vec![(
+        json!({"Email": "ann3@example.test"}),
         "EntityStateException",
-    )
-    .await;
-    let describe = |email: &str| json!({"OrganizationId": org, "Email": email});
-    fails(
-        &f,
-        "DescribeEntity",
-        describe("nobody@example.test"),
-        "EntityNotFoundException",
-    )
-    .await;
-    fails(
-        &f,
-        "DescribeEntity",
-        describe("nobody"),
-        "InvalidParameterException",
-    )
-    .await;
-    let other_org = json!({"OrganizationId": "m-00000000000000000000000000000000", "Email": "ann@example.test"});
-    fails(
-        &f,
-        "DescribeEntity",
-        other_org,
-        "OrganizationNotFoundException",
-    )
-    .await;
-    fails(
-        &f,
-        "DescribeEntity",
-        json!({"OrganizationId": org}),
-        "ValidationException",
-    )
-    .await;
+    )];
+    fails_each(&f, "UpdatePrimaryEmailAddress", &base, disabled).await;
+    let cases = vec![
+        (
+            json!({"Email": "nobody@example.test"}),
+            "EntityNotFoundException",
+        ),
+        (json!({"Email": "nobody"}), "InvalidParameterException"),
+        (
+            json!({"OrganizationId": "m-00000000000000000000000000000000"}),
+            "OrganizationNotFoundException",
+        ),
+        (json!({"Email": null}), "ValidationException"),
+    ];
+    let describe = json!({"OrganizationId": org, "Email": "ann@example.test"});
+    fails_each(&f, "DescribeEntity", &describe, cases).await;
 }
 
 #[tokio::test]
 async fn list_groups_for_entity_filters_and_pages() {
     let f = fixture().await;
-    let org = &f.org;
     let user = registered_user(&f, "cy").await;
-    let mut ids = Vec::new();
+    let mut want = Vec::new();
     for name in ["eng-a", "eng-b", "eng-c", "ops"] {
-        let id = ok(
-            &f,
-            "CreateGroup",
-            json!({"OrganizationId": org, "Name": name}),
-        )
-        .await["GroupId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let member = json!({"OrganizationId": org, "GroupId": id, "MemberId": user});
+        let id = created(&f, "CreateGroup", json!({"Name": name}), "GroupId").await;
+        let member = json!({"OrganizationId": f.org, "GroupId": id, "MemberId": user});
         ok(&f, "AssociateMemberToGroup", member).await;
-        ids.push((id, name));
+        want.push(json!({"GroupId": id, "GroupName": name}));
     }
-    ok(
-        &f,
-        "CreateGroup",
-        json!({"OrganizationId": org, "Name": "eng-other"}),
-    )
-    .await;
-    ids.sort();
+    created(&f, "CreateGroup", json!({"Name": "eng-other"}), "GroupId").await;
+    want.sort_by_key(|g| g["GroupId"].as_str().unwrap_or_default().to_string());
+    let base = json!({"OrganizationId": f.org, "EntityId": user});
     let mut seen = Vec::new();
-    let mut token: Option<String> = None;
     let mut pages = 0;
+    let mut page = merged(
+        &base,
+        json!({"EntityId": "cy@example.test", "MaxResults": 3}),
+    );
     loop {
-        let mut input =
-            json!({"OrganizationId": org, "EntityId": "cy@example.test", "MaxResults": 3});
-        if let Some(t) = &token {
-            input["NextToken"] = json!(t);
-        }
-        let out = ok(&f, "ListGroupsForEntity", input).await;
+        let out = ok(&f, "ListGroupsForEntity", page.clone()).await;
         pages += 1;
-        for g in out["Groups"].as_array().unwrap() {
-            seen.push((
-                g["GroupId"].as_str().unwrap().to_string(),
-                g["GroupName"].as_str().unwrap().to_string(),
-            ));
-        }
-        match out.get("NextToken").and_then(Value::as_str) {
-            Some(t) => token = Some(t.to_string()),
+        seen.extend(out["Groups"].as_array().cloned().unwrap_or_default());
+        match out.get("NextToken") {
+            Some(t) => page["NextToken"] = t.clone(),
             None => break,
         }
     }
-    let want: Vec<(String, String)> = ids
-        .iter()
-        .map(|(i, n)| (i.clone(), n.to_string()))
-        .collect();
     assert_eq!((seen, pages), (want, 2));
-    let filtered = ok(
-        &f,
-        "ListGroupsForEntity",
-        json!({"OrganizationId": org, "EntityId": user, "Filters": {"GroupNamePrefix": "ENG-"}}),
-    )
-    .await;
-    let names: Vec<&str> = filtered["Groups"]
+    let filter = merged(&base, json!({"Filters": {"GroupNamePrefix": "ENG-"}}));
+    let out = ok(&f, "ListGroupsForEntity", filter).await;
+    let mut names: Vec<&str> = out["Groups"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| g["GroupName"].as_str().unwrap())
+        .filter_map(|g| g["GroupName"].as_str())
         .collect();
-    let mut names = names;
     names.sort_unstable();
     assert_eq!(names, ["eng-a", "eng-b", "eng-c"]);
-    let list = |extra: Value| {
-        let mut v = json!({"OrganizationId": org, "EntityId": user});
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        v
-    };
-    fails(
-        &f,
-        "ListGroupsForEntity",
-        list(json!({"MaxResults": 101})),
-        "InvalidParameterException",
-    )
-    .await;
-    fails(
-        &f,
-        "ListGroupsForEntity",
-        list(json!({"NextToken": "garbage"})),
-        "InvalidParameterException",
-    )
-    .await;
-    let room = ok(
+    let room = created(
         &f,
         "CreateResource",
-        json!({"OrganizationId": org, "Name": "room", "Type": "ROOM"}),
+        json!({"Name": "room", "Type": "ROOM"}),
+        "ResourceId",
     )
     .await;
-    let resource = json!({"OrganizationId": org, "EntityId": room["ResourceId"]});
-    fails(
-        &f,
-        "ListGroupsForEntity",
-        resource,
-        "EntityNotFoundException",
-    )
-    .await;
-    ok(
-        &f,
-        "DeregisterFromWorkMail",
-        json!({"OrganizationId": org, "EntityId": user}),
-    )
-    .await;
+    let cases = vec![
+        (json!({"MaxResults": 101}), "InvalidParameterException"),
+        (json!({"NextToken": "garbage"}), "InvalidParameterException"),
+        (json!({"EntityId": room}), "EntityNotFoundException"),
+        (
+            json!({"Filters": {"GroupNamePrefix": 1}}),
+            "ValidationException",
+        ),
+    ];
+    fails_each(&f, "ListGroupsForEntity", &base, cases).await;
+    ok(&f, "DeregisterFromWorkMail", base.clone()).await;
     ok(
         &f,
         "DeleteUser",
-        json!({"OrganizationId": org, "UserId": user}),
+        json!({"OrganizationId": f.org, "UserId": user}),
     )
     .await;
-    fails(
+    fails_each(
         &f,
         "ListGroupsForEntity",
-        list(json!({})),
-        "EntityStateException",
+        &base,
+        vec![(json!({}), "EntityStateException")],
     )
     .await;
 }
