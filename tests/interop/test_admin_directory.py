@@ -1,7 +1,8 @@
 """boto3 against the directory updates of issue 21: UpdateGroup, UpdateResource,
 UpdatePrimaryEmailAddress (then mail to the old and the new address, IMAP login
 with the new one, events naming it), DescribeEntity and ListGroupsForEntity,
-with pagination, filters, the model's error codes, and a restart in between."""
+with pagination, filters, the model's error codes, a restart in between, and the
+global address list EWS ResolveNames shows."""
 
 import imaplib
 import json
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from conftest import client_for, new_org, start_daemon, stop_daemon
 from test_admin_boto3 import PASSWORD, all_pages, code, new_user
+from test_ews import basic_account, ews_daemon  # noqa: F401 (a fixture)
 from test_smtp import delivered_to, message, tls_context
 
 NO_ORG = "m-" + "0" * 32
@@ -402,3 +404,32 @@ def test_updates_survive_a_restart(tmp_path):
             m.logout()
     finally:
         stop_daemon(daemon)
+
+
+# What the global address list shows (EWS ResolveNames) follows the updates.
+
+
+def test_gal_follows_hidden_flags_and_the_new_primary_address(ews_daemon):
+    wm = client_for(ews_daemon)
+    org_id, domain = new_org(wm)
+    tag = uuid.uuid4().hex[:6]
+    new_user(wm, org_id, name=f"nia{tag}", domain=domain)
+    gid = wm.create_group(OrganizationId=org_id, Name=f"choir{tag}")["GroupId"]
+    wm.register_to_work_mail(OrganizationId=org_id, EntityId=gid, Email=f"choir{tag}@{domain}")
+    rid = wm.create_resource(OrganizationId=org_id, Name=f"nave{tag}", Type="ROOM")["ResourceId"]
+    wm.register_to_work_mail(OrganizationId=org_id, EntityId=rid, Email=f"nave{tag}@{domain}")
+    protocol = basic_account(ews_daemon, f"nia{tag}@{domain}").protocol
+
+    def gal(name):
+        return [m.email_address for m in protocol.resolve_names([name]) if hasattr(m, "email_address")]
+
+    assert gal(f"choir{tag}") == [f"choir{tag}@{domain}"]
+    assert gal(f"nave{tag}") == [f"nave{tag}@{domain}"]
+    wm.update_group(OrganizationId=org_id, GroupId=gid, HiddenFromGlobalAddressList=True)
+    wm.update_resource(OrganizationId=org_id, ResourceId=rid, HiddenFromGlobalAddressList=True)
+    assert gal(f"choir{tag}") == [] and gal(f"nave{tag}") == []
+    wm.update_group(OrganizationId=org_id, GroupId=gid, HiddenFromGlobalAddressList=False)
+    assert gal(f"choir{tag}") == [f"choir{tag}@{domain}"]
+    wm.update_primary_email_address(OrganizationId=org_id, EntityId=gid, Email=f"chorus{tag}@{domain}")
+    # Found by its old address (now an alias), listed under the new one.
+    assert gal(f"choir{tag}@{domain}") == [f"chorus{tag}@{domain}"]
