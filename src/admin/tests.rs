@@ -171,7 +171,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 57);
+    assert_eq!(super::actions::ACTIONS.len(), 62);
 }
 
 #[tokio::test]
@@ -639,4 +639,296 @@ async fn the_head_is_checked_before_the_body_is_read_and_bodies_are_capped() {
         status(&garbled),
         (400, "IncompleteSignatureException".into())
     );
+}
+
+/// Calls `action` and asserts a 200; returns the output.
+async fn ok(f: &Fixture, action: &str, input: Value) -> Value {
+    let (status, out) = call(&f.api, action, input).await;
+    assert_eq!(status, 200, "{action}: {out}");
+    out
+}
+
+/// `base` with the members of `extra` added or replaced.
+fn merged(base: &Value, extra: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(to), Value::Object(from)) = (v.as_object_mut(), extra) {
+        to.extend(from);
+    }
+    v
+}
+
+/// Asserts each `(extra members, error type)` of `cases` on `action` over `base`.
+async fn fails_each(f: &Fixture, action: &str, base: &Value, cases: Vec<(Value, &str)>) {
+    for (extra, kind) in cases {
+        let input = merged(base, extra);
+        let (status, out) = call(&f.api, action, input.clone()).await;
+        assert_eq!(
+            (status, out["__type"].as_str()),
+            (400, Some(kind)),
+            "{action} {input}: {out}"
+        );
+    }
+}
+
+/// Creates an entity with `action` and returns the id found under `id_member`.
+async fn created(f: &Fixture, action: &str, input: Value, id_member: &str) -> String {
+    let out = ok(f, action, merged(&json!({"OrganizationId": f.org}), input)).await;
+    out[id_member].as_str().unwrap_or_default().to_string()
+}
+
+/// A registered user `name@example.test` in the fixture's organization; its id.
+async fn registered_user(f: &Fixture, name: &str) -> String {
+    let user = json!({"Name": name, "DisplayName": name});
+    let id = created(f, "CreateUser", user, "UserId").await;
+    let email = format!("{name}@example.test");
+    let reg = json!({"OrganizationId": f.org, "EntityId": id, "Email": email});
+    ok(f, "RegisterToWorkMail", reg).await;
+    id
+}
+
+#[tokio::test]
+async fn update_group_sets_and_keeps_gal_visibility() {
+    let f = fixture().await;
+    let id = created(&f, "CreateGroup", json!({"Name": "g"}), "GroupId").await;
+    let base = json!({"OrganizationId": f.org, "GroupId": id});
+    let hidden = json!({"HiddenFromGlobalAddressList": true});
+    assert_eq!(
+        ok(&f, "UpdateGroup", merged(&base, hidden)).await,
+        json!({})
+    );
+    ok(&f, "UpdateGroup", base.clone()).await;
+    let g = ok(
+        &f,
+        "DescribeGroup",
+        json!({"OrganizationId": f.org, "GroupId": "g"}),
+    )
+    .await;
+    assert_eq!(
+        g["HiddenFromGlobalAddressList"], true,
+        "set, then left alone by an update without the member"
+    );
+    let cases = vec![
+        (json!({"GroupId": "nobody"}), "EntityNotFoundException"),
+        (
+            json!({"HiddenFromGlobalAddressList": "yes"}),
+            "ValidationException",
+        ),
+    ];
+    fails_each(&f, "UpdateGroup", &base, cases).await;
+    ok(&f, "DeleteGroup", base.clone()).await;
+    fails_each(
+        &f,
+        "UpdateGroup",
+        &base,
+        vec![(json!({}), "EntityStateException")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn update_resource_replaces_what_it_names() {
+    let f = fixture().await;
+    let room = json!({"Name": "room", "Type": "ROOM", "Description": "Big"});
+    let id = created(&f, "CreateResource", room, "ResourceId").await;
+    created(
+        &f,
+        "CreateResource",
+        json!({"Name": "taken", "Type": "ROOM"}),
+        "ResourceId",
+    )
+    .await;
+    let base = json!({"OrganizationId": f.org, "ResourceId": id});
+    let describe = || ok(&f, "DescribeResource", base.clone());
+    let booking = json!({"AutoAcceptRequests": true, "AutoDeclineRecurringRequests": true, "AutoDeclineConflictingRequests": false});
+    let all = json!({"Name": "hall", "Type": "EQUIPMENT", "Description": "", "HiddenFromGlobalAddressList": true, "BookingOptions": booking});
+    ok(&f, "UpdateResource", merged(&base, all)).await;
+    let r = describe().await;
+    assert_eq!(
+        (&r["Name"], &r["Type"], r.get("Description")),
+        (&json!("hall"), &json!("EQUIPMENT"), None),
+        "{r}"
+    );
+    assert_eq!(
+        (&r["HiddenFromGlobalAddressList"], &r["BookingOptions"]),
+        (&json!(true), &booking)
+    );
+    // Without a delegate a resource must accept requests itself; an absent member is false.
+    let manual = json!({"BookingOptions": {"AutoDeclineConflictingRequests": true}});
+    let refused = vec![(manual.clone(), "InvalidConfigurationException")];
+    fails_each(&f, "UpdateResource", &base, refused).await;
+    assert_eq!(
+        describe().await["BookingOptions"],
+        booking,
+        "a refused update changes nothing"
+    );
+    let user = registered_user(&f, "delegate").await;
+    ok(
+        &f,
+        "AssociateDelegateToResource",
+        merged(&base, json!({"EntityId": user})),
+    )
+    .await;
+    ok(&f, "UpdateResource", merged(&base, manual)).await;
+    assert_eq!(
+        describe().await["BookingOptions"],
+        json!({"AutoAcceptRequests": false, "AutoDeclineRecurringRequests": false, "AutoDeclineConflictingRequests": true})
+    );
+    let cases = vec![
+        (json!({"Name": "TAKEN"}), "NameAvailabilityException"),
+        (json!({"Name": "x".repeat(21)}), "InvalidParameterException"),
+        (
+            json!({"Description": "d".repeat(65)}),
+            "InvalidParameterException",
+        ),
+        (json!({"Type": "KITCHEN"}), "ValidationException"),
+        (json!({"ResourceId": "nobody"}), "EntityNotFoundException"),
+    ];
+    fails_each(&f, "UpdateResource", &base, cases).await;
+}
+
+#[tokio::test]
+async fn primary_address_changes_keep_the_old_one_as_an_alias() {
+    let f = fixture().await;
+    let org = &f.org;
+    let id = registered_user(&f, "ann").await;
+    let base = json!({"OrganizationId": org, "EntityId": id});
+    let to = |email: &str| merged(&base, json!({"Email": email}));
+    let out = ok(&f, "UpdatePrimaryEmailAddress", to("Ann.New@Example.test")).await;
+    assert_eq!(out, json!({}));
+    let u = ok(
+        &f,
+        "DescribeUser",
+        json!({"OrganizationId": org, "UserId": id}),
+    )
+    .await;
+    assert_eq!(u["Email"], "ann.new@example.test");
+    let aliases = ok(&f, "ListAliases", base.clone()).await;
+    assert_eq!(aliases["Aliases"], json!(["ann@example.test"]));
+    for address in ["ann@example.test", "ANN.NEW@example.test"] {
+        let e = ok(
+            &f,
+            "DescribeEntity",
+            json!({"OrganizationId": org, "Email": address}),
+        )
+        .await;
+        assert_eq!(
+            e,
+            json!({"EntityId": id, "Name": "ann", "Type": "USER"}),
+            "{address}"
+        );
+    }
+    registered_user(&f, "bo").await;
+    let cases = vec![
+        (
+            json!({"Email": "bo@example.test"}),
+            "EmailAddressInUseException",
+        ),
+        (
+            json!({"Email": "ann@elsewhere.test"}),
+            "MailDomainNotFoundException",
+        ),
+        (
+            json!({"Email": "not-an-address"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"Email": "x@example.test", "EntityId": "nobody"}),
+            "EntityNotFoundException",
+        ),
+        (json!({}), "ValidationException"),
+    ];
+    fails_each(&f, "UpdatePrimaryEmailAddress", &base, cases).await;
+    ok(&f, "DeregisterFromWorkMail", base.clone()).await;
+    let disabled = vec![(
+        json!({"Email": "ann3@example.test"}),
+        "EntityStateException",
+    )];
+    fails_each(&f, "UpdatePrimaryEmailAddress", &base, disabled).await;
+    let cases = vec![
+        (
+            json!({"Email": "nobody@example.test"}),
+            "EntityNotFoundException",
+        ),
+        (json!({"Email": "nobody"}), "InvalidParameterException"),
+        (
+            json!({"OrganizationId": "m-00000000000000000000000000000000"}),
+            "OrganizationNotFoundException",
+        ),
+        (json!({"Email": null}), "ValidationException"),
+    ];
+    let describe = json!({"OrganizationId": org, "Email": "ann@example.test"});
+    fails_each(&f, "DescribeEntity", &describe, cases).await;
+}
+
+#[tokio::test]
+async fn list_groups_for_entity_filters_and_pages() {
+    let f = fixture().await;
+    let user = registered_user(&f, "cy").await;
+    let mut want = Vec::new();
+    for name in ["eng-a", "eng-b", "eng-c", "ops"] {
+        let id = created(&f, "CreateGroup", json!({"Name": name}), "GroupId").await;
+        let member = json!({"OrganizationId": f.org, "GroupId": id, "MemberId": user});
+        ok(&f, "AssociateMemberToGroup", member).await;
+        want.push(json!({"GroupId": id, "GroupName": name}));
+    }
+    created(&f, "CreateGroup", json!({"Name": "eng-other"}), "GroupId").await;
+    want.sort_by_key(|g| g["GroupId"].as_str().unwrap_or_default().to_string());
+    let base = json!({"OrganizationId": f.org, "EntityId": user});
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut page = merged(
+        &base,
+        json!({"EntityId": "cy@example.test", "MaxResults": 3}),
+    );
+    loop {
+        let out = ok(&f, "ListGroupsForEntity", page.clone()).await;
+        pages += 1;
+        seen.extend(out["Groups"].as_array().cloned().unwrap_or_default());
+        match out.get("NextToken") {
+            Some(t) => page["NextToken"] = t.clone(),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (want, 2));
+    let filter = merged(&base, json!({"Filters": {"GroupNamePrefix": "ENG-"}}));
+    let out = ok(&f, "ListGroupsForEntity", filter).await;
+    let mut names: Vec<&str> = out["Groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["GroupName"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["eng-a", "eng-b", "eng-c"]);
+    let room = created(
+        &f,
+        "CreateResource",
+        json!({"Name": "room", "Type": "ROOM"}),
+        "ResourceId",
+    )
+    .await;
+    let cases = vec![
+        (json!({"MaxResults": 101}), "InvalidParameterException"),
+        (json!({"NextToken": "garbage"}), "InvalidParameterException"),
+        (json!({"EntityId": room}), "EntityNotFoundException"),
+        (
+            json!({"Filters": {"GroupNamePrefix": 1}}),
+            "ValidationException",
+        ),
+    ];
+    fails_each(&f, "ListGroupsForEntity", &base, cases).await;
+    ok(&f, "DeregisterFromWorkMail", base.clone()).await;
+    ok(
+        &f,
+        "DeleteUser",
+        json!({"OrganizationId": f.org, "UserId": user}),
+    )
+    .await;
+    fails_each(
+        &f,
+        "ListGroupsForEntity",
+        &base,
+        vec![(json!({}), "EntityStateException")],
+    )
+    .await;
 }

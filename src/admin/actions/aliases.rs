@@ -1,4 +1,5 @@
-//! Entity aliases: CreateAlias, DeleteAlias, ListAliases.
+//! Entity addresses: CreateAlias, DeleteAlias, ListAliases,
+//! UpdatePrimaryEmailAddress, and DescribeEntity (the entity an address names).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use super::Empty;
 use super::common::{apply, page};
 use crate::admin::error::ApiError;
 use crate::admin::state::AdminState;
+use crate::directory::EntityKind;
 
 /// CreateAlias / DeleteAlias input.
 #[derive(Debug, Deserialize)]
@@ -65,6 +67,70 @@ pub async fn list_aliases(state: Arc<AdminState>, input: ListIn) -> Result<ListO
             Ok(ListOut {
                 aliases,
                 next_token,
+            })
+        })
+        .await
+}
+
+/// UpdatePrimaryEmailAddress input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PrimaryIn {
+    organization_id: String,
+    entity_id: String,
+    email: String,
+}
+
+/// UpdatePrimaryEmailAddress: an ENABLED entity's new primary address; the old
+/// one stays as an alias (or swaps places with the alias promoted), so mail to
+/// either still arrives, and logins, sending and events use the new one.
+pub async fn update_primary_email_address(
+    state: Arc<AdminState>,
+    input: PrimaryIn,
+) -> Result<Empty, ApiError> {
+    apply(&state, move |s| {
+        s.directory.update_primary_email_address(
+            &input.organization_id,
+            &input.entity_id,
+            &input.email,
+        )
+    })
+    .await
+}
+
+/// DescribeEntity input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeIn {
+    organization_id: String,
+    email: String,
+}
+
+/// DescribeEntity output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeOut {
+    entity_id: String,
+    name: String,
+    #[serde(rename = "Type")]
+    kind: EntityKind,
+}
+
+/// DescribeEntity: the user, group or resource whose primary address or alias
+/// `Email` is (any state but deleted: a tombstone holds no address).
+pub async fn describe_entity(
+    state: Arc<AdminState>,
+    input: DescribeIn,
+) -> Result<DescribeOut, ApiError> {
+    state
+        .blocking(move |s| {
+            let e = s
+                .directory
+                .describe_entity(&input.organization_id, &input.email)?;
+            Ok(DescribeOut {
+                entity_id: e.id,
+                name: e.name,
+                kind: e.kind,
             })
         })
         .await

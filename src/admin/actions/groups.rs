@@ -1,4 +1,5 @@
-//! Groups: Create/Describe/List/DeleteGroup, group membership.
+//! Groups: Create/Describe/List/Update/DeleteGroup, group membership, and the
+//! groups an entity belongs to (ListGroupsForEntity).
 
 use std::sync::Arc;
 
@@ -162,6 +163,27 @@ pub async fn list_groups(state: Arc<AdminState>, input: ListIn) -> Result<ListOu
         .await
 }
 
+/// UpdateGroup input: an absent HiddenFromGlobalAddressList leaves it as it is.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateIn {
+    organization_id: String,
+    group_id: String,
+    hidden_from_global_address_list: Option<bool>,
+}
+
+/// UpdateGroup: the GAL visibility of a live group (EntityState for a deleted one).
+pub async fn update_group(state: Arc<AdminState>, input: UpdateIn) -> Result<Empty, ApiError> {
+    apply(&state, move |s| {
+        s.directory.update_group(
+            &input.organization_id,
+            &input.group_id,
+            input.hidden_from_global_address_list,
+        )
+    })
+    .await
+}
+
 /// DeleteGroup: only a DISABLED group.
 pub async fn delete_group(state: Arc<AdminState>, input: OrgGroup) -> Result<Empty, ApiError> {
     apply(&state, move |s| {
@@ -269,4 +291,123 @@ pub async fn list_group_members(
             })
         })
         .await
+}
+
+/// ListGroupsForEntity filters (the model's `ListGroupsForEntityFilters`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EntityGroupFilters {
+    group_name_prefix: Option<String>,
+}
+
+impl EntityGroupFilters {
+    /// Whether a group passes the name prefix, if one is given.
+    fn keeps(&self, g: &Group) -> bool {
+        has_prefix(Some(&g.base.name), self.group_name_prefix.as_deref())
+    }
+}
+
+/// ListGroupsForEntity input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ForEntityIn {
+    organization_id: String,
+    entity_id: String,
+    #[serde(default)]
+    filters: EntityGroupFilters,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+/// One group of ListGroupsForEntity (the model's `GroupIdentifier`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupIdentifier {
+    group_id: String,
+    group_name: String,
+}
+
+/// ListGroupsForEntity output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ForEntityOut {
+    groups: Vec<GroupIdentifier>,
+    next_token: Option<String>,
+}
+
+/// ListGroupsForEntity: the live groups a user or group is a direct member of,
+/// sorted by id, filtered by name prefix, paged.
+pub async fn list_groups_for_entity(
+    state: Arc<AdminState>,
+    input: ForEntityIn,
+) -> Result<ForEntityOut, ApiError> {
+    state
+        .blocking(move |s| {
+            let groups: Vec<Group> = s
+                .directory
+                .list_groups_for_entity(&input.organization_id, &input.entity_id)?
+                .into_iter()
+                .filter(|g| input.filters.keeps(g))
+                .collect();
+            let (items, next_token) = page(groups, input.max_results, input.next_token.as_deref())?;
+            let groups = items
+                .into_iter()
+                .map(|g| GroupIdentifier {
+                    group_id: g.base.id,
+                    group_name: g.base.name,
+                })
+                .collect();
+            Ok(ForEntityOut { groups, next_token })
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::EntityBase;
+
+    fn group(name: &str) -> Group {
+        Group {
+            base: EntityBase::new(format!("id-{name}"), "m-a", name, false, 0),
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn group_name_prefix_filters_case_insensitively() {
+        let none = EntityGroupFilters::default();
+        assert!(none.keeps(&group("Sales")));
+        let sa = EntityGroupFilters {
+            group_name_prefix: Some("sa".into()),
+        };
+        assert!(sa.keeps(&group("Sales")));
+        assert!(!sa.keeps(&group("Support")));
+        let long = EntityGroupFilters {
+            group_name_prefix: Some("salesforce".into()),
+        };
+        assert!(
+            !long.keeps(&group("Sales")),
+            "a prefix longer than the name"
+        );
+    }
+
+    #[test]
+    fn filters_parse_in_the_model_spelling() {
+        let input: ForEntityIn = crate::admin::input::parse(serde_json::json!({
+            "OrganizationId": "m-1",
+            "EntityId": "bob",
+            "Filters": {"GroupNamePrefix": "eng"},
+            "MaxResults": 5,
+        }))
+        .unwrap();
+        assert_eq!(input.filters.group_name_prefix.as_deref(), Some("eng"));
+        assert_eq!(input.max_results, Some(5));
+        let bad = crate::admin::input::parse::<ForEntityIn>(serde_json::json!({
+            "OrganizationId": "m-1",
+            "EntityId": "bob",
+            "Filters": {"GroupNamePrefix": 7},
+        }));
+        assert_eq!(bad.unwrap_err().kind, "ValidationException");
+    }
 }
