@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::ids::EwsId;
 use super::ops::shape::{Base, BodyType, Extended, Shape};
+use super::props::{self, ItemProps};
 use super::xml::Xml;
 use crate::message::{Address, Message, mailboxes};
 use crate::store::MessageMeta;
@@ -199,6 +200,13 @@ pub struct Item<'a> {
     /// The message, when the shape needs more than store metadata.
     pub message: Option<&'a Message<'a>>,
     pub summary: Option<&'a Summary>,
+    /// The properties kept beside the message, when the shape reads any.
+    pub props: Option<&'a ItemProps>,
+}
+
+/// Whether writing `shape` reads properties kept beside the message.
+pub fn needs_props(shape: &Shape) -> bool {
+    shape.base == Base::AllProperties || shape.additional.iter().any(props::is_stored)
 }
 
 /// Whether writing `shape` needs the message itself (not only store metadata).
@@ -458,10 +466,25 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
         xml.leaf("t:ItemClass", "IPM.Note");
     }
     if let (true, Some(s)) = (shape.wants("item:Subject", true), s) {
-        xml.leaf("t:Subject", &s.subject);
+        // FindItem returns the first 255 characters of a text property, as
+        // Exchange does; GetItem all of it.
+        let subject = match (find, s.subject.char_indices().nth(255)) {
+            (true, Some((cut, _))) => &s.subject[..cut],
+            _ => &s.subject,
+        };
+        xml.leaf("t:Subject", subject);
     }
-    if let (true, Some(s)) = (shape.wants("item:Sensitivity", true), s) {
-        xml.leaf("t:Sensitivity", s.sensitivity);
+    let stored = |uri: &str| item.props.and_then(|p| p.field_text(uri));
+    if shape.wants("item:Sensitivity", true) {
+        match (stored("item:Sensitivity"), s) {
+            (Some(v), _) => {
+                xml.leaf("t:Sensitivity", &v);
+            }
+            (None, Some(s)) => {
+                xml.leaf("t:Sensitivity", s.sensitivity);
+            }
+            (None, None) => {}
+        }
     }
     if let (false, true, Some(m)) = (find, shape.wants("item:Body", true), m) {
         write_body(xml, "t:Body", m, shape.body_type);
@@ -541,8 +564,22 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
             &xsd_datetime(meta.internal_date.div_euclid(1000)),
         );
     }
+    if let (true, Some(due)) = (
+        shape.wants("item:ReminderDueBy", false),
+        stored("item:ReminderDueBy"),
+    ) {
+        xml.leaf("t:ReminderDueBy", &due);
+    }
     if shape.wants("item:ReminderIsSet", false) {
-        xml.leaf("t:ReminderIsSet", "false");
+        let set = stored("item:ReminderIsSet");
+        xml.leaf("t:ReminderIsSet", set.as_deref().unwrap_or("false"));
+    }
+    if shape.wants("item:ReminderMinutesBeforeStart", false) {
+        let minutes = stored("item:ReminderMinutesBeforeStart");
+        xml.leaf(
+            "t:ReminderMinutesBeforeStart",
+            minutes.as_deref().unwrap_or("0"),
+        );
     }
     if let (true, Some(s)) = (shape.wants("item:DisplayCc", true), s) {
         xml.leaf("t:DisplayCc", &display(&s.cc));
@@ -554,17 +591,34 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
         xml.leaf("t:HasAttachments", bool_text(s.has_attachments));
     }
     for e in shape.extended() {
-        if let Some(v) = extended_value(e, item) {
-            let attrs = e.attrs();
-            let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            xml.open("t:ExtendedProperty", &[]);
-            xml.empty("t:ExtendedFieldURI", &attrs);
-            xml.leaf("t:Value", &v);
-            xml.close("t:ExtendedProperty");
+        let value = match extended_value(e, item) {
+            Some(v) => props::Value {
+                kind: e.kind.clone(),
+                values: vec![v],
+            },
+            None => match item.props.and_then(|p| p.extended(e)) {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        let attrs = e.attrs();
+        let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        xml.open("t:ExtendedProperty", &[]);
+        xml.empty("t:ExtendedFieldURI", &attrs);
+        if value.is_array() {
+            xml.open("t:Values", &[]);
+            for v in &value.values {
+                xml.leaf("t:Value", v);
+            }
+            xml.close("t:Values");
+        } else {
+            xml.leaf("t:Value", value.values.first().map_or("", String::as_str));
         }
+        xml.close("t:ExtendedProperty");
     }
     if shape.wants("item:Culture", false) {
-        xml.leaf("t:Culture", "en-US");
+        let culture = stored("item:Culture");
+        xml.leaf("t:Culture", culture.as_deref().unwrap_or("en-US"));
     }
     if shape.wants("item:EffectiveRights", true) {
         write_effective_rights(xml);
@@ -620,10 +674,18 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
             write_list(xml, "t:BccRecipients", &s.bcc);
         }
         if shape.wants("message:IsReadReceiptRequested", true) {
-            xml.leaf("t:IsReadReceiptRequested", bool_text(s.read_receipt));
+            let asked = stored("message:IsReadReceiptRequested");
+            xml.leaf(
+                "t:IsReadReceiptRequested",
+                asked.as_deref().unwrap_or(bool_text(s.read_receipt)),
+            );
         }
         if shape.wants("message:IsDeliveryReceiptRequested", true) {
-            xml.leaf("t:IsDeliveryReceiptRequested", "false");
+            let asked = stored("message:IsDeliveryReceiptRequested");
+            xml.leaf(
+                "t:IsDeliveryReceiptRequested",
+                asked.as_deref().unwrap_or("false"),
+            );
         }
         if shape.wants("message:ConversationTopic", true) {
             xml.leaf("t:ConversationTopic", conversation_topic(&s.subject));
@@ -643,7 +705,8 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
     }
     if let Some(s) = s {
         if shape.wants("message:IsResponseRequested", false) {
-            xml.leaf("t:IsResponseRequested", "false");
+            let asked = stored("message:IsResponseRequested");
+            xml.leaf("t:IsResponseRequested", asked.as_deref().unwrap_or("false"));
         }
         if let (true, Some(r)) = (shape.wants("message:References", true), &s.references) {
             xml.leaf("t:References", r);

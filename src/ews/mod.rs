@@ -20,6 +20,7 @@ pub mod ids;
 pub mod item;
 pub mod metrics;
 pub mod ops;
+pub mod props;
 pub mod service;
 pub mod start;
 pub mod subscriptions;

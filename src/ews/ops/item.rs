@@ -10,7 +10,8 @@ use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{Item, Summary, needs_message, write_message};
+use crate::ews::item::{Item, Summary, needs_message, needs_props, write_message};
+use crate::ews::props::ItemProps;
 use crate::ews::xml::{Element, Xml};
 use crate::message::Message;
 use crate::store::{Folder, MessageMeta};
@@ -76,14 +77,31 @@ pub async fn write_meta(
     };
     let msg = raw.as_deref().map(Message::parse);
     let summary = msg.as_ref().map(Summary::of);
+    let props = if needs_props(shape) {
+        Some(load_props(ctx, &meta.item_id).await?)
+    } else {
+        None
+    };
     let item = Item {
         meta,
         folder,
         message: msg.as_ref(),
         summary: summary.as_ref(),
+        props: props.as_ref(),
     };
     write_message(xml, &item, shape, find);
     Ok(())
+}
+
+/// The properties kept beside one item.
+pub async fn load_props(ctx: &Context<'_>, item_id: &str) -> Result<ItemProps, ResponseCode> {
+    let mut found = ctx
+        .ews
+        .store
+        .properties(vec![item_id.to_string()])
+        .await
+        .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+    Ok(ItemProps::new(found.remove(item_id).unwrap_or_default()))
 }
 
 /// GetItem: one message per requested id, in order.
@@ -114,6 +132,7 @@ struct Candidate {
     meta: MessageMeta,
     summary: Option<Summary>,
     body: Option<String>,
+    props: Option<ItemProps>,
 }
 
 /// FindItem over each parent folder.
@@ -190,8 +209,20 @@ async fn select(
     if content && metas.len() > SCAN_BUDGET {
         return Err(ResponseCode::ErrorServerBusy);
     }
+    let stored = restriction.is_some_and(restrict::needs_props) || restrict::sort_needs_props(sort);
+    let mut props = if stored {
+        let ids = metas.iter().map(|m| m.item_id.clone()).collect();
+        ctx.ews
+            .store
+            .properties(ids)
+            .await
+            .map_err(|_| ResponseCode::ErrorInternalServerError)?
+    } else {
+        Default::default()
+    };
     let mut out = Vec::with_capacity(metas.len());
     for meta in metas {
+        let props = stored.then(|| ItemProps::new(props.remove(&meta.item_id).unwrap_or_default()));
         let (summary, text) = if content {
             let raw = ctx.ews.store.body(meta.body_id).await.unwrap_or_default();
             let msg = Message::parse(&raw);
@@ -213,6 +244,7 @@ async fn select(
                     meta: &meta,
                     summary: summary.as_ref(),
                     body: text.as_deref(),
+                    props: props.as_ref(),
                 },
             )
         });
@@ -221,6 +253,7 @@ async fn select(
                 meta,
                 summary,
                 body: None,
+                props,
             });
         }
     }
@@ -239,11 +272,13 @@ async fn select(
                 meta: &a.meta,
                 summary: a.summary.as_ref(),
                 body: a.body.as_deref(),
+                props: a.props.as_ref(),
             };
             let vb = Values {
                 meta: &b.meta,
                 summary: b.summary.as_ref(),
                 body: b.body.as_deref(),
+                props: b.props.as_ref(),
             };
             let by_uid = if newest_first {
                 b.meta.uid.cmp(&a.meta.uid)

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use super::shape::{Extended, Path};
 use crate::ews::codes::ResponseCode;
 use crate::ews::item::{Summary, keyword_to_category, parse_xsd_datetime};
+use crate::ews::props::{self, ItemProps};
 use crate::ews::xml::Element;
 use crate::store::MessageMeta;
 
@@ -168,6 +169,22 @@ pub struct Values<'a> {
     pub summary: Option<&'a Summary>,
     /// The decoded body text, when a restriction reads `item:Body`.
     pub body: Option<&'a str>,
+    /// The properties kept beside the message, when a restriction reads any.
+    pub props: Option<&'a ItemProps>,
+}
+
+/// A stored property's values as restriction values of its type.
+fn typed(v: props::Value) -> Vec<Value> {
+    let base = v.kind.strip_suffix("Array").unwrap_or(&v.kind).to_string();
+    v.values
+        .into_iter()
+        .filter_map(|t| match base.as_str() {
+            "Integer" | "Long" | "Short" => t.parse().ok().map(Value::Int),
+            "Boolean" => Some(Value::Bool(t == "true")),
+            "SystemTime" => parse_xsd_datetime(&t).map(Value::Date),
+            _ => Some(Value::Text(t)),
+        })
+        .collect()
 }
 
 impl Values<'_> {
@@ -183,6 +200,11 @@ impl Props for Values<'_> {
             l.iter().map(|a| Value::Text(a.address.clone())).collect()
         };
         let received = Value::Date(self.meta.internal_date.div_euclid(1000));
+        if let (Path::Field(f), Some(p)) = (path, self.props)
+            && let Some(v) = p.field(f)
+        {
+            return typed(v);
+        }
         match path {
             Path::Field(f) => match (f.as_str(), self.summary) {
                 ("item:DateTimeReceived" | "item:DateTimeCreated" | "item:LastModifiedTime", _) => {
@@ -204,6 +226,7 @@ impl Props for Values<'_> {
                 ("item:HasAttachments", Some(s)) => vec![Value::Bool(s.has_attachments)],
                 ("item:Importance", Some(s)) => text(s.importance),
                 ("item:Sensitivity", Some(s)) => text(s.sensitivity),
+                ("message:IsReadReceiptRequested", Some(s)) => vec![Value::Bool(s.read_receipt)],
                 ("message:From", Some(s)) => addrs(&s.from),
                 ("message:Sender", Some(s)) => addrs(if s.sender.is_empty() {
                     &s.from
@@ -231,7 +254,11 @@ fn extended(v: &Values<'_>, e: &Extended) -> Vec<Value> {
         Some(0x0E23) => vec![Value::Int(i64::from(v.meta.uid))],
         Some(0x1090) => vec![Value::Int(if v.flag("\\Flagged") { 2 } else { 0 })],
         Some(0x0E08) => vec![Value::Int(v.meta.size as i64)],
-        _ => Vec::new(),
+        _ => v
+            .props
+            .and_then(|p| p.extended(e))
+            .map(typed)
+            .unwrap_or_default(),
     }
 }
 
@@ -257,6 +284,22 @@ pub fn needs_message(e: &Expr) -> bool {
         Expr::Not(x) => needs_message(x),
         Expr::Exists(p) | Expr::Compare(p, _, _) | Expr::Contains { path: p, .. } => !meta_only(p),
     }
+}
+
+/// Whether the expression reads properties kept beside the message.
+pub fn needs_props(e: &Expr) -> bool {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().any(needs_props),
+        Expr::Not(x) => needs_props(x),
+        Expr::Exists(p) | Expr::Compare(p, _, _) | Expr::Contains { path: p, .. } => {
+            props::is_stored(p)
+        }
+    }
+}
+
+/// Whether the sort keys read properties kept beside the message.
+pub fn sort_needs_props(keys: &[Order]) -> bool {
+    keys.iter().any(|k| props::is_stored(&k.path))
 }
 
 /// Whether the expression reads the body text.
@@ -411,7 +454,8 @@ mod tests {
             &Values {
                 meta: &m,
                 summary: Some(&summary),
-                body: None
+                body: None,
+                props: None,
             }
         ));
         let m2 = meta(&["other"]);
@@ -425,7 +469,8 @@ mod tests {
                 &Values {
                     meta: &m2,
                     summary: Some(&s2),
-                    body: None
+                    body: None,
+                    props: None,
                 }
             ),
             "Exact is case-sensitive"
@@ -444,6 +489,7 @@ mod tests {
             meta: &m,
             summary: Some(&s),
             body: None,
+            props: None,
         };
         let gt = restriction(
             r#"<IsGreaterThan><FieldURI FieldURI="item:DateTimeReceived"/><FieldURIOrConstant><Constant Value="2026-01-01T00:00:00Z"/></FieldURIOrConstant></IsGreaterThan>"#,
@@ -507,11 +553,13 @@ mod tests {
             meta: &a,
             summary: None,
             body: None,
+            props: None,
         };
         let vb = Values {
             meta: &b,
             summary: None,
             body: None,
+            props: None,
         };
         let keys = parse_sort(Some(&xml(br#"<SortOrder><FieldOrder Order="Descending"><FieldURI FieldURI="item:DateTimeReceived"/></FieldOrder></SortOrder>"#).unwrap()));
         assert_eq!(compare(&keys, &va, &vb), Ordering::Less);

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::folder::{Trees, open_folder};
-use super::item::{Found, open_item};
-use super::shape::Extended;
+use super::item::{Found, load_props, open_item};
+use super::shape::{Extended, Path};
 use super::{Reply, ids, truthy};
 use crate::events::audit::AuditProtocol;
 use crate::events::audit::MailboxAction;
@@ -19,8 +19,9 @@ use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
 use crate::ews::item::{Addr, category_to_keyword, keyword_to_category, write_item_id};
+use crate::ews::props::{self, Edit};
 use crate::ews::xml::{Element, Xml};
-use crate::store::{FlagOp, FolderKind, MessageMeta, NewMessage, Refused};
+use crate::store::{FlagOp, FolderKind, ItemChange, MessageMeta, NewMessage, Property, Refused};
 use crate::submission::{Submission, SubmitError, Submitted};
 
 fn store_error(_: crate::store::StoreError) -> ResponseCode {
@@ -138,11 +139,46 @@ fn compose(ctx: &Context<'_>, msg: &Element, owner: &str) -> Vec<u8> {
             _ => b.bcc(a),
         };
     }
+    let reply_to = mailbox_addrs(msg.child("ReplyTo"));
+    if !reply_to.is_empty() {
+        b = b.reply_to(builder_addrs(&reply_to));
+    }
+    let raw = |v: &str| mail_builder::headers::raw::Raw::new(v.trim().to_string());
+    // Kept as the client wrote them, unfolded (a builder would refold them and
+    // change their whitespace): EWS clients, exchangelib among them, treat these
+    // as opaque text, and threading compares them byte for byte.
+    let mut verbatim = Vec::new();
+    for (element, header) in [
+        ("InternetMessageId", "Message-ID"),
+        ("InReplyTo", "In-Reply-To"),
+        ("References", "References"),
+    ] {
+        if let Some(v) = msg.child_text(element).filter(|v| !v.trim().is_empty()) {
+            let line: String = v
+                .trim()
+                .chars()
+                .filter(|c| *c != '\r' && *c != '\n')
+                .collect();
+            verbatim.extend_from_slice(format!("{header}: {line}\r\n").as_bytes());
+        }
+    }
     if let Some(imp) = msg.child_text("Importance").filter(|i| *i != "Normal") {
-        b = b.header(
-            "Importance",
-            mail_builder::headers::raw::Raw::new(imp.to_string()),
-        );
+        b = b.header("Importance", raw(imp));
+    }
+    // RFC 2156's spelling of the MAPI sensitivities, so other clients see it too.
+    let sensitivity = match msg.child_text("Sensitivity").map(str::trim) {
+        Some("Personal") => Some("Personal"),
+        Some("Private") => Some("Private"),
+        Some("Confidential") => Some("Company-Confidential"),
+        _ => None,
+    };
+    if let Some(v) = sensitivity {
+        b = b.header("Sensitivity", raw(v));
+    }
+    if truthy(msg.child_text("IsReadReceiptRequested"))
+        && let Some(a) = from.first()
+    {
+        b = b.header("Disposition-Notification-To", raw(&a.address));
     }
     let body = msg.child("Body");
     let text = body.map(|b| b.text.clone()).unwrap_or_default();
@@ -151,7 +187,34 @@ fn compose(ctx: &Context<'_>, msg: &Element, owner: &str) -> Vec<u8> {
     } else {
         b.text_body(text)
     };
-    b.write_to_vec().unwrap_or_default()
+    let built = b.write_to_vec().unwrap_or_default();
+    // The builder makes a Message-ID of its own; the client's replaces it.
+    let built = match msg
+        .child_text("InternetMessageId")
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(_) => strip_header(&built, b"message-id:"),
+        None => built,
+    };
+    [verbatim, built].concat()
+}
+
+/// `raw` without its `name` fields (continuation lines included).
+fn strip_header(raw: &[u8], name: &[u8]) -> Vec<u8> {
+    let header_end = crate::message::parse(raw).header.end.min(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut skipping = false;
+    for line in raw[..header_end].split_inclusive(|b| *b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
 }
 
 /// The IMAP flags a new item starts with: IsRead, categories, PR_MESSAGE_FLAGS
@@ -197,20 +260,7 @@ fn initial_flags(msg: &Element, draft_default: bool) -> Vec<String> {
 /// The message header with every `Bcc:` field (and its continuation lines)
 /// removed: Bcc recipients travel in the envelope only.
 pub fn strip_bcc(raw: &[u8]) -> Vec<u8> {
-    let header_end = crate::message::parse(raw).header.end.min(raw.len());
-    let mut out = Vec::with_capacity(raw.len());
-    let mut skipping = false;
-    for line in raw[..header_end].split_inclusive(|b| *b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(&raw[header_end..]);
-    out
+    strip_header(raw, b"bcc:")
 }
 
 /// Every envelope recipient of a message: its To, Cc and Bcc headers plus the
@@ -309,7 +359,9 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
             continue;
         }
-        if msg.name != "Message" {
+        // A generic `t:Item` (exchangelib's `Item`) is stored as a message: its
+        // fields are a subset of a message's and it reads back as one.
+        if msg.name != "Message" && msg.name != "Item" {
             reply.error(
                 ResponseCode::ErrorInvalidOperation,
                 "Only messages can be created in this version.",
@@ -359,6 +411,7 @@ async fn save(
 ) -> Result<MessageMeta, ResponseCode> {
     let raw = message_bytes(ctx, msg, &folder.mailbox_id)?;
     let flags = initial_flags(msg, msg.child("MimeContent").is_none());
+    let properties = props::of_new_item(msg)?;
     let stored = ctx
         .ews
         .store
@@ -368,7 +421,7 @@ async fn save(
                 body: Arc::from(raw),
                 internal_date: crate::clock::now_ms(),
                 flags,
-                properties: Vec::new(),
+                properties,
             }],
         )
         .await
@@ -459,8 +512,11 @@ fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, R
                 }
             }
             // Properties kept inside the message: a draft is rewritten
-            // (see `rewrite_draft`); anything else is not stored here.
+            // (see `rewrite_draft`); those kept beside it are `props` edits.
             (f, _) if content_element(f).is_some() => {}
+            _ if uri
+                .and_then(Path::parse)
+                .is_some_and(|p| props::is_stored(&p)) => {}
             _ => return Err(ResponseCode::ErrorInvalidPropertySet),
         }
     }
@@ -499,6 +555,10 @@ fn content_element(uri: &str) -> Option<&'static str> {
         "item:Subject" => "Subject",
         "item:Body" => "Body",
         "item:Importance" => "Importance",
+        "item:InReplyTo" => "InReplyTo",
+        "message:References" => "References",
+        "message:InternetMessageId" => "InternetMessageId",
+        "message:ReplyTo" => "ReplyTo",
         "message:ToRecipients" => "ToRecipients",
         "message:CcRecipients" => "CcRecipients",
         "message:BccRecipients" => "BccRecipients",
@@ -550,17 +610,28 @@ fn draft_fields(msg: &crate::message::Message<'_>) -> Element {
     };
     let mut body = text("Body", body);
     body.attrs.push(("BodyType".into(), kind.into()));
+    let mut children = vec![
+        text("Subject", s.subject.clone()),
+        body,
+        text("Importance", s.importance.to_string()),
+        mailbox_list("ToRecipients", &s.to),
+        mailbox_list("CcRecipients", &s.cc),
+        mailbox_list("BccRecipients", &s.bcc),
+        mailbox_list("From", &s.from),
+        mailbox_list("ReplyTo", &s.reply_to),
+    ];
+    for (name, value) in [
+        ("InternetMessageId", &s.message_id),
+        ("InReplyTo", &s.in_reply_to),
+        ("References", &s.references),
+    ] {
+        if let Some(v) = value {
+            children.push(text(name, v.clone()));
+        }
+    }
     Element {
         name: "Message".into(),
-        children: vec![
-            text("Subject", s.subject.clone()),
-            body,
-            text("Importance", s.importance.to_string()),
-            mailbox_list("ToRecipients", &s.to),
-            mailbox_list("CcRecipients", &s.cc),
-            mailbox_list("BccRecipients", &s.bcc),
-            mailbox_list("From", &s.from),
-        ],
+        children,
         ..Element::default()
     }
 }
@@ -619,6 +690,7 @@ async fn rewrite_draft(
     meta: &MessageMeta,
     updates: &Element,
     flags: Vec<String>,
+    properties: Vec<Property>,
 ) -> Result<MessageMeta, ResponseCode> {
     let store = &ctx.ews.store;
     let raw = store.body(meta.body_id).await.map_err(store_error)?;
@@ -638,7 +710,7 @@ async fn rewrite_draft(
                 body: Arc::from(body),
                 internal_date: meta.internal_date,
                 flags,
-                properties: Vec::new(),
+                properties,
             },
         )
         .await
@@ -668,20 +740,43 @@ async fn update_one(
         .child("Updates")
         .ok_or(ResponseCode::ErrorSchemaValidation)?;
     let flags = updated_flags(&meta.flags, updates)?;
-    if changes_content(updates) {
-        return rewrite_draft(ctx, &folder, &meta, updates, flags).await;
-    }
-    if flags != crate::store::normalize_flags(&meta.flags) {
-        let since = (!overwrite && held.is_some()).then_some(meta.modseq);
-        let outcome = ctx
-            .ews
-            .store
-            .store_flags(folder.id, vec![meta.uid], FlagOp::Replace, flags, since)
-            .await
-            .map_err(store_error)?;
-        if !outcome.modified.is_empty() {
-            return Err(ResponseCode::ErrorIrresolvableConflict);
+    let mut edits = Vec::new();
+    for u in &updates.children {
+        if let Some(edit) = u
+            .children
+            .iter()
+            .find_map(Path::parse)
+            .and_then(|p| props::edit(u, &p))
+        {
+            edits.push(edit?);
         }
+    }
+    if changes_content(updates) {
+        let current = load_props(ctx, &meta.item_id).await?;
+        let properties = props::apply(current, &edits);
+        return rewrite_draft(ctx, &folder, &meta, updates, flags, properties).await;
+    }
+    let (mut set, mut remove) = (Vec::new(), Vec::new());
+    for e in edits {
+        match e {
+            Edit::Set(p) => set.push(p),
+            Edit::Remove(k) => remove.push(k),
+        }
+    }
+    let change = ItemChange {
+        flags: Some(flags),
+        set,
+        remove,
+    };
+    let since = (!overwrite && held.is_some()).then_some(meta.modseq);
+    let outcome = ctx
+        .ews
+        .store
+        .change_item(folder.id, meta.uid, change, since)
+        .await
+        .map_err(store_error)?;
+    if !outcome.modified.is_empty() {
+        return Err(ResponseCode::ErrorIrresolvableConflict);
     }
     let now = ctx
         .ews
