@@ -104,7 +104,7 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "ResolveNames" => people::resolve_names(ctx, op, &mut xml),
         "ExpandDL" => people::expand_dl(ctx, op, &mut xml),
         "GetAttachment" => attachment::get_attachment(ctx, op, &mut xml).await,
-        "ConvertId" => misc::convert_id(ctx, op, &mut xml),
+        "ConvertId" => misc::convert_id(ctx, op, &mut xml).await,
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,
         "CopyFolder" => folder::copy_folder(ctx, op, &mut xml).await,
