@@ -12,6 +12,7 @@ use crate::access::{Effect, ImpersonationRoleInput, ImpersonationRule, Protocol,
 use crate::net::http::{Handler, HttpRequest};
 use crate::test_harness::{PASSWORD, World};
 
+mod clients;
 mod config;
 mod folders;
 mod items;
