@@ -115,7 +115,7 @@ pub enum Kind {
     /// A group reaching `members` mailboxes.
     Group { name: String, members: usize },
     /// An address in one of the organization's domains that names nothing
-    /// (or something disabled): mail to it would bounce.
+    /// (or something disabled), or no address at all: mail to it would bounce.
     Invalid,
     /// Anyone else's address.
     External,
@@ -281,7 +281,7 @@ async fn kind(ctx: &Context<'_>, address: &str, domains: &[String]) -> Kind {
         }
         _ => {
             let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-            if domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            if domain.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
                 Kind::Invalid
             } else {
                 Kind::External

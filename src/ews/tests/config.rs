@@ -259,11 +259,12 @@ async fn mail_tips_carry_only_the_tips_asked_for() {
     let f = tips_fixture().await;
     let root = f
         .call(&mail_tips(
-            &["bob@acme.test", "team@acme.test"],
+            &["bob@acme.test", "team@acme.test", "not-an-address"],
             "MailboxFullStatus InvalidRecipient",
         ))
         .await;
     let tips = tips_of(&root);
+    assert_eq!(tips[2].child_text("InvalidRecipient"), Some("true"));
     assert_eq!(
         names(tips[0]),
         [
