@@ -5,7 +5,8 @@
 //! `envelope` (SOAP header: version, impersonation; response envelope and faults),
 //! `auth` (Basic through the shared login path, Bearer tokens), `service` (the HTTP
 //! handler), `context` (who acts and the audited mailbox-rights decision),
-//! `folders` and `ids` (the EWS view of the store), `ops` (the operations).
+//! `folders` and `ids` (the EWS view of the store), `ops` (the operations),
+//! `wsdl` (what `GET` on the EWS paths answers).
 //!
 //! Must not touch SQL or files (the store does), nor import `server`, `imap` or
 //! `smtp`. Off unless `[ews] enabled = true` until the mail tier is complete.
@@ -24,6 +25,7 @@ pub mod props;
 pub mod service;
 pub mod start;
 pub mod subscriptions;
+pub mod wsdl;
 pub mod xml;
 
 #[cfg(test)]

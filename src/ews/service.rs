@@ -35,6 +35,8 @@ pub struct Ews {
     pub metrics: super::metrics::EwsMetrics,
     /// The submission path messages are sent through (SMTP's).
     pub submit: Arc<dyn crate::submission::Submit>,
+    /// Where clients reach this server (the WSDL names the EWS URL).
+    pub site: super::autodiscover::Site,
 }
 
 const XML: &str = "text/xml; charset=utf-8";
@@ -131,13 +133,9 @@ impl Ews {
             Credentials::Bearer(_) => None,
         };
         if req.method.eq_ignore_ascii_case("GET") {
-            return HttpResponse::new(
-                200,
-                "text/html; charset=utf-8",
-                "<html><body>mailgate Exchange Web Services endpoint: POST SOAP requests here.</body></html>\n",
-            );
+            return self.get(&req);
         }
-        if req.method != "POST" {
+        if req.method != "POST" || !req.path.eq_ignore_ascii_case("/EWS/Exchange.asmx") {
             return HttpResponse::new(405, "text/plain; charset=utf-8", "405 Method Not Allowed\n");
         }
         let request = match super::xml::parse(&req.body) {
@@ -199,6 +197,24 @@ impl Ews {
             super::ops::Answer::Document(body) => HttpResponse::new(200, XML, body),
             super::ops::Answer::Stream(chunks) => HttpResponse::streaming(200, XML, chunks),
         }
+    }
+
+    /// `GET` on an EWS path (already authenticated): the WSDL, the redirect to it
+    /// from the endpoint, or the REST photo form.
+    fn get(&self, req: &HttpRequest) -> HttpResponse {
+        let path = req.path.to_ascii_lowercase();
+        let base = self.site.base(req.header("host"));
+        if path == super::wsdl::WSDL_PATH.to_ascii_lowercase() {
+            let doc = super::wsdl::document(super::ops::SERVED, &base.ews_url());
+            return HttpResponse::new(200, XML, doc);
+        }
+        if path == "/ews/exchange.asmx" {
+            return super::wsdl::redirect(&base.url());
+        }
+        if path == "/ews/exchange.asmx/s/getuserphoto" {
+            return super::ops::photo::rest(&req.query);
+        }
+        HttpResponse::new(404, "text/plain; charset=utf-8", "404 Not Found\n")
     }
 
     /// A Basic user naming their own mailbox in `ExchangeImpersonation` (DavMail

@@ -11,7 +11,8 @@ use crate::net::http::Route;
 use crate::shared::Shared;
 use crate::submission::Submit;
 
-/// `/EWS/Exchange.asmx` (any letter case) and the Autodiscover paths when
+/// `/EWS/Exchange.asmx` (any letter case), `/EWS/Services.wsdl`, the REST photo
+/// path under `/EWS/Exchange.asmx/s/` and the Autodiscover paths when
 /// `[ews] enabled`; nothing otherwise.
 pub fn services(shared: &Shared, submit: Arc<dyn Submit>) -> Services {
     if !shared.config.ews.enabled {
@@ -30,8 +31,14 @@ pub fn services(shared: &Shared, submit: Arc<dyn Submit>) -> Services {
         subscriptions: Default::default(),
         metrics: super::metrics::EwsMetrics::registered(&shared.metrics),
         submit,
+        site: super::autodiscover::Site::from_config(&shared.config),
     });
-    let mut routes = vec![Route::exact("/EWS/Exchange.asmx", ews).max_body(max_body)];
+    let mut routes = vec![
+        Route::exact("/EWS/Exchange.asmx", ews.clone()).max_body(max_body),
+        // GET only: the WSDL and the REST photo form (see `wsdl`, `ops::photo`).
+        Route::exact(super::wsdl::WSDL_PATH, ews.clone()),
+        Route::prefix("/EWS/Exchange.asmx/s/", ews),
+    ];
     routes.extend(super::autodiscover::routes(shared));
     Services {
         routes,

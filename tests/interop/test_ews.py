@@ -174,3 +174,37 @@ def test_workmail_guide_impersonation_example_reads_and_read_only_cannot_write(e
     item.is_read = True
     with pytest.raises(ErrorAccessDenied):
         item.save(update_fields=["is_read"])
+
+
+def test_mail_tips_and_the_wsdl_answer_as_exchange_does(ews_daemon):
+    from exchangelib.properties import SendingAs
+    from exchangelib.services import GetMailTips
+
+    wm = client_for(ews_daemon)
+    org_id, domain = new_org(wm)
+    _, alice = new_user(wm, org_id, domain)
+    account = basic_account(ews_daemon, alice)
+
+    # exchangelib's own property: mail tips for mail to oneself.
+    tips = account.mail_tips
+    assert tips.recipient_address.email_address == alice
+    assert tips.invalid_recipient is False
+    assert tips.mailbox_full is False
+    assert tips.max_message_size > 0
+
+    # An address of the organization's domain that names nobody would bounce.
+    tips = GetMailTips(protocol=account.protocol).get(
+        sending_as=SendingAs(email_address=alice),
+        recipients=[Mailbox(email_address=f"nobody@{domain}")],
+        mail_tips_requested="All",
+    )
+    assert tips.invalid_recipient is True
+
+    # The WSDL needs a login and names the endpoint; the endpoint's GET leads to it.
+    wsdl = ews_url(ews_daemon).replace("Exchange.asmx", "Services.wsdl")
+    assert requests.get(wsdl, verify=ews_daemon.ca).status_code == 401
+    r = requests.get(wsdl, auth=(alice, PASSWORD), verify=ews_daemon.ca)
+    assert r.status_code == 200
+    assert f'location="{ews_url(ews_daemon)}"' in r.text
+    r = requests.get(ews_url(ews_daemon), auth=(alice, PASSWORD), verify=ews_daemon.ca)
+    assert r.status_code == 200 and r.url == wsdl

@@ -39,7 +39,7 @@ use crate::access::login::{Authenticator, Session};
 use crate::directory::Directory;
 use crate::net::http::{Handler, HandlerFuture, HttpRequest, HttpResponse, Route};
 use crate::shared::Shared;
-pub use site::Site;
+pub use site::{Base, Site};
 
 /// Largest POX or SOAP request read: exchangelib's 62-setting request is 5 KB,
 /// a 100-user GetUserSettings about 40 KB.

@@ -12,12 +12,16 @@ use super::context::Context;
 use super::envelope::{self, NS_MESSAGES, NS_TYPES};
 use super::xml::{Element, Xml};
 
+mod apps;
 mod attachment;
+mod config;
+mod flat;
 mod folder;
 pub mod item;
 mod misc;
 mod notify;
 mod people;
+pub mod photo;
 pub mod restrict;
 pub mod shape;
 mod sync;
@@ -54,6 +58,12 @@ pub const SERVED: &[&str] = &[
     "GetAttachment",
     "ConvertId",
     "GetServerTimeZones",
+    "GetServiceConfiguration",
+    "GetMailTips",
+    "GetUserPhoto",
+    "GetAppMarketplaceUrl",
+    "GetAppManifests",
+    "GetUnifiedGroupsSettings",
 ];
 
 /// The operation's name as a metrics label: itself when served, else `unsupported`.
@@ -104,11 +114,17 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "ResolveNames" => people::resolve_names(ctx, op, &mut xml),
         "ExpandDL" => people::expand_dl(ctx, op, &mut xml),
         "GetAttachment" => attachment::get_attachment(ctx, op, &mut xml).await,
-        "ConvertId" => misc::convert_id(ctx, op, &mut xml),
+        "ConvertId" => misc::convert_id(ctx, op, &mut xml).await,
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,
         "CopyFolder" => folder::copy_folder(ctx, op, &mut xml).await,
         "EmptyFolder" => folder::empty_folder(ctx, op, &mut xml).await,
+        "GetServiceConfiguration" => config::get_service_configuration(ctx, op, &mut xml),
+        "GetMailTips" => config::get_mail_tips(ctx, op, &mut xml).await,
+        "GetUserPhoto" => photo::get_user_photo(op, &mut xml),
+        "GetAppMarketplaceUrl" => apps::get_app_marketplace_url(&mut xml),
+        "GetAppManifests" => apps::get_app_manifests(op, &mut xml),
+        "GetUnifiedGroupsSettings" => apps::get_unified_groups_settings(&mut xml),
         other => unsupported(other, &mut xml),
     }
     envelope::close(&mut xml);

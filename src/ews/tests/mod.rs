@@ -12,10 +12,13 @@ use crate::access::{Effect, ImpersonationRoleInput, ImpersonationRule, Protocol,
 use crate::net::http::{Handler, HttpRequest};
 use crate::test_harness::{PASSWORD, World};
 
+mod clients;
+mod config;
 mod folders;
 mod items;
 mod notify;
 mod people;
+mod probes;
 mod protocol;
 mod thunderbird;
 
@@ -76,6 +79,15 @@ impl Fixture {
             subscriptions: Default::default(),
             metrics: Default::default(),
             submit: sent.clone(),
+            site: crate::ews::autodiscover::Site::new(
+                None,
+                crate::ews::autodiscover::Base {
+                    host: "mail.acme.test".into(),
+                    port: None,
+                },
+                vec![],
+                vec![],
+            ),
         });
         Fixture { world, ews, sent }
     }
@@ -135,6 +147,33 @@ impl Fixture {
         };
         assert!(body.len() <= limit, "body over the admitted limit");
         req.body = bytes::Bytes::from(body.to_string());
+        self.ews.clone().handle(req).await
+    }
+
+    /// A `GET` of `path?query` with `authorization` and a `Host` header, through
+    /// admit and handle as the router would.
+    pub async fn get(
+        &self,
+        authorization: Option<&str>,
+        path: &str,
+        query: &str,
+        host: &str,
+    ) -> crate::net::http::HttpResponse {
+        let mut headers = vec![("host".to_string(), host.to_string())];
+        if let Some(a) = authorization {
+            headers.push(("authorization".into(), a.to_string()));
+        }
+        let req = HttpRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: query.into(),
+            headers,
+            body: bytes::Bytes::new(),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        };
+        if let Err(r) = self.ews.admit(&req, 0) {
+            return r;
+        }
         self.ews.clone().handle(req).await
     }
 
