@@ -20,10 +20,20 @@ pub struct Submission<'a> {
     pub message: Vec<u8>,
     /// Every envelope recipient (To, Cc and Bcc).
     pub recipients: Vec<String>,
-    /// Keep a copy in the sender's Sent Items (EWS SendAndSaveCopy).
-    pub save_copy: bool,
+    /// Keep a copy for the sender (EWS SendAndSaveCopy), and where.
+    pub save_copy: Option<SavedCopy>,
     pub protocol: AuditProtocol,
     pub source_ip: IpAddr,
+}
+
+/// The sender's copy of a sent message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedCopy {
+    /// The folder (EWS SavedItemFolderId, checked by the caller for the sender's
+    /// right to create there); `None` for the sender's Sent Items.
+    pub folder: Option<i64>,
+    /// Its flags besides `\Seen` (EWS categories).
+    pub flags: Vec<String>,
 }
 
 /// Why nothing was sent.

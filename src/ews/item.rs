@@ -415,14 +415,7 @@ fn extended_value(e: &Extended, item: &Item<'_>) -> Option<String> {
         0x0E07 => {
             Some(message_flags(meta, item.summary.is_some_and(|s| s.has_attachments)).to_string())
         }
-        0x1090 => Some(
-            if has_flag(meta, "\\Flagged") {
-                "2"
-            } else {
-                "0"
-            }
-            .to_string(),
-        ),
+        0x1090 => Some(props::flag_status(item.props, has_flag(meta, "\\Flagged")).to_string()),
         0x0E08 => Some(meta.size.to_string()),
         0x0E17 => Some("0".to_string()),
         0x1081 => {

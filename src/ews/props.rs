@@ -32,9 +32,26 @@ const SETS: &[(&str, &str)] = &[
 
 /// MAPI tags computed from the store's own data (UID, flags, size, ...): never
 /// stored, a write of one goes to the flags it mirrors (see `ops::write`).
-pub const COMPUTED_TAGS: &[u32] = &[
-    0x0E07, 0x0E08, 0x0E17, 0x0E23, 0x1090, 0x1081, 0x0E06, 0x007D,
-];
+/// PR_FLAG_STATUS (0x1090) is both: `\Flagged` is its 2, and the value a client
+/// wrote is kept for the states IMAP has no flag for (1, complete).
+pub const COMPUTED_TAGS: &[u32] = &[0x0E07, 0x0E08, 0x0E17, 0x0E23, 0x1081, 0x0E06, 0x007D];
+
+/// PR_FLAG_STATUS: the stored value while it agrees with the IMAP `\Flagged`
+/// flag (2 exactly when flagged), else what the flag says.
+pub fn flag_status(props: Option<&ItemProps>, flagged: bool) -> i64 {
+    let tag = Extended {
+        tag: Some(0x1090),
+        ..Extended::default()
+    };
+    let stored = props
+        .and_then(|p| p.extended(&tag))
+        .and_then(|v| v.values.first()?.parse::<i64>().ok());
+    match stored {
+        Some(v) if (v == 2) == flagged => v,
+        _ if flagged => 2,
+        _ => 0,
+    }
+}
 
 /// The stored name of an extended property, one for every way of spelling it;
 /// `None` when the URI names no property (no tag, no id, no name, or no set).
@@ -432,7 +449,9 @@ mod tests {
             Some("2026-12-07T05:00:00Z")
         );
         assert_eq!(props.field_text("item:Culture"), None);
-        assert_eq!(props.0.len(), 5, "the computed 0x1090 is not stored");
+        assert_eq!(props.0.len(), 6);
+        assert_eq!(flag_status(Some(&props), true), 2);
+        assert_eq!(flag_status(Some(&props), false), 0, "IMAP unflagged it");
         let tags = Extended {
             distinguished_set: Some("PublicStrings".into()),
             name: Some("Tags".into()),

@@ -128,8 +128,8 @@ pub struct Submitter {
     pub user_id: String,
     /// Set when sending on behalf of another mailbox: the submitter's own address.
     pub on_behalf_of: Option<String>,
-    /// Keep a copy in the submitter's Sent Items (SMTP always; EWS SendOnly not).
-    pub sent_copy: bool,
+    /// Keep a copy for the submitter (SMTP always, in Sent Items; EWS as asked).
+    pub sent_copy: Option<crate::submission::SavedCopy>,
 }
 
 /// What happened to each recipient.
@@ -188,12 +188,20 @@ pub async fn deliver(
             flags: vec![],
         })
         .collect();
-    let sent_copy = submitter.is_some_and(|s| s.sent_copy);
-    if let Some(s) = submitter.filter(|s| s.sent_copy) {
+    let sent_copy = submitter.is_some_and(|s| s.sent_copy.is_some());
+    if let Some(s) = submitter
+        && let Some(copy) = &s.sent_copy
+    {
         owners.push(&s.org);
+        let folder = match copy.folder {
+            Some(id) => FolderRef::Id(id),
+            None => FolderRef::Kind(s.user_id.clone(), FolderKind::SentItems),
+        };
+        let mut flags = vec!["\\Seen".to_string()];
+        flags.extend(copy.flags.iter().cloned());
         targets.push(Target {
-            folder: FolderRef::Kind(s.user_id.clone(), FolderKind::SentItems),
-            flags: vec!["\\Seen".into()],
+            folder,
+            flags: crate::store::normalize_flags(&flags),
         });
     }
     let queues = queued.is_some();

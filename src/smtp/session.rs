@@ -824,7 +824,7 @@ impl Smtp {
             org: l.org_id.clone(),
             user_id: l.user_id.clone(),
             on_behalf_of: tx.on_behalf_of.clone(),
-            sent_copy: true,
+            sent_copy: Some(crate::submission::SavedCopy::default()),
         });
         if submitter.is_some() {
             message.extend_from_slice(

@@ -252,7 +252,7 @@ impl Props for Values<'_> {
 fn extended(v: &Values<'_>, e: &Extended) -> Vec<Value> {
     match e.tag {
         Some(0x0E23) => vec![Value::Int(i64::from(v.meta.uid))],
-        Some(0x1090) => vec![Value::Int(if v.flag("\\Flagged") { 2 } else { 0 })],
+        Some(0x1090) => vec![Value::Int(props::flag_status(v.props, v.flag("\\Flagged")))],
         Some(0x0E08) => vec![Value::Int(v.meta.size as i64)],
         _ => v
             .props

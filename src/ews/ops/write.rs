@@ -22,7 +22,7 @@ use crate::ews::item::{Addr, category_to_keyword, keyword_to_category, write_ite
 use crate::ews::props::{self, Edit};
 use crate::ews::xml::{Element, Xml};
 use crate::store::{FlagOp, FolderKind, ItemChange, MessageMeta, NewMessage, Property, Refused};
-use crate::submission::{Submission, SubmitError, Submitted};
+use crate::submission::{SavedCopy, Submission, SubmitError, Submitted};
 
 fn store_error(_: crate::store::StoreError) -> ResponseCode {
     ResponseCode::ErrorInternalServerError
@@ -96,8 +96,15 @@ fn builder_addrs(list: &[Addr]) -> Vec<mail_builder::headers::address::Address<'
 
 /// Builds RFC 5322 bytes from a `t:Message`'s fields (when it has no MimeContent).
 fn compose(ctx: &Context<'_>, msg: &Element, owner: &str) -> Vec<u8> {
+    // Exchange keeps the first 255 characters of a subject (PR_SUBJECT's limit).
+    let subject: String = msg
+        .child_text("Subject")
+        .unwrap_or("")
+        .chars()
+        .take(255)
+        .collect();
     let mut b = mail_builder::MessageBuilder::new()
-        .subject(msg.child_text("Subject").unwrap_or("").to_string())
+        .subject(subject)
         .date(crate::clock::now_secs());
     let from = msg
         .child("From")
@@ -302,7 +309,7 @@ async fn send(
     ctx: &Context<'_>,
     raw: &[u8],
     msg: Option<&Element>,
-    save_copy: bool,
+    save_copy: Option<SavedCopy>,
 ) -> Result<Submitted, (ResponseCode, String)> {
     let no_mailbox = ResponseCode::ErrorMissingEmailAddress;
     let actor = ctx
@@ -325,7 +332,8 @@ async fn send(
 
 /// CreateItem of messages. `SaveOnly` stores each in `SavedItemFolderId` (default
 /// Drafts); `SendOnly` and `SendAndSaveCopy` send it as an SMTP submission would
-/// (the copy goes to Sent Items).
+/// (the copy, with the item's categories, goes to `SavedItemFolderId` or else
+/// Sent Items).
 pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
     let mut trees = Trees::default();
@@ -345,9 +353,20 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     for msg in ids(op, "Items") {
         if msg.name == "Message" && disposition != "SaveOnly" {
             let owner = ctx.own_mailbox().unwrap_or_default().to_string();
-            let sent = match message_bytes(ctx, msg, &owner) {
-                Ok(raw) => send(ctx, &raw, Some(msg), disposition == "SendAndSaveCopy").await,
-                Err(code) => Err((code, super::default_text(code).to_string())),
+            let copy = match (disposition, op.child("SavedItemFolderId"), &target) {
+                ("SendAndSaveCopy", Some(_), Ok(f)) => Ok(Some(f.id)),
+                ("SendAndSaveCopy", Some(_), Err(code)) => Err(*code),
+                _ => Ok(None),
+            };
+            let save_copy = (disposition == "SendAndSaveCopy").then(|| SavedCopy {
+                folder: copy.unwrap_or(None),
+                flags: initial_flags(msg, false),
+            });
+            let sent = match (message_bytes(ctx, msg, &owner), copy) {
+                (Ok(raw), Ok(_)) => send(ctx, &raw, Some(msg), save_copy).await,
+                (Err(code), _) | (_, Err(code)) => {
+                    Err((code, super::default_text(code).to_string()))
+                }
             };
             match sent {
                 Ok(_) => {
@@ -513,7 +532,7 @@ fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, R
             }
             // Properties kept inside the message: a draft is rewritten
             // (see `rewrite_draft`); those kept beside it are `props` edits.
-            (f, _) if content_element(f).is_some() => {}
+            (f, _) if content_element(f).is_some() || f == "item:MimeContent" => {}
             _ if uri
                 .and_then(Path::parse)
                 .is_some_and(|p| props::is_stored(&p)) => {}
@@ -681,6 +700,34 @@ fn changes_content(updates: &Element) -> bool {
     })
 }
 
+/// The message a `SetItemField` of `item:MimeContent` gives a draft (exchangelib
+/// sends back the MIME it read, then the fields it changed; the fields apply on
+/// top of it, as on Exchange).
+fn new_mime(updates: &Element) -> Result<Option<Vec<u8>>, ResponseCode> {
+    let set = updates.children.iter().find(|c| {
+        c.name == "SetItemField"
+            && c.child("FieldURI").and_then(|u| u.attr("FieldURI")) == Some("item:MimeContent")
+    });
+    let Some(b64) = set.and_then(|c| {
+        c.path(&["Message", "MimeContent"])
+            .or_else(|| c.path(&["Item", "MimeContent"]))
+    }) else {
+        return Ok(None);
+    };
+    let clean: String = b64
+        .text
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let raw = STANDARD
+        .decode(clean)
+        .map_err(|_| ResponseCode::ErrorCorruptData)?;
+    if raw.is_empty() {
+        return Err(ResponseCode::ErrorCorruptData);
+    }
+    Ok(Some(raw))
+}
+
 /// Rewrites a draft with its fields changed: a new message under the same item id
 /// (IMAP sees the old UID expunged and a new one). Only drafts without attachments
 /// are rebuilt, since rebuilding from fields drops what the fields do not carry.
@@ -693,15 +740,31 @@ async fn rewrite_draft(
     properties: Vec<Property>,
 ) -> Result<MessageMeta, ResponseCode> {
     let store = &ctx.ews.store;
-    let raw = store.body(meta.body_id).await.map_err(store_error)?;
-    let msg = crate::message::Message::parse(&raw);
     let draft = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
-    if !draft || !msg.attachments().is_empty() {
+    if !draft {
         return Err(ResponseCode::ErrorInvalidPropertySet);
     }
-    let mut fields = draft_fields(&msg);
-    apply_content(&mut fields, updates);
-    let body = compose(ctx, &fields, &folder.mailbox_id);
+    let mime = new_mime(updates)?;
+    let fields_change = changes_content(updates);
+    let body = match (mime, fields_change) {
+        (Some(raw), false) => raw,
+        (mime, _) => {
+            let raw = match mime {
+                Some(raw) => raw,
+                None => store.body(meta.body_id).await.map_err(store_error)?,
+            };
+            let msg = crate::message::Message::parse(&raw);
+            if !msg.attachments().is_empty() {
+                return Err(ResponseCode::ErrorInvalidPropertySet);
+            }
+            let mut fields = draft_fields(&msg);
+            apply_content(&mut fields, updates);
+            compose(ctx, &fields, &folder.mailbox_id)
+        }
+    };
+    if body.len() as u64 > ctx.ews.max_message_size {
+        return Err(ResponseCode::ErrorMessageSizeExceeded);
+    }
     let stored = store
         .replace_message(
             folder.id,
@@ -751,7 +814,7 @@ async fn update_one(
             edits.push(edit?);
         }
     }
-    if changes_content(updates) {
+    if changes_content(updates) || new_mime(updates)?.is_some() {
         let current = load_props(ctx, &meta.item_id).await?;
         let properties = props::apply(current, &edits);
         return rewrite_draft(ctx, &folder, &meta, updates, flags, properties).await;
@@ -790,10 +853,18 @@ async fn update_one(
 }
 
 /// SendItem: sends saved drafts (their stored message, to its To, Cc and Bcc);
-/// with `SaveItemToFolder` the copy goes to Sent Items. The draft is removed once
-/// sent, as Exchange moves it.
+/// with `SaveItemToFolder` the copy goes to `SavedItemFolderId` or else Sent
+/// Items, keeping the draft's categories. The draft is removed once sent, as
+/// Exchange moves it.
 pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let save_copy = op.attr("SaveItemToFolder").is_none_or(|v| truthy(Some(v)));
+    let mut trees = Trees::default();
+    let copy_folder = match op.child("SavedItemFolderId") {
+        Some(el) if save_copy => store_folder(ctx, &mut trees, el, MailboxAction::Create)
+            .await
+            .map(|f| Some(f.id)),
+        _ => Ok(None),
+    };
     let mut reply = Reply::begin(xml, "SendItem");
     for el in ids(op, "ItemIds") {
         let done = async {
@@ -806,7 +877,19 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     "the draft is gone".to_string(),
                 )
             })?;
-            send(ctx, &raw, None, save_copy).await?;
+            let folder_id = copy_folder
+                .clone()
+                .map_err(|c| (c, super::default_text(c).to_string()))?;
+            let copy = save_copy.then(|| SavedCopy {
+                folder: folder_id,
+                flags: meta
+                    .flags
+                    .iter()
+                    .filter(|f| keyword_to_category(f).is_some())
+                    .cloned()
+                    .collect(),
+            });
+            send(ctx, &raw, None, copy).await?;
             let _ = ctx.ews.store.expunge(folder.id, vec![meta.uid]).await;
             Ok::<(), (ResponseCode, String)>(())
         }
@@ -1063,9 +1146,12 @@ mod tests {
         assert_eq!(flags, ["\\Flagged", "\\Seen", "$Junk", "Blue&20category"]);
         let clear = parse(br#"<Updates><DeleteItemField><FieldURI FieldURI="item:Categories"/></DeleteItemField><SetItemField><FieldURI FieldURI="item:Flag"/><Message><Flag><FlagStatus>NotFlagged</FlagStatus></Flag></Message></SetItemField></Updates>"#).unwrap();
         assert_eq!(updated_flags(&flags, &clear).unwrap(), ["\\Seen", "$Junk"]);
+        // A property kept beside the message is not a flag change, and not refused.
         let reminder = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:ReminderIsSet"/><Message><ReminderIsSet>true</ReminderIsSet></Message></SetItemField></Updates>"#).unwrap();
+        assert_eq!(updated_flags(&["\\Seen".into()], &reminder).unwrap(), ["\\Seen"]);
+        let read_only = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:DateTimeReceived"/><Message><DateTimeReceived>2026-01-01T00:00:00Z</DateTimeReceived></Message></SetItemField></Updates>"#).unwrap();
         assert_eq!(
-            updated_flags(&[], &reminder),
+            updated_flags(&[], &read_only),
             Err(ResponseCode::ErrorInvalidPropertySet)
         );
     }

@@ -53,7 +53,7 @@ impl crate::submission::Submit for Recorder {
         self.0
             .lock()
             .unwrap()
-            .push((s.recipients, s.message, s.save_copy));
+            .push((s.recipients, s.message, s.save_copy.is_some()));
         Ok(crate::submission::Submitted::default())
     }
 }
