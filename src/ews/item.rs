@@ -14,7 +14,7 @@ use super::ids::EwsId;
 use super::ops::shape::{Base, BodyType, Extended, Shape};
 use super::props::{self, ItemProps};
 use super::xml::Xml;
-use crate::message::{Address, Message, mailboxes};
+use crate::message::{Address, Message, PartPath, mailboxes};
 use crate::store::MessageMeta;
 
 /// `2026-12-07T05:03:20Z`.
@@ -352,9 +352,20 @@ fn write_body(xml: &mut Xml, name: &str, msg: &Message<'_>, kind: BodyType) {
     );
 }
 
-/// The id of an attachment: the item and the part path.
-pub fn attachment_id(item_id: &str, path: &str) -> String {
-    EwsId::Attachment(format!("{item_id}:{path}")).encode()
+/// The id of an attachment: the item, the part path, and a digest of the part,
+/// so that once another attachment is removed and the parts after it renumber,
+/// an old id names nothing rather than its neighbour.
+pub fn attachment_id(item_id: &str, msg: &Message<'_>, path: &PartPath) -> String {
+    let digest = part_digest(msg, path).unwrap_or_default();
+    EwsId::Attachment(format!("{item_id}:{path}:{digest}")).encode()
+}
+
+/// A short digest of a part's bytes (header and body).
+pub fn part_digest(msg: &Message<'_>, path: &PartPath) -> Option<String> {
+    let part = msg.part(&path.0)?;
+    let bytes = msg.raw().get(part.header.start..part.body.end)?;
+    let key = crate::store::change_key(&String::from_utf8_lossy(bytes), 0);
+    Some(key.rsplit('-').next().unwrap_or_default().to_string())
 }
 
 fn write_attachments(xml: &mut Xml, meta: &MessageMeta, msg: &Message<'_>) {
@@ -372,7 +383,7 @@ fn write_attachments(xml: &mut Xml, meta: &MessageMeta, msg: &Message<'_>) {
         xml.open(el, &[]);
         xml.empty(
             "t:AttachmentId",
-            &[("Id", &attachment_id(&meta.item_id, &a.path.to_string()))],
+            &[("Id", &attachment_id(&meta.item_id, msg, &a.path))],
         );
         xml.leaf("t:Name", a.file_name.as_deref().unwrap_or("attachment"));
         xml.leaf("t:ContentType", &a.content_type);

@@ -215,6 +215,11 @@ impl ItemProps {
         ItemProps(props)
     }
 
+    /// The properties as the store keeps them.
+    pub fn into_inner(self) -> Vec<Property> {
+        self.0
+    }
+
     fn value(&self, key: &str) -> Option<Value> {
         self.0
             .iter()

@@ -15,6 +15,7 @@ mod address;
 mod attachment;
 mod date;
 mod decode;
+pub mod edit;
 mod header;
 mod mime;
 mod text;

@@ -1,27 +1,61 @@
-//! GetAttachment: an attachment's content, found by its part path in the stored
-//! message (file attachments as base64 Content, attached messages as an item with
-//! their MIME content).
+//! Attachments: GetAttachment (an attachment's content, found by its part path
+//! in the stored message: file attachments as base64 Content, attached messages as
+//! an item with their MIME content), CreateAttachment and DeleteAttachment (the
+//! item's message rewritten with the part added or removed, under the same item
+//! id, flags and properties).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::item::open_item;
+use std::sync::Arc;
+
+use super::item::{Found, load_props, open_item};
+use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::Summary;
+use crate::ews::item::{Summary, attachment_id, part_digest};
 use crate::ews::xml::{Element, Xml};
+use crate::message::edit::{NewPart, add_parts, remove_part};
 use crate::message::{Message, PartPath};
+use crate::store::{MessageMeta, NewMessage};
 
-/// Splits an attachment id into the item's id and the part path.
-fn parse_id(id: &str) -> Option<(String, PartPath)> {
-    let EwsId::Attachment(v) = EwsId::decode(id).ok()? else {
-        return None;
-    };
-    let (item, path) = v.split_once(':')?;
-    Some((item.to_string(), path.parse().ok()?))
+/// An attachment id's parts: the item's id, the part path and the part's digest.
+struct AttachmentRef {
+    item: String,
+    path: PartPath,
+    digest: String,
+}
+
+impl AttachmentRef {
+    fn parse(id: &str) -> Option<AttachmentRef> {
+        let EwsId::Attachment(v) = EwsId::decode(id).ok()? else {
+            return None;
+        };
+        let mut it = v.splitn(3, ':');
+        Some(AttachmentRef {
+            item: it.next()?.to_string(),
+            path: it.next()?.parse().ok()?,
+            digest: it.next()?.to_string(),
+        })
+    }
+
+    /// Whether `msg` still has this attachment where the id says.
+    fn names(&self, msg: &Message<'_>) -> bool {
+        part_digest(msg, &self.path).as_deref() == Some(self.digest.as_str())
+            && msg.attachments().iter().any(|a| a.path == self.path)
+    }
+
+    /// The `ItemId` element of the item holding it.
+    fn item_element(&self) -> Element {
+        Element {
+            name: "ItemId".into(),
+            attrs: vec![("Id".into(), EwsId::Item(self.item.clone()).encode())],
+            ..Element::default()
+        }
+    }
 }
 
 pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
@@ -31,16 +65,11 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let mut reply = Reply::begin(xml, "GetAttachment");
     for el in ids(op, "AttachmentIds") {
         let wire = el.attr("Id").unwrap_or("");
-        let Some((item, path)) = parse_id(wire) else {
+        let Some(at) = AttachmentRef::parse(wire) else {
             reply.fail(ResponseCode::ErrorInvalidIdMalformed);
             continue;
         };
-        let item_el = Element {
-            name: "ItemId".into(),
-            attrs: vec![("Id".into(), EwsId::Item(item).encode())],
-            ..Element::default()
-        };
-        let found = match open_item(ctx, &item_el, MailboxAction::ReadAttachment).await {
+        let found = match open_item(ctx, &at.item_element(), MailboxAction::ReadAttachment).await {
             Ok(f) => f,
             Err(code) => {
                 reply.fail(code);
@@ -55,8 +84,8 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
         };
         let msg = Message::parse(&raw);
-        let listed = msg.attachments().into_iter().find(|a| a.path == path);
-        let (Some(a), Some(part)) = (listed, msg.part(&path.0)) else {
+        let listed = msg.attachments().into_iter().find(|a| a.path == at.path);
+        let (true, Some(a), Some(part)) = (at.names(&msg), listed, msg.part(&at.path.0)) else {
             reply.fail(ResponseCode::ErrorItemNotFound);
             continue;
         };
@@ -101,6 +130,192 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
         x.close("m:Attachments");
         reply.end();
+    }
+    reply.finish();
+}
+
+/// The attachment a `t:FileAttachment` or `t:ItemAttachment` of CreateAttachment
+/// describes.
+fn new_part(ctx: &Context<'_>, el: &Element, owner: &str) -> Result<NewPart, ResponseCode> {
+    let name = el.child_text("Name").unwrap_or("attachment").to_string();
+    match el.name.as_str() {
+        "FileAttachment" => {
+            let b64: String = el
+                .child_text("Content")
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            let content = STANDARD
+                .decode(b64)
+                .map_err(|_| ResponseCode::ErrorCorruptData)?;
+            Ok(NewPart::File {
+                content_type: el
+                    .child_text("ContentType")
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
+                content_id: el.child_text("ContentId").map(str::to_string),
+                inline: super::truthy(el.child_text("IsInline")),
+                name,
+                content,
+            })
+        }
+        "ItemAttachment" => {
+            let item = el
+                .children
+                .iter()
+                .find(|c| c.name == "Message" || c.name == "Item")
+                .ok_or(ResponseCode::ErrorInvalidOperation)?;
+            Ok(NewPart::Message {
+                name,
+                raw: message_bytes(ctx, item, owner)?,
+            })
+        }
+        _ => Err(ResponseCode::ErrorSchemaValidation),
+    }
+}
+
+/// Replaces an item's message by `raw`, keeping its flags and properties (the
+/// item keeps its id; IMAP sees a new UID).
+async fn rewrite(
+    ctx: &Context<'_>,
+    found: &Found,
+    raw: Vec<u8>,
+) -> Result<MessageMeta, ResponseCode> {
+    if raw.len() as u64 > ctx.ews.max_message_size {
+        return Err(ResponseCode::ErrorMessageSizeExceeded);
+    }
+    let props = load_props(ctx, &found.meta.item_id).await?;
+    let store = &ctx.ews.store;
+    let stored = store
+        .replace_message(
+            found.folder.id,
+            found.meta.uid,
+            NewMessage {
+                body: Arc::from(raw),
+                internal_date: found.meta.internal_date,
+                flags: found.meta.flags.clone(),
+                properties: props.into_inner(),
+            },
+        )
+        .await
+        .map_err(store_error)?
+        .map_err(refused)?;
+    store
+        .messages(found.folder.id, stored.uid, stored.uid)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .next()
+        .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
+fn write_root(xml: &mut Xml, el: &str, meta: &MessageMeta) {
+    xml.empty(
+        el,
+        &[
+            ("RootItemId", &EwsId::Item(meta.item_id.clone()).encode()),
+            ("RootItemChangeKey", &meta.change_key()),
+        ],
+    );
+}
+
+/// CreateAttachment: adds file and item attachments to an item in one rewrite of
+/// its message; one response message per attachment, in order.
+pub async fn create_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let attachments = ids(op, "Attachments");
+    let done = async {
+        let parent = op
+            .child("ParentItemId")
+            .ok_or(ResponseCode::ErrorSchemaValidation)?;
+        let found = open_item(ctx, parent, MailboxAction::Update).await?;
+        let parts = attachments
+            .iter()
+            .map(|a| new_part(ctx, a, &found.folder.mailbox_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let raw = ctx
+            .ews
+            .store
+            .body(found.meta.body_id)
+            .await
+            .map_err(store_error)?;
+        let meta = rewrite(ctx, &found, add_parts(&raw, &parts)).await?;
+        let now = ctx
+            .ews
+            .store
+            .body(meta.body_id)
+            .await
+            .map_err(store_error)?;
+        let msg = Message::parse(&now);
+        let list = msg.attachments();
+        let added: Vec<String> = list[list.len().saturating_sub(parts.len())..]
+            .iter()
+            .map(|a| attachment_id(&meta.item_id, &msg, &a.path))
+            .collect();
+        Ok::<_, ResponseCode>((meta, added))
+    }
+    .await;
+    let mut reply = Reply::begin(xml, "CreateAttachment");
+    match done {
+        Ok((meta, added)) => {
+            for (a, el) in added.iter().zip(&attachments) {
+                let x = reply.ok();
+                x.open("m:Attachments", &[]);
+                let kind = format!("t:{}", el.name);
+                x.open(&kind, &[]);
+                x.empty(
+                    "t:AttachmentId",
+                    &[
+                        ("Id", a),
+                        ("RootItemId", &EwsId::Item(meta.item_id.clone()).encode()),
+                        ("RootItemChangeKey", &meta.change_key()),
+                    ],
+                );
+                x.close(&kind);
+                x.close("m:Attachments");
+                reply.end();
+            }
+        }
+        Err(code) => {
+            for _ in &attachments {
+                reply.fail(code);
+            }
+        }
+    }
+    reply.finish();
+}
+
+/// DeleteAttachment: removes each attachment from its item (one rewrite each).
+pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let mut reply = Reply::begin(xml, "DeleteAttachment");
+    for el in ids(op, "AttachmentIds") {
+        let done = async {
+            let at = AttachmentRef::parse(el.attr("Id").unwrap_or(""))
+                .ok_or(ResponseCode::ErrorInvalidIdMalformed)?;
+            let found = open_item(ctx, &at.item_element(), MailboxAction::Update).await?;
+            let raw = ctx
+                .ews
+                .store
+                .body(found.meta.body_id)
+                .await
+                .map_err(store_error)?;
+            let edited = at
+                .names(&Message::parse(&raw))
+                .then(|| remove_part(&raw, &at.path.0))
+                .flatten()
+                .ok_or(ResponseCode::ErrorItemNotFound)?;
+            rewrite(ctx, &found, edited).await
+        }
+        .await;
+        match done {
+            Ok(meta) => {
+                let x = reply.ok();
+                write_root(x, "m:RootItemId", &meta);
+                reply.end();
+            }
+            Err(code) => reply.fail(code),
+        }
     }
     reply.finish();
 }

@@ -22,6 +22,7 @@ mod misc;
 mod notify;
 mod people;
 pub mod photo;
+mod respond;
 pub mod restrict;
 pub mod shape;
 mod sync;
@@ -56,6 +57,8 @@ pub const SERVED: &[&str] = &[
     "ResolveNames",
     "ExpandDL",
     "GetAttachment",
+    "CreateAttachment",
+    "DeleteAttachment",
     "ConvertId",
     "GetServerTimeZones",
     "GetServiceConfiguration",
@@ -114,6 +117,8 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "ResolveNames" => people::resolve_names(ctx, op, &mut xml),
         "ExpandDL" => people::expand_dl(ctx, op, &mut xml),
         "GetAttachment" => attachment::get_attachment(ctx, op, &mut xml).await,
+        "CreateAttachment" => attachment::create_attachment(ctx, op, &mut xml).await,
+        "DeleteAttachment" => attachment::delete_attachment(ctx, op, &mut xml).await,
         "ConvertId" => misc::convert_id(ctx, op, &mut xml).await,
         "GetServerTimeZones" => misc::get_server_time_zones(op, &mut xml),
         "MoveFolder" => folder::move_folder(ctx, op, &mut xml).await,

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::folder::{Trees, open_folder};
 use super::item::{Found, load_props, open_item};
+use super::respond::{self, Kind};
 use super::shape::{Extended, Path};
 use super::{Reply, ids, truthy};
 use crate::events::audit::AuditProtocol;
@@ -24,11 +25,11 @@ use crate::ews::xml::{Element, Xml};
 use crate::store::{FlagOp, FolderKind, ItemChange, MessageMeta, NewMessage, Property, Refused};
 use crate::submission::{SavedCopy, Submission, SubmitError, Submitted};
 
-fn store_error(_: crate::store::StoreError) -> ResponseCode {
+pub(super) fn store_error(_: crate::store::StoreError) -> ResponseCode {
     ResponseCode::ErrorInternalServerError
 }
 
-fn refused(r: Refused) -> ResponseCode {
+pub(super) fn refused(r: Refused) -> ResponseCode {
     match r {
         Refused::OverQuota => ResponseCode::ErrorQuotaExceeded,
         Refused::NoSuchFolder => ResponseCode::ErrorFolderNotFound,
@@ -350,7 +351,18 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
     };
     let mut reply = Reply::begin(xml, "CreateItem");
-    for msg in ids(op, "Items") {
+    for el in ids(op, "Items") {
+        let response = match Kind::of(&el.name) {
+            Some(kind) => match respond::build(ctx, el, kind).await {
+                Ok(r) => Some((kind, r)),
+                Err(code) => {
+                    reply.fail(code);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let msg = response.as_ref().map_or(el, |(_, r)| &r.message);
         if msg.name == "Message" && disposition != "SaveOnly" {
             let owner = ctx.own_mailbox().unwrap_or_default().to_string();
             let copy = match (disposition, op.child("SavedItemFolderId"), &target) {
@@ -368,6 +380,23 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     Err((code, super::default_text(code).to_string()))
                 }
             };
+            if let (Ok(_), Some((kind, r))) = (&sent, &response) {
+                let original = &r.original;
+                let marked = ctx
+                    .ews
+                    .store
+                    .store_flags(
+                        original.folder.id,
+                        vec![original.meta.uid],
+                        FlagOp::Add,
+                        vec![kind.marks_with().to_string()],
+                        None,
+                    )
+                    .await;
+                if let Err(e) = marked {
+                    tracing::warn!(error = %e, "the answered message was not marked");
+                }
+            }
             match sent {
                 Ok(_) => {
                     let x = reply.ok();
@@ -404,7 +433,11 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 }
 
 /// The message a `t:Message` carries: its MimeContent, or one built from its fields.
-fn message_bytes(ctx: &Context<'_>, msg: &Element, owner: &str) -> Result<Vec<u8>, ResponseCode> {
+pub(super) fn message_bytes(
+    ctx: &Context<'_>,
+    msg: &Element,
+    owner: &str,
+) -> Result<Vec<u8>, ResponseCode> {
     let raw = match msg.child_text("MimeContent") {
         Some(b64) => {
             let clean: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -1148,7 +1181,10 @@ mod tests {
         assert_eq!(updated_flags(&flags, &clear).unwrap(), ["\\Seen", "$Junk"]);
         // A property kept beside the message is not a flag change, and not refused.
         let reminder = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:ReminderIsSet"/><Message><ReminderIsSet>true</ReminderIsSet></Message></SetItemField></Updates>"#).unwrap();
-        assert_eq!(updated_flags(&["\\Seen".into()], &reminder).unwrap(), ["\\Seen"]);
+        assert_eq!(
+            updated_flags(&["\\Seen".into()], &reminder).unwrap(),
+            ["\\Seen"]
+        );
         let read_only = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:DateTimeReceived"/><Message><DateTimeReceived>2026-01-01T00:00:00Z</DateTimeReceived></Message></SetItemField></Updates>"#).unwrap();
         assert_eq!(
             updated_flags(&[], &read_only),

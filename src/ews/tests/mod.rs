@@ -19,6 +19,7 @@ mod items;
 mod notify;
 mod people;
 mod probes;
+mod properties;
 mod protocol;
 mod thunderbird;
 
