@@ -138,7 +138,13 @@ struct Candidate {
 /// FindItem over each parent folder.
 pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let shape = Shape::parse(op.child("ItemShape"));
-    let restriction = match op.child("Restriction").map(restrict::parse).transpose() {
+    let query = op
+        .child("QueryString")
+        .map(|q| restrict::parse_aqs(&q.text));
+    let restriction = match query
+        .or_else(|| op.child("Restriction").map(restrict::parse))
+        .transpose()
+    {
         Ok(r) => r,
         Err(code) => {
             let mut reply = Reply::begin(xml, "FindItem");

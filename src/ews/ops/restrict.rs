@@ -199,6 +199,11 @@ impl Props for Values<'_> {
         let addrs = |l: &[crate::ews::item::Addr]| -> Vec<Value> {
             l.iter().map(|a| Value::Text(a.address.clone())).collect()
         };
+        let names = |l: &[crate::ews::item::Addr]| -> Vec<Value> {
+            l.iter()
+                .map(|a| Value::Text(a.name.clone().unwrap_or_else(|| a.address.clone())))
+                .collect()
+        };
         let received = Value::Date(self.meta.internal_date.div_euclid(1000));
         if let (Path::Field(f), Some(p)) = (path, self.props)
             && let Some(v) = p.field(f)
@@ -233,10 +238,23 @@ impl Props for Values<'_> {
                 } else {
                     &s.sender
                 }),
-                ("message:ToRecipients" | "item:DisplayTo", Some(s)) => addrs(&s.to),
-                ("message:CcRecipients" | "item:DisplayCc", Some(s)) => addrs(&s.cc),
+                ("message:ToRecipients", Some(s)) => addrs(&s.to),
+                ("message:CcRecipients", Some(s)) => addrs(&s.cc),
+                // The display strings hold names (or addresses without one).
+                ("item:DisplayTo", Some(s)) => names(&s.to),
+                ("item:DisplayCc", Some(s)) => names(&s.cc),
                 ("message:InternetMessageId", Some(s)) => s
                     .message_id
+                    .iter()
+                    .map(|v| Value::Text(v.clone()))
+                    .collect(),
+                ("item:InReplyTo", Some(s)) => s
+                    .in_reply_to
+                    .iter()
+                    .map(|v| Value::Text(v.clone()))
+                    .collect(),
+                ("message:References", Some(s)) => s
+                    .references
                     .iter()
                     .map(|v| Value::Text(v.clone()))
                     .collect(),
@@ -284,6 +302,108 @@ pub fn needs_message(e: &Expr) -> bool {
         Expr::Not(x) => needs_message(x),
         Expr::Exists(p) | Expr::Compare(p, _, _) | Expr::Contains { path: p, .. } => !meta_only(p),
     }
+}
+
+/// The restriction an AQS `QueryString` means (the subset clients send:
+/// `word`, `Key:value`, `Key:"a phrase"`, joined by AND, OR and NOT; adjacent
+/// terms must all match). A bare word matches subject, body, sender or
+/// recipients; `Subject`, `Body`, `From`, `To`, `Cc` and `Participants` one of
+/// them, on addresses and display names, ignoring case.
+pub fn parse_aqs(query: &str) -> Result<Expr, ResponseCode> {
+    let mut tokens = Vec::new();
+    let mut chars = query.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut word = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            if c == '"' {
+                for q in chars.by_ref() {
+                    if q == '"' {
+                        break;
+                    }
+                    word.push(q);
+                }
+                continue;
+            }
+            word.push(c);
+        }
+        tokens.push(word);
+    }
+    let field = |f: &str| Path::Field(f.to_string());
+    let any_of = |paths: &[&str], text: &str| {
+        Expr::Or(
+            paths
+                .iter()
+                .map(|p| Expr::Contains {
+                    path: field(p),
+                    text: text.to_string(),
+                    mode: Mode::Substring,
+                    ignore_case: true,
+                })
+                .collect(),
+        )
+    };
+    let term = |t: &str| -> Result<Expr, ResponseCode> {
+        let (key, value) = match t.split_once(':') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(char::is_alphabetic) => {
+                (k.to_ascii_lowercase(), v)
+            }
+            _ => (String::new(), t),
+        };
+        if value.is_empty() {
+            return Err(ResponseCode::ErrorSchemaValidation);
+        }
+        let paths: &[&str] = match key.as_str() {
+            "" => &[
+                "item:Subject",
+                "item:Body",
+                "message:From",
+                "message:ToRecipients",
+                "item:DisplayTo",
+            ],
+            "subject" => &["item:Subject"],
+            "body" => &["item:Body"],
+            "from" => &["message:From"],
+            "to" => &["message:ToRecipients", "item:DisplayTo"],
+            "cc" => &["message:CcRecipients", "item:DisplayCc"],
+            "participants" => &[
+                "message:From",
+                "message:ToRecipients",
+                "item:DisplayTo",
+                "message:CcRecipients",
+                "item:DisplayCc",
+            ],
+            _ => return Err(ResponseCode::ErrorSchemaValidation),
+        };
+        Ok(any_of(paths, value))
+    };
+    // Disjunctive groups of conjunctions: `a b OR c` is (a AND b) OR c.
+    let mut groups: Vec<Vec<Expr>> = vec![Vec::new()];
+    let mut negate = false;
+    for t in &tokens {
+        match t.as_str() {
+            "AND" => {}
+            "OR" => groups.push(Vec::new()),
+            "NOT" => negate = true,
+            _ => {
+                let e = term(t)?;
+                let e = if negate { Expr::Not(Box::new(e)) } else { e };
+                negate = false;
+                groups.last_mut().expect("one group at least").push(e);
+            }
+        }
+    }
+    if groups.iter().any(Vec::is_empty) {
+        return Err(ResponseCode::ErrorSchemaValidation);
+    }
+    Ok(Expr::Or(groups.into_iter().map(Expr::And).collect()))
 }
 
 /// Whether the expression reads properties kept beside the message.
@@ -520,6 +640,40 @@ mod tests {
             r#"<IsEqualTo><FieldURI FieldURI="item:DateTimeReceived"/><FieldURIOrConstant><Constant Value="tomorrow"/></FieldURIOrConstant></IsEqualTo>"#,
         );
         assert!(!eval(&bad_date, &v));
+    }
+
+    #[test]
+    fn aqs_queries_as_exchangelib_sends_them() {
+        let m = meta(&[]);
+        let s = Summary {
+            subject: "Quarterly report".into(),
+            to: vec![crate::ews::item::Addr {
+                name: Some("Bob Builder".into()),
+                address: "bob@x.test".into(),
+            }],
+            ..Summary::default()
+        };
+        let v = Values {
+            meta: &m,
+            summary: Some(&s),
+            body: None,
+            props: None,
+        };
+        for (q, hit) in [
+            ("Subject:quarterly", true),
+            ("To:bob@x.test AND Subject:report", true),
+            ("To:\"Bob Builder\" AND Subject:report", true),
+            ("Participants:builder", true),
+            ("To:carol AND Subject:report", false),
+            ("To:carol OR Subject:report", true),
+            ("NOT Subject:report", false),
+            ("quarterly", true),
+        ] {
+            assert_eq!(eval(&parse_aqs(q).unwrap(), &v), hit, "{q}");
+        }
+        for bad in ["", "Subject:", "Color:red", "a OR"] {
+            assert!(parse_aqs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
