@@ -186,14 +186,32 @@ pub struct Event {
 }
 
 /// The events a subscription reports for a run of feed changes (its folders and
-/// types only). `folder_item` gives a store folder's item id.
+/// types only). `folder_item` gives a store folder's item id. An item rewritten
+/// under its own id (an edited draft: the feed has its old UID expunged, then its
+/// new one created, in one commit) is one ModifiedEvent.
 pub fn events_for(
     sub: &Subscription,
     changes: &[Change],
     folder_item: &dyn Fn(i64) -> Option<String>,
 ) -> Vec<Event> {
+    let rewritten = |i: usize, c: &Change| {
+        !c.item_id.is_empty()
+            && changes[i + 1..].iter().any(|n| {
+                n.kind == ChangeKind::Created
+                    && n.item_id == c.item_id
+                    && n.folder_id == c.folder_id
+            })
+    };
+    let recreated = |i: usize, c: &Change| {
+        !c.item_id.is_empty()
+            && changes[..i].iter().any(|p| {
+                p.kind == ChangeKind::Expunged
+                    && p.item_id == c.item_id
+                    && p.folder_id == c.folder_id
+            })
+    };
     let mut out = Vec::new();
-    for c in changes {
+    for (i, c) in changes.iter().enumerate() {
         let watched = sub
             .folders
             .as_ref()
@@ -215,6 +233,10 @@ pub fn events_for(
             }
         };
         match c.kind {
+            ChangeKind::Expunged if rewritten(i, c) => {}
+            ChangeKind::Created if recreated(i, c) => {
+                push("ModifiedEvent", EventTypes::MODIFIED, item, folder)
+            }
             ChangeKind::Created => {
                 push(
                     "NewMailEvent",
@@ -224,7 +246,9 @@ pub fn events_for(
                 );
                 push("CreatedEvent", EventTypes::CREATED, item, folder);
             }
-            ChangeKind::Flags => push("ModifiedEvent", EventTypes::MODIFIED, item, folder),
+            ChangeKind::Flags | ChangeKind::ReadFlag => {
+                push("ModifiedEvent", EventTypes::MODIFIED, item, folder)
+            }
             ChangeKind::Expunged => push("DeletedEvent", EventTypes::DELETED, item, folder),
             ChangeKind::FolderCreated => push("CreatedEvent", EventTypes::CREATED, None, item),
             ChangeKind::FolderDeleted => push("DeletedEvent", EventTypes::DELETED, None, item),
@@ -291,6 +315,15 @@ mod tests {
         assert_eq!(ev[3].folder.as_deref(), Some("i5"));
         let all = sub(None, &["CreatedEvent"]);
         assert_eq!(events_for(&all, &changes, &|_| None).len(), 2);
+        // A draft rewritten under its id: expunged and created in one commit.
+        let mut edit = [
+            change(6, 1, ChangeKind::Expunged),
+            change(7, 1, ChangeKind::Created),
+        ];
+        edit[1].item_id = edit[0].item_id.clone();
+        let ev = events_for(&s, &edit, &|_| None);
+        let kinds: Vec<_> = ev.iter().map(|e| (e.kind, e.item.as_deref())).collect();
+        assert_eq!(kinds, [("ModifiedEvent", Some("i6"))]);
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl View {
             self.synced = self.synced.max(c.modseq);
             match c.kind {
                 ChangeKind::Created => created.push((c.uid, c.modseq)),
-                ChangeKind::Flags => {
+                ChangeKind::Flags | ChangeKind::ReadFlag => {
                     touched.insert(c.uid);
                 }
                 ChangeKind::Expunged => {

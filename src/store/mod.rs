@@ -263,6 +263,8 @@ impl CacheConsumer {
 pub enum ChangeKind {
     Created,
     Flags,
+    /// Flags changed in `\Seen` alone (EWS sync reports it as a ReadFlagChange).
+    ReadFlag,
     Expunged,
     FolderCreated,
     FolderDeleted,
@@ -275,6 +277,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Created => "created",
             ChangeKind::Flags => "flags",
+            ChangeKind::ReadFlag => "read_flag",
             ChangeKind::Expunged => "expunged",
             ChangeKind::FolderCreated => "folder_created",
             ChangeKind::FolderDeleted => "folder_deleted",
@@ -285,6 +288,7 @@ impl ChangeKind {
         Some(match s {
             "created" => ChangeKind::Created,
             "flags" => ChangeKind::Flags,
+            "read_flag" => ChangeKind::ReadFlag,
             "expunged" => ChangeKind::Expunged,
             "folder_created" => ChangeKind::FolderCreated,
             "folder_deleted" => ChangeKind::FolderDeleted,
@@ -486,6 +490,26 @@ pub trait Store: Send + Sync {
     async fn folder_by_item_id(&self, item_id: &str) -> Result<Folder>;
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota>;
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()>;
+}
+
+/// The feed kind of a flag change: [`ChangeKind::ReadFlag`] when only `\Seen`
+/// differs between the two (normalised) lists.
+pub fn flag_change_kind(before: &[String], after: &[String]) -> ChangeKind {
+    let other = |l: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = l
+            .iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Seen"))
+            .map(|f| f.to_ascii_lowercase())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if other(before) == other(after) {
+        ChangeKind::ReadFlag
+    } else {
+        ChangeKind::Flags
+    }
 }
 
 /// Normalises a flag list: de-duplicated, system flags first, stable order.

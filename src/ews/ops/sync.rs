@@ -67,6 +67,8 @@ impl SyncState {
 enum Reported {
     Create(MessageMeta),
     Update(MessageMeta),
+    /// Only its read state changed.
+    ReadFlag(MessageMeta),
     Delete(String),
 }
 
@@ -141,7 +143,7 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let folder_id = EwsId::Folder(folder.item_id.clone());
     for change in changes {
         match change {
-            Reported::Create(meta) | Reported::Update(meta)
+            Reported::Create(meta) | Reported::Update(meta) | Reported::ReadFlag(meta)
                 if ignore.contains(&EwsId::Item(meta.item_id.clone()).encode()) => {}
             Reported::Create(meta) => {
                 x.open("t:Create", &[]);
@@ -152,6 +154,13 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 x.open("t:Update", &[]);
                 let _ = write_meta(ctx, x, &meta, &folder_id, &shape, true).await;
                 x.close("t:Update");
+            }
+            Reported::ReadFlag(meta) => {
+                let read = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+                x.open("t:ReadFlagChange", &[]);
+                x.empty("t:ItemId", &[("Id", &EwsId::Item(meta.item_id).encode())]);
+                x.leaf("t:IsRead", if read { "true" } else { "false" });
+                x.close("t:ReadFlagChange");
             }
             Reported::Delete(item) => {
                 x.open("t:Delete", &[]);
@@ -213,7 +222,7 @@ async fn collect(
                 continue;
             }
             match change.kind {
-                ChangeKind::Created | ChangeKind::Flags => {
+                ChangeKind::Created | ChangeKind::Flags | ChangeKind::ReadFlag => {
                     let now = store
                         .messages(folder_id, change.uid, change.uid)
                         .await
@@ -222,9 +231,16 @@ async fn collect(
                     let Some(meta) = now.into_iter().next() else {
                         continue;
                     };
-                    let already = out.iter().any(|r| matches!(r, Reported::Create(m) | Reported::Update(m) if m.uid == meta.uid));
-                    if already {
-                        continue;
+                    let already = out.iter().position(|r| matches!(r, Reported::Create(m) | Reported::Update(m) | Reported::ReadFlag(m) if m.uid == meta.uid));
+                    match (already, change.kind) {
+                        // A read change after another change of the same item is
+                        // still that change; another change makes it an Update.
+                        (Some(i), ChangeKind::Flags) if matches!(out[i], Reported::ReadFlag(_)) => {
+                            out[i] = Reported::Update(meta);
+                            continue;
+                        }
+                        (Some(_), _) => continue,
+                        (None, _) => {}
                     }
                     // A draft rewritten under its id was just reported deleted:
                     // to the client it changed.
@@ -236,12 +252,14 @@ async fn collect(
                         out.push(Reported::Update(meta));
                     } else if change.kind == ChangeKind::Created {
                         out.push(Reported::Create(meta));
+                    } else if change.kind == ChangeKind::ReadFlag {
+                        out.push(Reported::ReadFlag(meta));
                     } else {
                         out.push(Reported::Update(meta));
                     }
                 }
                 ChangeKind::Expunged if !change.item_id.is_empty() => {
-                    out.retain(|r| !matches!(r, Reported::Create(m) | Reported::Update(m) if m.item_id == change.item_id));
+                    out.retain(|r| !matches!(r, Reported::Create(m) | Reported::Update(m) | Reported::ReadFlag(m) if m.item_id == change.item_id));
                     out.push(Reported::Delete(change.item_id));
                 }
                 _ => {}

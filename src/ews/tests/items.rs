@@ -429,7 +429,11 @@ async fn sync_folder_items_first_pass_then_feed_changes() {
     )
     .await;
     let (k, _, last) = kinds(&f.call(&sync(&state, 10)).await);
-    assert_eq!(k, ["Update", "Delete", "Create"]);
+    assert_eq!(
+        k,
+        ["ReadFlagChange", "Delete", "Create"],
+        "read state alone"
+    );
     assert_eq!(last, "true");
 
     let root = f.call(&sync("bm9wZQ==", 10)).await;

@@ -27,7 +27,12 @@ pub async fn change_feed_and_watch_see_every_change(ctx: Ctx) {
     let kinds: Vec<_> = changes.iter().map(|c| c.kind).collect();
     assert_eq!(
         kinds,
-        vec![ChangeKind::Created, ChangeKind::Flags, ChangeKind::Expunged]
+        vec![
+            ChangeKind::Created,
+            ChangeKind::ReadFlag,
+            ChangeKind::Expunged
+        ],
+        "a change of \\Seen alone is a ReadFlag"
     );
     assert!(changes.windows(2).all(|w| w[0].modseq < w[1].modseq));
     assert_eq!(*rx.borrow_and_update(), changes[2].seq);
@@ -93,7 +98,7 @@ pub async fn every_change_names_its_item(ctx: Ctx) {
     assert_eq!(
         changes,
         vec![
-            (ChangeKind::Flags, id(&stored.item_id)),
+            (ChangeKind::ReadFlag, id(&stored.item_id)),
             (ChangeKind::Created, id(&copy.item_id)),
             (ChangeKind::Created, id(&moved.item_id)),
             (ChangeKind::Expunged, id(&copy.item_id)),

@@ -324,6 +324,52 @@ pub async fn item_properties_live_and_die_with_their_item(ctx: Ctx) {
         .unwrap();
     assert_eq!(stale.modified, [stored.uid]);
     assert_eq!(props_of(&stored.item_id).await.len(), 2, "nothing written");
+    // A change of `\\Seen` alone is recorded as one (EWS ReadFlagChange).
+    let before = store.latest_change("u").await.unwrap();
+    store
+        .store_flags(
+            inbox.id,
+            vec![stored.uid],
+            FlagOp::Remove,
+            vec!["\\Seen".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .change_item(
+            inbox.id,
+            stored.uid,
+            ItemChange {
+                flags: Some(vec!["\\Seen".into(), "\\Flagged".into()]),
+                ..ItemChange::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .store_flags(
+            inbox.id,
+            vec![stored.uid],
+            FlagOp::Remove,
+            vec!["\\Flagged".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<ChangeKind> = store
+        .changes_since("u", before, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [ChangeKind::ReadFlag, ChangeKind::Flags, ChangeKind::Flags]
+    );
+    let meta = store.messages(inbox.id, 1, 1).await.unwrap().remove(0);
     // A property change alone also moves the MODSEQ.
     let only = store
         .change_item(

@@ -10,7 +10,8 @@ use crate::clock::now_ms;
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
     FlagUpdate, Folder, FolderKind, FolderRef, ItemChange, MessageMeta, NewMessage, Property,
-    Quota, Refused, Result, StoreError, Stored, Target, change_key, normalize_flags,
+    Quota, Refused, Result, StoreError, Stored, Target, change_key, flag_change_kind,
+    normalize_flags,
 };
 
 /// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
@@ -485,7 +486,7 @@ pub(super) fn store_flags(
             c,
             &folder.mailbox_id,
             folder_id,
-            ChangeKind::Flags,
+            flag_change_kind(&current, &next),
             uid,
             m as u64,
             &item_id,
@@ -587,7 +588,11 @@ pub(super) fn change_item(
         c,
         &folder.mailbox_id,
         folder_id,
-        ChangeKind::Flags,
+        if after == before {
+            flag_change_kind(&current, &flags)
+        } else {
+            ChangeKind::Flags
+        },
         uid,
         m as u64,
         &item_id,
