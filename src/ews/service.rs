@@ -193,10 +193,23 @@ impl Ews {
         let answer = super::ops::dispatch(ctx, &request.op).await;
         self.metrics
             .observe(operation, started.elapsed().as_secs_f64());
-        match answer {
+        let mut response = match answer {
             super::ops::Answer::Document(body) => HttpResponse::new(200, XML, body),
             super::ops::Answer::Stream(chunks) => HttpResponse::streaming(200, XML, chunks),
+        };
+        // Clients that keep subscriptions on one backend (exchangelib, the EWS
+        // Managed API) ask for affinity and send the cookie back; this server is
+        // its own backend, so the cookie names it and changes nothing.
+        if req
+            .header("x-preferserveraffinity")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            response.headers.push((
+                "set-cookie",
+                "X-BackEndOverrideCookie=mailgate; path=/; secure; HttpOnly".into(),
+            ));
         }
+        response
     }
 
     /// `GET` on an EWS path (already authenticated): the WSDL, the redirect to it

@@ -124,6 +124,17 @@ impl Fixture {
         body: &str,
         length: usize,
     ) -> crate::net::http::HttpResponse {
+        self.respond_with(authorization, &[], body, length).await
+    }
+
+    /// As [`Fixture::respond_declaring`], with `extra` request headers.
+    pub async fn respond_with(
+        &self,
+        authorization: Option<&str>,
+        extra: &[(&str, &str)],
+        body: &str,
+        length: usize,
+    ) -> crate::net::http::HttpResponse {
         let mut headers = vec![
             (
                 "content-type".to_string(),
@@ -134,6 +145,7 @@ impl Fixture {
         if let Some(a) = authorization {
             headers.push(("authorization".into(), a.to_string()));
         }
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut req = HttpRequest {
             method: "POST".into(),
             path: "/EWS/Exchange.asmx".into(),

@@ -279,3 +279,27 @@ async fn a_body_the_router_cannot_read_gets_a_fault_not_a_bare_http_error() {
         assert!(body.contains("ServerVersionInfo"));
     }
 }
+
+#[tokio::test]
+async fn affinity_is_granted_when_asked() {
+    let f = Fixture::new().await;
+    let auth = basic("alice@acme.test", PASSWORD);
+    let body = envelope("", GET_INBOX);
+    let plain = f.respond(Some(&auth), &body).await;
+    assert!(!plain.headers.iter().any(|(k, _)| *k == "set-cookie"));
+    let asked = f
+        .respond_with(
+            Some(&auth),
+            &[("x-preferserveraffinity", "True")],
+            &body,
+            body.len(),
+        )
+        .await;
+    assert_eq!(asked.status, 200);
+    let cookie = asked
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "set-cookie")
+        .map(|(_, v)| v.as_str());
+    assert!(cookie.is_some_and(|c| c.starts_with("X-BackEndOverrideCookie=")));
+}
