@@ -53,6 +53,7 @@ codes!(
     ErrorNameResolutionMultipleResults,
     ErrorCorruptData,
     ErrorInvalidValueForProperty,
+    ErrorInvalidChangeKey,
     ErrorInvalidExtendedProperty,
     ErrorInvalidExtendedPropertyValue,
     ErrorInvalidSubscription,

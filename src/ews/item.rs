@@ -325,7 +325,7 @@ fn html_to_text(html: &str) -> String {
 }
 
 /// The Body element: HTML when asked or Best and present, else text.
-fn write_body(xml: &mut Xml, name: &str, msg: &Message<'_>, kind: BodyType) {
+pub fn write_body(xml: &mut Xml, name: &str, msg: &Message<'_>, kind: BodyType) {
     let bodies = msg.bodies();
     let html = bodies.html.as_ref().map(|l| l.part.text(msg.raw()));
     let text = bodies.text.as_ref().map(|l| l.part.text(msg.raw()));
@@ -369,12 +369,22 @@ pub fn part_digest(msg: &Message<'_>, path: &PartPath) -> Option<String> {
 }
 
 fn write_attachments(xml: &mut Xml, meta: &MessageMeta, msg: &Message<'_>) {
-    let list = msg.attachments();
+    write_attachment_list(xml, &meta.item_id, msg, &msg.attachments());
+}
+
+/// `t:Attachments` listing `list`, attachments of `msg` (the message of item
+/// `item_id`): ids, names, types, sizes.
+pub fn write_attachment_list(
+    xml: &mut Xml,
+    item_id: &str,
+    msg: &Message<'_>,
+    list: &[crate::message::Attachment],
+) {
     if list.is_empty() {
         return;
     }
     xml.open("t:Attachments", &[]);
-    for a in &list {
+    for a in list {
         let el = if a.content_type == "message/rfc822" {
             "t:ItemAttachment"
         } else {
@@ -383,7 +393,7 @@ fn write_attachments(xml: &mut Xml, meta: &MessageMeta, msg: &Message<'_>) {
         xml.open(el, &[]);
         xml.empty(
             "t:AttachmentId",
-            &[("Id", &attachment_id(&meta.item_id, msg, &a.path))],
+            &[("Id", &attachment_id(item_id, msg, &a.path))],
         );
         xml.leaf("t:Name", a.file_name.as_deref().unwrap_or("attachment"));
         xml.leaf("t:ContentType", &a.content_type);

@@ -26,6 +26,9 @@ pub enum NewPart {
         /// The octets, stored base64-encoded.
         content: Vec<u8>,
     },
+    /// A part of another message, header and body as they were (a rebuilt draft
+    /// keeps its attachments).
+    Verbatim(Vec<u8>),
     /// An attached message (`message/rfc822`).
     Message {
         /// Its file name.
@@ -98,6 +101,7 @@ impl NewPart {
                 out.extend_from_slice(lines.join("\r\n").as_bytes());
                 out
             }
+            NewPart::Verbatim(bytes) => bytes.strip_suffix(b"\r\n").unwrap_or(bytes).to_vec(),
             NewPart::Message { name, raw } => {
                 let head = format!(
                     "Content-Type: message/rfc822\r\nContent-Disposition: attachment; {}\r\n\r\n",
@@ -127,6 +131,20 @@ fn is_field(line: &[u8], name: &str) -> bool {
     line.len() > name.len()
         && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
         && line[name.len()..].trim_ascii_start().first() == Some(&b':')
+}
+
+/// The attachments of `raw` as parts to add elsewhere, byte for byte.
+pub fn attachment_parts(raw: &[u8]) -> Vec<NewPart> {
+    let msg = super::Message::parse(raw);
+    msg.attachments()
+        .iter()
+        .filter_map(|a| {
+            let part = msg.part(&a.path.0)?;
+            Some(NewPart::Verbatim(
+                raw.get(part.header.start..part.body.end)?.to_vec(),
+            ))
+        })
+        .collect()
 }
 
 /// `raw` with `parts` added as attachments: inserted before the end of a
@@ -288,6 +306,21 @@ mod tests {
         assert_eq!(
             names(&remove_part(&twice, &body).unwrap()),
             ["a.txt", "b.txt"]
+        );
+    }
+
+    #[test]
+    fn attachments_move_verbatim_to_a_rebuilt_message() {
+        let with = add_parts(PLAIN, &[file("a.txt", b"A"), file("b.txt", b"B")]);
+        let parts = attachment_parts(&with);
+        assert_eq!(parts.len(), 2);
+        let rebuilt = add_parts(b"Subject: new\r\n\r\nnew body\r\n", &parts);
+        assert_eq!(names(&rebuilt), ["a.txt", "b.txt"]);
+        let msg = Message::parse(&rebuilt);
+        let b = &msg.attachments()[1];
+        assert_eq!(
+            msg.part(&b.path.0).unwrap().decoded(msg.raw()).unwrap(),
+            b"B"
         );
     }
 

@@ -10,16 +10,17 @@ use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
 
 use super::item::{Found, load_props, open_item};
+use super::shape::BodyType;
 use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{Summary, attachment_id, part_digest};
+use crate::ews::item::{Summary, attachment_id, part_digest, write_attachment_list, write_body};
 use crate::ews::xml::{Element, Xml};
 use crate::message::edit::{NewPart, add_parts, remove_part};
-use crate::message::{Message, PartPath};
+use crate::message::{Attachment, Message, PartPath};
 use crate::store::{MessageMeta, NewMessage};
 
 /// An attachment id's parts: the item's id, the part path and the part's digest.
@@ -42,10 +43,14 @@ impl AttachmentRef {
         })
     }
 
-    /// Whether `msg` still has this attachment where the id says.
-    fn names(&self, msg: &Message<'_>) -> bool {
-        part_digest(msg, &self.path).as_deref() == Some(self.digest.as_str())
-            && msg.attachments().iter().any(|a| a.path == self.path)
+    /// The attachment of `msg` this id names, if it is still where the id says.
+    fn find(&self, msg: &Message<'_>) -> Option<Attachment> {
+        if part_digest(msg, &self.path).as_deref() != Some(self.digest.as_str()) {
+            return None;
+        }
+        all_attachments(msg)
+            .into_iter()
+            .find(|a| a.path == self.path)
     }
 
     /// The `ItemId` element of the item holding it.
@@ -56,6 +61,51 @@ impl AttachmentRef {
             ..Element::default()
         }
     }
+}
+
+/// The attachments of `msg` and, recursively, of the messages attached to it,
+/// with paths from `msg`'s root (an attached message's parts are numbered under
+/// its part, as IMAP numbers them), so each has an id of its own.
+pub fn all_attachments(msg: &Message<'_>) -> Vec<Attachment> {
+    let mut out = Vec::new();
+    for a in msg.attachments() {
+        let inner = (a.content_type == "message/rfc822")
+            .then(|| msg.part(&a.path.0))
+            .flatten()
+            .filter(|p| matches!(p.children, crate::message::Children::Message(_)));
+        let nested: Vec<Attachment> = inner
+            .map(|p| {
+                let body = &msg.raw()[p.body.clone()];
+                all_attachments(&Message::parse(body))
+                    .into_iter()
+                    .map(|mut n| {
+                        n.path = PartPath([a.path.0.clone(), n.path.0].concat());
+                        n
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(a);
+        out.extend(nested);
+    }
+    out
+}
+
+/// The attachments directly inside the message attached at `path` (not those of
+/// messages attached to it in turn).
+fn children_of(all: &[Attachment], path: &PartPath) -> Vec<Attachment> {
+    let under = |a: &PartPath, p: &PartPath| a.0.len() > p.0.len() && a.0.starts_with(&p.0);
+    all.iter()
+        .filter(|a| {
+            under(&a.path, path)
+                && !all.iter().any(|m| {
+                    m.content_type == "message/rfc822"
+                        && under(&m.path, path)
+                        && under(&a.path, &m.path)
+                })
+        })
+        .cloned()
+        .collect()
 }
 
 pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
@@ -84,8 +134,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
         };
         let msg = Message::parse(&raw);
-        let listed = msg.attachments().into_iter().find(|a| a.path == at.path);
-        let (true, Some(a), Some(part)) = (at.names(&msg), listed, msg.part(&at.path.0)) else {
+        let (Some(a), Some(part)) = (at.find(&msg), msg.part(&at.path.0)) else {
             reply.fail(ResponseCode::ErrorItemNotFound);
             continue;
         };
@@ -113,6 +162,15 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 );
             }
             x.leaf("t:Subject", &summary.subject);
+            write_body(x, "t:Body", &inner, BodyType::Best);
+            // Its own attachments, with ids into the stored message, so a client
+            // can open an attached message's attachment in turn.
+            let nested = children_of(&all_attachments(&msg), &at.path);
+            write_attachment_list(x, &at.item, &msg, &nested);
+            x.leaf(
+                "t:HasAttachments",
+                if nested.is_empty() { "false" } else { "true" },
+            );
             x.close("t:Message");
             x.close("t:ItemAttachment");
         } else {
@@ -136,7 +194,11 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 
 /// The attachment a `t:FileAttachment` or `t:ItemAttachment` of CreateAttachment
 /// describes.
-fn new_part(ctx: &Context<'_>, el: &Element, owner: &str) -> Result<NewPart, ResponseCode> {
+pub(super) fn new_part(
+    ctx: &Context<'_>,
+    el: &Element,
+    owner: &str,
+) -> Result<NewPart, ResponseCode> {
     let name = el.child_text("Name").unwrap_or("attachment").to_string();
     match el.name.as_str() {
         "FileAttachment" => {
@@ -301,9 +363,8 @@ pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 .await
                 .map_err(store_error)?;
             let edited = at
-                .names(&Message::parse(&raw))
-                .then(|| remove_part(&raw, &at.path.0))
-                .flatten()
+                .find(&Message::parse(&raw))
+                .and_then(|_| remove_part(&raw, &at.path.0))
                 .ok_or(ResponseCode::ErrorItemNotFound)?;
             rewrite(ctx, &found, edited).await
         }

@@ -15,6 +15,7 @@ use super::xml::{Element, Xml};
 mod apps;
 mod attachment;
 mod config;
+mod export;
 mod flat;
 mod folder;
 pub mod item;
@@ -49,6 +50,9 @@ pub const SERVED: &[&str] = &[
     "CopyItem",
     "MarkAllItemsAsRead",
     "MarkAsJunk",
+    "ArchiveItem",
+    "ExportItems",
+    "UploadItems",
     "SyncFolderItems",
     "Subscribe",
     "GetEvents",
@@ -110,6 +114,9 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "CopyItem" => write::copy_or_move(ctx, op, &mut xml, false).await,
         "MarkAllItemsAsRead" => write::mark_all_items_as_read(ctx, op, &mut xml).await,
         "MarkAsJunk" => write::mark_as_junk(ctx, op, &mut xml).await,
+        "ArchiveItem" => write::archive_item(ctx, op, &mut xml).await,
+        "ExportItems" => export::export_items(ctx, op, &mut xml).await,
+        "UploadItems" => export::upload_items(ctx, op, &mut xml).await,
         "SyncFolderItems" => sync::sync_folder_items(ctx, op, &mut xml).await,
         "Subscribe" => notify::subscribe(ctx, op, &mut xml).await,
         "GetEvents" => notify::get_events(ctx, op, &mut xml).await,
@@ -205,12 +212,19 @@ impl<'x> Reply<'x> {
 
     /// A whole Error message.
     pub fn error(&mut self, code: ResponseCode, text: &str) {
+        self.error_open(code, text);
+        self.end();
+    }
+
+    /// Opens an Error message (text, code, link key written); write what the
+    /// operation adds after them, then call [`Reply::end`].
+    pub fn error_open(&mut self, code: ResponseCode, text: &str) -> &mut Xml {
         self.xml
             .open(&self.message, &[("ResponseClass", "Error")])
             .leaf("m:MessageText", text)
             .leaf("m:ResponseCode", code.as_str())
-            .leaf("m:DescriptiveLinkKey", "0")
-            .close(&self.message);
+            .leaf("m:DescriptiveLinkKey", "0");
+        self.xml
     }
 
     /// An empty Success message, or the error's Error message.

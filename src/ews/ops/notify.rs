@@ -299,15 +299,17 @@ pub async fn get_streaming_events(ctx: Context<'_>, op: &Element) -> Answer {
         })
         .unwrap_or_default();
     let mut subs = Vec::new();
+    let mut bad = Vec::new();
     for id in &ids {
         match ctx.ews.subscriptions.get(id, &creator) {
             Ok(s) if s.streaming => subs.push(s),
-            Ok(_) => return single_error(ResponseCode::ErrorInvalidSubscription),
-            Err(u) => return single_error(unusable(u)),
+            _ => bad.push(id.as_str()),
         }
     }
-    if subs.is_empty() {
-        return single_error(ResponseCode::ErrorInvalidSubscription);
+    // As Exchange: one error naming every unusable id (ErrorSubscriptionIds),
+    // and nothing streamed for the good ones.
+    if !bad.is_empty() || subs.is_empty() {
+        return invalid_subscriptions(&bad);
     }
     let minutes: u64 = op
         .child_text("ConnectionTimeout")
@@ -399,11 +401,23 @@ pub async fn get_streaming_events(ctx: Context<'_>, op: &Element) -> Answer {
     Answer::Stream(rx)
 }
 
-fn single_error(code: ResponseCode) -> Answer {
+/// GetStreamingEvents refused: ErrorInvalidSubscription naming the ids.
+fn invalid_subscriptions(ids: &[&str]) -> Answer {
     let mut x = Xml::new();
     envelope::open(&mut x);
     let mut reply = Reply::begin(&mut x, "GetStreamingEvents");
-    reply.fail(code);
+    let m = reply.error_open(
+        ResponseCode::ErrorInvalidSubscription,
+        "Subscription is invalid.",
+    );
+    if !ids.is_empty() {
+        m.open("m:ErrorSubscriptionIds", &[]);
+        for id in ids {
+            m.leaf("m:SubscriptionId", id);
+        }
+        m.close("m:ErrorSubscriptionIds");
+    }
+    reply.end();
     reply.finish();
     envelope::close(&mut x);
     Answer::Document(x.finish())

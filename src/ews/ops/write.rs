@@ -48,7 +48,7 @@ fn write_items(xml: &mut Xml, meta: Option<&MessageMeta>) {
 }
 
 /// The store folder a folder element names, checked for `action`.
-async fn store_folder(
+pub(super) async fn store_folder(
     ctx: &Context<'_>,
     trees: &mut Trees,
     el: &Element,
@@ -432,7 +432,8 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     reply.finish();
 }
 
-/// The message a `t:Message` carries: its MimeContent, or one built from its fields.
+/// The message a `t:Message` carries: its MimeContent, or one built from its
+/// fields, with the attachments it lists.
 pub(super) fn message_bytes(
     ctx: &Context<'_>,
     msg: &Element,
@@ -446,6 +447,23 @@ pub(super) fn message_bytes(
                 .map_err(|_| ResponseCode::ErrorCorruptData)?
         }
         None => compose(ctx, msg, owner),
+    };
+    // Attachments sent with the item (exchangelib sends them in CreateItem; an
+    // attached item may carry attachments of its own).
+    let parts = msg
+        .child("Attachments")
+        .map(|list| {
+            list.children
+                .iter()
+                .map(|a| super::attachment::new_part(ctx, a, owner))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let raw = if parts.is_empty() {
+        raw
+    } else {
+        crate::message::edit::add_parts(&raw, &parts)
     };
     if raw.is_empty() {
         return Err(ResponseCode::ErrorCorruptData);
@@ -579,12 +597,39 @@ fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, R
 /// ChangeKey the client holds unless it asked to overwrite.
 pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let overwrite = op.attr("ConflictResolution") == Some("AlwaysOverwrite");
+    let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
     let mut reply = Reply::begin(xml, "UpdateItem");
     for change in ids(op, "ItemChanges") {
         let done = match change.child("ItemId") {
             Some(id) => update_one(ctx, id, change, overwrite).await,
             None => Err(ResponseCode::ErrorInvalidIdMalformed),
         };
+        // SendOnly and SendAndSaveCopy send the updated draft, as SendItem would:
+        // the answer then names no item.
+        if let (Ok(meta), "SendOnly" | "SendAndSaveCopy") = (&done, disposition) {
+            let copy = (disposition == "SendAndSaveCopy").then(|| SavedCopy {
+                folder: None,
+                flags: categories(&meta.flags),
+            });
+            let item = Element {
+                name: "ItemId".into(),
+                attrs: vec![("Id".into(), EwsId::Item(meta.item_id.clone()).encode())],
+                ..Element::default()
+            };
+            let sent = match open_item(ctx, &item, MailboxAction::SubmitEmailForSending).await {
+                Ok(found) => send_stored(ctx, &found.meta, copy).await,
+                Err(c) => Err((c, super::default_text(c).to_string())),
+            };
+            match sent {
+                Ok(()) => {
+                    let x = reply.ok();
+                    write_items(x, None);
+                    reply.end();
+                }
+                Err((code, text)) => reply.error(code, &text),
+            }
+            continue;
+        }
         match done {
             Ok(meta) => {
                 let x = reply.ok();
@@ -762,8 +807,8 @@ fn new_mime(updates: &Element) -> Result<Option<Vec<u8>>, ResponseCode> {
 }
 
 /// Rewrites a draft with its fields changed: a new message under the same item id
-/// (IMAP sees the old UID expunged and a new one). Only drafts without attachments
-/// are rebuilt, since rebuilding from fields drops what the fields do not carry.
+/// (IMAP sees the old UID expunged and a new one); its attachments are carried
+/// over as they were.
 async fn rewrite_draft(
     ctx: &Context<'_>,
     folder: &crate::store::Folder,
@@ -787,12 +832,16 @@ async fn rewrite_draft(
                 None => store.body(meta.body_id).await.map_err(store_error)?,
             };
             let msg = crate::message::Message::parse(&raw);
-            if !msg.attachments().is_empty() {
-                return Err(ResponseCode::ErrorInvalidPropertySet);
-            }
             let mut fields = draft_fields(&msg);
             apply_content(&mut fields, updates);
-            compose(ctx, &fields, &folder.mailbox_id)
+            let rebuilt = compose(ctx, &fields, &folder.mailbox_id);
+            // The attachments move over byte for byte (the fields do not carry them).
+            let kept = crate::message::edit::attachment_parts(&raw);
+            if kept.is_empty() {
+                rebuilt
+            } else {
+                crate::message::edit::add_parts(&rebuilt, &kept)
+            }
         }
     };
     if body.len() as u64 > ctx.ews.max_message_size {
@@ -829,6 +878,9 @@ async fn update_one(
 ) -> Result<MessageMeta, ResponseCode> {
     let Found { folder, meta } = open_item(ctx, id, MailboxAction::Update).await?;
     let held = id.attr("ChangeKey").filter(|k| !k.is_empty());
+    if held.is_some_and(|k| !well_formed_change_key(k)) {
+        return Err(ResponseCode::ErrorInvalidChangeKey);
+    }
     if !overwrite && held.is_some_and(|k| k != meta.change_key()) {
         return Err(ResponseCode::ErrorIrresolvableConflict);
     }
@@ -901,30 +953,17 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let mut reply = Reply::begin(xml, "SendItem");
     for el in ids(op, "ItemIds") {
         let done = async {
-            let Found { folder, meta } = open_item(ctx, el, MailboxAction::SubmitEmailForSending)
+            let Found { meta, .. } = open_item(ctx, el, MailboxAction::SubmitEmailForSending)
                 .await
                 .map_err(|c| (c, super::default_text(c).to_string()))?;
-            let raw = ctx.ews.store.body(meta.body_id).await.map_err(|_| {
-                (
-                    ResponseCode::ErrorItemNotFound,
-                    "the draft is gone".to_string(),
-                )
-            })?;
             let folder_id = copy_folder
                 .clone()
                 .map_err(|c| (c, super::default_text(c).to_string()))?;
             let copy = save_copy.then(|| SavedCopy {
                 folder: folder_id,
-                flags: meta
-                    .flags
-                    .iter()
-                    .filter(|f| keyword_to_category(f).is_some())
-                    .cloned()
-                    .collect(),
+                flags: categories(&meta.flags),
             });
-            send(ctx, &raw, None, copy).await?;
-            let _ = ctx.ews.store.expunge(folder.id, vec![meta.uid]).await;
-            Ok::<(), (ResponseCode, String)>(())
+            send_stored(ctx, &meta, copy).await
         }
         .await;
         match done {
@@ -936,6 +975,51 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
     }
     reply.finish();
+}
+
+/// Whether a ChangeKey is one this server could have given (`store::change_key`'s
+/// form): a malformed one is ErrorInvalidChangeKey, a stale one a conflict.
+fn well_formed_change_key(key: &str) -> bool {
+    key.split_once('-').is_some_and(|(version, hash)| {
+        !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_hexdigit())
+            && hash.len() == 16
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// The category keywords among `flags`.
+fn categories(flags: &[String]) -> Vec<String> {
+    flags
+        .iter()
+        .filter(|f| keyword_to_category(f).is_some())
+        .cloned()
+        .collect()
+}
+
+/// Sends a stored draft to its recipients and removes it (Exchange moves a sent
+/// draft out of Drafts).
+async fn send_stored(
+    ctx: &Context<'_>,
+    meta: &MessageMeta,
+    copy: Option<SavedCopy>,
+) -> Result<(), (ResponseCode, String)> {
+    let gone = || {
+        (
+            ResponseCode::ErrorItemNotFound,
+            "the draft is gone".to_string(),
+        )
+    };
+    let (folder, now) = ctx
+        .ews
+        .store
+        .message_by_item_id(&meta.item_id)
+        .await
+        .map_err(|_| gone())?;
+    let raw = ctx.ews.store.body(now.body_id).await.map_err(|_| gone())?;
+    send(ctx, &raw, None, copy).await?;
+    let _ = ctx.ews.store.expunge(folder.id, vec![now.uid]).await;
+    Ok(())
 }
 
 /// DeleteItem: HardDelete and SoftDelete remove the item; MoveToDeletedItems moves
@@ -1013,6 +1097,30 @@ pub async fn copy_or_move(ctx: &Context<'_>, op: &Element, xml: &mut Xml, remove
         Some(el) => store_folder(ctx, &mut trees, el, action).await,
         None => Err(ResponseCode::ErrorFolderNotFound),
     };
+    transfer_all(ctx, op, xml, name, target, remove, return_ids).await
+}
+
+/// ArchiveItem: moves each item to the mailbox's Archive folder. There are no
+/// separate archive mailboxes here (WorkMail has none); the Archive folder is
+/// where Outlook's and Thunderbird's Archive action files mail too.
+pub async fn archive_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
+    let mut trees = Trees::default();
+    let archive = distinguished(FolderKind::Archive);
+    let target = store_folder(ctx, &mut trees, &archive, MailboxAction::MoveTo).await;
+    transfer_all(ctx, op, xml, "ArchiveItem", target, true, true).await
+}
+
+/// Copies or moves every item of `op`'s ItemIds to `target`, one response
+/// message each.
+async fn transfer_all(
+    ctx: &Context<'_>,
+    op: &Element,
+    xml: &mut Xml,
+    name: &str,
+    target: Result<crate::store::Folder, ResponseCode>,
+    remove: bool,
+    return_ids: bool,
+) {
     let mut reply = Reply::begin(xml, name);
     for el in ids(op, "ItemIds") {
         let done = match &target {
@@ -1167,6 +1275,14 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 mod tests {
     use super::*;
     use crate::ews::xml::parse;
+
+    #[test]
+    fn change_keys_are_checked_for_form() {
+        assert!(well_formed_change_key(&crate::store::change_key("i", 42)));
+        for bad in ["XXX", "", "1-", "zz-0123456789abcdef", "1-0123"] {
+            assert!(!well_formed_change_key(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn updates_map_to_imap_flags() {
