@@ -255,7 +255,8 @@ fn write_mailbox(xml: &mut Xml, a: &Addr) {
     xml.close("t:Mailbox");
 }
 
-fn write_list(xml: &mut Xml, name: &str, list: &[Addr]) {
+/// A list of mailboxes under `name` (nothing when empty).
+pub fn write_mailboxes(xml: &mut Xml, name: &str, list: &[Addr]) {
     if list.is_empty() {
         return;
     }
@@ -679,13 +680,13 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
             );
         }
         if shape.wants("message:ToRecipients", false) {
-            write_list(xml, "t:ToRecipients", &s.to);
+            write_mailboxes(xml, "t:ToRecipients", &s.to);
         }
         if shape.wants("message:CcRecipients", false) {
-            write_list(xml, "t:CcRecipients", &s.cc);
+            write_mailboxes(xml, "t:CcRecipients", &s.cc);
         }
         if shape.wants("message:BccRecipients", false) {
-            write_list(xml, "t:BccRecipients", &s.bcc);
+            write_mailboxes(xml, "t:BccRecipients", &s.bcc);
         }
         if shape.wants("message:IsReadReceiptRequested", true) {
             let asked = stored("message:IsReadReceiptRequested");
@@ -726,7 +727,7 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
             xml.leaf("t:References", r);
         }
         if shape.wants("message:ReplyTo", false) {
-            write_list(xml, "t:ReplyTo", &s.reply_to);
+            write_mailboxes(xml, "t:ReplyTo", &s.reply_to);
         }
     }
     xml.close("t:Message");

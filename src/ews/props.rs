@@ -369,6 +369,62 @@ pub fn edit(change: &Element, path: &Path) -> Option<Result<Edit, ResponseCode>>
     }
 }
 
+/// The header an attached item (which has no item of its own to keep them
+/// beside) carries its properties and categories in, as Exchange carries MAPI
+/// properties through MIME in TNEF: base64 of NUL-separated name, value pairs.
+pub const ATTACHED_HEADER: &str = "X-Mailgate-Item-Properties";
+
+/// The header line for an attached item's properties and categories (`None`
+/// when it has neither).
+pub fn attached_header(props: &[Property], categories: &[String]) -> Option<String> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    if props.is_empty() && categories.is_empty() {
+        return None;
+    }
+    let mut fields: Vec<String> = Vec::new();
+    for (k, v) in props {
+        fields.push(format!("p {k}"));
+        fields.push(engine.encode(v));
+    }
+    for c in categories {
+        fields.push("c".into());
+        fields.push(c.clone());
+    }
+    Some(format!(
+        "{ATTACHED_HEADER}: {}\r\n",
+        engine.encode(fields.join("\0"))
+    ))
+}
+
+/// An attached item's properties and categories, read back from its header.
+pub fn from_attached_header(value: &str) -> (ItemProps, Vec<String>) {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let clean: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let Some(text) = engine
+        .decode(clean)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return (ItemProps::default(), Vec::new());
+    };
+    let parts: Vec<&str> = text.split('\0').collect();
+    let (mut props, mut categories) = (Vec::new(), Vec::new());
+    for pair in parts.chunks(2) {
+        match pair {
+            [k, v] if k.starts_with("p ") => {
+                if let Ok(value) = engine.decode(v) {
+                    props.push((k[2..].to_string(), value));
+                }
+            }
+            ["c", c] => categories.push(c.to_string()),
+            _ => {}
+        }
+    }
+    (ItemProps(props), categories)
+}
+
 /// The properties an item has after `edits`, from those it has.
 pub fn apply(current: ItemProps, edits: &[Edit]) -> Vec<Property> {
     let mut out = current.0;
@@ -480,6 +536,25 @@ mod tests {
         ] {
             assert!(of_new_item(&el(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_attached_items_header_round_trips() {
+        let props = vec![("tag:0036".to_string(), b"Integer\x002".to_vec())];
+        let cats = vec!["Red".to_string(), "a b".to_string()];
+        let line = attached_header(&props, &cats).unwrap();
+        let value = line
+            .strip_prefix(&format!("{ATTACHED_HEADER}: "))
+            .unwrap()
+            .trim_end();
+        let (back, back_cats) = from_attached_header(value);
+        assert_eq!(
+            back.field_text("item:Sensitivity").as_deref(),
+            Some("Private")
+        );
+        assert_eq!(back_cats, cats);
+        assert!(attached_header(&[], &[]).is_none());
+        assert!(from_attached_header("!!").1.is_empty());
     }
 
     #[test]

@@ -17,7 +17,11 @@ use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{Summary, attachment_id, part_digest, write_attachment_list, write_body};
+use crate::ews::item::{
+    Summary, attachment_id, part_digest, write_attachment_list, write_body, write_mailboxes,
+    xsd_datetime,
+};
+use crate::ews::props;
 use crate::ews::xml::{Element, Xml};
 use crate::message::edit::{NewPart, add_parts, remove_part};
 use crate::message::{Attachment, Message, PartPath};
@@ -91,6 +95,89 @@ pub fn all_attachments(msg: &Message<'_>) -> Vec<Attachment> {
     out
 }
 
+/// The fields of an attached item (inside its `t:Message`, after MimeContent), in
+/// schema order: from its message, and from the properties and categories its
+/// [`props::ATTACHED_HEADER`] carries. `attachments` writes its `t:Attachments`.
+fn write_attached_item(
+    x: &mut Xml,
+    inner: &Message<'_>,
+    s: &Summary,
+    attachments: impl FnOnce(&mut Xml),
+) {
+    let (stored, categories) = inner
+        .field(props::ATTACHED_HEADER)
+        .map(|f| props::from_attached_header(&f.decoded()))
+        .unwrap_or_default();
+    let field = |uri: &str| stored.field_text(uri);
+    let bool_or_false = |uri: &str| field(uri).unwrap_or_else(|| "false".into());
+    x.leaf("t:Subject", &s.subject);
+    x.leaf(
+        "t:Sensitivity",
+        &field("item:Sensitivity").unwrap_or_else(|| s.sensitivity.to_string()),
+    );
+    write_body(x, "t:Body", inner, BodyType::Best);
+    attachments(x);
+    if !categories.is_empty() {
+        x.open("t:Categories", &[]);
+        for c in &categories {
+            x.leaf("t:String", c);
+        }
+        x.close("t:Categories");
+    }
+    x.leaf("t:Importance", s.importance);
+    if let Some(v) = &s.in_reply_to {
+        x.leaf("t:InReplyTo", v);
+    }
+    if let Some(t) = s.sent {
+        x.leaf("t:DateTimeSent", &xsd_datetime(t));
+    }
+    if let Some(v) = field("item:ReminderDueBy") {
+        x.leaf("t:ReminderDueBy", &v);
+    }
+    x.leaf("t:ReminderIsSet", &bool_or_false("item:ReminderIsSet"));
+    x.leaf(
+        "t:ReminderMinutesBeforeStart",
+        &field("item:ReminderMinutesBeforeStart").unwrap_or_else(|| "0".into()),
+    );
+    x.leaf(
+        "t:HasAttachments",
+        if s.has_attachments { "true" } else { "false" },
+    );
+    if let Some(c) = field("item:Culture") {
+        x.leaf("t:Culture", &c);
+    }
+    for (name, list) in [
+        ("t:ToRecipients", &s.to),
+        ("t:CcRecipients", &s.cc),
+        ("t:BccRecipients", &s.bcc),
+    ] {
+        write_mailboxes(x, name, list);
+    }
+    x.leaf(
+        "t:IsReadReceiptRequested",
+        &field("message:IsReadReceiptRequested")
+            .unwrap_or_else(|| (if s.read_receipt { "true" } else { "false" }).into()),
+    );
+    x.leaf(
+        "t:IsDeliveryReceiptRequested",
+        &bool_or_false("message:IsDeliveryReceiptRequested"),
+    );
+    if let Some(a) = s.from.first() {
+        write_mailboxes(x, "t:From", std::slice::from_ref(a));
+    }
+    if let Some(id) = &s.message_id {
+        x.leaf("t:InternetMessageId", id);
+    }
+    x.leaf(
+        "t:IsResponseRequested",
+        &bool_or_false("message:IsResponseRequested"),
+    );
+    if let Some(r) = &s.references {
+        x.leaf("t:References", r);
+    }
+    write_mailboxes(x, "t:ReplyTo", &s.reply_to);
+}
+
 /// The attachments directly inside the message attached at `path` (not those of
 /// messages attached to it in turn).
 fn children_of(all: &[Attachment], path: &PartPath) -> Vec<Attachment> {
@@ -161,16 +248,12 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     &STANDARD.encode(&content),
                 );
             }
-            x.leaf("t:Subject", &summary.subject);
-            write_body(x, "t:Body", &inner, BodyType::Best);
             // Its own attachments, with ids into the stored message, so a client
             // can open an attached message's attachment in turn.
             let nested = children_of(&all_attachments(&msg), &at.path);
-            write_attachment_list(x, &at.item, &msg, &nested);
-            x.leaf(
-                "t:HasAttachments",
-                if nested.is_empty() { "false" } else { "true" },
-            );
+            write_attached_item(x, &inner, &summary, |x| {
+                write_attachment_list(x, &at.item, &msg, &nested)
+            });
             x.close("t:Message");
             x.close("t:ItemAttachment");
         } else {
@@ -229,9 +312,20 @@ pub(super) fn new_part(
                 .iter()
                 .find(|c| c.name == "Message" || c.name == "Item")
                 .ok_or(ResponseCode::ErrorInvalidOperation)?;
+            let raw = message_bytes(ctx, item, owner)?;
+            let categories: Vec<String> = item
+                .child("Categories")
+                .map(|c| {
+                    c.children
+                        .iter()
+                        .map(|s| s.text.trim().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let header = props::attached_header(&props::of_new_item(item)?, &categories);
             Ok(NewPart::Message {
                 name,
-                raw: message_bytes(ctx, item, owner)?,
+                raw: [header.unwrap_or_default().into_bytes(), raw].concat(),
             })
         }
         _ => Err(ResponseCode::ErrorSchemaValidation),
@@ -348,28 +442,63 @@ pub async fn create_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     reply.finish();
 }
 
-/// DeleteAttachment: removes each attachment from its item (one rewrite each).
+/// DeleteAttachment: removes the attachments, each item's in one rewrite (so
+/// ids of several attachments of one item, taken before, all stay valid: the
+/// parts go from the last to the first). Answers in request order; an id named
+/// twice is gone the second time.
 pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
-    let mut reply = Reply::begin(xml, "DeleteAttachment");
-    for el in ids(op, "AttachmentIds") {
+    let els = ids(op, "AttachmentIds");
+    let refs: Vec<Option<AttachmentRef>> = els
+        .iter()
+        .map(|el| AttachmentRef::parse(el.attr("Id").unwrap_or("")))
+        .collect();
+    let mut answers: Vec<Result<MessageMeta, ResponseCode>> =
+        vec![Err(ResponseCode::ErrorInvalidIdMalformed); refs.len()];
+    let mut items: Vec<&str> = refs.iter().flatten().map(|r| r.item.as_str()).collect();
+    items.sort_unstable();
+    items.dedup();
+    for item in items {
+        let mine: Vec<usize> = (0..refs.len())
+            .filter(|&i| refs[i].as_ref().is_some_and(|r| r.item == item))
+            .collect();
+        let at = |i: usize| refs[i].as_ref().expect("grouped ids parsed");
         let done = async {
-            let at = AttachmentRef::parse(el.attr("Id").unwrap_or(""))
-                .ok_or(ResponseCode::ErrorInvalidIdMalformed)?;
-            let found = open_item(ctx, &at.item_element(), MailboxAction::Update).await?;
+            let found = open_item(ctx, &at(mine[0]).item_element(), MailboxAction::Update).await?;
             let raw = ctx
                 .ews
                 .store
                 .body(found.meta.body_id)
                 .await
                 .map_err(store_error)?;
-            let edited = at
-                .find(&Message::parse(&raw))
-                .and_then(|_| remove_part(&raw, &at.path.0))
-                .ok_or(ResponseCode::ErrorItemNotFound)?;
-            rewrite(ctx, &found, edited).await
+            let msg = Message::parse(&raw);
+            let mut paths: Vec<(usize, PartPath)> = Vec::new();
+            for &i in &mine {
+                let r = at(i);
+                if r.find(&msg).is_some() && !paths.iter().any(|(_, p)| *p == r.path) {
+                    paths.push((i, r.path.clone()));
+                }
+            }
+            let mut ordered: Vec<&PartPath> = paths.iter().map(|(_, p)| p).collect();
+            ordered.sort_by(|a, b| b.cmp(a));
+            let mut edited = raw.clone();
+            for p in ordered {
+                edited = remove_part(&edited, &p.0).ok_or(ResponseCode::ErrorItemNotFound)?;
+            }
+            let meta = rewrite(ctx, &found, edited).await?;
+            Ok::<_, ResponseCode>((meta, paths))
         }
         .await;
-        match done {
+        for &i in &mine {
+            answers[i] = match &done {
+                Ok((meta, removed)) if removed.iter().any(|(j, _)| *j == i) => Ok(meta.clone()),
+                Ok(_) => Err(ResponseCode::ErrorItemNotFound),
+                Err(code) => Err(*code),
+            };
+        }
+    }
+    let mut reply = Reply::begin(xml, "DeleteAttachment");
+    for answer in answers {
+        match answer {
             Ok(meta) => {
                 let x = reply.ok();
                 write_root(x, "m:RootItemId", &meta);

@@ -153,11 +153,15 @@ pub async fn upload_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     (found.folder.id, stored)
                 }
                 None => {
-                    let parent = el
-                        .child("ParentFolderId")
-                        .ok_or(ResponseCode::ErrorFolderNotFound)?;
+                    // A `t:ParentFolderId` names a folder as a `t:FolderId` does.
+                    let parent = Element {
+                        name: "FolderId".into(),
+                        ..el.child("ParentFolderId")
+                            .ok_or(ResponseCode::ErrorFolderNotFound)?
+                            .clone()
+                    };
                     let folder =
-                        store_folder(ctx, &mut trees, parent, MailboxAction::Create).await?;
+                        store_folder(ctx, &mut trees, &parent, MailboxAction::Create).await?;
                     let stored = store
                         .append_all(folder.id, vec![message])
                         .await

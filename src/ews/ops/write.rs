@@ -19,7 +19,9 @@ use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{Addr, category_to_keyword, keyword_to_category, write_item_id};
+use crate::ews::item::{
+    Addr, category_to_keyword, keyword_to_category, write_attachment_list, write_item_id,
+};
 use crate::ews::props::{self, Edit};
 use crate::ews::xml::{Element, Xml};
 use crate::store::{FlagOp, FolderKind, ItemChange, MessageMeta, NewMessage, Property, Refused};
@@ -422,8 +424,17 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         };
         match done {
             Ok(meta) => {
+                // The new item's id and its attachments' ids (exchangelib pairs
+                // them with the attachments it sent).
+                let raw = ctx.ews.store.body(meta.body_id).await.unwrap_or_default();
+                let stored = crate::message::Message::parse(&raw);
                 let x = reply.ok();
-                write_items(x, Some(&meta));
+                x.open("m:Items", &[]);
+                x.open("t:Message", &[]);
+                write_item_id(x, &meta);
+                write_attachment_list(x, &meta.item_id, &stored, &stored.attachments());
+                x.close("t:Message");
+                x.close("m:Items");
                 reply.end();
             }
             Err(code) => reply.fail(code),
