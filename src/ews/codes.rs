@@ -54,6 +54,7 @@ codes!(
     ErrorCorruptData,
     ErrorInvalidValueForProperty,
     ErrorInvalidChangeKey,
+    ErrorObjectTypeChanged,
     ErrorInvalidExtendedProperty,
     ErrorInvalidExtendedPropertyValue,
     ErrorInvalidSubscription,

@@ -10,11 +10,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::attachment_ids::attachment_id;
 use super::ids::EwsId;
 use super::ops::shape::{Base, BodyType, Extended, Shape};
 use super::props::{self, ItemProps};
 use super::xml::Xml;
-use crate::message::{Address, Message, PartPath, mailboxes};
+use crate::message::{Address, Message, mailboxes};
 use crate::store::MessageMeta;
 
 /// `2026-12-07T05:03:20Z`.
@@ -244,11 +245,11 @@ pub fn write_item_id(xml: &mut Xml, meta: &MessageMeta) {
     );
 }
 
+/// A mailbox always has a Name, as in Exchange: the display name, else the
+/// address (clients show and search it).
 fn write_mailbox(xml: &mut Xml, a: &Addr) {
     xml.open("t:Mailbox", &[]);
-    if let Some(n) = &a.name {
-        xml.leaf("t:Name", n);
-    }
+    xml.leaf("t:Name", a.name.as_deref().unwrap_or(&a.address));
     xml.leaf("t:EmailAddress", &a.address)
         .leaf("t:RoutingType", "SMTP")
         .leaf("t:MailboxType", "Mailbox");
@@ -351,22 +352,6 @@ pub fn write_body(xml: &mut Xml, name: &str, msg: &Message<'_>, kind: BodyType) 
         &[("BodyType", ty), ("IsTruncated", "false")],
         &content,
     );
-}
-
-/// The id of an attachment: the item, the part path, and a digest of the part,
-/// so that once another attachment is removed and the parts after it renumber,
-/// an old id names nothing rather than its neighbour.
-pub fn attachment_id(item_id: &str, msg: &Message<'_>, path: &PartPath) -> String {
-    let digest = part_digest(msg, path).unwrap_or_default();
-    EwsId::Attachment(format!("{item_id}:{path}:{digest}")).encode()
-}
-
-/// A short digest of a part's bytes (header and body).
-pub fn part_digest(msg: &Message<'_>, path: &PartPath) -> Option<String> {
-    let part = msg.part(&path.0)?;
-    let bytes = msg.raw().get(part.header.start..part.body.end)?;
-    let key = crate::store::change_key(&String::from_utf8_lossy(bytes), 0);
-    Some(key.rsplit('-').next().unwrap_or_default().to_string())
 }
 
 fn write_attachments(xml: &mut Xml, meta: &MessageMeta, msg: &Message<'_>) {

@@ -11,6 +11,7 @@
 //! Must not touch SQL or files (the store does), nor import `server`, `imap` or
 //! `smtp`. Off unless `[ews] enabled = true` until the mail tier is complete.
 
+pub mod attachment_ids;
 pub mod auth;
 pub mod autodiscover;
 pub mod codes;

@@ -14,86 +14,16 @@ use super::shape::BodyType;
 use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
+use crate::ews::attachment_ids::{AttachmentRef, all_attachments, attachment_id};
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{
-    Summary, attachment_id, part_digest, write_attachment_list, write_body, write_mailboxes,
-    xsd_datetime,
-};
+use crate::ews::item::{Summary, write_attachment_list, write_body, write_mailboxes, xsd_datetime};
 use crate::ews::props;
 use crate::ews::xml::{Element, Xml};
 use crate::message::edit::{NewPart, add_parts, remove_part};
 use crate::message::{Attachment, Message, PartPath};
 use crate::store::{MessageMeta, NewMessage};
-
-/// An attachment id's parts: the item's id, the part path and the part's digest.
-struct AttachmentRef {
-    item: String,
-    path: PartPath,
-    digest: String,
-}
-
-impl AttachmentRef {
-    fn parse(id: &str) -> Option<AttachmentRef> {
-        let EwsId::Attachment(v) = EwsId::decode(id).ok()? else {
-            return None;
-        };
-        let mut it = v.splitn(3, ':');
-        Some(AttachmentRef {
-            item: it.next()?.to_string(),
-            path: it.next()?.parse().ok()?,
-            digest: it.next()?.to_string(),
-        })
-    }
-
-    /// The attachment of `msg` this id names, if it is still where the id says.
-    fn find(&self, msg: &Message<'_>) -> Option<Attachment> {
-        if part_digest(msg, &self.path).as_deref() != Some(self.digest.as_str()) {
-            return None;
-        }
-        all_attachments(msg)
-            .into_iter()
-            .find(|a| a.path == self.path)
-    }
-
-    /// The `ItemId` element of the item holding it.
-    fn item_element(&self) -> Element {
-        Element {
-            name: "ItemId".into(),
-            attrs: vec![("Id".into(), EwsId::Item(self.item.clone()).encode())],
-            ..Element::default()
-        }
-    }
-}
-
-/// The attachments of `msg` and, recursively, of the messages attached to it,
-/// with paths from `msg`'s root (an attached message's parts are numbered under
-/// its part, as IMAP numbers them), so each has an id of its own.
-pub fn all_attachments(msg: &Message<'_>) -> Vec<Attachment> {
-    let mut out = Vec::new();
-    for a in msg.attachments() {
-        let inner = (a.content_type == "message/rfc822")
-            .then(|| msg.part(&a.path.0))
-            .flatten()
-            .filter(|p| matches!(p.children, crate::message::Children::Message(_)));
-        let nested: Vec<Attachment> = inner
-            .map(|p| {
-                let body = &msg.raw()[p.body.clone()];
-                all_attachments(&Message::parse(body))
-                    .into_iter()
-                    .map(|mut n| {
-                        n.path = PartPath([a.path.0.clone(), n.path.0].concat());
-                        n
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.push(a);
-        out.extend(nested);
-    }
-    out
-}
 
 /// The fields of an attached item (inside its `t:Message`, after MimeContent), in
 /// schema order: from its message, and from the properties and categories its
@@ -146,6 +76,7 @@ fn write_attached_item(
     if let Some(c) = field("item:Culture") {
         x.leaf("t:Culture", &c);
     }
+    write_body(x, "t:TextBody", inner, BodyType::Text);
     for (name, list) in [
         ("t:ToRecipients", &s.to),
         ("t:CcRecipients", &s.cc),
@@ -221,7 +152,9 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
         };
         let msg = Message::parse(&raw);
-        let (Some(a), Some(part)) = (at.find(&msg), msg.part(&at.path.0)) else {
+        let found = at.find(&msg);
+        let part = found.as_ref().and_then(|a| msg.part(&a.path.0));
+        let (Some(a), Some(part)) = (found.clone(), part) else {
             reply.fail(ResponseCode::ErrorItemNotFound);
             continue;
         };
@@ -250,7 +183,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
             // Its own attachments, with ids into the stored message, so a client
             // can open an attached message's attachment in turn.
-            let nested = children_of(&all_attachments(&msg), &at.path);
+            let nested = children_of(&all_attachments(&msg), &a.path);
             write_attached_item(x, &inner, &summary, |x| {
                 write_attachment_list(x, &at.item, &msg, &nested)
             });
@@ -474,8 +407,10 @@ pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             let mut paths: Vec<(usize, PartPath)> = Vec::new();
             for &i in &mine {
                 let r = at(i);
-                if r.find(&msg).is_some() && !paths.iter().any(|(_, p)| *p == r.path) {
-                    paths.push((i, r.path.clone()));
+                if let Some(a) = r.find(&msg)
+                    && !paths.iter().any(|(_, p)| *p == a.path)
+                {
+                    paths.push((i, a.path));
                 }
             }
             let mut ordered: Vec<&PartPath> = paths.iter().map(|(_, p)| p).collect();

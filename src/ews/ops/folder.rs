@@ -76,6 +76,12 @@ pub async fn open_folder(
 
 /// Writes one folder element in a shape.
 pub fn write_folder(xml: &mut Xml, v: &View, shape: &Shape) {
+    write_folder_sized(xml, v, shape, None);
+}
+
+/// [`write_folder`], with the folder's size in bytes for an ExtendedFieldURI
+/// asking for PR_MESSAGE_SIZE_EXTENDED (0x0E08), when known.
+pub fn write_folder_sized(xml: &mut Xml, v: &View, shape: &Shape, size: Option<u64>) {
     let el = v.element();
     xml.open(el, &[]);
     xml.empty(
@@ -100,6 +106,16 @@ pub fn write_folder(xml: &mut Xml, v: &View, shape: &Shape) {
     }
     if shape.wants("folder:ChildFolderCount", true) {
         xml.leaf("t:ChildFolderCount", &v.children.to_string());
+    }
+    if let Some(size) = size {
+        for e in shape.extended().filter(|e| e.tag == Some(0x0E08)) {
+            let attrs = e.attrs();
+            let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            xml.open("t:ExtendedProperty", &[]);
+            xml.empty("t:ExtendedFieldURI", &attrs);
+            xml.leaf("t:Value", &size.to_string());
+            xml.close("t:ExtendedProperty");
+        }
     }
     if shape.wants("folder:EffectiveRights", false) {
         crate::ews::item::write_effective_rights(xml);
@@ -130,10 +146,15 @@ pub async fn get_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let mut reply = Reply::begin(xml, "GetFolder");
     for el in ids(op, "FolderIds") {
         match open_folder(ctx, &mut trees, el, MailboxAction::ReadHierarchy).await {
-            Ok((_, view)) => {
+            Ok((owner, view)) => {
+                let size = if shape.extended().any(|e| e.tag == Some(0x0E08)) {
+                    folder_size(ctx, &owner, &view).await
+                } else {
+                    None
+                };
                 let x = reply.ok();
                 x.open("m:Folders", &[]);
-                write_folder(x, &view, &shape);
+                write_folder_sized(x, &view, &shape, size);
                 x.close("m:Folders");
                 reply.end();
             }
@@ -141,6 +162,19 @@ pub async fn get_folder(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
     }
     reply.finish();
+}
+
+/// The bytes a folder's messages take (the whole mailbox for root and the Top of
+/// Information Store, which hold every folder).
+async fn folder_size(ctx: &Context<'_>, owner: &str, view: &View) -> Option<u64> {
+    let store = &ctx.ews.store;
+    match &view.store {
+        Some(f) => {
+            let metas = store.messages(f.id, 1, u32::MAX).await.ok()?;
+            Some(metas.iter().map(|m| m.size).sum())
+        }
+        None => store.quota(owner).await.ok().map(|q| q.used),
+    }
 }
 
 /// Paging of FindFolder / FindItem: (offset, max) from IndexedPageItemView or
@@ -503,6 +537,20 @@ async fn rename_from_updates(
     view: &View,
     change: &Element,
 ) -> Result<View, ResponseCode> {
+    // A folder's class says what it holds; Exchange refuses to change it.
+    let class_change = change.child("Updates").is_some_and(|u| {
+        u.children_named("SetFolderField").any(|s| {
+            s.child("FieldURI").and_then(|f| f.attr("FieldURI")) == Some("folder:FolderClass")
+                && s.children
+                    .iter()
+                    .find(|c| c.name.ends_with("Folder"))
+                    .and_then(|f| f.child_text("FolderClass"))
+                    .is_some_and(|c| c != view.class)
+        })
+    });
+    if class_change {
+        return Err(ResponseCode::ErrorObjectTypeChanged);
+    }
     let new_name = change.child("Updates").and_then(|u| {
         u.children_named("SetFolderField").find_map(|s| {
             let is_name =

@@ -351,10 +351,12 @@ pub fn parse_aqs(query: &str) -> Result<Expr, ResponseCode> {
         )
     };
     let term = |t: &str| -> Result<Expr, ResponseCode> {
+        const KEYS: &[&str] = &["subject", "body", "from", "to", "cc", "participants"];
         let (key, value) = match t.split_once(':') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(char::is_alphabetic) => {
+            Some((k, v)) if KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
                 (k.to_ascii_lowercase(), v)
             }
+            // Any other `a:b` is a word to find, colon and all.
             _ => (String::new(), t),
         };
         if value.is_empty() {
@@ -671,7 +673,11 @@ mod tests {
         ] {
             assert_eq!(eval(&parse_aqs(q).unwrap(), &v), hit, "{q}");
         }
-        for bad in ["", "Subject:", "Color:red", "a OR"] {
+        assert!(
+            !eval(&parse_aqs("Color:red").unwrap(), &v),
+            "a word, not a key"
+        );
+        for bad in ["", "Subject:", "a OR"] {
             assert!(parse_aqs(bad).is_err(), "{bad}");
         }
     }

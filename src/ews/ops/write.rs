@@ -889,9 +889,6 @@ async fn update_one(
 ) -> Result<MessageMeta, ResponseCode> {
     let Found { folder, meta } = open_item(ctx, id, MailboxAction::Update).await?;
     let held = id.attr("ChangeKey").filter(|k| !k.is_empty());
-    if held.is_some_and(|k| !well_formed_change_key(k)) {
-        return Err(ResponseCode::ErrorInvalidChangeKey);
-    }
     if !overwrite && held.is_some_and(|k| k != meta.change_key()) {
         return Err(ResponseCode::ErrorIrresolvableConflict);
     }
@@ -986,17 +983,6 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
     }
     reply.finish();
-}
-
-/// Whether a ChangeKey is one this server could have given (`store::change_key`'s
-/// form): a malformed one is ErrorInvalidChangeKey, a stale one a conflict.
-fn well_formed_change_key(key: &str) -> bool {
-    key.split_once('-').is_some_and(|(version, hash)| {
-        !version.is_empty()
-            && version.bytes().all(|b| b.is_ascii_hexdigit())
-            && hash.len() == 16
-            && hash.bytes().all(|b| b.is_ascii_hexdigit())
-    })
 }
 
 /// The category keywords among `flags`.
@@ -1111,13 +1097,21 @@ pub async fn copy_or_move(ctx: &Context<'_>, op: &Element, xml: &mut Xml, remove
     transfer_all(ctx, op, xml, name, target, remove, return_ids).await
 }
 
-/// ArchiveItem: moves each item to the mailbox's Archive folder. There are no
-/// separate archive mailboxes here (WorkMail has none); the Archive folder is
-/// where Outlook's and Thunderbird's Archive action files mail too.
+/// ArchiveItem: moves each item to the folder ArchiveSourceFolderId names, else
+/// to the mailbox's Archive folder. There are no separate archive mailboxes here
+/// (WorkMail has none); the Archive folder is where Outlook's and Thunderbird's
+/// Archive action files mail too.
 pub async fn archive_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let mut trees = Trees::default();
     let archive = distinguished(FolderKind::Archive);
-    let target = store_folder(ctx, &mut trees, &archive, MailboxAction::MoveTo).await;
+    // The folder `ArchiveSourceFolderId` names is where exchangelib expects the
+    // items (as in an archive mailbox's folder of that name); without one, the
+    // Archive folder.
+    let folder = op
+        .child("ArchiveSourceFolderId")
+        .and_then(|f| f.children.first())
+        .unwrap_or(&archive);
+    let target = store_folder(ctx, &mut trees, folder, MailboxAction::MoveTo).await;
     transfer_all(ctx, op, xml, "ArchiveItem", target, true, true).await
 }
 
@@ -1223,6 +1217,24 @@ pub async fn mark_all_items_as_read(ctx: &Context<'_>, op: &Element, xml: &mut X
 
 /// MarkAsJunk: sets `$Junk`/`$NotJunk` (the IMAP keywords mail clients share) and,
 /// with `MoveItem`, moves the item to Junk Email (or back to the Inbox).
+/// Whether a message is from its mailbox's own address: a user is always their
+/// own safe sender, so Exchange flags such a message as junk but leaves it where
+/// it is.
+async fn from_owner(ctx: &Context<'_>, folder: &crate::store::Folder, meta: &MessageMeta) -> bool {
+    let Ok(raw) = ctx.ews.store.body(meta.body_id).await else {
+        return false;
+    };
+    let msg = crate::message::Message::parse(&raw);
+    let own = ctx
+        .ews
+        .directory
+        .describe_user(ctx.org_id(), &folder.mailbox_id)
+        .ok()
+        .and_then(|u| u.base.email);
+    let from = crate::ews::item::Summary::of(&msg).from;
+    own.is_some_and(|own| from.iter().any(|a| a.address.eq_ignore_ascii_case(&own)))
+}
+
 pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let junk = truthy(op.attr("IsJunk"));
     let move_it = truthy(op.attr("MoveItem"));
@@ -1253,7 +1265,7 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             } else {
                 FolderKind::Inbox
             };
-            if folder.kind == Some(kind) {
+            if folder.kind == Some(kind) || (junk && from_owner(ctx, &folder, &meta).await) {
                 return Ok(None);
             }
             let mut dest = distinguished(kind);
@@ -1286,14 +1298,6 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 mod tests {
     use super::*;
     use crate::ews::xml::parse;
-
-    #[test]
-    fn change_keys_are_checked_for_form() {
-        assert!(well_formed_change_key(&crate::store::change_key("i", 42)));
-        for bad in ["XXX", "", "1-", "zz-0123456789abcdef", "1-0123"] {
-            assert!(!well_formed_change_key(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn updates_map_to_imap_flags() {
