@@ -127,18 +127,28 @@ stop_work() {
     exit "$rc"
 }
 
-# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
-# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
-# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
-mx_config() {
-    server_toml "$1" >"$1/mailgate.toml"
-    cat >>"$1/mailgate.toml" <<EOF2
+# rss_mib PID: the process's resident set in MiB, one decimal.
+rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# mx_listener_toml: the MX (`smtp`) listener table on 127.0.0.1, kernel-chosen port.
+mx_listener_toml() {
+    cat <<EOF2
 
 [listeners.smtp]
 enabled = true
 address = "127.0.0.1"
 port = 0
 tls = "starttls"
+EOF2
+}
+
+# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
+# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
+# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
+mx_config() {
+    server_toml "$1" >"$1/mailgate.toml"
+    mx_listener_toml >>"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
 
 [listeners.https]
 enabled = true

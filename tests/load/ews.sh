@@ -48,7 +48,6 @@ done
 die() { echo "ews.sh: error: $*" >&2; exit 1; }
 note() { echo "  $*"; }
 . "$root/tests/load/common.sh"
-rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 field() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) print substr($i, n + 1) } }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 
@@ -62,7 +61,8 @@ bin=${MAILGATE_BIN:-$root/target/release/mailgate}
 start_work ews
 sub_pid=""
 stop_subs() { [ -z "$sub_pid" ] || stop_pid "$sub_pid"; sub_pid=""; }
-trap 'rc=$?; stop_subs; (exit $rc); stop_work' EXIT
+# stop_work reads the exit status from $?; set +e so that restoring it is no error.
+trap 'rc=$?; set +e; stop_subs; (exit $rc); stop_work' EXIT
 smtp_source "$work" || die "apt-get download postfix failed; or set SMTP_SOURCE"
 
 user=bench@load.test
@@ -72,13 +72,8 @@ ca=$work/certs/ca.pem
 mg=$work/mailgate
 mkdir -p "$mg"
 imaps_config "$mg" "$work/certs"
+mx_listener_toml >>"$mg/mailgate.toml"
 cat >>"$mg/mailgate.toml" <<EOF
-
-[listeners.smtp]
-enabled = true
-address = "127.0.0.1"
-port = 0
-tls = "starttls"
 
 [ews]
 enabled = true

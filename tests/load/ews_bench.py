@@ -558,7 +558,9 @@ def cmd_latency(a):
                 early += 1
             lat.append(max(0.0, d))
             time.sleep(a.gap / 1000)
-    http.close()
+    # The reader thread is blocked in a read holding the file's lock: end the
+    # connection under it rather than wait for a heartbeat.
+    http.sock.shutdown(socket.SHUT_RDWR)
     print(
         f"latency messages={len(lat)} p50_ms={percentile(lat, 50) * 1000:.1f} "
         f"p99_ms={percentile(lat, 99) * 1000:.1f} max_ms={max(lat, default=0) * 1000:.1f} "
