@@ -11,7 +11,8 @@ minimal IMAP client that does the same, and the five workloads ews.sh times:
                  over IMAP on one connection each: wire bytes and message bytes/s,
                  EWS/IMAP ratios
   subscriptions  COUNT streaming subscriptions (Subscribe + GetStreamingEvents held
-                 open, one connection each) until SIGTERM or --hold seconds
+                 open, one connection each) until SIGTERM or --hold seconds, then
+                 until no event came for 2 s; prints the NewMailEvents they saw
   latency        one streaming subscription; N messages over SMTP, one at a time:
                  time from the 250 after DATA to the NewMailEvent on the stream
 
@@ -479,31 +480,41 @@ async def read_stream(r, buf, first, opened, counts):
                 check(env, "GetStreamingEvents")
                 first = False
                 opened.append(1)
-            counts[0] += len(NEW_MAIL.findall(env))
+            n = len(NEW_MAIL.findall(env))
+            if n:
+                counts[0] += n
+                counts[1] = time.perf_counter()
 
 
 async def subscriptions(a):
     ctx = tls_context(a.ca)
-    stop = asyncio.Event()
+    stop, stopping = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(s, stop.set)
-    opened, counts, sem = [], [0], asyncio.Semaphore(32)
+        loop.add_signal_handler(s, stopping.set)
+    opened, counts, sem = [], [0, 0.0], asyncio.Semaphore(32)
     t0 = time.perf_counter()
     tasks = [asyncio.ensure_future(stream_one(a, ctx, opened, stop, counts, sem)) for _ in range(a.count)]
     deadline = time.perf_counter() + a.hold
-    while len(opened) < a.count and time.perf_counter() < deadline and not stop.is_set():
+    while len(opened) < a.count and time.perf_counter() < deadline and not stopping.is_set():
         failed = [t for t in tasks if t.done() and t.exception()]
         if failed:
             print(f"error={failed[0].exception()!r}", flush=True)
-            stop.set()
+            stopping.set()
             break
         await asyncio.sleep(0.05)
     print(f"streams={len(opened)} secs={time.perf_counter() - t0:.1f}", flush=True)
     try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, deadline - time.perf_counter()))
+        await asyncio.wait_for(stopping.wait(), timeout=max(0.0, deadline - time.perf_counter()))
     except asyncio.TimeoutError:
-        stop.set()
+        pass
+    # Events still on their way (a delivery fans out to every stream) arrive
+    # before the streams close: until none came for 2 s, at most 12 s (stop_pid
+    # in ews.sh sends SIGKILL after 15).
+    drain_end = time.perf_counter() + 12
+    while time.perf_counter() < drain_end and time.perf_counter() - counts[1] < 2:
+        await asyncio.sleep(0.1)
+    stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     print(f"closed streams={len(opened)} new_mail_events={counts[0]}", flush=True)
 
