@@ -66,6 +66,27 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
+# smtp_source WORK: sets source_bin and src_lib to Postfix's smtp-source (the load
+# generator of the SMTP benchmarks): $SMTP_SOURCE if set, else from the postfix .deb
+# cached in target/load/ (fetched once with `apt-get download`, only extracted,
+# under WORK/pf, never installed).
+smtp_source() {
+    local deb
+    source_bin=${SMTP_SOURCE:-}
+    if [ -n "$source_bin" ]; then
+        src_lib=$(dirname "$(dirname "$source_bin")")/lib/postfix
+        return 0
+    fi
+    deb=$(ls "$root"/target/load/postfix_*.deb 2>/dev/null | tail -n 1 || true)
+    if [ -z "$deb" ]; then
+        (cd "$root/target/load" && timeout 300 apt-get -o APT::Sandbox::User=root download postfix) || return 1
+        deb=$(ls "$root"/target/load/postfix_*.deb | tail -n 1)
+    fi
+    dpkg-deb -x "$deb" "$1/pf" || return 1
+    source_bin=$1/pf/usr/sbin/smtp-source
+    src_lib=$1/pf/usr/lib/postfix
+}
+
 # server_toml DIR: the [server] table of a benchmark's mailgate.toml: data in
 # DIR/data, mail domain load.test.
 server_toml() {
@@ -106,18 +127,28 @@ stop_work() {
     exit "$rc"
 }
 
-# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
-# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
-# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
-mx_config() {
-    server_toml "$1" >"$1/mailgate.toml"
-    cat >>"$1/mailgate.toml" <<EOF2
+# rss_mib PID: the process's resident set in MiB, one decimal.
+rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# mx_listener_toml: the MX (`smtp`) listener table on 127.0.0.1, kernel-chosen port.
+mx_listener_toml() {
+    cat <<EOF2
 
 [listeners.smtp]
 enabled = true
 address = "127.0.0.1"
 port = 0
 tls = "starttls"
+EOF2
+}
+
+# mx_config DIR SENDER_AUTH: writes DIR/mailgate.toml for an SMTP benchmark: the
+# MX (`smtp`) and `https` (admin API) listeners on 127.0.0.1, kernel-chosen ports,
+# data in DIR/data, mail domain load.test, SENDER_AUTH as the [smtp.sender_auth] body.
+mx_config() {
+    server_toml "$1" >"$1/mailgate.toml"
+    mx_listener_toml >>"$1/mailgate.toml"
+    cat >>"$1/mailgate.toml" <<EOF2
 
 [listeners.https]
 enabled = true

@@ -41,21 +41,7 @@ bin=$root/target/release/mailgate
 
 mkdir -p "$root/target/load"
 work=$(mktemp -d "$root/target/load/events.XXXXXX")
-source_bin=${SMTP_SOURCE:-}
-src_lib=""
-if [ -z "$source_bin" ]; then
-    deb=$(ls "$root"/target/load/postfix_*.deb 2>/dev/null | tail -n 1 || true)
-    if [ -z "$deb" ]; then
-        (cd "$root/target/load" && timeout 300 apt-get -o APT::Sandbox::User=root download postfix) ||
-            die "apt-get download postfix failed; or set SMTP_SOURCE"
-        deb=$(ls "$root"/target/load/postfix_*.deb | tail -n 1)
-    fi
-    dpkg-deb -x "$deb" "$work/pf"
-    source_bin=$work/pf/usr/sbin/smtp-source
-    src_lib=$work/pf/usr/lib/postfix
-else
-    src_lib=$(dirname "$(dirname "$source_bin")")/lib/postfix
-fi
+smtp_source "$work" || die "apt-get download postfix failed; or set SMTP_SOURCE"
 
 pids=()
 cleanup() {

@@ -40,7 +40,6 @@ done
 die() { echo "imap.sh: error: $*" >&2; exit 1; }
 note() { echo "  $*"; }
 . "$root/tests/load/common.sh"
-rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (installs dovecot-imapd; Dovecot drops privileges)"
 command -v python3 >/dev/null || die "needs python3"
