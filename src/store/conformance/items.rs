@@ -442,6 +442,20 @@ pub async fn item_properties_live_and_die_with_their_item(ctx: Ctx) {
     assert_eq!(props_of(&in_work.item_id).await.len(), 1);
     store.delete_folder(work.id).await.unwrap();
     assert!(props_of(&in_work.item_id).await.is_empty());
+    // Through all of it, each folder's counts are those of its messages.
+    for f in store.folders("u").await.unwrap() {
+        let metas = store.messages(f.id, 1, u32::MAX).await.unwrap();
+        let unseen = metas
+            .iter()
+            .filter(|m| !m.flags.iter().any(|x| x == "\\Seen"))
+            .count();
+        assert_eq!(
+            (f.messages as usize, f.unseen as usize),
+            (metas.len(), unseen),
+            "{}",
+            f.name
+        );
+    }
     assert!(matches!(
         store
             .change_item(inbox.id, stored.uid, ItemChange::default(), None)

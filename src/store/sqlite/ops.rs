@@ -108,10 +108,9 @@ pub(super) fn create_mailbox(
     Ok(((), vec![]))
 }
 
-const FOLDER_COLUMNS: &str = "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
-    f.highest_modseq, f.subscribed, f.item_id, f.change_counter,
-    (SELECT count(*) FROM messages m WHERE m.folder_id = f.id),
-    (SELECT count(*) FROM messages m WHERE m.folder_id = f.id AND (' ' || m.flags || ' ') NOT LIKE '% \\Seen %')";
+const FOLDER_COLUMNS: &str =
+    "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
+    f.highest_modseq, f.subscribed, f.item_id, f.change_counter, f.message_count, f.unseen_count";
 
 fn folder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
     let kind: Option<String> = r.get(3)?;

@@ -167,6 +167,35 @@ CREATE TABLE item_props (
     PRIMARY KEY (item_id, name)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // 11: each folder's message and unseen counts kept by triggers, so reading a
+    // folder (every EWS item lookup does) no longer counts its messages: 2 ms a
+    // read at 10,000 messages before.
+    r#"
+ALTER TABLE folders ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE folders ADD COLUMN unseen_count INTEGER NOT NULL DEFAULT 0;
+UPDATE folders SET
+    message_count = (SELECT count(*) FROM messages m WHERE m.folder_id = folders.id),
+    unseen_count = (SELECT count(*) FROM messages m WHERE m.folder_id = folders.id
+        AND (' ' || m.flags || ' ') NOT LIKE '% \Seen %');
+CREATE TRIGGER messages_counted_in AFTER INSERT ON messages BEGIN
+    UPDATE folders SET message_count = message_count + 1,
+        unseen_count = unseen_count + ((' ' || NEW.flags || ' ') NOT LIKE '% \Seen %')
+    WHERE id = NEW.folder_id;
+END;
+CREATE TRIGGER messages_counted_out AFTER DELETE ON messages BEGIN
+    UPDATE folders SET message_count = message_count - 1,
+        unseen_count = unseen_count - ((' ' || OLD.flags || ' ') NOT LIKE '% \Seen %')
+    WHERE id = OLD.folder_id;
+END;
+CREATE TRIGGER messages_recounted AFTER UPDATE OF flags, folder_id ON messages BEGIN
+    UPDATE folders SET message_count = message_count - 1,
+        unseen_count = unseen_count - ((' ' || OLD.flags || ' ') NOT LIKE '% \Seen %')
+    WHERE id = OLD.folder_id;
+    UPDATE folders SET message_count = message_count + 1,
+        unseen_count = unseen_count + ((' ' || NEW.flags || ' ') NOT LIKE '% \Seen %')
+    WHERE id = NEW.folder_id;
+END;
+"#,
 ];
 
 /// The schema version this build writes.
