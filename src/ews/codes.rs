@@ -55,6 +55,7 @@ codes!(
     ErrorInvalidValueForProperty,
     ErrorInvalidChangeKey,
     ErrorObjectTypeChanged,
+    ErrorInvalidAttachmentId,
     ErrorInvalidExtendedProperty,
     ErrorInvalidExtendedPropertyValue,
     ErrorInvalidSubscription,

@@ -65,8 +65,18 @@ fn one_line(v: &str) -> String {
 
 impl NewPart {
     /// The part's header and body, without the CRLF that precedes the next
-    /// delimiter.
+    /// delimiter. A new part gets an `X-Attachment-Id` (as Thunderbird and Gmail
+    /// write one): two attachments with the same name and content are then still
+    /// two parts with bytes of their own.
     pub fn render(&self) -> Vec<u8> {
+        let id = format!("X-Attachment-Id: {}\r\n", uuid::Uuid::new_v4().simple());
+        match self {
+            NewPart::Verbatim(_) => self.render_part(),
+            _ => [id.into_bytes(), self.render_part()].concat(),
+        }
+    }
+
+    fn render_part(&self) -> Vec<u8> {
         match self {
             NewPart::File {
                 name,
@@ -114,15 +124,17 @@ impl NewPart {
     }
 }
 
-/// A boundary that occurs nowhere in `raw`.
-fn fresh_boundary(raw: &[u8]) -> String {
-    let mut n: u64 = 0x6d61_696c_6761_7465;
+/// A boundary that occurs in none of `texts` (random: an attached message made
+/// here has boundaries of its own, which a fixed one would repeat).
+fn fresh_boundary(texts: &[&[u8]]) -> String {
     loop {
-        let b = format!("=_mailgate_{n:016x}");
-        if memchr::memmem::find(raw, b.as_bytes()).is_none() {
+        let b = format!("=_mailgate_{}", uuid::Uuid::new_v4().simple());
+        if texts
+            .iter()
+            .all(|t| memchr::memmem::find(t, b.as_bytes()).is_none())
+        {
             return b;
         }
-        n = n.wrapping_mul(6364136223846793005).wrapping_add(1);
     }
 }
 
@@ -153,10 +165,15 @@ pub fn attachment_parts(raw: &[u8]) -> Vec<NewPart> {
 pub fn add_parts(raw: &[u8], parts: &[NewPart]) -> Vec<u8> {
     let root = parse(raw);
     let rendered: Vec<Vec<u8>> = parts.iter().map(NewPart::render).collect();
+    let clash = |b: &str| {
+        rendered
+            .iter()
+            .any(|p| memchr::memmem::find(p, b.as_bytes()).is_some())
+    };
     if let (true, Children::Multi(children), Some(boundary)) = (
         root.content_type.is("multipart", "mixed"),
         &root.children,
-        root.content_type.param("boundary"),
+        root.content_type.param("boundary").filter(|b| !clash(b)),
     ) {
         let at = children.last().map_or(root.body.start, |c| c.body.end);
         let mut out = raw[..at].to_vec();
@@ -167,7 +184,9 @@ pub fn add_parts(raw: &[u8], parts: &[NewPart]) -> Vec<u8> {
         out.extend_from_slice(&raw[at..]);
         return out;
     }
-    let boundary = fresh_boundary(raw);
+    let mut texts: Vec<&[u8]> = rendered.iter().map(Vec::as_slice).collect();
+    texts.push(raw);
+    let boundary = fresh_boundary(&texts);
     // The message's own header stays at the top, but for its content fields,
     // which describe the old content and go with it into the first part.
     let content_fields = [
@@ -322,6 +341,26 @@ mod tests {
             msg.part(&b.path.0).unwrap().decoded(msg.raw()).unwrap(),
             b"B"
         );
+    }
+
+    #[test]
+    fn a_message_made_here_nests_in_another() {
+        let inner = add_parts(PLAIN, &[file("deep.txt", b"D")]);
+        let outer = add_parts(
+            PLAIN,
+            &[NewPart::Message {
+                name: "m".into(),
+                raw: inner.clone(),
+            }],
+        );
+        let msg = Message::parse(&outer);
+        let a = &msg.attachments()[0];
+        let part = msg.part(&a.path.0).unwrap();
+        assert_eq!(
+            &outer[part.body.clone()],
+            inner.strip_suffix(b"\r\n").unwrap()
+        );
+        assert_eq!(names(&msg.raw()[part.body.clone()]), ["deep.txt"]);
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn write_attached_item(
     x: &mut Xml,
     inner: &Message<'_>,
     s: &Summary,
+    body_type: BodyType,
     attachments: impl FnOnce(&mut Xml),
 ) {
     let (stored, categories) = inner
@@ -45,7 +46,7 @@ fn write_attached_item(
         "t:Sensitivity",
         &field("item:Sensitivity").unwrap_or_else(|| s.sensitivity.to_string()),
     );
-    write_body(x, "t:Body", inner, BodyType::Best);
+    write_body(x, "t:Body", inner, body_type);
     attachments(x);
     if !categories.is_empty() {
         x.open("t:Categories", &[]);
@@ -127,9 +128,13 @@ fn children_of(all: &[Attachment], path: &PartPath) -> Vec<Attachment> {
 }
 
 pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
-    let mime = op
-        .child("AttachmentShape")
-        .is_some_and(|s| super::truthy(s.child_text("IncludeMimeContent")));
+    let shape = op.child("AttachmentShape");
+    let mime = shape.is_some_and(|s| super::truthy(s.child_text("IncludeMimeContent")));
+    let body_type = match shape.and_then(|s| s.child_text("BodyType")) {
+        Some("HTML") => BodyType::Html,
+        Some("Text") => BodyType::Text,
+        _ => BodyType::Best,
+    };
     let mut reply = Reply::begin(xml, "GetAttachment");
     for el in ids(op, "AttachmentIds") {
         let wire = el.attr("Id").unwrap_or("");
@@ -154,8 +159,9 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         let msg = Message::parse(&raw);
         let found = at.find(&msg);
         let part = found.as_ref().and_then(|a| msg.part(&a.path.0));
+        // The item is there, the attachment not (any more).
         let (Some(a), Some(part)) = (found.clone(), part) else {
-            reply.fail(ResponseCode::ErrorItemNotFound);
+            reply.fail(ResponseCode::ErrorInvalidAttachmentId);
             continue;
         };
         let content = part
@@ -184,7 +190,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             // Its own attachments, with ids into the stored message, so a client
             // can open an attached message's attachment in turn.
             let nested = children_of(&all_attachments(&msg), &a.path);
-            write_attached_item(x, &inner, &summary, |x| {
+            write_attached_item(x, &inner, &summary, body_type, |x| {
                 write_attachment_list(x, &at.item, &msg, &nested)
             });
             x.close("t:Message");
@@ -426,7 +432,7 @@ pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         for &i in &mine {
             answers[i] = match &done {
                 Ok((meta, removed)) if removed.iter().any(|(j, _)| *j == i) => Ok(meta.clone()),
-                Ok(_) => Err(ResponseCode::ErrorItemNotFound),
+                Ok(_) => Err(ResponseCode::ErrorInvalidAttachmentId),
                 Err(code) => Err(*code),
             };
         }

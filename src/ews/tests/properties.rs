@@ -218,7 +218,7 @@ async fn attachments_are_added_and_removed_under_the_same_item() {
         .await;
     assert_eq!(
         codes(&del, "DeleteAttachment"),
-        ["NoError", "ErrorItemNotFound"]
+        ["NoError", "ErrorInvalidAttachmentId"]
     );
     let root_id = messages(&del, "DeleteAttachment")[0]
         .child("RootItemId")
