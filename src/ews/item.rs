@@ -319,11 +319,17 @@ fn html_to_text(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&nbsp;", " ")
+    let mut text = out
+        .replace("&nbsp;", " ")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
-        .replace("&amp;", "&")
+        .replace("&amp;", "&");
+    // Exchange's text ends its last line, as a text/plain body does.
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push_str("\r\n");
+    }
+    text
 }
 
 /// The Body element: HTML when asked or Best and present, else text.
