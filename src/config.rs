@@ -45,17 +45,31 @@ pub struct Config {
 }
 
 /// Exchange Web Services (on the `https` listener).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EwsSection {
-    /// Serve `/EWS/Exchange.asmx`. Off by default until the mail tier is complete.
-    #[serde(default)]
+    /// Serve `/EWS/Exchange.asmx` and Autodiscover (on unless turned off: EWS
+    /// clients have nowhere else to go).
+    #[serde(default = "yes")]
     pub enabled: bool,
     /// The base URL clients reach EWS and Autodiscover at (`https://host[:port]`),
     /// when the request's `Host` header cannot be trusted to say it (a proxy in
     /// front). Unset: Autodiscover answers with the `Host` the client used.
     #[serde(default)]
     pub public_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for EwsSection {
+    fn default() -> Self {
+        EwsSection {
+            enabled: true,
+            public_url: None,
+        }
+    }
 }
 
 impl EwsSection {
@@ -884,6 +898,16 @@ mod tests {
         assert_eq!(cfg.listeners.imaps.as_ref().unwrap().port, 9993);
         assert_eq!(cfg.listeners.smtp.as_ref().unwrap().port, 2525);
         assert_eq!(cfg.limits.max_message_size, 40 * 1024 * 1024);
+        assert!(cfg.ews.enabled, "EWS's mail tier is served");
+    }
+
+    #[test]
+    fn ews_is_on_unless_turned_off() {
+        assert!(Config::parse(MINIMAL, "t").unwrap().ews.enabled);
+        let off = Config::parse(&format!("{MINIMAL}[ews]\nenabled = false\n"), "t").unwrap();
+        assert!(!off.ews.enabled);
+        let url = format!("{MINIMAL}[ews]\npublic_url = \"https://mail.example.com\"\n");
+        assert!(Config::parse(&url, "t").unwrap().ews.enabled);
     }
 
     #[test]
