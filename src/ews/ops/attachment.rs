@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use std::sync::Arc;
 
-use super::item::{Found, load_props, open_item};
+use super::item::{Found, load_props, open_item, stored_body};
 use super::shape::BodyType;
 use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
@@ -149,10 +149,10 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 continue;
             }
         };
-        let raw = match ctx.ews.store.body(found.meta.body_id).await {
+        let raw = match stored_body(ctx, found.meta.body_id).await {
             Ok(raw) => raw,
-            Err(_) => {
-                reply.fail(ResponseCode::ErrorItemNotFound);
+            Err(code) => {
+                reply.fail(code);
                 continue;
             }
         };
@@ -329,19 +329,9 @@ pub async fn create_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             .iter()
             .map(|a| new_part(ctx, a, &found.folder.mailbox_id))
             .collect::<Result<Vec<_>, _>>()?;
-        let raw = ctx
-            .ews
-            .store
-            .body(found.meta.body_id)
-            .await
-            .map_err(store_error)?;
+        let raw = stored_body(ctx, found.meta.body_id).await?;
         let meta = rewrite(ctx, &found, add_parts(&raw, &parts)).await?;
-        let now = ctx
-            .ews
-            .store
-            .body(meta.body_id)
-            .await
-            .map_err(store_error)?;
+        let now = stored_body(ctx, meta.body_id).await?;
         let msg = Message::parse(&now);
         let list = msg.attachments();
         let added: Vec<String> = list[list.len().saturating_sub(parts.len())..]
@@ -403,12 +393,7 @@ pub async fn delete_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         let at = |i: usize| refs[i].as_ref().expect("grouped ids parsed");
         let done = async {
             let found = open_item(ctx, &at(mine[0]).item_element(), MailboxAction::Update).await?;
-            let raw = ctx
-                .ews
-                .store
-                .body(found.meta.body_id)
-                .await
-                .map_err(store_error)?;
+            let raw = stored_body(ctx, found.meta.body_id).await?;
             let msg = Message::parse(&raw);
             let mut paths: Vec<(usize, PartPath)> = Vec::new();
             for &i in &mine {

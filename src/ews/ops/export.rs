@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::folder::Trees;
-use super::item::{load_props, open_item};
+use super::item::{load_props, open_item, stored_body};
 use super::write::{refused, store_error, store_folder};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
@@ -70,12 +70,7 @@ pub async fn export_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     for el in ids(op, "ItemIds") {
         let done = async {
             let found = open_item(ctx, el, MailboxAction::Read).await?;
-            let raw = ctx
-                .ews
-                .store
-                .body(found.meta.body_id)
-                .await
-                .map_err(store_error)?;
+            let raw = stored_body(ctx, found.meta.body_id).await?;
             let props = load_props(ctx, &found.meta.item_id).await?;
             let blob = Blob {
                 v: 1,

@@ -110,6 +110,15 @@ pub async fn write_meta(
     Ok(())
 }
 
+/// A stored message's bytes (a body gone meanwhile: the item went with it).
+pub async fn stored_body(ctx: &Context<'_>, body_id: i64) -> Result<Vec<u8>, ResponseCode> {
+    ctx.ews
+        .store
+        .body(body_id)
+        .await
+        .map_err(|_| ResponseCode::ErrorItemNotFound)
+}
+
 /// The properties kept beside one item.
 pub async fn load_props(ctx: &Context<'_>, item_id: &str) -> Result<ItemProps, ResponseCode> {
     let mut found = ctx

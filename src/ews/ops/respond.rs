@@ -5,7 +5,7 @@
 //! Once sent, the original is marked `\Answered` or `$Forwarded`, as IMAP clients
 //! mark what they answer.
 
-use super::item::{Found, open_item};
+use super::item::{Found, open_item, stored_body};
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
@@ -136,12 +136,7 @@ pub async fn build(ctx: &Context<'_>, el: &Element, kind: Kind) -> Result<Respon
         .child("ReferenceItemId")
         .ok_or(ResponseCode::ErrorSchemaValidation)?;
     let original = open_item(ctx, reference, MailboxAction::Read).await?;
-    let raw = ctx
-        .ews
-        .store
-        .body(original.meta.body_id)
-        .await
-        .map_err(|_| ResponseCode::ErrorItemNotFound)?;
+    let raw = stored_body(ctx, original.meta.body_id).await?;
     let msg = crate::message::Message::parse(&raw);
     let s = Summary::of(&msg);
     let me = ctx.own_mailbox().unwrap_or_default().to_string();

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::folder::{Trees, open_folder};
-use super::item::{Found, load_props, open_item};
+use super::item::{Found, load_props, open_item, stored_body};
 use super::respond::{self, Kind};
 use super::shape::{Extended, Path};
 use super::{Reply, ids, truthy};
@@ -840,7 +840,7 @@ async fn rewrite_draft(
         (mime, _) => {
             let raw = match mime {
                 Some(raw) => raw,
-                None => store.body(meta.body_id).await.map_err(store_error)?,
+                None => stored_body(ctx, meta.body_id).await?,
             };
             let msg = crate::message::Message::parse(&raw);
             let mut fields = draft_fields(&msg);
