@@ -964,9 +964,7 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             let Found { meta, .. } = open_item(ctx, el, MailboxAction::SubmitEmailForSending)
                 .await
                 .map_err(|c| (c, super::default_text(c).to_string()))?;
-            let folder_id = copy_folder
-                .clone()
-                .map_err(|c| (c, super::default_text(c).to_string()))?;
+            let folder_id = copy_folder.map_err(|c| (c, super::default_text(c).to_string()))?;
             let copy = save_copy.then(|| SavedCopy {
                 folder: folder_id,
                 flags: categories(&meta.flags),
