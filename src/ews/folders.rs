@@ -157,7 +157,9 @@ pub async fn resolve(ctx: &Context<'_>, el: &Element) -> Result<Named, ResponseC
                     .store
                     .folder_by_item_id(item)
                     .await
-                    .map_err(|_| ResponseCode::ErrorFolderNotFound)?
+                    // A well-formed id of a folder that is gone: Exchange's answer
+                    // for a missing object (exchangelib expects it).
+                    .map_err(|_| ResponseCode::ErrorItemNotFound)?
                     .mailbox_id
             }
             EwsId::Item(_) | EwsId::Attachment(_) => {

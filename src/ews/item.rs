@@ -325,11 +325,11 @@ fn html_to_text(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&amp;", "&");
-    // Exchange's text ends its last line, as a text/plain body does.
+    // Exchange's text has CRLF line ends and ends its last line.
     if !text.is_empty() && !text.ends_with('\n') {
-        text.push_str("\r\n");
+        text.push('\n');
     }
-    text
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
 /// The Body element: HTML when asked or Best and present, else text.
@@ -795,6 +795,16 @@ mod tests {
         for bad in ["", "2026-13-01T00:00:00Z", "yesterday", "2026-12-07"] {
             assert_eq!(parse_xsd_datetime(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn html_becomes_text_with_crlf_line_ends() {
+        assert_eq!(
+            html_to_text("<html><body>Hello HTML</body></html>"),
+            "Hello HTML\r\n"
+        );
+        assert_eq!(html_to_text("a<br>b &amp; c\n"), "a\r\nb & c\r\n");
+        assert_eq!(html_to_text(""), "");
     }
 
     #[test]

@@ -220,7 +220,8 @@ async fn foreign_and_malformed_folder_ids_are_refused() {
     let unknown = crate::ews::ids::EwsId::Folder("0190deadbeef".into()).encode();
     assert_eq!(
         codes(&f.call(&get(&unknown)).await, "GetFolder"),
-        ["ErrorFolderNotFound"]
+        ["ErrorItemNotFound"],
+        "a folder that is gone"
     );
     let other = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>"#;
     assert_eq!(
