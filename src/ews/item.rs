@@ -458,7 +458,7 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
     xml.open("t:Message", &[]);
     let mime = shape.include_mime || shape.names("item:MimeContent");
     if let (false, true, Some(m)) = (find, mime, m) {
-        xml.leaf_with(
+        xml.base64_leaf(
             "t:MimeContent",
             &[("CharacterSet", "UTF-8")],
             &STANDARD.encode(m.raw()),

@@ -181,7 +181,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 .leaf("t:IsInline", "false");
             x.open("t:Message", &[]);
             if mime {
-                x.leaf_with(
+                x.base64_leaf(
                     "t:MimeContent",
                     &[("CharacterSet", "UTF-8")],
                     &STANDARD.encode(&content),
@@ -205,7 +205,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
             x.leaf("t:Size", &content.len().to_string());
             x.leaf("t:IsInline", if a.inline { "true" } else { "false" });
-            x.leaf("t:Content", &STANDARD.encode(&content));
+            x.base64_leaf("t:Content", &[], &STANDARD.encode(&content));
             x.close("t:FileAttachment");
         }
         x.close("m:Attachments");

@@ -90,7 +90,7 @@ pub async fn export_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             Ok((meta, data)) => {
                 let x = reply.ok();
                 write_id(x, &meta);
-                x.leaf("m:Data", &data);
+                x.base64_leaf("m:Data", &[], &data);
                 reply.end();
             }
             Err(code) => reply.fail(code),

@@ -87,10 +87,34 @@ impl Xml {
     /// Escaped text content.
     pub fn text(&mut self, text: &str) -> &mut Self {
         let cleaned = clean(text);
+        if !cleaned.contains('\r') {
+            let _ = self
+                .writer
+                .write_event(Event::Text(BytesText::new(cleaned.as_ref())));
+            return self;
+        }
+        // A raw CR would reach the client as LF (XML line-end normalization):
+        // written as a reference, a CRLF body stays CRLF, as Exchange writes it.
+        let escaped = quick_xml::escape::escape(cleaned.as_ref()).replace('\r', "&#13;");
         let _ = self
             .writer
-            .write_event(Event::Text(BytesText::new(cleaned.as_ref())));
+            .write_event(Event::Text(BytesText::from_escaped(escaped)));
         self
+    }
+
+    /// `<name attrs>base64</name>`: base64's alphabet needs no escaping and
+    /// holds no forbidden character, so the (often megabytes of) text is copied
+    /// as it is.
+    pub fn base64_leaf(&mut self, name: &str, attrs: &[(&str, &str)], b64: &str) -> &mut Self {
+        debug_assert!(
+            b64.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        );
+        self.open(name, attrs);
+        let _ = self
+            .writer
+            .write_event(Event::Text(BytesText::from_escaped(b64)));
+        self.close(name)
     }
 
     /// `<name>text</name>`.
@@ -133,6 +157,22 @@ mod tests {
             "<t:Subject a=\"x&quot;&lt;\">a&lt;b &amp; cd\u{1F600}</t:Subject>"
         );
         assert!(crate::ews::xml::read::parse(out.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn carriage_returns_survive_a_parser() {
+        let mut x = Xml::fragment();
+        x.leaf("t:Body", "a\r\nb < c");
+        let out = String::from_utf8(x.finish()).unwrap();
+        assert_eq!(out, "<t:Body>a&#13;\nb &lt; c</t:Body>");
+        let back = crate::ews::xml::read::parse(out.as_bytes()).unwrap();
+        assert_eq!(back.text, "a\r\nb < c");
+        let mut x = Xml::fragment();
+        x.base64_leaf("t:MimeContent", &[("CharacterSet", "UTF-8")], "SGk+Pz8=");
+        assert_eq!(
+            String::from_utf8(x.finish()).unwrap(),
+            "<t:MimeContent CharacterSet=\"UTF-8\">SGk+Pz8=</t:MimeContent>"
+        );
     }
 
     proptest::proptest! {
