@@ -208,3 +208,79 @@ def test_mail_tips_and_the_wsdl_answer_as_exchange_does(ews_daemon):
     assert f'location="{ews_url(ews_daemon)}"' in r.text
     r = requests.get(ews_url(ews_daemon), auth=(alice, PASSWORD), verify=ews_daemon.ca)
     assert r.status_code == 200 and r.url == wsdl
+
+
+def test_properties_attachments_replies_and_export_round_trip(ews_daemon):
+    """What migration and automation scripts do with exchangelib beyond reading:
+    EWS-only and custom properties, attachments added and removed one by one, a
+    reply delivered over the real submission path, and export/upload of an item."""
+    from exchangelib import ExtendedProperty, FileAttachment, HTMLBody, ItemAttachment
+
+    class Tag(ExtendedProperty):
+        distinguished_property_set_id = "PublicStrings"
+        property_name = "mailgate-test-tag"
+        property_type = "StringArray"
+
+    wm = client_for(ews_daemon)
+    org_id, domain = new_org(wm)
+    _, alice = new_user(wm, org_id, domain)
+    _, bob = new_user(wm, org_id, domain)
+    account = basic_account(ews_daemon, alice)
+    Message.register("tag", Tag)
+    try:
+        draft = Message(
+            account=account,
+            folder=account.drafts,
+            subject=f"props {uuid.uuid4().hex[:6]}",
+            body=HTMLBody("<p>draft</p>"),
+            sensitivity="Confidential",
+            reminder_is_set=True,
+            reminder_minutes_before_start=42,
+            is_response_requested=True,
+            categories=["Blue"],
+            tag=["a", "b c"],
+            to_recipients=[Mailbox(email_address=bob)],
+        )
+        draft.attach(FileAttachment(name="one.txt", content=b"1"))
+        draft.save()
+        fresh = account.drafts.get(id=draft.id)
+        assert (fresh.sensitivity, fresh.reminder_is_set, fresh.reminder_minutes_before_start) == (
+            "Confidential",
+            True,
+            42,
+        )
+        assert fresh.is_response_requested and fresh.categories == ["Blue"]
+        assert fresh.tag == ["a", "b c"]
+        assert account.drafts.filter(reminder_minutes_before_start=42).count() == 1
+
+        # Attachments: add two more (one an item), remove them one at a time.
+        inner = Message(account=account, subject="inner", body="inside")
+        fresh.attach([FileAttachment(name="two.txt", content=b"2"), ItemAttachment(name="it", item=inner)])
+        fresh = account.drafts.get(id=draft.id)
+        names = sorted(a.name for a in fresh.attachments)
+        assert names == ["it", "one.txt", "two.txt"]
+        by_name = {a.name: a for a in fresh.attachments}
+        assert by_name["two.txt"].content == b"2"
+        assert by_name["it"].item.subject == "inner"
+        for a in [by_name["one.txt"], by_name["two.txt"]]:
+            fresh.detach(a)
+        fresh = account.drafts.get(id=draft.id)
+        assert [a.name for a in fresh.attachments] == ["it"]
+        assert fresh.tag == ["a", "b c"], "properties survive the rewrites"
+
+        # Export and upload recreate the item whole under a new id.
+        data = account.export([fresh])
+        new_id, _ = account.upload([(account.drafts, data[0])])[0]
+        copy = account.drafts.get(id=new_id)
+        assert copy.id != fresh.id and copy.subject == fresh.subject
+        assert copy.tag == ["a", "b c"] and copy.reminder_minutes_before_start == 42
+    finally:
+        Message.deregister("tag")
+
+    # A reply to mail delivered over SMTP goes out over the submission path.
+    subject = f"ask {uuid.uuid4().hex[:6]}"
+    send(ews_daemon, bob, alice, subject)
+    asked = account.inbox.get(subject=subject)
+    asked.reply(subject=f"RE: {subject}", body="answer", to_recipients=[Mailbox(email_address=bob)])
+    assert delivered_to(ews_daemon, bob, f"RE: {subject}")
+    assert account.sent.filter(subject=f"RE: {subject}").count() == 1
