@@ -284,3 +284,39 @@ def test_properties_attachments_replies_and_export_round_trip(ews_daemon):
     asked.reply(subject=f"RE: {subject}", body="answer", to_recipients=[Mailbox(email_address=bob)])
     assert delivered_to(ews_daemon, bob, f"RE: {subject}")
     assert account.sent.filter(subject=f"RE: {subject}").count() == 1
+
+
+def test_an_ews_flag_change_reaches_imap_idle_within_100_ms(ews_daemon):
+    """One store under both protocols: a message marked read and flagged with
+    exchangelib shows in an imaplib IDLE session as a FETCH within 100 ms (median of
+    three changes; each under a second)."""
+    import imaplib
+    import time
+
+    wm = client_for(ews_daemon)
+    org_id, domain = new_org(wm)
+    _, alice = new_user(wm, org_id, domain)
+    _, bob = new_user(wm, org_id, domain)
+    subject = f"idle {uuid.uuid4().hex[:6]}"
+    send(ews_daemon, alice, bob, subject)
+    account = basic_account(ews_daemon, bob)
+    item = account.inbox.get(subject=subject)
+    ctx = tls_context(ews_daemon)
+    with imaplib.IMAP4_SSL("localhost", ews_daemon.ports["imaps"], ssl_context=ctx) as m:
+        m.login(bob, PASSWORD)
+        assert m.select("INBOX")[0] == "OK"
+        tag = m._new_tag()
+        m.send(tag + b" IDLE\r\n")
+        assert m.readline().startswith(b"+")
+        took = []
+        for is_read in [True, False, True]:
+            started = time.monotonic()
+            item.is_read = is_read
+            item.save(update_fields=["is_read"])
+            line = m.readline()
+            took.append(time.monotonic() - started)
+            assert line.startswith(b"* 1 FETCH (") and (b"\\Seen" in line) == is_read, line
+        m.send(b"DONE\r\n")
+        assert m.readline().startswith(tag + b" OK")
+    took.sort()
+    assert took[1] < 0.1 and took[2] < 1.0, took
