@@ -130,6 +130,55 @@ fn quoted(s: &Summary, text: &str) -> String {
     out
 }
 
+/// The original's attachments as the `t:Attachments` of a forward (a forward
+/// carries them; a reply does not), for CreateItem to attach as it attaches any.
+fn forwarded_attachments(msg: &crate::message::Message<'_>) -> Option<Element> {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let raw = msg.raw();
+    let list: Vec<Element> = msg
+        .attachments()
+        .iter()
+        .filter_map(|a| {
+            let part = msg.part(&a.path.0)?;
+            let content = part
+                .decoded(raw)
+                .unwrap_or_else(|_| raw[part.body.clone()].to_vec());
+            let name = leaf(
+                "Name",
+                a.file_name.clone().unwrap_or_else(|| "attachment".into()),
+            );
+            Some(if a.content_type == "message/rfc822" {
+                let inner = Element {
+                    name: "Message".into(),
+                    children: vec![leaf("MimeContent", b64(&content))],
+                    ..Element::default()
+                };
+                Element {
+                    name: "ItemAttachment".into(),
+                    children: vec![name, inner],
+                    ..Element::default()
+                }
+            } else {
+                let mut children = vec![name, leaf("ContentType", a.content_type.clone())];
+                children.extend(a.content_id.clone().map(|c| leaf("ContentId", c)));
+                children.push(leaf("IsInline", a.inline.to_string()));
+                children.push(leaf("Content", b64(&content)));
+                Element {
+                    name: "FileAttachment".into(),
+                    children,
+                    ..Element::default()
+                }
+            })
+        })
+        .collect();
+    (!list.is_empty()).then(|| Element {
+        name: "Attachments".into(),
+        children: list,
+        ..Element::default()
+    })
+}
+
 /// Builds the message a response object describes.
 pub async fn build(ctx: &Context<'_>, el: &Element, kind: Kind) -> Result<Response, ResponseCode> {
     let reference = el
@@ -173,6 +222,9 @@ pub async fn build(ctx: &Context<'_>, el: &Element, kind: Kind) -> Result<Respon
     children.extend(given("BccRecipients"));
     children.extend(el.child("IsReadReceiptRequested").cloned());
     children.extend(el.child("IsDeliveryReceiptRequested").cloned());
+    if kind == Kind::Forward {
+        children.extend(forwarded_attachments(&msg));
+    }
     if let Some(id) = &s.message_id {
         children.push(leaf("InReplyTo", id.clone()));
         let references = match &s.references {

@@ -243,3 +243,33 @@ async fn attachments_are_added_and_removed_under_the_same_item() {
         .await;
     assert_eq!(codes(&bad, "CreateAttachment"), ["ErrorInvalidIdMalformed"]);
 }
+
+#[tokio::test]
+async fn a_forward_carries_the_attachments_a_reply_leaves_out() {
+    let f = Fixture::new().await;
+    let with_file = "From: carol@x.test\r\nTo: alice@acme.test\r\nSubject: Report\r\nMessage-ID: <r@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf; name=q3.pdf\r\nContent-Disposition: attachment; filename=q3.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
+    let id = deliver(&f, FolderKind::Inbox, with_file, 1_800_000_000_000, &[]).await;
+    for (element, carried) in [("ForwardItem", true), ("ReplyToItem", false)] {
+        let op = format!(
+            r#"<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:{element}><t:ToRecipients><t:Mailbox><t:EmailAddress>dave@x.test</t:EmailAddress></t:Mailbox></t:ToRecipients><t:ReferenceItemId Id="{id}"/></t:{element}></m:Items></m:CreateItem>"#
+        );
+        assert_eq!(codes(&f.call(&op).await, "CreateItem"), ["NoError"]);
+        let sent = f.sent.0.lock().unwrap().pop().unwrap();
+        let msg = crate::message::Message::parse(&sent.1);
+        let names: Vec<Option<String>> =
+            msg.attachments().into_iter().map(|a| a.file_name).collect();
+        if carried {
+            assert_eq!(names, [Some("q3.pdf".to_string())], "{element}");
+            let a = &msg.attachments()[0];
+            let part = msg.part(&a.path.0).unwrap();
+            assert_eq!(part.decoded(msg.raw()).unwrap(), b"%PDF-");
+        } else {
+            assert!(names.is_empty(), "{element}");
+        }
+    }
+    let inbox = f.folder(FolderKind::Inbox).await;
+    let meta = f.world.store.messages(inbox.id, 1, 1).await.unwrap();
+    for flag in ["$Forwarded", "\\Answered"] {
+        assert!(meta[0].flags.iter().any(|x| x == flag), "{flag}");
+    }
+}
