@@ -14,6 +14,7 @@ use super::xml::{Element, Xml};
 
 mod apps;
 mod attachment;
+pub mod compose;
 mod config;
 mod export;
 mod flat;
@@ -27,6 +28,7 @@ mod respond;
 pub mod restrict;
 pub mod shape;
 mod sync;
+mod update;
 pub mod write;
 
 /// Every operation served (the rest get [`unsupported`]'s answer).
@@ -107,7 +109,7 @@ pub async fn dispatch(ctx: Context<'_>, op: &Element) -> Answer {
         "FindItem" => item::find_item(ctx, op, &mut xml).await,
         "GetItem" => item::get_item(ctx, op, &mut xml).await,
         "CreateItem" => write::create_item(ctx, op, &mut xml).await,
-        "UpdateItem" => write::update_item(ctx, op, &mut xml).await,
+        "UpdateItem" => update::update_item(ctx, op, &mut xml).await,
         "SendItem" => write::send_item(ctx, op, &mut xml).await,
         "DeleteItem" => write::delete_item(ctx, op, &mut xml).await,
         "MoveItem" => write::copy_or_move(ctx, op, &mut xml, true).await,

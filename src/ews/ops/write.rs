@@ -1,6 +1,6 @@
-//! Changing items: CreateItem (saving; sending joins the submission path next),
-//! UpdateItem (read state, follow-up flag, categories, with ChangeKey conflicts),
-//! DeleteItem, MoveItem, CopyItem, MarkAllItemsAsRead and MarkAsJunk. Every change is
+//! Creating, sending and filing items: CreateItem (save, send, response objects),
+//! SendItem, DeleteItem, MoveItem, CopyItem, ArchiveItem, MarkAllItemsAsRead and
+//! MarkAsJunk (UpdateItem is `update`, message building `compose`). Every change is
 //! a store write of the same message IMAP sees, so IMAP IDLE and EWS sync both
 //! observe it through the change feed.
 
@@ -9,22 +9,20 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::compose::{compose, initial_flags, recipients, strip_bcc};
 use super::folder::{Trees, open_folder};
-use super::item::{Found, load_props, open_item, stored_body};
+use super::item::{Found, open_item};
 use super::respond::{self, Kind};
-use super::shape::{Extended, Path};
 use super::{Reply, ids, truthy};
 use crate::events::audit::AuditProtocol;
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{
-    Addr, category_to_keyword, keyword_to_category, write_attachment_list, write_item_id,
-};
-use crate::ews::props::{self, Edit};
+use crate::ews::item::{keyword_to_category, write_attachment_list, write_item_id};
+use crate::ews::props;
 use crate::ews::xml::{Element, Xml};
-use crate::store::{FlagOp, FolderKind, ItemChange, MessageMeta, NewMessage, Property, Refused};
+use crate::store::{FlagOp, FolderKind, MessageMeta, NewMessage, Refused};
 use crate::submission::{SavedCopy, Submission, SubmitError, Submitted};
 
 pub(super) fn store_error(_: crate::store::StoreError) -> ResponseCode {
@@ -39,7 +37,7 @@ pub(super) fn refused(r: Refused) -> ResponseCode {
 }
 
 /// Writes `m:Items` holding one ItemId (or nothing).
-fn write_items(xml: &mut Xml, meta: Option<&MessageMeta>) {
+pub(super) fn write_items(xml: &mut Xml, meta: Option<&MessageMeta>) {
     xml.open("m:Items", &[]);
     if let Some(m) = meta {
         xml.open("t:Message", &[]);
@@ -61,7 +59,7 @@ pub(super) async fn store_folder(
 }
 
 /// A default folder of the request's own mailbox as a folder element.
-fn distinguished(kind: FolderKind) -> Element {
+pub(super) fn distinguished(kind: FolderKind) -> Element {
     Element {
         name: "DistinguishedFolderId".into(),
         attrs: vec![("Id".into(), kind.as_str().into())],
@@ -69,233 +67,7 @@ fn distinguished(kind: FolderKind) -> Element {
     }
 }
 
-fn mailbox_addrs(el: Option<&Element>) -> Vec<Addr> {
-    el.map(|list| {
-        list.children
-            .iter()
-            .filter_map(|m| {
-                let address = m.child_text("EmailAddress")?.to_string();
-                Some(Addr {
-                    name: m
-                        .child_text("Name")
-                        .map(str::to_string)
-                        .filter(|n| !n.is_empty()),
-                    address,
-                })
-            })
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn builder_addrs(list: &[Addr]) -> Vec<mail_builder::headers::address::Address<'static>> {
-    list.iter()
-        .map(|a| match &a.name {
-            Some(n) => (n.clone(), a.address.clone()).into(),
-            None => a.address.clone().into(),
-        })
-        .collect()
-}
-
-/// Builds RFC 5322 bytes from a `t:Message`'s fields (when it has no MimeContent).
-fn compose(ctx: &Context<'_>, msg: &Element, owner: &str) -> Vec<u8> {
-    // Exchange keeps the first 255 characters of a subject (PR_SUBJECT's limit).
-    let subject: String = msg
-        .child_text("Subject")
-        .unwrap_or("")
-        .chars()
-        .take(255)
-        .collect();
-    let mut b = mail_builder::MessageBuilder::new()
-        .subject(subject)
-        .date(crate::clock::now_secs());
-    let from = msg
-        .child("From")
-        .map(|f| mailbox_addrs(Some(f)))
-        .unwrap_or_default();
-    let from = if from.is_empty() {
-        ctx.ews
-            .directory
-            .describe_user(ctx.org_id(), owner)
-            .ok()
-            .and_then(|u| {
-                u.base.email.map(|e| {
-                    vec![Addr {
-                        name: Some(u.display_name).filter(|n| !n.is_empty()),
-                        address: e,
-                    }]
-                })
-            })
-            .unwrap_or_default()
-    } else {
-        from
-    };
-    if !from.is_empty() {
-        b = b.from(builder_addrs(&from));
-    }
-    for (name, field) in [
-        ("ToRecipients", 0),
-        ("CcRecipients", 1),
-        ("BccRecipients", 2),
-    ] {
-        let list = mailbox_addrs(msg.child(name));
-        if list.is_empty() {
-            continue;
-        }
-        let a = builder_addrs(&list);
-        b = match field {
-            0 => b.to(a),
-            1 => b.cc(a),
-            _ => b.bcc(a),
-        };
-    }
-    let reply_to = mailbox_addrs(msg.child("ReplyTo"));
-    if !reply_to.is_empty() {
-        b = b.reply_to(builder_addrs(&reply_to));
-    }
-    let raw = |v: &str| mail_builder::headers::raw::Raw::new(v.trim().to_string());
-    // Kept as the client wrote them, unfolded (a builder would refold them and
-    // change their whitespace): EWS clients, exchangelib among them, treat these
-    // as opaque text, and threading compares them byte for byte.
-    let mut verbatim = Vec::new();
-    for (element, header) in [
-        ("InternetMessageId", "Message-ID"),
-        ("InReplyTo", "In-Reply-To"),
-        ("References", "References"),
-    ] {
-        if let Some(v) = msg.child_text(element).filter(|v| !v.trim().is_empty()) {
-            let line: String = v
-                .trim()
-                .chars()
-                .filter(|c| *c != '\r' && *c != '\n')
-                .collect();
-            verbatim.extend_from_slice(format!("{header}: {line}\r\n").as_bytes());
-        }
-    }
-    if let Some(imp) = msg.child_text("Importance").filter(|i| *i != "Normal") {
-        b = b.header("Importance", raw(imp));
-    }
-    // RFC 2156's spelling of the MAPI sensitivities, so other clients see it too.
-    let sensitivity = match msg.child_text("Sensitivity").map(str::trim) {
-        Some("Personal") => Some("Personal"),
-        Some("Private") => Some("Private"),
-        Some("Confidential") => Some("Company-Confidential"),
-        _ => None,
-    };
-    if let Some(v) = sensitivity {
-        b = b.header("Sensitivity", raw(v));
-    }
-    if truthy(msg.child_text("IsReadReceiptRequested"))
-        && let Some(a) = from.first()
-    {
-        b = b.header("Disposition-Notification-To", raw(&a.address));
-    }
-    let body = msg.child("Body");
-    let text = body.map(|b| b.text.clone()).unwrap_or_default();
-    b = if body.and_then(|b| b.attr("BodyType")) == Some("HTML") {
-        b.html_body(text)
-    } else {
-        b.text_body(text)
-    };
-    let built = b.write_to_vec().unwrap_or_default();
-    // The builder makes a Message-ID of its own; the client's replaces it.
-    let built = match msg
-        .child_text("InternetMessageId")
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(_) => strip_header(&built, b"message-id:"),
-        None => built,
-    };
-    [verbatim, built].concat()
-}
-
-/// `raw` without its `name` fields (continuation lines included).
-fn strip_header(raw: &[u8], name: &[u8]) -> Vec<u8> {
-    let header_end = crate::message::parse(raw).header.end.min(raw.len());
-    let mut out = Vec::with_capacity(raw.len());
-    let mut skipping = false;
-    for line in raw[..header_end].split_inclusive(|b| *b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(&raw[header_end..]);
-    out
-}
-
-/// The IMAP flags a new item starts with: IsRead, categories, PR_MESSAGE_FLAGS
-/// (0x0E07: read 1, unsent 8), follow-up flag 0x1090.
-fn initial_flags(msg: &Element, draft_default: bool) -> Vec<String> {
-    let mut flags = Vec::new();
-    let mut draft = draft_default;
-    if truthy(msg.child_text("IsRead")) {
-        flags.push("\\Seen".to_string());
-    }
-    for p in msg.children_named("ExtendedProperty") {
-        let Some(uri) = p.child("ExtendedFieldURI") else {
-            continue;
-        };
-        let value: u32 = p
-            .child_text("Value")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        match Extended::parse(uri).tag {
-            Some(0x0E07) => {
-                if value & 1 != 0 {
-                    flags.push("\\Seen".into());
-                }
-                draft = value & 8 != 0;
-            }
-            Some(0x1090) if value == 2 => flags.push("\\Flagged".into()),
-            _ => {}
-        }
-    }
-    if draft {
-        flags.push("\\Draft".into());
-    }
-    if let Some(cats) = msg.child("Categories") {
-        flags.extend(
-            cats.children
-                .iter()
-                .map(|c| category_to_keyword(c.text.trim())),
-        );
-    }
-    crate::store::normalize_flags(&flags)
-}
-
-/// The message header with every `Bcc:` field (and its continuation lines)
-/// removed: Bcc recipients travel in the envelope only.
-pub fn strip_bcc(raw: &[u8]) -> Vec<u8> {
-    strip_header(raw, b"bcc:")
-}
-
-/// Every envelope recipient of a message: its To, Cc and Bcc headers plus the
-/// `BccRecipients` sent beside the MIME (Thunderbird keeps Bcc out of it).
-fn recipients(raw: &[u8], msg: Option<&Element>) -> Vec<String> {
-    let parsed = crate::message::Message::parse(raw);
-    let mut out: Vec<String> = ["To", "Cc", "Bcc"]
-        .iter()
-        .flat_map(|h| {
-            crate::message::mailboxes(&parsed.addresses(h))
-                .map(|m| m.address())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if let Some(m) = msg {
-        out.extend(
-            mailbox_addrs(m.child("BccRecipients"))
-                .into_iter()
-                .map(|a| a.address),
-        );
-    }
-    out
-}
-
-fn submit_error(e: SubmitError) -> (ResponseCode, String) {
+pub(super) fn submit_error(e: SubmitError) -> (ResponseCode, String) {
     let code = match &e {
         SubmitError::SendAsDenied(_) => ResponseCode::ErrorSendAsDenied,
         SubmitError::NoRecipients | SubmitError::Recipient(..) => {
@@ -308,7 +80,7 @@ fn submit_error(e: SubmitError) -> (ResponseCode, String) {
 }
 
 /// Sends `raw` (Bcc removed) to its recipients through the submission path.
-async fn send(
+pub(super) async fn send(
     ctx: &Context<'_>,
     raw: &[u8],
     msg: Option<&Element>,
@@ -485,7 +257,7 @@ pub(super) fn message_bytes(
     Ok(raw)
 }
 
-async fn save(
+pub(super) async fn save(
     ctx: &Context<'_>,
     folder: &crate::store::Folder,
     msg: &Element,
@@ -519,428 +291,6 @@ async fn save(
         .map_err(store_error)?;
     metas
         .into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
-}
-
-/// The flag list an UpdateItem's changes give, from the current one.
-fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, ResponseCode> {
-    let mut flags: Vec<String> = current.to_vec();
-    let set = |flags: &mut Vec<String>, flag: &str, on: bool| {
-        flags.retain(|f| !f.eq_ignore_ascii_case(flag));
-        if on {
-            flags.push(flag.to_string());
-        }
-    };
-    for change in &updates.children {
-        let uri = change
-            .children
-            .iter()
-            .find(|c| c.name.ends_with("FieldURI"));
-        let value = change
-            .children
-            .iter()
-            .find(|c| !c.name.ends_with("FieldURI"));
-        let field = uri.and_then(|u| u.attr("FieldURI")).unwrap_or("");
-        let tag = uri
-            .filter(|u| u.name == "ExtendedFieldURI")
-            .and_then(|u| Extended::parse(u).tag);
-        let deleting = change.name == "DeleteItemField";
-        match (field, tag) {
-            ("message:IsRead", _) => {
-                let on = !deleting && truthy(value.and_then(|v| v.child_text("IsRead")));
-                set(&mut flags, "\\Seen", on);
-            }
-            ("item:Flag", _) => {
-                let status = value
-                    .and_then(|v| v.path(&["Flag", "FlagStatus"]))
-                    .map(|s| s.text.trim());
-                set(
-                    &mut flags,
-                    "\\Flagged",
-                    !deleting && status == Some("Flagged"),
-                );
-            }
-            (_, Some(0x1090)) => {
-                let v = value
-                    .and_then(|v| v.path(&["ExtendedProperty", "Value"]))
-                    .map(|s| s.text.trim());
-                set(&mut flags, "\\Flagged", !deleting && v == Some("2"));
-            }
-            (_, Some(0x0E07)) => {
-                let v: u32 = value
-                    .and_then(|v| v.path(&["ExtendedProperty", "Value"]))
-                    .and_then(|s| s.text.trim().parse().ok())
-                    .unwrap_or(0);
-                set(&mut flags, "\\Seen", !deleting && v & 1 != 0);
-                set(&mut flags, "\\Draft", !deleting && v & 8 != 0);
-            }
-            ("item:Categories", _) => {
-                let new: Vec<String> = value
-                    .and_then(|v| v.child("Categories"))
-                    .map(|c| {
-                        c.children
-                            .iter()
-                            .map(|s| category_to_keyword(s.text.trim()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if change.name != "AppendToItemField" {
-                    flags.retain(|f| keyword_to_category(f).is_none());
-                }
-                if !deleting {
-                    flags.extend(new);
-                }
-            }
-            // Properties kept inside the message: a draft is rewritten
-            // (see `rewrite_draft`); those kept beside it are `props` edits.
-            (f, _) if content_element(f).is_some() || f == "item:MimeContent" => {}
-            _ if uri
-                .and_then(Path::parse)
-                .is_some_and(|p| props::is_stored(&p)) => {}
-            _ => return Err(ResponseCode::ErrorInvalidPropertySet),
-        }
-    }
-    Ok(crate::store::normalize_flags(&flags))
-}
-
-/// UpdateItem: read state, follow-up flag and categories, checked against the
-/// ChangeKey the client holds unless it asked to overwrite.
-pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
-    let overwrite = op.attr("ConflictResolution") == Some("AlwaysOverwrite");
-    let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
-    let mut reply = Reply::begin(xml, "UpdateItem");
-    for change in ids(op, "ItemChanges") {
-        let done = match change.child("ItemId") {
-            Some(id) => update_one(ctx, id, change, overwrite).await,
-            None => Err(ResponseCode::ErrorInvalidIdMalformed),
-        };
-        // SendOnly and SendAndSaveCopy send the updated draft, as SendItem would:
-        // the answer then names no item.
-        if let (Ok(meta), "SendOnly" | "SendAndSaveCopy") = (&done, disposition) {
-            let copy = (disposition == "SendAndSaveCopy").then(|| SavedCopy {
-                folder: None,
-                flags: categories(&meta.flags),
-            });
-            let item = Element {
-                name: "ItemId".into(),
-                attrs: vec![("Id".into(), EwsId::Item(meta.item_id.clone()).encode())],
-                ..Element::default()
-            };
-            let sent = match open_item(ctx, &item, MailboxAction::SubmitEmailForSending).await {
-                Ok(found) => send_stored(ctx, &found.meta, copy).await,
-                Err(c) => Err((c, super::default_text(c).to_string())),
-            };
-            match sent {
-                Ok(()) => {
-                    let x = reply.ok();
-                    write_items(x, None);
-                    reply.end();
-                }
-                Err((code, text)) => reply.error(code, &text),
-            }
-            continue;
-        }
-        match done {
-            Ok(meta) => {
-                let x = reply.ok();
-                write_items(x, Some(&meta));
-                x.open("m:ConflictResults", &[])
-                    .leaf("t:Count", "0")
-                    .close("m:ConflictResults");
-                reply.end();
-            }
-            Err(code) => reply.fail(code),
-        }
-    }
-    reply.finish();
-}
-
-/// The `t:Message` child an UpdateItem field URI names, for the properties that
-/// live in the message itself.
-fn content_element(uri: &str) -> Option<&'static str> {
-    Some(match uri {
-        "item:Subject" => "Subject",
-        "item:Body" => "Body",
-        "item:Importance" => "Importance",
-        "item:InReplyTo" => "InReplyTo",
-        "message:References" => "References",
-        "message:InternetMessageId" => "InternetMessageId",
-        "message:ReplyTo" => "ReplyTo",
-        "message:ToRecipients" => "ToRecipients",
-        "message:CcRecipients" => "CcRecipients",
-        "message:BccRecipients" => "BccRecipients",
-        "message:From" => "From",
-        _ => return None,
-    })
-}
-
-fn mailbox_list(name: &str, list: &[Addr]) -> Element {
-    let mailbox = |a: &Addr| {
-        let mut children = vec![Element {
-            name: "EmailAddress".into(),
-            text: a.address.clone(),
-            ..Element::default()
-        }];
-        if let Some(n) = &a.name {
-            children.push(Element {
-                name: "Name".into(),
-                text: n.clone(),
-                ..Element::default()
-            });
-        }
-        Element {
-            name: "Mailbox".into(),
-            children,
-            ..Element::default()
-        }
-    };
-    Element {
-        name: name.into(),
-        children: list.iter().map(mailbox).collect(),
-        ..Element::default()
-    }
-}
-
-/// A draft as the `t:Message` fields it was (or could have been) created from.
-fn draft_fields(msg: &crate::message::Message<'_>) -> Element {
-    let s = crate::ews::item::Summary::of(msg);
-    let text = |name: &str, value: String| Element {
-        name: name.into(),
-        text: value,
-        ..Element::default()
-    };
-    let bodies = msg.bodies();
-    let (kind, body) = match (bodies.html, bodies.text) {
-        (Some(h), _) => ("HTML", h.part.text(msg.raw())),
-        (None, Some(t)) => ("Text", t.part.text(msg.raw())),
-        (None, None) => ("Text", String::new()),
-    };
-    let mut body = text("Body", body);
-    body.attrs.push(("BodyType".into(), kind.into()));
-    let mut children = vec![
-        text("Subject", s.subject.clone()),
-        body,
-        text("Importance", s.importance.to_string()),
-        mailbox_list("ToRecipients", &s.to),
-        mailbox_list("CcRecipients", &s.cc),
-        mailbox_list("BccRecipients", &s.bcc),
-        mailbox_list("From", &s.from),
-        mailbox_list("ReplyTo", &s.reply_to),
-    ];
-    for (name, value) in [
-        ("InternetMessageId", &s.message_id),
-        ("InReplyTo", &s.in_reply_to),
-        ("References", &s.references),
-    ] {
-        if let Some(v) = value {
-            children.push(text(name, v.clone()));
-        }
-    }
-    Element {
-        name: "Message".into(),
-        children,
-        ..Element::default()
-    }
-}
-
-/// Applies the content changes of an UpdateItem to a draft's fields.
-fn apply_content(fields: &mut Element, updates: &Element) {
-    for change in &updates.children {
-        let Some(name) = change
-            .children
-            .iter()
-            .find(|c| c.name == "FieldURI")
-            .and_then(|u| u.attr("FieldURI"))
-            .and_then(content_element)
-        else {
-            continue;
-        };
-        let value = change
-            .children
-            .iter()
-            .find(|c| !c.name.ends_with("FieldURI"))
-            .and_then(|v| v.child(name))
-            .cloned();
-        let at = fields.children.iter().position(|c| c.name == name);
-        match (change.name.as_str(), value, at) {
-            ("DeleteItemField", _, Some(i)) => {
-                fields.children.remove(i);
-            }
-            ("AppendToItemField", Some(v), Some(i)) if name == "Body" => {
-                fields.children[i].text.push_str(&v.text)
-            }
-            ("AppendToItemField", Some(v), Some(i)) => {
-                fields.children[i].children.extend(v.children)
-            }
-            ("SetItemField", Some(v), Some(i)) => fields.children[i] = v,
-            ("SetItemField" | "AppendToItemField", Some(v), None) => fields.children.push(v),
-            _ => {}
-        }
-    }
-}
-
-/// Whether an UpdateItem changes what is inside the message.
-fn changes_content(updates: &Element) -> bool {
-    updates.children.iter().any(|c| {
-        c.children
-            .iter()
-            .any(|u| u.name == "FieldURI" && u.attr("FieldURI").and_then(content_element).is_some())
-    })
-}
-
-/// The message a `SetItemField` of `item:MimeContent` gives a draft (exchangelib
-/// sends back the MIME it read, then the fields it changed; the fields apply on
-/// top of it, as on Exchange).
-fn new_mime(updates: &Element) -> Result<Option<Vec<u8>>, ResponseCode> {
-    let set = updates.children.iter().find(|c| {
-        c.name == "SetItemField"
-            && c.child("FieldURI").and_then(|u| u.attr("FieldURI")) == Some("item:MimeContent")
-    });
-    let Some(b64) = set.and_then(|c| {
-        c.path(&["Message", "MimeContent"])
-            .or_else(|| c.path(&["Item", "MimeContent"]))
-    }) else {
-        return Ok(None);
-    };
-    let clean: String = b64
-        .text
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let raw = STANDARD
-        .decode(clean)
-        .map_err(|_| ResponseCode::ErrorCorruptData)?;
-    if raw.is_empty() {
-        return Err(ResponseCode::ErrorCorruptData);
-    }
-    Ok(Some(raw))
-}
-
-/// Rewrites a draft with its fields changed: a new message under the same item id
-/// (IMAP sees the old UID expunged and a new one); its attachments are carried
-/// over as they were.
-async fn rewrite_draft(
-    ctx: &Context<'_>,
-    folder: &crate::store::Folder,
-    meta: &MessageMeta,
-    updates: &Element,
-    flags: Vec<String>,
-    properties: Vec<Property>,
-) -> Result<MessageMeta, ResponseCode> {
-    let store = &ctx.ews.store;
-    let draft = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
-    if !draft {
-        return Err(ResponseCode::ErrorInvalidPropertySet);
-    }
-    let mime = new_mime(updates)?;
-    let fields_change = changes_content(updates);
-    let body = match (mime, fields_change) {
-        (Some(raw), false) => raw,
-        (mime, _) => {
-            let raw = match mime {
-                Some(raw) => raw,
-                None => stored_body(ctx, meta.body_id).await?,
-            };
-            let msg = crate::message::Message::parse(&raw);
-            let mut fields = draft_fields(&msg);
-            apply_content(&mut fields, updates);
-            let rebuilt = compose(ctx, &fields, &folder.mailbox_id);
-            // The attachments move over byte for byte (the fields do not carry them).
-            let kept = crate::message::edit::attachment_parts(&raw);
-            if kept.is_empty() {
-                rebuilt
-            } else {
-                crate::message::edit::add_parts(&rebuilt, &kept)
-            }
-        }
-    };
-    if body.len() as u64 > ctx.ews.max_message_size {
-        return Err(ResponseCode::ErrorMessageSizeExceeded);
-    }
-    let stored = store
-        .replace_message(
-            folder.id,
-            meta.uid,
-            NewMessage {
-                body: Arc::from(body),
-                internal_date: meta.internal_date,
-                flags,
-                properties,
-            },
-        )
-        .await
-        .map_err(store_error)?
-        .map_err(refused)?;
-    let now = store
-        .messages(folder.id, stored.uid, stored.uid)
-        .await
-        .map_err(store_error)?;
-    now.into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
-}
-
-async fn update_one(
-    ctx: &Context<'_>,
-    id: &Element,
-    change: &Element,
-    overwrite: bool,
-) -> Result<MessageMeta, ResponseCode> {
-    let Found { folder, meta } = open_item(ctx, id, MailboxAction::Update).await?;
-    let held = id.attr("ChangeKey").filter(|k| !k.is_empty());
-    if !overwrite && held.is_some_and(|k| k != meta.change_key()) {
-        return Err(ResponseCode::ErrorIrresolvableConflict);
-    }
-    let updates = change
-        .child("Updates")
-        .ok_or(ResponseCode::ErrorSchemaValidation)?;
-    let flags = updated_flags(&meta.flags, updates)?;
-    let mut edits = Vec::new();
-    for u in &updates.children {
-        if let Some(edit) = u
-            .children
-            .iter()
-            .find_map(Path::parse)
-            .and_then(|p| props::edit(u, &p))
-        {
-            edits.push(edit?);
-        }
-    }
-    if changes_content(updates) || new_mime(updates)?.is_some() {
-        let current = load_props(ctx, &meta.item_id).await?;
-        let properties = props::apply(current, &edits);
-        return rewrite_draft(ctx, &folder, &meta, updates, flags, properties).await;
-    }
-    let (mut set, mut remove) = (Vec::new(), Vec::new());
-    for e in edits {
-        match e {
-            Edit::Set(p) => set.push(p),
-            Edit::Remove(k) => remove.push(k),
-        }
-    }
-    let change = ItemChange {
-        flags: Some(flags),
-        set,
-        remove,
-    };
-    let since = (!overwrite && held.is_some()).then_some(meta.modseq);
-    let outcome = ctx
-        .ews
-        .store
-        .change_item(folder.id, meta.uid, change, since)
-        .await
-        .map_err(store_error)?;
-    if !outcome.modified.is_empty() {
-        return Err(ResponseCode::ErrorIrresolvableConflict);
-    }
-    let now = ctx
-        .ews
-        .store
-        .messages(folder.id, meta.uid, meta.uid)
-        .await
-        .map_err(store_error)?;
-    now.into_iter()
         .next()
         .ok_or(ResponseCode::ErrorItemNotFound)
 }
@@ -984,7 +334,7 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 }
 
 /// The category keywords among `flags`.
-fn categories(flags: &[String]) -> Vec<String> {
+pub(super) fn categories(flags: &[String]) -> Vec<String> {
     flags
         .iter()
         .filter(|f| keyword_to_category(f).is_some())
@@ -994,7 +344,7 @@ fn categories(flags: &[String]) -> Vec<String> {
 
 /// Sends a stored draft to its recipients and removes it (Exchange moves a sent
 /// draft out of Drafts).
-async fn send_stored(
+pub(super) async fn send_stored(
     ctx: &Context<'_>,
     meta: &MessageMeta,
     copy: Option<SavedCopy>,
@@ -1058,7 +408,7 @@ pub async fn delete_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 /// A `Mailbox` element naming the owner of a mailbox by its primary address, so a
 /// distinguished folder resolves in that mailbox (a delegate's delete goes to the
 /// owner's Deleted Items).
-fn mailbox_of(ctx: &Context<'_>, owner: &str) -> Element {
+pub(super) fn mailbox_of(ctx: &Context<'_>, owner: &str) -> Element {
     let address = ctx
         .ews
         .directory
@@ -1115,7 +465,7 @@ pub async fn archive_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
 
 /// Copies or moves every item of `op`'s ItemIds to `target`, one response
 /// message each.
-async fn transfer_all(
+pub(super) async fn transfer_all(
     ctx: &Context<'_>,
     op: &Element,
     xml: &mut Xml,
@@ -1142,7 +492,7 @@ async fn transfer_all(
     reply.finish();
 }
 
-async fn transfer(
+pub(super) async fn transfer(
     ctx: &Context<'_>,
     el: &Element,
     to: i64,
@@ -1158,7 +508,7 @@ async fn transfer(
 }
 
 /// Copies (or moves) one message to folder `to`; the new message's metadata.
-async fn copy_one(
+pub(super) async fn copy_one(
     ctx: &Context<'_>,
     from: i64,
     uid: u32,
@@ -1218,7 +568,11 @@ pub async fn mark_all_items_as_read(ctx: &Context<'_>, op: &Element, xml: &mut X
 /// Whether a message is from its mailbox's own address: a user is always their
 /// own safe sender, so Exchange flags such a message as junk but leaves it where
 /// it is.
-async fn from_owner(ctx: &Context<'_>, folder: &crate::store::Folder, meta: &MessageMeta) -> bool {
+pub(super) async fn from_owner(
+    ctx: &Context<'_>,
+    folder: &crate::store::Folder,
+    meta: &MessageMeta,
+) -> bool {
     let Ok(raw) = ctx.ews.store.body(meta.body_id).await else {
         return false;
     };
@@ -1290,42 +644,4 @@ pub async fn mark_as_junk(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         }
     }
     reply.finish();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ews::xml::parse;
-
-    #[test]
-    fn updates_map_to_imap_flags() {
-        let updates = parse(br#"<Updates>
-            <SetItemField><FieldURI FieldURI="message:IsRead"/><Message><IsRead>true</IsRead></Message></SetItemField>
-            <SetItemField><ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/><Message><ExtendedProperty><ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/><Value>2</Value></ExtendedProperty></Message></SetItemField>
-            <SetItemField><FieldURI FieldURI="item:Categories"/><Message><Categories><String>Blue category</String></Categories></Message></SetItemField>
-        </Updates>"#).unwrap();
-        let flags = updated_flags(&["old".to_string(), "$Junk".to_string()], &updates).unwrap();
-        assert_eq!(flags, ["\\Flagged", "\\Seen", "$Junk", "Blue&20category"]);
-        let clear = parse(br#"<Updates><DeleteItemField><FieldURI FieldURI="item:Categories"/></DeleteItemField><SetItemField><FieldURI FieldURI="item:Flag"/><Message><Flag><FlagStatus>NotFlagged</FlagStatus></Flag></Message></SetItemField></Updates>"#).unwrap();
-        assert_eq!(updated_flags(&flags, &clear).unwrap(), ["\\Seen", "$Junk"]);
-        // A property kept beside the message is not a flag change, and not refused.
-        let reminder = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:ReminderIsSet"/><Message><ReminderIsSet>true</ReminderIsSet></Message></SetItemField></Updates>"#).unwrap();
-        assert_eq!(
-            updated_flags(&["\\Seen".into()], &reminder).unwrap(),
-            ["\\Seen"]
-        );
-        let read_only = parse(br#"<Updates><SetItemField><FieldURI FieldURI="item:DateTimeReceived"/><Message><DateTimeReceived>2026-01-01T00:00:00Z</DateTimeReceived></Message></SetItemField></Updates>"#).unwrap();
-        assert_eq!(
-            updated_flags(&[], &read_only),
-            Err(ResponseCode::ErrorInvalidPropertySet)
-        );
-    }
-
-    #[test]
-    fn thunderbird_draft_flags_and_categories_on_create() {
-        let msg = parse(br#"<Message><MimeContent>eA==</MimeContent><IsRead>true</IsRead><ExtendedProperty><ExtendedFieldURI PropertyTag="3591" PropertyType="Integer"/><Value>9</Value></ExtendedProperty><Categories><String>Red</String></Categories></Message>"#).unwrap();
-        assert_eq!(initial_flags(&msg, false), ["\\Draft", "\\Seen", "Red"]);
-        let plain = parse(b"<Message><Subject>x</Subject></Message>").unwrap();
-        assert_eq!(initial_flags(&plain, true), ["\\Draft"]);
-    }
 }

@@ -496,7 +496,7 @@ async fn sending_hands_the_message_to_submission_with_bcc_outside_mime() {
 #[test]
 fn bcc_is_cut_with_its_continuation_lines() {
     let raw = b"To: a@x\r\nBcc: b@x,\r\n  c@x\r\nSubject: s\r\n\r\nBcc: in body stays\r\n";
-    let out = crate::ews::ops::write::strip_bcc(raw);
+    let out = crate::ews::ops::compose::strip_bcc(raw);
     assert_eq!(out, b"To: a@x\r\nSubject: s\r\n\r\nBcc: in body stays\r\n");
 }
 
