@@ -104,8 +104,9 @@ fn updated_flags(current: &[String], updates: &Element) -> Result<Vec<String>, R
     Ok(crate::store::normalize_flags(&flags))
 }
 
-/// UpdateItem: read state, follow-up flag and categories, checked against the
-/// ChangeKey the client holds unless it asked to overwrite.
+/// UpdateItem: each change checked against the ChangeKey the client holds unless
+/// it asked to overwrite; with SendOnly or SendAndSaveCopy the updated draft is
+/// sent and the answer names no item.
 pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let overwrite = op.attr("ConflictResolution") == Some("AlwaysOverwrite");
     let disposition = op.attr("MessageDisposition").unwrap_or("SaveOnly");
