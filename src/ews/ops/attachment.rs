@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use std::sync::Arc;
 
-use super::item::{Found, load_props, open_item, stored_body};
+use super::item::{Found, load_props, message_at, open_item, stored_body};
 use super::shape::BodyType;
 use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
@@ -297,13 +297,7 @@ async fn rewrite(
         .await
         .map_err(store_error)?
         .map_err(refused)?;
-    store
-        .messages(found.folder.id, stored.uid, stored.uid)
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
+    message_at(ctx, found.folder.id, stored.uid).await
 }
 
 fn write_root(xml: &mut Xml, el: &str, meta: &MessageMeta) {

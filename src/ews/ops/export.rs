@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::folder::Trees;
-use super::item::{load_props, open_item, stored_body};
+use super::item::{load_props, message_at, open_item, stored_body};
 use super::write::{refused, store_error, store_folder};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
@@ -167,12 +167,7 @@ pub async fn upload_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     (folder.id, stored)
                 }
             };
-            store
-                .messages(folder_id, stored.uid, stored.uid)
-                .await
-                .map_err(store_error)?
-                .pop()
-                .ok_or(ResponseCode::ErrorItemNotFound)
+            message_at(ctx, folder_id, stored.uid).await
         }
         .await;
         match done {

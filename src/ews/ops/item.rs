@@ -110,6 +110,21 @@ pub async fn write_meta(
     Ok(())
 }
 
+/// A message's metadata as it is now (after a write that gave it `uid`).
+pub async fn message_at(
+    ctx: &Context<'_>,
+    folder_id: i64,
+    uid: u32,
+) -> Result<MessageMeta, ResponseCode> {
+    ctx.ews
+        .store
+        .messages(folder_id, uid, uid)
+        .await
+        .map_err(|_| ResponseCode::ErrorInternalServerError)?
+        .pop()
+        .ok_or(ResponseCode::ErrorItemNotFound)
+}
+
 /// A stored message's bytes (a body gone meanwhile: the item went with it).
 pub async fn stored_body(ctx: &Context<'_>, body_id: i64) -> Result<Vec<u8>, ResponseCode> {
     ctx.ews

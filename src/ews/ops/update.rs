@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::compose::{compose, draft_fields};
-use super::item::{Found, load_props, open_item, stored_body};
+use super::item::{Found, load_props, message_at, open_item, stored_body};
 use super::shape::{Extended, Path};
 use super::write::{categories, refused, send_stored, store_error, write_items};
 use super::{Reply, ids, truthy};
@@ -304,13 +304,7 @@ async fn rewrite_draft(
         .await
         .map_err(store_error)?
         .map_err(refused)?;
-    let now = store
-        .messages(folder.id, stored.uid, stored.uid)
-        .await
-        .map_err(store_error)?;
-    now.into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
+    message_at(ctx, folder.id, stored.uid).await
 }
 
 async fn update_one(
@@ -366,15 +360,7 @@ async fn update_one(
     if !outcome.modified.is_empty() {
         return Err(ResponseCode::ErrorIrresolvableConflict);
     }
-    let now = ctx
-        .ews
-        .store
-        .messages(folder.id, meta.uid, meta.uid)
-        .await
-        .map_err(store_error)?;
-    now.into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
+    message_at(ctx, folder.id, meta.uid).await
 }
 
 #[cfg(test)]

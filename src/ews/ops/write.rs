@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::compose::{compose, initial_flags, recipients, strip_bcc};
 use super::folder::{Trees, open_folder};
-use super::item::{Found, open_item};
+use super::item::{Found, message_at, open_item};
 use super::respond::{self, Kind};
 use super::{Reply, ids, truthy};
 use crate::events::audit::AuditProtocol;
@@ -283,16 +283,7 @@ pub(super) async fn save(
     let s = stored
         .first()
         .ok_or(ResponseCode::ErrorInternalServerError)?;
-    let metas = ctx
-        .ews
-        .store
-        .messages(folder.id, s.uid, s.uid)
-        .await
-        .map_err(store_error)?;
-    metas
-        .into_iter()
-        .next()
-        .ok_or(ResponseCode::ErrorItemNotFound)
+    message_at(ctx, folder.id, s.uid).await
 }
 
 /// SendItem: sends saved drafts (their stored message, to its To, Cc and Bcc);
@@ -524,11 +515,7 @@ pub(super) async fn copy_one(
     let Some((_, new_uid)) = outcome.pairs.first() else {
         return Err(ResponseCode::ErrorMoveCopyFailed);
     };
-    let metas = store
-        .messages(to, *new_uid, *new_uid)
-        .await
-        .map_err(store_error)?;
-    Ok(metas.into_iter().next())
+    message_at(ctx, to, *new_uid).await.map(Some)
 }
 
 /// MarkAllItemsAsRead: every message of each folder read (or unread).
