@@ -320,3 +320,97 @@ def test_an_ews_flag_change_reaches_imap_idle_within_100_ms(ews_daemon):
         assert m.readline().startswith(tag + b" OK")
     took.sort()
     assert took[1] < 0.1 and took[2] < 1.0, took
+
+
+SOAP_NS = {
+    "s": "http://schemas.xmlsoap.org/soap/envelope/",
+    "m": "http://schemas.microsoft.com/exchange/services/2006/messages",
+    "t": "http://schemas.microsoft.com/exchange/services/2006/types",
+}
+
+
+def raw_soap(daemon, address, body):
+    """POSTs `body` as DavMail and Evolution do (their own envelopes, Basic auth,
+    text/xml), the daemon's CA verified; returns the parsed answer after the checks
+    these clients make: HTTP 200 and DavMail's exact content type."""
+    import xml.etree.ElementTree as ET
+
+    r = requests.post(
+        ews_url(daemon),
+        data=body.encode(),
+        auth=(address, PASSWORD),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        verify=daemon.ca,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/xml; charset=utf-8"
+    return ET.fromstring(r.content)
+
+
+def success(root, op):
+    msg = root.find(f".//m:{op}ResponseMessage", SOAP_NS)
+    assert msg is not None and msg.get("ResponseClass") == "Success", root
+    return msg
+
+
+def test_davmail_and_evolution_first_requests_over_the_listener(ews_daemon):
+    """The requests DavMail and Evolution open a session with, as their code writes
+    them (the reference's list), over the real TLS listener."""
+    wm = client_for(ews_daemon)
+    org_id, domain = new_org(wm)
+    _, alice = new_user(wm, org_id, domain)
+    ns = 'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' \
+         'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" ' \
+         'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"'
+
+    def davmail(body, version=None):
+        header = f'<soap:Header><t:RequestServerVersion Version="{version}"/></soap:Header>' if version else ""
+        return f"<soap:Envelope {ns}>{header}<soap:Body>{body}</soap:Body></soap:Envelope>"
+
+    # DavMail: GetFolder root with no SOAP header, learning the version from it.
+    root = raw_soap(ews_daemon, alice, davmail(
+        '<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>'
+        '<m:FolderIds><t:DistinguishedFolderId Id="root"/></m:FolderIds></m:GetFolder>'))
+    info = root.find(".//t:ServerVersionInfo", SOAP_NS)
+    assert (info.get("MajorVersion"), info.get("MinorVersion")) == ("15", "1")
+    folder_id = success(root, "GetFolder").find(".//t:FolderId", SOAP_NS).get("Id")
+    # ConvertId with its made-up mailbox: the answer names the user.
+    root = raw_soap(ews_daemon, alice, davmail(
+        '<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>'
+        f'<t:AlternateId Format="EwsId" Id="{folder_id}" Mailbox="blah@blah.com"/>'
+        '</m:SourceIds></m:ConvertId>', "Exchange2013_SP1"))
+    alt = success(root, "ConvertId").find("m:AlternateId", SOAP_NS)
+    assert alt.get("Mailbox") == alice
+    for name in ["inbox", "sentitems", "drafts", "deleteditems", "junkemail", "outbox"]:
+        root = raw_soap(ews_daemon, alice, davmail(
+            '<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>'
+            f'<m:FolderIds><t:DistinguishedFolderId Id="{name}"/></m:FolderIds></m:GetFolder>',
+            "Exchange2013_SP1"))
+        assert success(root, "GetFolder").find(".//t:FolderId", SOAP_NS) is not None, name
+
+    # Evolution: SOAP-ENV prefix, the types namespace as default inside the operation.
+    def evolution(version, op, inner):
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope '
+            'xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><SOAP-ENV:Header>'
+            '<types:RequestServerVersion xmlns:types="http://schemas.microsoft.com/exchange/services/2006/types" '
+            f'Version="{version}"/></SOAP-ENV:Header><SOAP-ENV:Body '
+            'xmlns:messages="http://schemas.microsoft.com/exchange/services/2006/messages">'
+            f'<messages:{op} xmlns="http://schemas.microsoft.com/exchange/services/2006/types">'
+            f"{inner}</messages:{op}></SOAP-ENV:Body></SOAP-ENV:Envelope>\n"
+        )
+
+    root = raw_soap(ews_daemon, alice, evolution(
+        "Exchange2007_SP1", "GetFolder",
+        "<messages:FolderShape><BaseShape>Default</BaseShape></messages:FolderShape>"
+        '<messages:FolderIds><DistinguishedFolderId Id="inbox"/></messages:FolderIds>'))
+    assert success(root, "GetFolder").find(".//t:DisplayName", SOAP_NS).text == "Inbox"
+    root = raw_soap(ews_daemon, alice, evolution(
+        "Exchange2013", "SyncFolderHierarchy",
+        "<messages:FolderShape><BaseShape>AllProperties</BaseShape></messages:FolderShape>"))
+    m = success(root, "SyncFolderHierarchy")
+    assert m.find("m:SyncState", SOAP_NS).text
+    assert len(m.find("m:Changes", SOAP_NS)) >= 6
