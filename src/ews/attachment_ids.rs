@@ -50,15 +50,32 @@ fn digest(msg: &Message<'_>, path: &PartPath) -> String {
     key.rsplit('-').next().unwrap_or_default().to_string()
 }
 
-/// The id of the attachment at `path` of `msg`, the message of item `item_id`.
-pub fn attachment_id(item_id: &str, msg: &Message<'_>, path: &PartPath) -> String {
-    let d = digest(msg, path);
-    let nth = all_attachments(msg)
+/// The ids of the attachments at `paths` of `msg`, the message of item
+/// `item_id`, in order: every attachment's part is hashed once, however many
+/// ids are asked.
+pub fn attachment_ids(item_id: &str, msg: &Message<'_>, paths: &[&PartPath]) -> Vec<String> {
+    let all: Vec<(PartPath, String)> = all_attachments(msg)
+        .into_iter()
+        .map(|a| {
+            let d = digest(msg, &a.path);
+            (a.path, d)
+        })
+        .collect();
+    paths
         .iter()
-        .take_while(|a| a.path != *path)
-        .filter(|a| digest(msg, &a.path) == d)
-        .count();
-    EwsId::Attachment(format!("{item_id}:{d}:{nth}")).encode()
+        .map(|path| {
+            let d = all
+                .iter()
+                .find(|(p, _)| p == *path)
+                .map_or_else(|| digest(msg, path), |(_, d)| d.clone());
+            let nth = all
+                .iter()
+                .take_while(|(p, _)| p != *path)
+                .filter(|(_, e)| *e == d)
+                .count();
+            EwsId::Attachment(format!("{item_id}:{d}:{nth}")).encode()
+        })
+        .collect()
 }
 
 /// What an attachment id names.
@@ -129,10 +146,8 @@ mod tests {
         );
         let msg = Message::parse(&raw);
         let list = msg.attachments();
-        let ids: Vec<String> = list
-            .iter()
-            .map(|a| attachment_id("item", &msg, &a.path))
-            .collect();
+        let paths: Vec<&PartPath> = list.iter().map(|a| &a.path).collect();
+        let ids = attachment_ids("item", &msg, &paths);
         assert_eq!(ids.len(), 4);
         assert_eq!(
             ids.iter().collect::<std::collections::HashSet<_>>().len(),

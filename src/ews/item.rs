@@ -10,12 +10,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::attachment_ids::attachment_id;
+use super::attachment_ids::attachment_ids;
 use super::ids::EwsId;
 use super::ops::shape::{Base, BodyType, Extended, Shape};
 use super::props::{self, ItemProps};
 use super::xml::Xml;
-use crate::message::{Address, Message, mailboxes};
+use crate::message::{Address, Message, PartPath, mailboxes};
 use crate::store::MessageMeta;
 
 /// `2026-12-07T05:03:20Z`.
@@ -375,18 +375,17 @@ pub fn write_attachment_list(
     if list.is_empty() {
         return;
     }
+    let paths: Vec<&PartPath> = list.iter().map(|a| &a.path).collect();
+    let ids = attachment_ids(item_id, msg, &paths);
     xml.open("t:Attachments", &[]);
-    for a in list {
+    for (a, id) in list.iter().zip(&ids) {
         let el = if a.content_type == "message/rfc822" {
             "t:ItemAttachment"
         } else {
             "t:FileAttachment"
         };
         xml.open(el, &[]);
-        xml.empty(
-            "t:AttachmentId",
-            &[("Id", &attachment_id(item_id, msg, &a.path))],
-        );
+        xml.empty("t:AttachmentId", &[("Id", id)]);
         xml.leaf("t:Name", a.file_name.as_deref().unwrap_or("attachment"));
         xml.leaf("t:ContentType", &a.content_type);
         if let Some(cid) = &a.content_id {

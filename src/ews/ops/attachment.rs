@@ -14,7 +14,7 @@ use super::shape::BodyType;
 use super::write::{message_bytes, refused, store_error};
 use super::{Reply, ids};
 use crate::events::audit::MailboxAction;
-use crate::ews::attachment_ids::{AttachmentRef, all_attachments, attachment_id};
+use crate::ews::attachment_ids::{AttachmentRef, all_attachments, attachment_ids};
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
@@ -328,10 +328,11 @@ pub async fn create_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         let now = stored_body(ctx, meta.body_id).await?;
         let msg = Message::parse(&now);
         let list = msg.attachments();
-        let added: Vec<String> = list[list.len().saturating_sub(parts.len())..]
+        let paths: Vec<&PartPath> = list[list.len().saturating_sub(parts.len())..]
             .iter()
-            .map(|a| attachment_id(&meta.item_id, &msg, &a.path))
+            .map(|a| &a.path)
             .collect();
+        let added = attachment_ids(&meta.item_id, &msg, &paths);
         Ok::<_, ResponseCode>((meta, added))
     }
     .await;
