@@ -251,12 +251,13 @@ fn new_mime(updates: &Element) -> Result<Option<Vec<u8>>, ResponseCode> {
 
 /// Rewrites a draft with its fields changed: a new message under the same item id
 /// (IMAP sees the old UID expunged and a new one); its attachments are carried
-/// over as they were.
+/// over as they were. `mime` is the MIME the UpdateItem set, if it set one.
 async fn rewrite_draft(
     ctx: &Context<'_>,
     folder: &crate::store::Folder,
     meta: &MessageMeta,
     updates: &Element,
+    mime: Option<Vec<u8>>,
     flags: Vec<String>,
     properties: Vec<Property>,
 ) -> Result<MessageMeta, ResponseCode> {
@@ -265,7 +266,6 @@ async fn rewrite_draft(
     if !draft {
         return Err(ResponseCode::ErrorInvalidPropertySet);
     }
-    let mime = new_mime(updates)?;
     let fields_change = changes_content(updates);
     let body = match (mime, fields_change) {
         (Some(raw), false) => raw,
@@ -333,10 +333,11 @@ async fn update_one(
             edits.push(edit?);
         }
     }
-    if changes_content(updates) || new_mime(updates)?.is_some() {
+    let mime = new_mime(updates)?;
+    if changes_content(updates) || mime.is_some() {
         let current = load_props(ctx, &meta.item_id).await?;
         let properties = props::apply(current, &edits);
-        return rewrite_draft(ctx, &folder, &meta, updates, flags, properties).await;
+        return rewrite_draft(ctx, &folder, &meta, updates, mime, flags, properties).await;
     }
     let (mut set, mut remove) = (Vec::new(), Vec::new());
     for e in edits {
