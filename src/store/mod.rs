@@ -199,6 +199,17 @@ pub fn change_key(item_id: &str, version: u64) -> String {
     format!("{version:x}-{h:016x}")
 }
 
+/// Whether `key` has [`change_key`]'s form: EWS answers a malformed ChangeKey
+/// with ErrorInvalidChangeKey, a well-formed stale one with a conflict.
+pub fn is_change_key(key: &str) -> bool {
+    key.split_once('-').is_some_and(|(version, hash)| {
+        !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_hexdigit())
+            && hash.len() == 16
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -525,4 +536,17 @@ pub fn normalize_flags(flags: &[String]) -> Vec<String> {
     });
     v.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_keys_are_checked_for_form() {
+        assert!(is_change_key(&change_key("i", 42)));
+        for bad in ["XXX", "", "1-", "zz-0123456789abcdef", "1-0123"] {
+            assert!(!is_change_key(bad), "{bad}");
+        }
+    }
 }

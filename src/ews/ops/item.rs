@@ -20,17 +20,6 @@ use crate::store::{Folder, MessageMeta};
 /// request is refused rather than pinning the daemon on a huge folder.
 const SCAN_BUDGET: usize = 20_000;
 
-/// Whether a ChangeKey is one this server could have given (`store::change_key`'s
-/// form): a malformed one is ErrorInvalidChangeKey, a stale one a conflict.
-pub fn well_formed_change_key(key: &str) -> bool {
-    key.split_once('-').is_some_and(|(version, hash)| {
-        !version.is_empty()
-            && version.bytes().all(|b| b.is_ascii_hexdigit())
-            && hash.len() == 16
-            && hash.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
 /// A message resolved from an ItemId, with the folder that holds it.
 pub struct Found {
     pub folder: Folder,
@@ -49,7 +38,7 @@ pub async fn open_item(
     };
     if el
         .attr("ChangeKey")
-        .is_some_and(|k| !k.is_empty() && !well_formed_change_key(k))
+        .is_some_and(|k| !k.is_empty() && !crate::store::is_change_key(k))
     {
         return Err(ResponseCode::ErrorInvalidChangeKey);
     }
@@ -336,17 +325,4 @@ async fn select(
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_keys_are_checked_for_form() {
-        assert!(well_formed_change_key(&crate::store::change_key("i", 42)));
-        for bad in ["XXX", "", "1-", "zz-0123456789abcdef", "1-0123"] {
-            assert!(!well_formed_change_key(bad), "{bad}");
-        }
-    }
 }
