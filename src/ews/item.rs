@@ -198,7 +198,9 @@ impl Summary {
 pub struct Item<'a> {
     pub meta: &'a MessageMeta,
     pub folder: &'a EwsId,
-    /// The message, when the shape needs more than store metadata.
+    /// The stored bytes, when the shape needs them (MIME content or parsing).
+    pub raw: Option<&'a [u8]>,
+    /// The parsed message, when the shape needs more than its bytes.
     pub message: Option<&'a Message<'a>>,
     pub summary: Option<&'a Summary>,
     /// The properties kept beside the message, when the shape reads any.
@@ -210,8 +212,14 @@ pub fn needs_props(shape: &Shape) -> bool {
     shape.base == Base::AllProperties || shape.additional.iter().any(props::is_stored)
 }
 
-/// Whether writing `shape` needs the message itself (not only store metadata).
+/// Whether writing `shape` needs the stored message (not only store metadata).
 pub fn needs_message(shape: &Shape) -> bool {
+    shape.include_mime || needs_parse(shape)
+}
+
+/// Whether writing `shape` needs the message parsed: MimeContent alone is the
+/// stored bytes as they are.
+pub fn needs_parse(shape: &Shape) -> bool {
     const META_ONLY: &[&str] = &[
         "item:ItemId",
         "item:ParentFolderId",
@@ -224,9 +232,10 @@ pub fn needs_message(shape: &Shape) -> bool {
         "item:ItemClass",
     ];
     shape.base != Base::IdOnly
-        || shape.include_mime
         || shape.additional.iter().any(|p| match p {
-            super::ops::shape::Path::Field(f) => !META_ONLY.contains(&f.as_str()),
+            super::ops::shape::Path::Field(f) => {
+                f != "item:MimeContent" && !META_ONLY.contains(&f.as_str())
+            }
             super::ops::shape::Path::Indexed { .. } => true,
             super::ops::shape::Path::Extended(e) => {
                 !matches!(e.tag, Some(0x0E23 | 0x0E07 | 0x1090 | 0x0E08 | 0x0E17))
@@ -456,11 +465,11 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
     let m = item.message;
     xml.open("t:Message", &[]);
     let mime = shape.include_mime || shape.names("item:MimeContent");
-    if let (false, true, Some(m)) = (find, mime, m) {
+    if let (false, true, Some(raw)) = (find, mime, item.raw) {
         xml.base64_leaf(
             "t:MimeContent",
             &[("CharacterSet", "UTF-8")],
-            &STANDARD.encode(m.raw()),
+            &STANDARD.encode(raw),
         );
     }
     write_item_id(xml, meta);

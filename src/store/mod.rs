@@ -419,7 +419,17 @@ pub trait Store: Send + Sync {
     /// Metadata of messages with `first <= uid <= last`, ascending.
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
     /// The raw message.
-    async fn body(&self, body_id: i64) -> Result<Vec<u8>>;
+    async fn body(&self, body_id: i64) -> Result<Vec<u8>> {
+        self.bodies(vec![body_id])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or(StoreError::NotFound("message body"))
+    }
+    /// Raw messages in the order of `body_ids`, `None` where a body is gone: one
+    /// read for a page of items (EWS GetItem, FindItem) instead of a read each.
+    /// The caller bounds the batch by the messages' sizes.
+    async fn bodies(&self, body_ids: Vec<i64>) -> Result<Vec<Option<Vec<u8>>>>;
     /// Changes flags of `uids`, skipping those modified after `unchanged_since`.
     async fn store_flags(
         &self,
@@ -496,7 +506,19 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// A message by its item id (EWS ItemId): its folder and metadata; `NotFound`
     /// when no message has that id (expunged, or moved: a move makes a new item).
-    async fn message_by_item_id(&self, item_id: &str) -> Result<(Folder, MessageMeta)>;
+    async fn message_by_item_id(&self, item_id: &str) -> Result<(Folder, MessageMeta)> {
+        self.messages_by_item_ids(vec![item_id.to_string()])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or(StoreError::NotFound("item"))
+    }
+    /// Messages by item id in the order asked, `None` where no message has the id:
+    /// one read for every id of a GetItem.
+    async fn messages_by_item_ids(
+        &self,
+        item_ids: Vec<String>,
+    ) -> Result<Vec<Option<(Folder, MessageMeta)>>>;
     /// A folder by its item id (EWS FolderId); `NotFound` when none has it.
     async fn folder_by_item_id(&self, item_id: &str) -> Result<Folder>;
     async fn quota(&self, mailbox: &MailboxId) -> Result<Quota>;

@@ -10,11 +10,12 @@ use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
-use crate::ews::item::{Item, Summary, needs_message, needs_props, write_message};
+use crate::ews::item::{Item, Summary, needs_message, needs_parse, needs_props, write_message};
 use crate::ews::props::ItemProps;
 use crate::ews::xml::{Element, Xml};
 use crate::message::Message;
-use crate::store::{Folder, MessageMeta};
+use crate::store::{Folder, MessageMeta, Property};
+use std::collections::HashMap;
 
 /// Messages whose content one FindItem may read to filter or sort: beyond it the
 /// request is refused rather than pinning the daemon on a huge folder.
@@ -32,6 +33,53 @@ pub async fn open_item(
     el: &Element,
     action: MailboxAction,
 ) -> Result<Found, ResponseCode> {
+    open_items(ctx, &[el], action)
+        .await
+        .pop()
+        .unwrap_or(Err(ResponseCode::ErrorItemNotFound))
+}
+
+/// Resolves `ItemId` elements in one store read and checks `action` on each
+/// one's mailbox (audited); one answer per element, in order.
+pub async fn open_items(
+    ctx: &Context<'_>,
+    els: &[&Element],
+    action: MailboxAction,
+) -> Vec<Result<Found, ResponseCode>> {
+    let wanted: Vec<Result<String, ResponseCode>> = els.iter().map(|el| item_id_of(el)).collect();
+    let asked: Vec<String> = wanted.iter().filter_map(|w| w.clone().ok()).collect();
+    let mut found = match ctx.ews.store.messages_by_item_ids(asked).await {
+        Ok(found) => found.into_iter(),
+        Err(_) => {
+            return els
+                .iter()
+                .map(|_| Err(ResponseCode::ErrorInternalServerError))
+                .collect();
+        }
+    };
+    let mut out = Vec::with_capacity(els.len());
+    for (el, wanted) in els.iter().zip(wanted) {
+        out.push(wanted.and_then(|_| {
+            let (folder, meta) = found
+                .next()
+                .flatten()
+                .ok_or(ResponseCode::ErrorItemNotFound)?;
+            let fid = EwsId::Folder(folder.item_id.clone()).encode();
+            let object = Object {
+                kind: None,
+                folder_path: Some(&folder.name),
+                folder_id: Some(&fid),
+                item_id: el.attr("Id"),
+            };
+            ctx.authorize(&folder.mailbox_id, action, object)?;
+            Ok(Found { folder, meta })
+        }));
+    }
+    out
+}
+
+/// The store item id an `ItemId` element names, its ChangeKey checked for form.
+fn item_id_of(el: &Element) -> Result<String, ResponseCode> {
     let id = match EwsId::decode(el.attr("Id").unwrap_or("")) {
         Ok(EwsId::Item(id)) => id,
         _ => return Err(ResponseCode::ErrorInvalidIdMalformed),
@@ -42,22 +90,132 @@ pub async fn open_item(
     {
         return Err(ResponseCode::ErrorInvalidChangeKey);
     }
-    let (folder, meta) = ctx
-        .ews
-        .store
-        .message_by_item_id(&id)
-        .await
-        .map_err(|_| ResponseCode::ErrorItemNotFound)?;
-    let fid = EwsId::Folder(folder.item_id.clone()).encode();
-    let wire = el.attr("Id").unwrap_or("");
-    let object = Object {
-        kind: None,
-        folder_path: Some(&folder.name),
-        folder_id: Some(&fid),
-        item_id: Some(wire),
+    Ok(id)
+}
+
+/// Message bytes one batch of [`load`] may hold: large enough that a page of
+/// ordinary messages is one store read, small enough that a page of huge ones
+/// is not all in memory at once.
+const LOAD_BUDGET: u64 = 8 << 20;
+
+/// What writing messages in one shape reads beyond their metadata, for a batch
+/// of messages in at most two store reads (bodies, properties).
+#[derive(Default)]
+pub struct Loaded {
+    bodies: HashMap<i64, Vec<u8>>,
+    props: HashMap<String, Vec<Property>>,
+    /// Whether `bodies` was read at all (then a missing one is a gone item).
+    with_bodies: bool,
+    with_props: bool,
+}
+
+/// Reads what `shape` needs of `metas`: their bodies only when the shape needs
+/// the message, their properties only when it names one.
+pub async fn load(
+    ctx: &Context<'_>,
+    metas: &[&MessageMeta],
+    shape: &Shape,
+) -> Result<Loaded, ResponseCode> {
+    let mut loaded = Loaded {
+        with_bodies: needs_message(shape),
+        with_props: needs_props(shape),
+        ..Loaded::default()
     };
-    ctx.authorize(&folder.mailbox_id, action, object)?;
-    Ok(Found { folder, meta })
+    if metas.is_empty() {
+        return Ok(loaded);
+    }
+    if loaded.with_bodies {
+        let ids: Vec<i64> = metas.iter().map(|m| m.body_id).collect();
+        let bodies = ctx
+            .ews
+            .store
+            .bodies(ids.clone())
+            .await
+            .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+        loaded.bodies = ids
+            .into_iter()
+            .zip(bodies)
+            .filter_map(|(id, b)| Some((id, b?)))
+            .collect();
+    }
+    if loaded.with_props {
+        let ids = metas.iter().map(|m| m.item_id.clone()).collect();
+        loaded.props = ctx
+            .ews
+            .store
+            .properties(ids)
+            .await
+            .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+    }
+    Ok(loaded)
+}
+
+/// Splits `items` into runs for [`load`]: within [`LOAD_BUDGET`] of message bytes
+/// when `shape` reads bodies, else one run.
+pub fn load_runs<'a, T>(
+    items: &'a [T],
+    shape: &Shape,
+    size: impl Fn(&T) -> u64,
+) -> impl Iterator<Item = &'a [T]> {
+    let bodies = needs_message(shape);
+    budget_runs(items, move |t| if bodies { size(t) } else { 0 })
+}
+
+/// Splits `items` into runs whose sizes stay within [`LOAD_BUDGET`], each run at
+/// least one item.
+fn budget_runs<T>(items: &[T], size: impl Fn(&T) -> u64) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut used = 0u64;
+        let mut n = 0;
+        while n < rest.len() && (n == 0 || used + size(&rest[n]) <= LOAD_BUDGET) {
+            used += size(&rest[n]);
+            n += 1;
+        }
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// Writes one message of `folder` as `shape` asks from what [`load`] read;
+/// `ErrorItemNotFound` (nothing written) when its body went meanwhile.
+pub fn write_loaded(
+    xml: &mut Xml,
+    loaded: &Loaded,
+    meta: &MessageMeta,
+    folder: &EwsId,
+    shape: &Shape,
+    find: bool,
+) -> Result<(), ResponseCode> {
+    let raw = match loaded.with_bodies {
+        true => Some(
+            loaded
+                .bodies
+                .get(&meta.body_id)
+                .ok_or(ResponseCode::ErrorItemNotFound)?
+                .as_slice(),
+        ),
+        false => None,
+    };
+    let msg = raw.filter(|_| needs_parse(shape)).map(Message::parse);
+    let summary = msg.as_ref().map(Summary::of);
+    let props = loaded
+        .with_props
+        .then(|| ItemProps::new(loaded.props.get(&meta.item_id).cloned().unwrap_or_default()));
+    let item = Item {
+        meta,
+        folder,
+        raw,
+        message: msg.as_ref(),
+        summary: summary.as_ref(),
+        props: props.as_ref(),
+    };
+    write_message(xml, &item, shape, find);
+    Ok(())
 }
 
 /// Writes one message of `folder` as `shape` asks, reading its content only when
@@ -70,33 +228,8 @@ pub async fn write_meta(
     shape: &Shape,
     find: bool,
 ) -> Result<(), ResponseCode> {
-    let raw = if needs_message(shape) {
-        Some(
-            ctx.ews
-                .store
-                .body(meta.body_id)
-                .await
-                .map_err(|_| ResponseCode::ErrorItemNotFound)?,
-        )
-    } else {
-        None
-    };
-    let msg = raw.as_deref().map(Message::parse);
-    let summary = msg.as_ref().map(Summary::of);
-    let props = if needs_props(shape) {
-        Some(load_props(ctx, &meta.item_id).await?)
-    } else {
-        None
-    };
-    let item = Item {
-        meta,
-        folder,
-        message: msg.as_ref(),
-        summary: summary.as_ref(),
-        props: props.as_ref(),
-    };
-    write_message(xml, &item, shape, find);
-    Ok(())
+    let loaded = load(ctx, &[meta], shape).await?;
+    write_loaded(xml, &loaded, meta, folder, shape, find)
 }
 
 /// A message's metadata as it is now (after a write that gave it `uid`).
@@ -134,24 +267,33 @@ pub async fn load_props(ctx: &Context<'_>, item_id: &str) -> Result<ItemProps, R
     Ok(ItemProps::new(found.remove(item_id).unwrap_or_default()))
 }
 
-/// GetItem: one message per requested id, in order.
+/// GetItem: one message per requested id, in order; ids resolved in one store
+/// read, bodies and properties a run at a time.
 pub async fn get_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let shape = Shape::parse(op.child("ItemShape"));
+    let found = open_items(ctx, &ids(op, "ItemIds"), MailboxAction::Read).await;
     let mut reply = Reply::begin(xml, "GetItem");
-    for el in ids(op, "ItemIds") {
-        match open_item(ctx, el, MailboxAction::Read).await {
-            Ok(found) => {
-                let x = reply.ok();
-                x.open("m:Items", &[]);
-                let folder = EwsId::Folder(found.folder.item_id.clone());
-                let written = write_meta(ctx, x, &found.meta, &folder, &shape, false).await;
-                x.close("m:Items");
-                reply.end();
-                if let Err(code) = written {
-                    tracing::warn!(?code, "GetItem: message body unreadable");
+    let size = |f: &Result<Found, ResponseCode>| f.as_ref().map_or(0, |f| f.meta.size);
+    for run in load_runs(&found, &shape, size) {
+        let metas: Vec<&MessageMeta> = run.iter().flatten().map(|f| &f.meta).collect();
+        let loaded = load(ctx, &metas, &shape).await;
+        for f in run {
+            let (found, loaded) = match (f, &loaded) {
+                (Ok(found), Ok(loaded)) => (found, loaded),
+                (Err(code), _) | (_, Err(code)) => {
+                    reply.fail(*code);
+                    continue;
                 }
+            };
+            let x = reply.ok();
+            x.open("m:Items", &[]);
+            let folder = EwsId::Folder(found.folder.item_id.clone());
+            let written = write_loaded(x, loaded, &found.meta, &folder, &shape, false);
+            x.close("m:Items");
+            reply.end();
+            if let Err(code) = written {
+                tracing::warn!(?code, "GetItem: message body unreadable");
             }
-            Err(code) => reply.fail(code),
         }
     }
     reply.finish();
@@ -221,8 +363,13 @@ pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         let x = reply.ok();
         x.open("m:RootFolder", &attrs);
         x.open("t:Items", &[]);
-        for c in page {
-            let _ = write_meta(ctx, x, &c.meta, &folder.id, &shape, true).await;
+        for run in load_runs(&page, &shape, |c| c.meta.size) {
+            let metas: Vec<&MessageMeta> = run.iter().map(|c| &c.meta).collect();
+            if let Ok(loaded) = load(ctx, &metas, &shape).await {
+                for c in run {
+                    let _ = write_loaded(x, &loaded, &c.meta, &folder.id, &shape, true);
+                }
+            }
         }
         x.close("t:Items");
         x.close("m:RootFolder");
@@ -257,40 +404,54 @@ async fn select(
         Default::default()
     };
     let mut out = Vec::with_capacity(metas.len());
-    for meta in metas {
-        let props = stored.then(|| ItemProps::new(props.remove(&meta.item_id).unwrap_or_default()));
-        let (summary, text) = if content {
-            let raw = ctx.ews.store.body(meta.body_id).await.unwrap_or_default();
-            let msg = Message::parse(&raw);
-            let text = body.then(|| {
-                let b = msg.bodies();
-                b.text
-                    .or(b.html)
-                    .map(|l| l.part.text(msg.raw()))
-                    .unwrap_or_default()
+    let size = |m: &MessageMeta| if content { m.size } else { 0 };
+    for run in budget_runs(&metas, size) {
+        let mut raws = match content {
+            true => {
+                let ids = run.iter().map(|m| m.body_id).collect();
+                let raws = ctx.ews.store.bodies(ids).await;
+                raws.map_err(|_| ResponseCode::ErrorInternalServerError)?
+            }
+            false => Vec::new(),
+        }
+        .into_iter();
+        for meta in run {
+            let props =
+                stored.then(|| ItemProps::new(props.remove(&meta.item_id).unwrap_or_default()));
+            let (summary, text) = match raws.next() {
+                Some(raw) => {
+                    let raw = raw.unwrap_or_default();
+                    let msg = Message::parse(&raw);
+                    let text = body.then(|| {
+                        let b = msg.bodies();
+                        b.text
+                            .or(b.html)
+                            .map(|l| l.part.text(msg.raw()))
+                            .unwrap_or_default()
+                    });
+                    (Some(Summary::of(&msg)), text)
+                }
+                None => (None, None),
+            };
+            let keep = restriction.is_none_or(|r| {
+                restrict::eval(
+                    r,
+                    &Values {
+                        meta,
+                        summary: summary.as_ref(),
+                        body: text.as_deref(),
+                        props: props.as_ref(),
+                    },
+                )
             });
-            (Some(Summary::of(&msg)), text)
-        } else {
-            (None, None)
-        };
-        let keep = restriction.is_none_or(|r| {
-            restrict::eval(
-                r,
-                &Values {
-                    meta: &meta,
-                    summary: summary.as_ref(),
-                    body: text.as_deref(),
-                    props: props.as_ref(),
-                },
-            )
-        });
-        if keep {
-            out.push(Candidate {
-                meta,
-                summary,
-                body: None,
-                props,
-            });
+            if keep {
+                out.push(Candidate {
+                    meta: meta.clone(),
+                    summary,
+                    body: None,
+                    props,
+                });
+            }
         }
     }
     if sort.is_empty() {
@@ -325,4 +486,27 @@ async fn select(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_stay_within_the_budget_and_lose_nothing() {
+        let sizes = [LOAD_BUDGET / 2, LOAD_BUDGET / 2, 1, LOAD_BUDGET * 3, 5, 5];
+        let runs: Vec<&[u64]> = budget_runs(&sizes, |s| *s).collect();
+        assert_eq!(
+            runs,
+            vec![&sizes[..2], &sizes[2..3], &sizes[3..4], &sizes[4..]],
+            "a run closes before the item that would pass the budget; a huge item runs alone"
+        );
+        assert_eq!(budget_runs(&[] as &[u64], |s| *s).count(), 0);
+        let free = [u64::MAX; 3];
+        assert_eq!(
+            budget_runs(&free, |_| 0).count(),
+            1,
+            "sizeless items: one run"
+        );
+    }
 }

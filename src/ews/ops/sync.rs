@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::Reply;
 use super::folder::{Trees, open_folder};
-use super::item::write_meta;
+use super::item::{load, load_runs, write_loaded};
 use super::shape::Shape;
 use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
@@ -141,31 +141,53 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     );
     x.open("m:Changes", &[]);
     let folder_id = EwsId::Folder(folder.item_id.clone());
-    for change in changes {
-        match change {
-            Reported::Create(meta) | Reported::Update(meta) | Reported::ReadFlag(meta)
-                if ignore.contains(&EwsId::Item(meta.item_id.clone()).encode()) => {}
-            Reported::Create(meta) => {
-                x.open("t:Create", &[]);
-                let _ = write_meta(ctx, x, &meta, &folder_id, &shape, true).await;
-                x.close("t:Create");
+    let changes: Vec<Reported> = changes
+        .into_iter()
+        .filter(|c| match c {
+            Reported::Create(m) | Reported::Update(m) | Reported::ReadFlag(m) => {
+                !ignore.contains(&EwsId::Item(m.item_id.clone()).encode())
             }
-            Reported::Update(meta) => {
-                x.open("t:Update", &[]);
-                let _ = write_meta(ctx, x, &meta, &folder_id, &shape, true).await;
-                x.close("t:Update");
-            }
-            Reported::ReadFlag(meta) => {
-                let read = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
-                x.open("t:ReadFlagChange", &[]);
-                x.empty("t:ItemId", &[("Id", &EwsId::Item(meta.item_id).encode())]);
-                x.leaf("t:IsRead", if read { "true" } else { "false" });
-                x.close("t:ReadFlagChange");
-            }
-            Reported::Delete(item) => {
-                x.open("t:Delete", &[]);
-                x.empty("t:ItemId", &[("Id", &EwsId::Item(item).encode())]);
-                x.close("t:Delete");
+            Reported::Delete(_) => true,
+        })
+        .collect();
+    fn written(c: &Reported) -> Option<&MessageMeta> {
+        match c {
+            Reported::Create(m) | Reported::Update(m) => Some(m),
+            Reported::ReadFlag(_) | Reported::Delete(_) => None,
+        }
+    }
+    for run in load_runs(&changes, &shape, |c| written(c).map_or(0, |m| m.size)) {
+        let metas: Vec<&MessageMeta> = run.iter().filter_map(written).collect();
+        let Ok(loaded) = load(ctx, &metas, &shape).await else {
+            continue;
+        };
+        for change in run {
+            match change {
+                Reported::Create(meta) => {
+                    x.open("t:Create", &[]);
+                    let _ = write_loaded(x, &loaded, meta, &folder_id, &shape, true);
+                    x.close("t:Create");
+                }
+                Reported::Update(meta) => {
+                    x.open("t:Update", &[]);
+                    let _ = write_loaded(x, &loaded, meta, &folder_id, &shape, true);
+                    x.close("t:Update");
+                }
+                Reported::ReadFlag(meta) => {
+                    let read = meta.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+                    x.open("t:ReadFlagChange", &[]);
+                    x.empty(
+                        "t:ItemId",
+                        &[("Id", &EwsId::Item(meta.item_id.clone()).encode())],
+                    );
+                    x.leaf("t:IsRead", if read { "true" } else { "false" });
+                    x.close("t:ReadFlagChange");
+                }
+                Reported::Delete(item) => {
+                    x.open("t:Delete", &[]);
+                    x.empty("t:ItemId", &[("Id", &EwsId::Item(item.clone()).encode())]);
+                    x.close("t:Delete");
+                }
             }
         }
     }

@@ -49,6 +49,42 @@ pub async fn messages_and_folders_are_found_by_item_id(ctx: Ctx) {
         store.message_by_item_id("no-such-item").await,
         Err(StoreError::NotFound(_))
     ));
+    // In batches: answers in the order asked, `None` for what is gone.
+    deliver_to(&store, inbox_f.id, b"two", &[]).await;
+    let two = store.messages(inbox_f.id, 2, 2).await.unwrap().remove(0);
+    let asked = vec![
+        two.item_id.clone(),
+        meta.item_id.clone(),
+        moved.item_id.clone(),
+        two.item_id.clone(),
+    ];
+    let found = store.messages_by_item_ids(asked).await.unwrap();
+    let got: Vec<Option<(i64, u32)>> = found
+        .iter()
+        .map(|f| f.as_ref().map(|(f, m)| (f.id, m.uid)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Some((inbox_f.id, 2)),
+            None,
+            Some((archive.id, 1)),
+            Some((inbox_f.id, 2))
+        ]
+    );
+    assert_eq!(
+        found[2].as_ref().unwrap().0,
+        folder(&store, "u", FolderKind::Archive).await
+    );
+    let bodies = store
+        .bodies(vec![two.body_id, -1, moved.body_id])
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies,
+        vec![Some(b"two".to_vec()), None, Some(b"one".to_vec())]
+    );
+    assert!(store.bodies(vec![]).await.unwrap().is_empty());
 }
 
 pub async fn a_message_change_key_changes_on_flags_copy_and_move(ctx: Ctx) {

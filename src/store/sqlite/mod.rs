@@ -294,8 +294,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn body(&self, body_id: i64) -> Result<Vec<u8>> {
-        self.read(move |c| ops::body(c, body_id)).await
+    async fn bodies(&self, body_ids: Vec<i64>) -> Result<Vec<Option<Vec<u8>>>> {
+        self.read(move |c| ops::bodies(c, &body_ids)).await
     }
 
     async fn store_flags(
@@ -404,9 +404,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn message_by_item_id(&self, item_id: &str) -> Result<(Folder, MessageMeta)> {
-        let item_id = item_id.to_string();
-        self.read(move |c| ops::message_by_item_id(c, &item_id))
+    async fn messages_by_item_ids(
+        &self,
+        item_ids: Vec<String>,
+    ) -> Result<Vec<Option<(Folder, MessageMeta)>>> {
+        self.read(move |c| ops::messages_by_item_ids(c, &item_ids))
             .await
     }
 

@@ -416,11 +416,16 @@ pub(super) fn messages(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(super) fn body(c: &Connection, body_id: i64) -> Result<Vec<u8>> {
-    c.prepare_cached("SELECT data FROM bodies WHERE id = ?1")?
-        .query_row([body_id], |r| r.get(0))
-        .optional()?
-        .ok_or(StoreError::NotFound("message body"))
+/// Bodies in the order asked, read in one transaction so that the batch is one
+/// snapshot.
+pub(super) fn bodies(c: &Connection, body_ids: &[i64]) -> Result<Vec<Option<Vec<u8>>>> {
+    let tx = c.unchecked_transaction()?;
+    let mut st = tx.prepare_cached("SELECT data FROM bodies WHERE id = ?1")?;
+    let mut out = Vec::with_capacity(body_ids.len());
+    for id in body_ids {
+        out.push(st.query_row([id], |r| r.get(0)).optional()?);
+    }
+    Ok(out)
 }
 
 pub(super) fn store_flags(
@@ -1026,18 +1031,37 @@ pub(super) fn put_body_cache(
     Ok(((), vec![]))
 }
 
-pub(super) fn message_by_item_id(c: &Connection, item_id: &str) -> Result<(Folder, MessageMeta)> {
-    let (folder_id, meta) = c
-        .prepare_cached(
-            "SELECT folder_id, uid, modseq, flags, internal_date, size, body_id, item_id
-             FROM messages WHERE item_id = ?1",
-        )?
-        .query_row([item_id], |r| {
-            Ok((r.get::<_, i64>(0)?, meta_from_row(r, 1)?))
-        })
-        .optional()?
-        .ok_or(StoreError::NotFound("item"))?;
-    Ok((folder_by_id(c, folder_id)?, meta))
+/// Messages by item id, in one snapshot; each folder read once.
+pub(super) fn messages_by_item_ids(
+    c: &Connection,
+    item_ids: &[String],
+) -> Result<Vec<Option<(Folder, MessageMeta)>>> {
+    let tx = c.unchecked_transaction()?;
+    let mut st = tx.prepare_cached(
+        "SELECT folder_id, uid, modseq, flags, internal_date, size, body_id, item_id
+         FROM messages WHERE item_id = ?1",
+    )?;
+    let mut folders: std::collections::HashMap<i64, Folder> = Default::default();
+    let mut out = Vec::with_capacity(item_ids.len());
+    for id in item_ids {
+        let Some((folder_id, meta)) = st
+            .query_row([id], |r| Ok((r.get::<_, i64>(0)?, meta_from_row(r, 1)?)))
+            .optional()?
+        else {
+            out.push(None);
+            continue;
+        };
+        let folder = match folders.get(&folder_id) {
+            Some(f) => f.clone(),
+            None => {
+                let f = folder_by_id(&tx, folder_id)?;
+                folders.insert(folder_id, f.clone());
+                f
+            }
+        };
+        out.push(Some((folder, meta)));
+    }
+    Ok(out)
 }
 
 pub(super) fn folder_by_item_id(c: &Connection, item_id: &str) -> Result<Folder> {
