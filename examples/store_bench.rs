@@ -55,6 +55,7 @@ async fn insert_rate(dir: &std::path::Path, writers: u64, messages: u64) -> (f64
                 let target = Target {
                     folder: FolderRef::Kind("bench".into(), FolderKind::Inbox),
                     flags: vec![],
+                    properties: Vec::new(),
                 };
                 store.deliver(body.clone(), 0, vec![target]).await.unwrap();
             }

@@ -34,6 +34,9 @@ pub struct SavedCopy {
     pub folder: Option<i64>,
     /// Its flags besides `\Seen` (EWS categories).
     pub flags: Vec<String>,
+    /// Properties the copy keeps beside it (EWS extended properties, reminders,
+    /// sensitivity), as the sent item had them.
+    pub properties: Vec<crate::store::Property>,
 }
 
 /// Why nothing was sent.

@@ -396,6 +396,7 @@ mod tests {
         let target = Target {
             folder: FolderRef::Kind("m".into(), FolderKind::Inbox),
             flags: vec![],
+            properties: Vec::new(),
         };
         let body: Arc<[u8]> = Arc::from(&b"Subject: x\r\n\r\nbody\r\n"[..]);
         store.deliver(body, 0, vec![target]).await.unwrap()[0]

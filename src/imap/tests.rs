@@ -690,6 +690,7 @@ async fn idle_pushes_a_delivery_within_100_ms() {
         let target = Target {
             folder: FolderRef::Kind(f.ids.0.clone(), FolderKind::Inbox),
             flags: vec![],
+            properties: Vec::new(),
         };
         let body: Arc<[u8]> = Arc::from(&b"Subject: pushed\r\n\r\nbody\r\n"[..]);
         let started = std::time::Instant::now();
@@ -811,6 +812,7 @@ async fn a_revoked_idle_session_sees_no_more_mail() {
     let target = Target {
         folder: FolderRef::Kind(f.ids.0.clone(), FolderKind::Inbox),
         flags: vec![],
+        properties: Vec::new(),
     };
     let body: Arc<[u8]> = Arc::from(&b"Subject: secret\r\n\r\nbody\r\n"[..]);
     let stored = f.store.deliver(body, 0, vec![target]).await.unwrap();

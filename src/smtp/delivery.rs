@@ -186,6 +186,7 @@ pub async fn deliver(
         .map(|m| Target {
             folder: FolderRef::Kind(m.mailbox.clone(), folder_for(ctx, verdicts, &m.org)),
             flags: vec![],
+            properties: Vec::new(),
         })
         .collect();
     let sent_copy = submitter.is_some_and(|s| s.sent_copy.is_some());
@@ -202,6 +203,7 @@ pub async fn deliver(
         targets.push(Target {
             folder,
             flags: crate::store::normalize_flags(&flags),
+            properties: copy.properties.clone(),
         });
     }
     let queues = queued.is_some();
@@ -464,6 +466,7 @@ pub async fn return_refused(
                 .map(|m| Target {
                     folder: FolderRef::Kind(m.mailbox.clone(), FolderKind::Inbox),
                     flags: vec![],
+                    properties: Vec::new(),
                 })
                 .collect();
             store_copies(ctx, dsn, now, targets, &owners, None, None).await?;

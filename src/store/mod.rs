@@ -108,11 +108,15 @@ pub enum FolderRef {
     Kind(String, FolderKind),
 }
 
-/// One copy of a new message: its folder and initial flags.
+/// One copy of a new message: its folder, initial flags and properties.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub folder: FolderRef,
     pub flags: Vec<String>,
+    /// Properties kept beside this copy (see [`Property`]): the EWS properties of
+    /// a message sent with SendAndSaveCopy go with its Sent Items copy; empty for
+    /// every other delivery.
+    pub properties: Vec<Property>,
 }
 
 /// One message of an all-or-nothing append (IMAP MULTIAPPEND).

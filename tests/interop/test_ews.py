@@ -274,6 +274,13 @@ def test_properties_attachments_replies_and_export_round_trip(ews_daemon):
         copy = account.drafts.get(id=new_id)
         assert copy.id != fresh.id and copy.subject == fresh.subject
         assert copy.tag == ["a", "b c"] and copy.reminder_minutes_before_start == 42
+
+        # Sent with a saved copy: the Sent Items copy keeps what was set.
+        subject = f"sent props {uuid.uuid4().hex[:6]}"
+        Message(account=account, subject=subject, body="x", tag=["s"], reminder_is_set=True,
+                reminder_minutes_before_start=7, to_recipients=[Mailbox(email_address=bob)]).send_and_save()
+        sent = account.sent.get(subject=subject)
+        assert sent.tag == ["s"] and sent.reminder_minutes_before_start == 7
     finally:
         Message.deregister("tag")
 

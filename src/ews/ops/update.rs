@@ -122,6 +122,7 @@ pub async fn update_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             let copy = (disposition == "SendAndSaveCopy").then(|| SavedCopy {
                 folder: None,
                 flags: categories(&meta.flags),
+                properties: Vec::new(),
             });
             let item = Element {
                 name: "ItemId".into(),

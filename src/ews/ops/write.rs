@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::compose::{compose, initial_flags, recipients, strip_bcc};
 use super::folder::{Trees, open_folder};
-use super::item::{Found, message_at, open_item};
+use super::item::{Found, load_props, message_at, open_item};
 use super::respond::{self, Kind};
 use super::{Reply, ids, truthy};
 use crate::events::audit::AuditProtocol;
@@ -144,12 +144,18 @@ pub async fn create_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 ("SendAndSaveCopy", Some(_), Err(code)) => Err(*code),
                 _ => Ok(None),
             };
-            let save_copy = (disposition == "SendAndSaveCopy").then(|| SavedCopy {
-                folder: copy.unwrap_or(None),
-                flags: initial_flags(msg, false),
-            });
-            let sent = match (message_bytes(ctx, msg, &owner), copy) {
-                (Ok(raw), Ok(_)) => send(ctx, &raw, Some(msg), save_copy).await,
+            let saved = match (disposition, copy) {
+                ("SendAndSaveCopy", Ok(folder)) => props::of_new_item(msg).map(|properties| {
+                    Some(SavedCopy {
+                        folder,
+                        flags: initial_flags(msg, false),
+                        properties,
+                    })
+                }),
+                (_, copy) => copy.map(|_| None),
+            };
+            let sent = match (message_bytes(ctx, msg, &owner), saved) {
+                (Ok(raw), Ok(save_copy)) => send(ctx, &raw, Some(msg), save_copy).await,
                 (Err(code), _) | (_, Err(code)) => {
                     Err((code, super::default_text(code).to_string()))
                 }
@@ -309,6 +315,7 @@ pub async fn send_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             let copy = save_copy.then(|| SavedCopy {
                 folder: folder_id,
                 flags: categories(&meta.flags),
+                properties: Vec::new(),
             });
             send_stored(ctx, &meta, copy).await
         }
@@ -334,11 +341,11 @@ pub(super) fn categories(flags: &[String]) -> Vec<String> {
 }
 
 /// Sends a stored draft to its recipients and removes it (Exchange moves a sent
-/// draft out of Drafts).
+/// draft out of Drafts); a saved copy keeps the draft's properties.
 pub(super) async fn send_stored(
     ctx: &Context<'_>,
     meta: &MessageMeta,
-    copy: Option<SavedCopy>,
+    mut copy: Option<SavedCopy>,
 ) -> Result<(), (ResponseCode, String)> {
     let gone = || {
         (
@@ -353,6 +360,12 @@ pub(super) async fn send_stored(
         .await
         .map_err(|_| gone())?;
     let raw = ctx.ews.store.body(now.body_id).await.map_err(|_| gone())?;
+    if let Some(copy) = &mut copy {
+        let props = load_props(ctx, &now.item_id).await;
+        copy.properties = props
+            .map_err(|c| (c, super::default_text(c).to_string()))?
+            .into_inner();
+    }
     send(ctx, &raw, None, copy).await?;
     let _ = ctx.ews.store.expunge(folder.id, vec![now.uid]).await;
     Ok(())

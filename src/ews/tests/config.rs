@@ -149,6 +149,7 @@ async fn tips_fixture() -> Fixture {
     let target = Target {
         folder: FolderRef::Kind(bob.clone(), FolderKind::Inbox),
         flags: vec![],
+        properties: Vec::new(),
     };
     store
         .deliver(

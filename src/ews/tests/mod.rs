@@ -37,7 +37,11 @@ pub type Sent = (Vec<String>, Vec<u8>, bool);
 /// A submission path that records what it is given (SMTP's own is tested with
 /// SMTP, and with EWS end to end in the interop suite).
 #[derive(Default)]
-pub struct Recorder(pub std::sync::Mutex<Vec<Sent>>);
+pub struct Recorder(
+    pub std::sync::Mutex<Vec<Sent>>,
+    /// The copies asked for, in order.
+    pub std::sync::Mutex<Vec<crate::submission::SavedCopy>>,
+);
 
 #[async_trait::async_trait]
 impl crate::submission::Submit for Recorder {
@@ -51,6 +55,7 @@ impl crate::submission::Submit for Recorder {
                 "user unknown",
             ));
         }
+        self.1.lock().unwrap().extend(s.save_copy.clone());
         self.0
             .lock()
             .unwrap()
@@ -319,6 +324,7 @@ pub async fn deliver(
     let target = crate::store::Target {
         folder: crate::store::FolderRef::Kind(f.world.alice.clone(), kind),
         flags: flags.iter().map(|s| s.to_string()).collect(),
+        properties: Vec::new(),
     };
     let stored = store
         .deliver(Arc::from(raw.as_bytes()), date_ms, vec![target])

@@ -273,3 +273,42 @@ async fn a_forward_carries_the_attachments_a_reply_leaves_out() {
         assert!(meta[0].flags.iter().any(|x| x == flag), "{flag}");
     }
 }
+
+#[tokio::test]
+async fn a_sent_copy_keeps_the_properties_of_what_was_sent() {
+    let f = Fixture::new().await;
+    let ext = format!(
+        r#"<t:Sensitivity>Private</t:Sensitivity><t:ExtendedProperty>{TAGS}<t:Values><t:Value>x</t:Value></t:Values></t:ExtendedProperty><t:ToRecipients><t:Mailbox><t:EmailAddress>bob@acme.test</t:EmailAddress></t:Mailbox></t:ToRecipients>"#
+    );
+    let send = format!(
+        r#"<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:Items><t:Message><t:Subject>kept</t:Subject>{ext}</t:Message></m:Items></m:CreateItem>"#
+    );
+    assert_eq!(codes(&f.call(&send).await, "CreateItem"), ["NoError"]);
+    let draft = send.replace("SendAndSaveCopy", "SaveOnly");
+    let id = first_item_id(&f.call(&draft).await);
+    let send_item = format!(
+        r#"<m:SendItem SaveItemToFolder="true"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:SendItem>"#
+    );
+    assert_eq!(codes(&f.call(&send_item).await, "SendItem"), ["NoError"]);
+    let only = send.replace("SendAndSaveCopy", "SendOnly");
+    assert_eq!(codes(&f.call(&only).await, "CreateItem"), ["NoError"]);
+    let copies = f.sent.1.lock().unwrap().clone();
+    assert_eq!(copies.len(), 2, "SendOnly asks for no copy");
+    for (copy, how) in copies.iter().zip(["CreateItem", "SendItem"]) {
+        let props = crate::ews::props::ItemProps::new(copy.properties.clone());
+        assert_eq!(
+            props.field_text("item:Sensitivity").as_deref(),
+            Some("Private"),
+            "{how}"
+        );
+        assert_eq!(copy.properties.len(), 2, "{how}: {:?}", copy.properties);
+    }
+    // A property the server cannot keep is refused before anything is sent.
+    let bad = send.replace(
+        r#"PropertyType="StringArray""#,
+        r#"PropertyType="Nonsense""#,
+    );
+    let before = f.sent.0.lock().unwrap().len();
+    assert_ne!(codes(&f.call(&bad).await, "CreateItem"), ["NoError"]);
+    assert_eq!(f.sent.0.lock().unwrap().len(), before, "nothing sent");
+}

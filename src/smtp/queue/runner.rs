@@ -240,6 +240,7 @@ impl Runner {
                 let target = Target {
                     folder: FolderRef::Kind(m.owner_mailbox.clone(), FolderKind::Inbox),
                     flags: vec![],
+                    properties: Vec::new(),
                 };
                 let owners = [m.owner_org.as_str()];
                 let stored = store_copies(

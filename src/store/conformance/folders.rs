@@ -38,6 +38,7 @@ pub async fn user_folders_can_be_created_and_deleted(ctx: Ctx) {
             vec![Target {
                 folder: FolderRef::Id(sub.id),
                 flags: vec![],
+                properties: Vec::new(),
             }],
         )
         .await

@@ -314,6 +314,31 @@ pub async fn item_properties_live_and_die_with_their_item(ctx: Ctx) {
         props_of(&stored.item_id).await,
         [prop("a", "1"), prop("b", "2")]
     );
+    // A delivery gives each copy its own properties (a sent copy keeps what the
+    // sender set; the recipient's copy gets none).
+    let sent = folder(&store, "u", FolderKind::SentItems).await;
+    let copies = store
+        .deliver(
+            std::sync::Arc::from(&b"Subject: d\r\n\r\nx"[..]),
+            6,
+            vec![
+                Target {
+                    folder: FolderRef::Id(sent.id),
+                    flags: vec![],
+                    properties: vec![prop("s", "sent")],
+                },
+                Target {
+                    folder: FolderRef::Id(sent.id),
+                    flags: vec![],
+                    properties: vec![],
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = copies.into_iter().map(|c| c.unwrap().item_id).collect();
+    assert_eq!(props_of(&ids[0]).await, [prop("s", "sent")]);
+    assert!(props_of(&ids[1]).await.is_empty());
     // A change of flags and properties is one write with a new MODSEQ.
     let before = store.latest_change("u").await.unwrap();
     let change = ItemChange {

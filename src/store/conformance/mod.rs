@@ -83,6 +83,7 @@ pub fn inbox(mailbox: &str) -> Target {
     Target {
         folder: FolderRef::Kind(mailbox.into(), FolderKind::Inbox),
         flags: vec![],
+        properties: Vec::new(),
     }
 }
 
@@ -122,6 +123,7 @@ pub async fn deliver_to(
             vec![Target {
                 folder: FolderRef::Id(folder_id),
                 flags: flags.iter().map(|f| f.to_string()).collect(),
+                properties: Vec::new(),
             }],
         )
         .await

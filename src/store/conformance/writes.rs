@@ -148,6 +148,7 @@ pub async fn deliver_and_enqueue_is_one_write(ctx: Ctx) {
     let targets = vec![Target {
         folder: FolderRef::Kind("u-1".into(), FolderKind::SentItems),
         flags: vec![],
+        properties: Vec::new(),
     }];
     let m = super::persistence::outbound(&["a@x.test"]);
     let body = m.body.clone();

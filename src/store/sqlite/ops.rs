@@ -322,6 +322,7 @@ pub(super) fn deliver(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
             params![folder_id, uid, modseq, flags_to_text(&target.flags), internal_date, size, body_id, item_id],
         )?;
+        insert_properties(c, &item_id, &target.properties)?;
         c.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
             .execute(params![mailbox, size])?;
         let seq = record_change(
@@ -363,6 +364,7 @@ pub(super) fn append_all(
         let target = Target {
             folder: FolderRef::Id(folder_id),
             flags: m.flags.clone(),
+            properties: Vec::new(),
         };
         // A store error returns through `?`: the enclosing savepoint of the write
         // rolls back, this one with it.
@@ -508,6 +510,9 @@ pub(super) fn store_flags(
 }
 
 fn insert_properties(c: &Connection, item_id: &str, properties: &[Property]) -> Result<()> {
+    if properties.is_empty() {
+        return Ok(());
+    }
     let mut st = c.prepare_cached(
         "INSERT INTO item_props (item_id, name, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (item_id, name) DO UPDATE SET value = excluded.value",
@@ -672,6 +677,7 @@ pub(super) fn replace_message(
     let target = Target {
         folder: FolderRef::Id(folder_id),
         flags: message.flags.clone(),
+        properties: Vec::new(),
     };
     let (mut results, t) = deliver(c, &message.body, message.internal_date, &[target])?;
     let mut stored = match results.pop() {
