@@ -1,9 +1,10 @@
 """Personal access tokens against the real binary: created with the mailgate
 extension `mailgate admin create-personal-access-token`, listed, read and deleted with
 boto3 (pagination and the model's errors) and the AWS CLI, used as the password by
-imaplib (IMAPS) and smtplib (submission, STARTTLS), then deleted and refused; an
-expired token refused; and the audit records those steps wrote."""
+imaplib (IMAPS), smtplib (submission, STARTTLS) and EWS Basic auth, then deleted and
+refused; an expired token refused; and the audit records those steps wrote."""
 
+import base64
 import imaplib
 import json
 import os
@@ -14,6 +15,8 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from email.message import EmailMessage
 
@@ -25,6 +28,15 @@ from conftest import client_for, new_org, start_daemon, stop_daemon
 PASSWORD = "Corr3ct-Horse-Battery"
 AWS = pathlib.Path(sys.executable).parent / "aws"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+EWS_ON = "[ews]\nenabled = true\n"
+GET_INBOX = b"""<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+<soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/></soap:Header>
+<soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+<m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body>
+</soap:Envelope>"""
 
 
 class World:
@@ -32,7 +44,7 @@ class World:
 
     def __init__(self, root):
         self.root = root
-        self.daemon = start_daemon(root)
+        self.daemon = start_daemon(root, EWS_ON)
         self.wm = client_for(self.daemon)
         self.org, self.domain = new_org(self.wm)
 
@@ -57,6 +69,19 @@ class World:
 
     def tls(self):
         return ssl.create_default_context(cafile=self.daemon.ca)
+
+    def ews_status(self, login, password):
+        """The HTTP status of an EWS GetFolder(inbox) with Basic auth."""
+        basic = base64.b64encode(f"{login}:{password}".encode()).decode()
+        req = urllib.request.Request(
+            f"https://localhost:{self.daemon.ports['https']}/EWS/Exchange.asmx", data=GET_INBOX,
+            headers={"Content-Type": "text/xml; charset=utf-8", "Authorization": f"Basic {basic}"})
+        try:
+            with urllib.request.urlopen(req, context=self.tls(), timeout=30) as r:
+                assert b"NoError" in r.read()
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +174,7 @@ def test_the_aws_cli_lists_and_reads_tokens(world):
                "--user-id", uid)["PersonalAccessTokenSummaries"] == []
 
 
-def test_a_token_is_the_password_for_imap_and_smtp_until_deleted(world):
+def test_a_token_is_the_password_for_imap_smtp_and_ews_until_deleted(world):
     _, addr = world.user("gina")
     out = world.create_token(addr, "mail client")
     token, tid = out["Token"], out["PersonalAccessTokenId"]
@@ -165,6 +190,7 @@ def test_a_token_is_the_password_for_imap_and_smtp_until_deleted(world):
         msg["From"], msg["To"], msg["Subject"] = addr, addr, subject
         msg.set_content("sent with a personal access token\n")
         s.send_message(msg)
+    assert world.ews_status(addr, token) == 200
     meta = world.wm.get_personal_access_token_metadata(OrganizationId=world.org, PersonalAccessTokenId=tid)
     assert meta["DateLastUsed"] >= meta["DateCreated"]
     # A session opened with the token, then the token deleted: the session ends on
@@ -190,6 +216,8 @@ def test_a_token_is_the_password_for_imap_and_smtp_until_deleted(world):
         s.starttls(context=ctx)
         with pytest.raises(smtplib.SMTPAuthenticationError):
             s.login(addr, token)
+    # EWS had remembered the login; the deletion ends that too.
+    assert world.ews_status(addr, token) == 401
     # The password still works.
     with imaplib.IMAP4_SSL("localhost", world.daemon.ports["imaps"], ssl_context=ctx) as m:
         assert m.login(addr, PASSWORD)[0] == "OK"
@@ -212,7 +240,7 @@ def test_an_expired_token_is_refused_and_every_step_was_audited(world):
     assert changed == 1
     # The stopped daemon's ports file would be read before the new one replaced it.
     (world.daemon.data_dir / "run" / "ports.json").unlink(missing_ok=True)
-    world.daemon = start_daemon(world.root)
+    world.daemon = start_daemon(world.root, EWS_ON)
     world.wm = client_for(world.daemon)
     with imaplib.IMAP4_SSL("localhost", world.daemon.ports["imaps"], ssl_context=world.tls()) as m:
         with pytest.raises(imaplib.IMAP4.error):
@@ -227,9 +255,10 @@ def test_an_expired_token_is_refused_and_every_step_was_audited(world):
     assert all(r["source_ip"] == "127.0.0.1" and r["scopes"] for r in pats)
     auth = [r for r in records if r["log_type"] == "authentication" and "personal_access_token_id" in r]
     reasons = {(r["protocol"], r["auth_successful"], r.get("auth_failed_reason")) for r in auth}
-    assert ("IMAP", True, None) in reasons and ("SMTP", True, None) in reasons
+    assert {("IMAP", True, None), ("SMTP", True, None), ("EWS", True, None)} <= reasons
     assert ("IMAP", False, "unknown personal access token") in reasons
     assert ("SMTP", False, "unknown personal access token") in reasons
+    assert ("EWS", False, "unknown personal access token") in reasons
     expired = [r for r in auth if r.get("auth_failed_reason") == "personal access token expired"]
     assert [r["personal_access_token_id"] for r in expired] == [tid]
     jsonschema = pytest.importorskip("jsonschema")

@@ -282,8 +282,12 @@ impl Authenticator {
     /// directory or rule change it re-checks the user's state and credentials and
     /// the rules (emitting an access-control audit event).
     pub fn recheck(&self, session: &mut Session, source_ip: IpAddr, protocol: Protocol) -> bool {
-        let now = crate::clock::now_ms_u64();
-        if session.token.as_ref().is_some_and(|t| now >= t.expires_ms) {
+        // Only token sessions read the clock.
+        if session
+            .token
+            .as_ref()
+            .is_some_and(|t| crate::clock::now_ms_u64() >= t.expires_ms)
+        {
             return false;
         }
         let (dir_gen, acc_gen) = (self.directory.generation(), self.access.generation());
@@ -293,8 +297,11 @@ impl Authenticator {
         let still_valid = matches!(self.directory.user_epoch(&session.user_id),
             Some((EntityState::Enabled, epoch)) if epoch == session.credential_epoch)
             && session.token.as_ref().is_none_or(|t| {
-                self.directory
-                    .personal_access_token_valid(&t.id, &session.user_id, now)
+                self.directory.personal_access_token_valid(
+                    &t.id,
+                    &session.user_id,
+                    crate::clock::now_ms_u64(),
+                )
             });
         if !still_valid
             || !self.rules_allow(
