@@ -63,6 +63,10 @@ pub struct PersonalAccessToken {
     pub name: String,
     /// Creation time, epoch ms.
     pub created: u64,
+    /// Creation order across the directory (tokens made in the same millisecond
+    /// still list in the order they were made).
+    #[serde(default)]
+    pub seq: u64,
     /// Last successful login with it, epoch ms (as last persisted).
     pub last_used: Option<u64>,
     /// Expiry, epoch ms (invalid from this instant on).
@@ -217,6 +221,7 @@ mod tests {
             user_id: "u".into(),
             name: "phone".into(),
             created: 0,
+            seq: 0,
             last_used: None,
             expires: 1000,
             scopes: vec!["IMAP".into()],

@@ -85,6 +85,7 @@ impl Directory {
                 )));
             }
             let held = st.pats.values().filter(|p| p.user_id == user_id).count();
+            let seq = st.pats.values().map(|p| p.seq).max().map_or(0, |m| m + 1);
             if held >= MAX_TOKENS_PER_USER {
                 return Err(DirectoryError::LimitExceeded(format!(
                     "user {user_id} already has {MAX_TOKENS_PER_USER} personal access tokens"
@@ -101,6 +102,7 @@ impl Directory {
                 user_id,
                 name: new.name.to_string(),
                 created: now_ms,
+                seq,
                 last_used: None,
                 expires,
                 scopes,
@@ -112,7 +114,7 @@ impl Directory {
     }
 
     /// ListPersonalAccessTokens: the organization's tokens, or one user's (an id, name
-    /// or email), oldest first. EntityNotFound for an unknown user, EntityState for a
+    /// or email), in the order they were created. EntityNotFound for an unknown user, EntityState for a
     /// deleted one.
     pub fn list_personal_access_tokens(
         &self,
@@ -140,7 +142,7 @@ impl Directory {
             .filter(|p| p.org_id == org_id && user_id.as_ref().is_none_or(|u| *u == p.user_id))
             .map(|p| self.with_latest_use(p))
             .collect();
-        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        out.sort_by_key(|p| p.seq);
         Ok(out)
     }
 

@@ -306,3 +306,26 @@ fn a_token_record_of_an_unknown_organization_is_corrupt() {
         .collect();
     assert!(Directory::open(Arc::new(MemoryBackend::with_records(records))).is_err());
 }
+
+#[test]
+fn tokens_made_in_the_same_millisecond_list_in_creation_order() {
+    let f = fixture();
+    f.user("alice");
+    let made: Vec<String> = (0..5)
+        .map(|i| {
+            f.dir
+                .create_personal_access_token(&f.org, new("alice", &format!("t{i}")), NOW)
+                .expect("create")
+                .0
+                .id
+        })
+        .collect();
+    let listed: Vec<String> = f
+        .dir
+        .list_personal_access_tokens(&f.org, None)
+        .expect("list")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(listed, made);
+}
