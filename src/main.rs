@@ -52,6 +52,8 @@ enum Command {
         host: String,
     },
     /// Call the admin API: `mailgate admin ListUsers --organization-id m-...`.
+    /// mailgate's own commands: `create-personal-access-token --organization-id m-...
+    /// --user alice --name phone [--expires-in-days 365]` (prints the token, once).
     /// Options: --json '{...}', --data-dir DIR (default ./data), --endpoint URL,
     /// --ca FILE, --credentials FILE, --region R; any other --member-name VALUE
     /// becomes the PascalCase input member. Prints the JSON response.

@@ -32,7 +32,12 @@ impl AdminApi {
     /// Answers one request; never panics on input and never answers 500 for it.
     pub async fn answer(&self, req: &HttpRequest) -> HttpResponse {
         let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        match self.process(req).await {
+        let ctx = super::context::RequestContext {
+            request_id: request_id.clone(),
+            source_ip: req.peer.ip().to_canonical(),
+            user_agent: req.header("user-agent").map(str::to_string),
+        };
+        match super::context::scope(ctx, self.process(req)).await {
             Ok(output) => {
                 let mut r = HttpResponse::new(200, CONTENT_TYPE, output.to_string());
                 r.headers.push(("x-amzn-requestid", request_id));
@@ -49,10 +54,15 @@ impl AdminApi {
 
     async fn process(&self, req: &HttpRequest) -> Result<serde_json::Value, ApiError> {
         self.authenticate(req)?;
-        let action = req
-            .header("x-amz-target")
+        let target = req.header("x-amz-target");
+        let action = target
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .and_then(actions::lookup)
+            .or_else(|| {
+                target
+                    .and_then(|t| t.strip_prefix(actions::EXTENSION_PREFIX))
+                    .and_then(actions::lookup_extension)
+            })
             .ok_or_else(|| ApiError::new("UnknownOperationException", 400, ""))?;
         let body = input::object(&req.body)?;
         action(self.state.clone(), body).await

@@ -173,6 +173,18 @@ fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     ))
 }
 
+/// The `X-Amz-Target` of a command: a WorkMail action name as is, or one of
+/// mailgate's own commands (`create-personal-access-token`) in its own namespace.
+pub fn target(action: &str) -> String {
+    match super::actions::EXTENSIONS
+        .iter()
+        .find(|(cmd, _)| *cmd == action)
+    {
+        Some((_, name)) => format!("{}{name}", super::actions::EXTENSION_PREFIX),
+        None => format!("WorkMailService.{action}"),
+    }
+}
+
 /// Calls `action` with `input`; returns the HTTP status and the response body.
 pub async fn call(
     opts: &ClientOptions,
@@ -199,10 +211,7 @@ pub async fn call(
     let mut headers = vec![
         ("host".to_string(), host_header),
         ("x-amz-date".to_string(), sigv4::format_amz_date(now)),
-        (
-            "x-amz-target".to_string(),
-            format!("WorkMailService.{action}"),
-        ),
+        ("x-amz-target".to_string(), target(action)),
         (
             "content-type".to_string(),
             "application/x-amz-json-1.1".to_string(),
@@ -307,6 +316,20 @@ mod tests {
         );
         assert!(parse_args(&["--name".to_string()]).is_err());
         assert!(parse_args(&["stray".to_string()]).is_err());
+    }
+
+    #[test]
+    fn extension_commands_have_their_own_namespace() {
+        assert_eq!(target("ListUsers"), "WorkMailService.ListUsers");
+        assert_eq!(
+            target("create-personal-access-token"),
+            "MailgateService.CreatePersonalAccessToken"
+        );
+        assert_eq!(
+            target("CreatePersonalAccessToken"),
+            "WorkMailService.CreatePersonalAccessToken",
+            "one spelling per command"
+        );
     }
 
     #[test]

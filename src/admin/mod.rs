@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod api;
 pub mod client;
+pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod input;

@@ -28,6 +28,11 @@ async fn fixture() -> Fixture {
 }
 
 fn build_fixture() -> Fixture {
+    build_fixture_with(crate::events::Events::disabled())
+}
+
+/// The fixture with its events going to `events` (e.g. captured, to check audit records).
+fn build_fixture_with(events: crate::events::Events) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
     let directory = Arc::new(Directory::open(store.clone()).unwrap());
@@ -47,7 +52,7 @@ fn build_fixture() -> Fixture {
         directory,
         access,
         store,
-        events: crate::events::Events::disabled(),
+        events,
         region: "local".into(),
         account: "000000000000".into(),
     });
@@ -171,7 +176,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 62);
+    assert_eq!(super::actions::ACTIONS.len(), 65);
 }
 
 #[tokio::test]
@@ -932,3 +937,5 @@ async fn list_groups_for_entity_filters_and_pages() {
     )
     .await;
 }
+
+mod pats;

@@ -17,16 +17,20 @@ pub enum RecordKind {
     Group,
     /// A [`Resource`](super::model::Resource) (with delegates and permissions).
     Resource,
+    /// A [`PersonalAccessToken`](super::pat::PersonalAccessToken) (its hash, never the secret).
+    PersonalAccessToken,
 }
 
 impl RecordKind {
-    /// The stored spelling: "organization", "user", "group", "resource".
+    /// The stored spelling: "organization", "user", "group", "resource",
+    /// "personal_access_token".
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Organization => "organization",
             RecordKind::User => "user",
             RecordKind::Group => "group",
             RecordKind::Resource => "resource",
+            RecordKind::PersonalAccessToken => "personal_access_token",
         }
     }
 
@@ -37,12 +41,13 @@ impl RecordKind {
             "user" => Some(RecordKind::User),
             "group" => Some(RecordKind::Group),
             "resource" => Some(RecordKind::Resource),
+            "personal_access_token" => Some(RecordKind::PersonalAccessToken),
             _ => None,
         }
     }
 }
 
-/// A stored record kind that is none of the four.
+/// A stored record kind that is none of the known ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown record kind {0:?}")]
 pub struct UnknownRecordKind(pub String);
@@ -111,6 +116,7 @@ mod tests {
             RecordKind::User,
             RecordKind::Group,
             RecordKind::Resource,
+            RecordKind::PersonalAccessToken,
         ] {
             assert_eq!(RecordKind::parse(k.as_str()), Some(k));
             assert_eq!(k.as_str().parse::<RecordKind>(), Ok(k));

@@ -50,6 +50,9 @@ pub enum DirectoryError {
     /// A resource would have neither automatic booking responses nor a delegate.
     #[error("invalid configuration: {0}")]
     InvalidConfiguration(String),
+    /// A non-entity resource (a personal access token) named by id does not exist.
+    #[error("resource not found: {0}")]
+    ResourceNotFound(String),
     /// The operation is not supported by this directory.
     #[error("unsupported operation: {0}")]
     UnsupportedOperation(String),
@@ -79,6 +82,7 @@ impl DirectoryError {
             Self::ReservedName(_) => "ReservedNameException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::InvalidConfiguration(_) => "InvalidConfigurationException",
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
             Self::UnsupportedOperation(_) => "UnsupportedOperationException",
             Self::Backend(_) => "DirectoryUnavailableException",
         }
@@ -102,6 +106,7 @@ impl DirectoryError {
             | Self::ReservedName(m)
             | Self::LimitExceeded(m)
             | Self::InvalidConfiguration(m)
+            | Self::ResourceNotFound(m)
             | Self::UnsupportedOperation(m)
             | Self::Backend(m) => m,
         }
@@ -130,6 +135,7 @@ mod tests {
             E::ReservedName("x".into()),
             E::LimitExceeded("x".into()),
             E::InvalidConfiguration("x".into()),
+            E::ResourceNotFound("x".into()),
             E::UnsupportedOperation("x".into()),
             E::Backend("x".into()),
         ];

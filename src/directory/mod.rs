@@ -12,7 +12,9 @@
 //! [`DirectoryError`], whose variants are WorkMail's exception names. Lookups
 //! on the protocol hot path ([`Directory::resolve_address`],
 //! [`Directory::login_lookup`], [`Directory::mailbox_rights`],
-//! [`Directory::sender_grants`], [`Directory::user_epoch`]) take the read lock only.
+//! [`Directory::sender_grants`], [`Directory::user_epoch`],
+//! [`Directory::personal_access_token`]) take the read lock only. Personal access
+//! tokens (hashes only) are directory records too ([`pat`]).
 //! The directory holds data and answers lookups; what a principal may do with it is
 //! `access`'s decision. It never touches SQL (its backend does), mail or sessions.
 
@@ -28,6 +30,8 @@ mod memory_backend;
 mod model;
 mod orgs;
 mod password;
+pub mod pat;
+mod pats;
 mod permissions;
 mod resolve;
 mod resources;
@@ -82,5 +86,7 @@ pub use password::{
     MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PhcString, check_password_policy, hash_password,
     release_work_area, verify_dummy, verify_password,
 };
+pub use pat::PersonalAccessToken;
+pub use pats::{LAST_USED_FLUSH_MS, NewToken};
 pub use resolve::{ANY_KIND, USER_OR_GROUP};
 pub use service::Directory;

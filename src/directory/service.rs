@@ -20,6 +20,8 @@ pub struct Directory {
     backend: Arc<dyn DirectoryBackend>,
     state: RwLock<State>,
     generation: AtomicU64,
+    /// Personal-access-token uses not yet persisted (DateLastUsed).
+    pub(crate) pat_uses: super::pats::UseLog,
 }
 
 impl std::fmt::Debug for Directory {
@@ -44,6 +46,7 @@ impl Directory {
             backend,
             state: RwLock::new(state),
             generation: AtomicU64::new(0),
+            pat_uses: super::pats::UseLog::default(),
         })
     }
 
@@ -74,6 +77,23 @@ impl Directory {
         &self,
         f: impl FnOnce(&State, &mut Tx) -> Result<R, DirectoryError>,
     ) -> Result<R, DirectoryError> {
+        self.mutate_with(true, f)
+    }
+
+    /// [`Directory::mutate`] for bookkeeping no session or cache depends on (a
+    /// token's DateLastUsed): the generation stays, so live sessions do not re-check.
+    pub(crate) fn mutate_quietly<R>(
+        &self,
+        f: impl FnOnce(&State, &mut Tx) -> Result<R, DirectoryError>,
+    ) -> Result<R, DirectoryError> {
+        self.mutate_with(false, f)
+    }
+
+    fn mutate_with<R>(
+        &self,
+        bump: bool,
+        f: impl FnOnce(&State, &mut Tx) -> Result<R, DirectoryError>,
+    ) -> Result<R, DirectoryError> {
         let mut st = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let mut tx = Tx::default();
         let out = f(&st, &mut tx)?;
@@ -84,7 +104,9 @@ impl Directory {
         let ops = tx.ops()?;
         self.backend.apply(ops)?;
         st.commit(tx);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        if bump {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(out)
     }
 }

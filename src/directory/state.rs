@@ -10,6 +10,7 @@ use super::backend::{Record, RecordKind};
 use super::entity::Entity;
 use super::error::DirectoryError;
 use super::model::{EntityKind, Group, Organization, OrganizationState, Resource, User};
+use super::pat::PersonalAccessToken;
 use super::tx::Tx;
 
 /// One organization and everything it owns.
@@ -44,6 +45,8 @@ pub(crate) struct State {
     pub(crate) addresses: HashMap<String, AddrOwner>,
     /// Entity id → (kind, org id), tombstones included.
     pub(crate) entities: HashMap<String, (EntityKind, String)>,
+    /// Personal access tokens by token id: a login finds its token in one lookup.
+    pub(crate) pats: BTreeMap<String, PersonalAccessToken>,
 }
 
 /// The index key of a name: names are unique case-insensitively.
@@ -67,6 +70,16 @@ pub(crate) fn entity_record<E: Entity>(e: &E) -> Result<Record, serde_json::Erro
         id: e.base().id.clone(),
         org_id: e.base().org_id.clone(),
         json: serde_json::to_string(e)?,
+    })
+}
+
+/// Serialises a personal access token as its persisted record.
+pub(crate) fn pat_record(p: &PersonalAccessToken) -> Result<Record, serde_json::Error> {
+    Ok(Record {
+        kind: RecordKind::PersonalAccessToken,
+        id: p.id.clone(),
+        org_id: p.org_id.clone(),
+        json: serde_json::to_string(p)?,
     })
 }
 
@@ -120,6 +133,7 @@ impl State {
                 RecordKind::User => st.load_entity::<User>(r),
                 RecordKind::Group => st.load_entity::<Group>(r),
                 RecordKind::Resource => st.load_entity::<Resource>(r),
+                RecordKind::PersonalAccessToken => st.load_pat(r),
             };
             match res {
                 Ok(conflicts) => problems.extend(
@@ -145,6 +159,20 @@ impl State {
             return Err(RecordProblem::DuplicateId);
         }
         Ok(self.put(e))
+    }
+
+    /// Loads one token record; its organization must be loaded (records of that kind
+    /// sort after organizations).
+    fn load_pat(&mut self, r: &Record) -> Result<Vec<String>, RecordProblem> {
+        let p: PersonalAccessToken = serde_json::from_str(&r.json)?;
+        if p.id != r.id || p.org_id != r.org_id {
+            return Err(RecordProblem::KeyMismatch("id or org_id"));
+        }
+        if !self.orgs.contains_key(&p.org_id) {
+            return Ok(vec![format!("unknown organization {}", p.org_id)]);
+        }
+        self.pats.insert(p.id.clone(), p);
+        Ok(Vec::new())
     }
 
     /// Inserts or replaces an organization, re-indexing its alias and domains.
@@ -272,6 +300,7 @@ impl State {
             users,
             groups,
             resources,
+            pats,
         } = tx;
         let mut conflicts = Vec::new();
         for o in orgs.into_values() {
@@ -285,6 +314,12 @@ impl State {
         }
         for r in resources.into_values() {
             conflicts.extend(self.put(r));
+        }
+        for (id, p) in pats {
+            match p {
+                Some(p) => self.pats.insert(id, p),
+                None => self.pats.remove(&id),
+            };
         }
         debug_assert!(
             conflicts.is_empty(),
@@ -306,6 +341,9 @@ impl State {
             for r in od.resources.values() {
                 out.push(entity_record(r)?);
             }
+        }
+        for p in self.pats.values() {
+            out.push(pat_record(p)?);
         }
         out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         Ok(out)

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::backend::RecordOp;
+use super::backend::{RecordKind, RecordOp};
 use super::entity::Entity;
 use super::error::DirectoryError;
 use super::model::{Group, Organization, Resource, User};
-use super::state::{State, entity_record, org_record};
+use super::pat::PersonalAccessToken;
+use super::state::{State, entity_record, org_record, pat_record};
 
 /// New versions of the organizations and entities a mutation touches.
 #[derive(Debug, Default)]
@@ -17,6 +18,8 @@ pub(crate) struct Tx {
     pub(crate) users: BTreeMap<String, User>,
     pub(crate) groups: BTreeMap<String, Group>,
     pub(crate) resources: BTreeMap<String, Resource>,
+    /// Personal access tokens by id: `Some` to write, `None` to delete.
+    pub(crate) pats: BTreeMap<String, Option<PersonalAccessToken>>,
 }
 
 impl Tx {
@@ -73,6 +76,7 @@ impl Tx {
         prune_table::<User>(&mut self.users, st);
         prune_table::<Group>(&mut self.groups, st);
         prune_table::<Resource>(&mut self.resources, st);
+        self.pats.retain(|id, p| st.pats.get(id) != p.as_ref());
     }
 
     /// Whether nothing is left to write.
@@ -81,6 +85,7 @@ impl Tx {
             && self.users.is_empty()
             && self.groups.is_empty()
             && self.resources.is_empty()
+            && self.pats.is_empty()
     }
 
     /// The batch of record writes for the backend.
@@ -98,6 +103,15 @@ impl Tx {
         }
         for r in self.resources.values() {
             ops.push(RecordOp::Put(entity_record(r).map_err(ser)?));
+        }
+        for (id, p) in &self.pats {
+            ops.push(match p {
+                Some(p) => RecordOp::Put(pat_record(p).map_err(ser)?),
+                None => RecordOp::Delete {
+                    kind: RecordKind::PersonalAccessToken,
+                    id: id.clone(),
+                },
+            });
         }
         Ok(ops)
     }

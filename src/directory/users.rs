@@ -146,10 +146,13 @@ impl Directory {
     /// DeleteUser: the user must be DISABLED (EntityState otherwise). Frees its
     /// name and addresses, removes it from groups, delegates and grants, and
     /// keeps a tombstone so its id is never reused and live sessions see DELETED.
+    /// Its personal access tokens are deleted with it.
     pub fn delete_user(&self, org_id: &str, user: &str) -> Result<(), DirectoryError> {
         self.mutate(|st, tx| {
             let id = st.resolve_one::<User>(org_id, user)?;
-            tombstone::<User>(st, tx, org_id, &id)
+            tombstone::<User>(st, tx, org_id, &id)?;
+            super::pats::drop_user_tokens(st, tx, &id);
+            Ok(())
         })
     }
 

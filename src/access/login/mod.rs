@@ -6,6 +6,13 @@
 //! denial looks exactly like a wrong password to the client; the audit events say
 //! what really happened (one authentication event per attempt, one access-control
 //! event per rule evaluation).
+//!
+//! A password of a personal access token's shape (`directory::pat`) is checked as
+//! that token instead of against the password hash: one SHA-256 and a constant-time
+//! compare, so it needs no verification thread. The token must be the login's user's,
+//! unexpired, and scoped for the protocol; its id goes into the authentication event
+//! (WorkMail's `personal_access_token_id`) whether the login succeeds or not. A session
+//! opened with a token ends when the token expires or is deleted.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -15,7 +22,7 @@ use super::{
     AccessEngine, Admission, Effect, FailurePolicy, FailureTracker, Principal, Protocol, Request,
     account_key,
 };
-use crate::directory::{Directory, EntityState};
+use crate::directory::{Directory, EntityState, LoginCandidate};
 use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
 use crate::events::{AuditEvent, Events, new_id};
 
@@ -35,6 +42,23 @@ pub struct Session {
     credential_epoch: u64,
     directory_generation: u64,
     access_generation: u64,
+    /// The personal access token it logged in with.
+    token: Option<TokenLogin>,
+}
+
+/// The personal access token behind a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TokenLogin {
+    id: String,
+    /// Epoch ms from which the session may not go on.
+    expires_ms: u64,
+}
+
+impl Session {
+    /// The personal access token the session logged in with, if it did.
+    pub fn personal_access_token_id(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.id.as_str())
+    }
 }
 
 /// The outcome a protocol turns into its reply.
@@ -70,6 +94,16 @@ pub struct Authenticator {
     verifier: VerifierPool,
     /// Mailbox-permission decisions, reached by sessions through this one handle.
     mailboxes: MailboxRights,
+}
+
+/// The token scope a protocol's logins need; `None` for protocols no token may reach.
+fn token_scope(p: Protocol) -> Option<&'static str> {
+    match p {
+        Protocol::Imap => Some("IMAP"),
+        Protocol::Smtp => Some("SMTP"),
+        Protocol::Ews | Protocol::AutoDiscover => Some("EWS"),
+        Protocol::ActiveSync | Protocol::WindowsOutlook | Protocol::WebMail => None,
+    }
 }
 
 fn audit_protocol(p: Protocol) -> AuditProtocol {
@@ -117,6 +151,8 @@ impl Authenticator {
     /// Checks a password login; emits the audit events; updates the failure tracker.
     pub async fn login(&self, attempt: Attempt<'_>) -> LoginResult {
         let request_id = new_id();
+        let token = crate::directory::pat::parse_token(attempt.password);
+        let token_id = token.map(|(id, _)| id);
         let candidate = self.directory.login_lookup(attempt.login);
         let account = account_key(
             candidate.as_ref().map(|c| c.user_id.as_str()),
@@ -135,26 +171,45 @@ impl Authenticator {
                     &attempt,
                     None,
                     Some("too many failed attempts; throttled"),
+                    token_id,
                 );
                 return LoginResult::Throttled(retry.0);
             }
         };
-        let password = attempt.password.to_string();
-        let checked = candidate.clone();
-        let verified = self
-            .verifier
-            .run(move || match &checked {
-                Some(c) => c.verify(&password),
-                None => crate::directory::verify_dummy(&password),
-            })
-            .await
-            .unwrap_or(false);
+        let now = crate::clock::now_ms_u64();
+        let (verified, token_problem) = match token {
+            Some((id, secret)) => {
+                match self.check_token(id, secret, candidate.as_ref(), attempt.protocol, now) {
+                    Ok(expires_ms) => (
+                        Some(TokenLogin {
+                            id: id.to_string(),
+                            expires_ms,
+                        }),
+                        None,
+                    ),
+                    Err(problem) => (None, Some(problem)),
+                }
+            }
+            None => {
+                let password = attempt.password.to_string();
+                let checked = candidate.clone();
+                let ok = self
+                    .verifier
+                    .run(move || match &checked {
+                        Some(c) => c.verify(&password),
+                        None => crate::directory::verify_dummy(&password),
+                    })
+                    .await
+                    .unwrap_or(false);
+                (None, (!ok).then_some("invalid password"))
+            }
+        };
 
-        let refusal = match (&candidate, verified) {
+        let refusal = match (&candidate, token_problem) {
             (None, _) => Some("unknown user"),
-            (Some(_), false) => Some("invalid password"),
-            (Some(c), true) if c.state != EntityState::Enabled => Some("user is not enabled"),
-            (Some(_), true) => None,
+            (Some(_), Some(problem)) => Some(problem),
+            (Some(c), None) if c.state != EntityState::Enabled => Some("user is not enabled"),
+            (Some(_), None) => None,
         };
         let outcome = match (candidate, refusal) {
             (Some(c), None) => {
@@ -172,6 +227,7 @@ impl Authenticator {
                         credential_epoch: c.credential_epoch,
                         directory_generation: self.directory.generation(),
                         access_generation: self.access.generation(),
+                        token: verified,
                     })
                 } else {
                     Err((
@@ -191,7 +247,11 @@ impl Authenticator {
                     &attempt,
                     Some((&session.org_id, &session.user_id)),
                     None,
+                    token_id,
                 );
+                if let Some(t) = &session.token {
+                    self.note_token_use(&t.id, now);
+                }
                 if let Ok(mut t) = self.failures.lock() {
                     t.record_success(
                         attempt.source_ip,
@@ -208,6 +268,7 @@ impl Authenticator {
                     &attempt,
                     org.as_deref().map(|o| (o, user.as_str())),
                     Some(reason),
+                    token_id,
                 );
                 if let Ok(mut t) = self.failures.lock() {
                     t.record_failure(attempt.source_ip, crate::clock::now_ms_u64());
@@ -221,12 +282,27 @@ impl Authenticator {
     /// directory or rule change it re-checks the user's state and credentials and
     /// the rules (emitting an access-control audit event).
     pub fn recheck(&self, session: &mut Session, source_ip: IpAddr, protocol: Protocol) -> bool {
+        // Only token sessions read the clock.
+        if session
+            .token
+            .as_ref()
+            .is_some_and(|t| crate::clock::now_ms_u64() >= t.expires_ms)
+        {
+            return false;
+        }
         let (dir_gen, acc_gen) = (self.directory.generation(), self.access.generation());
         if dir_gen == session.directory_generation && acc_gen == session.access_generation {
             return true;
         }
         let still_valid = matches!(self.directory.user_epoch(&session.user_id),
-            Some((EntityState::Enabled, epoch)) if epoch == session.credential_epoch);
+            Some((EntityState::Enabled, epoch)) if epoch == session.credential_epoch)
+            && session.token.as_ref().is_none_or(|t| {
+                self.directory.personal_access_token_valid(
+                    &t.id,
+                    &session.user_id,
+                    crate::clock::now_ms_u64(),
+                )
+            });
         if !still_valid
             || !self.rules_allow(
                 &new_id(),
@@ -241,6 +317,48 @@ impl Authenticator {
         session.directory_generation = dir_gen;
         session.access_generation = acc_gen;
         true
+    }
+
+    /// Checks a personal access token presented as the password; `Ok` with its expiry,
+    /// or the refusal reason for the audit event.
+    fn check_token(
+        &self,
+        id: &str,
+        secret: &str,
+        candidate: Option<&LoginCandidate>,
+        protocol: Protocol,
+        now: u64,
+    ) -> Result<u64, &'static str> {
+        let token = self
+            .directory
+            .personal_access_token(id)
+            .ok_or("unknown personal access token")?;
+        if !token.secret_matches(secret) {
+            return Err("invalid personal access token");
+        }
+        if candidate.is_some_and(|c| c.user_id != token.user_id) {
+            return Err("personal access token of another user");
+        }
+        if token.expired(now) {
+            return Err("personal access token expired");
+        }
+        if !token_scope(protocol).is_some_and(|s| token.allows(s)) {
+            return Err("personal access token not scoped for this protocol");
+        }
+        Ok(token.expires)
+    }
+
+    /// Records DateLastUsed; when a write is due, makes it on a blocking thread, off
+    /// the login's path.
+    fn note_token_use(&self, id: &str, now: u64) {
+        if self.directory.note_token_use(id, now) {
+            let directory = self.directory.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = directory.flush_token_uses() {
+                    tracing::warn!(error = %e, "cannot record personal access token use");
+                }
+            });
+        }
     }
 
     fn rules_allow(
@@ -280,6 +398,7 @@ impl Authenticator {
         a: &Attempt<'_>,
         who: Option<(&str, &str)>,
         failure: Option<&str>,
+        token_id: Option<&str>,
     ) {
         self.events
             .audit(AuditEvent::Authentication(Authentication {
@@ -295,7 +414,7 @@ impl Authenticator {
                 method: "basic",
                 auth_successful: failure.is_none(),
                 auth_failed_reason: failure.map(str::to_string),
-                personal_access_token_id: None,
+                personal_access_token_id: token_id.map(str::to_string),
             }));
     }
 }

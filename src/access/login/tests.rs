@@ -271,3 +271,219 @@ async fn an_attacker_rotating_addresses_neither_locks_out_nor_gets_many_checks()
         .count();
     assert_eq!(invalid, checked, "a throttled guess costs no hash");
 }
+
+/// A token for alice (or `user`) created `age_ms` ago with this lifetime and scopes.
+fn token(
+    w: &World,
+    user: &str,
+    age_ms: u64,
+    days: i64,
+    scopes: Option<&[String]>,
+) -> (String, String) {
+    let (t, text) = w
+        .directory
+        .create_personal_access_token(
+            &w.org,
+            crate::directory::NewToken {
+                user,
+                name: "phone",
+                lifetime_days: Some(days),
+                scopes,
+            },
+            crate::clock::now_ms_u64() - age_ms,
+        )
+        .unwrap();
+    (t.id, text)
+}
+
+fn with_protocol(a: Attempt<'_>, protocol: Protocol) -> Attempt<'_> {
+    Attempt { protocol, ..a }
+}
+
+/// The last authentication record's (successful, failure reason, token id).
+async fn last_auth(w: &World, n: usize) -> (bool, Option<String>, Option<String>) {
+    let a = audits(w, n).await;
+    let au = a
+        .iter()
+        .rev()
+        .find(|e| e["log_type"] == "authentication")
+        .unwrap();
+    let s = |k: &str| au.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    (
+        au["auth_successful"] == true,
+        s("auth_failed_reason"),
+        s("personal_access_token_id"),
+    )
+}
+
+#[tokio::test]
+async fn a_token_is_a_password_for_imap_smtp_and_ews_and_is_audited() {
+    let w = world();
+    let (id, text) = token(&w, "alice", 0, 30, None);
+    for (n, p) in [
+        Protocol::Imap,
+        Protocol::Smtp,
+        Protocol::Ews,
+        Protocol::AutoDiscover,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = w
+            .auth
+            .login(with_protocol(attempt("alice@acme.test", &text), p))
+            .await;
+        let LoginResult::Success(s) = r else {
+            panic!("{p:?}: {r:?}")
+        };
+        assert_eq!(s.personal_access_token_id(), Some(id.as_str()));
+        assert_eq!(
+            last_auth(&w, 2 * (n + 1)).await,
+            (true, None, Some(id.clone()))
+        );
+    }
+    // DateLastUsed is known at once and written in the background.
+    let meta = w.directory.get_personal_access_token(&w.org, &id).unwrap();
+    assert!(meta.last_used.is_some());
+    for _ in 0..200 {
+        if w.directory
+            .personal_access_token(&id)
+            .is_some_and(|p| p.last_used.is_some())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        w.directory
+            .personal_access_token(&id)
+            .is_some_and(|p| p.last_used.is_some()),
+        "the first use is written"
+    );
+    // Password logins are unchanged.
+    assert!(matches!(
+        w.auth.login(attempt("alice@acme.test", PASSWORD)).await,
+        LoginResult::Success(s) if s.personal_access_token_id().is_none()
+    ));
+}
+
+#[tokio::test]
+async fn tokens_are_refused_when_wrong_foreign_unscoped_expired_deleted_or_disabled() {
+    let w = world();
+    crate::directory::testing::user(&w.directory, &w.org, "bob", PASSWORD);
+    let (id, text) = token(&w, "alice", 0, 30, None);
+    let mut n = 0;
+    // Each from its own address, so the per-address throttle stays out of the way.
+    let mut refused = async |a: Attempt<'_>, why: &str, token_id: Option<&str>| {
+        n += 1;
+        let source_ip = format!("10.0.0.{n}").parse().unwrap();
+        let a = Attempt { source_ip, ..a };
+        assert_eq!(w.auth.login(a).await, LoginResult::Failed, "{why}");
+        assert_eq!(
+            last_auth(&w, n).await,
+            (false, Some(why.to_string()), token_id.map(str::to_string))
+        );
+    };
+    // Another secret under the same id.
+    let forged = format!(
+        "{}{}",
+        &text[..text.len() - 1],
+        if text.ends_with('A') { 'B' } else { 'A' }
+    );
+    refused(
+        attempt("alice@acme.test", &forged),
+        "invalid personal access token",
+        Some(&id),
+    )
+    .await;
+    // Alice's token with bob's name.
+    refused(
+        attempt("bob@acme.test", &text),
+        "personal access token of another user",
+        Some(&id),
+    )
+    .await;
+    // Nobody's name.
+    refused(
+        attempt("nobody@acme.test", &text),
+        "unknown user",
+        Some(&id),
+    )
+    .await;
+    // An IMAP-only token on SMTP.
+    let imap = ["IMAP".to_string()];
+    let (imap_id, imap_text) = token(&w, "alice", 0, 30, Some(&imap));
+    refused(
+        with_protocol(attempt("alice@acme.test", &imap_text), Protocol::Smtp),
+        "personal access token not scoped for this protocol",
+        Some(&imap_id),
+    )
+    .await;
+    // Expired: created two days ago for one day.
+    let (old_id, old_text) = token(&w, "alice", 2 * 86_400_000, 1, None);
+    refused(
+        attempt("alice@acme.test", &old_text),
+        "personal access token expired",
+        Some(&old_id),
+    )
+    .await;
+    // Deleted.
+    w.directory
+        .delete_personal_access_token(&w.org, &imap_id)
+        .unwrap();
+    refused(
+        attempt("alice@acme.test", &imap_text),
+        "unknown personal access token",
+        Some(&imap_id),
+    )
+    .await;
+    // Disabled user.
+    let alice = w.directory.login_lookup("alice@acme.test").unwrap().user_id;
+    w.directory
+        .deregister_from_workmail(&w.org, &alice)
+        .unwrap();
+    refused(
+        attempt("alice@acme.test", &text),
+        "user is not enabled",
+        Some(&id),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_opened_with_a_token_ends_when_it_is_deleted_or_expires() {
+    let w = world();
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let (id, text) = token(&w, "alice", 0, 30, None);
+    let LoginResult::Success(mut s) = w.auth.login(attempt("alice@acme.test", &text)).await else {
+        panic!()
+    };
+    let LoginResult::Success(mut by_password) =
+        w.auth.login(attempt("alice@acme.test", PASSWORD)).await
+    else {
+        panic!()
+    };
+    assert!(w.auth.recheck(&mut s, ip, Protocol::Imap));
+    w.directory
+        .delete_personal_access_token(&w.org, &id)
+        .unwrap();
+    assert!(
+        !w.auth.recheck(&mut s, ip, Protocol::Imap),
+        "deleted: the session ends"
+    );
+    assert!(
+        w.auth.recheck(&mut by_password, ip, Protocol::Imap),
+        "password sessions go on"
+    );
+    // A token that expires 300 ms from now.
+    let (_, text) = token(&w, "alice", 86_400_000 - 300, 1, None);
+    let LoginResult::Success(mut s) = w.auth.login(attempt("alice@acme.test", &text)).await else {
+        panic!()
+    };
+    assert!(w.auth.recheck(&mut s, ip, Protocol::Imap));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !w.auth.recheck(&mut s, ip, Protocol::Imap),
+        "expired: the session ends"
+    );
+}

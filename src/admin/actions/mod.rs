@@ -8,6 +8,7 @@ mod domains;
 mod groups;
 pub mod monitoring;
 mod orgs;
+mod pats;
 mod permissions;
 mod resources;
 mod roles;
@@ -145,4 +146,25 @@ action_table! {
     "PutEmailMonitoringConfiguration" => monitoring::put_email_monitoring_configuration,
     "DescribeEmailMonitoringConfiguration" => monitoring::describe_email_monitoring_configuration,
     "DeleteEmailMonitoringConfiguration" => monitoring::delete_email_monitoring_configuration,
+    "ListPersonalAccessTokens" => pats::list_personal_access_tokens,
+    "GetPersonalAccessTokenMetadata" => pats::get_personal_access_token_metadata,
+    "DeletePersonalAccessToken" => pats::delete_personal_access_token,
+}
+
+/// The `X-Amz-Target` prefix of mailgate's own actions, kept out of WorkMail's
+/// namespace so no WorkMail client meets them by accident.
+pub const EXTENSION_PREFIX: &str = "MailgateService.";
+
+/// mailgate's own actions: (`mailgate admin` command, action name).
+pub const EXTENSIONS: &[(&str, &str)] =
+    &[("create-personal-access-token", "CreatePersonalAccessToken")];
+
+/// The extension action of that name, if there is one.
+pub fn lookup_extension(name: &str) -> Option<Action> {
+    match name {
+        "CreatePersonalAccessToken" => {
+            Some(|s, v| Box::pin(run(s, v, pats::create_personal_access_token)) as ActionFuture)
+        }
+        _ => None,
+    }
 }

@@ -8,6 +8,7 @@ mod lifecycle;
 mod orgs;
 mod permissions;
 mod persistence;
+mod personal_access_tokens;
 mod resources;
 
 use std::sync::Arc;

@@ -224,6 +224,7 @@ macro_rules! backend_suite {
                 persistence::queue_enqueue_due_defer_and_finish,
                 persistence::tags_are_set_overwritten_limited_and_removed,
                 persistence::directory_survives_a_reopen_of_the_store,
+                persistence::personal_access_tokens_survive_a_reopen_of_the_store,
                 persistence::access_rules_survive_a_reopen_of_the_store,
                 outbox::delivery_events_commit_with_the_delivery,
                 outbox::outbox_reads_in_order_in_bounded_batches_and_marks_survive_a_reopen,

@@ -144,6 +144,44 @@ pub async fn directory_survives_a_reopen_of_the_store(ctx: Ctx) {
     .await;
 }
 
+/// Personal access tokens are directory records of their own kind: created, one
+/// deleted, a use recorded; after a reopen the survivor still has its hash and its
+/// DateLastUsed and the deleted one is gone.
+pub async fn personal_access_tokens_survive_a_reopen_of_the_store(ctx: Ctx) {
+    use crate::directory::{Directory, NewToken, pat};
+    blocking(ctx, |mut ctx| {
+        let (org, kept, kept_text, gone) = {
+            let d = Directory::open(ctx.store.clone()).unwrap();
+            let org = d.create_organization("acme", "acme.test").unwrap();
+            crate::directory::testing::user(&d, &org, "alice", "Corr3ct-Horse");
+            let new = |name| NewToken {
+                user: "alice",
+                name,
+                lifetime_days: None,
+                scopes: None,
+            };
+            let (kept, text) = d
+                .create_personal_access_token(&org, new("kept"), 5)
+                .unwrap();
+            let (gone, _) = d
+                .create_personal_access_token(&org, new("gone"), 6)
+                .unwrap();
+            d.delete_personal_access_token(&org, &gone.id).unwrap();
+            d.note_token_use(&kept.id, 7);
+            d.flush_token_uses().unwrap();
+            (org, kept.id, text, gone.id)
+        };
+        ctx.reopen();
+        let d = Directory::open(ctx.store.clone()).unwrap();
+        let t = d.get_personal_access_token(&org, &kept).unwrap();
+        assert_eq!((t.name.as_str(), t.last_used), ("kept", Some(7)));
+        let (_, secret) = pat::parse_token(&kept_text).unwrap();
+        assert!(t.secret_matches(secret));
+        assert!(d.personal_access_token(&gone).is_none());
+    })
+    .await;
+}
+
 pub async fn access_rules_survive_a_reopen_of_the_store(ctx: Ctx) {
     use crate::access::{AccessEngine, AccessLimits, TokenKeys};
     blocking(ctx, |mut ctx| {
