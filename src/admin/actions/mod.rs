@@ -10,6 +10,7 @@ pub mod monitoring;
 mod orgs;
 mod permissions;
 mod resources;
+mod retention;
 mod roles;
 mod rules;
 mod tags;
@@ -145,4 +146,7 @@ action_table! {
     "PutEmailMonitoringConfiguration" => monitoring::put_email_monitoring_configuration,
     "DescribeEmailMonitoringConfiguration" => monitoring::describe_email_monitoring_configuration,
     "DeleteEmailMonitoringConfiguration" => monitoring::delete_email_monitoring_configuration,
+    "PutRetentionPolicy" => retention::put_retention_policy,
+    "GetDefaultRetentionPolicy" => retention::get_default_retention_policy,
+    "DeleteRetentionPolicy" => retention::delete_retention_policy,
 }
