@@ -138,11 +138,7 @@ pub struct FolderConfigurationInput {
 
 /// Checks a `ShortString` member (Id, Name): 1-64 of `[a-zA-Z0-9_-]`.
 pub fn check_short_string(member: &str, value: &str) -> Result<(), PolicyError> {
-    let ok = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if crate::access::is_id_token(value, 64) {
         Ok(())
     } else {
         Err(PolicyError::Invalid(format!(

@@ -1,6 +1,7 @@
 //! A sweep over a real store and directory, with time passed in: items aged by
 //! their internal dates, one sweep run, each folder checked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -69,14 +70,10 @@ async fn world() -> World {
     }
 }
 
-async fn folder(store: &Arc<dyn Backend>, mailbox: &str, kind: FolderKind) -> Folder {
-    store
-        .folders(mailbox)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|f| f.kind == Some(kind))
-        .unwrap()
+/// The default folders of `mailbox`, by kind.
+async fn folders(store: &Arc<dyn Backend>, mailbox: &str) -> HashMap<FolderKind, Folder> {
+    let all = store.folders(mailbox).await.unwrap();
+    all.into_iter().filter_map(|f| Some((f.kind?, f))).collect()
 }
 
 /// Puts one message per age (in days before [`NOW`]) into `folder`.
@@ -135,13 +132,15 @@ async fn a_sweep_moves_and_deletes_expired_items_of_the_governed_folders_only() 
     let w = world().await;
     let s = &w.store;
     let a = &w.alice;
-    let inbox = folder(s, a, FolderKind::Inbox).await;
-    let trash = folder(s, a, FolderKind::DeletedItems).await;
-    let sent = folder(s, a, FolderKind::SentItems).await;
-    let junk = folder(s, a, FolderKind::JunkEmail).await;
-    let drafts = folder(s, a, FolderKind::Drafts).await;
-    let archive = folder(s, a, FolderKind::Archive).await;
-    let calendar = folder(s, a, FolderKind::Calendar).await;
+    let mut of = folders(s, a).await;
+    let mut take = |kind| of.remove(&kind).unwrap();
+    let inbox = take(FolderKind::Inbox);
+    let trash = take(FolderKind::DeletedItems);
+    let sent = take(FolderKind::SentItems);
+    let junk = take(FolderKind::JunkEmail);
+    let drafts = take(FolderKind::Drafts);
+    let archive = take(FolderKind::Archive);
+    let calendar = take(FolderKind::Calendar);
     let projects = s.create_folder(a, "INBOX/Projects").await.unwrap();
     fill(s, &inbox, &[40.0, 45.0, 31.0, 10.0, 29.5]).await;
     fill(s, &trash, &[8.0, 3.0]).await;
@@ -150,7 +149,7 @@ async fn a_sweep_moves_and_deletes_expired_items_of_the_governed_folders_only() 
     for f in [&drafts, &archive, &calendar, &projects] {
         fill(s, f, &[1000.0]).await;
     }
-    let carol_inbox = folder(s, &w.carol, FolderKind::Inbox).await;
+    let carol_inbox = folders(s, &w.carol).await[&FolderKind::Inbox].clone();
     fill(s, &carol_inbox, &[1000.0]).await;
     put_policy(
         &w,
@@ -248,7 +247,7 @@ async fn a_sweep_moves_and_deletes_expired_items_of_the_governed_folders_only() 
 async fn no_policy_none_only_or_a_stopped_sweeper_changes_nothing() {
     let w = world().await;
     let s = &w.store;
-    let inbox = folder(s, &w.alice, FolderKind::Inbox).await;
+    let inbox = folders(s, &w.alice).await[&FolderKind::Inbox].clone();
     fill(s, &inbox, &[400.0, 800.0]).await;
     let sweeper = Sweeper::new(
         s.clone(),
