@@ -42,6 +42,8 @@ pub struct Config {
     pub admin: AdminSection,
     #[serde(default)]
     pub ews: EwsSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
 }
 
 /// Exchange Web Services (on the `https` listener).
@@ -95,6 +97,52 @@ impl EwsSection {
                 "ews.public_url: {url:?} must be https://HOST or https://HOST:PORT (no path)"
             )))
         }
+    }
+}
+
+/// The retention sweeper (organization retention policies, README "Retention").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Seconds from the end of one sweep to the start of the next; the first
+    /// sweep runs 60 s after start, or after this when shorter.
+    #[serde(default = "default_retention_interval")]
+    pub interval_secs: u64,
+    /// Items moved or deleted per store write (1-5000): bounds how long one
+    /// sweep write holds the store's writer while deliveries wait.
+    #[serde(default = "default_retention_batch")]
+    pub batch_size: usize,
+}
+
+fn default_retention_interval() -> u64 {
+    3600
+}
+fn default_retention_batch() -> usize {
+    500
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            interval_secs: default_retention_interval(),
+            batch_size: default_retention_batch(),
+        }
+    }
+}
+
+impl RetentionSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.interval_secs == 0 {
+            return Err(ConfigError(
+                "retention.interval_secs: must be at least 1".into(),
+            ));
+        }
+        if !(1..=5000).contains(&self.batch_size) {
+            return Err(ConfigError(
+                "retention.batch_size: must be between 1 and 5000".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -686,6 +734,7 @@ impl Config {
             )));
         }
         self.ews.check()?;
+        self.retention.check()?;
         let l = &self.limits;
         if l.max_connections == 0 {
             return Err(ConfigError(
@@ -899,6 +948,32 @@ mod tests {
         assert_eq!(cfg.listeners.smtp.as_ref().unwrap().port, 2525);
         assert_eq!(cfg.limits.max_message_size, 40 * 1024 * 1024);
         assert!(cfg.ews.enabled, "EWS's mail tier is served");
+    }
+
+    #[test]
+    fn retention_sweeps_hourly_in_batches_of_500_unless_configured() {
+        let cfg = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(
+            (cfg.retention.interval_secs, cfg.retention.batch_size),
+            (3600, 500)
+        );
+        let embedded = Config::embedded().retention;
+        assert_eq!((embedded.interval_secs, embedded.batch_size), (3600, 500));
+        let set = format!("{MINIMAL}[retention]\ninterval_secs = 2\nbatch_size = 1\n");
+        let cfg = Config::parse(&set, "t").unwrap();
+        assert_eq!(
+            (cfg.retention.interval_secs, cfg.retention.batch_size),
+            (2, 1)
+        );
+        for (bad, key) in [
+            ("interval_secs = 0", "retention.interval_secs"),
+            ("batch_size = 0", "retention.batch_size"),
+            ("batch_size = 5001", "retention.batch_size"),
+            ("period = 3", "period"),
+        ] {
+            let e = err(&format!("{MINIMAL}[retention]\n{bad}\n"));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod ews;
 pub mod imap;
 pub mod message;
 pub mod net;
+pub mod retention;
 pub mod secret_file;
 pub mod server;
 pub mod shared;

@@ -94,3 +94,4 @@ pub use rules::{
 };
 pub use token::{TOKEN_LIFETIME_SECS, TokenClaims, TokenError, TokenKeys};
 pub use token_api::{AssumedRole, VerifiedToken};
+pub use validate::is_id_token;

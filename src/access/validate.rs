@@ -4,14 +4,19 @@
 
 use super::error::{AccessError, invalid};
 
-/// `[a-zA-Z0-9_-]{1,max}`: rule names, role ids in rules, impersonation rule ids.
-pub(super) fn id_token(field: &str, value: &str, max: usize) -> Result<(), AccessError> {
-    let ok = !value.is_empty()
+/// Whether `value` is `[a-zA-Z0-9_-]{1,max}`, the model's id-like string shape
+/// (its `ShortString` at 64): also what retention policy ids and names must be.
+pub fn is_id_token(value: &str, max: usize) -> bool {
+    !value.is_empty()
         && value.len() <= max
         && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `[a-zA-Z0-9_-]{1,max}`: rule names, role ids in rules, impersonation rule ids.
+pub(super) fn id_token(field: &str, value: &str, max: usize) -> Result<(), AccessError> {
+    if is_id_token(value, max) {
         Ok(())
     } else {
         Err(invalid(format!(

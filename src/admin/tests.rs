@@ -176,7 +176,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 65);
+    assert_eq!(super::actions::ACTIONS.len(), 68);
 }
 
 #[tokio::test]
@@ -939,3 +939,122 @@ async fn list_groups_for_entity_filters_and_pages() {
 }
 
 mod pats;
+
+#[tokio::test]
+async fn retention_policy_put_get_delete_and_errors() {
+    let f = fixture().await;
+    let org = json!({"OrganizationId": f.org});
+    fails(
+        &f,
+        "GetDefaultRetentionPolicy",
+        org.clone(),
+        "EntityNotFoundException",
+    )
+    .await;
+    let inbox = json!([{"Name": "INBOX", "Action": "DELETE", "Period": 30}]);
+    let put = merged(
+        &org,
+        json!({"Name": "default", "FolderConfigurations": inbox}),
+    );
+    ok(&f, "PutRetentionPolicy", put.clone()).await;
+    let got = ok(&f, "GetDefaultRetentionPolicy", org.clone()).await;
+    let id = got["Id"].as_str().unwrap().to_string();
+    assert_eq!(got["Name"], "default");
+    assert_eq!(got["FolderConfigurations"], inbox);
+    assert!(got.get("Description").is_none(), "{got}");
+    // A Put without an Id, or with this one, replaces it; another Id is refused.
+    let junk = json!([{"Name": "JUNK_EMAIL", "Action": "PERMANENTLY_DELETE", "Period": 1},
+        {"Name": "SENT_ITEMS", "Action": "NONE"}]);
+    let again = merged(
+        &put,
+        json!({"Description": "junk only", "FolderConfigurations": junk}),
+    );
+    ok(&f, "PutRetentionPolicy", again.clone()).await;
+    ok(&f, "PutRetentionPolicy", merged(&again, json!({"Id": id}))).await;
+    let got = ok(&f, "GetDefaultRetentionPolicy", org.clone()).await;
+    assert_eq!(
+        (
+            &got["Id"],
+            &got["Description"],
+            &got["FolderConfigurations"]
+        ),
+        (&json!(id), &json!("junk only"), &junk)
+    );
+    fails(
+        &f,
+        "PutRetentionPolicy",
+        merged(&put, json!({"Id": "other"})),
+        "LimitExceededException",
+    )
+    .await;
+    let nobody = json!({"OrganizationId": "m-00000000000000000000000000000000"});
+    fails_each(
+        &f,
+        "PutRetentionPolicy",
+        &put,
+        vec![
+            (json!({"Name": "with space"}), "InvalidParameterException"),
+            (json!({"Id": "x".repeat(65)}), "InvalidParameterException"),
+            (json!({"Description": "d".repeat(257)}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "OUTBOX", "Action": "DELETE", "Period": 1}]}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "INBOX", "Action": "MOVE", "Period": 1}]}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "INBOX", "Action": "DELETE", "Period": 731}]}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "INBOX", "Action": "DELETE"}]}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "INBOX", "Action": "NONE"}, {"Name": "INBOX", "Action": "NONE"}]}), "InvalidParameterException"),
+            (json!({"FolderConfigurations": [{"Name": "INBOX", "Action": "NONE", "Period": "x"}]}), "ValidationException"),
+            (nobody.clone(), "OrganizationNotFoundException"),
+        ],
+    )
+    .await;
+    let unchanged = ok(&f, "GetDefaultRetentionPolicy", org.clone()).await;
+    assert_eq!(unchanged, got, "a refused Put changes nothing");
+    fails(
+        &f,
+        "GetDefaultRetentionPolicy",
+        nobody.clone(),
+        "OrganizationNotFoundException",
+    )
+    .await;
+    // Delete: another Id changes nothing, this one removes it, again is a no-op.
+    ok(
+        &f,
+        "DeleteRetentionPolicy",
+        merged(&org, json!({"Id": "other"})),
+    )
+    .await;
+    ok(&f, "GetDefaultRetentionPolicy", org.clone()).await;
+    ok(&f, "DeleteRetentionPolicy", merged(&org, json!({"Id": id}))).await;
+    fails(
+        &f,
+        "GetDefaultRetentionPolicy",
+        org.clone(),
+        "EntityNotFoundException",
+    )
+    .await;
+    ok(&f, "DeleteRetentionPolicy", merged(&org, json!({"Id": id}))).await;
+    fails(
+        &f,
+        "DeleteRetentionPolicy",
+        merged(&org, json!({"Id": "bad id"})),
+        "InvalidParameterException",
+    )
+    .await;
+    fails(
+        &f,
+        "DeleteRetentionPolicy",
+        merged(&nobody, json!({"Id": id})),
+        "OrganizationNotFoundException",
+    )
+    .await;
+    fails(&f, "DeleteRetentionPolicy", org, "ValidationException").await;
+    // A Put with an Id while none exists creates it under that Id.
+    let chosen = merged(&put, json!({"Id": "my-policy"}));
+    ok(&f, "PutRetentionPolicy", chosen).await;
+    let got = ok(
+        &f,
+        "GetDefaultRetentionPolicy",
+        json!({"OrganizationId": f.org}),
+    )
+    .await;
+    assert_eq!(got["Id"], "my-policy");
+}

@@ -95,6 +95,13 @@ impl Daemon {
             smtp,
             crate::imap::start::services(&shared),
             crate::ews::start::services(&shared, submit),
+            crate::retention::services(
+                &shared.config.retention,
+                &shared.store,
+                &shared.directory,
+                &shared.metrics,
+                &shared.draining,
+            ),
         ];
         let (bound, ports, background) = bind_listeners(&shared, offers).await?;
         // Before ports.json says "ready": a SIGTERM from then on must drain, not kill.

@@ -422,6 +422,15 @@ pub trait Store: Send + Sync {
     ) -> Result<std::result::Result<Stored, Refused>>;
     /// Metadata of messages with `first <= uid <= last`, ascending.
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
+    /// UIDs of the messages in a folder whose internal date is before `before_ms`
+    /// (strictly), ascending, at most `limit`: how the retention sweeper finds
+    /// expired items a bounded batch at a time, without reading the folder.
+    async fn uids_dated_before(
+        &self,
+        folder_id: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<u32>>;
     /// The raw message.
     async fn body(&self, body_id: i64) -> Result<Vec<u8>> {
         self.bodies(vec![body_id])

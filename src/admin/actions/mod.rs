@@ -11,6 +11,7 @@ mod orgs;
 mod pats;
 mod permissions;
 mod resources;
+mod retention;
 mod roles;
 mod rules;
 mod tags;
@@ -149,6 +150,9 @@ action_table! {
     "ListPersonalAccessTokens" => pats::list_personal_access_tokens,
     "GetPersonalAccessTokenMetadata" => pats::get_personal_access_token_metadata,
     "DeletePersonalAccessToken" => pats::delete_personal_access_token,
+    "PutRetentionPolicy" => retention::put_retention_policy,
+    "GetDefaultRetentionPolicy" => retention::get_default_retention_policy,
+    "DeleteRetentionPolicy" => retention::delete_retention_policy,
 }
 
 /// The `X-Amz-Target` prefix of mailgate's own actions, kept out of WorkMail's

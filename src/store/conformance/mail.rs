@@ -330,3 +330,49 @@ pub async fn append_all_stores_every_message_or_none(ctx: Ctx) {
         Err(Refused::NoSuchFolder)
     );
 }
+
+pub async fn uids_dated_before_lists_a_folders_older_messages_in_bounded_batches(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox_f = folder(&store, "u", FolderKind::Inbox).await;
+    let sent = folder(&store, "u", FolderKind::SentItems).await;
+    // UIDs 1..=5 dated out of order: 1 and 4 are new, 2, 3 and 5 old.
+    for date in [5_000, 1_000, 3_000, 9_000, 2_000] {
+        let target = Target {
+            folder: FolderRef::Id(inbox_f.id),
+            flags: vec![],
+            properties: Vec::new(),
+        };
+        store
+            .deliver(Arc::from(&b"x"[..]), date, vec![target])
+            .await
+            .unwrap();
+    }
+    deliver_to(&store, sent.id, b"old in another folder", &[]).await;
+    let before = |ms, limit| store.uids_dated_before(inbox_f.id, ms, limit);
+    assert_eq!(before(4_000, 10).await.unwrap(), vec![2, 3, 5]);
+    // The bound is strict: a message dated exactly `before_ms` is not older.
+    assert_eq!(before(3_000, 10).await.unwrap(), vec![2, 5]);
+    // A batch takes the oldest first and lists them by UID.
+    assert_eq!(before(4_000, 2).await.unwrap(), vec![2, 5]);
+    assert_eq!(before(1_000, 10).await.unwrap(), Vec::<u32>::new());
+    assert_eq!(before(i64::MAX, 0).await.unwrap(), Vec::<u32>::new());
+    assert_eq!(before(i64::MAX, 10).await.unwrap(), vec![1, 2, 3, 4, 5]);
+    // Expunged messages are gone from it; other folders never appear.
+    store.expunge(inbox_f.id, vec![2]).await.unwrap();
+    assert_eq!(before(4_000, 10).await.unwrap(), vec![3, 5]);
+    assert_eq!(
+        store
+            .uids_dated_before(sent.id, i64::MAX, 10)
+            .await
+            .unwrap(),
+        vec![1]
+    );
+    assert!(
+        store
+            .uids_dated_before(999_999, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -199,6 +199,7 @@ macro_rules! backend_suite {
                 mail::body_cache_has_a_slot_per_consumer_and_dies_with_its_body,
                 mail::a_body_id_is_never_given_to_another_body,
                 mail::append_all_stores_every_message_or_none,
+                mail::uids_dated_before_lists_a_folders_older_messages_in_bounded_batches,
                 feed::change_feed_and_watch_see_every_change,
                 feed::every_change_names_its_item,
                 feed::expunged_since_names_one_folders_expunges_above_a_modseq,

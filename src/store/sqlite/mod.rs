@@ -294,6 +294,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn uids_dated_before(
+        &self,
+        folder_id: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<u32>> {
+        self.read(move |c| ops::uids_dated_before(c, folder_id, before_ms, limit))
+            .await
+    }
+
     async fn bodies(&self, body_ids: Vec<i64>) -> Result<Vec<Option<Vec<u8>>>> {
         self.read(move |c| ops::bodies(c, &body_ids)).await
     }

@@ -418,6 +418,24 @@ pub(super) fn messages(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The oldest messages of a folder dated before a time, by UID: read from index
+/// `messages_dated` (folder, internal date), never the whole folder.
+pub(super) const UIDS_DATED_BEFORE: &str = "SELECT uid FROM (SELECT uid FROM messages
+     WHERE folder_id = ?1 AND internal_date < ?2 ORDER BY internal_date LIMIT ?3)
+ ORDER BY uid";
+
+pub(super) fn uids_dated_before(
+    c: &Connection,
+    folder_id: i64,
+    before_ms: i64,
+    limit: usize,
+) -> Result<Vec<u32>> {
+    let mut st = c.prepare_cached(UIDS_DATED_BEFORE)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = st.query_map(params![folder_id, before_ms, limit], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<u32>>>()?)
+}
+
 /// Bodies in the order asked, read in one transaction so that the batch is one
 /// snapshot.
 pub(super) fn bodies(c: &Connection, body_ids: &[i64]) -> Result<Vec<Option<Vec<u8>>>> {

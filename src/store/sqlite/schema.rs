@@ -196,6 +196,11 @@ CREATE TRIGGER messages_recounted AFTER UPDATE OF flags, folder_id ON messages B
     WHERE id = NEW.folder_id;
 END;
 "#,
+    // 12: the retention sweeper finds a folder's messages older than a date
+    // (Store::uids_dated_before) without reading the whole folder.
+    r#"
+CREATE INDEX messages_dated ON messages (folder_id, internal_date);
+"#,
 ];
 
 /// The schema version this build writes.

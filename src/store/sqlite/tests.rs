@@ -120,3 +120,20 @@ fn crash_mid_batch_keeps_acknowledged_writes() {
         assert_eq!(integrity, "ok");
     });
 }
+
+#[test]
+fn uids_dated_before_reads_the_date_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+    let plan: Vec<String> = sqlite
+        .read_blocking(|c| {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {}", ops::UIDS_DATED_BEFORE))?;
+            let rows = st.query_map(rusqlite::params![1, 1_000, 500], |r| r.get::<_, String>(3))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap();
+    assert!(
+        plan.iter().any(|d| d.contains("messages_dated")),
+        "the sweep query must not scan the folder: {plan:?}"
+    );
+}
