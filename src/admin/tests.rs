@@ -46,8 +46,9 @@ fn build_fixture() -> Fixture {
     let state = Arc::new(AdminState {
         directory,
         access,
-        store,
+        store: store.clone(),
         events: crate::events::Events::disabled(),
+        exports: crate::export::ExportJobs::new(store.clone(), dir.path().join("exports")),
         region: "local".into(),
         account: "000000000000".into(),
     });

@@ -5,6 +5,7 @@
 mod aliases;
 mod common;
 mod domains;
+pub mod export;
 mod groups;
 pub mod monitoring;
 mod orgs;
@@ -145,4 +146,8 @@ action_table! {
     "PutEmailMonitoringConfiguration" => monitoring::put_email_monitoring_configuration,
     "DescribeEmailMonitoringConfiguration" => monitoring::describe_email_monitoring_configuration,
     "DeleteEmailMonitoringConfiguration" => monitoring::delete_email_monitoring_configuration,
+    "StartMailboxExportJob" => export::start_mailbox_export_job,
+    "DescribeMailboxExportJob" => export::describe_mailbox_export_job,
+    "ListMailboxExportJobs" => export::list_mailbox_export_jobs,
+    "CancelMailboxExportJob" => export::cancel_mailbox_export_job,
 }
