@@ -172,7 +172,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 62);
+    assert_eq!(super::actions::ACTIONS.len(), 66);
 }
 
 #[tokio::test]
