@@ -305,3 +305,50 @@ pub async fn cancel_mailbox_export_job(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(f: impl FnOnce(&mut serde_json::Value)) -> StartIn {
+        let mut v = serde_json::json!({
+            "ClientToken": "t-1",
+            "OrganizationId": "m-00000000000000000000000000000001",
+            "EntityId": "alice",
+            "RoleArn": "arn:aws:iam::000000000000:role/export",
+            "KmsKeyArn": "arn:aws:kms:local:000000000000:key/k-1",
+            "S3BucketName": "bucket-1",
+            "S3Prefix": "a/b/",
+        });
+        f(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn start_inputs_are_checked_member_by_member() {
+        assert_eq!(check_start(&input(|_| {})).unwrap(), "a/b");
+        let bad: [(&str, serde_json::Value); 6] = [
+            ("ClientToken", "".into()),
+            ("Description", "x".repeat(1024).into()),
+            ("RoleArn", "arn:aws:kms::000000000000:key/k-1".into()),
+            ("KmsKeyArn", "arn:aws:iam::000000000000:role/export".into()),
+            ("S3BucketName", "Bucket_1".into()),
+            ("S3Prefix", "a/../b".into()),
+        ];
+        for (member, value) in bad {
+            let e = check_start(&input(|v| v[member] = value)).unwrap_err();
+            assert!(e.contains(member), "{member}: {e}");
+        }
+    }
+
+    #[test]
+    fn job_ids_follow_the_model_pattern() {
+        assert!(check_job_id("0b6c1f2e-1234-4abc-8def-000000000000").is_ok());
+        for bad in ["", "a_b", "a b", &"a".repeat(64)] {
+            assert_eq!(
+                check_job_id(bad).unwrap_err().kind,
+                "InvalidParameterException"
+            );
+        }
+    }
+}
