@@ -37,7 +37,9 @@ pub enum Entry {
 /// blocking thread. Messages are deflated.
 pub fn write_zip(path: &Path, entries: &mut mpsc::Receiver<Entry>) -> io::Result<String> {
     let mut zip = ZipWriter::new(BufWriter::new(File::create(path)?));
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(1));
     while let Some(entry) = entries.blocking_recv() {
         match entry {
             Entry::Folder(name) => zip.add_directory(name, options).map_err(io::Error::other)?,
@@ -60,6 +62,34 @@ pub fn write_zip(path: &Path, entries: &mut mpsc::Receiver<Entry>) -> io::Result
     file.sync_all()?;
     drop(file);
     sha384_file(path)
+}
+
+/// Runs [`write_zip`] on a thread of its own at a lower CPU priority (nice 10 on
+/// Linux), so compressing an export yields the CPU to delivery and sessions; the
+/// result arrives on the returned channel.
+pub fn spawn_writer(
+    path: std::path::PathBuf,
+    mut entries: mpsc::Receiver<Entry>,
+) -> io::Result<tokio::sync::oneshot::Receiver<io::Result<String>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("mailgate-export".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(write_zip(&path, &mut entries));
+        })?;
+    Ok(rx)
+}
+
+/// Nice 10 for the calling thread only (Linux's per-thread priorities).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read and set this thread's scheduling
+    // priority; no memory is shared.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 /// Lowercase hex SHA-384 of a file, read in 64 KiB blocks.

@@ -16,8 +16,9 @@
 //! Bounded work: at most [`RUNNING_AT_ONCE`] jobs of the whole daemon read the
 //! store at a time (the others wait, RUNNING at 0 %); a job reads message
 //! metadata in pages of [`PAGE_UIDS`] UIDs and bodies one at a time on the
-//! store's reader pool, never the writer delivery uses, and hands them to a
-//! blocking thread through a channel of two, so memory stays at a few messages.
+//! store's reader pool, never the writer delivery uses, and hands them through a
+//! channel of two to a writer thread of its own at a lower CPU priority (nice 10),
+//! so memory stays at a few messages and compression yields to delivery.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -337,13 +338,15 @@ impl ExportJobs {
             Err(StoreError::NotFound(_)) => Vec::new(),
             Err(e) => return Outcome::Failed(format!("Failed to read the mailbox: {e}")),
         };
-        let (tx, mut rx) = mpsc::channel(2);
-        let writer = tokio::task::spawn_blocking(move || archive::write_zip(&temp, &mut rx));
-        let fed = self.feed(job, &folders, tx, cancel).await;
-        let written = match writer.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
+        let (tx, rx) = mpsc::channel(2);
+        let writer = match archive::spawn_writer(temp, rx) {
+            Ok(w) => w,
+            Err(e) => return Outcome::Failed(write_error(job, &e)),
         };
+        let fed = self.feed(job, &folders, tx, cancel).await;
+        let written = writer
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the export writer stopped")));
         match (fed, written) {
             (_, Err(e)) => Outcome::Failed(write_error(job, &e)),
             (Fed::Cancelled, Ok(_)) => Outcome::Cancelled,
