@@ -284,3 +284,45 @@ def test_export_with_the_cli(aws, workmail, org):  # noqa: F811
     assert cli["State"] == "COMPLETED" and cli["Description"] == "from the CLI"
     jobs = aws("list-mailbox-export-jobs", "--organization-id", org_id)["Jobs"]
     assert [j["JobId"] for j in jobs] == [job_id]
+
+
+def test_a_job_running_when_the_daemon_dies_is_resumed_on_restart(tmp_path):
+    """kill -9 in the middle of an export; the next start runs the job again from
+    its first message: it ends COMPLETED with a whole zip, and no partial file."""
+    from conftest import client_for, new_org, start_daemon, stop_daemon
+
+    daemon = start_daemon(tmp_path)
+    wm = client_for(daemon)
+    org_id, domain = new_org(wm)
+    uid, addr = new_user(wm, org_id, domain)
+    blob = os.urandom(300_000).hex().encode()
+    with imap(daemon, addr) as m:
+        for i in range(100):
+            assert m.append("INBOX", None, None, f"Subject: big {i}\r\n\r\n".encode() + blob + b"\r\n")[0] == "OK"
+        m.logout()
+    job_id = start(wm, org_id, uid, bucket="restart-bucket", prefix="p")
+    out = daemon.data_dir / "exports" / "restart-bucket" / "p"
+    part = out / f".{job_id}.zip.part"
+    deadline = time.monotonic() + 30
+    while not part.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    daemon.proc.kill()
+    daemon.proc.wait(timeout=30)
+    if (out / f"{job_id}.zip").exists():
+        pytest.skip("the export finished before the kill landed")
+    assert part.exists(), "killed while writing"
+    (daemon.data_dir / "run" / "ports.json").unlink()
+
+    again = start_daemon(tmp_path)
+    try:
+        wm = client_for(again)
+        d = wait_end(wm, org_id, job_id)
+        assert d["State"] == "COMPLETED", d.get("ErrorInfo")
+        assert sorted(p.name for p in out.iterdir()) == sorted([f"{job_id}.json", f"{job_id}.zip"])
+        summary = json.loads((out / f"{job_id}.json").read_text())
+        assert summary["totalMessages"] == "100"
+        assert summary["sha384Hash"] == hashlib.sha384((out / f"{job_id}.zip").read_bytes()).hexdigest()
+        _, emls = read_zip(out / f"{job_id}.zip")
+        assert len(emls) == 100
+    finally:
+        stop_daemon(again)
