@@ -278,19 +278,22 @@ impl ExportJobs {
     /// records lock so a concurrent cancel wins or loses cleanly.
     fn finish(&self, job: &JobRecord, dir: &std::path::Path, outcome: Outcome) -> Result<()> {
         let _g = self.lock();
-        let still_running = self
-            .get_blocking(&job.org_id, &job.job_id)?
-            .is_some_and(|j| j.state == JobState::Running);
-        let now = crate::clock::now_ms_u64();
-        let mut current = job.clone();
-        match outcome {
-            _ if !still_running => {
+        let stored = self.get_blocking(&job.org_id, &job.job_id)?;
+        let mut current = match stored {
+            Some(j) if j.state == JobState::Running => j,
+            // Cancelled meanwhile (or its record is gone): nothing may stay.
+            _ => {
                 archive::discard(dir, &job.job_id);
                 return Ok(());
             }
+        };
+        let now = crate::clock::now_ms_u64();
+        match outcome {
             Outcome::Cancelled => {
+                // Only a cancel stops a feed, and it records CANCELLED first; kept
+                // consistent here all the same.
                 archive::discard(dir, &job.job_id);
-                return Ok(());
+                current.state = JobState::Cancelled;
             }
             Outcome::Failed(message) => {
                 archive::discard(dir, &job.job_id);
