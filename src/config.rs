@@ -44,6 +44,8 @@ pub struct Config {
     pub ews: EwsSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    #[serde(default)]
+    pub export: ExportSection,
 }
 
 /// Exchange Web Services (on the `https` listener).
@@ -429,6 +431,8 @@ impl Default for AdminSection {
 }
 /// Where email events and audit events go (defined next to the sinks).
 pub use crate::events::config::EventsSection;
+/// Where mailbox export jobs write (defined next to the jobs).
+pub use crate::export::ExportSection;
 
 /// Identity and filesystem layout of this daemon.
 #[derive(Debug, Clone, Deserialize)]

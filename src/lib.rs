@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod events;
 pub mod ews;
+pub mod export;
 pub mod imap;
 pub mod message;
 pub mod net;

@@ -20,11 +20,13 @@ use crate::store::Backend;
 pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
     let config = &shared.config;
     route_monitoring(&shared.directory, &shared.store, &shared.events, config);
+    let exports = super::actions::export::start_jobs(shared);
     let state = Arc::new(AdminState {
         directory: shared.directory.clone(),
         access: shared.access.clone(),
         store: shared.store.clone(),
         events: shared.events.clone(),
+        exports,
         region: config.admin.region.clone(),
         account: config.admin.account.clone(),
     });

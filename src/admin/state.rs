@@ -22,6 +22,8 @@ pub struct AdminState {
     pub store: Arc<dyn Backend>,
     /// The event sinks, for the email monitoring configuration's routing.
     pub events: crate::events::Events,
+    /// Mailbox export jobs (Start/Describe/List/CancelMailboxExportJob).
+    pub exports: Arc<crate::export::ExportJobs>,
     /// ARN region (`admin.region`).
     pub region: String,
     /// ARN account (`admin.account`).

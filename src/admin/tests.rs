@@ -51,8 +51,9 @@ fn build_fixture_with(events: crate::events::Events) -> Fixture {
     let state = Arc::new(AdminState {
         directory,
         access,
-        store,
+        store: store.clone(),
         events,
+        exports: crate::export::ExportJobs::new(store.clone(), dir.path().join("exports")),
         region: "local".into(),
         account: "000000000000".into(),
     });
@@ -176,7 +177,7 @@ async fn unknown_actions_and_targets_are_unknown_operations() {
         "UnknownOperationException",
         400,
     );
-    assert_eq!(super::actions::ACTIONS.len(), 68);
+    assert_eq!(super::actions::ACTIONS.len(), 72);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod aliases;
 mod common;
 mod domains;
+pub mod export;
 mod groups;
 pub mod monitoring;
 mod orgs;
@@ -153,6 +154,10 @@ action_table! {
     "PutRetentionPolicy" => retention::put_retention_policy,
     "GetDefaultRetentionPolicy" => retention::get_default_retention_policy,
     "DeleteRetentionPolicy" => retention::delete_retention_policy,
+    "StartMailboxExportJob" => export::start_mailbox_export_job,
+    "DescribeMailboxExportJob" => export::describe_mailbox_export_job,
+    "ListMailboxExportJobs" => export::list_mailbox_export_jobs,
+    "CancelMailboxExportJob" => export::cancel_mailbox_export_job,
 }
 
 /// The `X-Amz-Target` prefix of mailgate's own actions, kept out of WorkMail's

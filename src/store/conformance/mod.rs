@@ -224,6 +224,7 @@ macro_rules! backend_suite {
                 writes::deliver_and_enqueue_is_one_write,
                 persistence::queue_enqueue_due_defer_and_finish,
                 persistence::tags_are_set_overwritten_limited_and_removed,
+                persistence::tags_hold_records_of_several_kilobytes_unlimited,
                 persistence::directory_survives_a_reopen_of_the_store,
                 persistence::personal_access_tokens_survive_a_reopen_of_the_store,
                 persistence::access_rules_survive_a_reopen_of_the_store,

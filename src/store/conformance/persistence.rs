@@ -109,6 +109,26 @@ pub async fn tags_are_set_overwritten_limited_and_removed(ctx: Ctx) {
     .await;
 }
 
+/// Mailbox export jobs keep one JSON record per job as a tag (a description and
+/// two ARNs make several KB), with no tag limit, read back after a reopen.
+pub async fn tags_hold_records_of_several_kilobytes_unlimited(ctx: Ctx) {
+    blocking(ctx, |mut ctx| {
+        let key = "mailgate:mailbox-export/m-1";
+        let big = format!("{{\"description\":\"{}\"}}", "é\n\"x".repeat(2_000));
+        let many: Vec<(String, String)> = (0..60)
+            .map(|i| (format!("job-{i:02}"), big.clone()))
+            .collect();
+        assert!(
+            ctx.store
+                .tag_blocking(key, many.clone(), usize::MAX)
+                .unwrap()
+        );
+        ctx.reopen();
+        assert_eq!(ctx.store.tags_blocking(key).unwrap(), many);
+    })
+    .await;
+}
+
 pub async fn directory_survives_a_reopen_of_the_store(ctx: Ctx) {
     use crate::directory::{Directory, NewUser, UserRole};
     blocking(ctx, |mut ctx| {

@@ -1,0 +1,467 @@
+//! The export job service: starts, lists, describes and cancels jobs, persists
+//! their records, and runs each as a background task.
+//!
+//! Records are JSON values in the store's tag table under the synthetic key
+//! `mailgate:mailbox-export/<organization id>` (one tag per job), so every store
+//! backend keeps them without a table of their own, and they survive a restart.
+//! One lock serializes every read-modify-write of records (start's limit and
+//! ClientToken checks, progress, cancel, completion), so a cancel can never be
+//! overwritten by the job it cancels.
+//!
+//! Restart semantics: a job found RUNNING when the daemon starts is resumed by
+//! running it again from its first message (its partial zip is discarded and
+//! rewritten; the export is not a point-in-time snapshot anyway). Its JobId,
+//! StartTime and output path stay the same.
+//!
+//! Bounded work: at most [`RUNNING_AT_ONCE`] jobs of the whole daemon read the
+//! store at a time (the others wait, RUNNING at 0 %); a job reads message
+//! metadata in pages of [`PAGE_UIDS`] UIDs and bodies one at a time on the
+//! store's reader pool, never the writer delivery uses, and hands them through a
+//! channel of two to a writer thread of its own at a lower CPU priority (nice 10),
+//! so memory stays at a few messages and compression yields to delivery.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::archive::{self, Entry};
+use super::job::{self, JobRecord, JobState, LimitError, Summary, Totals};
+use super::naming::{exportable, folder_entry, message_entry, object_dir, temp_zip_name};
+use crate::store::{Backend, Folder, StoreError};
+
+/// Jobs reading the store at once, daemon-wide.
+pub const RUNNING_AT_ONCE: usize = 2;
+/// UIDs per metadata page.
+pub const PAGE_UIDS: u32 = 200;
+
+/// Why a start was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StartRefused {
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error("ClientToken was already used for a different mailbox export request")]
+    TokenReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a cancel found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// No such job in the organization.
+    Unknown,
+    /// Now (or already) CANCELLED.
+    Done,
+    /// It had ended otherwise (COMPLETED or FAILED) before the cancel.
+    AlreadyEnded(JobState),
+}
+
+/// The export jobs of every organization.
+pub struct ExportJobs {
+    store: Arc<dyn Backend>,
+    root: PathBuf,
+    records: Mutex<()>,
+    cancels: Mutex<HashMap<String, CancellationToken>>,
+    slots: Arc<Semaphore>,
+}
+
+fn key(org_id: &str) -> String {
+    format!("mailgate:mailbox-export/{org_id}")
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl ExportJobs {
+    /// Jobs writing under `root` (`[export] root`, resolved).
+    pub fn new(store: Arc<dyn Backend>, root: PathBuf) -> Arc<ExportJobs> {
+        Arc::new(ExportJobs {
+            store,
+            root,
+            records: Mutex::new(()),
+            cancels: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(RUNNING_AT_ONCE)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every record of an organization (blocking; the caller holds the lock or
+    /// only reads).
+    fn load(&self, org_id: &str) -> Result<Vec<JobRecord>> {
+        let tags = self.store.tags_blocking(&key(org_id))?;
+        Ok(tags
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(job_id = id, error = %e, "unreadable export job record");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn save(&self, job: &JobRecord) -> Result<()> {
+        let json = serde_json::to_string(job).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.store.tag_blocking(
+            &key(&job.org_id),
+            vec![(job.job_id.clone(), json)],
+            usize::MAX,
+        )?;
+        Ok(())
+    }
+
+    /// The organization's jobs started within the last seven days, newest first
+    /// (ties by id): the stable order ListMailboxExportJobs pages through.
+    pub fn list_blocking(&self, org_id: &str, now_ms: u64) -> Result<Vec<JobRecord>> {
+        let mut jobs: Vec<JobRecord> = self
+            .load(org_id)?
+            .into_iter()
+            .filter(|j| now_ms.saturating_sub(j.start_ms) < job::LIST_WINDOW_MS)
+            .collect();
+        jobs.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then(a.job_id.cmp(&b.job_id)));
+        Ok(jobs)
+    }
+
+    /// One job of an organization.
+    pub fn get_blocking(&self, org_id: &str, job_id: &str) -> Result<Option<JobRecord>> {
+        Ok(self.load(org_id)?.into_iter().find(|j| j.job_id == job_id))
+    }
+
+    /// Records a new RUNNING job after the ClientToken and limit checks, or returns
+    /// the job an earlier call with the same ClientToken started (`false`).
+    /// Records older than the list window are pruned here. The caller then
+    /// [`ExportJobs::spawn`]s a new job.
+    pub fn start_blocking(
+        &self,
+        new: JobRecord,
+        now_ms: u64,
+    ) -> std::result::Result<(JobRecord, bool), StartRefused> {
+        let _g = self.lock();
+        let mut jobs = self.load(&new.org_id)?;
+        if let Some(old) = jobs.iter().find(|j| j.client_token == new.client_token) {
+            return if old.same_request(&new) {
+                Ok((old.clone(), false))
+            } else {
+                Err(StartRefused::TokenReused)
+            };
+        }
+        let expired: Vec<String> = jobs
+            .iter()
+            .filter(|j| job::expired(j, now_ms))
+            .map(|j| j.job_id.clone())
+            .collect();
+        if !expired.is_empty() {
+            self.store.untag_blocking(&key(&new.org_id), expired)?;
+            jobs.retain(|j| !job::expired(j, now_ms));
+        }
+        job::check_limits(&jobs, &new.entity_id, now_ms)?;
+        self.save(&new)?;
+        Ok((new, true))
+    }
+
+    /// Applies `f` to a RUNNING job's record and saves it; a job that has ended
+    /// (cancelled meanwhile) is left alone and `false` returned.
+    fn update_running(&self, job: &JobRecord, f: impl FnOnce(&mut JobRecord)) -> Result<bool> {
+        let _g = self.lock();
+        let Some(mut current) = self.get_blocking(&job.org_id, &job.job_id)? else {
+            return Ok(false);
+        };
+        if current.state != JobState::Running {
+            return Ok(false);
+        }
+        f(&mut current);
+        self.save(&current)?;
+        Ok(true)
+    }
+
+    /// CancelMailboxExportJob: a RUNNING job becomes CANCELLED at once and its
+    /// task stops at the next message, removing its partial zip.
+    pub fn cancel_blocking(&self, org_id: &str, job_id: &str, now_ms: u64) -> Result<Cancelled> {
+        let outcome = {
+            let _g = self.lock();
+            match self.get_blocking(org_id, job_id)? {
+                None => Cancelled::Unknown,
+                Some(j) if j.state == JobState::Cancelled => Cancelled::Done,
+                Some(j) if j.state != JobState::Running => Cancelled::AlreadyEnded(j.state),
+                Some(mut j) => {
+                    j.state = JobState::Cancelled;
+                    j.end_ms = Some(now_ms);
+                    self.save(&j)?;
+                    Cancelled::Done
+                }
+            }
+        };
+        if outcome == Cancelled::Done
+            && let Some(token) = self.cancel_token(job_id, false)
+        {
+            token.cancel();
+        }
+        Ok(outcome)
+    }
+
+    fn cancel_token(&self, job_id: &str, create: bool) -> Option<CancellationToken> {
+        let mut map = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if create {
+            Some(map.entry(job_id.to_string()).or_default().clone())
+        } else {
+            map.get(job_id).cloned()
+        }
+    }
+
+    /// Resumes, in the background, every job found RUNNING in `org_ids` (at
+    /// daemon start): each runs again from its first message.
+    pub fn resume(self: &Arc<Self>, org_ids: Vec<String>) -> tokio::task::JoinHandle<usize> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let finder = me.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let mut running = Vec::new();
+                for org in &org_ids {
+                    match finder.load(org) {
+                        Ok(jobs) => running
+                            .extend(jobs.into_iter().filter(|j| j.state == JobState::Running)),
+                        Err(e) => tracing::warn!(org, error = %e, "cannot read export jobs"),
+                    }
+                }
+                running
+            })
+            .await
+            .unwrap_or_default();
+            let n = found.len();
+            for j in found {
+                tracing::info!(job_id = j.job_id, "resuming mailbox export job");
+                me.spawn(j);
+            }
+            n
+        })
+    }
+
+    /// Runs a RUNNING job in the background (a tokio task).
+    pub fn spawn(self: &Arc<Self>, job: JobRecord) {
+        let token = self.cancel_token(&job.job_id, true).unwrap_or_default();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = job.job_id.clone();
+            me.clone().run(job, token).await;
+            me.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+    }
+
+    async fn run(self: Arc<Self>, job: JobRecord, cancel: CancellationToken) {
+        let _permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.ok(),
+            _ = cancel.cancelled() => return,
+        };
+        let dir = object_dir(&self.root, &job.bucket, &job.prefix);
+        let outcome = self.export(&job, &dir, &cancel).await;
+        let me = self.clone();
+        let job_id = job.job_id.clone();
+        let finished = tokio::task::spawn_blocking(move || me.finish(&job, &dir, outcome)).await;
+        let error = match finished {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(job_id, error, "mailbox export job could not record its end");
+    }
+
+    /// Records how a job ended and publishes or discards its files, under the
+    /// records lock so a concurrent cancel wins or loses cleanly.
+    fn finish(&self, job: &JobRecord, dir: &std::path::Path, outcome: Outcome) -> Result<()> {
+        let _g = self.lock();
+        let stored = self.get_blocking(&job.org_id, &job.job_id)?;
+        let mut current = match stored {
+            Some(j) if j.state == JobState::Running => j,
+            // Cancelled meanwhile (or its record is gone): nothing may stay.
+            _ => {
+                archive::discard(dir, &job.job_id);
+                return Ok(());
+            }
+        };
+        let now = crate::clock::now_ms_u64();
+        match outcome {
+            Outcome::Cancelled => {
+                // Only a cancel stops a feed, and it records CANCELLED first; kept
+                // consistent here all the same.
+                archive::discard(dir, &job.job_id);
+                current.state = JobState::Cancelled;
+            }
+            Outcome::Failed(message) => {
+                archive::discard(dir, &job.job_id);
+                current.state = JobState::Failed;
+                current.error_info = Some(message);
+            }
+            Outcome::Written(totals, hash) => {
+                let summary = Summary::new(totals, hash, job.start_ms, now);
+                match archive::publish(dir, &job.job_id, &summary) {
+                    Ok(()) => {
+                        current.state = JobState::Completed;
+                        current.progress = 100;
+                    }
+                    Err(e) => {
+                        archive::discard(dir, &job.job_id);
+                        current.state = JobState::Failed;
+                        current.error_info = Some(write_error(job, &e));
+                    }
+                }
+            }
+        }
+        current.end_ms = Some(now);
+        self.save(&current)
+    }
+
+    /// Writes the zip under its temporary name; what happened.
+    async fn export(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        dir: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let temp = dir.join(temp_zip_name(&job.job_id));
+        let mkdir = {
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || std::fs::create_dir_all(dir)).await
+        };
+        match mkdir {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Outcome::Failed(write_error(job, &e)),
+            Err(e) => return Outcome::Failed(write_error(job, &std::io::Error::other(e))),
+        }
+        let folders = match self.store.folders(&job.entity_id).await {
+            Ok(f) => f,
+            Err(StoreError::NotFound(_)) => Vec::new(),
+            Err(e) => return Outcome::Failed(format!("Failed to read the mailbox: {e}")),
+        };
+        let (tx, rx) = mpsc::channel(2);
+        let writer = match archive::spawn_writer(temp, rx) {
+            Ok(w) => w,
+            Err(e) => return Outcome::Failed(write_error(job, &e)),
+        };
+        let fed = self.feed(job, &folders, tx, cancel).await;
+        let written = writer
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the export writer stopped")));
+        match (fed, written) {
+            (_, Err(e)) => Outcome::Failed(write_error(job, &e)),
+            (Fed::Cancelled, Ok(_)) => Outcome::Cancelled,
+            (Fed::ReadFailed(e), Ok(_)) => {
+                Outcome::Failed(format!("Failed to read the mailbox: {e}"))
+            }
+            (Fed::All(totals), Ok(hash)) => Outcome::Written(totals, hash),
+        }
+    }
+
+    /// Feeds every folder and message to the writer, in pages; counts them and
+    /// records progress. Returns when done, cancelled, or the writer stopped.
+    async fn feed(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        folders: &[Folder],
+        tx: mpsc::Sender<Entry>,
+        cancel: &CancellationToken,
+    ) -> Fed {
+        let mut totals = Totals::default();
+        let total: u64 = folders
+            .iter()
+            .filter(|f| exportable(&f.folder_class))
+            .map(|f| u64::from(f.messages))
+            .sum();
+        let mut shown = 0u8;
+        for folder in folders {
+            if !exportable(&folder.folder_class) {
+                totals.non_exportable += u64::from(folder.messages);
+                continue;
+            }
+            let entry = folder_entry(&folder.name);
+            totals.folders += 1;
+            if tx.send(Entry::Folder(entry.clone())).await.is_err() {
+                return Fed::All(totals); // the writer failed; its error is the outcome
+            }
+            let mut first = 1u32;
+            while first < folder.uidnext {
+                let last = first.saturating_add(PAGE_UIDS - 1).min(folder.uidnext - 1);
+                let metas = match self.store.messages(folder.id, first, last).await {
+                    Ok(m) => m,
+                    Err(StoreError::NotFound(_)) => break, // folder deleted meanwhile
+                    Err(e) => return Fed::ReadFailed(e),
+                };
+                for meta in metas {
+                    if cancel.is_cancelled() {
+                        return Fed::Cancelled;
+                    }
+                    let body = match self.store.body(meta.body_id).await {
+                        Ok(b) => b,
+                        Err(StoreError::NotFound(_)) => continue, // expunged meanwhile
+                        Err(e) => return Fed::ReadFailed(e),
+                    };
+                    totals.messages += 1;
+                    totals.bytes += body.len() as u64;
+                    let message = Entry::Message {
+                        name: message_entry(&entry, meta.uid),
+                        internal_date_ms: meta.internal_date,
+                        body,
+                    };
+                    if tx.send(message).await.is_err() {
+                        return Fed::All(totals);
+                    }
+                    let now = job::progress(totals.messages, total);
+                    if now != shown {
+                        shown = now;
+                        self.record_progress(job, now).await;
+                    }
+                }
+                if last == u32::MAX {
+                    break;
+                }
+                first = last + 1;
+            }
+        }
+        if cancel.is_cancelled() {
+            return Fed::Cancelled;
+        }
+        Fed::All(totals)
+    }
+
+    /// Saves EstimatedProgress (advisory: a failed write is logged, the export goes on).
+    async fn record_progress(self: &Arc<Self>, job: &JobRecord, progress: u8) {
+        let (me, job) = (self.clone(), job.clone());
+        let r =
+            tokio::task::spawn_blocking(move || me.update_running(&job, |j| j.progress = progress))
+                .await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "cannot record export progress");
+        }
+    }
+}
+
+/// How feeding the writer ended.
+enum Fed {
+    All(Totals),
+    Cancelled,
+    ReadFailed(StoreError),
+}
+
+/// How a job's export ended, before it is recorded.
+enum Outcome {
+    Written(Totals, String),
+    Cancelled,
+    Failed(String),
+}
+
+/// ErrorInfo of a job that could not write its files: the S3 wording WorkMail's
+/// users know, naming the bucket and prefix (never the local path).
+fn write_error(job: &JobRecord, e: &std::io::Error) -> String {
+    format!(
+        "Unable to write to S3 bucket '{}' with prefix '{}': {e}",
+        job.bucket, job.prefix
+    )
+}
