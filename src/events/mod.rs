@@ -334,8 +334,16 @@ impl Events {
     /// Emits one audit record.
     pub fn audit(&self, event: AuditEvent) {
         self.metrics.on_audit(&event);
+        // Audit records are routed by the sinks' filters alone: one no sink wants
+        // is neither rendered nor kept (a mailbox-access record per EWS item read
+        // would otherwise cost a JSON rendering and an outbox row each).
+        let kind = Kind::Audit(event.log_type());
+        let set = self.sinks.load();
+        if !set.0.iter().any(|e| e.filter.matches(kind)) {
+            return;
+        }
+        let line = event.to_json(&new_id(), crate::clock::now_ms()).to_string();
         if let Some(o) = self.outbox.get() {
-            let line = event.to_json(&new_id(), crate::clock::now_ms()).to_string();
             o.append(crate::store::OutboxEvent {
                 kind: event.log_type().into(),
                 org: String::new(),
@@ -343,20 +351,13 @@ impl Events {
             });
             return;
         }
-        let kind = Kind::Audit(event.log_type());
-        let set = self.sinks.load();
-        if set.0.iter().any(|e| e.filter.matches(kind)) {
-            let line: Arc<str> = event
-                .to_json(&new_id(), crate::clock::now_ms())
-                .to_string()
-                .into();
-            for e in set.0.iter().filter(|e| e.filter.matches(kind)) {
-                e.sink.offer(Record {
-                    kind,
-                    line: line.clone(),
-                    seq: 0,
-                });
-            }
+        let line: Arc<str> = line.into();
+        for e in set.0.iter().filter(|e| e.filter.matches(kind)) {
+            e.sink.offer(Record {
+                kind,
+                line: line.clone(),
+                seq: 0,
+            });
         }
     }
 

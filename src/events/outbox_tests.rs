@@ -257,3 +257,35 @@ async fn with_no_sink_the_rows_are_deleted_once_read() {
         assert_eq!(pending(&store).await, 0, "round {round}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_record_no_sink_wants_is_never_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let metrics = Arc::new(Metrics::new());
+    let events = Events::with(SinkSet::default(), metrics.clone());
+    events.attach_outbox(store.clone()).unwrap();
+    for _ in 0..10 {
+        events.audit(auth_event(true));
+    }
+    assert!(flush(&events).await);
+    // Sequence numbers are never reused: the next row shows whether any came before.
+    let next = store.outbox_append(vec![delivered(0)]).await.unwrap();
+    assert_eq!(next, 1, "no audit row was ever written");
+    assert!(
+        metrics.render().contains("datapoint=\"0\""),
+        "still counted by the metrics"
+    );
+    // With a sink that wants them they are kept until that sink has them.
+    let (email, audit) = (
+        dir.path().join("email.jsonl"),
+        dir.path().join("audit.jsonl"),
+    );
+    let events = Events::to_files(&email, &audit).unwrap();
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    let store = self::store(&dir.path().join("b"));
+    events.attach_outbox(store.clone()).unwrap();
+    events.audit(auth_event(true));
+    assert!(flush(&events).await);
+    assert_eq!(ids_in(&audit).len(), 1);
+}
