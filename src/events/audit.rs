@@ -191,23 +191,40 @@ impl AuditEvent {
         }
     }
 
-    /// The record as one JSON object: the fields plus `event_timestamp` (epoch ms),
-    /// `event_id` (unique, for de-duplication) and `log_type`.
+    /// The record as one JSON line: the fields plus `event_timestamp` (epoch ms),
+    /// `event_id` (unique, for de-duplication) and `log_type`, serialized straight
+    /// from the event (no intermediate map: EWS writes one per item it reads).
+    pub fn to_line(&self, event_id: &str, event_timestamp: i64) -> String {
+        #[derive(Serialize)]
+        struct Line<'a, E: Serialize> {
+            #[serde(flatten)]
+            event: &'a E,
+            event_timestamp: i64,
+            event_id: &'a str,
+            log_type: &'a str,
+        }
+        fn line<E: Serialize>(event: &E, id: &str, ts: i64, log_type: &str) -> String {
+            let l = Line {
+                event,
+                event_timestamp: ts,
+                event_id: id,
+                log_type,
+            };
+            serde_json::to_string(&l).unwrap_or_default()
+        }
+        let t = self.log_type();
+        match self {
+            AuditEvent::MailboxAccess(e) => line(e, event_id, event_timestamp, t),
+            AuditEvent::AccessControl(e) => line(e, event_id, event_timestamp, t),
+            AuditEvent::Authentication(e) => line(e, event_id, event_timestamp, t),
+            AuditEvent::PersonalAccessToken(e) => line(e, event_id, event_timestamp, t),
+            AuditEvent::AvailabilityProvider(e) => line(e, event_id, event_timestamp, t),
+        }
+    }
+
+    /// [`AuditEvent::to_line`] as a JSON value (for tests and schema checks).
     pub fn to_json(&self, event_id: &str, event_timestamp: i64) -> serde_json::Value {
-        let mut v = match self {
-            AuditEvent::MailboxAccess(e) => serde_json::to_value(e),
-            AuditEvent::AccessControl(e) => serde_json::to_value(e),
-            AuditEvent::Authentication(e) => serde_json::to_value(e),
-            AuditEvent::PersonalAccessToken(e) => serde_json::to_value(e),
-            AuditEvent::AvailabilityProvider(e) => serde_json::to_value(e),
-        }
-        .unwrap_or_default();
-        if let Some(map) = v.as_object_mut() {
-            map.insert("event_timestamp".into(), event_timestamp.into());
-            map.insert("event_id".into(), event_id.into());
-            map.insert("log_type".into(), self.log_type().into());
-        }
-        v
+        serde_json::from_str(&self.to_line(event_id, event_timestamp)).unwrap_or_default()
     }
 }
 

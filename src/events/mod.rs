@@ -342,7 +342,7 @@ impl Events {
         if !set.0.iter().any(|e| e.filter.matches(kind)) {
             return;
         }
-        let line = event.to_json(&new_id(), crate::clock::now_ms()).to_string();
+        let line = event.to_line(&new_id(), crate::clock::now_ms());
         if let Some(o) = self.outbox.get() {
             o.append(crate::store::OutboxEvent {
                 kind: event.log_type().into(),
