@@ -466,11 +466,7 @@ pub fn write_message(xml: &mut Xml, item: &Item<'_>, shape: &Shape, find: bool) 
     xml.open("t:Message", &[]);
     let mime = shape.include_mime || shape.names("item:MimeContent");
     if let (false, true, Some(raw)) = (find, mime, item.raw) {
-        xml.base64_leaf(
-            "t:MimeContent",
-            &[("CharacterSet", "UTF-8")],
-            &STANDARD.encode(raw),
-        );
+        xml.base64_leaf("t:MimeContent", &[("CharacterSet", "UTF-8")], raw);
     }
     write_item_id(xml, meta);
     if shape.wants("item:ParentFolderId", true) {

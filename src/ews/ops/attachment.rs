@@ -181,11 +181,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 .leaf("t:IsInline", "false");
             x.open("t:Message", &[]);
             if mime {
-                x.base64_leaf(
-                    "t:MimeContent",
-                    &[("CharacterSet", "UTF-8")],
-                    &STANDARD.encode(&content),
-                );
+                x.base64_leaf("t:MimeContent", &[("CharacterSet", "UTF-8")], &content);
             }
             // Its own attachments, with ids into the stored message, so a client
             // can open an attached message's attachment in turn.
@@ -205,7 +201,7 @@ pub async fn get_attachment(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
             x.leaf("t:Size", &content.len().to_string());
             x.leaf("t:IsInline", if a.inline { "true" } else { "false" });
-            x.base64_leaf("t:Content", &[], &STANDARD.encode(&content));
+            x.base64_leaf("t:Content", &[], &content);
             x.close("t:FileAttachment");
         }
         x.close("m:Attachments");

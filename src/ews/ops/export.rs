@@ -37,8 +37,14 @@ struct Blob {
 }
 
 impl Blob {
+    /// The bytes whose base64 is ExportItems' `Data`.
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    #[cfg(test)]
     fn encode(&self) -> String {
-        STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())
+        STANDARD.encode(self.to_bytes())
     }
 
     fn decode(text: &str) -> Option<Blob> {
@@ -83,7 +89,7 @@ pub async fn export_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                     .collect(),
                 mime: STANDARD.encode(raw),
             };
-            Ok::<_, ResponseCode>((found.meta, blob.encode()))
+            Ok::<_, ResponseCode>((found.meta, blob.to_bytes()))
         }
         .await;
         match done {

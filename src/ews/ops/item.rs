@@ -272,6 +272,14 @@ pub async fn load_props(ctx: &Context<'_>, item_id: &str) -> Result<ItemProps, R
 pub async fn get_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let shape = Shape::parse(op.child("ItemShape"));
     let found = open_items(ctx, &ids(op, "ItemIds"), MailboxAction::Read).await;
+    if shape.include_mime || shape.names("item:MimeContent") {
+        let bytes: u64 = found.iter().flatten().map(|f| f.meta.size).sum();
+        xml.reserve(
+            usize::try_from(bytes / 3 * 4)
+                .unwrap_or(0)
+                .min(LOAD_BUDGET as usize * 2),
+        );
+    }
     let mut reply = Reply::begin(xml, "GetItem");
     let size = |f: &Result<Found, ResponseCode>| f.as_ref().map_or(0, |f| f.meta.size);
     for run in load_runs(&found, &shape, size) {

@@ -47,6 +47,12 @@ impl Xml {
         xml
     }
 
+    /// Makes room for `additional` more bytes at once (a response known to carry
+    /// megabytes grows once instead of by doubling and copying).
+    pub fn reserve(&mut self, additional: usize) {
+        self.writer.get_mut().reserve(additional);
+    }
+
     /// Without the declaration: for documents appended to a stream that has one.
     pub fn fragment() -> Xml {
         Xml {
@@ -102,18 +108,20 @@ impl Xml {
         self
     }
 
-    /// `<name attrs>base64</name>`: base64's alphabet needs no escaping and
-    /// holds no forbidden character, so the (often megabytes of) text is copied
-    /// as it is.
-    pub fn base64_leaf(&mut self, name: &str, attrs: &[(&str, &str)], b64: &str) -> &mut Self {
-        debug_assert!(
-            b64.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-        );
+    /// `<name attrs>base64 of data</name>`, encoded straight into the document:
+    /// base64's alphabet needs no escaping and holds no forbidden character, and
+    /// the data is often megabytes (MIME content, attachments).
+    pub fn base64_leaf(&mut self, name: &str, attrs: &[(&str, &str)], data: &[u8]) -> &mut Self {
+        use base64::Engine;
         self.open(name, attrs);
-        let _ = self
-            .writer
-            .write_event(Event::Text(BytesText::from_escaped(b64)));
+        let out = self.writer.get_mut();
+        let start = out.len();
+        let len = base64::encoded_len(data.len(), true).unwrap_or(0);
+        out.resize(start + len, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(data, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + written);
         self.close(name)
     }
 
@@ -168,7 +176,7 @@ mod tests {
         let back = crate::ews::xml::read::parse(out.as_bytes()).unwrap();
         assert_eq!(back.text, "a\r\nb < c");
         let mut x = Xml::fragment();
-        x.base64_leaf("t:MimeContent", &[("CharacterSet", "UTF-8")], "SGk+Pz8=");
+        x.base64_leaf("t:MimeContent", &[("CharacterSet", "UTF-8")], b"Hi>??");
         assert_eq!(
             String::from_utf8(x.finish()).unwrap(),
             "<t:MimeContent CharacterSet=\"UTF-8\">SGk+Pz8=</t:MimeContent>"
