@@ -78,6 +78,7 @@ async fn echo_server_with(
         socket,
         protocol: Arc::new(Echo),
         acceptor: TlsAcceptor::from(tls::server_config(resolver, &[])),
+        proxy: None,
     };
     tokio::spawn(accept_loop(bound, ctx.clone()));
     (port, ctx)
