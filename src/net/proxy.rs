@@ -12,7 +12,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use ppp::{PartialResult, v1, v2};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -72,25 +72,27 @@ pub enum Parsed {
 
 /// Looks at the start of a connection on a PROXY listener.
 pub fn parse(input: &[u8]) -> Parsed {
-    let result = HeaderResult::parse(input);
+    // The v2 signature starts with CRLF, which no v1 header does: the first bytes
+    // say which parser speaks (and whose error is reported).
+    let is_v2 = input.starts_with(v2::PROTOCOL_PREFIX) || v2::PROTOCOL_PREFIX.starts_with(input);
+    if is_v2 {
+        parse_v2(input)
+    } else {
+        parse_v1(input)
+    }
+}
+
+fn parse_v1(input: &[u8]) -> Parsed {
+    let result = v1::Header::try_from(input);
     if result.is_incomplete() {
-        let v2_started =
-            v2::PROTOCOL_PREFIX.starts_with(input) || input.starts_with(v2::PROTOCOL_PREFIX);
-        let upto = match input.get(14..16) {
-            Some(len) if input.starts_with(v2::PROTOCOL_PREFIX) => {
-                V2_FIXED + usize::from(u16::from_be_bytes([len[0], len[1]]))
-            }
-            _ if input.starts_with(v2::PROTOCOL_PREFIX) => V2_FIXED,
-            // A v1 line ends at its first CRLF: a bare LF never starts a valid one.
-            _ if !v2_started && input.contains(&b'\n') => {
-                return Parsed::Invalid("v1 header: a line feed without a carriage return".into());
-            }
-            _ => V1_MAX,
-        };
-        return Parsed::Incomplete { upto };
+        // A v1 line ends at its first CRLF: a bare LF never starts a valid one.
+        if input.contains(&b'\n') {
+            return Parsed::Invalid("v1 header: a line feed without a carriage return".into());
+        }
+        return Parsed::Incomplete { upto: V1_MAX };
     }
     match result {
-        HeaderResult::V1(Ok(h)) => Parsed::Complete {
+        Ok(h) => Parsed::Complete {
             len: h.header.len(),
             declared: match h.addresses {
                 v1::Addresses::Tcp4(a) => Declared::Proxied {
@@ -104,29 +106,41 @@ pub fn parse(input: &[u8]) -> Parsed {
                 v1::Addresses::Unknown => Declared::Own,
             },
         },
-        HeaderResult::V2(Ok(h)) => {
-            let declared = match (h.command, h.protocol, h.addresses) {
-                (v2::Command::Local, _, _) => Declared::Own,
-                (_, v2::Protocol::Datagram, _) => {
-                    return Parsed::Invalid("v2 header declares UDP on a TCP listener".into());
-                }
-                (_, _, v2::Addresses::IPv4(a)) => Declared::Proxied {
-                    source: (a.source_address, a.source_port).into(),
-                    destination: (a.destination_address, a.destination_port).into(),
-                },
-                (_, _, v2::Addresses::IPv6(a)) => Declared::Proxied {
-                    source: (a.source_address, a.source_port).into(),
-                    destination: (a.destination_address, a.destination_port).into(),
-                },
-                (_, _, v2::Addresses::Unspecified | v2::Addresses::Unix(_)) => Declared::Own,
-            };
-            Parsed::Complete {
-                len: h.len(),
-                declared,
-            }
+        Err(e) => Parsed::Invalid(format!("v1 header: {e}")),
+    }
+}
+
+fn parse_v2(input: &[u8]) -> Parsed {
+    let result = v2::Header::try_from(input);
+    if result.is_incomplete() {
+        let upto = match input.get(14..16) {
+            Some(len) => V2_FIXED + usize::from(u16::from_be_bytes([len[0], len[1]])),
+            None => V2_FIXED,
+        };
+        return Parsed::Incomplete { upto };
+    }
+    let h = match result {
+        Ok(h) => h,
+        Err(e) => return Parsed::Invalid(format!("v2 header: {e}")),
+    };
+    let declared = match (h.command, h.protocol, h.addresses) {
+        (v2::Command::Local, _, _) => Declared::Own,
+        (_, v2::Protocol::Datagram, _) => {
+            return Parsed::Invalid("v2 header declares UDP on a TCP listener".into());
         }
-        HeaderResult::V1(Err(e)) => Parsed::Invalid(format!("v1 header: {e}")),
-        HeaderResult::V2(Err(e)) => Parsed::Invalid(format!("v2 header: {e}")),
+        (_, _, v2::Addresses::IPv4(a)) => Declared::Proxied {
+            source: (a.source_address, a.source_port).into(),
+            destination: (a.destination_address, a.destination_port).into(),
+        },
+        (_, _, v2::Addresses::IPv6(a)) => Declared::Proxied {
+            source: (a.source_address, a.source_port).into(),
+            destination: (a.destination_address, a.destination_port).into(),
+        },
+        (_, _, v2::Addresses::Unspecified | v2::Addresses::Unix(_)) => Declared::Own,
+    };
+    Parsed::Complete {
+        len: h.len(),
+        declared,
     }
 }
 
@@ -314,9 +328,9 @@ mod tests {
 
     #[test]
     fn partial_headers_are_incomplete_with_a_bound() {
+        assert_eq!(parse(b""), Parsed::Incomplete { upto: 16 });
         for prefix in [
-            &b""[..],
-            b"P",
+            &b"P"[..],
             b"PROXY",
             b"PROXY TCP",
             b"PROXY TCP4 203.0.113.7 10.0.0.1 40000",
@@ -329,7 +343,7 @@ mod tests {
             );
         }
         let h = v2_tcp4([198, 51, 100, 9], 5555);
-        assert_eq!(parse(&h[..5]), Parsed::Incomplete { upto: V1_MAX });
+        assert_eq!(parse(&h[..5]), Parsed::Incomplete { upto: 16 });
         assert_eq!(parse(&h[..13]), Parsed::Incomplete { upto: 16 });
         assert_eq!(parse(&h[..20]), Parsed::Incomplete { upto: 28 });
     }
