@@ -82,16 +82,34 @@ pub fn parse(input: &[u8]) -> Parsed {
     }
 }
 
+/// A v1 line is judged once its CRLF is in: before that, only whether it can
+/// still become one (ppp's parser would call some cut-off lines invalid, e.g. one
+/// ending in the space before a port).
 fn parse_v1(input: &[u8]) -> Parsed {
-    let result = v1::Header::try_from(input);
-    if result.is_incomplete() {
-        // A v1 line ends at its first CRLF: a bare LF never starts a valid one.
-        if input.contains(&b'\n') {
-            return Parsed::Invalid("v1 header: a line feed without a carriage return".into());
+    const START: &[u8] = b"PROXY ";
+    let invalid = |why: &str| Parsed::Invalid(format!("v1 header: {why}"));
+    let Some(cr) = input.iter().position(|&b| b == b'\r') else {
+        if !(input.starts_with(START) || START.starts_with(input)) {
+            return invalid("does not start with \"PROXY \"");
+        }
+        if input.len() >= V1_MAX {
+            return invalid("longer than 107 bytes");
+        }
+        if !input
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b" .:".contains(b))
+        {
+            return invalid("a byte that no address, port or protocol has");
         }
         return Parsed::Incomplete { upto: V1_MAX };
+    };
+    if cr + 2 > V1_MAX {
+        return invalid("longer than 107 bytes");
     }
-    match result {
+    if cr + 1 == input.len() {
+        return Parsed::Incomplete { upto: V1_MAX };
+    }
+    match v1::Header::try_from(&input[..cr + 2]) {
         Ok(h) => Parsed::Complete {
             len: h.header.len(),
             declared: match h.addresses {
@@ -106,7 +124,7 @@ fn parse_v1(input: &[u8]) -> Parsed {
                 v1::Addresses::Unknown => Declared::Own,
             },
         },
-        Err(e) => Parsed::Invalid(format!("v1 header: {e}")),
+        Err(e) => invalid(&e.to_string()),
     }
 }
 
@@ -397,6 +415,49 @@ mod tests {
         assert!(p.allows("::1".parse().unwrap()));
         assert!(!p.allows("11.0.0.1".parse().unwrap()));
         assert!(!p.allows("127.0.0.1".parse().unwrap()));
+    }
+
+    proptest::proptest! {
+        /// Any bytes: no panic, and a complete header never claims more than it saw.
+        #[test]
+        fn any_input_is_judged_without_panic(input in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Parsed::Complete { len, .. } = parse(&input) {
+                proptest::prop_assert!(len <= input.len());
+            }
+        }
+
+        /// A valid header followed by anything: exactly the header is taken, and
+        /// every proper prefix of it is incomplete (never invalid, never complete).
+        #[test]
+        fn a_header_is_found_whatever_follows(
+            src in proptest::num::u32::ANY,
+            sport in proptest::num::u16::ANY,
+            binary in proptest::bool::ANY,
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let ip = std::net::Ipv4Addr::from(src);
+            let header = if binary {
+                let mut a = ip.octets().to_vec();
+                a.extend_from_slice(&[10, 0, 0, 1]);
+                a.extend_from_slice(&sport.to_be_bytes());
+                a.extend_from_slice(&25u16.to_be_bytes());
+                v2(0x21, 0x11, &a)
+            } else {
+                format!("PROXY TCP4 {ip} 10.0.0.1 {sport} 25\r\n").into_bytes()
+            };
+            for cut in 0..header.len() {
+                proptest::prop_assert!(matches!(parse(&header[..cut]), Parsed::Incomplete { .. }), "cut {}", cut);
+            }
+            let input = [header.clone(), tail].concat();
+            let want = Parsed::Complete {
+                len: header.len(),
+                declared: Declared::Proxied {
+                    source: (ip, sport).into(),
+                    destination: sa("10.0.0.1:25"),
+                },
+            };
+            proptest::prop_assert_eq!(parse(&input), want);
+        }
     }
 
     /// A connected pair on loopback: (client, server side).
