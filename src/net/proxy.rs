@@ -214,7 +214,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     /// A v2 header: `command` 0x20 LOCAL / 0x21 PROXY, `family` byte, address block.
-    pub(crate) fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
+    fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
         let mut h = v2::PROTOCOL_PREFIX.to_vec();
         h.push(command);
         h.push(family);
@@ -436,14 +436,10 @@ mod tests {
             tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
         ) {
             let ip = std::net::Ipv4Addr::from(src);
-            let header = if binary {
-                let mut a = ip.octets().to_vec();
-                a.extend_from_slice(&[10, 0, 0, 1]);
-                a.extend_from_slice(&sport.to_be_bytes());
-                a.extend_from_slice(&25u16.to_be_bytes());
-                v2(0x21, 0x11, &a)
+            let (header, dport) = if binary {
+                (v2_tcp4(ip.octets(), sport), 993)
             } else {
-                format!("PROXY TCP4 {ip} 10.0.0.1 {sport} 25\r\n").into_bytes()
+                (format!("PROXY TCP4 {ip} 10.0.0.1 {sport} 25\r\n").into_bytes(), 25)
             };
             for cut in 0..header.len() {
                 proptest::prop_assert!(matches!(parse(&header[..cut]), Parsed::Incomplete { .. }), "cut {}", cut);
@@ -453,7 +449,7 @@ mod tests {
                 len: header.len(),
                 declared: Declared::Proxied {
                     source: (ip, sport).into(),
-                    destination: sa("10.0.0.1:25"),
+                    destination: (std::net::Ipv4Addr::new(10, 0, 0, 1), dport).into(),
                 },
             };
             proptest::prop_assert_eq!(parse(&input), want);
