@@ -635,10 +635,36 @@ pub struct ListenerConfig {
     /// 0 lets the kernel choose; the chosen port is written to `data_dir/run/ports.json`.
     pub port: u16,
     pub tls: TlsMode,
+    /// A load balancer in front sends a PROXY protocol v1/v2 header before anything
+    /// else, naming the real client (README "Behind a load balancer"). Off by default.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// The addresses allowed to send that header (`"10.0.0.0/8"`, or one address);
+    /// required with `proxy_protocol`: there is no "trust everyone" mode. Anyone else
+    /// connecting to the listener is refused.
+    #[serde(default, deserialize_with = "ip_nets")]
+    pub proxy_from: Vec<ipnet::IpNet>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// CIDR ranges, or bare addresses meaning just that host.
+fn ip_nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .map(|n| n.trunc())
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not an address or a CIDR range such as \"10.0.0.0/8\""
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl ListenerConfig {
@@ -788,6 +814,19 @@ impl Config {
                 ("submission" | "imap", TlsMode::None) => {
                     return Err(ConfigError(format!(
                         "{key}.tls: {name} carries passwords; use \"starttls\" or \"implicit\""
+                    )));
+                }
+                _ => {}
+            }
+            match (lc.proxy_protocol, lc.proxy_from.is_empty()) {
+                (true, true) => {
+                    return Err(ConfigError(format!(
+                        "{key}.proxy_from: required with proxy_protocol = true (the load balancer addresses allowed to send the PROXY header)"
+                    )));
+                }
+                (false, false) => {
+                    return Err(ConfigError(format!(
+                        "{key}.proxy_from: has no effect without proxy_protocol = true"
                     )));
                 }
                 _ => {}
@@ -1106,6 +1145,53 @@ mod tests {
         assert!(e.contains("smtp.relay.retry_max_secs"), "{e}");
         let e = err(&relay("tls = \"none\"\nretries = 5\n"));
         assert!(e.contains("smtp.relay.retries"), "{e}");
+    }
+
+    #[test]
+    fn proxy_protocol_is_off_by_default_and_needs_proxy_from() {
+        let l = |extra: &str| {
+            format!(
+                "{MINIMAL}[listeners.imaps]\naddress = \"127.0.0.1\"\nport = 0\ntls = \"implicit\"\n{extra}"
+            )
+        };
+        let cfg = Config::parse(&l(""), "t").unwrap();
+        let imaps = cfg.listeners.imaps.unwrap();
+        assert!(!imaps.proxy_protocol && imaps.proxy_from.is_empty());
+        for (_, lc) in Config::embedded().listeners.all() {
+            assert!(!lc.proxy_protocol, "off in the embedded default");
+        }
+        let cfg = Config::parse(
+            &l("proxy_protocol = true\nproxy_from = [\"10.1.2.3/8\", \"::1\", \"192.0.2.7\"]\n"),
+            "t",
+        )
+        .unwrap();
+        let from: Vec<String> = cfg
+            .listeners
+            .imaps
+            .unwrap()
+            .proxy_from
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(from, ["10.0.0.0/8", "::1/128", "192.0.2.7/32"]);
+        let e = err(&l("proxy_protocol = true\n"));
+        assert!(
+            e.contains("listeners.imaps.proxy_from") && e.contains("required"),
+            "{e}"
+        );
+        let e = err(&l("proxy_protocol = true\nproxy_from = []\n"));
+        assert!(e.contains("listeners.imaps.proxy_from"), "{e}");
+        let e = err(&l("proxy_from = [\"10.0.0.0/8\"]\n"));
+        assert!(e.contains("listeners.imaps.proxy_from"), "{e}");
+        let e = err(&l(
+            "proxy_protocol = true\nproxy_from = [\"10.0.0.0/33\"]\n",
+        ));
+        assert!(e.contains("listeners.imaps.proxy_from"), "{e}");
+        let e = err(&l("proxy_protocol = true\nproxy_from = [\"lb.example\"]\n"));
+        assert!(
+            e.contains("listeners.imaps.proxy_from") && e.contains("lb.example"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -120,6 +120,20 @@ impl World {
         tls_mode: TlsMode,
         protocol: Arc<dyn Protocol>,
     ) -> u16 {
+        self.listen_proxied(accept, name, tls_mode, protocol, None)
+            .await
+    }
+
+    /// [`World::listen`] on a listener expecting a PROXY header from `proxy`'s
+    /// addresses (`None`: a direct listener).
+    pub async fn listen_proxied(
+        &self,
+        accept: &AcceptContext,
+        name: &'static str,
+        tls_mode: TlsMode,
+        protocol: Arc<dyn Protocol>,
+        proxy: Option<crate::net::ProxyPolicy>,
+    ) -> u16 {
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = socket.local_addr().unwrap().port();
         let bound = BoundListener {
@@ -128,6 +142,7 @@ impl World {
             socket,
             protocol,
             acceptor: self.acceptor.clone(),
+            proxy: proxy.map(Arc::new),
         };
         tokio::spawn(accept_loop(bound, accept.clone()));
         port

@@ -84,6 +84,8 @@ pub struct Metrics {
     sink_spool_bytes: Family<SinkLabel, Gauge>,
     connections: Family<ListenerLabel, Counter>,
     refused: Family<ListenerLabel, Counter>,
+    proxy_untrusted: Family<ListenerLabel, Counter>,
+    proxy_bad_header: Family<ListenerLabel, Counter>,
     sessions: Family<ListenerLabel, Gauge>,
     /// Recipients waiting in the outbound queue, set just before each scrape.
     pub queue_depth: Gauge,
@@ -119,6 +121,8 @@ impl Metrics {
             sink_spool_bytes: Family::default(),
             connections: Family::default(),
             refused: Family::default(),
+            proxy_untrusted: Family::default(),
+            proxy_bad_header: Family::default(),
             sessions: Family::default(),
             queue_depth: Gauge::default(),
             queue_oldest_age: Gauge::default(),
@@ -221,6 +225,16 @@ impl Metrics {
                 m.refused.clone(),
             );
             r.register(
+                "mailgate_listener_proxy_untrusted",
+                "Connections to a PROXY-protocol listener from an address not in proxy_from",
+                m.proxy_untrusted.clone(),
+            );
+            r.register(
+                "mailgate_listener_proxy_bad_header",
+                "Connections to a PROXY-protocol listener closed for a missing, malformed or late header",
+                m.proxy_bad_header.clone(),
+            );
+            r.register(
                 "mailgate_listener_sessions",
                 "Sessions running per listener",
                 m.sessions.clone(),
@@ -270,6 +284,8 @@ impl Metrics {
         ListenerStats {
             connections: self.connections.get_or_create(&l).clone(),
             refused: self.refused.get_or_create(&l).clone(),
+            proxy_untrusted: self.proxy_untrusted.get_or_create(&l).clone(),
+            proxy_bad_header: self.proxy_bad_header.get_or_create(&l).clone(),
             sessions: self.sessions.get_or_create(&l).clone(),
         }
     }

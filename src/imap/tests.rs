@@ -21,6 +21,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     imap: u16,
     imaps: u16,
+    /// IMAPS behind a load balancer at 127.0.0.1 (PROXY protocol).
+    imaps_lb: u16,
     ca: std::path::PathBuf,
     access: Arc<AccessEngine>,
     org: String,
@@ -52,10 +54,17 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
     let imap = w
         .listen(&accept, "imap", TlsMode::Starttls, service.clone())
         .await;
-    let imaps = w.listen(&accept, "imaps", TlsMode::Implicit, service).await;
+    let imaps = w
+        .listen(&accept, "imaps", TlsMode::Implicit, service.clone())
+        .await;
+    let lb = crate::net::ProxyPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]);
+    let imaps_lb = w
+        .listen_proxied(&accept, "imaps", TlsMode::Implicit, service, Some(lb))
+        .await;
     Fixture {
         imap,
         imaps,
+        imaps_lb,
         ca: w.ca,
         access: w.access,
         org: w.org,
@@ -1190,4 +1199,72 @@ async fn select_reports_recent_and_unseen_to_rev1_clients() {
     );
     let r = other.cmd("s2", "SELECT INBOX").await;
     assert!(!r.contains("RECENT") && !r.contains("UNSEEN"), "{r}");
+}
+
+/// Behind a load balancer, access rules and the audit trail see the client the
+/// PROXY header declares (v1 or v2, sent before the TLS ClientHello), not the
+/// balancer's address.
+#[tokio::test]
+async fn access_rules_and_audit_see_the_client_a_proxy_header_declares() {
+    let f = fixture().await;
+    let rule: AccessControlRuleInput = serde_json::from_value(serde_json::json!({
+        "Name": "no-imap-from-doc-net", "Effect": "DENY", "Description": "",
+        "IpRanges": ["203.0.113.0/24"], "Actions": ["IMAP"]
+    }))
+    .unwrap();
+    let (access, org) = (f.access.clone(), f.org.clone());
+    tokio::task::spawn_blocking(move || access.put_access_control_rule(&org, rule, 2).unwrap())
+        .await
+        .unwrap();
+    let v2_denied = [
+        &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"[..],
+        &[203, 0, 113, 7, 10, 0, 0, 1, 0x9c, 0x40, 0x03, 0xe1],
+    ]
+    .concat();
+    let login = async |header: &[u8]| {
+        let mut tcp = TcpStream::connect(("127.0.0.1", f.imaps_lb)).await.unwrap();
+        tcp.write_all(header).await.unwrap();
+        let mut c = Client {
+            io: BufReader::new(tls_upgrade(&f, tcp).await),
+        };
+        assert!(c.line().await.starts_with("* OK "));
+        c.cmd("L", &format!("LOGIN alice@acme.test {PASSWORD}"))
+            .await
+    };
+    let r = login(&v2_denied).await;
+    assert!(r.starts_with("L NO [AUTHENTICATIONFAILED]"), "{r}");
+    let r = login(b"PROXY TCP4 198.51.100.9 10.0.0.1 40001 993\r\n").await;
+    assert!(r.starts_with("L OK"), "{r}");
+    // The same rule does not touch the balancer's own address.
+    imaps(&f, Some("alice")).await;
+
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = f
+            .captured
+            .audit
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["log_type"] == "authentication")
+            .map(|e| {
+                (
+                    e["source_ip"].as_str().unwrap_or("").to_string(),
+                    e["auth_successful"].as_bool(),
+                )
+            })
+            .collect::<Vec<_>>();
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            ("203.0.113.7".to_string(), Some(false)),
+            ("198.51.100.9".to_string(), Some(true)),
+            ("127.0.0.1".to_string(), Some(true)),
+        ]
+    );
 }

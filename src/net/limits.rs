@@ -23,7 +23,9 @@ pub struct ConnLimits {
 #[derive(Debug)]
 pub struct ConnPermit {
     limits: Arc<ConnLimits>,
-    ip: IpAddr,
+    /// The source counted against the per-IP cap; `None` while only the total
+    /// is held (a PROXY listener waiting for the header that names the client).
+    ip: Option<IpAddr>,
 }
 
 impl ConnLimits {
@@ -42,30 +44,51 @@ impl ConnLimits {
     /// is reached (every attempt counts towards the rate).
     /// IPv4-mapped IPv6 sources count as their IPv4 address.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
-        let ip = ip.to_canonical();
-        if self.rate.check(ip).is_err() {
+        if self.rate.check(ip.to_canonical()).is_err() {
             return None;
         }
-        if self
-            .total
+        let permit = self.try_acquire_total()?;
+        self.count_ip(permit, ip)
+    }
+
+    /// Takes a slot against the total cap only: a connection from a trusted load
+    /// balancer, whose PROXY header has yet to name the client that the per-IP cap
+    /// and rate apply to (see [`ConnLimits::admit_client`]).
+    pub fn try_acquire_total(self: &Arc<Self>) -> Option<ConnPermit> {
+        self.total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_total).then_some(n + 1)
             })
-            .is_err()
-        {
+            .ok()?;
+        Some(ConnPermit {
+            limits: self.clone(),
+            ip: None,
+        })
+    }
+
+    /// Applies the per-IP rate and cap to the client a PROXY header named, on a
+    /// permit from [`ConnLimits::try_acquire_total`]; `None` (the slot freed) when
+    /// over either. A permit already counted for an IP is returned unchanged.
+    pub fn admit_client(self: &Arc<Self>, permit: ConnPermit, ip: IpAddr) -> Option<ConnPermit> {
+        if permit.ip.is_some() {
+            return Some(permit);
+        }
+        if self.rate.check(ip.to_canonical()).is_err() {
             return None;
         }
+        self.count_ip(permit, ip)
+    }
+
+    /// Counts a total-only permit against `ip`'s cap.
+    fn count_ip(&self, mut permit: ConnPermit, ip: IpAddr) -> Option<ConnPermit> {
+        let ip = ip.to_canonical();
         let mut count = self.per_ip.entry(ip).or_insert(0);
         if *count >= self.max_per_ip {
-            drop(count);
-            self.total.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
         *count += 1;
-        Some(ConnPermit {
-            limits: self.clone(),
-            ip,
-        })
+        permit.ip = Some(ip);
+        Some(permit)
     }
 
     /// Live connections.
@@ -76,10 +99,12 @@ impl ConnLimits {
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
-        self.limits.per_ip.remove_if_mut(&self.ip, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
+        if let Some(ip) = self.ip {
+            self.limits.per_ip.remove_if_mut(&ip, |_, n| {
+                *n -= 1;
+                *n == 0
+            });
+        }
         self.limits.total.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -112,6 +137,34 @@ mod tests {
         assert_eq!(limits.total(), 0);
         assert!(limits.per_ip.is_empty(), "no entries left behind");
     }
+    #[test]
+    fn a_total_only_slot_is_counted_per_ip_once_the_client_is_known() {
+        let limits = ConnLimits::new(3, 1, 0);
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let held = limits.try_acquire(client).unwrap();
+        // Two connections from one load balancer: neither counts against its own IP.
+        let a = limits.try_acquire_total().unwrap();
+        let b = limits.try_acquire_total().unwrap();
+        assert_eq!(limits.total(), 3);
+        assert!(
+            limits.try_acquire_total().is_none(),
+            "total cap still applies"
+        );
+        assert!(
+            limits.admit_client(a, client).is_none(),
+            "the named client is over its cap"
+        );
+        assert_eq!(limits.total(), 2, "the refused slot is freed");
+        let b = limits
+            .admit_client(b, "198.51.100.1".parse().unwrap())
+            .unwrap();
+        let b = limits.admit_client(b, client).unwrap();
+        assert_eq!(b.ip, Some("198.51.100.1".parse().unwrap()), "counted once");
+        drop((held, b));
+        assert_eq!(limits.total(), 0);
+        assert!(limits.per_ip.is_empty(), "no entries left behind");
+    }
+
     #[test]
     fn connection_rate_counts_attempts_even_after_release() {
         let limits = ConnLimits::new(100, 100, 2);

@@ -1,5 +1,6 @@
-//! Accept loops: admission against the limits, implicit TLS handshakes, and the
-//! hand-off of each connection to its protocol's session.
+//! Accept loops: admission against the limits, the PROXY header on listeners behind
+//! a load balancer, implicit TLS handshakes, and the hand-off of each connection to
+//! its protocol's session.
 //!
 //! Owns [`Stream`], [`Session`], the [`Protocol`] trait and the accept loop; knows
 //! nothing of any protocol or of where its metrics are rendered.
@@ -21,7 +22,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::limits::ConnLimits;
+use super::limits::{ConnLimits, ConnPermit};
+use super::proxy::{self, Declared, ProxyPolicy};
 use crate::config::{Limits, TlsMode};
 
 /// The transport under a [`Stream`].
@@ -148,9 +150,10 @@ impl AsyncWrite for Stream {
 pub struct Session {
     /// The client connection.
     pub stream: Stream,
-    /// The client's address.
+    /// The client's address: on a PROXY listener, the one the load balancer's
+    /// header declared (access rules, audit records, rate limits and logs use it).
     pub peer: SocketAddr,
-    /// The address the client connected to.
+    /// The address the client connected to (on a PROXY listener, as declared).
     pub local: SocketAddr,
     /// The listener's name (`imaps`, `submission`, ...).
     pub listener: &'static str,
@@ -183,6 +186,9 @@ pub struct BoundListener {
     pub protocol: Arc<dyn Protocol>,
     /// For implicit TLS and STARTTLS.
     pub acceptor: TlsAcceptor,
+    /// `proxy_protocol = true`: who may connect, each connection starting with a
+    /// PROXY header (`None`: clients connect directly).
+    pub proxy: Option<Arc<ProxyPolicy>>,
 }
 
 /// What every accept loop shares.
@@ -208,6 +214,11 @@ pub struct ListenerStats {
     pub connections: Counter,
     /// Connections refused by the connection limits.
     pub refused: Counter,
+    /// Connections to a PROXY listener from an address not in `proxy_from`.
+    pub proxy_untrusted: Counter,
+    /// Connections to a PROXY listener closed for a missing, malformed, oversized
+    /// or late header.
+    pub proxy_bad_header: Counter,
     /// Sessions running now.
     pub sessions: Gauge,
 }
@@ -236,6 +247,7 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         socket,
         protocol,
         acceptor,
+        proxy,
     } = bound;
     let stats = ctx.metrics.listener(name);
     loop {
@@ -253,24 +265,42 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         };
         let _ = tcp.set_nodelay(true);
         stats.connections.inc();
-        let Some(permit) = ctx.conn_limits.try_acquire(peer.ip()) else {
-            stats.refused.inc();
-            tracing::info!(listener = name, %peer, "connection refused: connection limit reached");
-            if tls_mode != TlsMode::Implicit {
-                let reply = protocol.busy_reply();
-                tokio::spawn(async move {
-                    let mut tcp = tcp;
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(2), tcp.write_all(reply)).await;
-                });
+        let permit = match &proxy {
+            // Postfix's smtpd_upstream_proxy_protocol and HAProxy's accept-proxy:
+            // a marked listener serves only its load balancers.
+            Some(policy) if !policy.allows(peer.ip()) => {
+                stats.proxy_untrusted.inc();
+                tracing::info!(listener = name, %peer, "connection refused: not in proxy_from");
+                continue;
             }
+            // The per-IP limits wait for the header to name the client.
+            Some(_) => ctx.conn_limits.try_acquire_total(),
+            None => ctx.conn_limits.try_acquire(peer.ip()),
+        };
+        let Some(permit) = permit else {
+            refuse_busy(&stats, name, peer, tls_mode, &*protocol, tcp);
             continue;
         };
         let local = tcp.local_addr().unwrap_or(peer);
         let (protocol, acceptor, ctx2) = (protocol.clone(), acceptor.clone(), ctx.clone());
-        let sessions = stats.sessions.clone();
+        let (stats2, proxied) = (stats.clone(), proxy.is_some());
         ctx.tracker.spawn(async move {
-            let _permit = permit;
+            let mut tcp = tcp;
+            let (mut peer, mut local, mut permit) = (peer, local, permit);
+            if proxied {
+                let Some(found) = take_proxy_header(&mut tcp, name, peer, &ctx2, &stats2).await
+                else {
+                    return;
+                };
+                (peer, local) = found.unwrap_or((peer, local));
+                let Some(admitted) = ctx2.conn_limits.admit_client(permit, peer.ip()) else {
+                    refuse_busy(&stats2, name, peer, tls_mode, &*protocol, tcp);
+                    return;
+                };
+                permit = admitted;
+            }
+            let _permit: ConnPermit = permit;
+            let sessions = stats2.sessions.clone();
             sessions.inc();
             let _running = SessionGauge(sessions);
             let plain = Stream::plain(tcp, ctx2.limits.idle_timeout());
@@ -303,4 +333,58 @@ pub async fn accept_loop(bound: BoundListener, ctx: AcceptContext) {
         });
     }
     tracing::debug!(listener = name, "accept loop stopped");
+}
+
+/// Turns away a connection over the limits: counted, logged, and told so when the
+/// protocol speaks first in plaintext (e.g. SMTP 421), never waiting long on it.
+fn refuse_busy(
+    stats: &ListenerStats,
+    name: &'static str,
+    peer: SocketAddr,
+    tls_mode: TlsMode,
+    protocol: &dyn Protocol,
+    tcp: TcpStream,
+) {
+    stats.refused.inc();
+    tracing::info!(listener = name, %peer, "connection refused: connection limit reached");
+    if tls_mode != TlsMode::Implicit {
+        let reply = protocol.busy_reply();
+        tokio::spawn(async move {
+            let mut tcp = tcp;
+            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(reply)).await;
+        });
+    }
+}
+
+/// Reads the PROXY header of a connection from a load balancer within the
+/// handshake timeout: `Some(Some((client, local)))` when it names the client,
+/// `Some(None)` when the connection's own addresses stand (LOCAL, UNKNOWN), `None`
+/// when the connection must close without a word (counted and logged).
+async fn take_proxy_header(
+    tcp: &mut TcpStream,
+    name: &'static str,
+    from: SocketAddr,
+    ctx: &AcceptContext,
+    stats: &ListenerStats,
+) -> Option<Option<(SocketAddr, SocketAddr)>> {
+    let error = match tokio::time::timeout(ctx.limits.handshake_timeout(), proxy::read_header(tcp))
+        .await
+    {
+        Ok(Ok(Declared::Proxied {
+            source,
+            destination,
+        })) => {
+            tracing::debug!(listener = name, proxy = %from, client = %source, "PROXY header");
+            return Some(Some((source, destination)));
+        }
+        Ok(Ok(Declared::Own)) => {
+            tracing::debug!(listener = name, proxy = %from, "PROXY header without a client (LOCAL or UNKNOWN)");
+            return Some(None);
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no complete PROXY header within limits.handshake_timeout_secs".to_string(),
+    };
+    stats.proxy_bad_header.inc();
+    tracing::info!(listener = name, proxy = %from, error, "connection closed: PROXY header");
+    None
 }

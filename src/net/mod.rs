@@ -1,6 +1,7 @@
 //! The transport floor under every protocol: client connections (plain or TLS, with
-//! the idle autologout), admission against the connection limits and rates, accept
-//! loops that hand each connection to its protocol's session, and the HTTP layer
+//! the idle autologout), admission against the connection limits and rates, the
+//! PROXY protocol header from a load balancer (`net::proxy`), accept loops that
+//! hand each connection to its protocol's session, and the HTTP layer
 //! (`net::http`) that the admin API and EWS plug into.
 //!
 //! A leaf: `net` may import only `config`, `tls`, std and crates. It must never
@@ -11,6 +12,7 @@
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod proxy;
 pub mod rate;
 
 pub use limits::{ConnLimits, ConnPermit};
@@ -18,6 +20,7 @@ pub use listener::{
     AcceptContext, BoundListener, ListenerMetrics, ListenerStats, Protocol, Session, Stream,
     accept_loop,
 };
+pub use proxy::ProxyPolicy;
 pub use rate::RateLimiter;
 
 use std::future::Future;

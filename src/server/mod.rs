@@ -387,6 +387,9 @@ async fn bind_listeners(
             socket,
             protocol,
             acceptor: TlsAcceptor::from(tls::server_config(shared.resolver.clone(), alpn)),
+            proxy: lc
+                .proxy_protocol
+                .then(|| Arc::new(crate::net::ProxyPolicy::new(lc.proxy_from.clone()))),
         });
     }
     Ok((bound, ports, background))

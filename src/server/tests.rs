@@ -34,6 +34,8 @@ fn enable(cfg: &mut Config, name: &str, port: u16, tls: TlsMode) {
         address: "127.0.0.1".parse().unwrap(),
         port,
         tls,
+        proxy_protocol: false,
+        proxy_from: Vec::new(),
     });
 }
 
@@ -354,6 +356,8 @@ async fn oversized_bodies_get_413_from_the_router() {
         address: "127.0.0.1".parse().unwrap(),
         port: 0,
         tls: TlsMode::Implicit,
+        proxy_protocol: false,
+        proxy_from: Vec::new(),
     });
     let daemon = Daemon::start(cfg, None).await.unwrap();
     let opts = crate::admin::client::ClientOptions {

@@ -22,6 +22,8 @@ pub(super) use crate::test_harness::PASSWORD;
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
     pub(super) mx: u16,
+    /// MX behind a load balancer at 127.0.0.1 (PROXY protocol).
+    mx_lb: u16,
     pub(super) submissions: u16,
     pub(super) ca: std::path::PathBuf,
     pub(super) store: Arc<dyn Backend>,
@@ -103,8 +105,19 @@ async fn build_fixture(limits: SmtpLimits, relay: bool, dns: &str) -> Fixture {
             service(Flavor::Submissions),
         )
         .await;
+    let lb = crate::net::ProxyPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]);
+    let mx_lb = w
+        .listen_proxied(
+            &accept,
+            "smtp",
+            TlsMode::Starttls,
+            service(Flavor::Mx),
+            Some(lb),
+        )
+        .await;
     Fixture {
         mx,
+        mx_lb,
         submissions,
         ca: w.ca,
         store: w.store,
@@ -1180,4 +1193,49 @@ async fn suspended_enforcement_delivers_and_only_reports() {
         named(&events, "MAILBOX_EMAIL_DELIVERED")[0]["event"]["folder"],
         "Inbox"
     );
+}
+
+/// Behind a load balancer the PROXY header's client is the one in the Received
+/// trace (and everything else that uses the peer), whether v1 or v2.
+#[tokio::test]
+async fn behind_a_load_balancer_the_declared_client_is_received_from() {
+    let f = fixture().await;
+    let v2 = [
+        &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"[..],
+        &[192, 0, 2, 66, 10, 0, 0, 1, 0x9c, 0x40, 0, 25],
+    ]
+    .concat();
+    for header in [b"PROXY TCP4 192.0.2.55 10.0.0.1 40000 25\r\n".to_vec(), v2] {
+        let mut tcp = TcpStream::connect(("127.0.0.1", f.mx_lb)).await.unwrap();
+        tcp.write_all(&header).await.unwrap();
+        let mut c = Client::new(tcp);
+        assert!(c.reply().await.starts_with("220 mx.acme.test ESMTP"));
+        assert!(c.cmd("EHLO client.test").await.contains("250 "));
+        assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250"));
+        assert!(c.cmd("RCPT TO:<bob@acme.test>").await.starts_with("250"));
+        assert!(c.cmd("DATA").await.starts_with("354 "));
+        let r = c.cmd(&format!("{MESSAGE}.")).await;
+        assert!(r.starts_with("250 2.0.0"), "{r}");
+    }
+    let got = inbox(&f, &f.bob, FolderKind::Inbox).await;
+    assert_eq!(got.len(), 2);
+    for (m, client) in got.iter().zip(["192.0.2.55", "192.0.2.66"]) {
+        let text = String::from_utf8_lossy(m);
+        assert!(
+            text.contains(&format!("Received: from client.test ([{client}])")),
+            "{text}"
+        );
+    }
+    // The same listener closes a connection that skips the header, unanswered
+    // (a reset, since the client's bytes were left unread, or a plain close).
+    let mut tcp = TcpStream::connect(("127.0.0.1", f.mx_lb)).await.unwrap();
+    tcp.write_all(b"EHLO client.test\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut got),
+    )
+    .await
+    .expect("closed in time");
+    assert_eq!(got, b"", "no greeting");
 }

@@ -45,7 +45,7 @@ _dmarc.fail.test. TXT "v=DMARC1; p=quarantine"
 """
 
 
-def _config(data_dir, records, extra=""):
+def _config(data_dir, records, extra="", listener_extra=None):
     return (
         (
             "[server]\n"
@@ -55,6 +55,7 @@ def _config(data_dir, records, extra=""):
         )
         + "".join(
             f'[listeners.{name}]\naddress = "127.0.0.1"\nport = 0\ntls = "{tls}"\n'
+            + (listener_extra or {}).get(name, "")
             for name, tls in [
                 ("https", "implicit"),
                 ("smtp", "starttls"),
@@ -70,9 +71,10 @@ def _config(data_dir, records, extra=""):
     )
 
 
-def start_daemon(root, extra=""):
+def start_daemon(root, extra="", listener_extra=None):
     """Starts `$MAILGATE_BIN serve` in `root` with the test listeners plus `extra`
-    config, waits for data/run/ports.json and returns the Daemon."""
+    config (and `listener_extra[name]` lines in a listener's table), waits for
+    data/run/ports.json and returns the Daemon."""
     binary = os.environ.get("MAILGATE_BIN")
     if not binary:
         pytest.skip("MAILGATE_BIN is not set")
@@ -80,7 +82,7 @@ def start_daemon(root, extra=""):
     cfg = root / "mailgate.toml"
     records = root / "dns-records.txt"
     records.write_text(DNS_RECORDS)
-    cfg.write_text(_config(data, records, extra))
+    cfg.write_text(_config(data, records, extra, listener_extra))
     log = open(root / "stderr.log", "wb")
     proc = subprocess.Popen(
         [binary, "serve", "--config", str(cfg)],
