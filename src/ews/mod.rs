@@ -17,6 +17,7 @@ pub mod autodiscover;
 pub mod codes;
 pub mod context;
 pub mod envelope;
+pub mod feed;
 pub mod folders;
 pub mod ids;
 pub mod item;

@@ -91,6 +91,8 @@ pub enum Unusable {
 #[derive(Default)]
 pub struct Subscriptions {
     live: DashMap<String, Mutex<Subscription>>,
+    /// The recent feeds of the mailboxes they watch, shared among them.
+    feeds: super::feed::Feeds,
 }
 
 impl Subscriptions {
@@ -142,12 +144,18 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Drops expired subscriptions.
+    /// Drops expired subscriptions (and the feeds no one reads any more).
     pub fn expire(&self) {
         self.live.retain(|_, s| {
             s.get_mut()
                 .is_ok_and(|s| s.last_used.elapsed() <= s.timeout)
         });
+        self.feeds.prune();
+    }
+
+    /// The shared recent feed of `mailbox`, for reading a subscription's events.
+    pub fn feed(&self, mailbox: &str) -> super::feed::Feed {
+        self.feeds.feed(mailbox)
     }
 
     /// How many are live (for metrics and tests).

@@ -21,6 +21,7 @@ use crate::events::audit::MailboxAction;
 use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::envelope;
+use crate::ews::feed::{self, Feed};
 use crate::ews::ids::EwsId;
 use crate::ews::item::xsd_datetime;
 use crate::ews::subscriptions::{
@@ -154,25 +155,31 @@ async fn new_subscription(
 }
 
 /// The events after a subscription's watermark (at most one batch), the new
-/// watermark, and whether more are waiting.
+/// watermark, and whether more are waiting; read through the mailbox's shared
+/// feed.
 async fn pending(
-    ctx_store: &Arc<dyn crate::store::Backend>,
+    store: &Arc<dyn crate::store::Backend>,
+    feed: &Feed,
     sub: &Subscription,
 ) -> (Vec<Event>, i64, bool) {
-    let changes = ctx_store
-        .changes_since(&sub.mailbox, sub.watermark, EVENT_BATCH)
-        .await
-        .unwrap_or_default();
-    let more = changes.len() == EVENT_BATCH;
-    let last = changes.last().map(|c| c.seq).unwrap_or(sub.watermark);
-    let folders = ctx_store.folders(&sub.mailbox).await.unwrap_or_default();
-    let folder_item = |id: i64| {
-        folders
-            .iter()
-            .find(|f| f.id == id)
-            .map(|f| f.item_id.clone())
-    };
-    (events_for(sub, &changes, &folder_item), last, more)
+    let read = feed::read(
+        feed,
+        store,
+        &sub.mailbox,
+        sub.watermark,
+        EVENT_BATCH,
+        |changes, folders| {
+            let folder_item = |id: i64| {
+                folders
+                    .iter()
+                    .find(|f| f.id == id)
+                    .map(|f| f.item_id.clone())
+            };
+            events_for(sub, changes, &folder_item)
+        },
+    )
+    .await;
+    (read.answer, read.last, read.more)
 }
 
 fn write_event(x: &mut Xml, e: &Event, mailbox: &str) {
@@ -224,7 +231,8 @@ pub async fn get_events(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         sub.watermark = w;
     }
     let previous = sub.watermark;
-    let (events, last, more) = pending(&ctx.ews.store, &sub).await;
+    let feed = ctx.ews.subscriptions.feed(&sub.mailbox);
+    let (events, last, more) = pending(&ctx.ews.store, &feed, &sub).await;
     ctx.ews.subscriptions.advance(id, last);
     let x = reply.ok();
     x.open("m:Notification", &[]);
@@ -333,6 +341,10 @@ pub async fn get_streaming_events(ctx: Context<'_>, op: &Element) -> Answer {
             })
         })
         .collect();
+    let feeds: Vec<Feed> = subs
+        .iter()
+        .map(|s| ews.subscriptions.feed(&s.mailbox))
+        .collect();
     let (ip, who, user_agent) = (ctx.ip, ctx.who, ctx.user_agent);
     tokio::spawn(async move {
         let ews_task = ews;
@@ -350,8 +362,8 @@ pub async fn get_streaming_events(ctx: Context<'_>, op: &Element) -> Answer {
                 woken = false;
                 let mut batches = Vec::new();
                 let mut more = false;
-                for sub in &mut subs {
-                    let (events, last, more_here) = pending(&ews_task.store, sub).await;
+                for (sub, feed) in subs.iter_mut().zip(&feeds) {
+                    let (events, last, more_here) = pending(&ews_task.store, feed, sub).await;
                     sub.watermark = last;
                     ews_task.subscriptions.advance(&sub.id, last);
                     more |= more_here;
