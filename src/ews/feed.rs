@@ -76,20 +76,17 @@ pub async fn read<T>(
     limit: usize,
     f: impl FnOnce(&[Change], &[Folder]) -> T,
 ) -> Read<T> {
-    let latest = *store.watch(&mailbox.to_string()).borrow();
+    let latest = *store.watch(mailbox).borrow();
     let mut r = feed.lock().await;
     let behind = r.span.is_none_or(|(from, _)| after < from);
     if behind && r.span.is_some() {
         // Older than what is shared: read for this subscriber alone.
         drop(r);
         let changes = store
-            .changes_since(&mailbox.to_string(), after, limit)
+            .changes_since(mailbox, after, limit)
             .await
             .unwrap_or_default();
-        let folders = store
-            .folders(&mailbox.to_string())
-            .await
-            .unwrap_or_default();
+        let folders = store.folders(mailbox).await.unwrap_or_default();
         let last = changes.last().map_or(after, |c| c.seq);
         let more = changes.len() == limit || last < latest;
         return Read {
@@ -102,10 +99,10 @@ pub async fn read<T>(
     if behind || latest > upto || (!r.complete && after >= upto) {
         let start = if behind { after } else { upto };
         let fresh = store
-            .changes_since(&mailbox.to_string(), start, limit)
+            .changes_since(mailbox, start, limit)
             .await
             .unwrap_or_default();
-        if let Ok(folders) = store.folders(&mailbox.to_string()).await {
+        if let Ok(folders) = store.folders(mailbox).await {
             r.folders = folders;
         }
         r.complete = fresh.len() < limit;
