@@ -422,6 +422,14 @@ pub trait Store: Send + Sync {
     ) -> Result<std::result::Result<Stored, Refused>>;
     /// Metadata of messages with `first <= uid <= last`, ascending.
     async fn messages(&self, folder_id: i64, first: u32, last: u32) -> Result<Vec<MessageMeta>>;
+    /// One page of a folder, newest first (internal date, then UID, descending):
+    /// how EWS lists a folder without a sort, read without the rest of the folder.
+    async fn messages_newest_first(
+        &self,
+        folder_id: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageMeta>>;
     /// UIDs of the messages in a folder whose internal date is before `before_ms`
     /// (strictly), ascending, at most `limit`: how the retention sweeper finds
     /// expired items a bounded batch at a time, without reading the folder.

@@ -315,6 +315,18 @@ struct Candidate {
     props: Option<ItemProps>,
 }
 
+impl Candidate {
+    /// A message nothing was read of beyond its metadata.
+    fn bare(meta: MessageMeta) -> Candidate {
+        Candidate {
+            meta,
+            summary: None,
+            body: None,
+            props: None,
+        }
+    }
+}
+
 /// FindItem over each parent folder.
 pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     let shape = Shape::parse(op.child("ItemShape"));
@@ -347,26 +359,59 @@ pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
                 continue;
             }
         };
-        let metas = match (&folder.store, associated || calendar_view) {
-            (Some(f), false) => match ctx.ews.store.messages(f.id, 1, u32::MAX).await {
-                Ok(m) => m,
-                Err(_) => {
-                    reply.fail(ResponseCode::ErrorFolderNotFound);
-                    continue;
+        // Associated items and calendar views list nothing here.
+        let listed = folder
+            .store
+            .as_ref()
+            .filter(|_| !associated && !calendar_view);
+        let (page, offset, total) = match listed {
+            // Unfiltered and unsorted (newest first): only the page is read.
+            Some(f) if restriction.is_none() && sort.is_empty() => {
+                let total = f.messages as usize;
+                let (offset, max) = paging(op, total);
+                let limit = max.min(total);
+                match ctx
+                    .ews
+                    .store
+                    .messages_newest_first(f.id, offset, limit)
+                    .await
+                {
+                    Ok(metas) => (
+                        metas.into_iter().map(Candidate::bare).collect(),
+                        offset,
+                        total,
+                    ),
+                    Err(_) => {
+                        reply.fail(ResponseCode::ErrorFolderNotFound);
+                        continue;
+                    }
                 }
-            },
-            _ => Vec::new(),
-        };
-        let found = match select(ctx, metas, restriction.as_ref(), &sort).await {
-            Ok(found) => found,
-            Err(code) => {
-                reply.error(code, "The restriction or sort would read more messages than one request may; narrow the query.");
-                continue;
+            }
+            _ => {
+                let metas = match listed {
+                    Some(f) => match ctx.ews.store.messages(f.id, 1, u32::MAX).await {
+                        Ok(m) => m,
+                        Err(_) => {
+                            reply.fail(ResponseCode::ErrorFolderNotFound);
+                            continue;
+                        }
+                    },
+                    None => Vec::new(),
+                };
+                let found = match select(ctx, metas, restriction.as_ref(), &sort).await {
+                    Ok(found) => found,
+                    Err(code) => {
+                        reply.error(code, "The restriction or sort would read more messages than one request may; narrow the query.");
+                        continue;
+                    }
+                };
+                let total = found.len();
+                let (offset, max) = paging(op, total);
+                let page: Vec<Candidate> = found.into_iter().skip(offset).take(max).collect();
+                (page, offset, total)
             }
         };
-        let (offset, max) = paging(op, found.len());
-        let page: Vec<&Candidate> = found.iter().skip(offset).take(max).collect();
-        let attrs = root_folder_attrs(offset, page.len(), found.len());
+        let attrs = root_folder_attrs(offset, page.len(), total);
         let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let x = reply.ok();
         x.open("m:RootFolder", &attrs);

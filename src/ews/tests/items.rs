@@ -55,6 +55,65 @@ async fn find_item_pages_sorts_and_filters() {
     assert_eq!(subjects.len(), 10);
     assert_eq!(subjects[0], "note 11", "newest first");
 
+    // Without a sort or restriction only the page is read: the same answers.
+    let unsorted = |view: &str| {
+        let sorted_start = FIND_INBOX.find("<m:IndexedPageItemView").unwrap();
+        let sorted_end = FIND_INBOX.find("<m:ParentFolderIds>").unwrap();
+        format!(
+            "{}{view}{}",
+            &FIND_INBOX[..sorted_start],
+            &FIND_INBOX[sorted_end..]
+        )
+    };
+    let page = |root: &Element| {
+        let rf = messages(root, "FindItem")[0].child("RootFolder").unwrap();
+        let subjects: Vec<String> = rf
+            .child("Items")
+            .unwrap()
+            .children
+            .iter()
+            .map(|m| m.child_text("Subject").unwrap().to_string())
+            .collect();
+        let attr = |k| rf.attr(k).unwrap_or("").to_string();
+        (
+            subjects,
+            attr("TotalItemsInView"),
+            attr("IncludesLastItemInRange"),
+        )
+    };
+    let views = [
+        (
+            r#"<m:IndexedPageItemView MaxEntriesReturned="4" Offset="3" BasePoint="Beginning"/>"#,
+            8..=11,
+            "false",
+        ),
+        (
+            r#"<m:IndexedPageItemView MaxEntriesReturned="2" Offset="0" BasePoint="End"/>"#,
+            0..=1,
+            "true",
+        ),
+        (
+            r#"<m:FractionalPageItemView MaxEntriesReturned="100" Numerator="1" Denominator="2"/>"#,
+            0..=5,
+            "true",
+        ),
+        ("", 0..=11, "true"),
+    ];
+    for (view, notes, last) in views {
+        let want: Vec<String> = notes.rev().map(|i| format!("note {i:02}")).collect();
+        let got = page(&f.call(&unsorted(view)).await);
+        let want_first = if view.contains("Offset=\"3\"") {
+            (3..7).map(|i| format!("note {:02}", 11 - i)).collect()
+        } else {
+            want
+        };
+        assert_eq!(
+            got,
+            (want_first, "12".to_string(), last.to_string()),
+            "{view}"
+        );
+    }
+
     let filtered = FIND_INBOX.replace("<m:ParentFolderIds>", r#"<m:Restriction><t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase"><t:FieldURI FieldURI="item:Subject"/><t:Constant Value="NOTE 0"/></t:Contains></m:Restriction><m:ParentFolderIds>"#);
     let root = f.call(&filtered).await;
     let rf = messages(&root, "FindItem")[0].child("RootFolder").unwrap();

@@ -524,3 +524,31 @@ pub async fn item_properties_live_and_die_with_their_item(ctx: Ctx) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+pub async fn a_folder_is_paged_newest_first(ctx: Ctx) {
+    let store = ctx.store.clone();
+    store.create_mailbox("u", 1 << 20).await.unwrap();
+    let inbox_f = folder(&store, "u", FolderKind::Inbox).await;
+    // Dates out of arrival order, with ties (broken by the higher UID first).
+    for date in [30, 10, 30, 20, 10, 40] {
+        let target = Target {
+            folder: FolderRef::Id(inbox_f.id),
+            flags: vec![],
+            properties: Vec::new(),
+        };
+        store
+            .deliver(std::sync::Arc::from(&b"x"[..]), date, vec![target])
+            .await
+            .unwrap();
+    }
+    let uids = |m: Vec<MessageMeta>| m.into_iter().map(|m| m.uid).collect::<Vec<_>>();
+    let page = |o, l| {
+        let store = store.clone();
+        async move { uids(store.messages_newest_first(inbox_f.id, o, l).await.unwrap()) }
+    };
+    assert_eq!(page(0, 100).await, [6, 3, 1, 4, 5, 2]);
+    assert_eq!(page(1, 2).await, [3, 1]);
+    assert_eq!(page(5, 10).await, [2]);
+    assert!(page(6, 10).await.is_empty());
+    assert!(page(0, 0).await.is_empty());
+}

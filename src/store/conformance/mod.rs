@@ -213,6 +213,7 @@ macro_rules! backend_suite {
                 items::a_message_change_key_changes_on_flags_copy_and_move,
                 items::a_folder_change_key_changes_with_its_contents_and_properties,
                 items::item_properties_live_and_die_with_their_item,
+                items::a_folder_is_paged_newest_first,
                 moves::copy_keeps_flags_shares_bodies_and_charges_quota,
                 moves::move_across_mailboxes_expunges_and_moves_quota,
                 moves::move_within_a_full_mailbox_is_allowed,

@@ -304,6 +304,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn messages_newest_first(
+        &self,
+        folder_id: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageMeta>> {
+        self.read(move |c| ops::messages_newest_first(c, folder_id, offset, limit))
+            .await
+    }
+
     async fn bodies(&self, body_ids: Vec<i64>) -> Result<Vec<Option<Vec<u8>>>> {
         self.read(move |c| ops::bodies(c, &body_ids)).await
     }

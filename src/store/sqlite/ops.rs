@@ -436,6 +436,24 @@ pub(super) fn uids_dated_before(
     Ok(rows.collect::<rusqlite::Result<Vec<u32>>>()?)
 }
 
+/// A page of a folder newest first, from index `messages_dated`.
+pub(super) fn messages_newest_first(
+    c: &Connection,
+    folder_id: i64,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<MessageMeta>> {
+    let mut st = c.prepare_cached(
+        "SELECT uid, modseq, flags, internal_date, size, body_id, item_id FROM messages
+         WHERE folder_id = ?1 ORDER BY internal_date DESC, uid DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = st.query_map(params![folder_id, n(limit), n(offset)], |r| {
+        meta_from_row(r, 0)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Bodies in the order asked, read in one transaction so that the batch is one
 /// snapshot.
 pub(super) fn bodies(c: &Connection, body_ids: &[i64]) -> Result<Vec<Option<Vec<u8>>>> {
