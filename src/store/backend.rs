@@ -48,6 +48,11 @@ pub struct WriterStats {
 pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
     match config.store.backend {
         StoreBackend::Sqlite => open_embedded(&config.data_path(&config.store.path)),
+        // Refused until the queue, directory, access rules, tags and outbox are
+        // in PostgreSQL too: no daemon runs on half a backend (issue 19).
+        StoreBackend::Postgres => Err(super::postgres::unsupported(
+            "a daemon on PostgreSQL (the outbound queue, directory, access rules, tags and event outbox)",
+        )),
     }
 }
 
