@@ -21,7 +21,7 @@ mod schema;
 pub(crate) mod testing;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ use tokio_postgres::error::SqlState;
 
 use super::queue::{DueMessage, NewOutbound, OutboundQueue};
 use super::{
-    Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, FlagOp, FlagOutcome, Folder,
+    Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp, FlagOutcome, Folder,
     ItemChange, MailboxId, MessageMeta, NewMessage, Outbox, OutboxEvent, OutboxRow, Property,
     Quota, Refused, Result, Store, StoreError, Stored, Tag, Tags, Target, WriterStats,
 };
@@ -131,6 +131,9 @@ pub struct Settings {
 pub struct PgStore {
     pool: Pool,
     stats: WriterStats,
+    /// Writes announced ([`Store::expect_write`]) and not yet submitted; kept for
+    /// the contract, PostgreSQL's group commit does not wait for them.
+    announced: Arc<AtomicUsize>,
     watchers: Arc<DashMap<String, watch::Sender<i64>>>,
 }
 
@@ -214,6 +217,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             stats: WriterStats::default(),
+            announced: Arc::new(AtomicUsize::new(0)),
             watchers: Arc::new(DashMap::new()),
         })
     }
@@ -272,12 +276,16 @@ impl Backend for PgStore {
     }
 
     fn announced_writes(&self) -> usize {
-        0
+        self.announced.load(Ordering::Relaxed)
     }
 }
 
 #[async_trait]
 impl Store for PgStore {
+    fn expect_write(&self) -> ExpectedWrite {
+        ExpectedWrite::counted_in(self.announced.clone())
+    }
+
     async fn create_mailbox(&self, mailbox: &MailboxId, quota_bytes: u64) -> Result<()> {
         write_tx!(self, |tx| ops::create_mailbox(&tx, mailbox, quota_bytes))
     }

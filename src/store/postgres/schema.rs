@@ -83,7 +83,7 @@ CREATE TABLE item_props (
 -- Each folder's message and unseen counts, kept by a trigger so reading a
 -- folder never counts its messages (as SQLite's schema 11 does).
 CREATE FUNCTION unseen(flags TEXT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS
-    $$ SELECT CASE WHEN (' ' || flags || ' ') ILIKE '% \Seen %' THEN 0 ELSE 1 END $$;
+    $$ SELECT CASE WHEN position(' \seen ' IN lower(' ' || flags || ' ')) > 0 THEN 0 ELSE 1 END $$;
 CREATE FUNCTION messages_count() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
