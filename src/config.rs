@@ -1039,6 +1039,28 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_store_needs_a_postgres_url_and_a_sane_pool() {
+        let with = |store: &str| {
+            let text = EMBEDDED_DEFAULT.replace("backend = \"sqlite\"", store);
+            Config::parse(&text, "t")
+        };
+        let cfg =
+            with("backend = \"postgres\"\nurl = \"postgres://mg@127.0.0.1/mail\"\npool_size = 4")
+                .unwrap();
+        assert_eq!(cfg.store.backend, StoreBackend::Postgres);
+        assert_eq!(cfg.store.pool_size, 4);
+        for bad in [
+            "backend = \"postgres\"",
+            "backend = \"postgres\"\nurl = \"mysql://x/y\"",
+            "backend = \"sqlite\"\npool_size = 0",
+            "backend = \"postgres\"\nurl = \"postgres://h/d\"\npool_size = 1001",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("store."), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_table() {
         let e = err(&format!("{MINIMAL}[limits]\nmax_conections = 5\n"));
         assert!(e.contains("limits.max_conections"), "{e}");

@@ -61,3 +61,20 @@ pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
 pub fn open_embedded(path: &Path) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(super::sqlite::SqliteStore::open(path)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_store_is_refused_until_complete() {
+        let mut config = Config::embedded();
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url = Some("postgres://mg@127.0.0.1:1/mail".into());
+        let e = open(&config).err().expect("refused").to_string();
+        assert!(
+            e.contains("not yet supported by the postgres backend"),
+            "{e}"
+        );
+    }
+}

@@ -33,9 +33,10 @@ use tokio_postgres::error::SqlState;
 
 use super::queue::{DueMessage, NewOutbound, OutboundQueue};
 use super::{
-    Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp, FlagOutcome, Folder,
-    ItemChange, MailboxId, MessageMeta, NewMessage, Outbox, OutboxEvent, OutboxRow, Property,
-    Quota, Refused, Result, Store, StoreError, Stored, Tag, Tags, Target, WriterStats,
+    Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp,
+    FlagOutcome, Folder, ItemChange, MailboxId, MessageMeta, NewMessage, Outbox, OutboxEvent,
+    OutboxRow, Property, Quota, Refused, Result, Store, StoreError, Stored, Tag, Tags, Target,
+    WriterStats,
 };
 use crate::access::{AccessBackend, AccessError};
 use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordOp};
@@ -105,7 +106,9 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
 /// The error of a part of [`Backend`] this backend does not have yet: never a
 /// silent stub.
 pub(crate) fn unsupported(what: &str) -> StoreError {
-    StoreError::Io(format!("{what} is not yet supported by the postgres backend"))
+    StoreError::Io(format!(
+        "{what} is not yet supported by the postgres backend"
+    ))
 }
 
 /// Times a transaction is run again after a serialization failure or deadlock.
@@ -420,7 +423,9 @@ impl Store for PgStore {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<Change>> {
-        read_tx!(self, |tx| ops::changes_since(&tx, mailbox, after_seq, limit))
+        read_tx!(self, |tx| ops::changes_since(
+            &tx, mailbox, after_seq, limit
+        ))
     }
 
     async fn expunged_since(
@@ -540,7 +545,12 @@ impl OutboundQueue for PgStore {
         Err(unsupported("the outbound queue"))
     }
 
-    async fn defer_recipient(&self, _recipient_id: i64, _next_ms: i64, _error: String) -> Result<()> {
+    async fn defer_recipient(
+        &self,
+        _recipient_id: i64,
+        _next_ms: i64,
+        _error: String,
+    ) -> Result<()> {
         Err(unsupported("the outbound queue"))
     }
 
@@ -584,21 +594,29 @@ impl Tags for PgStore {
 
 impl DirectoryBackend for PgStore {
     fn load_all(&self) -> std::result::Result<Vec<Record>, DirectoryError> {
-        Err(DirectoryError::Backend(unsupported("the directory").to_string()))
+        Err(DirectoryError::Backend(
+            unsupported("the directory").to_string(),
+        ))
     }
 
     fn apply(&self, _ops: Vec<RecordOp>) -> std::result::Result<(), DirectoryError> {
-        Err(DirectoryError::Backend(unsupported("the directory").to_string()))
+        Err(DirectoryError::Backend(
+            unsupported("the directory").to_string(),
+        ))
     }
 }
 
 impl AccessBackend for PgStore {
     fn load_all(&self) -> std::result::Result<Vec<(String, String)>, AccessError> {
-        Err(AccessError::Backend(unsupported("access rules").to_string()))
+        Err(AccessError::Backend(
+            unsupported("access rules").to_string(),
+        ))
     }
 
     fn save(&self, _org: &str, _json: &str) -> std::result::Result<(), AccessError> {
-        Err(AccessError::Backend(unsupported("access rules").to_string()))
+        Err(AccessError::Backend(
+            unsupported("access rules").to_string(),
+        ))
     }
 }
 
@@ -620,7 +638,10 @@ mod tests {
     fn backoff_is_jittered_and_capped() {
         for attempt in 1..20 {
             let d = backoff(attempt);
-            assert!(d >= Duration::from_millis(1) && d <= Duration::from_millis(256), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(1) && d <= Duration::from_millis(256),
+                "{d:?}"
+            );
         }
     }
 
@@ -637,6 +658,12 @@ mod tests {
     #[test]
     fn unsupported_parts_say_so() {
         let e = unsupported("the outbound queue").to_string();
-        assert!(e.contains("not yet supported by the postgres backend"), "{e}");
+        assert!(
+            e.contains("not yet supported by the postgres backend"),
+            "{e}"
+        );
     }
 }
+
+#[cfg(test)]
+mod store_tests;

@@ -73,7 +73,8 @@ fn flags_from_text(text: &str) -> Vec<String> {
 
 /// A stored counter as a UID or UIDVALIDITY; `Io` if it left the 32-bit range.
 fn u32_of(v: i64) -> Op<u32> {
-    u32::try_from(v).map_err(|_| OpError::Store(StoreError::Io(format!("counter {v} out of range"))))
+    u32::try_from(v)
+        .map_err(|_| OpError::Store(StoreError::Io(format!("counter {v} out of range"))))
 }
 
 /// Locks the rows of `mailboxes` (those that exist) in ascending id order: the
@@ -94,9 +95,13 @@ pub(super) async fn lock_mailboxes(tx: &Tx<'_>, mailboxes: &[String]) -> Op<Vec<
 
 /// The mailbox of a folder, read without a lock (a folder never changes mailbox).
 async fn mailbox_of(tx: &Tx<'_>, folder_id: i64) -> Op<Option<String>> {
-    Ok(query_opt(tx, "SELECT mailbox_id FROM folders WHERE id = $1", &[&folder_id])
-        .await?
-        .map(|r| r.get(0)))
+    Ok(query_opt(
+        tx,
+        "SELECT mailbox_id FROM folders WHERE id = $1",
+        &[&folder_id],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 /// Locks a folder's mailbox, then reads the folder: `NotFound` if it is gone.
@@ -172,13 +177,22 @@ async fn insert_folder(
     Ok((row.get(0), item_id))
 }
 
-pub(super) async fn create_mailbox(tx: &Tx<'_>, mailbox: &str, quota_bytes: u64) -> Op<((), Touched)> {
+pub(super) async fn create_mailbox(
+    tx: &Tx<'_>,
+    mailbox: &str,
+    quota_bytes: u64,
+) -> Op<((), Touched)> {
     let seed = (now_ms() / 1000).clamp(1, u32::MAX as i64 / 2);
     let inserted = execute(
         tx,
         "INSERT INTO mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms)
          VALUES ($1, $2, 0, $3, $4) ON CONFLICT (id) DO NOTHING",
-        &[&mailbox, &(quota_bytes.min(i64::MAX as u64) as i64), &seed, &now_ms()],
+        &[
+            &mailbox,
+            &(quota_bytes.min(i64::MAX as u64) as i64),
+            &seed,
+            &now_ms(),
+        ],
     )
     .await?;
     if inserted == 0 {
@@ -190,7 +204,8 @@ pub(super) async fn create_mailbox(tx: &Tx<'_>, mailbox: &str, quota_bytes: u64)
     Ok(((), vec![]))
 }
 
-const FOLDER_COLUMNS: &str = "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
+const FOLDER_COLUMNS: &str =
+    "f.id, f.mailbox_id, f.name, f.kind, f.folder_class, f.uidvalidity, f.uidnext,
     f.highest_modseq, f.subscribed, f.item_id, f.change_counter, f.message_count, f.unseen_count";
 
 fn folder_from_row(r: &Row) -> Op<Folder> {
@@ -288,7 +303,10 @@ pub(super) async fn create_folder(
     }
     let (id, item_id) = insert_folder(tx, mailbox, name, None, folder_class).await?;
     let seq = record_change(tx, mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?;
-    Ok((folder_by_id(tx, id).await?, vec![(mailbox.to_string(), seq)]))
+    Ok((
+        folder_by_id(tx, id).await?,
+        vec![(mailbox.to_string(), seq)],
+    ))
 }
 
 pub(super) async fn delete_folder(tx: &Tx<'_>, folder_id: i64) -> Op<((), Touched)> {
@@ -308,11 +326,15 @@ pub(super) async fn delete_folder(tx: &Tx<'_>, folder_id: i64) -> Op<((), Touche
     if child.is_some() {
         return Err(conflict(format!("{} has subfolders", folder.name)));
     }
-    let uids: Vec<u32> = query(tx, "SELECT uid FROM messages WHERE folder_id = $1", &[&folder_id])
-        .await?
-        .iter()
-        .map(|r| u32_of(r.get(0)))
-        .collect::<Op<_>>()?;
+    let uids: Vec<u32> = query(
+        tx,
+        "SELECT uid FROM messages WHERE folder_id = $1",
+        &[&folder_id],
+    )
+    .await?
+    .iter()
+    .map(|r| u32_of(r.get(0)))
+    .collect::<Op<_>>()?;
     remove_messages(tx, &folder, &uids).await?;
     execute(tx, "DELETE FROM folders WHERE id = $1", &[&folder_id]).await?;
     touch_parent(tx, &folder.mailbox_id, &folder.name).await?;
@@ -333,7 +355,12 @@ pub(super) async fn delete_folder(tx: &Tx<'_>, folder_id: i64) -> Op<((), Touche
 async fn resolve_target(tx: &Tx<'_>, target: &FolderRef) -> Op<Option<(i64, String)>> {
     let row = match target {
         FolderRef::Id(id) => {
-            query_opt(tx, "SELECT id, mailbox_id FROM folders WHERE id = $1", &[id]).await?
+            query_opt(
+                tx,
+                "SELECT id, mailbox_id FROM folders WHERE id = $1",
+                &[id],
+            )
+            .await?
         }
         FolderRef::Kind(mailbox, kind) => {
             query_opt(
@@ -409,7 +436,11 @@ pub(super) async fn deliver(
             &[&folder_id],
         )
         .await?;
-        let (uidvalidity, uid, modseq) = (u32_of(row.get(0))?, u32_of(row.get(1))?, row.get::<_, i64>(2));
+        let (uidvalidity, uid, modseq) = (
+            u32_of(row.get(0))?,
+            u32_of(row.get(1))?,
+            row.get::<_, i64>(2),
+        );
         let item_id = new_item_id();
         execute(
             tx,
@@ -501,7 +532,12 @@ fn meta_from_row(r: &Row, at: usize) -> Op<MessageMeta> {
     })
 }
 
-pub(super) async fn messages(tx: &Tx<'_>, folder_id: i64, first: u32, last: u32) -> Op<Vec<MessageMeta>> {
+pub(super) async fn messages(
+    tx: &Tx<'_>,
+    folder_id: i64,
+    first: u32,
+    last: u32,
+) -> Op<Vec<MessageMeta>> {
     let rows = query(
         tx,
         "SELECT uid, modseq, flags, internal_date, size, body_id, item_id FROM messages
@@ -530,7 +566,12 @@ pub(super) async fn uids_dated_before(
 }
 
 pub(super) async fn bodies(tx: &Tx<'_>, body_ids: &[i64]) -> Op<Vec<Option<Vec<u8>>>> {
-    let rows = query(tx, "SELECT id, data FROM bodies WHERE id = ANY($1)", &[&body_ids]).await?;
+    let rows = query(
+        tx,
+        "SELECT id, data FROM bodies WHERE id = ANY($1)",
+        &[&body_ids],
+    )
+    .await?;
     let mut found: HashMap<i64, Vec<u8>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     Ok(body_ids
         .iter()
@@ -560,7 +601,13 @@ async fn message_state(tx: &Tx<'_>, folder_id: i64, uid: u32) -> Op<Option<(i64,
     .map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
-async fn set_message_flags(tx: &Tx<'_>, folder_id: i64, uid: u32, flags: &[String], modseq: i64) -> Op<()> {
+async fn set_message_flags(
+    tx: &Tx<'_>,
+    folder_id: i64,
+    uid: u32,
+    flags: &[String],
+    modseq: i64,
+) -> Op<()> {
     execute(
         tx,
         "UPDATE messages SET flags = $3, modseq = $4 WHERE folder_id = $1 AND uid = $2",
@@ -658,7 +705,10 @@ async fn item_properties(tx: &Tx<'_>, item_id: &str) -> Op<Vec<Property>> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-pub(super) async fn properties(tx: &Tx<'_>, item_ids: &[String]) -> Op<HashMap<String, Vec<Property>>> {
+pub(super) async fn properties(
+    tx: &Tx<'_>,
+    item_ids: &[String],
+) -> Op<HashMap<String, Vec<Property>>> {
     let rows = query(
         tx,
         "SELECT item_id, name, value FROM item_props WHERE item_id = ANY($1) ORDER BY item_id, name COLLATE \"C\"",
@@ -711,7 +761,16 @@ pub(super) async fn change_item(
     } else {
         ChangeKind::Flags
     };
-    let seq = record_change(tx, &folder.mailbox_id, folder_id, kind, uid, m as u64, &item_id).await?;
+    let seq = record_change(
+        tx,
+        &folder.mailbox_id,
+        folder_id,
+        kind,
+        uid,
+        m as u64,
+        &item_id,
+    )
+    .await?;
     outcome.updated.push(FlagUpdate {
         uid,
         modseq: m as u64,
@@ -782,8 +841,10 @@ pub(super) async fn replace_message(
     let mut stored = match results.pop() {
         Some(Ok(s)) => s,
         refused => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT replace_message; RELEASE SAVEPOINT replace_message")
-                .await?;
+            tx.batch_execute(
+                "ROLLBACK TO SAVEPOINT replace_message; RELEASE SAVEPOINT replace_message",
+            )
+            .await?;
             let why = match refused {
                 Some(Err(r)) => r,
                 _ => Refused::NoSuchFolder,
@@ -808,7 +869,8 @@ pub(super) async fn replace_message(
     insert_properties(tx, &old_item, &message.properties).await?;
     stored.item_id = old_item;
     touched.extend(t);
-    tx.batch_execute("RELEASE SAVEPOINT replace_message").await?;
+    tx.batch_execute("RELEASE SAVEPOINT replace_message")
+        .await?;
     Ok((Ok(stored), touched))
 }
 
@@ -845,14 +907,19 @@ async fn create_parents(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i64
         end += pos + 1;
         if folder_id_named(tx, mailbox, parent).await?.is_none() {
             let (id, item_id) = insert_folder(tx, mailbox, parent, None, "IPF.Note").await?;
-            last_seq =
-                Some(record_change(tx, mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?);
+            last_seq = Some(
+                record_change(tx, mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?,
+            );
         }
     }
     Ok(last_seq)
 }
 
-pub(super) async fn rename_folder(tx: &Tx<'_>, folder_id: i64, new_name: &str) -> Op<((), Touched)> {
+pub(super) async fn rename_folder(
+    tx: &Tx<'_>,
+    folder_id: i64,
+    new_name: &str,
+) -> Op<((), Touched)> {
     if !valid_folder_name(new_name) || new_name.eq_ignore_ascii_case("inbox") {
         return Err(conflict(format!("invalid folder name {new_name:?}")));
     }
@@ -867,7 +934,8 @@ pub(super) async fn rename_folder(tx: &Tx<'_>, folder_id: i64, new_name: &str) -
         }
         create_parents(tx, &mailbox, new_name).await?;
         let (id, item_id) = insert_folder(tx, &mailbox, new_name, None, "IPF.Note").await?;
-        let created = record_change(tx, &mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?;
+        let created =
+            record_change(tx, &mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?;
         let uids: Vec<u32> = query(
             tx,
             "SELECT uid FROM messages WHERE folder_id = $1 ORDER BY uid",
@@ -932,7 +1000,11 @@ pub(super) async fn rename_folder(tx: &Tx<'_>, folder_id: i64, new_name: &str) -
     Ok(((), last_seq.map(|s| vec![(mailbox, s)]).unwrap_or_default()))
 }
 
-pub(super) async fn set_subscribed(tx: &Tx<'_>, folder_id: i64, subscribed: bool) -> Op<((), Touched)> {
+pub(super) async fn set_subscribed(
+    tx: &Tx<'_>,
+    folder_id: i64,
+    subscribed: bool,
+) -> Op<((), Touched)> {
     lock_folder(tx, folder_id).await?;
     execute(
         tx,
@@ -960,12 +1032,17 @@ pub(super) async fn copy_messages(
     to_folder: i64,
     remove_source: bool,
 ) -> Op<(Result<CopyOutcome, Refused>, Touched)> {
-    let (Some(from_mb), Some(to_mb)) = (mailbox_of(tx, from_folder).await?, mailbox_of(tx, to_folder).await?)
-    else {
+    let (Some(from_mb), Some(to_mb)) = (
+        mailbox_of(tx, from_folder).await?,
+        mailbox_of(tx, to_folder).await?,
+    ) else {
         return Ok((Err(Refused::NoSuchFolder), vec![]));
     };
     lock_mailboxes(tx, &[from_mb, to_mb]).await?;
-    let (from, to) = match (folder_by_id(tx, from_folder).await, folder_by_id(tx, to_folder).await) {
+    let (from, to) = match (
+        folder_by_id(tx, from_folder).await,
+        folder_by_id(tx, to_folder).await,
+    ) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(OpError::Store(StoreError::NotFound(_))), _)
         | (_, Err(OpError::Store(StoreError::NotFound(_)))) => {
@@ -1017,7 +1094,8 @@ pub(super) async fn copy_messages(
         &[&to_folder, &n],
     )
     .await?;
-    let (uidvalidity, first_uid, modseq): (u32, i64, i64) = (u32_of(row.get(0))?, row.get(1), row.get(2));
+    let (uidvalidity, first_uid, modseq): (u32, i64, i64) =
+        (u32_of(row.get(0))?, row.get(1), row.get(2));
     if first_uid + n - 1 > u32::MAX as i64 {
         return Err(conflict("the target folder ran out of UIDs".into()));
     }
@@ -1091,7 +1169,11 @@ pub(super) async fn copy_messages(
     Ok((Ok(CopyOutcome { uidvalidity, pairs }), touched))
 }
 
-pub(super) async fn body_cache(tx: &Tx<'_>, body_id: i64, consumer: CacheConsumer) -> Op<Option<Vec<u8>>> {
+pub(super) async fn body_cache(
+    tx: &Tx<'_>,
+    body_id: i64,
+    consumer: CacheConsumer,
+) -> Op<Option<Vec<u8>>> {
     Ok(query_opt(
         tx,
         "SELECT data FROM body_cache WHERE body_id = $1 AND consumer = $2",
@@ -1175,26 +1257,43 @@ pub(super) async fn folder_by_item_id(tx: &Tx<'_>, item_id: &str) -> Op<Folder> 
 }
 
 pub(super) async fn latest_change(tx: &Tx<'_>, mailbox: &str) -> Op<i64> {
-    Ok(
-        query_opt(tx, "SELECT change_seq FROM mailboxes WHERE id = $1", &[&mailbox])
-            .await?
-            .map(|r| r.get(0))
-            .unwrap_or(0),
+    Ok(query_opt(
+        tx,
+        "SELECT change_seq FROM mailboxes WHERE id = $1",
+        &[&mailbox],
     )
+    .await?
+    .map(|r| r.get(0))
+    .unwrap_or(0))
 }
 
-pub(super) async fn expunged_since(tx: &Tx<'_>, mailbox: &str, folder_id: i64, modseq: u64) -> Op<Vec<u32>> {
+pub(super) async fn expunged_since(
+    tx: &Tx<'_>,
+    mailbox: &str,
+    folder_id: i64,
+    modseq: u64,
+) -> Op<Vec<u32>> {
     let rows = query(
         tx,
         "SELECT DISTINCT uid FROM changes
          WHERE mailbox_id = $1 AND folder_id = $2 AND kind = $3 AND modseq > $4 ORDER BY uid",
-        &[&mailbox, &folder_id, &ChangeKind::Expunged.as_str(), &(modseq as i64)],
+        &[
+            &mailbox,
+            &folder_id,
+            &ChangeKind::Expunged.as_str(),
+            &(modseq as i64),
+        ],
     )
     .await?;
     rows.iter().map(|r| u32_of(r.get(0))).collect()
 }
 
-pub(super) async fn changes_since(tx: &Tx<'_>, mailbox: &str, after_seq: i64, limit: usize) -> Op<Vec<Change>> {
+pub(super) async fn changes_since(
+    tx: &Tx<'_>,
+    mailbox: &str,
+    after_seq: i64,
+    limit: usize,
+) -> Op<Vec<Change>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = query(
         tx,

@@ -39,16 +39,34 @@ pub const PENDING: &[(&str, &str)] = &[
         "counts SQLite writer batches; PostgreSQL group-commits in its WAL writer",
     ),
     ("deliver_and_enqueue_is_one_write", "outbound queue not yet"),
-    ("queue_enqueue_due_defer_and_finish", "outbound queue not yet"),
-    ("tags_are_set_overwritten_limited_and_removed", "tags not yet"),
-    ("tags_hold_records_of_several_kilobytes_unlimited", "tags not yet"),
-    ("directory_survives_a_reopen_of_the_store", "directory not yet"),
+    (
+        "queue_enqueue_due_defer_and_finish",
+        "outbound queue not yet",
+    ),
+    (
+        "tags_are_set_overwritten_limited_and_removed",
+        "tags not yet",
+    ),
+    (
+        "tags_hold_records_of_several_kilobytes_unlimited",
+        "tags not yet",
+    ),
+    (
+        "directory_survives_a_reopen_of_the_store",
+        "directory not yet",
+    ),
     (
         "personal_access_tokens_survive_a_reopen_of_the_store",
         "directory not yet",
     ),
-    ("access_rules_survive_a_reopen_of_the_store", "access rules not yet"),
-    ("delivery_events_commit_with_the_delivery", "event outbox not yet"),
+    (
+        "access_rules_survive_a_reopen_of_the_store",
+        "access rules not yet",
+    ),
+    (
+        "delivery_events_commit_with_the_delivery",
+        "event outbox not yet",
+    ),
     (
         "outbox_reads_in_order_in_bounded_batches_and_marks_survive_a_reopen",
         "event outbox not yet",
@@ -57,7 +75,7 @@ pub const PENDING: &[(&str, &str)] = &[
 
 /// Whether a test server is configured: a note and `false` without one, a
 /// panic without one under `CI=true` (CI never skips these silently).
-fn available() -> bool {
+pub fn available() -> bool {
     if std::env::var(ENV).is_ok_and(|v| !v.is_empty()) {
         return true;
     }
@@ -114,26 +132,41 @@ fn on_own_runtime<T: Send>(work: impl Future<Output = T> + Send) -> T {
     })
 }
 
-fn open(dir: &Path) -> Arc<dyn Backend> {
+/// Creates (if new) the database of the test whose directory is `dir`; returns
+/// its URL.
+pub async fn create_database(dir: &Path) -> String {
     let server = server_url();
     let db = database(dir);
-    let url = url_of(&server, &db);
-    on_own_runtime(async {
-        let (client, conn) = tokio_postgres::connect(&server, NoTls).await.unwrap();
-        let task = tokio::spawn(conn);
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+    let (client, conn) = tokio_postgres::connect(&server, NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{db}\""))
             .await
-            .unwrap()
-            .is_some();
-        if !exists {
-            client
-                .batch_execute(&format!("CREATE DATABASE \"{db}\""))
-                .await
-                .unwrap();
-        }
-        drop(client);
-        let _ = task.await;
+            .unwrap();
+    }
+    drop(client);
+    let _ = task.await;
+    url_of(&server, &db)
+}
+
+/// Runs `sql` on the database at `url` on a connection of its own.
+pub async fn execute(url: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
+fn open(dir: &Path) -> Arc<dyn Backend> {
+    on_own_runtime(async {
+        let url = create_database(dir).await;
         // The pool connects on demand, so no connection lives on this runtime.
         let settings = Settings { url, pool_size: 16 };
         Arc::new(PgStore::open(&settings).await.unwrap())
