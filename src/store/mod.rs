@@ -27,6 +27,7 @@ pub mod outbox;
 #[cfg_attr(not(test), allow(dead_code))]
 mod postgres;
 pub mod queue;
+mod rules;
 mod sqlite;
 mod tags;
 #[cfg(test)]

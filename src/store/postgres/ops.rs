@@ -17,6 +17,9 @@ use tokio_postgres::types::ToSql;
 
 use super::{Op, OpError, Touched};
 use crate::clock::now_ms;
+use crate::store::rules::{
+    apply_flag_op, flags_from_text, flags_to_text, merge_properties, new_item_id, valid_folder_name,
+};
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
     FlagUpdate, Folder, FolderKind, FolderRef, ItemChange, MessageMeta, NewMessage, Property,
@@ -53,22 +56,6 @@ fn not_found(what: &'static str) -> OpError {
 
 fn conflict(text: String) -> OpError {
     OpError::Store(StoreError::Conflict(text))
-}
-
-/// A stable item id (IMAP OBJECTID, EWS ItemId), time-ordered as SQLite's.
-fn new_item_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
-fn flags_to_text(flags: &[String]) -> String {
-    normalize_flags(flags).join(" ")
-}
-
-fn flags_from_text(text: &str) -> Vec<String> {
-    text.split(' ')
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// A stored counter as a UID or UIDVALIDITY; `Io` if it left the 32-bit range.
@@ -266,16 +253,6 @@ async fn folder_id_named(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i6
     )
     .await?
     .map(|r| r.get(0)))
-}
-
-/// Checks a folder path: non-empty components, no control characters, bounded.
-fn valid_folder_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 1024
-        && name
-            .split('/')
-            .all(|part| !part.is_empty() && part.len() <= 255)
-        && !name.chars().any(|ch| ch.is_control())
 }
 
 pub(super) async fn create_folder(
@@ -572,11 +549,8 @@ pub(super) async fn bodies(tx: &Tx<'_>, body_ids: &[i64]) -> Op<Vec<Option<Vec<u
         &[&body_ids],
     )
     .await?;
-    let mut found: HashMap<i64, Vec<u8>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok(body_ids
-        .iter()
-        .map(|id| found.get(id).cloned().or_else(|| found.remove(id)))
-        .collect())
+    let found: HashMap<i64, Vec<u8>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(body_ids.iter().map(|id| found.get(id).cloned()).collect())
 }
 
 /// Takes one new MODSEQ of a folder (its ChangeKey moves with it).
@@ -638,17 +612,7 @@ pub(super) async fn store_flags(
             continue;
         }
         let current = flags_from_text(&current);
-        let next = match op {
-            FlagOp::Replace => normalize_flags(flags),
-            FlagOp::Add => normalize_flags(&[current.clone(), flags.to_vec()].concat()),
-            FlagOp::Remove => normalize_flags(
-                &current
-                    .iter()
-                    .filter(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-        };
+        let next = apply_flag_op(&current, op, flags);
         if next == normalize_flags(&current) {
             continue;
         }
@@ -745,10 +709,7 @@ pub(super) async fn change_item(
         .map(normalize_flags)
         .unwrap_or_else(|| current.clone());
     let before = item_properties(tx, &item_id).await?;
-    let mut after = before.clone();
-    after.retain(|(n, _)| !change.remove.contains(n) && !change.set.iter().any(|(s, _)| s == n));
-    after.extend(change.set.iter().cloned());
-    after.sort();
+    let after = merge_properties(&before, change);
     if flags == current && after == before {
         return Ok((outcome, vec![]));
     }

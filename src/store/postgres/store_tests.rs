@@ -15,6 +15,24 @@ fn settings(url: &str) -> Settings {
     }
 }
 
+/// A plain delivery target.
+fn to(folder: FolderRef) -> Target {
+    Target {
+        folder,
+        flags: vec![],
+        properties: vec![],
+    }
+}
+
+/// Two stores (two daemons' pools) on one fresh database; the directory names it.
+async fn two_daemons() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = create_database(dir.path()).await;
+    let a = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
+    let b = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
+    (dir, a, b)
+}
+
 async fn inbox_of(store: &PgStore, mailbox: &str) -> Folder {
     store
         .folders(mailbox)
@@ -33,10 +51,7 @@ async fn two_daemons_on_one_database_hand_out_dense_commit_ordered_uids() {
     if !available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = create_database(dir.path()).await;
-    let a = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
-    let b = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
+    let (_dir, a, b) = two_daemons().await;
     a.create_mailbox("u", 1 << 30).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -45,11 +60,7 @@ async fn two_daemons_on_one_database_hand_out_dense_commit_ordered_uids() {
             let mut uids = Vec::new();
             for i in 0..25 {
                 let body = format!("Subject: {w}-{i}\r\n\r\nx\r\n").into_bytes();
-                let target = Target {
-                    folder: FolderRef::Kind("u".into(), FolderKind::Inbox),
-                    flags: vec![],
-                    properties: vec![],
-                };
+                let target = to(FolderRef::Kind("u".into(), FolderKind::Inbox));
                 let stored = store
                     .deliver(Arc::from(body), 0, vec![target])
                     .await
@@ -165,21 +176,14 @@ async fn crossing_moves_between_mailboxes_all_finish() {
     if !available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = create_database(dir.path()).await;
-    let a = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
-    let b = Arc::new(PgStore::open(&settings(&url)).await.unwrap());
+    let (_dir, a, b) = two_daemons().await;
     for m in ["u", "v"] {
         a.create_mailbox(m, 1 << 30).await.unwrap();
     }
     let (u, v) = (inbox_of(&a, "u").await.id, inbox_of(&a, "v").await.id);
     for folder in [u, v] {
         for _ in 0..20 {
-            let target = Target {
-                folder: FolderRef::Id(folder),
-                flags: vec![],
-                properties: vec![],
-            };
+            let target = to(FolderRef::Id(folder));
             a.deliver(Arc::from(&b"0123456789"[..]), 0, vec![target])
                 .await
                 .unwrap();
