@@ -175,16 +175,14 @@ macro_rules! write_tx {
     }};
 }
 
-/// Runs a read in one read-only transaction (one snapshot for a batch).
+/// Runs a read on a pooled connection, outside a transaction: every read is
+/// one statement (one snapshot) but `folders`, whose mailbox check comes first.
 macro_rules! read_tx {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let store: &PgStore = $store;
         let outcome: Op<_> = async {
-            let mut client = store.client().await?;
-            let $tx = client.build_transaction().read_only(true).start().await?;
-            let value = $body.await?;
-            $tx.commit().await?;
-            Ok(value)
+            let $tx = store.client().await?;
+            $body.await
         }
         .await;
         outcome.map_err(OpError::into_store)

@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::Transaction;
-use tokio_postgres::Row;
+use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use super::{Op, OpError, Touched};
 use crate::clock::now_ms;
@@ -26,28 +26,69 @@ use crate::store::{
     Quota, Refused, StoreError, Stored, Target, change_key, flag_change_kind, normalize_flags,
 };
 
-/// The transaction every operation runs in.
-pub(super) type Tx<'a> = Transaction<'a>;
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-async fn query(tx: &Tx<'_>, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
-    let st = tx.prepare_cached(sql).await?;
-    Ok(tx.query(&st, params).await?)
+/// Where an operation's statements run: a write's transaction, or a pooled
+/// connection directly for a read (saving its BEGIN and COMMIT round trips).
+/// Statements are prepared once per connection (deadpool's statement cache).
+#[async_trait]
+pub(super) trait Sql: Sync {
+    async fn prepared(&self, sql: &str) -> Op<Statement>;
+    async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>>;
+    async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64>;
+    async fn batch(&self, sql: &str) -> Op<()>;
 }
 
-async fn query_opt(tx: &Tx<'_>, sql: &str, params: Params<'_>) -> Op<Option<Row>> {
-    let st = tx.prepare_cached(sql).await?;
-    Ok(tx.query_opt(&st, params).await?)
+#[async_trait]
+impl Sql for deadpool_postgres::Transaction<'_> {
+    async fn prepared(&self, sql: &str) -> Op<Statement> {
+        Ok(self.prepare_cached(sql).await?)
+    }
+    async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>> {
+        Ok(self.query(st, params).await?)
+    }
+    async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64> {
+        Ok(self.execute(st, params).await?)
+    }
+    async fn batch(&self, sql: &str) -> Op<()> {
+        Ok(self.batch_execute(sql).await?)
+    }
 }
 
-async fn query_one(tx: &Tx<'_>, sql: &str, params: Params<'_>) -> Op<Row> {
-    let st = tx.prepare_cached(sql).await?;
-    Ok(tx.query_one(&st, params).await?)
+#[async_trait]
+impl Sql for deadpool_postgres::Object {
+    async fn prepared(&self, sql: &str) -> Op<Statement> {
+        Ok(self.prepare_cached(sql).await?)
+    }
+    async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>> {
+        Ok(self.query(st, params).await?)
+    }
+    async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64> {
+        Ok(self.execute(st, params).await?)
+    }
+    async fn batch(&self, sql: &str) -> Op<()> {
+        Ok(self.batch_execute(sql).await?)
+    }
 }
 
-async fn execute(tx: &Tx<'_>, sql: &str, params: Params<'_>) -> Op<u64> {
-    let st = tx.prepare_cached(sql).await?;
-    Ok(tx.execute(&st, params).await?)
+async fn query(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
+    let st = tx.prepared(sql).await?;
+    tx.rows(&st, params).await
+}
+
+async fn query_opt(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Option<Row>> {
+    Ok(query(tx, sql, params).await?.into_iter().next())
+}
+
+async fn query_one(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Row> {
+    query_opt(tx, sql, params)
+        .await?
+        .ok_or_else(|| OpError::Store(StoreError::Io(format!("no row from {sql}"))))
+}
+
+async fn execute(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<u64> {
+    let st = tx.prepared(sql).await?;
+    tx.affected(&st, params).await
 }
 
 fn not_found(what: &'static str) -> OpError {
@@ -67,7 +108,7 @@ fn u32_of(v: i64) -> Op<u32> {
 /// Locks the rows of `mailboxes` (those that exist) in ascending id order: the
 /// first lock every write takes, so two writes never wait on each other in a
 /// cycle. Returns the ids that exist.
-pub(super) async fn lock_mailboxes(tx: &Tx<'_>, mailboxes: &[String]) -> Op<Vec<String>> {
+pub(super) async fn lock_mailboxes(tx: &dyn Sql, mailboxes: &[String]) -> Op<Vec<String>> {
     let mut ids: Vec<String> = mailboxes.to_vec();
     ids.sort();
     ids.dedup();
@@ -81,7 +122,7 @@ pub(super) async fn lock_mailboxes(tx: &Tx<'_>, mailboxes: &[String]) -> Op<Vec<
 }
 
 /// The mailbox of a folder, read without a lock (a folder never changes mailbox).
-async fn mailbox_of(tx: &Tx<'_>, folder_id: i64) -> Op<Option<String>> {
+async fn mailbox_of(tx: &dyn Sql, folder_id: i64) -> Op<Option<String>> {
     Ok(query_opt(
         tx,
         "SELECT mailbox_id FROM folders WHERE id = $1",
@@ -92,7 +133,7 @@ async fn mailbox_of(tx: &Tx<'_>, folder_id: i64) -> Op<Option<String>> {
 }
 
 /// Locks a folder's mailbox, then reads the folder: `NotFound` if it is gone.
-async fn lock_folder(tx: &Tx<'_>, folder_id: i64) -> Op<Folder> {
+async fn lock_folder(tx: &dyn Sql, folder_id: i64) -> Op<Folder> {
     let mailbox = mailbox_of(tx, folder_id)
         .await?
         .ok_or_else(|| not_found("folder"))?;
@@ -102,7 +143,7 @@ async fn lock_folder(tx: &Tx<'_>, folder_id: i64) -> Op<Folder> {
 
 /// Appends to the change feed under the mailbox's counter; returns the new `seq`.
 async fn record_change(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     folder_id: i64,
     kind: ChangeKind,
@@ -121,7 +162,7 @@ async fn record_change(
     Ok(row.get(0))
 }
 
-async fn next_uidvalidity(tx: &Tx<'_>, mailbox: &str) -> Op<u32> {
+async fn next_uidvalidity(tx: &dyn Sql, mailbox: &str) -> Op<u32> {
     let row = query_one(
         tx,
         "UPDATE mailboxes SET next_uidvalidity = next_uidvalidity + 1 WHERE id = $1 RETURNING next_uidvalidity - 1",
@@ -132,7 +173,7 @@ async fn next_uidvalidity(tx: &Tx<'_>, mailbox: &str) -> Op<u32> {
 }
 
 /// Moves the ChangeKey of the folder above `name`, if any.
-async fn touch_parent(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<()> {
+async fn touch_parent(tx: &dyn Sql, mailbox: &str, name: &str) -> Op<()> {
     if let Some((parent, _)) = name.rsplit_once('/') {
         execute(
             tx,
@@ -145,7 +186,7 @@ async fn touch_parent(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<()> {
 }
 
 async fn insert_folder(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     name: &str,
     kind: Option<FolderKind>,
@@ -165,7 +206,7 @@ async fn insert_folder(
 }
 
 pub(super) async fn create_mailbox(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     quota_bytes: u64,
 ) -> Op<((), Touched)> {
@@ -216,7 +257,7 @@ fn folder_from_row(r: &Row) -> Op<Folder> {
     })
 }
 
-pub(super) async fn folders(tx: &Tx<'_>, mailbox: &str) -> Op<Vec<Folder>> {
+pub(super) async fn folders(tx: &dyn Sql, mailbox: &str) -> Op<Vec<Folder>> {
     if query_opt(tx, "SELECT 1 FROM mailboxes WHERE id = $1", &[&mailbox])
         .await?
         .is_none()
@@ -234,7 +275,7 @@ pub(super) async fn folders(tx: &Tx<'_>, mailbox: &str) -> Op<Vec<Folder>> {
     rows.iter().map(folder_from_row).collect()
 }
 
-async fn folder_by_id(tx: &Tx<'_>, id: i64) -> Op<Folder> {
+async fn folder_by_id(tx: &dyn Sql, id: i64) -> Op<Folder> {
     let row = query_opt(
         tx,
         &format!("SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.id = $1"),
@@ -245,7 +286,7 @@ async fn folder_by_id(tx: &Tx<'_>, id: i64) -> Op<Folder> {
     folder_from_row(&row)
 }
 
-async fn folder_id_named(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i64>> {
+async fn folder_id_named(tx: &dyn Sql, mailbox: &str, name: &str) -> Op<Option<i64>> {
     Ok(query_opt(
         tx,
         "SELECT id FROM folders WHERE mailbox_id = $1 AND name = $2",
@@ -256,7 +297,7 @@ async fn folder_id_named(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i6
 }
 
 pub(super) async fn create_folder(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     name: &str,
     folder_class: &str,
@@ -286,7 +327,7 @@ pub(super) async fn create_folder(
     ))
 }
 
-pub(super) async fn delete_folder(tx: &Tx<'_>, folder_id: i64) -> Op<((), Touched)> {
+pub(super) async fn delete_folder(tx: &dyn Sql, folder_id: i64) -> Op<((), Touched)> {
     let folder = lock_folder(tx, folder_id).await?;
     if folder.kind.is_some() {
         return Err(conflict(format!(
@@ -329,7 +370,7 @@ pub(super) async fn delete_folder(tx: &Tx<'_>, folder_id: i64) -> Op<((), Touche
 }
 
 /// Resolves a target folder to (folder id, mailbox id), without a lock.
-async fn resolve_target(tx: &Tx<'_>, target: &FolderRef) -> Op<Option<(i64, String)>> {
+async fn resolve_target(tx: &dyn Sql, target: &FolderRef) -> Op<Option<(i64, String)>> {
     let row = match target {
         FolderRef::Id(id) => {
             query_opt(
@@ -353,7 +394,7 @@ async fn resolve_target(tx: &Tx<'_>, target: &FolderRef) -> Op<Option<(i64, Stri
 
 /// Charges `size` bytes to a mailbox if they fit under its quota: one
 /// conditional UPDATE. `size` may be negative (a release).
-async fn charge(tx: &Tx<'_>, mailbox: &str, size: i64) -> Op<bool> {
+async fn charge(tx: &dyn Sql, mailbox: &str, size: i64) -> Op<bool> {
     Ok(execute(
         tx,
         "UPDATE mailboxes SET used_bytes = used_bytes + $2 WHERE id = $1 AND used_bytes + $2 <= quota_bytes",
@@ -364,7 +405,7 @@ async fn charge(tx: &Tx<'_>, mailbox: &str, size: i64) -> Op<bool> {
 }
 
 pub(super) async fn deliver(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     body: &[u8],
     internal_date: i64,
     targets: &[Target],
@@ -460,11 +501,11 @@ pub(super) async fn deliver(
 
 /// Every message into one folder, or none (a savepoint undoes a refused batch).
 pub(super) async fn append_all(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     messages: &[NewMessage],
 ) -> Op<(Result<Vec<Stored>, Refused>, Touched)> {
-    tx.batch_execute("SAVEPOINT append_all").await?;
+    tx.batch("SAVEPOINT append_all").await?;
     let mut stored = Vec::with_capacity(messages.len());
     let mut touched = Touched::new();
     for m in messages {
@@ -480,7 +521,7 @@ pub(super) async fn append_all(
                 touched.extend(t);
             }
             refused => {
-                tx.batch_execute("ROLLBACK TO SAVEPOINT append_all; RELEASE SAVEPOINT append_all")
+                tx.batch("ROLLBACK TO SAVEPOINT append_all; RELEASE SAVEPOINT append_all")
                     .await?;
                 let why = match refused {
                     Some(Err(r)) => r,
@@ -490,7 +531,7 @@ pub(super) async fn append_all(
             }
         }
     }
-    tx.batch_execute("RELEASE SAVEPOINT append_all").await?;
+    tx.batch("RELEASE SAVEPOINT append_all").await?;
     Ok((Ok(stored), touched))
 }
 
@@ -510,7 +551,7 @@ fn meta_from_row(r: &Row, at: usize) -> Op<MessageMeta> {
 }
 
 pub(super) async fn messages(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     first: u32,
     last: u32,
@@ -526,7 +567,7 @@ pub(super) async fn messages(
 }
 
 pub(super) async fn uids_dated_before(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     before_ms: i64,
     limit: usize,
@@ -542,7 +583,7 @@ pub(super) async fn uids_dated_before(
     rows.iter().map(|r| u32_of(r.get(0))).collect()
 }
 
-pub(super) async fn bodies(tx: &Tx<'_>, body_ids: &[i64]) -> Op<Vec<Option<Vec<u8>>>> {
+pub(super) async fn bodies(tx: &dyn Sql, body_ids: &[i64]) -> Op<Vec<Option<Vec<u8>>>> {
     let rows = query(
         tx,
         "SELECT id, data FROM bodies WHERE id = ANY($1)",
@@ -554,7 +595,7 @@ pub(super) async fn bodies(tx: &Tx<'_>, body_ids: &[i64]) -> Op<Vec<Option<Vec<u
 }
 
 /// Takes one new MODSEQ of a folder (its ChangeKey moves with it).
-async fn next_modseq(tx: &Tx<'_>, folder_id: i64) -> Op<i64> {
+async fn next_modseq(tx: &dyn Sql, folder_id: i64) -> Op<i64> {
     Ok(query_one(
         tx,
         "UPDATE folders SET highest_modseq = highest_modseq + 1, change_counter = change_counter + 1
@@ -565,7 +606,11 @@ async fn next_modseq(tx: &Tx<'_>, folder_id: i64) -> Op<i64> {
     .get(0))
 }
 
-async fn message_state(tx: &Tx<'_>, folder_id: i64, uid: u32) -> Op<Option<(i64, String, String)>> {
+async fn message_state(
+    tx: &dyn Sql,
+    folder_id: i64,
+    uid: u32,
+) -> Op<Option<(i64, String, String)>> {
     Ok(query_opt(
         tx,
         "SELECT modseq, flags, item_id FROM messages WHERE folder_id = $1 AND uid = $2",
@@ -576,7 +621,7 @@ async fn message_state(tx: &Tx<'_>, folder_id: i64, uid: u32) -> Op<Option<(i64,
 }
 
 async fn set_message_flags(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     uid: u32,
     flags: &[String],
@@ -592,7 +637,7 @@ async fn set_message_flags(
 }
 
 pub(super) async fn store_flags(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     uids: &[u32],
     op: FlagOp,
@@ -646,7 +691,7 @@ pub(super) async fn store_flags(
     Ok((outcome, touched))
 }
 
-async fn insert_properties(tx: &Tx<'_>, item_id: &str, properties: &[Property]) -> Op<()> {
+async fn insert_properties(tx: &dyn Sql, item_id: &str, properties: &[Property]) -> Op<()> {
     for (name, value) in properties {
         execute(
             tx,
@@ -659,7 +704,7 @@ async fn insert_properties(tx: &Tx<'_>, item_id: &str, properties: &[Property]) 
     Ok(())
 }
 
-async fn item_properties(tx: &Tx<'_>, item_id: &str) -> Op<Vec<Property>> {
+async fn item_properties(tx: &dyn Sql, item_id: &str) -> Op<Vec<Property>> {
     let rows = query(
         tx,
         "SELECT name, value FROM item_props WHERE item_id = $1 ORDER BY name COLLATE \"C\"",
@@ -670,7 +715,7 @@ async fn item_properties(tx: &Tx<'_>, item_id: &str) -> Op<Vec<Property>> {
 }
 
 pub(super) async fn properties(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     item_ids: &[String],
 ) -> Op<HashMap<String, Vec<Property>>> {
     let rows = query(
@@ -687,7 +732,7 @@ pub(super) async fn properties(
 }
 
 pub(super) async fn change_item(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     uid: u32,
     change: &ItemChange,
@@ -745,7 +790,7 @@ type Removed = (u32, u64, String);
 
 /// Deletes message rows, their now-unreferenced bodies and their quota use
 /// (the folder's mailbox is locked by the caller).
-async fn remove_messages(tx: &Tx<'_>, folder: &Folder, uids: &[u32]) -> Op<Vec<Removed>> {
+async fn remove_messages(tx: &dyn Sql, folder: &Folder, uids: &[u32]) -> Op<Vec<Removed>> {
     let mut removed = Vec::new();
     let mut modseq = None;
     for &uid in uids {
@@ -782,7 +827,7 @@ async fn remove_messages(tx: &Tx<'_>, folder: &Folder, uids: &[u32]) -> Op<Vec<R
 }
 
 pub(super) async fn replace_message(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     uid: u32,
     message: &NewMessage,
@@ -791,7 +836,7 @@ pub(super) async fn replace_message(
     let (_, _, old_item) = message_state(tx, folder_id, uid)
         .await?
         .ok_or_else(|| not_found("message"))?;
-    tx.batch_execute("SAVEPOINT replace_message").await?;
+    tx.batch("SAVEPOINT replace_message").await?;
     let (_, mut touched) = expunge(tx, folder_id, &[uid]).await?;
     let target = Target {
         folder: FolderRef::Id(folder_id),
@@ -802,10 +847,8 @@ pub(super) async fn replace_message(
     let mut stored = match results.pop() {
         Some(Ok(s)) => s,
         refused => {
-            tx.batch_execute(
-                "ROLLBACK TO SAVEPOINT replace_message; RELEASE SAVEPOINT replace_message",
-            )
-            .await?;
+            tx.batch("ROLLBACK TO SAVEPOINT replace_message; RELEASE SAVEPOINT replace_message")
+                .await?;
             let why = match refused {
                 Some(Err(r)) => r,
                 _ => Refused::NoSuchFolder,
@@ -830,12 +873,11 @@ pub(super) async fn replace_message(
     insert_properties(tx, &old_item, &message.properties).await?;
     stored.item_id = old_item;
     touched.extend(t);
-    tx.batch_execute("RELEASE SAVEPOINT replace_message")
-        .await?;
+    tx.batch("RELEASE SAVEPOINT replace_message").await?;
     Ok((Ok(stored), touched))
 }
 
-pub(super) async fn expunge(tx: &Tx<'_>, folder_id: i64, uids: &[u32]) -> Op<(Vec<u32>, Touched)> {
+pub(super) async fn expunge(tx: &dyn Sql, folder_id: i64, uids: &[u32]) -> Op<(Vec<u32>, Touched)> {
     let folder = lock_folder(tx, folder_id).await?;
     let removed = remove_messages(tx, &folder, uids).await?;
     let mut last_seq = None;
@@ -860,7 +902,7 @@ pub(super) async fn expunge(tx: &Tx<'_>, folder_id: i64, uids: &[u32]) -> Op<(Ve
 }
 
 /// Creates the missing ancestors of `name` (RFC 9051 6.3.6).
-async fn create_parents(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i64>> {
+async fn create_parents(tx: &dyn Sql, mailbox: &str, name: &str) -> Op<Option<i64>> {
     let mut last_seq = None;
     let mut end = 0;
     while let Some(pos) = name[end..].find('/') {
@@ -877,7 +919,7 @@ async fn create_parents(tx: &Tx<'_>, mailbox: &str, name: &str) -> Op<Option<i64
 }
 
 pub(super) async fn rename_folder(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     new_name: &str,
 ) -> Op<((), Touched)> {
@@ -962,7 +1004,7 @@ pub(super) async fn rename_folder(
 }
 
 pub(super) async fn set_subscribed(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     folder_id: i64,
     subscribed: bool,
 ) -> Op<((), Touched)> {
@@ -987,7 +1029,7 @@ struct CopySource {
 }
 
 pub(super) async fn copy_messages(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     from_folder: i64,
     uids: &[u32],
     to_folder: i64,
@@ -1131,7 +1173,7 @@ pub(super) async fn copy_messages(
 }
 
 pub(super) async fn body_cache(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     body_id: i64,
     consumer: CacheConsumer,
 ) -> Op<Option<Vec<u8>>> {
@@ -1146,7 +1188,7 @@ pub(super) async fn body_cache(
 
 /// A body deleted meanwhile is silently not cached.
 pub(super) async fn put_body_cache(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     body_id: i64,
     consumer: CacheConsumer,
     data: &[u8],
@@ -1163,7 +1205,7 @@ pub(super) async fn put_body_cache(
 }
 
 pub(super) async fn messages_by_item_ids(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     item_ids: &[String],
 ) -> Op<Vec<Option<(Folder, MessageMeta)>>> {
     let rows = query(
@@ -1206,7 +1248,7 @@ fn folder_from_row_at(r: &Row, at: usize) -> Op<Folder> {
     })
 }
 
-pub(super) async fn folder_by_item_id(tx: &Tx<'_>, item_id: &str) -> Op<Folder> {
+pub(super) async fn folder_by_item_id(tx: &dyn Sql, item_id: &str) -> Op<Folder> {
     let row = query_opt(
         tx,
         &format!("SELECT {FOLDER_COLUMNS} FROM folders f WHERE f.item_id = $1"),
@@ -1217,7 +1259,7 @@ pub(super) async fn folder_by_item_id(tx: &Tx<'_>, item_id: &str) -> Op<Folder> 
     folder_from_row(&row)
 }
 
-pub(super) async fn latest_change(tx: &Tx<'_>, mailbox: &str) -> Op<i64> {
+pub(super) async fn latest_change(tx: &dyn Sql, mailbox: &str) -> Op<i64> {
     Ok(query_opt(
         tx,
         "SELECT change_seq FROM mailboxes WHERE id = $1",
@@ -1229,7 +1271,7 @@ pub(super) async fn latest_change(tx: &Tx<'_>, mailbox: &str) -> Op<i64> {
 }
 
 pub(super) async fn expunged_since(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     folder_id: i64,
     modseq: u64,
@@ -1250,7 +1292,7 @@ pub(super) async fn expunged_since(
 }
 
 pub(super) async fn changes_since(
-    tx: &Tx<'_>,
+    tx: &dyn Sql,
     mailbox: &str,
     after_seq: i64,
     limit: usize,
@@ -1283,7 +1325,7 @@ pub(super) async fn changes_since(
         .collect()
 }
 
-pub(super) async fn quota(tx: &Tx<'_>, mailbox: &str) -> Op<Quota> {
+pub(super) async fn quota(tx: &dyn Sql, mailbox: &str) -> Op<Quota> {
     let row = query_opt(
         tx,
         "SELECT used_bytes, quota_bytes FROM mailboxes WHERE id = $1",
@@ -1297,7 +1339,7 @@ pub(super) async fn quota(tx: &Tx<'_>, mailbox: &str) -> Op<Quota> {
     })
 }
 
-pub(super) async fn set_quota(tx: &Tx<'_>, mailbox: &str, limit: u64) -> Op<((), Touched)> {
+pub(super) async fn set_quota(tx: &dyn Sql, mailbox: &str, limit: u64) -> Op<((), Touched)> {
     if lock_mailboxes(tx, &[mailbox.to_string()]).await?.is_empty() {
         return Err(not_found("mailbox"));
     }
