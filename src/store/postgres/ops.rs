@@ -411,21 +411,25 @@ pub(super) async fn deliver(
     targets: &[Target],
 ) -> Op<(Vec<Result<Stored, Refused>>, Touched)> {
     let size = body.len() as i64;
-    let mut resolved = Vec::with_capacity(targets.len());
+    // The mailboxes first (a folder id's without a lock), locked in order;
+    // then each target is resolved under the lock.
+    let mut mailboxes = Vec::with_capacity(targets.len());
     for target in targets {
-        resolved.push(resolve_target(tx, &target.folder).await?);
+        match &target.folder {
+            FolderRef::Kind(mailbox, _) => mailboxes.push(mailbox.clone()),
+            FolderRef::Id(id) => mailboxes.extend(mailbox_of(tx, *id).await?),
+        }
     }
-    let mailboxes: Vec<String> = resolved.iter().flatten().map(|(_, m)| m.clone()).collect();
     lock_mailboxes(tx, &mailboxes).await?;
     let mut body_id: Option<i64> = None;
     let mut results = Vec::with_capacity(targets.len());
     let mut touched = Touched::new();
-    for (target, resolved) in targets.iter().zip(resolved) {
-        // Resolved again under the lock: the folder may have gone meanwhile.
-        let Some((folder_id, mailbox)) = (match resolved {
-            Some(_) => resolve_target(tx, &target.folder).await?,
-            None => None,
-        }) else {
+    for target in targets {
+        // A folder that appeared after its mailbox was looked up is not locked.
+        let resolved = resolve_target(tx, &target.folder)
+            .await?
+            .filter(|(_, mailbox)| mailboxes.contains(mailbox));
+        let Some((folder_id, mailbox)) = resolved else {
             results.push(Err(Refused::NoSuchFolder));
             continue;
         };
