@@ -39,37 +39,30 @@ pub(super) trait Sql: Sync {
     async fn batch(&self, sql: &str) -> Op<()>;
 }
 
-#[async_trait]
-impl Sql for deadpool_postgres::Transaction<'_> {
-    async fn prepared(&self, sql: &str) -> Op<Statement> {
-        Ok(self.prepare_cached(sql).await?)
-    }
-    async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>> {
-        Ok(self.query(st, params).await?)
-    }
-    async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64> {
-        Ok(self.execute(st, params).await?)
-    }
-    async fn batch(&self, sql: &str) -> Op<()> {
-        Ok(self.batch_execute(sql).await?)
-    }
+/// [`Sql`] for a deadpool handle: a transaction and a connection have the same
+/// methods under the same names.
+macro_rules! impl_sql {
+    ($handle:ty) => {
+        #[async_trait]
+        impl Sql for $handle {
+            async fn prepared(&self, sql: &str) -> Op<Statement> {
+                Ok(self.prepare_cached(sql).await?)
+            }
+            async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>> {
+                Ok(self.query(st, params).await?)
+            }
+            async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64> {
+                Ok(self.execute(st, params).await?)
+            }
+            async fn batch(&self, sql: &str) -> Op<()> {
+                Ok(self.batch_execute(sql).await?)
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl Sql for deadpool_postgres::Object {
-    async fn prepared(&self, sql: &str) -> Op<Statement> {
-        Ok(self.prepare_cached(sql).await?)
-    }
-    async fn rows(&self, st: &Statement, params: Params<'_>) -> Op<Vec<Row>> {
-        Ok(self.query(st, params).await?)
-    }
-    async fn affected(&self, st: &Statement, params: Params<'_>) -> Op<u64> {
-        Ok(self.execute(st, params).await?)
-    }
-    async fn batch(&self, sql: &str) -> Op<()> {
-        Ok(self.batch_execute(sql).await?)
-    }
-}
+impl_sql!(deadpool_postgres::Transaction<'_>);
+impl_sql!(deadpool_postgres::Object);
 
 async fn query(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
     let st = tx.prepared(sql).await?;
