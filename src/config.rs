@@ -590,6 +590,36 @@ pub struct StoreSection {
     /// Database file; relative paths are under `server.data_dir`.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// `backend = "postgres"`: the server, as `postgres://user[:password]@host[:port]/db`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `backend = "postgres"`: connections this daemon keeps at most (1-1000).
+    #[serde(default = "default_store_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_store_pool_size() -> usize {
+    16
+}
+
+impl StoreSection {
+    /// Checks the keys of the chosen backend: PostgreSQL needs a `postgres://` url.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.backend == StoreBackend::Postgres {
+            let url = self.url.as_deref().unwrap_or_default();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError(
+                    "store.url: backend \"postgres\" needs url = \"postgres://...\"".into(),
+                ));
+            }
+        }
+        if !(1..=1000).contains(&self.pool_size) {
+            return Err(ConfigError(
+                "store.pool_size: must be between 1 and 1000".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_store_path() -> PathBuf {
@@ -601,16 +631,22 @@ impl Default for StoreSection {
         StoreSection {
             backend: StoreBackend::Sqlite,
             path: default_store_path(),
+            url: None,
+            pool_size: default_store_pool_size(),
         }
     }
 }
 
-/// Store backends. Only the embedded one exists today.
+/// Store backends.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
+    /// The embedded default: one SQLite file under `data_dir`.
     #[default]
     Sqlite,
+    /// PostgreSQL at `url`, shared by many daemons (issue 19; refused at start
+    /// until the backend is complete).
+    Postgres,
 }
 
 /// How a listener speaks TLS.
@@ -765,6 +801,7 @@ impl Config {
         }
         self.ews.check()?;
         self.retention.check()?;
+        self.store.check()?;
         let l = &self.limits;
         if l.max_connections == 0 {
             return Err(ConfigError(
@@ -1038,6 +1075,28 @@ mod tests {
             PathBuf::from("/var/lib/mailgate/store.sqlite")
         );
         assert!(cfg.listeners.all().is_empty());
+    }
+
+    #[test]
+    fn a_postgres_store_needs_a_postgres_url_and_a_sane_pool() {
+        let with = |store: &str| {
+            let text = EMBEDDED_DEFAULT.replace("backend = \"sqlite\"", store);
+            Config::parse(&text, "t")
+        };
+        let cfg =
+            with("backend = \"postgres\"\nurl = \"postgres://mg@127.0.0.1/mail\"\npool_size = 4")
+                .unwrap();
+        assert_eq!(cfg.store.backend, StoreBackend::Postgres);
+        assert_eq!(cfg.store.pool_size, 4);
+        for bad in [
+            "backend = \"postgres\"",
+            "backend = \"postgres\"\nurl = \"mysql://x/y\"",
+            "backend = \"sqlite\"\npool_size = 0",
+            "backend = \"postgres\"\nurl = \"postgres://h/d\"\npool_size = 1001",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("store."), "{bad}: {e}");
+        }
     }
 
     #[test]

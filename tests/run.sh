@@ -56,6 +56,7 @@ say "build"
 cargo build --locked --all-targets
 
 say "cargo test"
+source tests/pg.sh  # issue 19: a private PostgreSQL for the store tests (MAILGATE_TEST_POSTGRES), stopped at exit
 cargo test --locked
 
 if compgen -G "tests/interop/test_*.py" >/dev/null; then

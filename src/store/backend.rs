@@ -48,6 +48,11 @@ pub struct WriterStats {
 pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
     match config.store.backend {
         StoreBackend::Sqlite => open_embedded(&config.data_path(&config.store.path)),
+        // Refused until the queue, directory, access rules, tags and outbox are
+        // in PostgreSQL too: no daemon runs on half a backend (issue 19).
+        StoreBackend::Postgres => Err(super::postgres::unsupported(
+            "a daemon on PostgreSQL (the outbound queue, directory, access rules, tags and event outbox)",
+        )),
     }
 }
 
@@ -55,4 +60,21 @@ pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
 /// data directory without a config.
 pub fn open_embedded(path: &Path) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(super::sqlite::SqliteStore::open(path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_store_is_refused_until_complete() {
+        let mut config = Config::embedded();
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url = Some("postgres://mg@127.0.0.1:1/mail".into());
+        let e = open(&config).err().expect("refused").to_string();
+        assert!(
+            e.contains("not yet supported by the postgres backend"),
+            "{e}"
+        );
+    }
 }

@@ -7,30 +7,15 @@ use super::cached::CachedSql;
 
 use super::Touched;
 use crate::clock::now_ms;
+use crate::store::rules::{
+    apply_flag_op, flags_from_text, flags_to_text, merge_properties, new_item_id, valid_folder_name,
+};
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
     FlagUpdate, Folder, FolderKind, FolderRef, ItemChange, MessageMeta, NewMessage, Property,
     Quota, Refused, Result, StoreError, Stored, Target, change_key, flag_change_kind,
     normalize_flags,
 };
-
-/// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
-/// unique index on it grows at its right edge: a random id dirtied one index page
-/// per delivered message, written to the WAL and again at checkpoint.
-fn new_item_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
-fn flags_to_text(flags: &[String]) -> String {
-    normalize_flags(flags).join(" ")
-}
-
-fn flags_from_text(text: &str) -> Vec<String> {
-    text.split(' ')
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect()
-}
 
 /// Appends to the change feed and returns the new sequence number. `item_id` is
 /// the message's (or, for folder changes, the folder's).
@@ -157,16 +142,6 @@ fn folder_by_id(c: &Connection, id: i64) -> Result<Folder> {
     )
     .optional()?
     .ok_or(StoreError::NotFound("folder"))
-}
-
-/// Checks a folder path: non-empty components, no control characters, bounded.
-fn valid_folder_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 1024
-        && name
-            .split('/')
-            .all(|part| !part.is_empty() && part.len() <= 255)
-        && !name.chars().any(|ch| ch.is_control())
 }
 
 pub(super) fn create_folder(
@@ -494,17 +469,7 @@ pub(super) fn store_flags(
             continue;
         }
         let current = flags_from_text(&current);
-        let next = match op {
-            FlagOp::Replace => normalize_flags(flags),
-            FlagOp::Add => normalize_flags(&[current.clone(), flags.to_vec()].concat()),
-            FlagOp::Remove => normalize_flags(
-                &current
-                    .iter()
-                    .filter(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-        };
+        let next = apply_flag_op(&current, op, flags);
         if next == normalize_flags(&current) {
             continue;
         }
@@ -611,10 +576,7 @@ pub(super) fn change_item(
         .map(normalize_flags)
         .unwrap_or_else(|| current.clone());
     let before = item_properties(c, &item_id)?;
-    let mut after = before.clone();
-    after.retain(|(n, _)| !change.remove.contains(n) && !change.set.iter().any(|(s, _)| s == n));
-    after.extend(change.set.iter().cloned());
-    after.sort();
+    let after = merge_properties(&before, change);
     if flags == current && after == before {
         return Ok((outcome, vec![]));
     }
