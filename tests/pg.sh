@@ -39,7 +39,10 @@ pg_install() {
         own_policy=1
     fi
     pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    # The createcluster.conf written above stays as it is, without a question.
+    pg_as_root env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq \
+        --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        postgresql >/dev/null
     if [ -n "$own_policy" ]; then pg_as_root rm -f /usr/sbin/policy-rc.d; fi
 }
 

@@ -355,6 +355,17 @@ impl Store for PgStore {
         read_tx!(self, |tx| ops::messages(&tx, folder_id, first, last))
     }
 
+    async fn messages_newest_first(
+        &self,
+        folder_id: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageMeta>> {
+        read_tx!(self, |tx| ops::messages_newest_first(
+            &tx, folder_id, offset, limit
+        ))
+    }
+
     async fn uids_dated_before(
         &self,
         folder_id: i64,

@@ -563,6 +563,24 @@ pub(super) async fn messages(
     rows.iter().map(|r| meta_from_row(r, 0)).collect()
 }
 
+/// A page of a folder newest first, from index `messages_dated`.
+pub(super) async fn messages_newest_first(
+    tx: &dyn Sql,
+    folder_id: i64,
+    offset: usize,
+    limit: usize,
+) -> Op<Vec<MessageMeta>> {
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = query(
+        tx,
+        "SELECT uid, modseq, flags, internal_date, size, body_id, item_id FROM messages
+         WHERE folder_id = $1 ORDER BY internal_date DESC, uid DESC LIMIT $2 OFFSET $3",
+        &[&folder_id, &n(limit), &n(offset)],
+    )
+    .await?;
+    rows.iter().map(|r| meta_from_row(r, 0)).collect()
+}
+
 pub(super) async fn uids_dated_before(
     tx: &dyn Sql,
     folder_id: i64,
