@@ -413,17 +413,33 @@ pub async fn find_item(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
         };
         let attrs = root_folder_attrs(offset, page.len(), total);
         let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let x = reply.ok();
-        x.open("m:RootFolder", &attrs);
-        x.open("t:Items", &[]);
+        // Written aside first: a store read failing half way answers an error
+        // rather than a page with holes.
+        let mut items = Xml::fragment();
+        let mut failed = None;
         for run in load_runs(&page, &shape, |c| c.meta.size) {
             let metas: Vec<&MessageMeta> = run.iter().map(|c| &c.meta).collect();
-            if let Ok(loaded) = load(ctx, &metas, &shape).await {
-                for c in run {
-                    let _ = write_loaded(x, &loaded, &c.meta, &folder.id, &shape, true);
+            match load(ctx, &metas, &shape).await {
+                Ok(loaded) => {
+                    for c in run {
+                        let _ =
+                            write_loaded(&mut items, &loaded, &c.meta, &folder.id, &shape, true);
+                    }
+                }
+                Err(code) => {
+                    failed = Some(code);
+                    break;
                 }
             }
         }
+        if let Some(code) = failed {
+            reply.fail(code);
+            continue;
+        }
+        let x = reply.ok();
+        x.open("m:RootFolder", &attrs);
+        x.open("t:Items", &[]);
+        x.raw(&String::from_utf8_lossy(&items.finish()));
         x.close("t:Items");
         x.close("m:RootFolder");
         reply.end();

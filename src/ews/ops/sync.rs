@@ -133,13 +133,10 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             return reply.finish();
         }
     };
-    let x = reply.ok();
-    x.leaf("m:SyncState", &next.encode());
-    x.leaf(
-        "m:IncludesLastItemInRange",
-        if done { "true" } else { "false" },
-    );
-    x.open("m:Changes", &[]);
+    // The changes are written aside first: a store read failing half way answers
+    // an error, so the client asks again from its old state and loses nothing.
+    let mut body = Xml::fragment();
+    let x = &mut body;
     let folder_id = EwsId::Folder(folder.item_id.clone());
     let changes: Vec<Reported> = changes
         .into_iter()
@@ -158,8 +155,12 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     }
     for run in load_runs(&changes, &shape, |c| written(c).map_or(0, |m| m.size)) {
         let metas: Vec<&MessageMeta> = run.iter().filter_map(written).collect();
-        let Ok(loaded) = load(ctx, &metas, &shape).await else {
-            continue;
+        let loaded = match load(ctx, &metas, &shape).await {
+            Ok(loaded) => loaded,
+            Err(code) => {
+                reply.fail(code);
+                return reply.finish();
+            }
         };
         for change in run {
             match change {
@@ -191,6 +192,14 @@ pub async fn sync_folder_items(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
             }
         }
     }
+    let x = reply.ok();
+    x.leaf("m:SyncState", &next.encode());
+    x.leaf(
+        "m:IncludesLastItemInRange",
+        if done { "true" } else { "false" },
+    );
+    x.open("m:Changes", &[]);
+    x.raw(&String::from_utf8_lossy(&body.finish()));
     x.close("m:Changes");
     reply.end();
     reply.finish();
