@@ -4,7 +4,7 @@
 //! Owns nothing stored; shared by `sqlite` and `postgres` so that the two never
 //! drift apart on what a STORE or an UpdateItem means.
 
-use super::{FlagOp, ItemChange, Property, normalize_flags};
+use super::{ChangeKind, FlagOp, ItemChange, Property, flag_change_kind, normalize_flags};
 
 /// A stable item id (IMAP OBJECTID, EWS ItemId). Time-ordered (UUIDv7) so the
 /// unique index on it grows at its right edge: a random id dirtied one index page
@@ -34,6 +34,38 @@ pub(crate) fn valid_folder_name(name: &str) -> bool {
             .split('/')
             .all(|part| !part.is_empty() && part.len() <= 255)
         && !name.chars().any(|ch| ch.is_control())
+}
+
+/// What a flag command does to one message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FlagStep {
+    /// Changed after the client's UNCHANGEDSINCE: left alone, reported MODIFIED.
+    Modified,
+    /// Its flags already are what the command asks.
+    Same,
+    /// New flags, recorded in the feed as `kind`.
+    Set { next: Vec<String>, kind: ChangeKind },
+}
+
+/// The step STORE `op` with `flags` takes on a message at `modseq` holding the
+/// stored flag text `stored`.
+pub(crate) fn flag_step(
+    modseq: i64,
+    stored: &str,
+    op: FlagOp,
+    flags: &[String],
+    unchanged_since: Option<u64>,
+) -> FlagStep {
+    if unchanged_since.is_some_and(|u| modseq as u64 > u) {
+        return FlagStep::Modified;
+    }
+    let current = flags_from_text(stored);
+    let next = apply_flag_op(&current, op, flags);
+    if next == normalize_flags(&current) {
+        return FlagStep::Same;
+    }
+    let kind = flag_change_kind(&current, &next);
+    FlagStep::Set { next, kind }
 }
 
 /// The flags a message has after STORE `op` with `flags` (normalised).
@@ -67,6 +99,33 @@ mod tests {
 
     fn v(flags: &[&str]) -> Vec<String> {
         flags.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn a_flag_step_refuses_after_unchangedsince_skips_no_ops_and_names_the_change() {
+        let seen = v(&["\\Seen"]);
+        assert_eq!(
+            flag_step(5, "\\Seen", FlagOp::Add, &seen, Some(4)),
+            FlagStep::Modified
+        );
+        assert_eq!(
+            flag_step(5, "\\Seen", FlagOp::Add, &seen, Some(5)),
+            FlagStep::Same
+        );
+        assert_eq!(
+            flag_step(5, "$Work", FlagOp::Add, &seen, None),
+            FlagStep::Set {
+                next: v(&["\\Seen", "$Work"]),
+                kind: ChangeKind::ReadFlag
+            }
+        );
+        assert_eq!(
+            flag_step(5, "\\Seen", FlagOp::Add, &v(&["\\Flagged"]), None),
+            FlagStep::Set {
+                next: v(&["\\Flagged", "\\Seen"]),
+                kind: ChangeKind::Flags
+            }
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use tokio_postgres::{Row, Statement};
 use super::{Op, OpError, Touched};
 use crate::clock::now_ms;
 use crate::store::rules::{
-    apply_flag_op, flags_from_text, flags_to_text, merge_properties, new_item_id, valid_folder_name,
+    FlagStep, flag_step, flags_from_text, flags_to_text, merge_properties, new_item_id,
+    valid_folder_name,
 };
 use crate::store::{
     CacheConsumer, Change, ChangeKind, CopyOutcome, DEFAULT_FOLDERS, FlagOp, FlagOutcome,
@@ -667,15 +668,14 @@ pub(super) async fn store_flags(
         let Some((modseq, current, item_id)) = message_state(tx, folder_id, uid).await? else {
             continue;
         };
-        if unchanged_since.is_some_and(|u| modseq as u64 > u) {
-            outcome.modified.push(uid);
-            continue;
-        }
-        let current = flags_from_text(&current);
-        let next = apply_flag_op(&current, op, flags);
-        if next == normalize_flags(&current) {
-            continue;
-        }
+        let (next, kind) = match flag_step(modseq, &current, op, flags, unchanged_since) {
+            FlagStep::Modified => {
+                outcome.modified.push(uid);
+                continue;
+            }
+            FlagStep::Same => continue,
+            FlagStep::Set { next, kind } => (next, kind),
+        };
         // One command shares one new MODSEQ (RFC 7162 allows it).
         let m = match new_modseq {
             Some(m) => m,
@@ -687,7 +687,7 @@ pub(super) async fn store_flags(
                 tx,
                 &folder.mailbox_id,
                 folder_id,
-                flag_change_kind(&current, &next),
+                kind,
                 uid,
                 m as u64,
                 &item_id,
