@@ -121,17 +121,8 @@ impl AttachmentRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::edit::{NewPart, add_parts, remove_part};
-
-    fn file(name: &str, content: &[u8]) -> NewPart {
-        NewPart::File {
-            name: name.into(),
-            content_type: "text/plain".into(),
-            content_id: None,
-            inline: false,
-            content: content.to_vec(),
-        }
-    }
+    use crate::message::edit::tests::file;
+    use crate::message::edit::{add_parts, remove_part};
 
     #[test]
     fn ids_survive_the_removal_of_other_attachments() {

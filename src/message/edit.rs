@@ -265,11 +265,12 @@ pub fn remove_part(raw: &[u8], path: &[NonZeroU32]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::message::Message;
 
-    fn file(name: &str, content: &[u8]) -> NewPart {
+    /// A plain-text file attachment (also for `ews::attachment_ids`' tests).
+    pub(crate) fn file(name: &str, content: &[u8]) -> NewPart {
         NewPart::File {
             name: name.into(),
             content_type: "text/plain".into(),
