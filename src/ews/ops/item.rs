@@ -104,9 +104,6 @@ const LOAD_BUDGET: u64 = 8 << 20;
 pub struct Loaded {
     bodies: HashMap<i64, Vec<u8>>,
     props: HashMap<String, Vec<Property>>,
-    /// Whether `bodies` was read at all (then a missing one is a gone item).
-    with_bodies: bool,
-    with_props: bool,
 }
 
 /// Reads what `shape` needs of `metas`: their bodies only when the shape needs
@@ -116,15 +113,11 @@ pub async fn load(
     metas: &[&MessageMeta],
     shape: &Shape,
 ) -> Result<Loaded, ResponseCode> {
-    let mut loaded = Loaded {
-        with_bodies: needs_message(shape),
-        with_props: needs_props(shape),
-        ..Loaded::default()
-    };
+    let mut loaded = Loaded::default();
     if metas.is_empty() {
         return Ok(loaded);
     }
-    if loaded.with_bodies {
+    if needs_message(shape) {
         let ids: Vec<i64> = metas.iter().map(|m| m.body_id).collect();
         let bodies = ctx
             .ews
@@ -138,7 +131,7 @@ pub async fn load(
             .filter_map(|(id, b)| Some((id, b?)))
             .collect();
     }
-    if loaded.with_props {
+    if needs_props(shape) {
         let ids = metas.iter().map(|m| m.item_id.clone()).collect();
         loaded.props = ctx
             .ews
@@ -181,8 +174,9 @@ fn budget_runs<T>(items: &[T], size: impl Fn(&T) -> u64) -> impl Iterator<Item =
     })
 }
 
-/// Writes one message of `folder` as `shape` asks from what [`load`] read;
-/// `ErrorItemNotFound` (nothing written) when its body went meanwhile.
+/// Writes one message of `folder` as `shape` asks from what [`load`] read for
+/// the same shape; `ErrorItemNotFound` (nothing written) when its body went
+/// meanwhile.
 pub fn write_loaded(
     xml: &mut Xml,
     loaded: &Loaded,
@@ -191,7 +185,7 @@ pub fn write_loaded(
     shape: &Shape,
     find: bool,
 ) -> Result<(), ResponseCode> {
-    let raw = match loaded.with_bodies {
+    let raw = match needs_message(shape) {
         true => Some(
             loaded
                 .bodies
@@ -203,8 +197,7 @@ pub fn write_loaded(
     };
     let msg = raw.filter(|_| needs_parse(shape)).map(Message::parse);
     let summary = msg.as_ref().map(Summary::of);
-    let props = loaded
-        .with_props
+    let props = needs_props(shape)
         .then(|| ItemProps::new(loaded.props.get(&meta.item_id).cloned().unwrap_or_default()));
     let item = Item {
         meta,
