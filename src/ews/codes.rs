@@ -40,6 +40,7 @@ codes!(
     ErrorInvalidSyncStateData,
     ErrorIrresolvableConflict,
     ErrorItemNotFound,
+    ErrorMailboxStoreUnavailable,
     ErrorMessageSizeExceeded,
     ErrorMissingEmailAddress,
     ErrorMoveCopyFailed,

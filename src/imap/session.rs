@@ -809,11 +809,30 @@ fn actor(login: &Login) -> Actor<'_> {
 /// A store failure as the client sees it; the detail goes to the log.
 pub fn store_failure(e: crate::store::StoreError) -> Done {
     tracing::warn!(error = %e, "IMAP: store error");
-    Done::no("[SERVERBUG] Internal error; try again")
+    match e {
+        crate::store::StoreError::Unavailable(_) => {
+            Done::no("[UNAVAILABLE] Mail store temporarily unavailable; try again later")
+        }
+        _ => Done::no("[SERVERBUG] Internal error; try again"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_unavailable_store_says_try_later_and_other_failures_do_not() {
+        let text = |d: Done| format!("{} {}", d.status, d.text);
+        let down = text(store_failure(StoreError::Unavailable("down".into())));
+        assert!(down.starts_with("NO [UNAVAILABLE]"), "{down}");
+        let bug = text(store_failure(StoreError::Io("disk".into())));
+        assert!(
+            bug.starts_with("NO [SERVERBUG]") && !bug.contains("disk"),
+            "{bug}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -68,6 +68,12 @@ pub enum StoreError {
     Conflict(String),
     #[error("store I/O: {0}")]
     Io(String),
+    /// The store's server cannot be reached (a shared database that is down or
+    /// restarting): temporary, so protocols answer "try again later" (SMTP 451,
+    /// IMAP `NO [UNAVAILABLE]`, EWS ErrorMailboxStoreUnavailable) and nothing is
+    /// acknowledged that was not stored.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("store is shut down")]
     Closed,
 }

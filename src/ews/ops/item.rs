@@ -4,6 +4,7 @@
 use super::folder::{Trees, open_folder, paging, root_folder_attrs};
 use super::restrict::{self, Expr, Values};
 use super::shape::Shape;
+use super::write::store_error;
 use super::{Reply, ids};
 use crate::access::mailbox::Object;
 use crate::events::audit::MailboxAction;
@@ -50,11 +51,9 @@ pub async fn open_items(
     let asked: Vec<String> = wanted.iter().filter_map(|w| w.clone().ok()).collect();
     let mut found = match ctx.ews.store.messages_by_item_ids(asked).await {
         Ok(found) => found.into_iter(),
-        Err(_) => {
-            return els
-                .iter()
-                .map(|_| Err(ResponseCode::ErrorInternalServerError))
-                .collect();
+        Err(e) => {
+            let code = store_error(e);
+            return els.iter().map(|_| Err(code)).collect();
         }
     };
     let mut out = Vec::with_capacity(els.len());
@@ -124,7 +123,7 @@ pub async fn load(
             .store
             .bodies(ids.clone())
             .await
-            .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+            .map_err(store_error)?;
         loaded.bodies = ids
             .into_iter()
             .zip(bodies)
@@ -133,12 +132,7 @@ pub async fn load(
     }
     if needs_props(shape) {
         let ids = metas.iter().map(|m| m.item_id.clone()).collect();
-        loaded.props = ctx
-            .ews
-            .store
-            .properties(ids)
-            .await
-            .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+        loaded.props = ctx.ews.store.properties(ids).await.map_err(store_error)?;
     }
     Ok(loaded)
 }
@@ -235,7 +229,7 @@ pub async fn message_at(
         .store
         .messages(folder_id, uid, uid)
         .await
-        .map_err(|_| ResponseCode::ErrorInternalServerError)?
+        .map_err(store_error)?
         .pop()
         .ok_or(ResponseCode::ErrorItemNotFound)
 }
@@ -256,7 +250,7 @@ pub async fn load_props(ctx: &Context<'_>, item_id: &str) -> Result<ItemProps, R
         .store
         .properties(vec![item_id.to_string()])
         .await
-        .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+        .map_err(store_error)?;
     Ok(ItemProps::new(found.remove(item_id).unwrap_or_default()))
 }
 
@@ -457,11 +451,7 @@ async fn select(
     let stored = restriction.is_some_and(restrict::needs_props) || restrict::sort_needs_props(sort);
     let mut props = if stored {
         let ids = metas.iter().map(|m| m.item_id.clone()).collect();
-        ctx.ews
-            .store
-            .properties(ids)
-            .await
-            .map_err(|_| ResponseCode::ErrorInternalServerError)?
+        ctx.ews.store.properties(ids).await.map_err(store_error)?
     } else {
         Default::default()
     };
@@ -472,7 +462,7 @@ async fn select(
             true => {
                 let ids = run.iter().map(|m| m.body_id).collect();
                 let raws = ctx.ews.store.bodies(ids).await;
-                raws.map_err(|_| ResponseCode::ErrorInternalServerError)?
+                raws.map_err(store_error)?
             }
             false => Vec::new(),
         }

@@ -242,7 +242,7 @@ async fn collect(
         let feed = store
             .changes_since(owner, state.seq, FEED_BATCH)
             .await
-            .map_err(|_| ResponseCode::ErrorInternalServerError)?;
+            .map_err(super::write::store_error)?;
         let exhausted = feed.len() < FEED_BATCH;
         for change in feed {
             if out.len() >= max {

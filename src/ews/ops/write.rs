@@ -25,8 +25,14 @@ use crate::ews::xml::{Element, Xml};
 use crate::store::{FlagOp, FolderKind, MessageMeta, NewMessage, Refused};
 use crate::submission::{SavedCopy, Submission, SubmitError, Submitted};
 
-pub(super) fn store_error(_: crate::store::StoreError) -> ResponseCode {
-    ResponseCode::ErrorInternalServerError
+/// A store failure as EWS answers it: a store that cannot be reached is
+/// temporary (clients retry), anything else is the server's fault.
+pub(super) fn store_error(e: crate::store::StoreError) -> ResponseCode {
+    tracing::warn!(error = %e, "EWS: store error");
+    match e {
+        crate::store::StoreError::Unavailable(_) => ResponseCode::ErrorMailboxStoreUnavailable,
+        _ => ResponseCode::ErrorInternalServerError,
+    }
 }
 
 pub(super) fn refused(r: Refused) -> ResponseCode {

@@ -92,15 +92,44 @@ fn is_retryable_state(code: &SqlState) -> bool {
 }
 
 /// A database error as a store error, with the server's message and SQLSTATE.
+/// A lost connection or a server shutting down, starting or full is
+/// [`StoreError::Unavailable`]: temporary, answered "try again later".
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(db) => StoreError::Io(format!(
-            "postgres: {} (SQLSTATE {})",
-            db.message(),
-            db.code().code()
-        )),
-        None => StoreError::Io(format!("postgres: {e}")),
+        Some(db) => {
+            let text = format!("postgres: {} (SQLSTATE {})", db.message(), db.code().code());
+            if is_unavailable_state(db.code()) {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Io(text)
+            }
+        }
+        // No server answer at all: the connection broke or never opened.
+        None => StoreError::Unavailable(format!("postgres: {e}")),
     }
+}
+
+/// A connection the pool could not give: the server's refusal as [`pg_error`]
+/// says, a timeout as unavailable.
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(e),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable(format!("postgres pool: {e}"))
+        }
+        e => StoreError::Io(format!("postgres pool: {e}")),
+    }
+}
+
+/// SQLSTATEs that mean "the server is not there right now": class 08
+/// (connection exception), 57P01-57P03 (shutdown, crash, starting up) and 53300
+/// (too many connections).
+fn is_unavailable_state(code: &SqlState) -> bool {
+    code.code().starts_with("08")
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::TOO_MANY_CONNECTIONS
 }
 
 /// The error of a part of [`Backend`] this backend does not have yet: never a
@@ -227,7 +256,7 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(|e| OpError::Store(StoreError::Io(format!("postgres pool: {e}"))))
+            .map_err(|e| OpError::Store(pool_error(e)))
     }
 
     /// Tells watchers of each touched mailbox its newest sequence number, never
@@ -671,6 +700,41 @@ mod tests {
             e.contains("not yet supported by the postgres backend"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_server_that_is_not_there_is_unavailable_not_a_failure() {
+        for code in [
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ] {
+            assert!(is_unavailable_state(&code), "{code:?}");
+        }
+        for code in [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+        ] {
+            assert!(!is_unavailable_state(&code), "{code:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let (client, _) = match tokio_postgres::connect(
+            "postgres://mg@127.0.0.1:1/mail?connect_timeout=2",
+            NoTls,
+        )
+        .await
+        {
+            Ok(_) => panic!("connected to port 1"),
+            Err(e) => (pg_error(e), ()),
+        };
+        assert!(matches!(client, StoreError::Unavailable(_)), "{client:?}");
     }
 }
 

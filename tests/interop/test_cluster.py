@@ -1,0 +1,426 @@
+"""Issue 19: two mailgate daemons A and B, each with its own data_dir, on one
+PostgreSQL database, behave as one server to real clients (imaplib, smtplib,
+boto3, requests for EWS), over TLS through the real listeners.
+
+The database server is the private one tests/pg.sh started (MAILGATE_TEST_POSTGRES);
+each fixture creates its own database on it. Without the variable these tests
+skip, except under CI=true, where they fail: CI always has the server.
+"""
+
+import glob
+import imaplib
+import os
+import re
+import signal
+import smtplib
+import socketserver
+import ssl
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+
+import pytest
+import requests
+
+from conftest import client_for, new_org, start_daemon, stop_daemon
+
+PASSWORD = "Corr3ct-Horse-Battery"
+SERVER = os.environ.get("MAILGATE_TEST_POSTGRES")
+
+
+def need_postgres():
+    if SERVER:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("MAILGATE_TEST_POSTGRES is not set: run under tests/pg.sh (CI=true never skips)")
+    pytest.skip("MAILGATE_TEST_POSTGRES is not set (run under tests/pg.sh)")
+
+
+def psql():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)
+    return found[0] if found else "psql"
+
+
+def new_database():
+    """A fresh database on the test server; its postgres:// URL."""
+    need_postgres()
+    name = f"mg_cluster_{uuid.uuid4().hex[:12]}"
+    subprocess.run([psql(), SERVER, "-qAtc", f"CREATE DATABASE {name}"], check=True)
+    return SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+class Recorder(socketserver.StreamRequestHandler):
+    """A smarthost that records every (Message-ID, recipient) it accepts."""
+
+    accepted = []
+    lock = threading.Lock()
+
+    def reply(self, line):
+        self.wfile.write(line.encode() + b"\r\n")
+
+    def handle(self):
+        self.reply("220 smarthost.test ESMTP")
+        rcpts = []
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            text = line.decode(errors="replace").strip()
+            verb = text.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                self.reply("250 smarthost.test")
+            elif verb == "MAIL":
+                rcpts = []
+                self.reply("250 ok")
+            elif verb == "RCPT":
+                rcpts.append(text.split("<", 1)[1].split(">", 1)[0].lower())
+                self.reply("250 2.1.5 ok")
+            elif verb == "DATA":
+                self.reply("354 go on")
+                mid = None
+                while (body := self.rfile.readline()) not in (b".\r\n", b""):
+                    if mid is None and body.lower().startswith(b"message-id:"):
+                        mid = body.split(b":", 1)[1].strip().decode()
+                with Recorder.lock:
+                    Recorder.accepted.extend((mid, r) for r in rcpts)
+                self.reply("250 2.0.0 queued")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+def daemon_config(url, extra=""):
+    return f'[store]\nbackend = "postgres"\nurl = "{url}"\npool_size = 8\n[ews]\nenabled = true\n' + extra
+
+
+def start_pair(tmp_path_factory, url, extra=""):
+    """A and B started at the same moment on one database."""
+    roots = [tmp_path_factory.mktemp(n) for n in ("a", "b")]
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda root: start_daemon(root, daemon_config(url, extra)), roots)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def smarthost():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Recorder)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, smarthost):
+    url = new_database()
+    relay = f'[smtp.relay]\nhost = "127.0.0.1"\nport = {smarthost}\ntls = "none"\nretry_initial_secs = 1\n'
+    a, b = start_pair(tmp_path_factory, url, relay)
+    yield a, b
+    stop_daemon(a)
+    stop_daemon(b)
+
+
+def wait_for(check, timeout, step=0.02):
+    """Polls `check` until it returns a true value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def ctx(daemon):
+    return ssl.create_default_context(cafile=daemon.ca)
+
+
+def imap(daemon, user):
+    m = imaplib.IMAP4_SSL("localhost", daemon.ports["imaps"], ssl_context=ctx(daemon))
+    m.login(user, PASSWORD)
+    return m
+
+
+def can_login(daemon, user):
+    try:
+        imap(daemon, user).logout()
+        return True
+    except imaplib.IMAP4.error:
+        return False
+
+
+def new_user(wm, org_id, domain):
+    name = f"u{uuid.uuid4().hex[:8]}"
+    uid = wm.create_user(OrganizationId=org_id, Name=name, DisplayName=name, Password=PASSWORD)["UserId"]
+    wm.register_to_work_mail(OrganizationId=org_id, EntityId=uid, Email=f"{name}@{domain}")
+    return uid, f"{name}@{domain}"
+
+
+def team(pair, users=2):
+    """An organization made on A, with `users` users B already lets log in."""
+    a, b = pair
+    wm = client_for(a)
+    org_id, domain = new_org(wm)
+    made = [new_user(wm, org_id, domain) for _ in range(users)]
+    for _, address in made:
+        assert wait_for(lambda: can_login(b, address), 1.5), f"B never saw {address}"
+    return wm, org_id, domain, made
+
+
+def message(sender, to, subject):
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = sender, to, subject
+    m["Message-ID"] = f"<{uuid.uuid4().hex}@cluster.test>"
+    m.set_content("two daemons, one server\n")
+    return m
+
+
+def mx_send(daemon, to, subject):
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        assert s.send_message(message("carol@pass.test", to, subject)) == {}
+
+
+def test_two_daemons_started_together_create_one_organization_and_share_keys(pair):
+    """Both daemons provisioned an empty database at once: one first organization,
+    and A's admin key works on B (the key lives in the database, not in A's data_dir)."""
+    import boto3
+
+    a, b = pair
+    key, secret = a.key()
+    listed = []
+    for daemon in (a, b):
+        wm = boto3.client(
+            "workmail", endpoint_url=daemon.endpoint, verify=daemon.ca, region_name="local",
+            aws_access_key_id=key, aws_secret_access_key=secret,
+        )
+        listed.append(sorted((o["OrganizationId"], o["Alias"]) for o in wm.list_organizations()["OrganizationSummaries"]))
+    first = [o for o in listed[0] if o[1] == "example-test"]
+    assert len(first) == 1, listed[0]
+    assert first[0] in listed[1]
+
+
+def test_idle_on_b_sees_each_delivery_into_a_within_a_second(pair):
+    a, b = pair
+    _, _, _, [(_, bob)] = team(pair, users=1)
+    m = imap(b, bob)
+    assert m.select("INBOX")[0] == "OK"
+    tag = m._new_tag()
+    m.send(tag + b" IDLE\r\n")
+    assert m.readline().startswith(b"+")
+    m.sock.settimeout(5)
+    took = []
+    for i in range(50):
+        mx_send(a, bob, f"idle {i}")
+        sent = time.monotonic()
+        while True:
+            line = m.readline()
+            if line.endswith(b"EXISTS\r\n"):
+                break
+        took.append(time.monotonic() - sent)
+        assert int(line.split()[1]) == i + 1, line
+    m.send(b"DONE\r\n")
+    while not m.readline().startswith(tag):
+        pass
+    m.logout()
+    print(f"IDLE on B after a delivery into A: median {statistics.median(took) * 1000:.1f} ms, max {max(took) * 1000:.1f} ms")
+    assert max(took) < 1.0, took
+    assert statistics.median(took) < 0.2, took
+
+
+def test_sessions_on_both_daemons_get_unique_ascending_uids(pair):
+    """Two daemons x eight sessions (SMTP deliveries and IMAP APPENDs) into one
+    folder: every message gets its own UID, each session's UIDs ascend, and
+    HIGHESTMODSEQ never goes back as seen from either daemon."""
+    a, b = pair
+    _, _, _, [(_, bob)] = team(pair, users=1)
+    total = int(os.environ.get("MAILGATE_CLUSTER_MESSAGES", "4000"))
+    per_session = total // 16
+
+    def appender(daemon):
+        m = imap(daemon, bob)
+        uids = []
+        for i in range(per_session):
+            raw = message("carol@pass.test", bob, f"append {i}").as_bytes()
+            typ, data = m.append("INBOX", None, None, raw)
+            assert typ == "OK", data
+            uids.append(int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1)))
+        m.logout()
+        return uids
+
+    def sender(daemon):
+        with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+            for i in range(per_session):
+                assert s.send_message(message("carol@pass.test", bob, f"smtp {i}")) == {}
+        return []
+
+    stop = threading.Event()
+    seen = {a.endpoint: [], b.endpoint: []}
+
+    def watcher(daemon):
+        m = imap(daemon, bob)
+        while not stop.is_set():
+            typ, data = m.status("INBOX", "(HIGHESTMODSEQ)")
+            seen[daemon.endpoint].append(int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1)))
+            time.sleep(0.05)
+        m.logout()
+
+    watchers = [threading.Thread(target=watcher, args=(d,)) for d in (a, b)]
+    for w in watchers:
+        w.start()
+    started = time.monotonic()
+    jobs = [(appender if i % 2 else sender, d) for d in (a, b) for i in range(8)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: job[0](job[1]), jobs))
+    took = time.monotonic() - started
+    stop.set()
+    for w in watchers:
+        w.join()
+    for uids in results:
+        assert uids == sorted(uids) and len(set(uids)) == len(uids), uids
+    for daemon in (a, b):
+        m = imap(daemon, bob)
+        m.select("INBOX", readonly=True)
+        typ, data = m.uid("SEARCH", None, "ALL")
+        uids = [int(u) for u in data[0].split()]
+        assert len(uids) == per_session * 16 and len(set(uids)) == len(uids)
+        m.logout()
+        assert seen[daemon.endpoint] == sorted(seen[daemon.endpoint]), "HIGHESTMODSEQ went back"
+    print(f"{per_session * 16} messages from 16 sessions on two daemons in {took:.1f} s")
+
+
+def test_disable_user_and_deny_rule_made_on_a_cut_sessions_on_b(pair):
+    a, b = pair
+    wm, org_id, _, [(alice_id, alice), (_, bob)] = team(pair)
+    live = imap(b, alice)
+    assert live.select("INBOX")[0] == "OK"
+    wm.deregister_from_work_mail(OrganizationId=org_id, EntityId=alice_id)
+    started = time.monotonic()
+    assert wait_for(lambda: not can_login(b, alice), 1.0), "B still lets a disabled user in"
+
+    def cut(m):
+        try:
+            return m.noop()[0] != "OK"
+        except (imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError):
+            return True
+
+    assert wait_for(lambda: cut(live), max(0.1, 1.0 - (time.monotonic() - started)), step=0.05)
+
+    live = imap(b, bob)
+    assert live.select("INBOX")[0] == "OK"
+    wm.put_access_control_rule(
+        OrganizationId=org_id, Name="deny-imap", Effect="DENY", Description="cluster",
+        IpRanges=["127.0.0.0/8"], Actions=["IMAP"],
+    )
+    started = time.monotonic()
+    assert wait_for(lambda: not can_login(b, bob), 1.0), "B ignores a DENY rule made on A"
+    assert wait_for(lambda: cut(live), max(0.1, 1.0 - (time.monotonic() - started)), step=0.05)
+    wm.delete_access_control_rule(OrganizationId=org_id, Name="deny-imap")
+    assert wait_for(lambda: can_login(b, bob), 1.0)
+
+
+GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+ xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+<soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/>
+<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{address}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>
+</soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+<m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"""
+
+
+def test_a_token_issued_by_a_works_on_b_until_its_role_is_deleted(pair):
+    a, b = pair
+    wm, org_id, _, [(_, bob)] = team(pair, users=1)
+    role_id = wm.create_impersonation_role(
+        OrganizationId=org_id, Name=f"r{uuid.uuid4().hex[:8]}", Type="FULL_ACCESS",
+        Rules=[{"ImpersonationRuleId": "all", "Name": "all", "Effect": "ALLOW"}],
+    )["ImpersonationRoleId"]
+    token = wm.assume_impersonation_role(OrganizationId=org_id, ImpersonationRoleId=role_id)["Token"]
+
+    def get_inbox():
+        r = requests.post(
+            f"https://localhost:{b.ports['https']}/EWS/Exchange.asmx",
+            data=GET_INBOX.format(address=bob).encode(),
+            headers={"Content-Type": "text/xml; charset=utf-8", "Authorization": f"Bearer {token}"},
+            verify=b.ca, timeout=10,
+        )
+        return r.status_code == 200 and b'ResponseClass="Success"' in r.content
+
+    assert wait_for(get_inbox, 1.0), "a token minted on A is refused on B"
+    wm.delete_impersonation_role(OrganizationId=org_id, ImpersonationRoleId=role_id)
+    assert wait_for(lambda: not get_inbox(), 1.0), "B still honours a token of a deleted role"
+
+
+def test_two_queue_runners_deliver_each_recipient_once(pair):
+    a, b = pair
+    _, _, _, [(_, alice), (_, bob)] = team(pair)
+    Recorder.accepted.clear()
+    expected = set()
+    for daemon, sender in ((a, alice), (b, bob)):
+        with smtplib.SMTP_SSL("localhost", daemon.ports["submissions"], context=ctx(daemon)) as s:
+            s.login(sender, PASSWORD)
+            for i in range(25):
+                m = message(sender, "x@remote.test, y@remote.test", f"out {i}")
+                assert s.send_message(m) == {}
+                mid = m["Message-ID"]
+                expected |= {(mid, "x@remote.test"), (mid, "y@remote.test")}
+    assert wait_for(lambda: len(Recorder.accepted) >= len(expected), 30, step=0.1)
+    time.sleep(1.5)  # a second delivery of anything would arrive by now
+    assert sorted(Recorder.accepted) == sorted(expected)
+
+
+def test_kill_9_of_a_under_load_loses_nothing_acknowledged_and_b_goes_on(tmp_path_factory):
+    url = new_database()
+    a, b = start_pair(tmp_path_factory, url)
+    try:
+        _, _, _, [(_, bob)] = team((a, b), users=1)
+        acknowledged = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def load(n):
+            try:
+                with smtplib.SMTP("127.0.0.1", a.ports["smtp"], timeout=5) as s:
+                    i = 0
+                    while not stop.is_set():
+                        subject = f"load {n}-{i}"
+                        s.send_message(message("carol@pass.test", bob, subject))
+                        with lock:
+                            acknowledged.append(subject)
+                        i += 1
+            except (smtplib.SMTPException, OSError):
+                pass
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(timeout=10)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        assert acknowledged, "nothing was sent before the kill"
+        m = imap(b, bob)
+        m.select("INBOX", readonly=True)
+        typ, data = m.search(None, "ALL")
+        stored = set()
+        for num in data[0].split():
+            _, parts = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            stored.add(parts[0][1].decode().split(":", 1)[1].strip())
+        m.logout()
+        missing = set(acknowledged) - stored
+        assert not missing, f"{len(missing)} acknowledged messages lost"
+        mx_send(b, bob, "after the kill")
+        assert wait_for(lambda: can_login(b, bob), 1.0)
+        print(f"{len(acknowledged)} messages acknowledged by A before kill -9, all stored")
+    finally:
+        if a.proc.poll() is None:
+            a.proc.kill()
+        stop_daemon(b)
