@@ -341,6 +341,99 @@ pub fn account_key(user_id: Option<&str>, login: &str) -> String {
     }
 }
 
+/// One (address, account) pair's share of the tracker's state: what daemons on a
+/// shared store keep in it so that N daemons give an attacker no more guesses than
+/// one (`access::throttle`). A daemon seeds a scratch tracker with the slice
+/// ([`FailureTracker::with_slice`]), runs the same `admit` / `record_*` rules, and
+/// stores the slice back ([`FailureTracker::slice`]): one set of rules for both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slice {
+    /// The address's failures: (count, last failure epoch ms).
+    pub address: Option<(u32, u64)>,
+    /// The account's budget: the cell-rate algorithm's theoretical arrival time.
+    pub budget: Option<u64>,
+    /// The account's own addresses (address key, last success epoch ms), oldest first.
+    pub known: Vec<(u128, u64)>,
+}
+
+impl FailureTracker {
+    /// A tracker holding only `slice`, the state of (`ip`, `account`).
+    pub fn with_slice(
+        policy: FailurePolicy,
+        ip: IpAddr,
+        account: &str,
+        slice: &Slice,
+        now_ms: u64,
+    ) -> Self {
+        let mut t = FailureTracker::new(policy);
+        let key = t.ip_key(ip);
+        if let Some((count, last_ms)) = slice.address {
+            let deadline = last_ms.saturating_add(t.window_ms());
+            t.by_ip.put(
+                key,
+                Failures { count, last_ms },
+                deadline,
+                now_ms,
+                usize::MAX,
+            );
+        }
+        if let Some(tat) = slice.budget {
+            t.budgets
+                .put(account.to_string(), tat, tat, now_ms, usize::MAX);
+        }
+        if !slice.known.is_empty() {
+            t.known.map.insert(account.to_string(), slice.known.clone());
+        }
+        t
+    }
+
+    /// The state of (`ip`, `account`) as it stands at `now_ms` (lapsed parts left out).
+    pub fn slice(&self, ip: IpAddr, account: &str, now_ms: u64) -> Slice {
+        let window = duration_ms(self.policy.known_for);
+        Slice {
+            address: self
+                .by_ip
+                .get(&self.ip_key(ip), now_ms)
+                .map(|f| (f.count, f.last_ms)),
+            budget: self.budgets.get(account, now_ms),
+            known: self
+                .known
+                .map
+                .get(account)
+                .map(|list| {
+                    list.iter()
+                        .copied()
+                        .filter(|&(_, at)| at.saturating_add(window) > now_ms)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// When the address's part of a slice lapses (epoch ms), for a store's expiry.
+    pub fn address_expiry(&self, slice: &Slice) -> Option<u64> {
+        slice
+            .address
+            .map(|(_, last)| last.saturating_add(self.window_ms()))
+    }
+
+    /// When the account's part of a slice (budget and known addresses) lapses.
+    pub fn account_expiry(&self, slice: &Slice) -> Option<u64> {
+        let window = duration_ms(self.policy.known_for);
+        let known = slice
+            .known
+            .iter()
+            .map(|&(_, at)| at.saturating_add(window))
+            .max();
+        slice.budget.max(known)
+    }
+
+    /// The address key `ip` is counted under (IPv6 by its prefix).
+    pub fn address_key(&self, ip: IpAddr) -> u128 {
+        self.ip_key(ip)
+    }
+}
+
 /// Per account, the addresses of its recent successful logins, most recent last.
 #[derive(Debug, Default)]
 struct KnownAddresses {

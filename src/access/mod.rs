@@ -68,6 +68,7 @@ mod role_api;
 mod roles;
 mod rule_api;
 mod rules;
+pub mod throttle;
 pub mod token;
 mod token_api;
 mod user_resolver;
@@ -80,7 +81,7 @@ pub use backend::{AccessBackend, MemoryBackend};
 pub use engine::{AccessEngine, AccessLimits};
 pub use error::AccessError;
 pub use evaluate::{Decision, Principal, Request, evaluate};
-pub use failures::{Admission, FailurePolicy, FailureTracker, RetryAfter, account_key};
+pub use failures::{Admission, FailurePolicy, FailureTracker, RetryAfter, Slice, account_key};
 pub use iprange::{IpRange, IpSet, ip_key};
 pub use protocol::{Protocol, ProtocolSet};
 pub use roles::{

@@ -306,13 +306,16 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     events
         .attach_outbox(store.clone())
         .map_err(|e| StartError(e.to_string()))?;
-    let auth = Arc::new(Authenticator::new(
-        directory.clone(),
-        access.clone(),
-        events.clone(),
-        &config.admin.region,
-        &config.admin.account,
-    ));
+    let auth = Arc::new(
+        Authenticator::new(
+            directory.clone(),
+            access.clone(),
+            events.clone(),
+            &config.admin.region,
+            &config.admin.account,
+        )
+        .throttle_in(store.clone()),
+    );
     let shared = Shared {
         config: Arc::new(config),
         store,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::queue::OutboundQueue;
+use super::shared_state::SharedState;
 use super::{Outbox, Result, Store, Tags};
 use crate::access::AccessBackend;
 use crate::config::{Config, StoreBackend};
@@ -28,6 +29,11 @@ pub trait Backend:
     /// Writes announced to group commit ([`Store::expect_write`]) and not yet
     /// submitted: how tests see that a delivery announced itself.
     fn announced_writes(&self) -> usize;
+    /// Values every daemon on this store shares (login throttling), when other
+    /// daemons can share the store; `None` for a store one daemon owns.
+    fn shared_state(&self) -> Option<&dyn SharedState> {
+        None
+    }
 }
 
 /// Counters of a backend's writer: how well group commit is batching.

@@ -28,6 +28,7 @@ pub mod outbox;
 mod postgres;
 pub mod queue;
 mod rules;
+pub mod shared_state;
 mod sqlite;
 mod tags;
 #[cfg(test)]

@@ -15,13 +15,11 @@
 //! opened with a token ends when the token expires or is deleted.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    AccessEngine, Admission, Effect, FailurePolicy, FailureTracker, Principal, Protocol, Request,
-    account_key,
-};
+use super::throttle::Throttle;
+use super::{AccessEngine, Effect, FailurePolicy, Principal, Protocol, Request, account_key};
 use crate::directory::{Directory, EntityState, LoginCandidate};
 use crate::events::audit::{AccessControl, AccessScope, AuditProtocol, Authentication};
 use crate::events::{AuditEvent, Events, new_id};
@@ -87,7 +85,7 @@ pub struct Authenticator {
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
     events: Events,
-    failures: Mutex<FailureTracker>,
+    failures: Throttle,
     /// `arn:aws:workmail:REGION:ACCOUNT:organization/`.
     arn_prefix: String,
     /// Where the argon2 checks run.
@@ -132,10 +130,17 @@ impl Authenticator {
             directory,
             access,
             events,
-            failures: Mutex::new(FailureTracker::new(FailurePolicy::default())),
+            failures: Throttle::local(FailurePolicy::default()),
             arn_prefix,
             verifier: VerifierPool::per_core(),
         }
+    }
+
+    /// Keeps the login-failure counts in `store` when other daemons share it, so
+    /// they throttle together (in memory otherwise).
+    pub fn throttle_in(mut self, store: Arc<dyn crate::store::Backend>) -> Self {
+        self.failures = Throttle::for_store(FailurePolicy::default(), store);
+        self
     }
 
     /// What a logged-in user may do to a mailbox (audited decisions).
@@ -160,9 +165,8 @@ impl Authenticator {
         );
         let admitted = self
             .failures
-            .lock()
-            .map(|mut t| t.admit(attempt.source_ip, &account, crate::clock::now_ms_u64()))
-            .unwrap_or(Ok(Admission::Known));
+            .admit(attempt.source_ip, &account, crate::clock::now_ms_u64())
+            .await;
         let admission = match admitted {
             Ok(admission) => admission,
             Err(retry) => {
@@ -252,14 +256,14 @@ impl Authenticator {
                 if let Some(t) = &session.token {
                     self.note_token_use(&t.id, now);
                 }
-                if let Ok(mut t) = self.failures.lock() {
-                    t.record_success(
+                self.failures
+                    .record_success(
                         attempt.source_ip,
                         &account,
                         admission,
                         crate::clock::now_ms_u64(),
-                    );
-                }
+                    )
+                    .await;
                 LoginResult::Success(session)
             }
             Err((org, user, reason)) => {
@@ -270,9 +274,9 @@ impl Authenticator {
                     Some(reason),
                     token_id,
                 );
-                if let Ok(mut t) = self.failures.lock() {
-                    t.record_failure(attempt.source_ip, crate::clock::now_ms_u64());
-                }
+                self.failures
+                    .record_failure(attempt.source_ip, &account, crate::clock::now_ms_u64())
+                    .await;
                 LoginResult::Failed
             }
         }

@@ -218,6 +218,9 @@ macro_rules! read_tx {
     }};
 }
 
+// After the macros it uses.
+mod shared_state;
+
 impl PgStore {
     /// Connects, checks the server's settings, migrates the schema (refusing a
     /// newer one) and returns the store with its pool.
@@ -307,6 +310,10 @@ impl Backend for PgStore {
 
     fn announced_writes(&self) -> usize {
         self.announced.load(Ordering::Relaxed)
+    }
+
+    fn shared_state(&self) -> Option<&dyn super::shared_state::SharedState> {
+        Some(self)
     }
 }
 

@@ -65,7 +65,7 @@ macro_rules! impl_sql {
 impl_sql!(deadpool_postgres::Transaction<'_>);
 impl_sql!(deadpool_postgres::Object);
 
-async fn query(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
+pub(super) async fn query(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
     let st = tx.prepared(sql).await?;
     tx.rows(&st, params).await
 }
@@ -80,7 +80,7 @@ async fn query_one(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Row> {
         .ok_or_else(|| OpError::Store(StoreError::Io(format!("no row from {sql}"))))
 }
 
-async fn execute(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<u64> {
+pub(super) async fn execute(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<u64> {
     let st = tx.prepared(sql).await?;
     tx.affected(&st, params).await
 }

@@ -14,7 +14,8 @@ use crate::store::{Result, StoreError};
 /// name rows, nobody orders by them. Every counter a client orders by (UIDs,
 /// MODSEQ, UIDVALIDITY, the change feed's `seq`) is a column of a locked row,
 /// taken inside the writing transaction, so it is handed out in commit order.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailboxes (
     id TEXT PRIMARY KEY,
     quota_bytes BIGINT NOT NULL,
@@ -98,7 +99,18 @@ BEGIN
 END $$;
 CREATE TRIGGER messages_counted AFTER INSERT OR DELETE OR UPDATE OF flags, folder_id
     ON messages FOR EACH ROW EXECUTE FUNCTION messages_count();
-"#];
+"#,
+    r#"
+-- Values every daemon shares, each with an expiry (store::shared_state): the
+-- login throttle's counters.
+CREATE TABLE shared_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX shared_state_expiry ON shared_state (expires_ms);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
