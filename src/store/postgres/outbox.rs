@@ -27,24 +27,24 @@ pub(super) async fn record(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<i64> {
         return Ok(0);
     }
     let n = events.len() as i64;
-    let last: i64 = query_one(
-        tx,
-        "UPDATE outbox_counter SET seq = seq + $1 RETURNING seq",
-        &[&n],
-    )
-    .await?
-    .get(0);
-    let seqs: Vec<i64> = (last - n + 1..=last).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     let orgs: Vec<&str> = events.iter().map(|e| e.org.as_str()).collect();
     let lines: Vec<&str> = events.iter().map(|e| e.line.as_str()).collect();
-    execute(
+    // One statement takes the numbers and inserts the rows: one round trip
+    // under the counter's lock before the commit, not two.
+    let last: i64 = query_one(
         tx,
-        "INSERT INTO outbox (seq, kind, org, line)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
-        &[&seqs, &kinds, &orgs, &lines],
+        "WITH taken AS (UPDATE outbox_counter SET seq = seq + $1 RETURNING seq),
+              added AS (
+                  INSERT INTO outbox (seq, kind, org, line)
+                  SELECT taken.seq - $1 + e.i, e.kind, e.org, e.line
+                  FROM taken, unnest($2::text[], $3::text[], $4::text[])
+                       WITH ORDINALITY AS e(kind, org, line, i))
+         SELECT seq FROM taken",
+        &[&n, &kinds, &orgs, &lines],
     )
-    .await?;
+    .await?
+    .get(0);
     Ok(last)
 }
 
