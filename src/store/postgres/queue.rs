@@ -325,7 +325,26 @@ async fn defer(
     Ok((fenced, Touched::new()))
 }
 
+async fn release(tx: &dyn Sql, owner: &str) -> Op<(u64, Touched)> {
+    let released = execute(
+        tx,
+        "UPDATE queue_recipients SET lease_owner = NULL, lease_until_ms = NULL
+         WHERE lease_owner = $1",
+        &[&owner],
+    )
+    .await?;
+    Ok((released, Touched::new()))
+}
+
 impl PgStore {
+    /// Gives up every lease this store holds, for a clean shutdown after the
+    /// queue runner stopped: another daemon may then take the recipients at
+    /// once instead of after the lease (an attempt cut short may have been sent
+    /// already; it is sent again, at least once). Returns how many were held.
+    pub async fn release_queue_leases(&self) -> Result<u64> {
+        write_tx!(self, |tx| release(&tx, &self.owner))
+    }
+
     /// Counts and reports a settle that another store's lease fenced off.
     fn note_fenced(&self, fenced: bool, recipient_id: i64, what: &str) {
         if fenced {

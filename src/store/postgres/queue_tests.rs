@@ -325,3 +325,23 @@ async fn outbox_seqs_from_two_daemons_are_unique_and_in_commit_order() {
         "unique and gap-free"
     );
 }
+
+/// A daemon stopping cleanly gives its leases back: another daemon takes the
+/// recipients at once (no takeover to wait for), and nothing else is touched.
+#[tokio::test]
+async fn a_clean_stop_releases_the_leases_at_once() {
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_daemons().await;
+    a.enqueue(outbound(1, 2), 1000).await.unwrap();
+    b.enqueue(outbound(2, 1), 1000).await.unwrap();
+    let held_by_b = recipient_ids(&b.due(1000, 1).await.unwrap());
+    let held_by_a = recipient_ids(&a.due(1000, 10).await.unwrap());
+    assert_eq!((held_by_a.len(), held_by_b.len()), (1, 2));
+    assert_eq!(b.release_queue_leases().await.unwrap(), 2);
+    assert_eq!(b.release_queue_leases().await.unwrap(), 0);
+    let now_free = recipient_ids(&a.due(1000, 10).await.unwrap());
+    assert_eq!(now_free.len(), 3, "b's two and a's own one");
+    assert_eq!(a.stats.lease_takeovers.load(Ordering::Relaxed), 0);
+}
