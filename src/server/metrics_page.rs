@@ -66,11 +66,9 @@ impl http::Handler for MetricsPage {
                     .queue_depth
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
-            // `due` at the end of time lists every message, oldest first.
-            if let Ok(oldest) = self.store.due(i64::MAX, 1).await {
-                let age_ms = oldest
-                    .first()
-                    .map_or(0, |d| crate::clock::now_ms() - d.message.enqueued_ms);
+            // Not `due`, which leases what it returns on a shared database.
+            if let Ok(oldest) = self.store.oldest_enqueued_ms().await {
+                let age_ms = oldest.map_or(0, |t| crate::clock::now_ms() - t);
                 self.metrics
                     .queue_oldest_age
                     .set(age_ms.max(0) as f64 / 1000.0);

@@ -47,6 +47,12 @@ pub struct WriterStats {
     pub redone: AtomicU64,
     /// Batches that waited for announced writes.
     pub lingered: AtomicU64,
+    /// Outbound recipients whose expired lease this store took over from another
+    /// daemon (a crashed or stalled one); PostgreSQL only, 0 on SQLite.
+    pub lease_takeovers: AtomicU64,
+    /// Finishes and defers that changed nothing because another daemon had
+    /// taken the recipient over; PostgreSQL only, 0 on SQLite.
+    pub lease_fenced: AtomicU64,
 }
 
 /// Opens (creating if needed) the backend `[store]` names; refuses a corrupt

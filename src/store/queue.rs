@@ -93,17 +93,30 @@ pub trait OutboundQueue: Send + Sync {
         events: Option<DeliveryEvents>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>>;
     /// Messages with at least one recipient due at `now_ms`, oldest first, at most
-    /// `limit` messages.
+    /// `limit` messages; for the queue runner only, which settles every recipient
+    /// returned before it asks again. A backend shared by many daemons leases the
+    /// recipients it returns to the calling store, so no other daemon gets them
+    /// while they are in flight (a lease outlives a whole attempt; the store's own
+    /// unsettled leases are returned again). To look without taking, use
+    /// [`queued_recipients`](Self::queued_recipients) and
+    /// [`oldest_enqueued_ms`](Self::oldest_enqueued_ms).
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>>;
     /// The body of a queued message.
     async fn queued_body(&self, message_id: i64) -> Result<Vec<u8>>;
     /// The earliest scheduled attempt, if anything is queued.
     async fn next_attempt_ms(&self) -> Result<Option<i64>>;
     /// Removes a recipient that was delivered or bounced; the message goes with its
-    /// last recipient.
+    /// last recipient. An unknown recipient is no error. With leases it is fenced:
+    /// when another store has taken the recipient over (this attempt outlived its
+    /// lease), nothing changes and the call still returns `Ok`; that store settles
+    /// it, so the recipient may be sent twice but is never lost.
     async fn finish_recipient(&self, recipient_id: i64) -> Result<()>;
-    /// Records a temporary failure and the next attempt.
+    /// Records a temporary failure and the next attempt (and releases a lease);
+    /// fenced like [`finish_recipient`](Self::finish_recipient).
     async fn defer_recipient(&self, recipient_id: i64, next_ms: i64, error: String) -> Result<()>;
     /// Recipients still queued (all messages).
     async fn queued_recipients(&self) -> Result<usize>;
+    /// When the oldest queued message was enqueued, if any: the metrics page's
+    /// queue age, read without leasing anything.
+    async fn oldest_enqueued_ms(&self) -> Result<Option<i64>>;
 }

@@ -1,5 +1,6 @@
 //! The pure rules every backend applies the same way: item ids, the stored
-//! spelling of flag lists, flag arithmetic, folder names and property merges.
+//! spelling of flag lists, flag arithmetic, folder names, property merges and
+//! the tag limit.
 //!
 //! Owns nothing stored; shared by `sqlite` and `postgres` so that the two never
 //! drift apart on what a STORE or an UpdateItem means.
@@ -93,6 +94,14 @@ pub(crate) fn merge_properties(before: &[Property], change: &ItemChange) -> Vec<
     after
 }
 
+/// Whether a resource with tag keys `existing` stays within `max` tags once
+/// `new` is added (a key already there, or given twice, counts once).
+pub(crate) fn tags_fit(existing: &[String], new: &[super::Tag], max: usize) -> bool {
+    let mut keys: std::collections::BTreeSet<&str> = existing.iter().map(String::as_str).collect();
+    keys.extend(new.iter().map(|(k, _)| k.as_str()));
+    keys.len() <= max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +181,16 @@ mod tests {
             merge_properties(&before, &change),
             vec![("b".to_string(), vec![9]), ("c".to_string(), vec![3])]
         );
+    }
+
+    #[test]
+    fn the_tag_limit_counts_each_key_once() {
+        let t = |k: &str| (k.to_string(), "v".to_string());
+        let existing = vec!["x".to_string(), "y".to_string()];
+        assert!(tags_fit(&existing, &[t("x"), t("z")], 3), "x overwrites");
+        assert!(!tags_fit(&existing, &[t("p"), t("q")], 3));
+        assert!(tags_fit(&[], &[t("a"), t("a")], 1), "a key given twice");
+        assert!(!tags_fit(&[], &[t("a")], 0));
+        assert!(tags_fit(&existing, &[], usize::MAX));
     }
 }

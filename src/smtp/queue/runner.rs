@@ -5,6 +5,13 @@
 //! It wakes when submission enqueues, when the earliest scheduled retry is due, and
 //! stops on the daemon's draining token. Everything it knows is in the store, so a
 //! new runner on the same store (after a restart) picks up where the last one was.
+//!
+//! Several daemons on one database each run a runner: `due` leases what it
+//! returns, so they never hold the same recipient, and the runner settles its
+//! whole batch before asking again (the store relies on that: its own leases
+//! come back to it). A settle fenced off because another daemon took the
+//! recipient over returns `Ok`; the runner goes on with its batch and that
+//! daemon settles the recipient (sent twice at worst, never lost).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,7 +19,7 @@ mod mail;
 mod moves;
 mod outbox;
 mod persistence;
-mod writes;
+pub(crate) mod writes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -225,7 +225,7 @@ macro_rules! backend_suite {
                 moves::move_within_a_full_mailbox_is_allowed,
                 moves::over_quota_copy_changes_nothing,
                 writes::a_failing_write_does_not_spoil_its_batch,
-                writes::concurrent_writers_share_commits,
+                writes::concurrent_deliveries_get_dense_uids,
                 writes::an_announced_write_is_counted_until_dropped,
                 writes::acknowledged_writes_are_readable_after_a_reopen,
                 writes::deliver_and_enqueue_is_one_write,

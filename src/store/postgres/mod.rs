@@ -1,8 +1,9 @@
 //! The PostgreSQL store (issue 19): many daemons on one database behaving as one
-//! server. Work in progress: the mail core of [`Store`] is here; the outbound
-//! queue, directory, access rules, tags and event outbox are not yet, and their
-//! methods answer [`unsupported`] errors, so `store::open` refuses this backend
-//! until they exist (see docs/postgres-progress.md).
+//! server. Work in progress: the mail core of [`Store`], the outbound queue
+//! (`queue`), the event outbox (`outbox`) and tags (`tags`) are here; the
+//! directory and access rules are not yet, and their methods answer
+//! [`unsupported`] errors, so `store::open` refuses this backend until they
+//! exist (see docs/postgres-progress.md).
 //!
 //! Owns the PostgreSQL [`Backend`]: the connection pool (deadpool-postgres), the
 //! schema and its migrations (`schema`), the SQL of each operation (`ops`), the
@@ -31,12 +32,10 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::queue::{DueMessage, NewOutbound, OutboundQueue};
 use super::{
     Backend, CacheConsumer, Change, CopyOutcome, DeliveryEvents, ExpectedWrite, FlagOp,
-    FlagOutcome, Folder, ItemChange, MailboxId, MessageMeta, NewMessage, Outbox, OutboxEvent,
-    OutboxRow, Property, Quota, Refused, Result, Store, StoreError, Stored, Tag, Tags, Target,
-    WriterStats,
+    FlagOutcome, Folder, ItemChange, MailboxId, MessageMeta, NewMessage, Property, Quota, Refused,
+    Result, Store, StoreError, Stored, Target, WriterStats,
 };
 use crate::access::{AccessBackend, AccessError};
 use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordOp};
@@ -163,6 +162,10 @@ pub struct Settings {
 pub struct PgStore {
     pool: Pool,
     stats: WriterStats,
+    /// This store's id as a holder of outbound queue leases (`queue`).
+    owner: String,
+    /// How long a lease taken by `due` lasts ([`queue::queue_lease`]).
+    lease: Duration,
     /// Writes announced ([`Store::expect_write`]) and not yet submitted; kept for
     /// the contract, PostgreSQL's group commit does not wait for them.
     announced: Arc<AtomicUsize>,
@@ -218,8 +221,11 @@ macro_rules! read_tx {
     }};
 }
 
-// After the macros it uses.
+// After the macros, which they use.
+mod outbox;
+pub(crate) mod queue;
 mod shared_state;
+mod tags;
 
 impl PgStore {
     /// Connects, checks the server's settings, migrates the schema (refusing a
@@ -227,6 +233,14 @@ impl PgStore {
     pub async fn open(settings: &Settings) -> Result<PgStore> {
         prepare(&settings.url).await?;
         PgStore::with_pool(settings)
+    }
+
+    /// The same store with outbound queue leases of `lease` (default
+    /// [`queue::DEFAULT_QUEUE_LEASE`]; [`queue::queue_lease`] derives it from the
+    /// SMTP timeouts). Tests shorten it to see a takeover without waiting.
+    pub fn with_queue_lease(mut self, lease: Duration) -> PgStore {
+        self.lease = lease;
+        self
     }
 
     /// The store over a pool that connects on demand, for a database that
@@ -250,6 +264,8 @@ impl PgStore {
         Ok(PgStore {
             pool,
             stats: WriterStats::default(),
+            owner: queue::new_owner(),
+            lease: queue::DEFAULT_QUEUE_LEASE,
             announced: Arc::new(AtomicUsize::new(0)),
             watchers: Arc::new(DashMap::new()),
         })
@@ -360,12 +376,18 @@ impl Store for PgStore {
 
     async fn deliver_recording(
         &self,
-        _body: Arc<[u8]>,
-        _internal_date: i64,
-        _targets: Vec<Target>,
-        _events: DeliveryEvents,
+        body: Arc<[u8]>,
+        internal_date: i64,
+        targets: Vec<Target>,
+        events: DeliveryEvents,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
-        Err(unsupported("the event outbox (deliver_recording)"))
+        write_tx!(self, |tx| outbox::deliver_recording(
+            &tx,
+            &body,
+            internal_date,
+            &targets,
+            &events
+        ))
     }
 
     async fn append_all(
@@ -557,86 +579,6 @@ impl Store for PgStore {
 // What the next slices bring (docs/postgres-progress.md): until then each
 // method says so instead of pretending.
 
-#[async_trait]
-impl OutboundQueue for PgStore {
-    async fn enqueue(&self, _message: NewOutbound, _now_ms: i64) -> Result<i64> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn deliver_and_enqueue(
-        &self,
-        _body: Arc<[u8]>,
-        _internal_date: i64,
-        _targets: Vec<Target>,
-        _message: NewOutbound,
-        _events: Option<DeliveryEvents>,
-    ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn due(&self, _now_ms: i64, _limit: usize) -> Result<Vec<DueMessage>> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn queued_body(&self, _message_id: i64) -> Result<Vec<u8>> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn next_attempt_ms(&self) -> Result<Option<i64>> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn finish_recipient(&self, _recipient_id: i64) -> Result<()> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn defer_recipient(
-        &self,
-        _recipient_id: i64,
-        _next_ms: i64,
-        _error: String,
-    ) -> Result<()> {
-        Err(unsupported("the outbound queue"))
-    }
-
-    async fn queued_recipients(&self) -> Result<usize> {
-        Err(unsupported("the outbound queue"))
-    }
-}
-
-#[async_trait]
-impl Outbox for PgStore {
-    async fn outbox_append(&self, _events: Vec<OutboxEvent>) -> Result<i64> {
-        Err(unsupported("the event outbox"))
-    }
-
-    async fn outbox_after(&self, _after: i64, _limit: usize) -> Result<Vec<OutboxRow>> {
-        Err(unsupported("the event outbox"))
-    }
-
-    async fn outbox_marks(&self) -> Result<Vec<(String, i64)>> {
-        Err(unsupported("the event outbox"))
-    }
-
-    async fn outbox_mark(&self, _marks: Vec<(String, i64)>, _delete_through: i64) -> Result<()> {
-        Err(unsupported("the event outbox"))
-    }
-}
-
-impl Tags for PgStore {
-    fn tags_blocking(&self, _arn: &str) -> Result<Vec<Tag>> {
-        Err(unsupported("tags"))
-    }
-
-    fn tag_blocking(&self, _arn: &str, _tags: Vec<Tag>, _max: usize) -> Result<bool> {
-        Err(unsupported("tags"))
-    }
-
-    fn untag_blocking(&self, _arn: &str, _keys: Vec<String>) -> Result<()> {
-        Err(unsupported("tags"))
-    }
-}
-
 impl DirectoryBackend for PgStore {
     fn load_all(&self) -> std::result::Result<Vec<Record>, DirectoryError> {
         Err(DirectoryError::Backend(
@@ -702,7 +644,7 @@ mod tests {
 
     #[test]
     fn unsupported_parts_say_so() {
-        let e = unsupported("the outbound queue").to_string();
+        let e = unsupported("the directory").to_string();
         assert!(
             e.contains("not yet supported by the postgres backend"),
             "{e}"
@@ -747,3 +689,6 @@ mod tests {
 
 #[cfg(test)]
 mod store_tests;
+
+#[cfg(test)]
+mod queue_tests;

@@ -65,21 +65,25 @@ macro_rules! impl_sql {
 impl_sql!(deadpool_postgres::Transaction<'_>);
 impl_sql!(deadpool_postgres::Object);
 
+/// Runs `sql` (prepared once per connection) and returns its rows.
 pub(super) async fn query(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Vec<Row>> {
     let st = tx.prepared(sql).await?;
     tx.rows(&st, params).await
 }
 
-async fn query_opt(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Option<Row>> {
+/// The first row of `sql`, if any.
+pub(super) async fn query_opt(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Option<Row>> {
     Ok(query(tx, sql, params).await?.into_iter().next())
 }
 
-async fn query_one(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Row> {
+/// The one row `sql` must return; `Io` when it returns none.
+pub(super) async fn query_one(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<Row> {
     query_opt(tx, sql, params)
         .await?
         .ok_or_else(|| OpError::Store(StoreError::Io(format!("no row from {sql}"))))
 }
 
+/// Runs `sql` and returns the number of rows it changed.
 pub(super) async fn execute(tx: &dyn Sql, sql: &str, params: Params<'_>) -> Op<u64> {
     let st = tx.prepared(sql).await?;
     tx.affected(&st, params).await

@@ -101,6 +101,65 @@ CREATE TRIGGER messages_counted AFTER INSERT OR DELETE OR UPDATE OF flags, folde
     ON messages FOR EACH ROW EXECUTE FUNCTION messages_count();
 "#,
     r#"
+-- The event outbox, the outbound queue with leases, and tags (postgres/outbox.rs,
+-- queue.rs, tags.rs).
+-- The database's clock in epoch milliseconds: every daemon judges leases by it,
+-- so their own clocks may disagree.
+CREATE FUNCTION mg_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE AS
+    $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+-- One row: the outbox's last sequence number, taken under its row lock at the
+-- end of the writing transaction (commit order, never reused; not a SEQUENCE).
+CREATE TABLE outbox_counter (
+    only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+    seq BIGINT NOT NULL
+);
+INSERT INTO outbox_counter (seq) VALUES (0);
+CREATE TABLE outbox (
+    seq BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    org TEXT NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE TABLE outbox_marks (
+    sink TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
+CREATE TABLE queue_messages (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sender TEXT NOT NULL,
+    on_behalf_of TEXT,
+    from_header TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    owner_org TEXT NOT NULL,
+    owner_mailbox TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    envelope_id TEXT,
+    enqueued_ms BIGINT NOT NULL,
+    body BYTEA NOT NULL
+);
+-- A recipient is leased (lease_owner, lease_until_ms on the database's clock)
+-- by the store that took it in `due` until it is finished or deferred.
+CREATE TABLE queue_recipients (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id BIGINT NOT NULL REFERENCES queue_messages(id),
+    recipient TEXT NOT NULL,
+    notify_failure BOOLEAN NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    last_error TEXT,
+    lease_owner TEXT,
+    lease_until_ms BIGINT
+);
+CREATE INDEX queue_due ON queue_recipients (next_attempt_ms);
+CREATE INDEX queue_by_message ON queue_recipients (message_id);
+CREATE TABLE tags (
+    arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (arn, key)
+);
+"#,
+    r#"
 -- Values every daemon shares, each with an expiry (store::shared_state): the
 -- login throttle's counters.
 CREATE TABLE shared_state (

@@ -8,7 +8,7 @@ use super::testing::{available, create_database, execute};
 use super::*;
 use crate::store::{FolderKind, FolderRef};
 
-fn settings(url: &str) -> Settings {
+pub(super) fn settings(url: &str) -> Settings {
     Settings {
         url: url.to_string(),
         pool_size: 8,
@@ -25,7 +25,7 @@ fn to(folder: FolderRef) -> Target {
 }
 
 /// Two stores (two daemons' pools) on one fresh database; the directory names it.
-async fn two_daemons() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgStore>) {
+pub(super) async fn two_daemons() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgStore>) {
     let dir = tempfile::tempdir().unwrap();
     let url = create_database(dir.path()).await;
     let a = Arc::new(PgStore::open(&settings(&url)).await.unwrap());

@@ -35,23 +35,6 @@ pub fn skip(test: &str) -> bool {
 /// with a note naming it (docs/postgres-progress.md tracks them).
 pub const PENDING: &[(&str, &str)] = &[
     (
-        "concurrent_writers_share_commits",
-        "counts SQLite writer batches; PostgreSQL group-commits in its WAL writer",
-    ),
-    ("deliver_and_enqueue_is_one_write", "outbound queue not yet"),
-    (
-        "queue_enqueue_due_defer_and_finish",
-        "outbound queue not yet",
-    ),
-    (
-        "tags_are_set_overwritten_limited_and_removed",
-        "tags not yet",
-    ),
-    (
-        "tags_hold_records_of_several_kilobytes_unlimited",
-        "tags not yet",
-    ),
-    (
         "directory_survives_a_reopen_of_the_store",
         "directory not yet",
     ),
@@ -62,14 +45,6 @@ pub const PENDING: &[(&str, &str)] = &[
     (
         "access_rules_survive_a_reopen_of_the_store",
         "access rules not yet",
-    ),
-    (
-        "delivery_events_commit_with_the_delivery",
-        "event outbox not yet",
-    ),
-    (
-        "outbox_reads_in_order_in_bounded_batches_and_marks_survive_a_reopen",
-        "event outbox not yet",
     ),
 ];
 

@@ -186,6 +186,17 @@ impl OutboundQueue for SqliteStore {
         .await
     }
 
+    async fn oldest_enqueued_ms(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.query_row_cached("SELECT min(enqueued_ms) FROM queue_messages", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+
     async fn queued_recipients(&self) -> Result<usize> {
         self.read(|c| {
             let n: i64 =

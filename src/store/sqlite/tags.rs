@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 use super::cached::CachedSql;
 
 use super::SqliteStore;
+use crate::store::rules::tags_fit;
 use crate::store::{Result, Tag, Tags};
 
 fn load(c: &Connection, arn: &str) -> Result<Vec<Tag>> {
@@ -22,10 +23,8 @@ impl Tags for SqliteStore {
     fn tag_blocking(&self, arn: &str, tags: Vec<Tag>, max: usize) -> Result<bool> {
         let arn = arn.to_string();
         self.write_blocking(move |c| {
-            let mut keys: std::collections::BTreeSet<String> =
-                load(c, &arn)?.into_iter().map(|(k, _)| k).collect();
-            keys.extend(tags.iter().map(|(k, _)| k.clone()));
-            if keys.len() > max {
+            let existing: Vec<String> = load(c, &arn)?.into_iter().map(|(k, _)| k).collect();
+            if !tags_fit(&existing, &tags, max) {
                 return Ok((false, vec![]));
             }
             for (k, v) in &tags {

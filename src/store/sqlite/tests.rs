@@ -1,5 +1,6 @@
 //! SQLite's own crash behaviour: an abort in the middle of a group-commit batch
-//! keeps every acknowledged write and leaves the file consistent. The store's
+//! keeps every acknowledged write and leaves the file consistent; and its writer
+//! batching (concurrent writes share commits). The store's
 //! behaviour through its interface is specified in `store::conformance`.
 
 use std::sync::Arc;
@@ -135,5 +136,26 @@ fn uids_dated_before_reads_the_date_index() {
     assert!(
         plan.iter().any(|d| d.contains("messages_dated")),
         "the sweep query must not scan the folder: {plan:?}"
+    );
+}
+
+/// SQLite's writer batches concurrent writes into shared commits: the suite's
+/// 200 concurrent deliveries take fewer than 100.
+#[tokio::test]
+async fn concurrent_writers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> =
+        Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+    let commits = |s: &Arc<dyn Backend>| {
+        s.writer_stats()
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = commits(&store);
+    crate::store::conformance::writes::two_hundred_concurrent_deliveries(&store).await;
+    let taken = commits(&store) - before;
+    assert!(
+        taken < 100,
+        "200 concurrent deliveries took {taken} commits: no group commit"
     );
 }

@@ -1,0 +1,135 @@
+//! The event outbox on PostgreSQL (tables `outbox`, `outbox_counter`,
+//! `outbox_marks`) and [`Store::deliver_recording`](crate::store::Store).
+//!
+//! Sequence numbers come from the one row of `outbox_counter`, advanced with
+//! `RETURNING` inside the writing transaction and held locked until its commit:
+//! they are handed out in commit order, so a reader that has seen `n` never later
+//! sees a row below `n` appear, and they are never reused (not a SEQUENCE, whose
+//! numbers commit out of order and leave gaps). That row serializes every
+//! event-writing commit of every daemon, so [`record`] is the last statement of
+//! its transaction: the lock is held for the insert and the commit only, never
+//! while the delivery itself runs (docs/postgres-progress.md has the measurement).
+
+use async_trait::async_trait;
+
+use super::ops::{self, Sql, execute, query, query_one};
+use std::sync::atomic::Ordering;
+
+use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
+use crate::store::outbox::{MAX_READ, Outbox, OutboxEvent, OutboxRow};
+use crate::store::{DeliveryEvents, Refused, Result, Stored, Target};
+
+/// Appends `events` in order inside the caller's transaction, which must commit
+/// right after (the counter row stays locked until then); returns the sequence
+/// number of the last, 0 (taking no lock) when there are none.
+pub(super) async fn record(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<i64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let n = events.len() as i64;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let orgs: Vec<&str> = events.iter().map(|e| e.org.as_str()).collect();
+    let lines: Vec<&str> = events.iter().map(|e| e.line.as_str()).collect();
+    // One statement takes the numbers and inserts the rows: one round trip
+    // under the counter's lock before the commit, not two.
+    let last: i64 = query_one(
+        tx,
+        "WITH taken AS (UPDATE outbox_counter SET seq = seq + $1 RETURNING seq),
+              added AS (
+                  INSERT INTO outbox (seq, kind, org, line)
+                  SELECT taken.seq - $1 + e.i, e.kind, e.org, e.line
+                  FROM taken, unnest($2::text[], $3::text[], $4::text[])
+                       WITH ORDINALITY AS e(kind, org, line, i))
+         SELECT seq FROM taken",
+        &[&n, &kinds, &orgs, &lines],
+    )
+    .await?
+    .get(0);
+    Ok(last)
+}
+
+/// A delivery and the events `events` computes from its outcome, in one
+/// transaction; the events go last, so the outbox lock is taken just before the
+/// commit. A retried transaction computes them again from the new outcome.
+pub(super) async fn deliver_recording(
+    tx: &dyn Sql,
+    body: &[u8],
+    internal_date: i64,
+    targets: &[Target],
+    events: &DeliveryEvents,
+) -> Op<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
+    let (results, touched) = ops::deliver(tx, body, internal_date, targets).await?;
+    record(tx, &events(&results)).await?;
+    Ok((results, touched))
+}
+
+async fn after(tx: &dyn Sql, after: i64, limit: usize) -> Op<Vec<OutboxRow>> {
+    let limit = limit.min(MAX_READ) as i64;
+    let rows = query(
+        tx,
+        "SELECT seq, kind, org, line FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&after, &limit],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OutboxRow {
+            seq: r.get(0),
+            event: OutboxEvent {
+                kind: r.get(1),
+                org: r.get(2),
+                line: r.get(3),
+            },
+        })
+        .collect())
+}
+
+async fn marks(tx: &dyn Sql) -> Op<Vec<(String, i64)>> {
+    let rows = query(
+        tx,
+        "SELECT sink, seq FROM outbox_marks ORDER BY sink COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Replaces the marks and deletes the rows up to `delete_through` (no counter
+/// lock: deleting never hands out a number).
+async fn mark(tx: &dyn Sql, marks: &[(String, i64)], delete_through: i64) -> Op<((), Touched)> {
+    execute(tx, "DELETE FROM outbox_marks", &[]).await?;
+    let sinks: Vec<&str> = marks.iter().map(|(s, _)| s.as_str()).collect();
+    let seqs: Vec<i64> = marks.iter().map(|(_, n)| *n).collect();
+    execute(
+        tx,
+        "INSERT INTO outbox_marks (sink, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq",
+        &[&sinks, &seqs],
+    )
+    .await?;
+    execute(tx, "DELETE FROM outbox WHERE seq <= $1", &[&delete_through]).await?;
+    Ok(((), Touched::new()))
+}
+
+async fn append(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<(i64, Touched)> {
+    Ok((record(tx, events).await?, Touched::new()))
+}
+
+#[async_trait]
+impl Outbox for PgStore {
+    async fn outbox_append(&self, events: Vec<OutboxEvent>) -> Result<i64> {
+        write_tx!(self, |tx| append(&tx, &events))
+    }
+
+    async fn outbox_after(&self, from: i64, limit: usize) -> Result<Vec<OutboxRow>> {
+        read_tx!(self, |tx| after(&tx, from, limit))
+    }
+
+    async fn outbox_marks(&self) -> Result<Vec<(String, i64)>> {
+        read_tx!(self, |tx| marks(&tx))
+    }
+
+    async fn outbox_mark(&self, marks: Vec<(String, i64)>, delete_through: i64) -> Result<()> {
+        write_tx!(self, |tx| mark(&tx, &marks, delete_through))
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Tags`] on PostgreSQL (table `tags`, keyed by ARN).
+//!
+//! The calls are blocking (the admin API runs them on tokio's blocking pool,
+//! inside `spawn_blocking`): each blocks on the runtime of the calling thread
+//! ([`PgStore::block_on`]), whose pooled connections it uses. No handle is
+//! captured at open, because the store may be opened on a runtime that is gone
+//! by the time of the call (the conformance harness does that); a call from a
+//! thread outside any runtime answers an error instead.
+//!
+//! The tag limit is checked in the writing transaction, under a transaction
+//! advisory lock per ARN, so two daemons tagging one resource at once cannot
+//! together pass it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use super::ops::{Sql, execute, query};
+use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
+use crate::store::rules::tags_fit;
+use crate::store::{Result, StoreError, Tag, Tags};
+
+/// The first key of the advisory locks taken per ARN ("tags" in ASCII); the
+/// second is the ARN's hash. Two-key locks never meet the one-key migration lock.
+const TAG_LOCK: i32 = 0x7461_6773;
+
+impl PgStore {
+    /// Runs `work` to completion from a blocking call. Needs the thread to be in
+    /// a tokio runtime's context without running a task (`spawn_blocking`);
+    /// outside any runtime it is an error, not a panic.
+    pub(super) fn block_on<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            StoreError::Io(format!(
+                "{what}: the postgres store's blocking calls need a tokio runtime \
+                 (call them from spawn_blocking)"
+            ))
+        })?;
+        handle.block_on(work)
+    }
+}
+
+async fn load(tx: &dyn Sql, arn: &str) -> Op<Vec<Tag>> {
+    let rows = query(
+        tx,
+        "SELECT key, value FROM tags WHERE arn = $1 ORDER BY key COLLATE \"C\"",
+        &[&arn],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Adds or overwrites `tags` (the last value of a key given twice wins) unless
+/// `arn` would then carry more than `max`; returns whether it did.
+async fn tag(tx: &dyn Sql, arn: &str, tags: &[Tag], max: usize) -> Op<(bool, Touched)> {
+    execute(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&TAG_LOCK, &arn],
+    )
+    .await?;
+    let existing: Vec<String> = load(tx, arn).await?.into_iter().map(|(k, _)| k).collect();
+    if !tags_fit(&existing, tags, max) {
+        return Ok((false, Touched::new()));
+    }
+    let latest: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let keys: Vec<&str> = latest.keys().copied().collect();
+    let values: Vec<&str> = latest.values().copied().collect();
+    execute(
+        tx,
+        "INSERT INTO tags (arn, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS t(k, v)
+         ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
+        &[&arn, &keys, &values],
+    )
+    .await?;
+    Ok((true, Touched::new()))
+}
+
+async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
+    execute(
+        tx,
+        "DELETE FROM tags WHERE arn = $1 AND key = ANY($2)",
+        &[&arn, &keys],
+    )
+    .await?;
+    Ok(((), Touched::new()))
+}
+
+impl Tags for PgStore {
+    fn tags_blocking(&self, arn: &str) -> Result<Vec<Tag>> {
+        self.block_on("tags", async { read_tx!(self, |tx| load(&tx, arn)) })
+    }
+
+    fn tag_blocking(&self, arn: &str, tags: Vec<Tag>, max: usize) -> Result<bool> {
+        self.block_on("tags", async {
+            write_tx!(self, |tx| tag(&tx, arn, &tags, max))
+        })
+    }
+
+    fn untag_blocking(&self, arn: &str, keys: Vec<String>) -> Result<()> {
+        self.block_on("tags", async {
+            write_tx!(self, |tx| untag(&tx, arn, &keys))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blocking call from a thread with no runtime is an error naming the
+    /// fix, not a panic (no database needed: it fails before connecting).
+    #[test]
+    fn a_call_outside_a_runtime_is_an_error() {
+        let settings = super::super::Settings {
+            url: "postgres://nobody@127.0.0.1:1/none".into(),
+            pool_size: 1,
+        };
+        let store = PgStore::with_pool(&settings).unwrap();
+        let e = store.tags_blocking("arn").unwrap_err().to_string();
+        assert!(e.contains("spawn_blocking"), "{e}");
+        let e = store
+            .tag_blocking("arn", vec![("k".into(), "v".into())], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokio runtime"), "{e}");
+    }
+}
