@@ -291,6 +291,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
 
     let store_path = config.data_path(&config.store.path);
     let store = crate::store::open(&config)
+        .await
         .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
     let provision::State {
         directory,
@@ -299,6 +300,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     } = provision::open_state(&store, &config).await?;
     let metrics = Arc::new(Metrics::new());
     metrics.count_at_scrape(metrics_page::store_counters(&store));
+    metrics_page::register_backend_metrics(&metrics, &store);
     let events = Events::start(&config.events, &config.server.data_dir, metrics.clone())
         .map_err(|e| StartError(e.to_string()))?;
     // Every event goes through the store's outbox: none is lost to a crash once
