@@ -441,3 +441,58 @@ async fn a_dropped_store_closes_its_listener() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// SCRAM over TLS with channel binding required: the binding this backend
+/// computes from the server's certificate is the one the server expects. The
+/// test server trusts everyone, so a password role is let in by one line put
+/// first in its pg_hba.conf (skipped with a note if that file is not writable).
+#[tokio::test]
+async fn scram_with_channel_binding_succeeds_over_tls() {
+    let Some(ca) = test_ca().filter(|_| available()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = create_database(dir.path()).await;
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let role = format!("mg_scram_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'pw'"
+        ))
+        .await
+        .unwrap();
+    let hba: String = admin.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
+    let Ok(old) = std::fs::read_to_string(&hba) else {
+        eprintln!("note: {hba} not readable; channel binding test skipped");
+        return;
+    };
+    let line = format!("hostssl all {role} 127.0.0.1/32 scram-sha-256\n");
+    if std::fs::write(&hba, format!("{line}{old}")).is_err() {
+        eprintln!("note: {hba} not writable; channel binding test skipped");
+        return;
+    }
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with = |params: &str| url.replacen("postgres@", &format!("{role}:pw@"), 1) + "?" + params;
+    let store = PgStore::open(&settings(&with(&format!(
+        "sslmode=verify-full&sslrootcert={ca}&channel_binding=require"
+    ))))
+    .await
+    .unwrap();
+    assert!(encrypted(&store).await);
+    // The role really needs its password (the hba line took effect).
+    let e = PgStore::open(&settings(
+        &with("sslmode=require").replacen(":pw@", ":wrong@", 1),
+    ))
+    .await
+    .err()
+    .expect("a wrong password was accepted");
+    assert!(e.to_string().contains("password"), "{e}");
+}

@@ -21,6 +21,8 @@
 //! CA certificates): libpq's default `~/.postgresql/root.crt` and `sslrootcert=system`
 //! are not read, so a missing root file is an error that names the key, not a silent
 //! fallback. Client certificates (`sslcert`, `sslkey`) are not supported.
+//! Channel binding (`tls-server-end-point`) is offered, so SCRAM-SHA-256-PLUS
+//! and `channel_binding=require` work.
 
 use std::future::Future;
 use std::io;
@@ -376,8 +378,8 @@ where
     }
 }
 
-/// The TLS stream of a connection. No channel binding is offered (SCRAM runs
-/// without `-PLUS`), which the server accepts unless it requires binding.
+/// The TLS stream of a connection, offering `tls-server-end-point` channel
+/// binding (SCRAM-SHA-256-PLUS) when the server's certificate allows it.
 pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 
 impl<S> tokio_postgres::tls::TlsStream for RustlsStream<S>
@@ -385,7 +387,35 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let (_, session) = self.0.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| end_point_hash(cert.as_ref()))
+            .map_or_else(ChannelBinding::none, ChannelBinding::tls_server_end_point)
+    }
+}
+
+/// RFC 5929's `tls-server-end-point`: the server certificate hashed with the
+/// hash of its signature algorithm, SHA-256 for MD5 and SHA-1. `None` for an
+/// algorithm not listed here (Ed25519 has no such hash; RSA-PSS names it in
+/// parameters): no binding is offered rather than a wrong one, which would
+/// fail authentication. Pure.
+fn end_point_hash(der: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+        // md5, sha1, sha256 WithRSAEncryption; ecdsa-with-SHA1, -SHA256.
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.2" => Some(sha2::Sha256::digest(der).to_vec()),
+        // sha384WithRSAEncryption, ecdsa-with-SHA384.
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Some(sha2::Sha384::digest(der).to_vec()),
+        // sha512WithRSAEncryption, ecdsa-with-SHA512.
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Some(sha2::Sha512::digest(der).to_vec()),
+        _ => None,
     }
 }
 
@@ -482,6 +512,20 @@ mod tests {
             Ok(Check::None)
         ));
         assert!(Check::of(&params(SslMode::Require, Some("/nonexistent"))).is_err());
+    }
+
+    #[test]
+    fn end_point_hash_follows_the_signature_hash() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let dev = crate::tls::generate_dev_cert(dir.path(), "db.test").unwrap();
+        let der = CertificateDer::from_pem_file(&dev.cert).unwrap();
+        // rcgen signs with ECDSA P-256 and SHA-256.
+        assert_eq!(
+            end_point_hash(der.as_ref()),
+            Some(sha2::Sha256::digest(der.as_ref()).to_vec())
+        );
+        assert_eq!(end_point_hash(b"not a certificate"), None);
     }
 
     #[test]
