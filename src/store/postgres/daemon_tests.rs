@@ -177,17 +177,24 @@ async fn seen(rx: &mut watch::Receiver<i64>, seq: i64, limit: Duration) -> Optio
         .map(|r| r.map(|_| start.elapsed()).unwrap())
 }
 
-/// Two daemons on one fresh database, each started as `store::open` starts it,
-/// with a safety poll of `poll_b` on the second.
-async fn two_daemons(poll_b: Duration) -> (tempfile::TempDir, PgStore, PgStore) {
+/// Two daemons on one fresh database, each started as `store::open` starts it
+/// (the second's safety poll a minute, so only NOTIFY wakes it in time), and
+/// B's watcher of mailbox "u" once B's listener has seen a first delivery
+/// through A (by a notification or its first re-read: either way, it listens).
+async fn listening_daemons() -> (tempfile::TempDir, PgStore, PgStore, watch::Receiver<i64>) {
     let dir = tempfile::tempdir().unwrap();
     let url = create_database(dir.path()).await;
     let a = PgStore::open(&settings(&url)).await.unwrap();
     let b = PgStore::open(&settings(&url)).await.unwrap();
     a.start_notify(SAFETY_POLL);
-    b.start_notify(poll_b);
+    b.start_notify(Duration::from_secs(60));
     a.create_mailbox("u", 1 << 30).await.unwrap();
-    (dir, a, b)
+    let mut rx = b.watch("u");
+    let seq = deliver(&a, "u").await;
+    seen(&mut rx, seq, Duration::from_secs(5))
+        .await
+        .expect("listener up");
+    (dir, a, b, rx)
 }
 
 /// B's watcher sees deliveries made through A within a second, by NOTIFY
@@ -197,13 +204,7 @@ async fn a_watch_on_one_daemon_sees_another_daemons_delivery_within_a_second() {
     if !available() {
         return;
     }
-    let (_dir, a, b) = two_daemons(Duration::from_secs(60)).await;
-    let mut rx = b.watch("u");
-    // The first may be seen by the listener's first re-read: it proves it listens.
-    let seq = deliver(&a, "u").await;
-    seen(&mut rx, seq, Duration::from_secs(5))
-        .await
-        .expect("listener up");
+    let (_dir, a, b, mut rx) = listening_daemons().await;
     let mut times = Vec::new();
     for _ in 0..20 {
         let seq = deliver(&a, "u").await;
@@ -231,13 +232,8 @@ async fn a_killed_listener_reconnects_and_still_wakes() {
     if !available() {
         return;
     }
-    let (_dir, a, b) = two_daemons(Duration::from_secs(60)).await;
-    let mut rx = b.watch("u");
+    let (_dir, a, b, mut rx) = listening_daemons().await;
     let mut states = b.state_changes().unwrap();
-    let seq = deliver(&a, "u").await;
-    seen(&mut rx, seq, Duration::from_secs(5))
-        .await
-        .expect("listener up");
     let killer = a.client().await.map_err(OpError::into_store).unwrap();
     let killed: i64 = killer
         .query_one(
@@ -294,12 +290,7 @@ async fn state_changes_reach_the_other_daemons() {
     if !available() {
         return;
     }
-    let (_dir, a, b) = two_daemons(Duration::from_secs(60)).await;
-    let mut rx = b.watch("u");
-    let seq = deliver(&a, "u").await;
-    seen(&mut rx, seq, Duration::from_secs(5))
-        .await
-        .expect("listener up");
+    let (_dir, a, b, _rx) = listening_daemons().await;
     let mut on_a = a.state_changes().unwrap();
     let mut on_b = b.state_changes().unwrap();
     a.publish_state(StateChange::Access);
@@ -415,7 +406,7 @@ async fn a_dropped_store_closes_its_listener() {
     if !available() {
         return;
     }
-    let (_dir, a, b) = two_daemons(Duration::from_secs(60)).await;
+    let (_dir, a, b, _rx) = listening_daemons().await;
     let name = format!("mailgate listener {}", b.hub.daemon);
     let client = a.client().await.map_err(OpError::into_store).unwrap();
     let listeners = || async {

@@ -218,18 +218,22 @@ fn roots_from(path: &std::path::Path) -> Result<RootCertStore> {
 
 fn client_config(check: Check) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match check {
-        Check::None => Arc::new(Unchecked(provider.signature_verification_algorithms)),
+    let chain = match check {
+        Check::None => None,
         Check::Chain { roots, names } => {
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider.clone(),
             )
             .build()
             .map_err(|e| StoreError::Io(format!("store.url: sslrootcert: {e}")))?;
-            Arc::new(ChainVerifier { inner, names })
+            Some((webpki, names))
         }
     };
+    let verifier = Arc::new(Verifier {
+        chain,
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = ClientConfig::builder_with_provider(provider as Arc<CryptoProvider>)
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Io(format!("postgres TLS: {e}")))?
@@ -239,55 +243,18 @@ fn client_config(check: Check) -> Result<Arc<ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// `prefer` and `require`: any certificate, but the handshake's signatures are
-/// still checked (the session is encrypted to whoever holds the key).
+/// The certificate check of every mode. `chain`: webpki's check and whether a
+/// name mismatch counts (`verify-full`) or is forgiven (`verify-ca`: webpki
+/// checks the name after the chain); without it (`prefer`, `require`) any
+/// certificate passes. The handshake's signatures are always checked (the
+/// session is encrypted to whoever holds the certificate's key).
 #[derive(Debug)]
-struct Unchecked(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct Verifier {
+    chain: Option<(Arc<rustls::client::WebPkiServerVerifier>, bool)>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `verify-ca` / `verify-full`: webpki's check; for `verify-ca` a name mismatch
-/// (checked after the chain) is forgiven.
-#[derive(Debug)]
-struct ChainVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    names: bool,
-}
-
-impl ServerCertVerifier for ChainVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -296,13 +263,13 @@ impl ServerCertVerifier for ChainVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some((webpki, names)) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.names => Ok(ServerCertVerified::assertion()),
+            )) if !names => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -313,7 +280,7 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -322,11 +289,11 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
