@@ -90,6 +90,13 @@ fn check_config_reaches_a_postgres_store() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // serve refuses it too (today at postgres::MISSING_PARTS, later because the
+    // server is unreachable), exit 78, naming the key.
+    let cfg = dir.path().join("pg.toml");
+    let (code, err) = run_cli(&["serve", "--config", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(code, 78, "{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("store.url"), "{err}");
     if let Ok(url) = std::env::var("MAILGATE_TEST_POSTGRES") {
         let (code, err) = with_url(&url);
         assert_eq!(code, 0, "{err}");
