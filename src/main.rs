@@ -82,10 +82,13 @@ fn main() -> ExitCode {
         } => serve(config, log_format, domain),
         Command::Admin { action, args } => admin(&action, &args),
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(loaded) => match check_store(&loaded) {
+                Ok(()) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => refuse(&e),
+            },
             Err(e) => refuse(&e),
         },
         Command::GenCert { out, host } => {
@@ -102,6 +105,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `check-config`'s store check (PostgreSQL: reachable, durable commits, schema
+/// not newer), on a runtime of its own; a failure is a refusal (78).
+fn check_store(config: &Config) -> Result<(), String> {
+    mailgate::tls::install_crypto_provider();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(mailgate::store::check(config))
+        .map_err(|e| e.to_string())
 }
 
 /// Runs one admin API call; exit 0 with the pretty JSON answer, 1 with the error

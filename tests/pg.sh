@@ -4,6 +4,9 @@
 #
 # Sourced (by tests/run.sh): starts the server, exports MAILGATE_TEST_POSTGRES
 #   (postgres://postgres@127.0.0.1:PORT/postgres) and stops it when the shell exits.
+# The server also speaks TLS (ssl=on) with a certificate for 127.0.0.1 and localhost,
+#   signed by a CA made at start, whose PEM file MAILGATE_TEST_POSTGRES_CA names
+#   (unset, and TLS off, if openssl is missing); plain connections still work.
 # Run:  bash tests/pg.sh CMD ARGS...   runs CMD with the server up, then stops it
 #   (e.g. `bash tests/pg.sh cargo test --lib store::postgres`).
 # Debian's postgresql package is installed if the binaries are missing, with
@@ -82,6 +85,28 @@ pg_stop() {
     fi
 }
 
+# A throwaway CA and a server certificate it signed, in DIR/tls: prints the
+# server options that turn TLS on.
+pg_tls() {
+    local dir=$1/tls
+    command -v openssl >/dev/null || return 1
+    mkdir -p "$dir"
+    (
+        cd "$dir" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+            -subj /CN=mailgate-test-ca -keyout ca-key.pem -out ca.pem \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+            -keyout server.key -out server.csr &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -set_serial 2 -days 7 \
+            -extfile ext -out server.crt
+    ) >"$1/tls.log" 2>&1 || { cat "$1/tls.log" >&2; return 1; }
+    chmod 600 "$dir/server.key"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres: "$dir"; fi
+    echo "-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+}
+
 # initdb, start, wait until ready, export MAILGATE_TEST_POSTGRES.
 pg_start() {
     local bin run=()
@@ -99,11 +124,20 @@ pg_start() {
         cat "$PG_TEST_DIR/initdb.log" >&2
         return 1
     }
-    local port
+    local port tls_opts
     port=$(pg_free_port) || { echo "no free port" >&2; return 1; }
+    if tls_opts=$(pg_tls "$PG_TEST_DIR"); then
+        export MAILGATE_TEST_POSTGRES_CA="$PG_TEST_DIR/tls/ca.pem"
+    else
+        pg_say "openssl failed or missing: the test server has no TLS"
+        tls_opts=
+        unset MAILGATE_TEST_POSTGRES_CA
+    fi
+    # $tls_opts is split into words on purpose (paths from mktemp have no spaces).
+    # shellcheck disable=SC2086
     "${run[@]}" "$bin/postgres" -D "$PG_TEST_DIR/data" -k "$PG_TEST_DIR" \
         -h 127.0.0.1 -p "$port" -c fsync=on -c synchronous_commit=on \
-        -c max_connections=200 >"$PG_TEST_DIR/server.log" 2>&1 &
+        -c max_connections=200 $tls_opts >"$PG_TEST_DIR/server.log" 2>&1 &
     local launcher=$!
     for _ in $(seq 100); do
         # The postmaster's own pid (runuser forks, so $! is not it).

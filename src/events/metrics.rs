@@ -16,7 +16,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use super::audit::AuditEvent;
@@ -330,6 +330,13 @@ impl Metrics {
         r.register_collector(Box::new(ScrapedCounters(counters)));
     }
 
+    /// Registers gauges kept elsewhere (a database pool's figures), read at each
+    /// scrape, as [`Metrics::count_at_scrape`] does for counters.
+    pub fn gauge_at_scrape(&self, gauges: Vec<ScrapedGauge>) {
+        let mut r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        r.register_collector(Box::new(ScrapedGauges(gauges)));
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -346,6 +353,32 @@ pub type ScrapedCounter = (
     &'static str,
     Box<dyn Fn() -> u64 + Send + Sync>,
 );
+
+/// A gauge read at scrape time: name, help, and how to read it.
+pub type ScrapedGauge = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn() -> i64 + Send + Sync>,
+);
+
+struct ScrapedGauges(Vec<ScrapedGauge>);
+
+impl std::fmt::Debug for ScrapedGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|c| c.0)).finish()
+    }
+}
+
+impl Collector for ScrapedGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for (name, help, read) in &self.0 {
+            let gauge = ConstGauge::new(read());
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
 
 impl crate::net::ListenerMetrics for Metrics {
     fn listener(&self, name: &'static str) -> ListenerStats {

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 pub use audit::AuditEvent;
 pub use email::EmailEvent;
 pub use error::EventsError;
-pub use metrics::{Metrics, ScrapedCounter};
+pub use metrics::{Metrics, ScrapedCounter, ScrapedGauge};
 use reload::Change;
 use sink::{Filter, Kind, Record, Sink, Starter, Worker};
 

@@ -1,5 +1,6 @@
 //! The Prometheus page on the plain-HTTP `metrics` listener: the registry, with the
-//! store's group-commit counters and the outbound queue's gauges read at scrape.
+//! store's group-commit counters and the outbound queue's gauges read at scrape,
+//! and a networked backend's pool and notify figures (PostgreSQL only).
 //!
 //! Owns only this page; the metrics themselves live in `events::Metrics`.
 
@@ -52,6 +53,99 @@ pub fn store_counters(store: &Arc<dyn Backend>) -> Vec<crate::events::ScrapedCou
     ]
 }
 
+/// Registers the figures of a backend that has them ([`Backend::backend_metrics`]:
+/// PostgreSQL's pool, retries, notify lag, listener reconnects); nothing for the
+/// embedded store, whose page stays as it is.
+pub fn register_backend_metrics(metrics: &crate::events::Metrics, store: &Arc<dyn Backend>) {
+    use crate::store::BackendMetrics;
+    if store.backend_metrics().is_none() {
+        return;
+    }
+    let read = |field: fn(&BackendMetrics) -> u64| {
+        let store = store.clone();
+        move || store.backend_metrics().map_or(0, |m| field(&m))
+    };
+    let counter = |name, help, field| {
+        let read = read(field);
+        (
+            name,
+            help,
+            Box::new(read) as Box<dyn Fn() -> u64 + Send + Sync>,
+        )
+    };
+    let gauge = |name, help, field| {
+        let read = read(field);
+        (
+            name,
+            help,
+            Box::new(move || i64::try_from(read()).unwrap_or(i64::MAX))
+                as Box<dyn Fn() -> i64 + Send + Sync>,
+        )
+    };
+    metrics.count_at_scrape(vec![
+        counter(
+            "mailgate_postgres_write_retries",
+            "Whole write transactions run again after a serialization failure or deadlock",
+            |m| m.write_retries,
+        ),
+        counter(
+            "mailgate_postgres_notify_received",
+            "Cross-daemon notifications received",
+            |m| m.notify_received,
+        ),
+        counter(
+            "mailgate_postgres_notify_lag_ms_sum",
+            "Sum of notification lags (sender's send time to receipt), milliseconds",
+            |m| m.notify_lag_sum_ms,
+        ),
+        counter(
+            "mailgate_postgres_notify_sent",
+            "Coalesced NOTIFY statements sent",
+            |m| m.notify_sent,
+        ),
+        counter(
+            "mailgate_postgres_notify_send_failures",
+            "NOTIFY statements that failed (other daemons catch up by their safety poll)",
+            |m| m.notify_send_failures,
+        ),
+        counter(
+            "mailgate_postgres_listener_reconnects",
+            "Times the LISTEN connection was lost or could not connect",
+            |m| m.listener_reconnects,
+        ),
+    ]);
+    metrics.gauge_at_scrape(vec![
+        gauge(
+            "mailgate_postgres_pool_max",
+            "Connections the pool may open (store.pool_size)",
+            |m| m.pool_max,
+        ),
+        gauge("mailgate_postgres_pool_open", "Connections open", |m| {
+            m.pool_open
+        }),
+        gauge(
+            "mailgate_postgres_pool_in_use",
+            "Connections lent out",
+            |m| m.pool_in_use,
+        ),
+        gauge(
+            "mailgate_postgres_pool_waiting",
+            "Callers waiting for a pooled connection",
+            |m| m.pool_waiting,
+        ),
+        gauge(
+            "mailgate_postgres_notify_last_lag_ms",
+            "Lag of the latest notification, milliseconds",
+            |m| m.notify_last_lag_ms,
+        ),
+        gauge(
+            "mailgate_postgres_notify_max_lag_ms",
+            "Largest notification lag since start, milliseconds",
+            |m| m.notify_max_lag_ms,
+        ),
+    ]);
+}
+
 /// `GET /metrics`: the registry, with the gauges read from the store refreshed first.
 struct MetricsPage {
     metrics: Arc<Metrics>,
@@ -79,5 +173,22 @@ impl http::Handler for MetricsPage {
                 self.metrics.render(),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Metrics;
+
+    /// The embedded store's page is unchanged: no PostgreSQL figures.
+    #[test]
+    fn the_embedded_store_adds_no_backend_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_embedded(&dir.path().join("s.sqlite")).unwrap();
+        let metrics = Metrics::new();
+        let before = metrics.render();
+        register_backend_metrics(&metrics, &store);
+        assert_eq!(metrics.render(), before);
     }
 }

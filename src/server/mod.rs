@@ -289,9 +289,17 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     let pairs = certificate_pairs(&config)?;
     resolver.load(&pairs).map_err(|e| StartError(e.0))?;
 
-    let store_path = config.data_path(&config.store.path);
+    // Where a refusal points: the file, or (PostgreSQL) the url's key.
+    let store_key = match config.store.backend {
+        crate::config::StoreBackend::Sqlite => format!(
+            "store.path ({})",
+            config.data_path(&config.store.path).display()
+        ),
+        crate::config::StoreBackend::Postgres => "store.url".to_string(),
+    };
     let store = crate::store::open(&config)
-        .map_err(|e| StartError(format!("store.path ({}): {e}", store_path.display())))?;
+        .await
+        .map_err(|e| StartError(format!("{store_key}: {e}")))?;
     let provision::State {
         directory,
         access,
@@ -299,6 +307,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     } = provision::open_state(&store, &config).await?;
     let metrics = Arc::new(Metrics::new());
     metrics.count_at_scrape(metrics_page::store_counters(&store));
+    metrics_page::register_backend_metrics(&metrics, &store);
     let events = Events::start(&config.events, &config.server.data_dir, metrics.clone())
         .map_err(|e| StartError(e.to_string()))?;
     // Every event goes through the store's outbox: none is lost to a crash once

@@ -34,6 +34,59 @@ pub trait Backend:
     fn shared_state(&self) -> Option<&dyn SharedState> {
         None
     }
+    /// Connection-pool and cross-daemon figures for /metrics, from a backend
+    /// that has them (PostgreSQL); the embedded store has none.
+    fn backend_metrics(&self) -> Option<BackendMetrics> {
+        None
+    }
+    /// State changes (directory, access rules, tags) made by other daemons on
+    /// the same database, for whoever keeps a copy of that state to reload it;
+    /// `None` where no other daemon can write (the embedded store).
+    fn state_changes(&self) -> Option<tokio::sync::broadcast::Receiver<StateChange>> {
+        None
+    }
+}
+
+/// What another daemon changed, as told by [`Backend::state_changes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    /// Organizations, users, groups, aliases, resources, permissions, tokens.
+    Directory,
+    /// Access control rules and impersonation roles.
+    Access,
+    /// Resource tags.
+    Tags,
+    /// Notifications may have been lost (the listener reconnected): reload all.
+    /// A receiver that lags (`RecvError::Lagged`) should do the same.
+    Missed,
+}
+
+/// A snapshot of a networked backend's connection figures (see
+/// [`Backend::backend_metrics`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendMetrics {
+    /// Connections the pool may open at most.
+    pub pool_max: u64,
+    /// Connections open now.
+    pub pool_open: u64,
+    /// Connections lent out now.
+    pub pool_in_use: u64,
+    /// Callers waiting for a connection now.
+    pub pool_waiting: u64,
+    /// Whole write transactions run again (serialization failure, deadlock).
+    pub write_retries: u64,
+    /// Notifications received, and the sum of their lags (sender's send time to
+    /// receipt), milliseconds: their ratio is the mean lag.
+    pub notify_received: u64,
+    pub notify_lag_sum_ms: u64,
+    /// The lag of the latest notification, and the largest, milliseconds.
+    pub notify_last_lag_ms: u64,
+    pub notify_max_lag_ms: u64,
+    /// Coalesced NOTIFY statements sent, and those that failed.
+    pub notify_sent: u64,
+    pub notify_send_failures: u64,
+    /// Times the listener connection was lost or failed to connect.
+    pub listener_reconnects: u64,
 }
 
 /// Counters of a backend's writer: how well group commit is batching.
@@ -56,15 +109,42 @@ pub struct WriterStats {
 }
 
 /// Opens (creating if needed) the backend `[store]` names; refuses a corrupt
-/// store or one written by a newer mailgate.
-pub fn open(config: &Config) -> Result<Arc<dyn Backend>> {
+/// store or one written by a newer mailgate. PostgreSQL's notify tasks start on
+/// the calling runtime.
+pub async fn open(config: &Config) -> Result<Arc<dyn Backend>> {
     match config.store.backend {
         StoreBackend::Sqlite => open_embedded(&config.data_path(&config.store.path)),
-        // Refused until the queue, directory, access rules, tags and outbox are
-        // in PostgreSQL too: no daemon runs on half a backend (issue 19).
-        StoreBackend::Postgres => Err(super::postgres::unsupported(
-            "a daemon on PostgreSQL (the outbound queue, directory, access rules, tags and event outbox)",
-        )),
+        // No daemon runs on half a backend (issue 19): see MISSING_PARTS.
+        StoreBackend::Postgres => match super::postgres::MISSING_PARTS {
+            Some(missing) => Err(super::postgres::unsupported(&format!(
+                "a daemon on PostgreSQL ({missing})"
+            ))),
+            None => open_postgres(&config.store).await,
+        },
+    }
+}
+
+/// The PostgreSQL store of `[store]`, with its pool size and its notify tasks.
+async fn open_postgres(store: &crate::config::StoreSection) -> Result<Arc<dyn Backend>> {
+    let settings = super::postgres::Settings {
+        url: store.url.clone().unwrap_or_default(),
+        pool_size: store.pool_size,
+    };
+    let pg = super::postgres::PgStore::open(&settings).await?;
+    pg.start_notify(super::postgres::SAFETY_POLL);
+    Ok(Arc::new(pg))
+}
+
+/// What `check-config` verifies of the store beyond the config file: for
+/// PostgreSQL, that the server answers, acknowledges commits durably and holds
+/// no schema newer than this build (nothing is migrated). The embedded store
+/// is checked when the daemon opens it.
+pub async fn check(config: &Config) -> Result<()> {
+    match config.store.backend {
+        StoreBackend::Sqlite => Ok(()),
+        StoreBackend::Postgres => {
+            super::postgres::check(config.store.url.as_deref().unwrap_or_default()).await
+        }
     }
 }
 
@@ -78,15 +158,61 @@ pub fn open_embedded(path: &Path) -> Result<Arc<dyn Backend>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_postgres_store_is_refused_until_complete() {
+    #[tokio::test]
+    async fn a_postgres_store_is_refused_until_complete() {
         let mut config = Config::embedded();
         config.store.backend = StoreBackend::Postgres;
         config.store.url = Some("postgres://mg@127.0.0.1:1/mail".into());
-        let e = open(&config).err().expect("refused").to_string();
+        let e = open(&config).await.err().expect("refused").to_string();
         assert!(
             e.contains("not yet supported by the postgres backend"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_has_no_backend_metrics_nor_state_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_embedded(&dir.path().join("s.sqlite")).unwrap();
+        assert!(store.backend_metrics().is_none());
+        assert!(store.state_changes().is_none());
+        assert!(check(&Config::embedded()).await.is_ok());
+    }
+
+    /// Everything `open` does for PostgreSQL but the refusal: the pool of the
+    /// configured size, a working store, the notify tasks running.
+    #[tokio::test]
+    async fn postgres_opens_with_its_pool_size_and_notify_tasks() {
+        if !crate::store::postgres::testing::available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::embedded();
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url = Some(crate::store::postgres::testing::create_database(dir.path()).await);
+        config.store.pool_size = 3;
+        let store = open_postgres(&config.store).await.unwrap();
+        store.create_mailbox("u", 1 << 20).await.unwrap();
+        let m = store.backend_metrics().expect("postgres has metrics");
+        assert_eq!(m.pool_max, 3);
+        assert!(store.state_changes().is_some());
+        // The store's own writes come back through its listener (lag counted)
+        // once it listens.
+        let target = || crate::store::Target {
+            folder: crate::store::FolderRef::Kind("u".into(), crate::store::FolderKind::Inbox),
+            flags: vec![],
+            properties: vec![],
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.backend_metrics().unwrap().notify_received == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no notification came back"
+            );
+            let body: Arc<[u8]> = Arc::from(&b"Subject: x\r\n\r\nx\r\n"[..]);
+            store.deliver(body, 0, vec![target()]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(check(&config).await.is_ok());
     }
 }

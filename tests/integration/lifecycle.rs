@@ -64,6 +64,45 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
     assert!(err.contains("/nonexistent/m.toml"), "{err}");
 }
 
+/// With `backend = "postgres"`, check-config also reaches the database: an
+/// unreachable one is a refusal (78) in one line naming the URL; the test
+/// server (tests/pg.sh), when there is one, passes.
+#[test]
+fn check_config_reaches_a_postgres_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = include_str!("../../config/mailgate.toml");
+    let with_url = |url: &str| {
+        let cfg = dir.path().join("pg.toml");
+        let text = example.replace(
+            "backend = \"sqlite\"",
+            &format!("backend = \"postgres\"\nurl = \"{url}\""),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        run_cli(
+            &["check-config", "--config", cfg.to_str().unwrap()],
+            dir.path(),
+        )
+    };
+    let (code, err) = with_url("postgres://mg:pw@127.0.0.1:1/mail?sslmode=disable");
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("cannot connect") && err.contains("postgres://mg@127.0.0.1:1/mail"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // serve refuses it too (today at postgres::MISSING_PARTS, later because the
+    // server is unreachable), exit 78, naming the key.
+    let cfg = dir.path().join("pg.toml");
+    let (code, err) = run_cli(&["serve", "--config", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(code, 78, "{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("store.url"), "{err}");
+    if let Ok(url) = std::env::var("MAILGATE_TEST_POSTGRES") {
+        let (code, err) = with_url(&url);
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
 #[test]
 fn missing_certificate_is_refused_with_exit_78() {
     let dir = tempfile::tempdir().unwrap();

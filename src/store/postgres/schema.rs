@@ -219,6 +219,39 @@ pub fn check_synchronous_commit(value: &str) -> Result<()> {
     }
 }
 
+/// `check-config`'s look, changing nothing: the settings, and a schema no newer
+/// than this build (an older or absent one is fine: the daemon migrates it).
+pub async fn check(client: &Client, url_for_errors: &str) -> Result<()> {
+    check_settings(client).await?;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    let found: Option<i64> = if exists {
+        client
+            .query_one("SELECT max(version) FROM schema_version", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0)
+    } else {
+        None
+    };
+    check_version(found.unwrap_or(0), url_for_errors)
+}
+
+/// Refuses a schema written by a newer mailgate. Pure.
+fn check_version(found: i64, url_for_errors: &str) -> Result<()> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: url_for_errors.to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 async fn migrate(client: &mut Client, url_for_errors: &str) -> Result<()> {
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
@@ -230,13 +263,7 @@ async fn migrate(client: &mut Client, url_for_errors: &str) -> Result<()> {
         .map_err(pg_error)?
         .and_then(|r| r.get(0));
     let found = found.unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            path: url_for_errors.to_string(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    check_version(found, url_for_errors)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = client.transaction().await.map_err(pg_error)?;
         tx.batch_execute(sql).await.map_err(pg_error)?;

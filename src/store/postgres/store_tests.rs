@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::testing::{available, create_database, execute};
 use super::*;
 use crate::store::{FolderKind, FolderRef};
+use tokio_postgres::NoTls;
 
 pub(super) fn settings(url: &str) -> Settings {
     Settings {
