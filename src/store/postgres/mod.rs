@@ -1,7 +1,8 @@
 //! The PostgreSQL store (issue 19): many daemons on one database behaving as one
-//! server. Work in progress: the mail core of [`Store`] is here; the outbound
-//! queue, directory, access rules, tags and event outbox are not yet, and their
-//! methods answer [`unsupported`] errors, so `store::open` refuses this backend
+//! server. Work in progress: the mail core of [`Store`], the directory and the
+//! access rules (`directory`, `access`, fenced by `versions`) and the shared
+//! secrets are here; the outbound queue, tags and event outbox are not yet, and
+//! their methods answer [`unsupported`] errors, so `store::open` refuses this backend
 //! until they exist (see docs/postgres-progress.md).
 //!
 //! Owns the PostgreSQL [`Backend`]: the connection pool (deadpool-postgres), the
@@ -38,8 +39,6 @@ use super::{
     OutboxRow, Property, Quota, Refused, Result, Store, StoreError, Stored, Tag, Tags, Target,
     WriterStats,
 };
-use crate::access::{AccessBackend, AccessError};
-use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordOp};
 
 /// Mailboxes whose change feed moved in a write, with the newest sequence number.
 type Touched = Vec<(String, i64)>;
@@ -278,6 +277,14 @@ impl Backend for PgStore {
 
     fn announced_writes(&self) -> usize {
         self.announced.load(Ordering::Relaxed)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn shared_secret(&self, name: &str, fresh: &dyn Fn() -> String) -> Result<Option<String>> {
+        self.secret(name, fresh).map(Some)
     }
 }
 
@@ -601,33 +608,14 @@ impl Tags for PgStore {
     }
 }
 
-impl DirectoryBackend for PgStore {
-    fn load_all(&self) -> std::result::Result<Vec<Record>, DirectoryError> {
-        Err(DirectoryError::Backend(
-            unsupported("the directory").to_string(),
-        ))
-    }
-
-    fn apply(&self, _ops: Vec<RecordOp>) -> std::result::Result<(), DirectoryError> {
-        Err(DirectoryError::Backend(
-            unsupported("the directory").to_string(),
-        ))
-    }
-}
-
-impl AccessBackend for PgStore {
-    fn load_all(&self) -> std::result::Result<Vec<(String, String)>, AccessError> {
-        Err(AccessError::Backend(
-            unsupported("access rules").to_string(),
-        ))
-    }
-
-    fn save(&self, _org: &str, _json: &str) -> std::result::Result<(), AccessError> {
-        Err(AccessError::Backend(
-            unsupported("access rules").to_string(),
-        ))
-    }
-}
+// The directory, the access rules and the shared secrets (their SQL, and the
+// version rows that fence their writes) live in files of their own; declared
+// here, after the transaction macros they use.
+mod access;
+mod blocking;
+mod directory;
+mod secrets;
+mod versions;
 
 #[cfg(test)]
 mod tests {

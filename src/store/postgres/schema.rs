@@ -14,7 +14,8 @@ use crate::store::{Result, StoreError};
 /// name rows, nobody orders by them. Every counter a client orders by (UIDs,
 /// MODSEQ, UIDVALIDITY, the change feed's `seq`) is a column of a locked row,
 /// taken inside the writing transaction, so it is handed out in commit order.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailboxes (
     id TEXT PRIMARY KEY,
     quota_bytes BIGINT NOT NULL,
@@ -98,7 +99,42 @@ BEGIN
 END $$;
 CREATE TRIGGER messages_counted AFTER INSERT OR DELETE OR UPDATE OF flags, folder_id
     ON messages FOR EACH ROW EXECUTE FUNCTION messages_count();
-"#];
+"#,
+    r#"
+-- The directory and the access rules (issue 19): every daemon holds them in
+-- memory. A write locks its kind's version row (FOR UPDATE), checks it is the
+-- version its writer validated against, writes its rows stamped with the next
+-- version and moves the row; readers catch up with the rows above the version
+-- they hold. Deleted directory records stay as tombstones (json NULL) so a
+-- reader sees the delete.
+CREATE TABLE store_versions (
+    kind TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO store_versions (kind, version) VALUES ('directory', 0), ('access', 0);
+CREATE TABLE directory_records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    json TEXT,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX directory_records_version ON directory_records (version);
+CREATE TABLE access_documents (
+    org_id TEXT PRIMARY KEY,
+    json TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX access_documents_version ON access_documents (version);
+-- Secrets every daemon must share (token-signing keys, the generated admin
+-- access key): the first daemon's INSERT wins, everyone reads the row.
+CREATE TABLE shared_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -52,18 +52,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "tags not yet",
     ),
     (
-        "directory_survives_a_reopen_of_the_store",
-        "directory not yet",
-    ),
-    (
-        "personal_access_tokens_survive_a_reopen_of_the_store",
-        "directory not yet",
-    ),
-    (
-        "access_rules_survive_a_reopen_of_the_store",
-        "access rules not yet",
-    ),
-    (
         "delivery_events_commit_with_the_delivery",
         "event outbox not yet",
     ),
