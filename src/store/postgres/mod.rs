@@ -615,6 +615,8 @@ mod access;
 mod blocking;
 mod directory;
 mod secrets;
+#[cfg(test)]
+mod shared_tests;
 mod versions;
 
 #[cfg(test)]
