@@ -20,6 +20,7 @@ use super::roles::Role;
 use super::rules::{AccessControlRule, Rule};
 use super::token::TokenKeys;
 use super::validate;
+use crate::directory::{MAX_FENCED_ATTEMPTS, fenced_retry_pause};
 
 /// Per-organization count limits (config keys in the daemon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +56,6 @@ impl OrgState {
         self.roles.iter().find(|r| r.id() == role_id)
     }
 }
-
-/// Times a change is validated and saved again after another daemon moved the
-/// version under it, before it gives up with a backend error.
-pub const MAX_SAVE_ATTEMPTS: u32 = 16;
 
 /// Result of a mutation closure: `Unchanged` skips the save and the generation bump.
 pub(super) enum Change<T> {
@@ -177,7 +174,8 @@ impl AccessEngine {
             ..OrgState::default()
         };
         let mut loaded = self.lock_writer();
-        for _ in 0..MAX_SAVE_ATTEMPTS {
+        for attempt in 0..MAX_FENCED_ATTEMPTS {
+            std::thread::sleep(fenced_retry_pause(attempt));
             self.catch_up(&mut loaded)?;
             let current = self.orgs.load_full();
             if current.contains_key(org) {
@@ -218,7 +216,8 @@ impl AccessEngine {
         mut change: impl FnMut(&mut OrgState) -> Result<Change<T>, AccessError>,
     ) -> Result<T, AccessError> {
         let mut loaded = self.lock_writer();
-        for _ in 0..MAX_SAVE_ATTEMPTS {
+        for attempt in 0..MAX_FENCED_ATTEMPTS {
+            std::thread::sleep(fenced_retry_pause(attempt));
             self.catch_up(&mut loaded)?;
             let current = self.orgs.load_full();
             let state = current.get(org).ok_or_else(|| {
@@ -269,7 +268,7 @@ impl AccessEngine {
 /// The error of a change that lost the race to other daemons every time.
 fn gave_up() -> AccessError {
     AccessError::Backend(format!(
-        "access rules kept changing under this save; gave up after {MAX_SAVE_ATTEMPTS} attempts"
+        "access rules kept changing under this save; gave up after {MAX_FENCED_ATTEMPTS} attempts"
     ))
 }
 

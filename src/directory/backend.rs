@@ -144,6 +144,22 @@ pub trait DirectoryBackend: Send + Sync {
     fn apply_at(&self, expected: u64, ops: Vec<RecordOp>) -> Result<Fenced, DirectoryError>;
 }
 
+/// Times a fenced write is validated and tried again after other writers moved
+/// the version under it, before it gives up with a backend error.
+pub const MAX_FENCED_ATTEMPTS: u32 = 16;
+
+/// The pause before fenced attempt `attempt` (0-based): none before the first
+/// retry, then random up to 2 ms doubling to 128 ms, so that a writer that keeps
+/// losing to a busy one is not starved (the winner is usually between writes
+/// when the loser comes back).
+pub fn fenced_retry_pause(attempt: u32) -> std::time::Duration {
+    if attempt < 2 {
+        return std::time::Duration::ZERO;
+    }
+    let cap_ms = 1u64 << attempt.min(7);
+    std::time::Duration::from_millis(rand::random_range(1..=cap_ms))
+}
+
 /// The ops of one batch with at most one op per (kind, id), the last one
 /// winning: a backend can then write them in one set-based statement.
 pub fn last_op_per_record(ops: Vec<RecordOp>) -> Vec<RecordOp> {
@@ -161,6 +177,29 @@ pub fn last_op_per_record(ops: Vec<RecordOp>) -> Vec<RecordOp> {
 #[cfg(test)]
 mod tests {
     use super::{Record, RecordKind, RecordOp, last_op_per_record};
+
+    #[test]
+    fn retries_pause_with_jitter_within_bounds() {
+        use super::fenced_retry_pause as pause;
+        assert_eq!(
+            pause(0),
+            std::time::Duration::ZERO,
+            "the first try goes at once"
+        );
+        assert_eq!(
+            pause(1),
+            std::time::Duration::ZERO,
+            "so does the first retry"
+        );
+        for attempt in 2..40 {
+            let p = pause(attempt);
+            assert!(p >= std::time::Duration::from_millis(1), "{attempt}: {p:?}");
+            assert!(
+                p <= std::time::Duration::from_millis(128),
+                "{attempt}: {p:?}"
+            );
+        }
+    }
 
     #[test]
     fn one_op_per_record_and_the_last_wins() {

@@ -73,8 +73,8 @@ pub(crate) mod testing {
 mod tests;
 
 pub use backend::{
-    DirectoryBackend, Fenced, Record, RecordChanges, RecordKind, RecordOp, UnknownRecordKind,
-    last_op_per_record,
+    DirectoryBackend, Fenced, MAX_FENCED_ATTEMPTS, Record, RecordChanges, RecordKind, RecordOp,
+    UnknownRecordKind, fenced_retry_pause, last_op_per_record,
 };
 pub use error::DirectoryError;
 pub use lookup::{LoginCandidate, Recipient, Rights};

@@ -6,15 +6,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
-use super::backend::{DirectoryBackend, Fenced, Record, RecordChanges};
+use super::backend::{
+    DirectoryBackend, Fenced, MAX_FENCED_ATTEMPTS, Record, RecordChanges, fenced_retry_pause,
+};
 use super::error::DirectoryError;
 use super::password;
 use super::state::State;
 use super::tx::Tx;
-
-/// Times a mutation is validated and written again after another daemon moved
-/// the version under it, before it gives up with a backend error.
-pub const MAX_WRITE_ATTEMPTS: u32 = 16;
 
 /// Organizations, domains, users, groups, resources, aliases and mailbox
 /// permissions, held in memory and persisted through a [`DirectoryBackend`].
@@ -130,7 +128,8 @@ impl Directory {
         mut f: impl FnMut(&State, &mut Tx) -> Result<R, DirectoryError>,
     ) -> Result<R, DirectoryError> {
         let mut loaded = self.lock_loaded();
-        for _ in 0..MAX_WRITE_ATTEMPTS {
+        for attempt in 0..MAX_FENCED_ATTEMPTS {
+            std::thread::sleep(fenced_retry_pause(attempt));
             self.catch_up(&mut loaded)?;
             let mut st = self.state.write().unwrap_or_else(PoisonError::into_inner);
             let mut tx = Tx::default();
@@ -154,7 +153,7 @@ impl Directory {
             }
         }
         Err(DirectoryError::Backend(format!(
-            "the directory kept changing under this write; gave up after {MAX_WRITE_ATTEMPTS} attempts"
+            "the directory kept changing under this write; gave up after {MAX_FENCED_ATTEMPTS} attempts"
         )))
     }
 

@@ -239,3 +239,48 @@ async fn secrets_are_made_once_and_shared() {
     })
     .await;
 }
+
+/// Daemon start-up (`server::provision`) on a shared backend: two daemons with
+/// their own data directories provisioning one empty database at once make one
+/// organization with its default rule, and share the token keys and the admin
+/// key, which each also writes to its own credentials file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_provisioning_at_once_make_one_organization_and_share_keys() {
+    use crate::server::provision::open_state;
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &tempfile::TempDir| {
+        let mut c = crate::config::Config::embedded();
+        c.server.data_dir = dir.path().to_path_buf();
+        c
+    };
+    let (ca, cb) = (config(&dir_a), config(&dir_b));
+    let (sa, sb): (Arc<dyn Backend>, Arc<dyn Backend>) = (a, b);
+    let (pa, pb) = tokio::join!(open_state(&sa, &ca), open_state(&sb, &cb));
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    pa.directory.refresh().unwrap();
+    pb.directory.refresh().unwrap();
+    let orgs = pa.directory.list_organizations();
+    assert_eq!(orgs.len(), 1, "{orgs:?}");
+    assert_eq!(pb.directory.list_organizations(), orgs);
+    pb.access.refresh().unwrap();
+    let rules = pb.access.list_access_control_rules(&orgs[0].id).unwrap();
+    assert_eq!(rules.len(), 1, "the default rule, once");
+    assert_eq!(pa.admin_keys.last(), pb.admin_keys.last(), "one admin key");
+    for c in [&ca, &cb] {
+        let file = c.data_path(&c.admin.credentials);
+        let (in_file, _) = crate::admin::credentials::load_existing(&file).unwrap();
+        assert_eq!(Some(&in_file), pa.admin_keys.last(), "{}", file.display());
+    }
+    // One set of token keys: a token minted on A verifies on B.
+    let keys_a = crate::server::provision::token_keys(sa.as_ref(), &ca).unwrap();
+    let keys_b = crate::server::provision::token_keys(sb.as_ref(), &cb).unwrap();
+    assert_eq!(keys_a.current, keys_b.current);
+    assert!(
+        !ca.data_path(&ca.access.token_keys).exists(),
+        "a shared backend's keys are not written to the key file"
+    );
+}
