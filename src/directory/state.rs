@@ -113,6 +113,25 @@ pub(crate) enum RecordProblem {
 #[error("{}", .0.join("; "))]
 pub(crate) struct CorruptRecords(pub Vec<String>);
 
+/// Takes an entity version's name and addresses out of the indexes where they
+/// still name it.
+fn unindex_base(
+    kind: EntityKind,
+    old: &super::model::EntityBase,
+    names: &mut HashMap<(EntityKind, String), String>,
+    addresses: &mut HashMap<String, AddrOwner>,
+) {
+    let key = (kind, name_key(&old.name));
+    if names.get(&key) == Some(&old.id) {
+        names.remove(&key);
+    }
+    for a in old.addresses() {
+        if addresses.get(a).is_some_and(|o| o.id == old.id) {
+            addresses.remove(a);
+        }
+    }
+}
+
 /// Adds one stored record to a change set, checking that the ids inside its JSON
 /// are its key.
 fn decode_into(tx: &mut Tx, r: &Record) -> Result<(), RecordProblem> {
@@ -211,17 +230,7 @@ impl State {
     /// Returns index conflicts (empty when consistent).
     pub(crate) fn put_org(&mut self, o: Organization) -> Vec<String> {
         let mut conflicts = Vec::new();
-        if let Some(old) = self.orgs.get(&o.id).map(|d| &d.org) {
-            let key = name_key(&old.alias);
-            if self.org_aliases.get(&key) == Some(&old.id) {
-                self.org_aliases.remove(&key);
-            }
-            for d in &old.mail_domains {
-                if self.domains.get(d) == Some(&old.id) {
-                    self.domains.remove(d);
-                }
-            }
-        }
+        self.unindex_org(&o.id);
         let key = name_key(&o.alias);
         match self.org_aliases.get(&key) {
             Some(other) if *other != o.id => {
@@ -275,17 +284,8 @@ impl State {
         let Some(od) = orgs.get_mut(&b.org_id) else {
             return vec![format!("unknown organization {}", b.org_id)];
         };
-        if let Some(old_entity) = E::table_mut(od).remove(&b.id) {
-            let old = old_entity.base();
-            let key = (E::KIND, name_key(&old.name));
-            if od.names.get(&key) == Some(&old.id) {
-                od.names.remove(&key);
-            }
-            for a in old.addresses() {
-                if addresses.get(a).is_some_and(|o| o.id == old.id) {
-                    addresses.remove(a);
-                }
-            }
+        if let Some(old) = E::table_mut(od).remove(&b.id) {
+            unindex_base(E::KIND, old.base(), &mut od.names, addresses);
         }
         let mut conflicts = Vec::new();
         if !b.is_deleted() {
@@ -412,15 +412,7 @@ impl State {
             let Some(old) = E::table(od).get(id).map(|e| e.base().clone()) else {
                 continue;
             };
-            let key = (E::KIND, name_key(&old.name));
-            if od.names.get(&key) == Some(&old.id) {
-                od.names.remove(&key);
-            }
-            for a in old.addresses() {
-                if addresses.get(a).is_some_and(|o| o.id == old.id) {
-                    addresses.remove(a);
-                }
-            }
+            unindex_base(E::KIND, &old, &mut od.names, addresses);
         }
     }
 
