@@ -39,6 +39,23 @@ fn thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::thr
     })
 }
 
+/// Runs each job on a thread of its own, all released at once (two daemons
+/// racing); returns their results in order.
+fn at_once<T: Send + 'static>(jobs: Vec<Box<dyn FnOnce() -> T + Send>>) -> Vec<T> {
+    let start = Arc::new(Barrier::new(jobs.len()));
+    let running: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let start = start.clone();
+            thread(move || {
+                start.wait();
+                job()
+            })
+        })
+        .collect();
+    running.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 fn user(name: &str) -> NewUser<'_> {
     NewUser {
         name,
@@ -86,23 +103,16 @@ async fn concurrent_writes_on_two_daemons_all_land() {
     let (_dir, a, b) = two_stores().await;
     blocking(move || {
         let (da, db, org) = directories(&a, &b);
-        let start = Arc::new(Barrier::new(2));
-        let workers: Vec<_> = [(da.clone(), "a"), (db.clone(), "b")]
-            .into_iter()
-            .map(|(d, tag)| {
-                let (org, start) = (org.clone(), start.clone());
-                thread(move || {
-                    start.wait();
-                    for i in 0..20 {
-                        let name = format!("{tag}{i}");
-                        d.create_user(&org, user(&name)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
+        let writers = [(da.clone(), "a"), (db.clone(), "b")].map(|(d, tag)| {
+            let org = org.clone();
+            Box::new(move || {
+                for i in 0..20 {
+                    let name = format!("{tag}{i}");
+                    d.create_user(&org, user(&name)).unwrap();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        });
+        at_once(writers.into());
         da.refresh().unwrap();
         db.refresh().unwrap();
         assert_eq!(da.list_users(&org).unwrap().len(), 40);
@@ -125,22 +135,17 @@ async fn one_address_claimed_on_both_daemons_at_once_goes_to_one() {
         db.refresh().unwrap();
         for round in 0..10 {
             let addr = format!("shared{round}@acme.test");
-            let start = Arc::new(Barrier::new(2));
-            let claims: Vec<_> = [(da.clone(), ua.clone()), (db.clone(), ub.clone())]
-                .into_iter()
-                .map(|(d, u)| {
-                    let (org, addr, start) = (org.clone(), addr.clone(), start.clone());
-                    thread(move || {
-                        start.wait();
-                        // A registered user's further addresses are aliases.
-                        match d.user_epoch(&u).map(|e| e.0) {
-                            Some(EntityState::Enabled) => d.create_alias(&org, &u, &addr),
-                            _ => d.register_to_workmail(&org, &u, &addr),
-                        }
-                    })
-                })
-                .collect();
-            let results: Vec<_> = claims.into_iter().map(|c| c.join().unwrap()).collect();
+            let claims = [(da.clone(), ua.clone()), (db.clone(), ub.clone())].map(|(d, u)| {
+                let (org, addr) = (org.clone(), addr.clone());
+                Box::new(move || {
+                    // A registered user's further addresses are aliases.
+                    match d.user_epoch(&u).map(|e| e.0) {
+                        Some(EntityState::Enabled) => d.create_alias(&org, &u, &addr),
+                        _ => d.register_to_workmail(&org, &u, &addr),
+                    }
+                }) as Box<dyn FnOnce() -> Result<(), DirectoryError> + Send>
+            });
+            let results = at_once(claims.into());
             let won = results.iter().filter(|r| r.is_ok()).count();
             assert_eq!(won, 1, "round {round}: {results:?}");
             for r in results.iter().filter_map(|r| r.as_ref().err()) {
@@ -217,19 +222,13 @@ async fn secrets_are_made_once_and_shared() {
     let (_dir, a, b) = two_stores().await;
     blocking(move || {
         assert!(a.is_shared() && b.is_shared());
-        let start = Arc::new(Barrier::new(2));
-        let asks: Vec<_> = [(a.clone(), "from-a"), (b.clone(), "from-b")]
-            .into_iter()
-            .map(|(s, fresh)| {
-                let start = start.clone();
-                thread(move || {
-                    start.wait();
-                    s.shared_secret("token_keys", &|| fresh.to_string())
-                        .unwrap()
-                })
-            })
-            .collect();
-        let got: Vec<_> = asks.into_iter().map(|t| t.join().unwrap()).collect();
+        let asks = [(a.clone(), "from-a"), (b.clone(), "from-b")].map(|(s, fresh)| {
+            Box::new(move || {
+                s.shared_secret("token_keys", &|| fresh.to_string())
+                    .unwrap()
+            }) as Box<dyn FnOnce() -> Option<String> + Send>
+        });
+        let got = at_once(asks.into());
         assert_eq!(got[0], got[1], "both daemons hold the same secret");
         assert!(matches!(got[0].as_deref(), Some("from-a" | "from-b")));
         let again = a.shared_secret("token_keys", &|| "later".into()).unwrap();
