@@ -33,12 +33,24 @@ pub enum KeyFileError {
 
 /// Reads the keys, generating a file with one fresh key if it does not exist.
 pub fn load(path: &Path) -> Result<TokenKeys, KeyFileError> {
-    let generate = || {
-        let keys = TokenKeys::generate(format!("k{}", crate::clock::now_secs()));
-        let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
-        (keys, line)
-    };
     Ok(crate::secret_file::load_or_create(path, parse, generate)?.0)
+}
+
+/// One fresh key and its file text.
+fn generate() -> (TokenKeys, String) {
+    let keys = TokenKeys::generate(format!("k{}", crate::clock::now_secs()));
+    let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
+    (keys, line)
+}
+
+/// A fresh key as file text: what the first daemon on a shared backend stores.
+pub fn generate_text() -> String {
+    generate().1
+}
+
+/// The keys of file text kept elsewhere than in a file (a shared backend).
+pub fn from_text(text: &str) -> Result<TokenKeys, KeyFileError> {
+    parse(text)
 }
 
 fn parse(text: &str) -> Result<TokenKeys, KeyFileError> {
@@ -81,6 +93,14 @@ mod tests {
         let rotated = load(&path).unwrap();
         assert_eq!(rotated.current.0, "k2");
         assert_eq!(rotated.previous.unwrap().0, first.current.0);
+    }
+
+    #[test]
+    fn generated_text_reads_back_as_one_fresh_key() {
+        let keys = from_text(&generate_text()).unwrap();
+        assert!(keys.previous.is_none());
+        assert_ne!(from_text(&generate_text()).unwrap().current, keys.current);
+        assert!(from_text("").is_err());
     }
 
     #[test]

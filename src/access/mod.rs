@@ -77,7 +77,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{AccessBackend, MemoryBackend};
+pub use backend::{AccessBackend, DocumentChanges, Fenced, MemoryBackend};
 pub use engine::{AccessEngine, AccessLimits};
 pub use error::AccessError;
 pub use evaluate::{Decision, Principal, Request, evaluate};

@@ -51,15 +51,15 @@ impl AccessEngine {
             let role = Role::from_parts(
                 ImpersonationRole {
                     impersonation_role_id: id.clone(),
-                    name: input.name,
+                    name: input.name.clone(),
                     role_type: input.role_type,
-                    description: input.description,
-                    rules: input.rules,
+                    description: input.description.clone(),
+                    rules: input.rules.clone(),
                     date_created: now_ms,
                     date_modified: now_ms,
                     version: 1,
                 },
-                targets,
+                targets.clone(),
             )?;
             state.roles.push(role);
             if let Some(token) = client_token {
@@ -106,15 +106,15 @@ impl AccessEngine {
             *slot = Role::from_parts(
                 ImpersonationRole {
                     impersonation_role_id: old.impersonation_role_id.clone(),
-                    name: input.name,
+                    name: input.name.clone(),
                     role_type: input.role_type,
-                    description: input.description,
-                    rules: input.rules,
+                    description: input.description.clone(),
+                    rules: input.rules.clone(),
                     date_created: old.date_created,
                     date_modified: now_ms,
                     version: old.version.saturating_add(1),
                 },
-                targets,
+                targets.clone(),
             )?;
             Ok(Change::Changed(()))
         })

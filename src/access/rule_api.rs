@@ -22,8 +22,9 @@ impl AccessEngine {
     ) -> Result<(), AccessError> {
         let limit = self.limits().max_rules_per_org;
         // Validate before taking the writer lock; the dates are fixed up below.
-        let mut rule = Rule::new(AccessControlRule::from_input(input, now_ms, now_ms)?)?;
+        let rule = Rule::new(AccessControlRule::from_input(input, now_ms, now_ms)?)?;
         self.mutate(org, |state| {
+            let mut rule = rule.clone();
             match state.rules.iter().position(|r| r.name() == rule.name()) {
                 Some(i) => {
                     let created = state.rules[i].spec().date_created;

@@ -49,13 +49,39 @@ pub fn load_existing(path: &Path) -> Result<(AccessKey, bool), CredentialsError>
 pub fn load_or_create(path: &Path) -> Result<(AccessKey, bool), CredentialsError> {
     let create = || {
         let key = generate();
-        let text = format!(
-            "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            key.access_key_id, key.secret_access_key
-        );
+        let text = file_text(&key);
         (key, text)
     };
     Ok(crate::secret_file::load_or_create(path, parse, create)?)
+}
+
+/// A fresh key as credentials-file text: what the first daemon on a shared
+/// backend stores for all of them.
+pub fn generate_text() -> String {
+    file_text(&generate())
+}
+
+/// The key of credentials-file text kept elsewhere than in a file (a shared backend).
+pub fn from_text(text: &str) -> Result<AccessKey, CredentialsError> {
+    parse(text)
+}
+
+/// Writes `key` (the key the daemons share) to the credentials file if there is
+/// none, so the admin CLI on this host finds it. Returns the key the file holds
+/// (another one if the file predates the sharing) and whether it was just written.
+pub fn write_if_missing(
+    path: &Path,
+    key: &AccessKey,
+) -> Result<(AccessKey, bool), CredentialsError> {
+    let create = || (key.clone(), file_text(key));
+    Ok(crate::secret_file::load_or_create(path, parse, create)?)
+}
+
+fn file_text(key: &AccessKey) -> String {
+    format!(
+        "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        key.access_key_id, key.secret_access_key
+    )
 }
 
 fn generate() -> AccessKey {
@@ -122,6 +148,25 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(first.access_key_id.len(), 20);
         assert_eq!(first.secret_access_key.len(), 40);
+    }
+
+    #[test]
+    fn a_shared_key_is_written_once_and_an_existing_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-credentials");
+        let shared = from_text(&generate_text()).unwrap();
+        assert_eq!(
+            write_if_missing(&path, &shared).unwrap(),
+            (shared.clone(), true)
+        );
+        assert_eq!(load_existing(&path).unwrap().0, shared);
+        let other = from_text(&generate_text()).unwrap();
+        assert_eq!(
+            write_if_missing(&path, &other).unwrap(),
+            (shared, false),
+            "never overwritten: the caller sees the file holds another key"
+        );
+        assert!(from_text("[default]\n").is_err());
     }
 
     #[test]

@@ -72,7 +72,10 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests;
 
-pub use backend::{DirectoryBackend, Record, RecordKind, RecordOp, UnknownRecordKind};
+pub use backend::{
+    DirectoryBackend, Fenced, MAX_FENCED_ATTEMPTS, Record, RecordChanges, RecordKind, RecordOp,
+    UnknownRecordKind, fenced_retry_pause, last_op_per_record,
+};
 pub use error::DirectoryError;
 pub use lookup::{LoginCandidate, Recipient, Rights};
 pub use memory_backend::MemoryBackend;

@@ -8,6 +8,7 @@ use super::ids;
 use super::model::{Group, MailDomain, Organization, OrganizationState, Resource, User};
 use super::service::Directory;
 use super::state::{OrgData, State, name_key};
+use super::tx::Tx;
 use super::validate;
 use crate::clock::now_ms_u64 as now_ms;
 
@@ -20,31 +21,26 @@ impl Directory {
         validate::org_alias(alias)?;
         let domain = validate::domain_name(domain)?;
         let now = now_ms();
-        self.mutate(|st, tx| {
-            if st.org_aliases.contains_key(&name_key(alias)) {
-                return Err(DirectoryError::NameAvailability(format!(
-                    "organization alias {alias} is taken"
-                )));
-            }
-            if st.domains.contains_key(&domain) {
-                return Err(DirectoryError::MailDomainInUse(format!(
-                    "{domain} belongs to another organization"
-                )));
-            }
-            let mut id = ids::new_org_id();
-            while st.orgs.contains_key(&id) {
-                id = ids::new_org_id();
-            }
-            tx.insert_org(Organization {
-                id: id.clone(),
-                alias: alias.to_string(),
-                state: OrganizationState::Active,
-                default_mail_domain: domain.clone(),
-                mail_domains: vec![domain.clone()],
-                created: now,
-                inbound_dmarc_enforced: true,
-            });
-            Ok(id)
+        self.mutate(|st, tx| new_organization(st, tx, alias, &domain, now))
+    }
+
+    /// [`Directory::create_organization`] only while the directory holds no
+    /// organization, decided in the same write: daemons provisioning one shared
+    /// directory at once make one first organization (the others get `None`).
+    pub fn create_first_organization(
+        &self,
+        alias: &str,
+        domain: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        if !self.read().orgs.is_empty() {
+            return Ok(None);
+        }
+        validate::org_alias(alias)?;
+        let domain = validate::domain_name(domain)?;
+        let now = now_ms();
+        self.mutate(|st, tx| match st.orgs.is_empty() {
+            true => new_organization(st, tx, alias, &domain, now).map(Some),
+            false => Ok(None),
         })
     }
 
@@ -195,4 +191,39 @@ impl State {
             ))),
         }
     }
+}
+
+/// Adds a new Active organization to the change set after checking that its
+/// alias and domain are free; returns its id.
+fn new_organization(
+    st: &State,
+    tx: &mut Tx,
+    alias: &str,
+    domain: &str,
+    now: u64,
+) -> Result<String, DirectoryError> {
+    if st.org_aliases.contains_key(&name_key(alias)) {
+        return Err(DirectoryError::NameAvailability(format!(
+            "organization alias {alias} is taken"
+        )));
+    }
+    if st.domains.contains_key(domain) {
+        return Err(DirectoryError::MailDomainInUse(format!(
+            "{domain} belongs to another organization"
+        )));
+    }
+    let mut id = ids::new_org_id();
+    while st.orgs.contains_key(&id) {
+        id = ids::new_org_id();
+    }
+    tx.insert_org(Organization {
+        id: id.clone(),
+        alias: alias.to_string(),
+        state: OrganizationState::Active,
+        default_mail_domain: domain.to_string(),
+        mail_domains: vec![domain.to_string()],
+        created: now,
+        inbound_dmarc_enforced: true,
+    });
+    Ok(id)
 }

@@ -105,7 +105,7 @@ impl Directory {
                 seq,
                 last_used: None,
                 expires,
-                scopes,
+                scopes: scopes.clone(),
                 secret_sha256: hash,
             };
             tx.pats.insert(id, Some(token.clone()));

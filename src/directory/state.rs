@@ -113,6 +113,57 @@ pub(crate) enum RecordProblem {
 #[error("{}", .0.join("; "))]
 pub(crate) struct CorruptRecords(pub Vec<String>);
 
+/// Takes an entity version's name and addresses out of the indexes where they
+/// still name it.
+fn unindex_base(
+    kind: EntityKind,
+    old: &super::model::EntityBase,
+    names: &mut HashMap<(EntityKind, String), String>,
+    addresses: &mut HashMap<String, AddrOwner>,
+) {
+    let key = (kind, name_key(&old.name));
+    if names.get(&key) == Some(&old.id) {
+        names.remove(&key);
+    }
+    for a in old.addresses() {
+        if addresses.get(a).is_some_and(|o| o.id == old.id) {
+            addresses.remove(a);
+        }
+    }
+}
+
+/// Adds one stored record to a change set, checking that the ids inside its JSON
+/// are its key.
+fn decode_into(tx: &mut Tx, r: &Record) -> Result<(), RecordProblem> {
+    fn entity<E: Entity>(r: &Record) -> Result<E, RecordProblem> {
+        let e: E = serde_json::from_str(&r.json)?;
+        match e.base().id == r.id && e.base().org_id == r.org_id {
+            true => Ok(e),
+            false => Err(RecordProblem::KeyMismatch("id or org_id")),
+        }
+    }
+    match r.kind {
+        RecordKind::Organization => {
+            let o: Organization = serde_json::from_str(&r.json)?;
+            if o.id != r.id || o.id != r.org_id {
+                return Err(RecordProblem::KeyMismatch("id"));
+            }
+            tx.insert_org(o);
+        }
+        RecordKind::User => tx.insert(entity::<User>(r)?),
+        RecordKind::Group => tx.insert(entity::<Group>(r)?),
+        RecordKind::Resource => tx.insert(entity::<Resource>(r)?),
+        RecordKind::PersonalAccessToken => {
+            let p: PersonalAccessToken = serde_json::from_str(&r.json)?;
+            if p.id != r.id || p.org_id != r.org_id {
+                return Err(RecordProblem::KeyMismatch("id or org_id"));
+            }
+            tx.pats.insert(p.id.clone(), Some(p));
+        }
+    }
+    Ok(())
+}
+
 impl State {
     /// Builds the state from stored records, refusing anything inconsistent
     /// (bad JSON, id mismatch, unknown org, duplicate name or address).
@@ -179,17 +230,7 @@ impl State {
     /// Returns index conflicts (empty when consistent).
     pub(crate) fn put_org(&mut self, o: Organization) -> Vec<String> {
         let mut conflicts = Vec::new();
-        if let Some(old) = self.orgs.get(&o.id).map(|d| &d.org) {
-            let key = name_key(&old.alias);
-            if self.org_aliases.get(&key) == Some(&old.id) {
-                self.org_aliases.remove(&key);
-            }
-            for d in &old.mail_domains {
-                if self.domains.get(d) == Some(&old.id) {
-                    self.domains.remove(d);
-                }
-            }
-        }
+        self.unindex_org(&o.id);
         let key = name_key(&o.alias);
         match self.org_aliases.get(&key) {
             Some(other) if *other != o.id => {
@@ -243,17 +284,8 @@ impl State {
         let Some(od) = orgs.get_mut(&b.org_id) else {
             return vec![format!("unknown organization {}", b.org_id)];
         };
-        if let Some(old_entity) = E::table_mut(od).remove(&b.id) {
-            let old = old_entity.base();
-            let key = (E::KIND, name_key(&old.name));
-            if od.names.get(&key) == Some(&old.id) {
-                od.names.remove(&key);
-            }
-            for a in old.addresses() {
-                if addresses.get(a).is_some_and(|o| o.id == old.id) {
-                    addresses.remove(a);
-                }
-            }
+        if let Some(old) = E::table_mut(od).remove(&b.id) {
+            unindex_base(E::KIND, old.base(), &mut od.names, addresses);
         }
         let mut conflicts = Vec::new();
         if !b.is_deleted() {
@@ -292,9 +324,23 @@ impl State {
         conflicts
     }
 
-    /// Applies a validated change set (already persisted). Organizations first,
-    /// so that entities of a new organization find it.
+    /// Applies a validated change set (already persisted).
     pub(crate) fn commit(&mut self, tx: Tx) {
+        let conflicts = self.install(tx);
+        debug_assert!(
+            conflicts.is_empty(),
+            "validated change set conflicts: {conflicts:?}"
+        );
+    }
+
+    /// Replaces every organization, entity and token of `tx` with its new
+    /// version, in two passes so that the order within the set does not matter:
+    /// first every old version leaves the name, alias, domain and address
+    /// indexes, then every new version enters them (organizations first, so
+    /// entities of a new organization find it). An address moving from one entity
+    /// to another in the set therefore lands with its new owner whichever is
+    /// installed first. Returns index conflicts (empty when consistent).
+    pub(crate) fn install(&mut self, tx: Tx) -> Vec<String> {
         let Tx {
             orgs,
             users,
@@ -302,6 +348,12 @@ impl State {
             resources,
             pats,
         } = tx;
+        for id in orgs.keys() {
+            self.unindex_org(id);
+        }
+        self.unindex::<User>(users.keys());
+        self.unindex::<Group>(groups.keys());
+        self.unindex::<Resource>(resources.keys());
         let mut conflicts = Vec::new();
         for o in orgs.into_values() {
             conflicts.extend(self.put_org(o));
@@ -321,10 +373,82 @@ impl State {
                 None => self.pats.remove(&id),
             };
         }
-        debug_assert!(
-            conflicts.is_empty(),
-            "validated change set conflicts: {conflicts:?}"
-        );
+        conflicts
+    }
+
+    /// Takes an organization's alias and domains out of the indexes (where they
+    /// still name it); its data stays.
+    fn unindex_org(&mut self, id: &str) {
+        let Some(old) = self.orgs.get(id).map(|d| &d.org) else {
+            return;
+        };
+        let key = name_key(&old.alias);
+        if self.org_aliases.get(&key).is_some_and(|o| o == id) {
+            self.org_aliases.remove(&key);
+        }
+        for d in &old.mail_domains {
+            if self.domains.get(d).is_some_and(|o| o == id) {
+                self.domains.remove(d);
+            }
+        }
+    }
+
+    /// Takes the names and addresses of these entities' current versions out of
+    /// the indexes (where they still name them); the entities stay.
+    fn unindex<'a, E: Entity>(&mut self, ids: impl Iterator<Item = &'a String>) {
+        let State {
+            orgs,
+            addresses,
+            entities,
+            ..
+        } = self;
+        for id in ids {
+            let Some((_, org)) = entities.get(id) else {
+                continue;
+            };
+            let Some(od) = orgs.get_mut(org) else {
+                continue;
+            };
+            let Some(old) = E::table(od).get(id).map(|e| e.base().clone()) else {
+                continue;
+            };
+            unindex_base(E::KIND, &old, &mut od.names, addresses);
+        }
+    }
+
+    /// Applies what another writer stored after the version this state is at:
+    /// the records decoded and checked against their keys, then [`State::install`]ed.
+    /// Deleting anything but a token is not a change the directory makes, so it is
+    /// refused (the caller then reloads everything). On `Err` the state may be
+    /// half-changed: the caller replaces it with a full load.
+    pub(crate) fn apply_changes(
+        &mut self,
+        records: Vec<Record>,
+        deleted: Vec<(RecordKind, String)>,
+    ) -> Result<(), CorruptRecords> {
+        let mut tx = Tx::default();
+        let mut problems = Vec::new();
+        for r in records {
+            if let Err(e) = decode_into(&mut tx, &r) {
+                problems.push(format!("{} {}: {e}", r.kind, r.id));
+            }
+        }
+        for (kind, id) in deleted {
+            match kind {
+                RecordKind::PersonalAccessToken => {
+                    tx.pats.insert(id, None);
+                }
+                other => problems.push(format!("{other} {id}: deleted")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CorruptRecords(problems));
+        }
+        let conflicts = self.install(tx);
+        match conflicts.is_empty() {
+            true => Ok(()),
+            false => Err(CorruptRecords(conflicts)),
+        }
     }
 
     /// Every entity and organization as records, sorted by (kind, id).
@@ -468,6 +592,83 @@ mod tests {
         assert!(st.put(dead).is_empty());
         assert!(!st.addresses.contains_key("uno@a.test"));
         assert_eq!(st.entities.get("g1").map(|e| e.0), Some(EntityKind::Group));
+    }
+
+    #[test]
+    fn changes_install_whatever_their_order() {
+        let mut st = State::default();
+        st.put_org(org("m-a", "a.test"));
+        st.put(group("g1", "One", Some("x@a.test")));
+        st.put(group("g2", "Two", Some("y@a.test")));
+        // Another writer moved x@ from g1 to g2, renamed g2 "Deux" and gave g1
+        // the name g2 gave up. Installed one by one in either order, the first
+        // would clash with the other's old version.
+        let records = vec![
+            entity_record(&group("g2", "Deux", Some("x@a.test"))).unwrap(),
+            entity_record(&group("g1", "Two", None)).unwrap(),
+        ];
+        assert!(st.apply_changes(records, Vec::new()).is_ok());
+        let owner = st.addresses.get("x@a.test").map(|o| o.id.as_str());
+        assert_eq!(owner, Some("g2"));
+        assert!(!st.addresses.contains_key("y@a.test"));
+        assert!(
+            st.name_free("m-a", EntityKind::Group, "Two", Some("g1"))
+                .is_ok()
+        );
+        assert!(st.name_free("m-a", EntityKind::Group, "Two", None).is_err());
+        assert!(st.name_free("m-a", EntityKind::Group, "One", None).is_ok());
+    }
+
+    #[test]
+    fn changes_that_are_not_a_directory_are_refused() {
+        let mut st = State::default();
+        st.put_org(org("m-a", "a.test"));
+        st.put(group("g1", "One", Some("x@a.test")));
+        let bad_json = Record {
+            kind: RecordKind::Group,
+            id: "g2".into(),
+            org_id: "m-a".into(),
+            json: "{".into(),
+        };
+        assert!(st.apply_changes(vec![bad_json], Vec::new()).is_err());
+        let mut wrong_key = entity_record(&group("g2", "Two", None)).unwrap();
+        wrong_key.id = "g3".into();
+        assert!(st.apply_changes(vec![wrong_key], Vec::new()).is_err());
+        let deleted = vec![(RecordKind::Group, "g1".to_string())];
+        assert!(st.apply_changes(Vec::new(), deleted).is_err());
+        let clash = entity_record(&group("g2", "Two", Some("x@a.test"))).unwrap();
+        let e = st.apply_changes(vec![clash], Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("x@a.test used twice"), "{e}");
+    }
+
+    #[test]
+    fn deleted_tokens_leave_and_new_organizations_arrive_with_their_entities() {
+        let mut st = State::default();
+        let records = vec![
+            org_record(&org("m-a", "a.test")).unwrap(),
+            entity_record(&group("g1", "One", Some("x@a.test"))).unwrap(),
+        ];
+        assert!(st.apply_changes(records, Vec::new()).is_ok());
+        assert_eq!(st.domains.get("a.test").map(String::as_str), Some("m-a"));
+        assert!(st.addresses.contains_key("x@a.test"));
+        st.pats.insert(
+            "t1".into(),
+            PersonalAccessToken {
+                id: "t1".into(),
+                org_id: "m-a".into(),
+                user_id: "u".into(),
+                name: "n".into(),
+                created: 0,
+                seq: 0,
+                last_used: None,
+                expires: 1,
+                scopes: Vec::new(),
+                secret_sha256: String::new(),
+            },
+        );
+        let gone = vec![(RecordKind::PersonalAccessToken, "t1".to_string())];
+        assert!(st.apply_changes(Vec::new(), gone).is_ok());
+        assert!(st.pats.is_empty());
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Directory {
                 first_name: non_empty(new.first_name),
                 last_name: non_empty(new.last_name),
                 role,
-                password_hash: hash,
+                password_hash: hash.clone(),
                 credential_epoch: 0,
                 mailbox_quota_mb: DEFAULT_QUOTA_MB,
                 contact: ContactDetails::default(),
@@ -177,7 +177,7 @@ impl Directory {
             let id = st.resolve_one::<User>(org_id, user)?;
             let u = tx.touch::<User>(st, org_id, &id)?;
             require_live(&u.base)?;
-            u.password_hash = Some(hash);
+            u.password_hash = Some(hash.clone());
             u.revoke_credentials();
             Ok(())
         })

@@ -15,6 +15,7 @@ pub mod metrics_page;
 pub mod notify;
 pub mod ports;
 pub mod provision;
+pub mod refresh;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -211,8 +212,8 @@ impl Daemon {
                 tracing::error!(error = %e, "reload: certificates rejected; keeping the old ones")
             }
         }
-        let keys_path = config.data_path(&config.access.token_keys);
-        let keys = crate::access::keyfile::load(&keys_path)
+        // The key file, or the keys the daemons share in the backend.
+        let keys = provision::token_keys(&*self.store, &config)
             .map_err(|e| e.to_string())
             .and_then(|k| self.access.set_token_keys(k).map_err(|e| e.to_string()));
         match keys {
@@ -336,6 +337,14 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
         resolver,
         draining: CancellationToken::new(),
     };
+    // Other daemons write to a shared backend: bring their changes in.
+    if shared.store.is_shared() {
+        refresh::spawn(
+            shared.directory.clone(),
+            shared.access.clone(),
+            shared.draining.clone(),
+        );
+    }
     Ok((shared, admin_keys))
 }
 

@@ -45,6 +45,19 @@ pub trait Backend:
     fn state_changes(&self) -> Option<tokio::sync::broadcast::Receiver<StateChange>> {
         None
     }
+    /// Whether other daemons may share this backend (PostgreSQL): the daemon
+    /// then polls the directory and the access rules for their writes, and keeps
+    /// its secrets in the backend ([`Backend::shared_secret`]) instead of files.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// The secret stored under `name` (token keys, the generated admin key):
+    /// the first daemon to ask stores `fresh()`, every daemon gets the stored
+    /// value. `None` on a backend that keeps no secrets (the embedded one, whose
+    /// secrets are files in the data directory). Blocking.
+    fn shared_secret(&self, _name: &str, _fresh: &dyn Fn() -> String) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// What another daemon changed, as told by [`Backend::state_changes`].

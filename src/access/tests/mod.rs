@@ -6,5 +6,6 @@ mod evaluate_prop;
 mod failures;
 mod roles;
 mod rules;
+mod shared;
 mod support;
 mod tokens;

@@ -10,6 +10,7 @@ mod permissions;
 mod persistence;
 mod personal_access_tokens;
 mod resources;
+mod shared;
 
 use std::sync::Arc;
 

@@ -1,9 +1,8 @@
 //! The PostgreSQL store (issue 19): many daemons on one database behaving as one
-//! server. Work in progress: the mail core of [`Store`], the outbound queue
-//! (`queue`), the event outbox (`outbox`) and tags (`tags`) are here; the
-//! directory and access rules are not yet, and their methods answer
-//! [`unsupported`] errors, so `store::open` refuses this backend until they
-//! exist (see docs/postgres-progress.md).
+//! server: the mail core of [`Store`], the outbound queue (`queue`), the event
+//! outbox (`outbox`), tags (`tags`), the directory and the access rules
+//! (`directory`, `access`, fenced by `versions`), shared secrets and the login
+//! throttle's shared state (see docs/postgres-progress.md).
 //!
 //! Owns the PostgreSQL [`Backend`]: the connection pool (deadpool-postgres) and
 //! its TLS (`tls`), the schema and its migrations (`schema`), the SQL of each
@@ -39,8 +38,6 @@ use super::{
     FlagOutcome, Folder, ItemChange, MailboxId, MessageMeta, NewMessage, Property, Quota, Refused,
     Result, StateChange, Store, StoreError, Stored, Target, WriterStats,
 };
-use crate::access::{AccessBackend, AccessError};
-use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordOp};
 pub use notify::SAFETY_POLL;
 
 /// Mailboxes whose change feed moved in a write, with the newest sequence number.
@@ -246,10 +243,17 @@ macro_rules! read_tx {
 }
 
 // After the macros, which they use.
+mod access;
+mod blocking;
+mod directory;
 mod outbox;
 pub(crate) mod queue;
+mod secrets;
 mod shared_state;
+#[cfg(test)]
+mod shared_tests;
 mod tags;
+mod versions;
 
 impl PgStore {
     /// Connects, checks the server's settings, migrates the schema (refusing a
@@ -411,6 +415,14 @@ impl Backend for PgStore {
 
     fn state_changes(&self) -> Option<broadcast::Receiver<StateChange>> {
         Some(self.hub.subscribe())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn shared_secret(&self, name: &str, fresh: &dyn Fn() -> String) -> Result<Option<String>> {
+        self.secret(name, fresh).map(Some)
     }
 }
 
@@ -654,37 +666,6 @@ impl Store for PgStore {
 
     async fn set_quota(&self, mailbox: &MailboxId, limit_bytes: u64) -> Result<()> {
         write_tx!(self, |tx| ops::set_quota(&tx, mailbox, limit_bytes))
-    }
-}
-
-// What the next slices bring (docs/postgres-progress.md): until then each
-// method says so instead of pretending.
-
-impl DirectoryBackend for PgStore {
-    fn load_all(&self) -> std::result::Result<Vec<Record>, DirectoryError> {
-        Err(DirectoryError::Backend(
-            unsupported("the directory").to_string(),
-        ))
-    }
-
-    fn apply(&self, _ops: Vec<RecordOp>) -> std::result::Result<(), DirectoryError> {
-        Err(DirectoryError::Backend(
-            unsupported("the directory").to_string(),
-        ))
-    }
-}
-
-impl AccessBackend for PgStore {
-    fn load_all(&self) -> std::result::Result<Vec<(String, String)>, AccessError> {
-        Err(AccessError::Backend(
-            unsupported("access rules").to_string(),
-        ))
-    }
-
-    fn save(&self, _org: &str, _json: &str) -> std::result::Result<(), AccessError> {
-        Err(AccessError::Backend(
-            unsupported("access rules").to_string(),
-        ))
     }
 }
 

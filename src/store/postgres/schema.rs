@@ -169,6 +169,40 @@ CREATE TABLE shared_state (
 );
 CREATE INDEX shared_state_expiry ON shared_state (expires_ms);
 "#,
+    r#"
+-- The directory and the access rules (issue 19): every daemon holds them in
+-- memory. A write locks its kind's version row (FOR UPDATE), checks it is the
+-- version its writer validated against, writes its rows stamped with the next
+-- version and moves the row; readers catch up with the rows above the version
+-- they hold. Deleted directory records stay as tombstones (json NULL) so a
+-- reader sees the delete.
+CREATE TABLE store_versions (
+    kind TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO store_versions (kind, version) VALUES ('directory', 0), ('access', 0);
+CREATE TABLE directory_records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    json TEXT,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX directory_records_version ON directory_records (version);
+CREATE TABLE access_documents (
+    org_id TEXT PRIMARY KEY,
+    json TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX access_documents_version ON access_documents (version);
+-- Secrets every daemon must share (token-signing keys, the generated admin
+-- access key): the first daemon's INSERT wins, everyone reads the row.
+CREATE TABLE shared_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

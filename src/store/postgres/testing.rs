@@ -33,20 +33,7 @@ pub fn skip(test: &str) -> bool {
 
 /// Conformance tests this backend does not pass yet, and why; each is skipped
 /// with a note naming it (docs/postgres-progress.md tracks them).
-pub const PENDING: &[(&str, &str)] = &[
-    (
-        "directory_survives_a_reopen_of_the_store",
-        "directory not yet",
-    ),
-    (
-        "personal_access_tokens_survive_a_reopen_of_the_store",
-        "directory not yet",
-    ),
-    (
-        "access_rules_survive_a_reopen_of_the_store",
-        "access rules not yet",
-    ),
-];
+pub const PENDING: &[(&str, &str)] = &[];
 
 /// Whether a test server is configured: a note and `false` without one, a
 /// panic without one under `CI=true` (CI never skips these silently).

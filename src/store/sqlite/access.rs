@@ -1,12 +1,13 @@
 //! Access-control persistence: one JSON document per organization (rules, roles),
-//! written through the group-committing writer.
+//! written through the group-committing writer. One process owns the file: the
+//! version stays 0 and every save passes its fence.
 
 use rusqlite::params;
 
 use super::cached::CachedSql;
 
 use super::SqliteStore;
-use crate::access::{AccessBackend, AccessError};
+use crate::access::{AccessBackend, AccessError, DocumentChanges, Fenced};
 
 impl AccessBackend for SqliteStore {
     fn load_all(&self) -> Result<Vec<(String, String)>, AccessError> {
@@ -28,5 +29,20 @@ impl AccessBackend for SqliteStore {
             Ok(((), vec![]))
         })
         .map_err(|e| AccessError::Backend(e.to_string()))
+    }
+
+    fn version(&self) -> Result<u64, AccessError> {
+        Ok(0)
+    }
+
+    fn documents_since(&self, _since: u64) -> Result<DocumentChanges, AccessError> {
+        Ok(DocumentChanges {
+            version: 0,
+            documents: self.load_all()?,
+        })
+    }
+
+    fn save_at(&self, _expected: u64, org: &str, json: &str) -> Result<Fenced, AccessError> {
+        self.save(org, json).map(|()| Fenced::Applied(0))
     }
 }

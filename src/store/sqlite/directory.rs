@@ -1,12 +1,16 @@
 //! Directory persistence: each entity one JSON row in table `directory`, written
-//! through the group-committing writer like every other write.
+//! through the group-committing writer like every other write. One process owns
+//! the file, so nothing else moves the data: the version stays 0 and every
+//! write passes its fence.
 
 use rusqlite::params;
 
 use super::cached::CachedSql;
 
 use super::SqliteStore;
-use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordKind, RecordOp};
+use crate::directory::{
+    DirectoryBackend, DirectoryError, Fenced, Record, RecordChanges, RecordKind, RecordOp,
+};
 
 impl DirectoryBackend for SqliteStore {
     fn load_all(&self) -> Result<Vec<Record>, DirectoryError> {
@@ -55,5 +59,22 @@ impl DirectoryBackend for SqliteStore {
             Ok(((), vec![]))
         })
         .map_err(|e| DirectoryError::Backend(e.to_string()))
+    }
+
+    fn version(&self) -> Result<u64, DirectoryError> {
+        Ok(0)
+    }
+
+    fn records_since(&self, _since: u64) -> Result<RecordChanges, DirectoryError> {
+        Ok(RecordChanges {
+            version: 0,
+            records: self.load_all()?,
+            deleted: Vec::new(),
+            full: true,
+        })
+    }
+
+    fn apply_at(&self, _expected: u64, ops: Vec<RecordOp>) -> Result<Fenced, DirectoryError> {
+        self.apply(ops).map(|()| Fenced::Applied(0))
     }
 }

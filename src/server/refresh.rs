@@ -1,0 +1,136 @@
+//! Keeping this daemon's directory and access rules current when other daemons
+//! share the backend (PostgreSQL): a task asks both for the backend's versions
+//! every [`EVERY`] (one cheap query each when nothing moved) and brings in what
+//! other daemons wrote; a refresh moves the generation, so live sessions
+//! re-check. A change notification (LISTEN/NOTIFY) can call the same
+//! `refresh()` methods sooner; this poll is the fallback that bounds the delay.
+//! The embedded backend has one process and needs none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::access::AccessEngine;
+use crate::directory::Directory;
+
+/// The poll interval: a change made on another daemon is enforced here within
+/// this plus one query.
+pub const EVERY: Duration = Duration::from_millis(300);
+
+/// Whether the last round failed, so an outage is logged once when it starts
+/// and once when it ends, not three times a second.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    failing: bool,
+}
+
+/// What to log after a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Nothing (still fine, or still failing).
+    Quiet,
+    /// The first failure after a good round (with its message).
+    Failing(String),
+    /// The first good round after failures.
+    Recovered,
+}
+
+impl Health {
+    /// Records a round's outcome (`Err` with the failure's message) and says
+    /// what to log.
+    pub fn after(&mut self, outcome: Result<(), String>) -> Report {
+        let was = std::mem::replace(&mut self.failing, outcome.is_err());
+        match (was, outcome) {
+            (false, Err(e)) => Report::Failing(e),
+            (true, Ok(())) => Report::Recovered,
+            _ => Report::Quiet,
+        }
+    }
+}
+
+/// One round: refreshes both, on a blocking thread (the backends block).
+async fn round(directory: &Arc<Directory>, access: &Arc<AccessEngine>) -> Result<(), String> {
+    let (d, a) = (directory.clone(), access.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        let dir = d.refresh().map_err(|e| format!("directory: {e}"));
+        let acc = a.refresh().map_err(|e| format!("access rules: {e}"));
+        match (dir, acc) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+            (Err(d), Err(a)) => Err(format!("{d}; {a}")),
+        }
+    })
+    .await;
+    done.map_err(|e| format!("refresh task: {e}"))?
+}
+
+/// Starts the refresher; it stops when `draining` is cancelled.
+pub fn spawn(
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    draining: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut health = Health::default();
+        loop {
+            tokio::select! {
+                _ = draining.cancelled() => break,
+                _ = tokio::time::sleep(EVERY) => {}
+            }
+            match health.after(round(&directory, &access).await) {
+                Report::Quiet => {}
+                Report::Failing(e) => tracing::warn!(
+                    error = %e,
+                    "cannot refresh the directory and access rules from the store; \
+                     serving what was loaded until it answers"
+                ),
+                Report::Recovered => tracing::info!("directory and access rules refresh again"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_reported_when_it_starts_and_when_it_ends() {
+        let mut h = Health::default();
+        assert_eq!(h.after(Ok(())), Report::Quiet);
+        assert_eq!(h.after(Err("down".into())), Report::Failing("down".into()));
+        assert_eq!(h.after(Err("still".into())), Report::Quiet);
+        assert_eq!(h.after(Ok(())), Report::Recovered);
+        assert_eq!(h.after(Ok(())), Report::Quiet);
+    }
+
+    #[test]
+    fn the_poll_bounds_the_delay_well_under_a_second() {
+        assert!(EVERY >= Duration::from_millis(250) && EVERY <= Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_refresher_brings_in_the_other_daemons_writes_and_stops_when_draining() {
+        let backend = Arc::new(crate::directory::MemoryBackend::new());
+        let a = Directory::open(backend.clone()).unwrap();
+        let b = Arc::new(Directory::open(backend).unwrap());
+        let keys = crate::access::TokenKeys::generate("k1");
+        let access_backend = Arc::new(crate::access::MemoryBackend::new());
+        let access =
+            Arc::new(AccessEngine::open(access_backend, Default::default(), keys).unwrap());
+        let draining = CancellationToken::new();
+        let task = spawn(b.clone(), access, draining.clone());
+        a.create_organization("acme", "acme.test").unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while b.list_organizations().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "not refreshed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        draining.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,285 @@
+//! Two daemons (two stores, two pools) on one database sharing the directory,
+//! the access rules and the secrets: what one writes, the other enforces after
+//! a refresh; concurrent writes all land; conflicting ones are validated again.
+//! They need `MAILGATE_TEST_POSTGRES` (tests/pg.sh).
+
+use std::sync::{Arc, Barrier};
+
+use super::testing::{available, create_database};
+use super::{PgStore, Settings};
+use crate::access::{
+    AccessControlRuleInput, AccessEngine, AccessLimits, Effect, Principal, Protocol, Request,
+    TokenKeys,
+};
+use crate::directory::{Directory, DirectoryError, EntityState, NewUser};
+use crate::store::Backend;
+
+/// Two stores on one fresh database; the directory names it.
+async fn two_stores() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = create_database(dir.path()).await;
+    let settings = Settings { url, pool_size: 4 };
+    let a = Arc::new(PgStore::open(&settings).await.unwrap());
+    let b = Arc::new(PgStore::open(&settings).await.unwrap());
+    (dir, a, b)
+}
+
+/// Runs blocking directory work off the async workers, as the daemon does.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// A thread of its own (one daemon's writer) inside the test's runtime, so
+/// the store's blocking calls find it.
+fn thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        let _entered = runtime.enter();
+        f()
+    })
+}
+
+/// Runs each job on a thread of its own, all released at once (two daemons
+/// racing); returns their results in order.
+fn at_once<T: Send + 'static>(jobs: Vec<Box<dyn FnOnce() -> T + Send>>) -> Vec<T> {
+    let start = Arc::new(Barrier::new(jobs.len()));
+    let running: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let start = start.clone();
+            thread(move || {
+                start.wait();
+                job()
+            })
+        })
+        .collect();
+    running.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn user(name: &str) -> NewUser<'_> {
+    NewUser {
+        name,
+        display_name: name,
+        ..Default::default()
+    }
+}
+
+/// Directory A with organization `acme` (acme.test), and directory B opened after.
+fn directories(a: &Arc<PgStore>, b: &Arc<PgStore>) -> (Arc<Directory>, Arc<Directory>, String) {
+    let da = Directory::open(a.clone()).unwrap();
+    let org = da.create_organization("acme", "acme.test").unwrap();
+    let db = Directory::open(b.clone()).unwrap();
+    (Arc::new(da), Arc::new(db), org)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_disabled_on_a_is_refused_by_b_after_its_refresh() {
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    blocking(move || {
+        let (da, db, org) = directories(&a, &b);
+        let u = da.create_user(&org, user("ann")).unwrap();
+        da.register_to_workmail(&org, &u, "ann@acme.test").unwrap();
+        assert!(db.refresh().unwrap());
+        assert_eq!(db.user_epoch(&u).map(|e| e.0), Some(EntityState::Enabled));
+        let before = db.generation();
+        da.deregister_from_workmail(&org, &u).unwrap();
+        assert!(db.refresh().unwrap());
+        assert_eq!(db.user_epoch(&u).map(|e| e.0), Some(EntityState::Disabled));
+        assert!(db.generation() > before, "B's live sessions re-check");
+        assert!(!db.refresh().unwrap(), "nothing new: one query, no reload");
+        assert_eq!(da.export().unwrap(), db.export().unwrap());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_on_two_daemons_all_land() {
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    blocking(move || {
+        let (da, db, org) = directories(&a, &b);
+        let writers = [(da.clone(), "a"), (db.clone(), "b")].map(|(d, tag)| {
+            let org = org.clone();
+            Box::new(move || {
+                for i in 0..20 {
+                    let name = format!("{tag}{i}");
+                    d.create_user(&org, user(&name)).unwrap();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        });
+        at_once(writers.into());
+        da.refresh().unwrap();
+        db.refresh().unwrap();
+        assert_eq!(da.list_users(&org).unwrap().len(), 40);
+        assert_eq!(db.list_users(&org).unwrap().len(), 40);
+        assert_eq!(da.export().unwrap(), db.export().unwrap());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_claimed_on_both_daemons_at_once_goes_to_one() {
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    blocking(move || {
+        let (da, db, org) = directories(&a, &b);
+        let ua = da.create_user(&org, user("ann")).unwrap();
+        let ub = da.create_user(&org, user("bob")).unwrap();
+        db.refresh().unwrap();
+        for round in 0..10 {
+            let addr = format!("shared{round}@acme.test");
+            let claims = [(da.clone(), ua.clone()), (db.clone(), ub.clone())].map(|(d, u)| {
+                let (org, addr) = (org.clone(), addr.clone());
+                Box::new(move || {
+                    // A registered user's further addresses are aliases.
+                    match d.user_epoch(&u).map(|e| e.0) {
+                        Some(EntityState::Enabled) => d.create_alias(&org, &u, &addr),
+                        _ => d.register_to_workmail(&org, &u, &addr),
+                    }
+                }) as Box<dyn FnOnce() -> Result<(), DirectoryError> + Send>
+            });
+            let results = at_once(claims.into());
+            let won = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(won, 1, "round {round}: {results:?}");
+            for r in results.iter().filter_map(|r| r.as_ref().err()) {
+                assert!(
+                    matches!(r, DirectoryError::EmailAddressInUse(_)),
+                    "the loser gets the directory's own answer: {r:?}"
+                );
+            }
+        }
+        da.refresh().unwrap();
+        db.refresh().unwrap();
+        assert_eq!(da.export().unwrap(), db.export().unwrap());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_rule_saved_on_a_is_enforced_by_b_after_its_refresh() {
+    if !available() {
+        return;
+    }
+    const ORG: &str = "m-0123456789abcdef0123456789abcdef";
+    const ALICE: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+    let (_dir, a, b) = two_stores().await;
+    blocking(move || {
+        let keys = TokenKeys::generate("k1");
+        let open = |s: &Arc<PgStore>| {
+            AccessEngine::open(s.clone(), AccessLimits::default(), keys.clone()).unwrap()
+        };
+        let (ea, eb) = (open(&a), open(&b));
+        assert!(ea.create_organization_defaults(ORG, 1).unwrap());
+        assert!(
+            !eb.create_organization_defaults(ORG, 1).unwrap(),
+            "B sees A's organization before creating its defaults"
+        );
+        let imap = Request {
+            source_ip: "10.0.0.1".parse().unwrap(),
+            action: Protocol::Imap,
+            principal: Principal::User(ALICE),
+        };
+        assert!(eb.evaluate(ORG, &imap).allowed());
+        let mut deny = AccessControlRuleInput::new("no-imap", Effect::Deny);
+        deny.actions = vec!["IMAP".into()];
+        ea.put_access_control_rule(ORG, deny, 2).unwrap();
+        let before = eb.generation();
+        assert!(eb.refresh().unwrap());
+        assert!(!eb.evaluate(ORG, &imap).allowed());
+        assert!(eb.generation() > before);
+        assert!(!eb.refresh().unwrap());
+        // Saves from both daemons keep each other's rules.
+        eb.put_access_control_rule(ORG, AccessControlRuleInput::new("from-b", Effect::Allow), 3)
+            .unwrap();
+        ea.put_access_control_rule(ORG, AccessControlRuleInput::new("from-a", Effect::Allow), 4)
+            .unwrap();
+        eb.refresh().unwrap();
+        let names = |e: &AccessEngine| -> Vec<String> {
+            e.list_access_control_rules(ORG)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        assert_eq!(names(&ea).len(), 4, "{:?}", names(&ea));
+        assert_eq!(names(&ea), names(&eb));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_made_once_and_shared() {
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    blocking(move || {
+        assert!(a.is_shared() && b.is_shared());
+        let asks = [(a.clone(), "from-a"), (b.clone(), "from-b")].map(|(s, fresh)| {
+            Box::new(move || {
+                s.shared_secret("token_keys", &|| fresh.to_string())
+                    .unwrap()
+            }) as Box<dyn FnOnce() -> Option<String> + Send>
+        });
+        let got = at_once(asks.into());
+        assert_eq!(got[0], got[1], "both daemons hold the same secret");
+        assert!(matches!(got[0].as_deref(), Some("from-a" | "from-b")));
+        let again = a.shared_secret("token_keys", &|| "later".into()).unwrap();
+        assert_eq!(again, got[0], "never replaced");
+        let other = b.shared_secret("admin_key", &|| "x".into()).unwrap();
+        assert_eq!(other.as_deref(), Some("x"), "one row per name");
+    })
+    .await;
+}
+
+/// Daemon start-up (`server::provision`) on a shared backend: two daemons with
+/// their own data directories provisioning one empty database at once make one
+/// organization with its default rule, and share the token keys and the admin
+/// key, which each also writes to its own credentials file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_provisioning_at_once_make_one_organization_and_share_keys() {
+    use crate::server::provision::open_state;
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &tempfile::TempDir| {
+        let mut c = crate::config::Config::embedded();
+        c.server.data_dir = dir.path().to_path_buf();
+        c
+    };
+    let (ca, cb) = (config(&dir_a), config(&dir_b));
+    let (sa, sb): (Arc<dyn Backend>, Arc<dyn Backend>) = (a, b);
+    let (pa, pb) = tokio::join!(open_state(&sa, &ca), open_state(&sb, &cb));
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    pa.directory.refresh().unwrap();
+    pb.directory.refresh().unwrap();
+    let orgs = pa.directory.list_organizations();
+    assert_eq!(orgs.len(), 1, "{orgs:?}");
+    assert_eq!(pb.directory.list_organizations(), orgs);
+    pb.access.refresh().unwrap();
+    let rules = pb.access.list_access_control_rules(&orgs[0].id).unwrap();
+    assert_eq!(rules.len(), 1, "the default rule, once");
+    assert_eq!(pa.admin_keys.last(), pb.admin_keys.last(), "one admin key");
+    for c in [&ca, &cb] {
+        let file = c.data_path(&c.admin.credentials);
+        let (in_file, _) = crate::admin::credentials::load_existing(&file).unwrap();
+        assert_eq!(Some(&in_file), pa.admin_keys.last(), "{}", file.display());
+    }
+    // One set of token keys: a token minted on A verifies on B.
+    let keys_a = crate::server::provision::token_keys(sa.as_ref(), &ca).unwrap();
+    let keys_b = crate::server::provision::token_keys(sb.as_ref(), &cb).unwrap();
+    assert_eq!(keys_a.current, keys_b.current);
+    assert!(
+        !ca.data_path(&ca.access.token_keys).exists(),
+        "a shared backend's keys are not written to the key file"
+    );
+}
