@@ -15,6 +15,7 @@
 //! group commit replaces the SQLite writer thread. Bodies are `bytea`, stored
 //! once per delivery however many mailboxes receive it.
 
+pub(crate) mod import;
 mod ops;
 mod schema;
 #[cfg(test)]
@@ -260,7 +261,7 @@ async fn prepare(url: &str) -> Result<()> {
 }
 
 /// A URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -674,5 +675,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod store_tests;
