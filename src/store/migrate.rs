@@ -271,6 +271,35 @@ pub(crate) struct FolderCheck {
     pub digest: u64,
 }
 
+/// What a client sees of one mailbox: (id, quota, bytes used, next
+/// UIDVALIDITY, latest change feed seq).
+pub(crate) type MailboxCheck = (String, i64, i64, i64, i64);
+
+/// The differences between the mailboxes of the source and of the target.
+pub(crate) fn compare_mailboxes(source: &[MailboxCheck], target: &[MailboxCheck]) -> Vec<String> {
+    let theirs: std::collections::BTreeMap<&str, &MailboxCheck> =
+        target.iter().map(|m| (m.0.as_str(), m)).collect();
+    let ours: std::collections::BTreeSet<&str> = source.iter().map(|m| m.0.as_str()).collect();
+    let mut out = Vec::new();
+    for s in source {
+        match theirs.get(s.0.as_str()) {
+            None => out.push(format!("mailbox {}: missing in the target", s.0)),
+            Some(t) if *t != s => out.push(format!(
+                "mailbox {}: (quota, used, next UIDVALIDITY, latest change) {:?} in the source, \
+                 {:?} in the target",
+                s.0,
+                (s.1, s.2, s.3, s.4),
+                (t.1, t.2, t.3, t.4)
+            )),
+            Some(_) => {}
+        }
+    }
+    for t in target.iter().filter(|t| !ours.contains(t.0.as_str())) {
+        out.push(format!("mailbox {}: only in the target", t.0));
+    }
+    out
+}
+
 /// The differences between the folders of the source and of the target (both
 /// ordered by mailbox and name), one line each; empty when they agree.
 pub(crate) fn compare_folders(source: &[FolderCheck], target: &[FolderCheck]) -> Vec<String> {
@@ -755,19 +784,26 @@ async fn verify(
     report: &mut Report,
 ) -> Result<(), MigrateError> {
     let failed = |e: StoreError| MigrateError::Failed(format!("verifying: {e}"));
-    let (ours, bodies, changes) = on_source(source, |s| {
-        Ok((s.folder_checks()?, s.bodies()?, s.changes()?))
+    let (ours, boxes, bodies, changes) = on_source(source, |s| {
+        Ok((
+            s.folder_checks()?,
+            s.mailbox_checks()?,
+            s.bodies()?,
+            s.changes()?,
+        ))
     })
     .await?;
     let theirs = import::folder_checks(target).await.map_err(failed)?;
+    let their_boxes = import::mailbox_checks(target).await.map_err(failed)?;
+    report
+        .mismatches
+        .extend(compare_mailboxes(&boxes, &their_boxes));
     let (t_bodies, t_changes) = import::counts(target).await.map_err(failed)?;
     report.mismatches.extend(compare_folders(&ours, &theirs));
-    let mailboxes: std::collections::BTreeSet<&str> =
-        ours.iter().map(|f| f.mailbox.as_str()).collect();
     let messages: u64 = ours.iter().map(|f| f.messages).sum();
     report.lines.push(format!(
         "mail: {} mailboxes, {} folders, {messages} messages, {bodies} bodies, {changes} feed rows",
-        mailboxes.len(),
+        boxes.len(),
         ours.len()
     ));
     let mut counted = Vec::new();
@@ -861,7 +897,7 @@ async fn verify(
         rest.outbox_marks
     ));
     report.lines.push(if report.mismatches.is_empty() {
-        "verified: every folder's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, message count and \
+        "verified: every mailbox's quota, use, UIDVALIDITY counter and feed position, every folder's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, message count and \
          UID/MODSEQ/flags digest, and the counts above, agree"
             .into()
     } else {
@@ -934,6 +970,24 @@ mod tests {
         assert!(diff[1].contains("digest"), "{diff:?}");
         assert!(diff[2].contains("u/Old: missing"), "{diff:?}");
         assert!(diff[3].contains("u/New: only in the target"), "{diff:?}");
+    }
+
+    #[test]
+    fn mailboxes_that_differ_are_named() {
+        let a = vec![
+            ("u".to_string(), 10, 5, 7, 3),
+            ("v".to_string(), 10, 0, 2, 0),
+        ];
+        assert!(compare_mailboxes(&a, &a).is_empty());
+        let b = vec![
+            ("u".to_string(), 10, 5, 7, 4),
+            ("w".to_string(), 1, 0, 1, 0),
+        ];
+        let diff = compare_mailboxes(&a, &b);
+        assert_eq!(diff.len(), 3, "{diff:?}");
+        assert!(diff[0].contains("mailbox u:") && diff[0].contains("(10, 5, 7, 4)"));
+        assert!(diff[1].contains("mailbox v: missing"));
+        assert!(diff[2].contains("mailbox w: only in the target"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{PgStore, Settings, pg_error};
-use crate::store::migrate::{FolderCheck, MailRow, UidDigest};
+use crate::store::migrate::{FolderCheck, MailRow, MailboxCheck, UidDigest};
 use crate::store::{Result, StoreError};
 
 /// The mail tables, in the order they are filled.
@@ -325,6 +325,23 @@ pub(crate) async fn folder_checks(store: &PgStore) -> Result<Vec<FolderCheck>> {
         });
     }
     Ok(out)
+}
+
+/// What a client sees of each mailbox, as `sqlite::export` reads it.
+pub(crate) async fn mailbox_checks(store: &PgStore) -> Result<Vec<MailboxCheck>> {
+    let client = store.client().await.map_err(super::OpError::into_store)?;
+    let rows = client
+        .query(
+            "SELECT id, quota_bytes, used_bytes, next_uidvalidity, change_seq FROM mailboxes
+             ORDER BY id COLLATE \"C\"",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
 }
 
 /// (bodies, change feed rows) in the target.

@@ -547,3 +547,50 @@ async fn an_unreachable_target_and_unfit_sources_are_refused_clearly() {
     let e = migrate::run(&from(&path), "mysql://x/y").await.unwrap_err();
     assert!(matches!(e, MigrateError::Usage(_)), "{e}");
 }
+
+/// A store left by a crash (its commits still in the WAL, its `-shm` with no
+/// process behind it) is read with every commit, and its files are not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_store_is_read_with_the_commits_in_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(dir.path());
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir(&crashed).unwrap();
+    let image = store_path(&crashed);
+    let source = crate::store::open_embedded(&path).unwrap();
+    fill(source.as_ref()).await;
+    // The files as a kill -9 leaves them: copied while the store is open.
+    for suffix in ["", "-wal", "-shm"] {
+        let name = |p: &Path| PathBuf::from(format!("{}{suffix}", p.display()));
+        std::fs::copy(name(&path), name(&image)).unwrap();
+    }
+    assert!(
+        std::fs::metadata(format!("{}-wal", image.display()))
+            .unwrap()
+            .len()
+            > 0,
+        "the commits are in the WAL"
+    );
+    let main_file = file_bytes(&image);
+    let expected = {
+        let inbox = folder_id(source.as_ref(), "alice", "INBOX").await;
+        source.messages(inbox, 1, u32::MAX).await.unwrap().len() as u64
+    };
+    let checks = tokio::task::spawn_blocking(move || {
+        let e = export::Export::open(&image).unwrap();
+        e.folder_checks().unwrap()
+    })
+    .await
+    .unwrap();
+    let inbox = checks
+        .iter()
+        .find(|f| f.mailbox == "alice" && f.name == "INBOX")
+        .expect("the WAL's folders are read");
+    assert_eq!(inbox.messages, expected);
+    assert!(expected > 0);
+    assert_eq!(
+        file_bytes(&store_path(&crashed)),
+        main_file,
+        "no checkpoint into the store file"
+    );
+}

@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags};
 use super::schema::SCHEMA_VERSION;
 use crate::directory::{Record, RecordKind};
 use crate::store::migrate::{
-    BodyRow, CacheRow, ChangeRow, FolderCheck, FolderRow, MailRow, MailboxRow, MessageRow,
-    OutboxMark, PropRow, QueuedRow, UidDigest,
+    BodyRow, CacheRow, ChangeRow, FolderCheck, FolderRow, MailRow, MailboxCheck, MailboxRow,
+    MessageRow, OutboxMark, PropRow, QueuedRow, UidDigest,
 };
 use crate::store::outbox::{OutboxEvent, OutboxRow};
 use crate::store::queue::{NewOutbound, NewRecipient, QueuedRecipient};
@@ -260,6 +260,23 @@ impl Export {
     /// How many change feed rows the store holds.
     pub(crate) fn changes(&self) -> Result<i64> {
         self.count("SELECT count(*) FROM changes")
+    }
+
+    /// What a client sees of each mailbox (its latest change is the highest
+    /// seq of its feed rows, as `latest_change` answers).
+    pub(crate) fn mailbox_checks(&self) -> Result<Vec<MailboxCheck>> {
+        let mut out = Vec::new();
+        self.each(
+            "SELECT m.id, m.quota_bytes, m.used_bytes, m.next_uidvalidity,
+                    COALESCE((SELECT max(seq) FROM changes c WHERE c.mailbox_id = m.id), 0)
+             FROM mailboxes m ORDER BY m.id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            &mut |m| {
+                out.push(m);
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// What a client sees of each folder, for the comparison after the copy,
