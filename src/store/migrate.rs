@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::outbox::{Outbox, OutboxEvent, OutboxRow};
+use super::outbox::{Outbox, OutboxEvent};
 use super::postgres::{PgStore, import};
 use super::queue::{NewOutbound, OutboundQueue, QueuedRecipient};
 use super::sqlite::export::Export;
@@ -397,21 +397,45 @@ impl MarkMap {
 /// The source, shared with the blocking threads that read it.
 type Source = Arc<Mutex<Export>>;
 
+fn lock(source: &Source) -> super::Result<std::sync::MutexGuard<'_, Export>> {
+    source
+        .lock()
+        .map_err(|_| StoreError::Io("source reader poisoned".into()))
+}
+
+/// Reads the source on a blocking thread, handing what `read` sends through a
+/// channel of `capacity` items: the reader waits while the writer is behind.
+fn stream<T: Send + 'static>(
+    source: &Source,
+    capacity: usize,
+    read: impl FnOnce(&Export, &mut dyn FnMut(T) -> super::Result<()>) -> super::Result<()>
+    + Send
+    + 'static,
+) -> (
+    tokio::sync::mpsc::Receiver<T>,
+    tokio::task::JoinHandle<super::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let source = source.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let s = lock(&source)?;
+        read(&s, &mut |item| {
+            tx.blocking_send(item).map_err(|_| StoreError::Closed)
+        })
+    });
+    (rx, reader)
+}
+
 /// Runs `f` on the source on a blocking thread.
 async fn on_source<T: Send + 'static>(
     source: &Source,
     f: impl FnOnce(&Export) -> super::Result<T> + Send + 'static,
 ) -> Result<T, MigrateError> {
     let source = source.clone();
-    tokio::task::spawn_blocking(move || {
-        let guard = source
-            .lock()
-            .map_err(|_| StoreError::Io("source reader poisoned".into()))?;
-        f(&guard)
-    })
-    .await
-    .map_err(|e| MigrateError::Failed(format!("reading the source: {e}")))?
-    .map_err(|e| MigrateError::Failed(format!("reading the source: {e}")))
+    tokio::task::spawn_blocking(move || f(&*lock(&source)?))
+        .await
+        .map_err(|e| MigrateError::Failed(format!("reading the source: {e}")))?
+        .map_err(|e| MigrateError::Failed(format!("reading the source: {e}")))
 }
 
 /// Runs a blocking call of the target's (the directory, access and tag traits
@@ -424,6 +448,24 @@ async fn on_target<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&target))
         .await
         .map_err(|e| e.to_string())?
+}
+
+/// How many directory records and access rule documents the target holds,
+/// through their traits (an error where the target lacks the part).
+async fn held_records(target: &Arc<PgStore>) -> (Result<usize, String>, Result<usize, String>) {
+    let directory = on_target(target, |t| {
+        DirectoryBackend::load_all(t)
+            .map(|r| r.len())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let access = on_target(target, |t| {
+        AccessBackend::load_all(t)
+            .map(|r| r.len())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    (directory, access)
 }
 
 /// How much the source holds of each part beside the mail store.
@@ -522,27 +564,16 @@ async fn refuse_unfit_target(
         // Nothing to copy, and the target cannot hold any: nothing to lose.
         Err(_) => {}
     };
-    let probe = on_target(target, |t| {
-        DirectoryBackend::load_all(t)
-            .map(|r| !r.is_empty())
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    let (directory, access) = held_records(target).await;
     note(
         format!("directory records ({})", rest.directory),
         rest.directory > 0,
-        probe,
+        directory.map(|n| n > 0),
     );
-    let probe = on_target(target, |t| {
-        AccessBackend::load_all(t)
-            .map(|r| !r.is_empty())
-            .map_err(|e| e.to_string())
-    })
-    .await;
     note(
         format!("access rule documents ({})", rest.access),
         rest.access > 0,
-        probe,
+        access.map(|n| n > 0),
     );
     // The trait cannot list every ARN: the probe only asks whether tags work
     // (emptiness is checked on the table, by `tables_holding_data`).
@@ -592,30 +623,23 @@ async fn refuse_unfit_target(
 /// bounded batches to the target's COPY.
 async fn copy_mail(source: &Source, target: &Arc<PgStore>) -> Result<(), MigrateError> {
     let next_body_id = on_source(source, |s| s.next_body_id()).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<MailRow>>(IN_FLIGHT);
-    let reader = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || -> super::Result<()> {
-            let s = source
-                .lock()
-                .map_err(|_| StoreError::Io("source reader poisoned".into()))?;
-            let (mut batch, mut bytes) = (Vec::new(), 0usize);
-            s.mail(&mut |row| {
-                bytes += row.weight();
-                batch.push(row);
-                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    tx.blocking_send(std::mem::take(&mut batch))
-                        .map_err(|_| StoreError::Closed)?;
-                }
-                Ok(())
-            })?;
-            if !batch.is_empty() {
-                tx.blocking_send(batch).map_err(|_| StoreError::Closed)?;
+    let (rx, reader) = stream(source, IN_FLIGHT, |s, send| {
+        let (mut batch, mut bytes) = (Vec::new(), 0usize);
+        s.mail(&mut |row| {
+            bytes += row.weight();
+            batch.push(row);
+            if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
+                bytes = 0;
+                send(std::mem::take(&mut batch))?;
             }
             Ok(())
-        })
-    };
+        })?;
+        if batch.is_empty() {
+            Ok(())
+        } else {
+            send(batch)
+        }
+    });
     let written = import::copy_mail(target, rx, next_body_id).await;
     let read = reader
         .await
@@ -706,16 +730,7 @@ async fn copy_rest(
 /// original enqueue time; returns how many recipients had failed attempts (whose
 /// schedule the trait cannot carry).
 async fn copy_queue(source: &Source, target: &Arc<PgStore>) -> Result<usize, MigrateError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<QueuedRow>(IN_FLIGHT);
-    let reader = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || -> super::Result<()> {
-            let s = source
-                .lock()
-                .map_err(|_| StoreError::Io("source reader poisoned".into()))?;
-            s.queue(&mut |row| tx.blocking_send(row).map_err(|_| StoreError::Closed))
-        })
-    };
+    let (mut rx, reader) = stream(source, IN_FLIGHT, |s, send| s.queue(send));
     let (mut written, mut deferred) = (Ok(()), 0);
     while let Some(row) = rx.recv().await {
         deferred += row.schedule.iter().filter(|r| r.attempts > 0).count();
@@ -737,16 +752,7 @@ async fn copy_queue(source: &Source, target: &Arc<PgStore>) -> Result<usize, Mig
 /// ([`MarkMap`]).
 async fn copy_outbox(source: &Source, target: &Arc<PgStore>) -> Result<(), MigrateError> {
     let marks = on_source(source, |s| s.outbox_marks()).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<OutboxRow>(EVENTS_PER_APPEND);
-    let reader = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || -> super::Result<()> {
-            let s = source
-                .lock()
-                .map_err(|_| StoreError::Io("source reader poisoned".into()))?;
-            s.outbox(&mut |row| tx.blocking_send(row).map_err(|_| StoreError::Closed))
-        })
-    };
+    let (mut rx, reader) = stream(source, EVENTS_PER_APPEND, |s, send| s.outbox(send));
     let mut map = MarkMap::new(marks);
     let mut chunk: Vec<OutboxEvent> = Vec::new();
     let mut last = 0i64;
@@ -814,34 +820,21 @@ async fn verify(
     };
     count(&mut counted, "bodies", bodies, t_bodies);
     count(&mut counted, "change feed rows", changes, t_changes);
-    if rest.directory > 0 {
-        let n = on_target(target, |t| {
-            DirectoryBackend::load_all(t)
-                .map(|r| r.len())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| MigrateError::Failed(format!("verifying the directory: {e}")))?;
+    if rest.directory > 0 || rest.access > 0 {
+        let (directory, access) = held_records(target).await;
+        let failed = |e| MigrateError::Failed(format!("verifying: {e}"));
+        let (directory, access) = (directory.map_err(failed)?, access.map_err(failed)?);
         count(
             &mut counted,
             "directory records",
             rest.directory as i64,
-            n as i64,
+            directory as i64,
         );
-    }
-    if rest.access > 0 {
-        let n = on_target(target, |t| {
-            AccessBackend::load_all(t)
-                .map(|r| r.len())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| MigrateError::Failed(format!("verifying the access rules: {e}")))?;
         count(
             &mut counted,
             "access rule documents",
             rest.access as i64,
-            n as i64,
+            access as i64,
         );
     }
     if rest.tags > 0 {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::testing::{available, create_database};
 use super::{PgStore, Settings};
 use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
+use crate::store::conformance::named;
 use crate::store::migrate::{self, MigrateError};
 use crate::store::queue::{NewOutbound, NewRecipient, OutboundQueue};
 use crate::store::sqlite::export;
@@ -32,21 +33,14 @@ fn inbox(mailbox: &str) -> FolderRef {
     FolderRef::Kind(mailbox.into(), FolderKind::Inbox)
 }
 
-async fn folder_id(store: &dyn Backend, mailbox: &str, name: &str) -> i64 {
-    store
-        .folders(mailbox)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("{mailbox}/{name}"))
-        .id
+async fn folder_id(store: &Arc<dyn Backend>, mailbox: &str, name: &str) -> i64 {
+    named(store, mailbox, name).await.id
 }
 
 const MAILBOXES: &[&str] = &["alice", "bob", "carol"];
 
 /// Fills a store through `Store` with what a busy mailbox goes through.
-async fn fill(store: &dyn Backend) {
+async fn fill(store: &Arc<dyn Backend>) {
     for m in MAILBOXES {
         store.create_mailbox(m, 10 << 20).await.unwrap();
     }
@@ -297,7 +291,7 @@ async fn a_store_migrates_with_every_identity_and_a_second_run_is_refused() {
     let path = store_path(dir.path());
     {
         let source = crate::store::open_embedded(&path).unwrap();
-        fill(source.as_ref()).await;
+        fill(&source).await;
     }
     wait_closed(&path).await;
     let before = file_bytes(&path);
@@ -342,7 +336,7 @@ async fn a_store_migrates_with_every_identity_and_a_second_run_is_refused() {
 
     // The target carries on where the source stopped: counters continue, ids
     // are never given twice.
-    let inbox_id = folder_id(target.as_ref(), "alice", "INBOX").await;
+    let inbox_id = folder_id(&target, "alice", "INBOX").await;
     let old = target
         .folders("alice")
         .await
@@ -558,7 +552,7 @@ async fn a_crashed_store_is_read_with_the_commits_in_its_wal() {
     std::fs::create_dir(&crashed).unwrap();
     let image = store_path(&crashed);
     let source = crate::store::open_embedded(&path).unwrap();
-    fill(source.as_ref()).await;
+    fill(&source).await;
     // The files as a kill -9 leaves them: copied while the store is open.
     for suffix in ["", "-wal", "-shm"] {
         let name = |p: &Path| PathBuf::from(format!("{}{suffix}", p.display()));
@@ -573,7 +567,7 @@ async fn a_crashed_store_is_read_with_the_commits_in_its_wal() {
     );
     let main_file = file_bytes(&image);
     let expected = {
-        let inbox = folder_id(source.as_ref(), "alice", "INBOX").await;
+        let inbox = folder_id(&source, "alice", "INBOX").await;
         source.messages(inbox, 1, u32::MAX).await.unwrap().len() as u64
     };
     let checks = tokio::task::spawn_blocking(move || {

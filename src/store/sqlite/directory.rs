@@ -1,39 +1,39 @@
 //! Directory persistence: each entity one JSON row in table `directory`, written
 //! through the group-committing writer like every other write.
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::cached::CachedSql;
 
 use super::SqliteStore;
 use crate::directory::{DirectoryBackend, DirectoryError, Record, RecordKind, RecordOp};
 
+/// Every directory record (also read by `export`).
+pub(super) fn load_records(c: &Connection) -> crate::store::Result<Vec<Record>> {
+    let mut st = c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, id, org_id, json) = row?;
+        let kind = RecordKind::parse(&kind).ok_or_else(|| {
+            crate::store::StoreError::Io(format!("directory row {id}: unknown kind {kind:?}"))
+        })?;
+        out.push(Record {
+            kind,
+            id,
+            org_id,
+            json,
+        });
+    }
+    Ok(out)
+}
+
 impl DirectoryBackend for SqliteStore {
     fn load_all(&self) -> Result<Vec<Record>, DirectoryError> {
-        self.read_blocking(|c| {
-            let mut st =
-                c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (kind, id, org_id, json) = row?;
-                let kind = RecordKind::parse(&kind).ok_or_else(|| {
-                    crate::store::StoreError::Io(format!(
-                        "directory row {id}: unknown kind {kind:?}"
-                    ))
-                })?;
-                out.push(Record {
-                    kind,
-                    id,
-                    org_id,
-                    json,
-                });
-            }
-            Ok(out)
-        })
-        .map_err(|e| DirectoryError::Backend(e.to_string()))
+        self.read_blocking(load_records)
+            .map_err(|e| DirectoryError::Backend(e.to_string()))
     }
 
     fn apply(&self, ops: Vec<RecordOp>) -> Result<(), DirectoryError> {

@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::schema::SCHEMA_VERSION;
-use crate::directory::{Record, RecordKind};
+use crate::directory::Record;
 use crate::store::migrate::{
     BodyRow, CacheRow, ChangeRow, FolderCheck, FolderRow, MailRow, MailboxCheck, MailboxRow,
     MessageRow, OutboxMark, PropRow, QueuedRow, UidDigest,
 };
-use crate::store::outbox::{OutboxEvent, OutboxRow};
-use crate::store::queue::{NewOutbound, NewRecipient, QueuedRecipient};
+use crate::store::outbox::{MAX_READ, OutboxRow};
+use crate::store::queue::{NewOutbound, NewRecipient};
 use crate::store::{Result, StoreError, Tag};
 
 /// Byte offset of SQLite's "DMS" lock in the `-shm` file (unix VFS:
@@ -336,24 +336,7 @@ impl Export {
 
     /// Every directory record.
     pub(crate) fn directory(&self) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        self.each(
-            "SELECT kind, id, org_id, json FROM directory ORDER BY kind, id",
-            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            &mut |(kind, id, org_id, json): (String, String, String, String)| {
-                let kind = RecordKind::parse(&kind).ok_or_else(|| {
-                    StoreError::Io(format!("directory row {id}: unknown kind {kind:?}"))
-                })?;
-                out.push(Record {
-                    kind,
-                    id,
-                    org_id,
-                    json,
-                });
-                Ok(())
-            },
-        )?;
-        Ok(out)
+        super::directory::load_records(&self.conn)
     }
 
     /// Every organization's access rule document: (organization id, JSON).
@@ -398,10 +381,11 @@ impl Export {
     /// Every queued message with its recipients, one at a time (a queued body
     /// may be large).
     pub(crate) fn queue(&self, sink: &mut dyn FnMut(QueuedRow) -> Result<()>) -> Result<()> {
+        // `state` ('queued', 'deferred') is not read: it follows from `attempts`.
         let mut recipients = self
             .conn
             .prepare(
-                "SELECT id, recipient, notify_failure, state, attempts, next_attempt_ms, last_error
+                "SELECT id, recipient, notify_failure, attempts, next_attempt_ms, last_error
                  FROM queue_recipients WHERE message_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.io(e))?;
@@ -428,19 +412,7 @@ impl Export {
             },
             &mut |(id, enqueued_ms, mut message): (i64, i64, NewOutbound)| {
                 let schedule = recipients
-                    .query_map([id], |r| {
-                        // `state` ('queued' or 'deferred') is implied by
-                        // `attempts`; read to say so, not kept.
-                        let _state: String = r.get(3)?;
-                        Ok(QueuedRecipient {
-                            id: r.get(0)?,
-                            recipient: r.get(1)?,
-                            notify_failure: r.get::<_, i64>(2)? != 0,
-                            attempts: r.get(4)?,
-                            next_attempt_ms: r.get(5)?,
-                            last_error: r.get(6)?,
-                        })
-                    })
+                    .query_map([id], super::queue::recipient)
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(|e| self.io(e))?;
                 message.recipients = schedule
@@ -464,22 +436,17 @@ impl Export {
         self.count("SELECT count(*) FROM outbox")
     }
 
-    /// The outbox's events in sequence order, one at a time.
+    /// The outbox's events in sequence order, a bounded page at a time.
     pub(crate) fn outbox(&self, sink: &mut dyn FnMut(OutboxRow) -> Result<()>) -> Result<()> {
-        self.each(
-            "SELECT seq, kind, org, line FROM outbox ORDER BY seq",
-            |r| {
-                Ok(OutboxRow {
-                    seq: r.get(0)?,
-                    event: OutboxEvent {
-                        kind: r.get(1)?,
-                        org: r.get(2)?,
-                        line: r.get(3)?,
-                    },
-                })
-            },
-            sink,
-        )
+        let mut last = 0;
+        loop {
+            let rows = super::outbox::after(&self.conn, last, MAX_READ)?;
+            let Some(end) = rows.last().map(|r| r.seq) else {
+                return Ok(());
+            };
+            rows.into_iter().try_for_each(&mut *sink)?;
+            last = end;
+        }
     }
 
     /// Every sink's mark in the outbox.
