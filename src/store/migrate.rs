@@ -634,11 +634,11 @@ async fn copy_mail(source: &Source, target: &Arc<PgStore>) -> Result<(), Migrate
             }
             Ok(())
         })?;
-        if batch.is_empty() {
-            Ok(())
-        } else {
-            send(batch)
+        if !batch.is_empty() {
+            send(batch)?;
         }
+        // The end: only now may the target commit.
+        send(Vec::new())
     });
     let written = import::copy_mail(target, rx, next_body_id).await;
     let read = reader
@@ -646,11 +646,14 @@ async fn copy_mail(source: &Source, target: &Arc<PgStore>) -> Result<(), Migrate
         .map_err(|e| MigrateError::Failed(e.to_string()))?;
     match (written, read) {
         (Err(StoreError::Conflict(why)), _) => Err(MigrateError::Refused(why)),
-        (Err(e), _) => Err(MigrateError::Failed(format!(
+        (Err(e), Ok(()) | Err(StoreError::Closed)) => Err(MigrateError::Failed(format!(
             "copying the mail store (rolled back, the target holds none of it): {e}"
         ))),
+        (Err(_), Err(e)) => Err(MigrateError::Failed(format!(
+            "reading the source (rolled back, the target holds none of the mail store): {e}"
+        ))),
         (Ok(()), Err(e)) => Err(MigrateError::Failed(format!(
-            "reading the source (the target may hold part of the mail store): {e}"
+            "reading the source after its last row: {e}"
         ))),
         (Ok(()), Ok(())) => Ok(()),
     }

@@ -93,7 +93,7 @@ pub(crate) async fn tables_holding_data(store: &PgStore) -> Result<Vec<String>> 
             continue;
         }
         let row = client
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM \"{table}\")"), &[])
             .await
             .map_err(pg_error)?;
         if row.get::<_, bool>(0) {
@@ -213,7 +213,8 @@ SELECT setval(pg_get_serial_sequence('messages', 'id'),
 
 /// Copies the mail rows arriving on `rows` (grouped by table, in
 /// [`MAIL_TABLES`] order) in one transaction, then sets the counters; commits
-/// only when the channel closes after the last row. `Conflict` when the target
+/// only once an empty batch says the source was read to its end (a channel
+/// closed without it rolls everything back). `Conflict` when the target
 /// turned out to hold mail after all (checked again under the table locks).
 pub(crate) async fn copy_mail(
     store: &PgStore,
@@ -239,7 +240,12 @@ pub(crate) async fn copy_mail(
         ));
     }
     let mut current: Option<(&'static str, std::pin::Pin<Box<BinaryCopyInWriter>>)> = None;
+    let mut complete = false;
     while let Some(batch) = rows.recv().await {
+        if batch.is_empty() {
+            complete = true;
+            break;
+        }
         for row in &batch {
             let (sql, types) = copy_of(row);
             if current.as_ref().is_none_or(|(s, _)| *s != sql) {
@@ -253,6 +259,12 @@ pub(crate) async fn copy_mail(
                 write_row(w.as_mut(), row).await.map_err(pg_error)?;
             }
         }
+    }
+    if !complete {
+        // The reader stopped early: the transaction rolls back with `tx`.
+        return Err(StoreError::Io(
+            "the source ended before its last row was read".into(),
+        ));
     }
     if let Some((_, mut w)) = current.take() {
         w.as_mut().finish().await.map_err(pg_error)?;

@@ -11,7 +11,7 @@ use super::testing::{available, create_database};
 use super::{PgStore, Settings};
 use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
 use crate::store::conformance::named;
-use crate::store::migrate::{self, MigrateError};
+use crate::store::migrate::{self, MailRow, MailboxRow, MigrateError};
 use crate::store::queue::{NewOutbound, NewRecipient, OutboundQueue};
 use crate::store::sqlite::export;
 use crate::store::{
@@ -587,4 +587,50 @@ async fn a_crashed_store_is_read_with_the_commits_in_its_wal() {
         main_file,
         "no checkpoint into the store file"
     );
+}
+
+/// A copy whose source stops before its end (no end-of-rows batch) commits
+/// nothing: the target stays empty and a migration can run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_short_leaves_the_target_empty() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = create_database(dir.path()).await;
+    let target = pg(&url).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(vec![MailRow::Mailbox(MailboxRow {
+        id: "alice".into(),
+        quota_bytes: 1,
+        used_bytes: 0,
+        next_uidvalidity: 1,
+        created_ms: 0,
+    })])
+    .await
+    .unwrap();
+    drop(tx);
+    let e = super::import::copy_mail(&target, rx, 1).await.unwrap_err();
+    assert!(e.to_string().contains("ended before"), "{e}");
+    assert!(
+        super::import::tables_holding_data(&target)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // With the end marker the same rows commit.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(vec![MailRow::Mailbox(MailboxRow {
+        id: "alice".into(),
+        quota_bytes: 1,
+        used_bytes: 0,
+        next_uidvalidity: 1,
+        created_ms: 0,
+    })])
+    .await
+    .unwrap();
+    tx.send(vec![]).await.unwrap();
+    drop(tx);
+    super::import::copy_mail(&target, rx, 1).await.unwrap();
+    assert_eq!(target.quota("alice").await.unwrap().limit, 1);
 }
