@@ -56,7 +56,9 @@ pub enum MigrateError {
 /// What a finished migration says: one line per part, and the differences.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The summary printed on success: what was copied, what was lost.
     pub lines: Vec<String>,
+    /// Each difference the verification found (empty on success).
     pub mismatches: Vec<String>,
 }
 
@@ -252,6 +254,7 @@ impl UidDigest {
         self.n
     }
 
+    /// The digest of the messages added so far.
     pub(crate) fn finish(&self) -> u64 {
         self.hash
     }
@@ -359,6 +362,7 @@ pub(crate) struct MarkMap {
 }
 
 impl MarkMap {
+    /// The source's marks, none placed yet.
     pub(crate) fn new(mut marks: Vec<OutboxMark>) -> MarkMap {
         marks.sort_by_key(|m| std::cmp::Reverse(m.1));
         MarkMap {
@@ -397,6 +401,7 @@ impl MarkMap {
 /// The source, shared with the blocking threads that read it.
 type Source = Arc<Mutex<Export>>;
 
+/// The source reader, or an error if a reader thread panicked with it.
 fn lock(source: &Source) -> super::Result<std::sync::MutexGuard<'_, Export>> {
     source
         .lock()
