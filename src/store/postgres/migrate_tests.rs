@@ -589,6 +589,17 @@ async fn a_crashed_store_is_read_with_the_commits_in_its_wal() {
     );
 }
 
+/// The rows of one empty mailbox.
+fn one_mailbox() -> Vec<MailRow> {
+    vec![MailRow::Mailbox(MailboxRow {
+        id: "alice".into(),
+        quota_bytes: 1,
+        used_bytes: 0,
+        next_uidvalidity: 1,
+        created_ms: 0,
+    })]
+}
+
 /// A copy whose source stops before its end (no end-of-rows batch) commits
 /// nothing: the target stays empty and a migration can run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -600,15 +611,7 @@ async fn a_copy_cut_short_leaves_the_target_empty() {
     let url = create_database(dir.path()).await;
     let target = pg(&url).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(vec![MailRow::Mailbox(MailboxRow {
-        id: "alice".into(),
-        quota_bytes: 1,
-        used_bytes: 0,
-        next_uidvalidity: 1,
-        created_ms: 0,
-    })])
-    .await
-    .unwrap();
+    tx.send(one_mailbox()).await.unwrap();
     drop(tx);
     let e = super::import::copy_mail(&target, rx, 1).await.unwrap_err();
     assert!(e.to_string().contains("ended before"), "{e}");
@@ -620,15 +623,7 @@ async fn a_copy_cut_short_leaves_the_target_empty() {
     );
     // With the end marker the same rows commit.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(vec![MailRow::Mailbox(MailboxRow {
-        id: "alice".into(),
-        quota_bytes: 1,
-        used_bytes: 0,
-        next_uidvalidity: 1,
-        created_ms: 0,
-    })])
-    .await
-    .unwrap();
+    tx.send(one_mailbox()).await.unwrap();
     tx.send(vec![]).await.unwrap();
     drop(tx);
     super::import::copy_mail(&target, rx, 1).await.unwrap();
