@@ -1,4 +1,4 @@
-//! The `mailgate` command: serve, check-config, gen-cert, admin.
+//! The `mailgate` command: serve, check-config, gen-cert, admin, migrate.
 //!
 //! Exit codes are part of the operator contract: 0 clean stop, 78 (EX_CONFIG) for
 //! any refusal to start, 70 (EX_SOFTWARE) for an internal error.
@@ -64,6 +64,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Copy a single-node store into an empty PostgreSQL database and compare both.
+    ///
+    /// Stop the daemon first: the store file is read (never written) in one
+    /// snapshot, and a store another process has open is refused. The target's
+    /// schema is created (migrated) first; a target that holds any mailbox,
+    /// directory record, tag, queued message or outbox row is refused. Every
+    /// folder's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and UIDs, and the counts of
+    /// bodies, directory records and the rest are compared at the end.
+    /// Exit 0 when copied and equal; 64 for a malformed --from/--to; 78 when
+    /// refused (nothing written); 69 when the server cannot be reached; 70 when
+    /// the copy failed or differs (the target may then hold part of the data:
+    /// drop and recreate the database before trying again).
+    Migrate {
+        /// The store file: sqlite:PATH (e.g. sqlite:data/store.sqlite).
+        #[arg(long)]
+        from: String,
+        /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +101,7 @@ fn main() -> ExitCode {
             domain,
         } => serve(config, log_format, domain),
         Command::Admin { action, args } => admin(&action, &args),
+        Command::Migrate { from, to } => migrate(&from, &to),
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(loaded) => match check_store(&loaded) {
                 Ok(()) => {
@@ -154,6 +175,42 @@ fn admin(action: &str, args: &[String]) -> ExitCode {
         eprintln!("{pretty}");
         ExitCode::FAILURE
     }
+}
+
+/// Runs `mailgate migrate`: the summary on stdout, the reason on stderr, the
+/// exit code by [`MigrateError`](mailgate::store::migrate::MigrateError) kind.
+fn migrate(from: &str, to: &str) -> ExitCode {
+    use mailgate::store::migrate::{self, MigrateError};
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| MigrateError::Failed(format!("cannot start the runtime: {e}")))
+        .and_then(|rt| rt.block_on(migrate::run(from, to)));
+    let (code, report) = match result {
+        Ok(report) => (0, Some(report)),
+        Err(MigrateError::Mismatch(report)) => {
+            eprintln!("mailgate migrate: the copy differs from the source:");
+            for m in &report.mismatches {
+                eprintln!("  {m}");
+            }
+            (EX_SOFTWARE, Some(report))
+        }
+        Err(e) => {
+            eprintln!("mailgate migrate: {e}");
+            let code = match e {
+                MigrateError::Usage(_) => EX_USAGE,
+                MigrateError::Refused(_) => EX_CONFIG,
+                MigrateError::Unavailable(_) => EX_UNAVAILABLE,
+                MigrateError::Failed(_) | MigrateError::Mismatch(_) => EX_SOFTWARE,
+            };
+            (code, None)
+        }
+    };
+    for line in report.iter().flat_map(|r| &r.lines) {
+        println!("{line}");
+    }
+    ExitCode::from(code)
 }
 
 fn refuse(e: &dyn std::fmt::Display) -> ExitCode {

@@ -21,6 +21,7 @@ mod backend;
 #[cfg(test)]
 mod conformance;
 mod folders;
+pub mod migrate;
 pub mod outbox;
 // Reached only by the conformance suite until `open` starts it (issue 19: it
 // refuses the backend while parts are missing).

@@ -16,6 +16,7 @@
 //! group commit replaces the SQLite writer thread. Bodies are `bytea`, stored
 //! once per delivery however many mailboxes receive it.
 
+pub(crate) mod import;
 mod notify;
 mod ops;
 mod schema;
@@ -369,7 +370,7 @@ pub async fn check(url: &str) -> Result<()> {
 }
 
 /// A URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -751,6 +752,8 @@ mod tests {
 
 #[cfg(test)]
 mod daemon_tests;
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod store_tests;
 

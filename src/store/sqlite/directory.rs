@@ -3,7 +3,7 @@
 //! the file, so nothing else moves the data: the version stays 0 and every
 //! write passes its fence.
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::cached::CachedSql;
 
@@ -12,32 +12,32 @@ use crate::directory::{
     DirectoryBackend, DirectoryError, Fenced, Record, RecordChanges, RecordKind, RecordOp,
 };
 
+/// Every directory record (also read by `export`).
+pub(super) fn load_records(c: &Connection) -> crate::store::Result<Vec<Record>> {
+    let mut st = c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, id, org_id, json) = row?;
+        let kind = RecordKind::parse(&kind).ok_or_else(|| {
+            crate::store::StoreError::Io(format!("directory row {id}: unknown kind {kind:?}"))
+        })?;
+        out.push(Record {
+            kind,
+            id,
+            org_id,
+            json,
+        });
+    }
+    Ok(out)
+}
+
 impl DirectoryBackend for SqliteStore {
     fn load_all(&self) -> Result<Vec<Record>, DirectoryError> {
-        self.read_blocking(|c| {
-            let mut st =
-                c.prepare("SELECT kind, id, org_id, json FROM directory ORDER BY kind, id")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (kind, id, org_id, json) = row?;
-                let kind = RecordKind::parse(&kind).ok_or_else(|| {
-                    crate::store::StoreError::Io(format!(
-                        "directory row {id}: unknown kind {kind:?}"
-                    ))
-                })?;
-                out.push(Record {
-                    kind,
-                    id,
-                    org_id,
-                    json,
-                });
-            }
-            Ok(out)
-        })
-        .map_err(|e| DirectoryError::Backend(e.to_string()))
+        self.read_blocking(load_records)
+            .map_err(|e| DirectoryError::Backend(e.to_string()))
     }
 
     fn apply(&self, ops: Vec<RecordOp>) -> Result<(), DirectoryError> {

@@ -13,6 +13,7 @@
 mod access;
 mod cached;
 mod directory;
+pub(crate) mod export;
 mod ops;
 mod outbox;
 mod queue;

@@ -23,7 +23,8 @@ pub(super) fn record(c: &Connection, events: &[OutboxEvent]) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
-fn after(c: &Connection, after: i64, limit: usize) -> Result<Vec<OutboxRow>> {
+/// Rows above `after`, at most `limit.min(MAX_READ)` (also read by `export`).
+pub(super) fn after(c: &Connection, after: i64, limit: usize) -> Result<Vec<OutboxRow>> {
     let limit = limit.min(MAX_READ) as i64;
     let mut st = c.prepare_cached(
         "SELECT seq, kind, org, line FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",

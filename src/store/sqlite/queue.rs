@@ -42,6 +42,19 @@ fn insert(c: &Connection, m: &NewOutbound, now_ms: i64) -> Result<i64> {
     Ok(id)
 }
 
+/// A recipient from the columns `id, recipient, notify_failure, attempts,
+/// next_attempt_ms, last_error` (also read by `export`).
+pub(super) fn recipient(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRecipient> {
+    Ok(QueuedRecipient {
+        id: r.get(0)?,
+        recipient: r.get(1)?,
+        notify_failure: r.get(2)?,
+        attempts: r.get(3)?,
+        next_attempt_ms: r.get(4)?,
+        last_error: r.get(5)?,
+    })
+}
+
 fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
     let mut st = c.prepare(
         "SELECT id, sender, on_behalf_of, from_header, message_id, owner_org, owner_mailbox,
@@ -73,16 +86,7 @@ fn due(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {
     let mut out = Vec::with_capacity(messages.len());
     for message in messages {
         let recipients = rst
-            .query_map(params![message.id, now_ms], |r| {
-                Ok(QueuedRecipient {
-                    id: r.get(0)?,
-                    recipient: r.get(1)?,
-                    notify_failure: r.get(2)?,
-                    attempts: r.get(3)?,
-                    next_attempt_ms: r.get(4)?,
-                    last_error: r.get(5)?,
-                })
-            })?
+            .query_map(params![message.id, now_ms], recipient)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         out.push(DueMessage {
             message,
