@@ -50,6 +50,16 @@ pub fn store_counters(store: &Arc<dyn Backend>) -> Vec<crate::events::ScrapedCou
             "Batches run again with a savepoint per write because a write failed",
             |s| &s.redone,
         ),
+        counter(
+            "mailgate_queue_lease_takeovers",
+            "Outbound recipients taken over from another daemon's expired lease (shared store)",
+            |s| &s.lease_takeovers,
+        ),
+        counter(
+            "mailgate_queue_lease_fenced",
+            "Outbound settles dropped because another daemon had taken the recipient over",
+            |s| &s.lease_fenced,
+        ),
     ]
 }
 

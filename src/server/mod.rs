@@ -342,6 +342,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
         refresh::spawn(
             shared.directory.clone(),
             shared.access.clone(),
+            shared.store.state_changes(),
             shared.draining.clone(),
         );
     }

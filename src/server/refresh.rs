@@ -9,10 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessEngine;
 use crate::directory::Directory;
+use crate::store::StateChange;
 
 /// The poll interval: a change made on another daemon is enforced here within
 /// this plus one query.
@@ -65,10 +67,24 @@ async fn round(directory: &Arc<Directory>, access: &Arc<AccessEngine>) -> Result
     done.map_err(|e| format!("refresh task: {e}"))?
 }
 
-/// Starts the refresher; it stops when `draining` is cancelled.
+/// Waits for another daemon's change notification (any, a lag included: the
+/// round reloads whatever moved); never, without notifications or once they end.
+async fn next_change(changes: &mut Option<broadcast::Receiver<StateChange>>) {
+    let Some(rx) = changes else {
+        return std::future::pending().await;
+    };
+    if let Err(broadcast::error::RecvError::Closed) = rx.recv().await {
+        *changes = None;
+    }
+}
+
+/// Starts the refresher: a round at each of `changes` (another daemon's write,
+/// told by LISTEN/NOTIFY) and at least every [`EVERY`]; it stops when
+/// `draining` is cancelled.
 pub fn spawn(
     directory: Arc<Directory>,
     access: Arc<AccessEngine>,
+    mut changes: Option<broadcast::Receiver<StateChange>>,
     draining: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -77,6 +93,7 @@ pub fn spawn(
             tokio::select! {
                 _ = draining.cancelled() => break,
                 _ = tokio::time::sleep(EVERY) => {}
+                _ = next_change(&mut changes) => {}
             }
             match health.after(round(&directory, &access).await) {
                 Report::Quiet => {}
@@ -120,7 +137,7 @@ mod tests {
         let access =
             Arc::new(AccessEngine::open(access_backend, Default::default(), keys).unwrap());
         let draining = CancellationToken::new();
-        let task = spawn(b.clone(), access, draining.clone());
+        let task = spawn(b.clone(), access, None, draining.clone());
         a.create_organization("acme", "acme.test").unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while b.list_organizations().is_empty() {

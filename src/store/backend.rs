@@ -127,25 +127,47 @@ pub struct WriterStats {
 pub async fn open(config: &Config) -> Result<Arc<dyn Backend>> {
     match config.store.backend {
         StoreBackend::Sqlite => open_embedded(&config.data_path(&config.store.path)),
-        // No daemon runs on half a backend (issue 19): see MISSING_PARTS.
-        StoreBackend::Postgres => match super::postgres::MISSING_PARTS {
-            Some(missing) => Err(super::postgres::unsupported(&format!(
-                "a daemon on PostgreSQL ({missing})"
-            ))),
-            None => open_postgres(&config.store).await,
-        },
+        StoreBackend::Postgres => open_postgres(config).await,
     }
 }
 
 /// The PostgreSQL store of `[store]`, with its pool size and its notify tasks.
-async fn open_postgres(store: &crate::config::StoreSection) -> Result<Arc<dyn Backend>> {
+async fn open_postgres(config: &Config) -> Result<Arc<dyn Backend>> {
+    let store = &config.store;
     let settings = super::postgres::Settings {
         url: store.url.clone().unwrap_or_default(),
         pool_size: store.pool_size,
     };
-    let pg = super::postgres::PgStore::open(&settings).await?;
+    // The queue runner's smarthost timeouts are the `[smtp]` ones.
+    let lease = super::postgres::queue::queue_lease(
+        std::time::Duration::from_secs(config.smtp.command_timeout_secs),
+        std::time::Duration::from_secs(config.smtp.data_timeout_secs),
+    );
+    let pg = super::postgres::PgStore::open(&settings)
+        .await?
+        .with_queue_lease(lease)
+        .with_node(node_name(&config.server.data_dir)?);
     pg.start_notify(super::postgres::SAFETY_POLL);
     Ok(Arc::new(pg))
+}
+
+/// This daemon's name on a shared store: a random id kept in `data_dir/node-id`
+/// (written on first start), so a restart with the same data directory is the
+/// same daemon (its undelivered events wait for it) and two data directories are
+/// two daemons.
+fn node_name(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(super::StoreError::Io(format!("{}: {e}", path.display()))),
+    }
+    let name = format!("{:032x}", rand::random::<u128>());
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(&path, format!("{name}\n")))
+        .map_err(|e| super::StoreError::Io(format!("{}: {e}", path.display())))?;
+    Ok(name)
 }
 
 /// What `check-config` verifies of the store beyond the config file: for
@@ -172,18 +194,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_postgres_store_is_refused_until_complete() {
-        let mut config = Config::embedded();
-        config.store.backend = StoreBackend::Postgres;
-        config.store.url = Some("postgres://mg@127.0.0.1:1/mail".into());
-        let e = open(&config).await.err().expect("refused").to_string();
-        assert!(
-            e.contains("not yet supported by the postgres backend"),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
     async fn the_embedded_store_has_no_backend_metrics_nor_state_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_embedded(&dir.path().join("s.sqlite")).unwrap();
@@ -204,7 +214,8 @@ mod tests {
         config.store.backend = StoreBackend::Postgres;
         config.store.url = Some(crate::store::postgres::testing::create_database(dir.path()).await);
         config.store.pool_size = 3;
-        let store = open_postgres(&config.store).await.unwrap();
+        config.server.data_dir = dir.path().join("data");
+        let store = open_postgres(&config).await.unwrap();
         store.create_mailbox("u", 1 << 20).await.unwrap();
         let m = store.backend_metrics().expect("postgres has metrics");
         assert_eq!(m.pool_max, 3);

@@ -31,9 +31,6 @@ from conftest import client_for, new_org, start_daemon, stop_daemon
 PASSWORD = "Corr3ct-Horse-Battery"
 SERVER = os.environ.get("MAILGATE_TEST_POSTGRES")
 
-# Until `[store] backend = "postgres"` starts a daemon (the parts being merged).
-pytestmark = pytest.mark.skip(reason="the postgres backend does not start a daemon yet")
-
 
 def need_postgres():
     if SERVER:

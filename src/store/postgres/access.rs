@@ -66,9 +66,14 @@ impl PgStore {
         org: &str,
         json: &str,
     ) -> Result<Fenced, AccessError> {
-        block_on(async { write_tx!(self, |tx| save(&tx, expected, org, json)) })
+        let written = block_on(async { write_tx!(self, |tx| save(&tx, expected, org, json)) })
             .and_then(|r| r)
-            .map_err(backend)
+            .map_err(backend)?;
+        if matches!(written, Fenced::Applied(_)) {
+            // Other daemons refresh now rather than at their next poll.
+            self.publish_state(crate::store::StateChange::Access);
+        }
+        Ok(written)
     }
 }
 

@@ -128,9 +128,14 @@ impl PgStore {
         ops: Vec<RecordOp>,
     ) -> Result<Fenced, DirectoryError> {
         let ops = last_op_per_record(ops);
-        block_on(async { write_tx!(self, |tx| apply(&tx, expected, &ops)) })
+        let written = block_on(async { write_tx!(self, |tx| apply(&tx, expected, &ops)) })
             .and_then(|r| r)
-            .map_err(backend)
+            .map_err(backend)?;
+        if matches!(written, Fenced::Applied(_)) {
+            // Other daemons refresh now rather than at their next poll.
+            self.publish_state(crate::store::StateChange::Directory);
+        }
+        Ok(written)
     }
 }
 

@@ -140,22 +140,6 @@ fn is_unavailable_state(code: &SqlState) -> bool {
         || *code == SqlState::TOO_MANY_CONNECTIONS
 }
 
-/// THE check that keeps daemons off this backend until it is whole (issue 19):
-/// `store::open` refuses `backend = "postgres"` while this names missing parts.
-/// Everything else of a daemon on PostgreSQL (pool, TLS, notify tasks) is built
-/// and tested through [`PgStore::open`]. Set to `None` when the parts named here
-/// are merged.
-pub const MISSING_PARTS: Option<&str> =
-    Some("the outbound queue, directory, access rules, tags and event outbox");
-
-/// The error of a part of [`Backend`] this backend does not have yet: never a
-/// silent stub.
-pub(crate) fn unsupported(what: &str) -> StoreError {
-    StoreError::Io(format!(
-        "{what} is not yet supported by the postgres backend"
-    ))
-}
-
 /// Times a transaction is run again after a serialization failure or deadlock.
 const MAX_RETRIES: u32 = 8;
 
@@ -181,6 +165,9 @@ pub struct PgStore {
     pool: Pool,
     stats: WriterStats,
     /// This store's id as a holder of outbound queue leases (`queue`).
+    /// The daemon this store serves, for the rows only it reads (its event
+    /// outbox); stable across restarts ([`PgStore::with_node`]). Empty for tools.
+    node: String,
     owner: String,
     /// How long a lease taken by `due` lasts ([`queue::queue_lease`]).
     lease: Duration,
@@ -295,6 +282,12 @@ impl PgStore {
         self
     }
 
+    /// The same store serving the daemon named `node` (its event outbox rows).
+    pub fn with_node(mut self, node: String) -> PgStore {
+        self.node = node;
+        self
+    }
+
     /// The store over a pool that connects on demand, for a database that
     /// [`prepare`] has already made ready.
     fn with_pool(settings: &Settings) -> Result<PgStore> {
@@ -314,6 +307,7 @@ impl PgStore {
             pool,
             stats: WriterStats::default(),
             owner: queue::new_owner(),
+            node: String::new(),
             lease: queue::DEFAULT_QUEUE_LEASE,
             announced: Arc::new(AtomicUsize::new(0)),
             watchers: Arc::new(DashMap::new()),
@@ -477,6 +471,7 @@ impl Store for PgStore {
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
         write_tx!(self, |tx| outbox::deliver_recording(
             &tx,
+            &self.node,
             &body,
             internal_date,
             &targets,
@@ -703,15 +698,6 @@ mod tests {
         );
         assert_eq!(redact("postgres://mg@db/mail"), "postgres://mg@db/mail");
         assert_eq!(redact("postgres://db/mail"), "postgres://db/mail");
-    }
-
-    #[test]
-    fn unsupported_parts_say_so() {
-        let e = unsupported("the directory").to_string();
-        assert!(
-            e.contains("not yet supported by the postgres backend"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! event-writing commit of every daemon, so [`record`] is the last statement of
 //! its transaction: the lock is held for the insert and the commit only, never
 //! while the delivery itself runs (docs/postgres-progress.md has the measurement).
+//!
+//! Rows and marks belong to the daemon that wrote them ([`PgStore::node`]): each
+//! daemon's events reader drains its own rows into its own sinks, as each daemon
+//! logs what it did. A daemon's rows wait for it while it is down (its node name
+//! comes from its data directory, so a restart finds them).
 
 use async_trait::async_trait;
 
@@ -22,7 +27,7 @@ use crate::store::{DeliveryEvents, Refused, Result, Stored, Target};
 /// Appends `events` in order inside the caller's transaction, which must commit
 /// right after (the counter row stays locked until then); returns the sequence
 /// number of the last, 0 (taking no lock) when there are none.
-pub(super) async fn record(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<i64> {
+pub(super) async fn record(tx: &dyn Sql, node: &str, events: &[OutboxEvent]) -> Op<i64> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -36,12 +41,12 @@ pub(super) async fn record(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<i64> {
         tx,
         "WITH taken AS (UPDATE outbox_counter SET seq = seq + $1 RETURNING seq),
               added AS (
-                  INSERT INTO outbox (seq, kind, org, line)
-                  SELECT taken.seq - $1 + e.i, e.kind, e.org, e.line
+                  INSERT INTO outbox (seq, node, kind, org, line)
+                  SELECT taken.seq - $1 + e.i, $5, e.kind, e.org, e.line
                   FROM taken, unnest($2::text[], $3::text[], $4::text[])
                        WITH ORDINALITY AS e(kind, org, line, i))
          SELECT seq FROM taken",
-        &[&n, &kinds, &orgs, &lines],
+        &[&n, &kinds, &orgs, &lines, &node],
     )
     .await?
     .get(0);
@@ -53,22 +58,24 @@ pub(super) async fn record(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<i64> {
 /// commit. A retried transaction computes them again from the new outcome.
 pub(super) async fn deliver_recording(
     tx: &dyn Sql,
+    node: &str,
     body: &[u8],
     internal_date: i64,
     targets: &[Target],
     events: &DeliveryEvents,
 ) -> Op<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
     let (results, touched) = ops::deliver(tx, body, internal_date, targets).await?;
-    record(tx, &events(&results)).await?;
+    record(tx, node, &events(&results)).await?;
     Ok((results, touched))
 }
 
-async fn after(tx: &dyn Sql, after: i64, limit: usize) -> Op<Vec<OutboxRow>> {
+async fn after(tx: &dyn Sql, node: &str, after: i64, limit: usize) -> Op<Vec<OutboxRow>> {
     let limit = limit.min(MAX_READ) as i64;
     let rows = query(
         tx,
-        "SELECT seq, kind, org, line FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-        &[&after, &limit],
+        "SELECT seq, kind, org, line FROM outbox WHERE node = $3 AND seq > $1
+         ORDER BY seq LIMIT $2",
+        &[&after, &limit, &node],
     )
     .await?;
     Ok(rows
@@ -84,11 +91,11 @@ async fn after(tx: &dyn Sql, after: i64, limit: usize) -> Op<Vec<OutboxRow>> {
         .collect())
 }
 
-async fn marks(tx: &dyn Sql) -> Op<Vec<(String, i64)>> {
+async fn marks(tx: &dyn Sql, node: &str) -> Op<Vec<(String, i64)>> {
     let rows = query(
         tx,
-        "SELECT sink, seq FROM outbox_marks ORDER BY sink COLLATE \"C\"",
-        &[],
+        "SELECT sink, seq FROM outbox_marks WHERE node = $1 ORDER BY sink COLLATE \"C\"",
+        &[&node],
     )
     .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -96,40 +103,51 @@ async fn marks(tx: &dyn Sql) -> Op<Vec<(String, i64)>> {
 
 /// Replaces the marks and deletes the rows up to `delete_through` (no counter
 /// lock: deleting never hands out a number).
-async fn mark(tx: &dyn Sql, marks: &[(String, i64)], delete_through: i64) -> Op<((), Touched)> {
-    execute(tx, "DELETE FROM outbox_marks", &[]).await?;
+async fn mark(
+    tx: &dyn Sql,
+    node: &str,
+    marks: &[(String, i64)],
+    delete_through: i64,
+) -> Op<((), Touched)> {
+    execute(tx, "DELETE FROM outbox_marks WHERE node = $1", &[&node]).await?;
     let sinks: Vec<&str> = marks.iter().map(|(s, _)| s.as_str()).collect();
     let seqs: Vec<i64> = marks.iter().map(|(_, n)| *n).collect();
     execute(
         tx,
-        "INSERT INTO outbox_marks (sink, seq) SELECT * FROM unnest($1::text[], $2::bigint[])
-         ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq",
-        &[&sinks, &seqs],
+        "INSERT INTO outbox_marks (node, sink, seq)
+         SELECT $3, * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT (node, sink) DO UPDATE SET seq = excluded.seq",
+        &[&sinks, &seqs, &node],
     )
     .await?;
-    execute(tx, "DELETE FROM outbox WHERE seq <= $1", &[&delete_through]).await?;
+    execute(
+        tx,
+        "DELETE FROM outbox WHERE node = $2 AND seq <= $1",
+        &[&delete_through, &node],
+    )
+    .await?;
     Ok(((), Touched::new()))
 }
 
-async fn append(tx: &dyn Sql, events: &[OutboxEvent]) -> Op<(i64, Touched)> {
-    Ok((record(tx, events).await?, Touched::new()))
+async fn append(tx: &dyn Sql, node: &str, events: &[OutboxEvent]) -> Op<(i64, Touched)> {
+    Ok((record(tx, node, events).await?, Touched::new()))
 }
 
 #[async_trait]
 impl Outbox for PgStore {
     async fn outbox_append(&self, events: Vec<OutboxEvent>) -> Result<i64> {
-        write_tx!(self, |tx| append(&tx, &events))
+        write_tx!(self, |tx| append(&tx, &self.node, &events))
     }
 
     async fn outbox_after(&self, from: i64, limit: usize) -> Result<Vec<OutboxRow>> {
-        read_tx!(self, |tx| after(&tx, from, limit))
+        read_tx!(self, |tx| after(&tx, &self.node, from, limit))
     }
 
     async fn outbox_marks(&self) -> Result<Vec<(String, i64)>> {
-        read_tx!(self, |tx| marks(&tx))
+        read_tx!(self, |tx| marks(&tx, &self.node))
     }
 
     async fn outbox_mark(&self, marks: Vec<(String, i64)>, delete_through: i64) -> Result<()> {
-        write_tx!(self, |tx| mark(&tx, &marks, delete_through))
+        write_tx!(self, |tx| mark(&tx, &self.node, &marks, delete_through))
     }
 }

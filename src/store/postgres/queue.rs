@@ -142,6 +142,7 @@ async fn enqueue(tx: &dyn Sql, m: &NewOutbound, now_ms: i64) -> Op<(i64, Touched
 /// events last (the outbox counter is locked until the commit).
 async fn deliver_and_enqueue(
     tx: &dyn Sql,
+    node: &str,
     body: &[u8],
     internal_date: i64,
     targets: &[Target],
@@ -156,7 +157,7 @@ async fn deliver_and_enqueue(
     };
     insert(tx, message, internal_date).await?;
     if let Some(events) = events {
-        super::outbox::record(tx, &events(&results)).await?;
+        super::outbox::record(tx, node, &events(&results)).await?;
     }
     Ok((results, touched))
 }
@@ -375,6 +376,7 @@ impl OutboundQueue for PgStore {
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
         write_tx!(self, |tx| deliver_and_enqueue(
             &tx,
+            &self.node,
             &body,
             internal_date,
             &targets,

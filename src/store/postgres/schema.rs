@@ -114,15 +114,21 @@ CREATE TABLE outbox_counter (
     seq BIGINT NOT NULL
 );
 INSERT INTO outbox_counter (seq) VALUES (0);
+-- Each row belongs to the daemon that wrote it (`node`): every daemon drains
+-- its own events into its own sinks, and its sinks' marks are its own.
 CREATE TABLE outbox (
     seq BIGINT PRIMARY KEY,
+    node TEXT NOT NULL,
     kind TEXT NOT NULL,
     org TEXT NOT NULL,
     line TEXT NOT NULL
 );
+CREATE INDEX outbox_by_node ON outbox (node, seq);
 CREATE TABLE outbox_marks (
-    sink TEXT PRIMARY KEY,
-    seq BIGINT NOT NULL
+    node TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (node, sink)
 );
 CREATE TABLE queue_messages (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
