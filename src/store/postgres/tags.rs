@@ -1,10 +1,8 @@
 //! [`Tags`] on PostgreSQL (table `tags`, keyed by ARN).
 //!
-//! The calls are blocking (the admin API runs them on tokio's blocking pool,
-//! inside `spawn_blocking`): each blocks on the runtime of the calling thread
-//! ([`PgStore::block_on`]), whose pooled connections it uses. No handle is
-//! captured at open, because the store may be opened on a runtime that is gone
-//! by the time of the call (the conformance harness does that); a call from a
+//! The calls are blocking (the admin API runs them on tokio's blocking pool):
+//! each blocks on the runtime of the calling thread (`blocking::block_on`, as
+//! the directory's calls do), whose pooled connections it uses; a call from a
 //! thread outside any runtime answers an error instead.
 //!
 //! The tag limit is checked in the writing transaction, under a transaction
@@ -14,33 +12,15 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use super::blocking::block_on;
 use super::ops::{Sql, execute, query};
 use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
 use crate::store::rules::tags_fit;
-use crate::store::{Result, StoreError, Tag, Tags};
+use crate::store::{Result, Tag, Tags};
 
 /// The first key of the advisory locks taken per ARN ("tags" in ASCII); the
 /// second is the ARN's hash. Two-key locks never meet the one-key migration lock.
 const TAG_LOCK: i32 = 0x7461_6773;
-
-impl PgStore {
-    /// Runs `work` to completion from a blocking call. Needs the thread to be in
-    /// a tokio runtime's context without running a task (`spawn_blocking`);
-    /// outside any runtime it is an error, not a panic.
-    pub(super) fn block_on<T>(
-        &self,
-        what: &str,
-        work: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreError::Io(format!(
-                "{what}: the postgres store's blocking calls need a tokio runtime \
-                 (call them from spawn_blocking)"
-            ))
-        })?;
-        handle.block_on(work)
-    }
-}
 
 async fn load(tx: &dyn Sql, arn: &str) -> Op<Vec<Tag>> {
     let rows = query(
@@ -90,19 +70,15 @@ async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
 
 impl Tags for PgStore {
     fn tags_blocking(&self, arn: &str) -> Result<Vec<Tag>> {
-        self.block_on("tags", async { read_tx!(self, |tx| load(&tx, arn)) })
+        block_on(async { read_tx!(self, |tx| load(&tx, arn)) })?
     }
 
     fn tag_blocking(&self, arn: &str, tags: Vec<Tag>, max: usize) -> Result<bool> {
-        self.block_on("tags", async {
-            write_tx!(self, |tx| tag(&tx, arn, &tags, max))
-        })
+        block_on(async { write_tx!(self, |tx| tag(&tx, arn, &tags, max)) })?
     }
 
     fn untag_blocking(&self, arn: &str, keys: Vec<String>) -> Result<()> {
-        self.block_on("tags", async {
-            write_tx!(self, |tx| untag(&tx, arn, &keys))
-        })
+        block_on(async { write_tx!(self, |tx| untag(&tx, arn, &keys)) })?
     }
 }
 
@@ -120,7 +96,7 @@ mod tests {
         };
         let store = PgStore::with_pool(&settings).unwrap();
         let e = store.tags_blocking("arn").unwrap_err().to_string();
-        assert!(e.contains("spawn_blocking"), "{e}");
+        assert!(e.contains("outside a tokio runtime"), "{e}");
         let e = store
             .tag_blocking("arn", vec![("k".into(), "v".into())], 1)
             .unwrap_err()
