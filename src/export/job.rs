@@ -58,6 +58,10 @@ pub struct JobRecord {
     /// Epoch milliseconds.
     pub start_ms: u64,
     pub end_ms: Option<u64>,
+    /// The daemon running it (`Backend::node`): only that daemon resumes it after
+    /// a restart, so two daemons on a shared store never write one zip at once.
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl JobRecord {
@@ -188,6 +192,7 @@ mod tests {
             error_info: None,
             start_ms,
             end_ms: None,
+            owner: String::new(),
         }
     }
 

@@ -139,9 +139,10 @@ impl ExportJobs {
     /// [`ExportJobs::spawn`]s a new job.
     pub fn start_blocking(
         &self,
-        new: JobRecord,
+        mut new: JobRecord,
         now_ms: u64,
     ) -> std::result::Result<(JobRecord, bool), StartRefused> {
+        new.owner = self.store.node().to_string();
         let _g = self.lock();
         let mut jobs = self.load(&new.org_id)?;
         if let Some(old) = jobs.iter().find(|j| j.client_token == new.client_token) {
@@ -214,8 +215,9 @@ impl ExportJobs {
         }
     }
 
-    /// Resumes, in the background, every job found RUNNING in `org_ids` (at
-    /// daemon start): each runs again from its first message.
+    /// Resumes, in the background, every job of this daemon found RUNNING in
+    /// `org_ids` (at daemon start): each runs again from its first message. A
+    /// job of a daemon that never comes back stays RUNNING (a shared store).
     pub fn resume(self: &Arc<Self>, org_ids: Vec<String>) -> tokio::task::JoinHandle<usize> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -224,8 +226,11 @@ impl ExportJobs {
                 let mut running = Vec::new();
                 for org in &org_ids {
                     match finder.load(org) {
-                        Ok(jobs) => running
-                            .extend(jobs.into_iter().filter(|j| j.state == JobState::Running)),
+                        // Only this daemon's own: another daemon on a shared
+                        // store may be running its jobs right now.
+                        Ok(jobs) => running.extend(jobs.into_iter().filter(|j| {
+                            j.state == JobState::Running && j.owner == finder.store.node()
+                        })),
                         Err(e) => tracing::warn!(org, error = %e, "cannot read export jobs"),
                     }
                 }

@@ -41,6 +41,7 @@ fn record(entity: &str, token: &str, bucket: &str) -> JobRecord {
         error_info: None,
         start_ms: crate::clock::now_ms_u64(),
         end_ms: None,
+        owner: String::new(),
     }
 }
 

@@ -73,6 +73,20 @@ impl Sweeper {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
+            wait = interval;
+            // One daemon sweeps for all on a shared store; the others skip the round.
+            // Held until the end of this round.
+            let _held = match self.store.singleton("retention sweep").await {
+                Ok(Some(held)) => held,
+                Ok(None) => {
+                    tracing::debug!("retention sweep: another daemon is sweeping");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention sweep skipped: store unavailable");
+                    continue;
+                }
+            };
             let started = Instant::now();
             let report = self.sweep(crate::clock::now_ms(), &stop).await;
             let took = started.elapsed().as_secs_f64();
@@ -85,7 +99,6 @@ impl Sweeper {
             } else {
                 tracing::debug!(?report, seconds = took, "retention sweep");
             }
-            wait = interval;
         }
     }
 

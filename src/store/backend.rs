@@ -51,6 +51,18 @@ pub trait Backend:
     fn is_shared(&self) -> bool {
         false
     }
+    /// Holds the job `name` (a periodic sweep) for this daemon while the guard
+    /// lives, or `None` when another daemon on this store holds it now: work that
+    /// one daemon must do for all runs on one. A store one daemon owns always
+    /// grants it.
+    fn singleton<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Option<Singleton>>> {
+        Box::pin(async { Ok(Some(Singleton(Box::new(())))) })
+    }
+    /// This daemon's name on a shared store (stable across its restarts), for
+    /// work only it may resume; empty for a store one daemon owns.
+    fn node(&self) -> &str {
+        ""
+    }
     /// The secret stored under `name` (token keys, the generated admin key):
     /// the first daemon to ask stores `fresh()`, every daemon gets the stored
     /// value. `None` on a backend that keeps no secrets (the embedded one, whose
@@ -59,6 +71,13 @@ pub trait Backend:
         Ok(None)
     }
 }
+
+/// A future a [`Backend`] method returns (the trait stays object-safe).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Proof that this daemon holds a [`Backend::singleton`] job; dropping it lets
+/// another daemon take the job.
+pub struct Singleton(pub Box<dyn Send + Sync>);
 
 /// What another daemon changed, as told by [`Backend::state_changes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,7 +41,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-pub use backend::{Backend, BackendMetrics, StateChange, WriterStats, check, open, open_embedded};
+pub use backend::{
+    Backend, BackendMetrics, Singleton, StateChange, WriterStats, check, open, open_embedded,
+};
 pub use folders::{DEFAULT_FOLDERS, FolderKind};
 pub use outbox::{DeliveryEvents, Outbox, OutboxEvent, OutboxRow};
 pub use tags::{Tag, Tags};

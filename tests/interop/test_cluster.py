@@ -424,3 +424,110 @@ def test_kill_9_of_a_under_load_loses_nothing_acknowledged_and_b_goes_on(tmp_pat
         if a.proc.poll() is None:
             a.proc.kill()
         stop_daemon(b)
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test's own (initdb in a temp dir, 127.0.0.1 on a
+    free port), which the test may stop and start again; stopped by pid at the end."""
+
+    def __init__(self):
+        need_postgres()
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), reverse=True)
+        if not found:
+            pytest.fail("no PostgreSQL binaries (tests/pg.sh installs them)")
+        self.bin = os.path.dirname(found[0])
+        # Its own directory under /tmp: the postgres user cannot enter pytest's.
+        import pathlib
+        import tempfile
+
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mailgate-pg-outage."))
+        self.run = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        if os.getuid() == 0:
+            subprocess.run(["chown", "postgres:", str(self.dir)], check=True)
+        subprocess.run(
+            self.run + [f"{self.bin}/initdb", "-D", str(self.dir / "data"), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            self.run + [f"{self.bin}/postgres", "-D", str(self.dir / "data"), "-k", str(self.dir),
+                        "-h", "127.0.0.1", "-p", str(self.port), "-c", "fsync=on"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        ready = lambda: subprocess.run(  # noqa: E731
+            [f"{self.bin}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        ).returncode == 0
+        assert wait_for(ready, 30, step=0.1), "private PostgreSQL did not start"
+
+    def stop(self):
+        pid_file = self.dir / "data" / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)  # fast shutdown: clients are cut off
+            assert wait_for(lambda: not pid_file.exists(), 30, step=0.1)
+        if self.proc:
+            self.proc.wait(timeout=30)
+
+    def remove(self):
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_an_outage_of_postgres_is_answered_try_later_and_nothing_is_lost(tmp_path_factory):
+    pg = PrivatePostgres()
+    pg.start()
+    a = b = None
+    try:
+        a, b = start_pair(tmp_path_factory, pg.url)
+        _, _, _, [(_, bob)] = team((a, b), users=1)
+        for i in range(5):
+            mx_send(a, bob, f"before {i}")
+        pg.stop()
+        # SMTP: the message cannot be stored, so it is refused for now (4xx), never
+        # acknowledged.
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            with smtplib.SMTP("127.0.0.1", a.ports["smtp"], timeout=30) as s:
+                s.send_message(message("carol@pass.test", bob, "during"))
+        assert refused.value.smtp_code == 451, refused.value
+        # IMAP: the login is known from memory, the mailbox is not reachable.
+        m = imaplib.IMAP4_SSL("localhost", b.ports["imaps"], ssl_context=ctx(b), timeout=30)
+        with pytest.raises(imaplib.IMAP4.error) as no:
+            m.login(bob, PASSWORD)
+        assert "UNAVAILABLE" in str(no.value), no.value
+        m.shutdown()
+        pg.start()
+
+        def delivered_again():
+            try:
+                mx_send(a, bob, "after")
+                return True
+            except (smtplib.SMTPException, OSError):
+                return False
+
+        assert wait_for(delivered_again, 30, step=0.5), "A did not recover"
+        m = imap(b, bob)
+        m.select("INBOX", readonly=True)
+        _, data = m.search(None, "ALL")
+        subjects = set()
+        for num in data[0].split():
+            _, parts = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.add(parts[0][1].decode().split(":", 1)[1].strip())
+        m.logout()
+        assert {f"before {i}" for i in range(5)} | {"after"} <= subjects, subjects
+        assert "during" not in subjects
+    finally:
+        for d in (a, b):
+            if d is not None:
+                stop_daemon(d)
+        pg.stop()
+        pg.remove()

@@ -1,7 +1,8 @@
 """`mailgate migrate` on a data directory the real daemon wrote: refused while
-the daemon runs, then copied into PostgreSQL (or, while the PostgreSQL backend
-still lacks the directory, queue, tags, access rules or outbox, refused with
-nothing written). Needs MAILGATE_TEST_POSTGRES (tests/pg.sh)."""
+the daemon runs, then copied into PostgreSQL, and the daemon started again on
+PostgreSQL with the same data directory serves the same organization, the same
+admin key and the same mail to imaplib. Needs MAILGATE_TEST_POSTGRES
+(tests/pg.sh)."""
 
 import glob
 import os
@@ -10,7 +11,14 @@ import uuid
 
 import pytest
 
-from conftest import start_daemon, stop_daemon
+import imaplib
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from conftest import client_for, new_org, start_daemon, stop_daemon
+
+PASSWORD = "Corr3ct-Horse-Battery"
 
 
 def _psql(url, sql):
@@ -43,6 +51,19 @@ def test_migrate_a_real_data_dir(tmp_path):
     _psql(server, f'CREATE DATABASE "{name}"')
     target = _database_url(server, name)
     daemon = start_daemon(tmp_path)
+    wm = client_for(daemon)
+    org_id, domain = new_org(wm)
+    uid = wm.create_user(OrganizationId=org_id, Name="bob", DisplayName="Bob", Password=PASSWORD)["UserId"]
+    bob = f"bob@{domain}"
+    wm.register_to_work_mail(OrganizationId=org_id, EntityId=uid, Email=bob)
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "carol@pass.test", bob, "kept across the migration"
+    m.set_content("x\n")
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        assert s.send_message(m) == {}
+    with imaplib.IMAP4_SSL("localhost", daemon.ports["imaps"], ssl_context=ssl.create_default_context(cafile=daemon.ca)) as c:
+        c.login(bob, PASSWORD)
+        before = c.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY)")[1][0]
     store = f"sqlite:{daemon.data_dir / 'store.sqlite'}"
 
     running = _migrate("--from", store, "--to", target)
@@ -54,13 +75,23 @@ def test_migrate_a_real_data_dir(tmp_path):
     assert bad.returncode == 64 and "sqlite:PATH" in bad.stderr, bad
 
     done = _migrate("--from", store, "--to", target)
-    if done.returncode == 78:
-        # The PostgreSQL backend does not hold the directory yet: said, and
-        # nothing written.
-        assert "not yet supported" in done.stderr and "directory" in done.stderr, done
-        assert _psql(target, "SELECT count(*) FROM mailboxes") == "0"
-        return
     assert done.returncode == 0, done
     assert "verified" in done.stdout, done
     again = _migrate("--from", store, "--to", target)
     assert again.returncode == 78 and "already holds data" in again.stderr, again
+
+    # The same data directory, now on PostgreSQL: same organization, key, mail.
+    (daemon.data_dir / "run" / "ports.json").unlink(missing_ok=True)
+    daemon = start_daemon(tmp_path, f'[store]\nbackend = "postgres"\nurl = "{target}"\n')
+    try:
+        orgs = [o["OrganizationId"] for o in client_for(daemon).list_organizations()["OrganizationSummaries"]]
+        assert org_id in orgs
+        with imaplib.IMAP4_SSL("localhost", daemon.ports["imaps"], ssl_context=ssl.create_default_context(cafile=daemon.ca)) as c:
+            c.login(bob, PASSWORD)
+            after = c.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY)")[1][0]
+            c.select("INBOX", readonly=True)
+            _, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert after == before, (before, after)
+        assert b"kept across the migration" in data[0][1]
+    finally:
+        stop_daemon(daemon)

@@ -97,6 +97,7 @@ pub async fn start_mailbox_export_job(
                 error_info: None,
                 start_ms: now_ms(),
                 end_ms: None,
+                owner: String::new(),
             };
             s.exports
                 .start_blocking(record, now_ms())

@@ -117,6 +117,10 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
         }
     }
 }
+/// The first key of [`Backend::singleton`]'s advisory locks ("sing" in ASCII);
+/// the second is the job name's hash.
+const SINGLETON_LOCK: i32 = 0x7369_6e67;
+
 /// A connection the pool could not give: the server's refusal as [`pg_error`]
 /// says, a timeout as unavailable.
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
@@ -414,6 +418,32 @@ impl Backend for PgStore {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// A session advisory lock on a connection taken out of the pool: held
+    /// while the guard lives, released when its connection closes (a daemon that
+    /// dies lets the next one take the job at once).
+    fn singleton<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> super::backend::BoxFuture<'a, Result<Option<super::backend::Singleton>>> {
+        Box::pin(async move {
+            let client =
+                deadpool_postgres::Object::take(self.pool.get().await.map_err(pool_error)?);
+            let held: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&SINGLETON_LOCK, &name],
+                )
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            Ok(held.then(|| super::backend::Singleton(Box::new(client))))
+        })
     }
 
     fn shared_secret(&self, name: &str, fresh: &dyn Fn() -> String) -> Result<Option<String>> {

@@ -189,6 +189,31 @@ mod tests {
         assert_eq!(read(&a, "n", 2).await.as_deref(), Some("200"));
     }
 
+    #[tokio::test]
+    async fn a_singleton_job_is_held_by_one_daemon_at_a_time() {
+        if !available() {
+            return;
+        }
+        let (_dir, a, b) = two_daemons().await;
+        let held = a.singleton("sweep").await.unwrap().expect("free at first");
+        assert!(b.singleton("sweep").await.unwrap().is_none(), "held by A");
+        assert!(
+            b.singleton("another job").await.unwrap().is_some(),
+            "jobs are separate"
+        );
+        drop(held);
+        // The lock goes with A's connection, closed in the background.
+        let mut taken = None;
+        for _ in 0..100 {
+            taken = b.singleton("sweep").await.unwrap();
+            if taken.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(taken.is_some(), "B never got the job A let go");
+    }
+
     /// Counts the attempts from one address that the throttles (taken in turn)
     /// admit at one instant, each failing.
     async fn admitted(throttles: &[Throttle], ip: IpAddr) -> usize {
