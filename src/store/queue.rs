@@ -116,6 +116,12 @@ pub trait OutboundQueue: Send + Sync {
     async fn defer_recipient(&self, recipient_id: i64, next_ms: i64, error: String) -> Result<()>;
     /// Recipients still queued (all messages).
     async fn queued_recipients(&self) -> Result<usize>;
+    /// Gives back what this daemon's runner holds (its stop: another daemon on a
+    /// shared store may take them at once rather than after the lease); returns
+    /// how many. A store one daemon owns leases nothing.
+    async fn release_leases(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// When the oldest queued message was enqueued, if any: the metrics page's
     /// queue age, read without leasing anything.
     async fn oldest_enqueued_ms(&self) -> Result<Option<i64>>;

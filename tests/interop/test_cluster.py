@@ -294,6 +294,49 @@ def test_sessions_on_both_daemons_get_unique_ascending_uids(pair):
     print(f"{per_session * 16} messages from 16 sessions on two daemons in {took:.1f} s")
 
 
+def test_conditional_flag_changes_from_both_daemons_agree(pair):
+    """CONDSTORE across daemons: for each of 20 messages, A and B race a STORE
+    UNCHANGEDSINCE the same MODSEQ (A adds \\Seen, B \\Flagged): exactly one wins
+    each, and both daemons then report the same flags and MODSEQs."""
+    a, b = pair
+    _, _, _, [(_, bob)] = team(pair, users=1)
+    for i in range(20):
+        mx_send(a, bob, f"cond {i}")
+
+    def state(daemon):
+        m = imap(daemon, bob)
+        m.select("INBOX")
+        _, data = m.uid("FETCH", "1:*", "(FLAGS MODSEQ)")
+        m.logout()
+        out = {}
+        for line in data:
+            uid = int(re.search(rb"UID (\d+)", line).group(1))
+            modseq = int(re.search(rb"MODSEQ \((\d+)\)", line).group(1))
+            flags = set(re.search(rb"FLAGS \(([^)]*)\)", line).group(1).split())
+            out[uid] = (modseq, flags)
+        return out
+
+    start = state(a)
+    assert len(start) == 20 and start == state(b)
+
+    def race(daemon, flag):
+        m = imap(daemon, bob)
+        m.select("INBOX")
+        for uid, (modseq, _) in sorted(start.items()):
+            typ, _ = m.uid("STORE", str(uid), f"(UNCHANGEDSINCE {modseq}) +FLAGS ({flag})")
+            assert typ == "OK"
+        m.logout()
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda job: race(*job), [(a, "\\Seen"), (b, "\\Flagged")]))
+    end_a, end_b = state(a), state(b)
+    assert end_a == end_b, "the daemons disagree"
+    for uid, (modseq, flags) in end_a.items():
+        won = {b"\\Seen", b"\\Flagged"} & flags
+        assert len(won) == 1, (uid, flags)
+        assert modseq > start[uid][0]
+
+
 def test_disable_user_and_deny_rule_made_on_a_cut_sessions_on_b(pair):
     a, b = pair
     wm, org_id, _, [(alice_id, alice), (_, bob)] = team(pair)

@@ -98,6 +98,14 @@ impl Runner {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        // A batch cut short by the stop: another daemon may take it now.
+        match self.queue.release_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recipients = n, "outbound queue: leases given back at stop"),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbound queue: leases not given back; they expire")
+            }
+        }
     }
 
     /// Delivers everything due; returns the next scheduled attempt.

@@ -463,6 +463,10 @@ impl OutboundQueue for PgStore {
         })
     }
 
+    async fn release_leases(&self) -> Result<u64> {
+        self.release_queue_leases().await
+    }
+
     async fn oldest_enqueued_ms(&self) -> Result<Option<i64>> {
         read_tx!(self, |tx| async move {
             Ok(
