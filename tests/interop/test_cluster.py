@@ -155,6 +155,15 @@ def can_login(daemon, user):
         return False
 
 
+def subjects(daemon, user):
+    """The Subject of every message in `user`'s INBOX, read through `daemon`."""
+    m = imap(daemon, user)
+    m.select("INBOX", readonly=True)
+    _, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    m.logout()
+    return {part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)}
+
+
 def new_user(wm, org_id, domain):
     name = f"u{uuid.uuid4().hex[:8]}"
     uid = wm.create_user(OrganizationId=org_id, Name=name, DisplayName=name, Password=PASSWORD)["UserId"]
@@ -450,14 +459,7 @@ def test_kill_9_of_a_under_load_loses_nothing_acknowledged_and_b_goes_on(tmp_pat
         for t in threads:
             t.join(timeout=10)
         assert acknowledged, "nothing was sent before the kill"
-        m = imap(b, bob)
-        m.select("INBOX", readonly=True)
-        typ, data = m.search(None, "ALL")
-        stored = set()
-        for num in data[0].split():
-            _, parts = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            stored.add(parts[0][1].decode().split(":", 1)[1].strip())
-        m.logout()
+        stored = subjects(b, bob)
         missing = set(acknowledged) - stored
         assert not missing, f"{len(missing)} acknowledged messages lost"
         mx_send(b, bob, "after the kill")
@@ -558,16 +560,9 @@ def test_an_outage_of_postgres_is_answered_try_later_and_nothing_is_lost(tmp_pat
                 return False
 
         assert wait_for(delivered_again, 30, step=0.5), "A did not recover"
-        m = imap(b, bob)
-        m.select("INBOX", readonly=True)
-        _, data = m.search(None, "ALL")
-        subjects = set()
-        for num in data[0].split():
-            _, parts = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            subjects.add(parts[0][1].decode().split(":", 1)[1].strip())
-        m.logout()
-        assert {f"before {i}" for i in range(5)} | {"after"} <= subjects, subjects
-        assert "during" not in subjects
+        stored = subjects(b, bob)
+        assert {f"before {i}" for i in range(5)} | {"after"} <= stored, stored
+        assert "during" not in stored
     finally:
         for d in (a, b):
             if d is not None:
