@@ -101,21 +101,13 @@ mod tests {
     use std::net::IpAddr;
     use std::sync::Arc;
 
-    use super::super::testing::{available, create_database};
-    use super::super::{PgStore, Settings};
+    use super::super::PgStore;
+    use super::super::store_tests::two_daemons;
+    use super::super::testing::available;
     use crate::access::FailurePolicy;
     use crate::access::throttle::Throttle;
     use crate::store::Backend;
     use crate::store::shared_state::SharedState;
-
-    async fn two_daemons() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgStore>) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = create_database(dir.path()).await;
-        let settings = Settings { url, pool_size: 8 };
-        let a = Arc::new(PgStore::open(&settings).await.unwrap());
-        let b = Arc::new(PgStore::open(&settings).await.unwrap());
-        (dir, a, b)
-    }
 
     /// Reads `key` at `now` (rewriting it to expire a long while later).
     async fn read(store: &PgStore, key: &str, now: i64) -> Option<String> {
