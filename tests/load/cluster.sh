@@ -9,7 +9,8 @@
 #      the load split in two halves sent at the same time, one to each.
 # PostgreSQL is a private server (tests/pg.sh: initdb in a temp dir, 127.0.0.1,
 # a free high port, fsync and synchronous_commit on), stopped by pid at the end.
-# Prints msg/s, commits/s (pg_stat_database.xact_commit over the run) and the
+# Prints msg/s, transactions/s (pg_stat_database.xact_commit over the run: every
+# committed transaction, each single-statement read included) and the
 # server connections the daemons held at the end of each run, and the ratios
 # PostgreSQL/SQLite and two daemons/one. Every run is verified: the mailbox holds
 # every message that got a 250.
@@ -145,7 +146,7 @@ pg_commits=$(rate "$((c1 - c0))" "$t0" "$t1")
 stop_pid "${pids[-1]}"
 count=$(stored "$url")
 [ "$count" = "$messages" ] || die "PostgreSQL holds $count messages, expected $messages"
-note "$messages in $(secs "$t0" "$t1") s: $pg_rate msg/s, $pg_commits commits/s, $conns_one connections; verified $count stored"
+note "$messages in $(secs "$t0" "$t1") s: $pg_rate msg/s, $pg_commits xacts/s, $conns_one connections; verified $count stored"
 echo
 
 # ------------------------------------------------------------ 3. two daemons, one PostgreSQL
@@ -176,11 +177,11 @@ stop_pid "${pids[-1]}"
 stop_pid "${pids[-2]}"
 count=$(stored "$url")
 [ "$count" = "$messages" ] || die "PostgreSQL holds $count messages, expected $messages"
-note "$messages in $(secs "$t0" "$t1") s: $two_rate msg/s, $two_commits commits/s, $conns_two connections; verified $count stored"
+note "$messages in $(secs "$t0" "$t1") s: $two_rate msg/s, $two_commits xacts/s, $conns_two connections; verified $count stored"
 echo
 
 echo "messages/s ($messages x $size bytes, one mailbox, $sessions sessions):"
-printf '  %-36s %10s %12s %12s\n' "" "msg/s" "commits/s" "connections"
+printf '  %-36s %10s %12s %12s\n' "" "msg/s" "xacts/s" "connections"
 printf '  %-36s %10s %12s %12s\n' "one daemon, SQLite" "$sqlite_rate" "-" "-"
 printf '  %-36s %10s %12s %12s\n' "one daemon, PostgreSQL" "$pg_rate" "$pg_commits" "$conns_one"
 printf '  %-36s %10s %12s %12s\n' "two daemons, one PostgreSQL" "$two_rate" "$two_commits" "$conns_two"
