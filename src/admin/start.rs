@@ -20,6 +20,9 @@ use crate::store::Backend;
 pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
     let config = &shared.config;
     route_monitoring(&shared.directory, &shared.store, &shared.events, config);
+    if shared.store.is_shared() {
+        follow_monitoring(shared);
+    }
     let exports = super::actions::export::start_jobs(shared);
     let state = Arc::new(AdminState {
         directory: shared.directory.clone(),
@@ -60,6 +63,58 @@ pub fn route_monitoring(
         &config.admin.region,
         &config.admin.account,
     );
+}
+
+/// How often a daemon on a shared store re-reads every organization's email
+/// monitoring configuration without a notification (one lost to a daemon that
+/// died between its commit and its NOTIFY).
+const MONITORING_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// On a shared store: routes email monitoring again whenever another daemon
+/// changed tags (LISTEN/NOTIFY, or lost notifications), and every
+/// [`MONITORING_POLL`]; stops when the daemon drains.
+fn follow_monitoring(shared: &Shared) {
+    let mut changes = shared.store.state_changes();
+    let (directory, store, events, config, draining) = (
+        shared.directory.clone(),
+        shared.store.clone(),
+        shared.events.clone(),
+        shared.config.clone(),
+        shared.draining.clone(),
+    );
+    tokio::spawn(async move {
+        use crate::store::StateChange;
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let changed = async {
+                match changes.as_mut() {
+                    Some(rx) => match rx.recv().await {
+                        Ok(StateChange::Tags | StateChange::Missed) | Err(RecvError::Lagged(_)) => {
+                        }
+                        Ok(_) => return false,
+                        Err(RecvError::Closed) => {
+                            changes = None;
+                            return false;
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+                true
+            };
+            tokio::select! {
+                _ = draining.cancelled() => return,
+                reroute = changed => if !reroute { continue },
+                _ = tokio::time::sleep(MONITORING_POLL) => {}
+            }
+            let (d, s, e, c) = (
+                directory.clone(),
+                store.clone(),
+                events.clone(),
+                config.clone(),
+            );
+            let _ = tokio::task::spawn_blocking(move || route_monitoring(&d, &s, &e, &c)).await;
+        }
+    });
 }
 
 /// WorkMail API calls are `POST /` naming their action in `X-Amz-Target`.

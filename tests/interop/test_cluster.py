@@ -121,7 +121,13 @@ def smarthost():
 def pair(tmp_path_factory, smarthost):
     url = new_database()
     relay = f'[smtp.relay]\nhost = "127.0.0.1"\nport = {smarthost}\ntls = "none"\nretry_initial_secs = 1\n'
-    a, b = start_pair(tmp_path_factory, url, relay)
+    # A sink that takes no email events of its own: only email monitoring routes any.
+    monitored = (
+        '[events]\nemail_log = "events/email.jsonl"\naudit_log = "events/audit.jsonl"\n'
+        '[[events.sinks]]\nname = "monitored"\nkind = "file"\npath = "events/monitored.jsonl"\n'
+        'email_events = []\naudit_logs = []\n'
+    )
+    a, b = start_pair(tmp_path_factory, url, relay + monitored)
     yield a, b
     stop_daemon(a)
     stop_daemon(b)
@@ -344,6 +350,37 @@ def test_conditional_flag_changes_from_both_daemons_agree(pair):
         won = {b"\\Seen", b"\\Flagged"} & flags
         assert len(won) == 1, (uid, flags)
         assert modseq > start[uid][0]
+
+
+def test_email_monitoring_set_on_a_routes_the_events_of_b(pair):
+    """PutEmailMonitoringConfiguration on A: B (which delivers the mail) sends the
+    organization's email events to the named sink within a second; deleted on A,
+    B stops."""
+    import json
+
+    a, b = pair
+    wm, org_id, _, [(_, bob)] = team(pair, users=1)
+    path = b.data_dir / "events" / "monitored.jsonl"
+
+    def routed(subject):
+        if not path.exists():
+            return []
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [r for r in lines if r.get("event", {}).get("subject") == subject]
+
+    wm.put_email_monitoring_configuration(
+        OrganizationId=org_id,
+        RoleArn="arn:aws:iam::000000000000:role/workmail-events",
+        LogGroupArn="arn:aws:logs:local:000000000000:log-group:monitored:*",
+    )
+    time.sleep(1.0)
+    mx_send(b, bob, "monitored on b")
+    assert wait_for(lambda: routed("monitored on b"), 5), "B did not route to the sink A configured"
+    wm.delete_email_monitoring_configuration(OrganizationId=org_id)
+    time.sleep(1.0)
+    mx_send(b, bob, "unmonitored on b")
+    time.sleep(1.0)
+    assert routed("unmonitored on b") == [], "B still routes after the delete on A"
 
 
 def test_disable_user_and_deny_rule_made_on_a_cut_sessions_on_b(pair):

@@ -43,10 +43,11 @@ fn load(store: &Arc<dyn Backend>, org: &str) -> Result<Option<(String, String)>,
     Ok(get("RoleArn").zip(get("LogGroupArn")))
 }
 
-/// Routes every organization with a stored configuration to its sink; called at
-/// start and after a reload of the sinks. A configuration naming a sink that is no
-/// longer configured is logged and left in place (it applies again once a start or
-/// reload configures the sink).
+/// Routes every organization with a stored configuration to its sink, and one
+/// without to none; called at start, after a reload of the sinks, and when another
+/// daemon on a shared store changed a configuration. A configuration naming a sink
+/// that is no longer configured is logged and left in place (it applies again once
+/// a start or reload configures the sink).
 pub fn restore(
     store: &Arc<dyn Backend>,
     events: &Events,
@@ -55,11 +56,17 @@ pub fn restore(
     account: &str,
 ) {
     for org in orgs {
-        if let Ok(Some((_, log_group))) = load(store, org) {
-            let sink = sink_of_log_group(&log_group, region, account).unwrap_or("");
-            if !events.route_org(org, Some(sink)) {
-                tracing::warn!(organization = %org, log_group = %log_group, "email monitoring names a sink that is not configured");
+        match load(store, org) {
+            Ok(Some((_, log_group))) => {
+                let sink = sink_of_log_group(&log_group, region, account).unwrap_or("");
+                if !events.route_org(org, Some(sink)) {
+                    tracing::warn!(organization = %org, log_group = %log_group, "email monitoring names a sink that is not configured");
+                }
             }
+            Ok(None) => {
+                events.route_org(org, None);
+            }
+            Err(_) => {}
         }
     }
 }

@@ -74,11 +74,18 @@ impl Tags for PgStore {
     }
 
     fn tag_blocking(&self, arn: &str, tags: Vec<Tag>, max: usize) -> Result<bool> {
-        block_on(async { write_tx!(self, |tx| tag(&tx, arn, &tags, max)) })?
+        let done = block_on(async { write_tx!(self, |tx| tag(&tx, arn, &tags, max)) })??;
+        if done {
+            // Settings kept as tags (email monitoring) are cached by every daemon.
+            self.publish_state(crate::store::StateChange::Tags);
+        }
+        Ok(done)
     }
 
     fn untag_blocking(&self, arn: &str, keys: Vec<String>) -> Result<()> {
-        block_on(async { write_tx!(self, |tx| untag(&tx, arn, &keys)) })?
+        block_on(async { write_tx!(self, |tx| untag(&tx, arn, &keys)) })??;
+        self.publish_state(crate::store::StateChange::Tags);
+        Ok(())
     }
 }
 
