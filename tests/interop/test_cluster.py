@@ -606,3 +606,43 @@ def test_an_outage_of_postgres_is_answered_try_later_and_nothing_is_lost(tmp_pat
                 stop_daemon(d)
         pg.stop()
         pg.remove()
+
+
+def test_an_ews_streaming_subscription_on_b_sees_mail_delivered_through_a(pair):
+    """exchangelib's streaming notifications on B (Subscribe + GetStreamingEvents)
+    report a message delivered through A within a second."""
+    import requests.adapters
+    from exchangelib import DELEGATE, Account, Configuration, Credentials
+    from exchangelib.properties import NewMailEvent
+    from exchangelib.protocol import BaseProtocol, CachingProtocol
+
+    a, b = pair
+    _, _, _, [(_, bob)] = team(pair, users=1)
+
+    class VerifyWithB(requests.adapters.HTTPAdapter):
+        def send(self, *args, **kwargs):
+            kwargs["verify"] = b.ca
+            return super().send(*args, **kwargs)
+
+    saved = BaseProtocol.HTTP_ADAPTER_CLS
+    BaseProtocol.HTTP_ADAPTER_CLS = VerifyWithB
+    CachingProtocol.clear_cache()
+    try:
+        config = Configuration(
+            service_endpoint=f"https://localhost:{b.ports['https']}/EWS/Exchange.asmx",
+            credentials=Credentials(bob, PASSWORD),
+        )
+        account = Account(bob, config=config, autodiscover=False, access_type=DELEGATE)
+        subscription = account.inbox.subscribe_to_streaming()
+        mx_send(a, bob, "streamed across daemons")
+        sent = time.monotonic()
+        seen = None
+        for notification in account.inbox.get_streaming_events(subscription, connection_timeout=1):
+            if any(isinstance(e, NewMailEvent) for e in notification.events):
+                seen = time.monotonic() - sent
+                break
+        account.inbox.unsubscribe(subscription)
+    finally:
+        BaseProtocol.HTTP_ADAPTER_CLS = saved
+        CachingProtocol.clear_cache()
+    assert seen is not None and seen < 1.0, seen
