@@ -83,27 +83,15 @@ fn follow_monitoring(shared: &Shared) {
         shared.draining.clone(),
     );
     tokio::spawn(async move {
-        use crate::store::StateChange;
-        use tokio::sync::broadcast::error::RecvError;
+        use crate::store::{StateChange, next_state_change};
         loop {
-            let changed = async {
-                match changes.as_mut() {
-                    Some(rx) => match rx.recv().await {
-                        Ok(StateChange::Tags | StateChange::Missed) | Err(RecvError::Lagged(_)) => {
-                        }
-                        Ok(_) => return false,
-                        Err(RecvError::Closed) => {
-                            changes = None;
-                            return false;
-                        }
-                    },
-                    None => std::future::pending().await,
-                }
-                true
-            };
             tokio::select! {
                 _ = draining.cancelled() => return,
-                reroute = changed => if !reroute { continue },
+                change = next_state_change(&mut changes) => {
+                    if !matches!(change, StateChange::Tags | StateChange::Missed) {
+                        continue;
+                    }
+                }
                 _ = tokio::time::sleep(MONITORING_POLL) => {}
             }
             let (d, s, e, c) = (

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessEngine;
 use crate::directory::Directory;
-use crate::store::StateChange;
+use crate::store::{StateChange, next_state_change};
 
 /// The poll interval: a change made on another daemon is enforced here within
 /// this plus one query.
@@ -67,17 +67,6 @@ async fn round(directory: &Arc<Directory>, access: &Arc<AccessEngine>) -> Result
     done.map_err(|e| format!("refresh task: {e}"))?
 }
 
-/// Waits for another daemon's change notification (any, a lag included: the
-/// round reloads whatever moved); never, without notifications or once they end.
-async fn next_change(changes: &mut Option<broadcast::Receiver<StateChange>>) {
-    let Some(rx) = changes else {
-        return std::future::pending().await;
-    };
-    if let Err(broadcast::error::RecvError::Closed) = rx.recv().await {
-        *changes = None;
-    }
-}
-
 /// Starts the refresher: a round at each of `changes` (another daemon's write,
 /// told by LISTEN/NOTIFY) and at least every [`EVERY`]; it stops when
 /// `draining` is cancelled.
@@ -93,7 +82,7 @@ pub fn spawn(
             tokio::select! {
                 _ = draining.cancelled() => break,
                 _ = tokio::time::sleep(EVERY) => {}
-                _ = next_change(&mut changes) => {}
+                _ = next_state_change(&mut changes) => {}
             }
             match health.after(round(&directory, &access).await) {
                 Report::Quiet => {}

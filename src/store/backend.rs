@@ -72,6 +72,25 @@ pub trait Backend:
     }
 }
 
+/// The next change another daemon made, from [`Backend::state_changes`]: a
+/// receiver that fell behind gets `Missed` (reload everything); never, without
+/// notifications or once they end.
+pub async fn next_state_change(
+    changes: &mut Option<tokio::sync::broadcast::Receiver<StateChange>>,
+) -> StateChange {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let Some(rx) = changes else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(change) => return change,
+            Err(RecvError::Lagged(_)) => return StateChange::Missed,
+            Err(RecvError::Closed) => *changes = None,
+        }
+    }
+}
+
 /// A future a [`Backend`] method returns (the trait stays object-safe).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -211,6 +230,23 @@ pub fn open_embedded(path: &Path) -> Result<Arc<dyn Backend>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lagging_receiver_hears_missed_and_a_closed_one_waits_forever() {
+        let (tx, rx) = tokio::sync::broadcast::channel(1);
+        let mut changes = Some(rx);
+        tx.send(StateChange::Directory).unwrap();
+        tx.send(StateChange::Tags).unwrap();
+        assert_eq!(next_state_change(&mut changes).await, StateChange::Missed);
+        assert_eq!(next_state_change(&mut changes).await, StateChange::Tags);
+        drop(tx);
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            next_state_change(&mut changes),
+        )
+        .await;
+        assert!(waited.is_err() && changes.is_none());
+    }
 
     #[tokio::test]
     async fn the_embedded_store_has_no_backend_metrics_nor_state_changes() {
