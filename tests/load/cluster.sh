@@ -15,12 +15,18 @@
 # PostgreSQL/SQLite and two daemons/one. Every run is verified: the mailbox holds
 # every message that got a 250.
 #
+# Then the IMAP workload of tests/load/imap.sh (examples/imap_bench: LOGIN,
+# SELECT, FETCH headers, 20 STOREs, APPEND, 5 FETCH BODY[], LOGOUT per round)
+# against the same three targets, the sessions split between A and B in run 3,
+# all on one mailbox; prints commands/s.
+#
 # On this 2-core machine the point is the cost per message and that nothing
 # collapses, not absolute scale-out (generator, daemons and PostgreSQL share the
 # same two cores).
 #
 # Usage: bash tests/load/cluster.sh [MESSAGES] [SESSIONS] [SIZE_BYTES]
-#        (defaults 5000 20 5120)
+#        (defaults 5000 20 5120; IMAP: IMAP_MESSAGES=1000 IMAP_SESSIONS=10
+#        IMAP_ROUNDS=5, IMAP_SESSIONS=0 skips it)
 # Environment: SKIP_BUILD=1 uses target/release/mailgate as it is;
 #              RUN_TIMEOUT=600 seconds allowed per timed run.
 set -euo pipefail
@@ -42,10 +48,15 @@ note() { echo "  $*"; }
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
 bin=$root/target/release/mailgate
+bench=$root/target/release/examples/imap_bench
+imap_messages=${IMAP_MESSAGES:-1000}
+imap_sessions=${IMAP_SESSIONS:-10}
+imap_rounds=${IMAP_ROUNDS:-5}
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release --locked --bin mailgate
+    cargo build --release --locked --bin mailgate --example imap_bench
 fi
 [ -x "$bin" ] || die "$bin missing: run cargo build --release --locked"
+[ "$imap_sessions" = 0 ] || [ -x "$bench" ] || die "$bench missing: cargo build --release --example imap_bench"
 [ "$(id -u)" = 0 ] || die "run as root (the private PostgreSQL runs as the postgres user)"
 
 mkdir -p "$root/target/load"
@@ -180,10 +191,85 @@ count=$(stored "$url")
 note "$messages in $(secs "$t0" "$t1") s: $two_rate msg/s, $two_commits xacts/s, $conns_two connections; verified $count stored"
 echo
 
+# ------------------------------------------------------------ IMAP
+imap_rates=()
+if [ "$imap_sessions" != 0 ]; then
+    "$bin" gen-cert --out "$work/certs" --host localhost >/dev/null || die "gen-cert failed"
+    ca=$work/certs/ca.pem
+    iuser=bench@load.test
+    ipass='Corr3ct-Horse-Battery'
+    # imap_daemon DIR [URL]: an IMAPS + https daemon; sets mg_pid and imaps_port.
+    imap_daemon() {
+        mkdir -p "$1"
+        imaps_config "$1" "$work/certs"
+        if [ -n "${2:-}" ]; then
+            printf '\n[store]\nbackend = "postgres"\nurl = "%s"\n' "$2" >>"$1/mailgate.toml"
+        fi
+        serve_mailgate "$bin" "$1" || die "mailgate did not start in $1"
+        pids+=("$mg_pid")
+        imaps_port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["imaps"])' "$1/data/run/ports.json")
+    }
+    # imap_bench NAME PORTS...: fills through the first, then runs the sessions
+    # split over the ports at once; prints commands/s (all commands / longest run).
+    imap_bench() {
+        local name=$1 i=0 n per ops=0 secs=0 out runs=()
+        shift
+        timeout "$run_timeout" "$bench" fill --addr "127.0.0.1:$1" --ca "$ca" --user "$iuser" --pass "$ipass" \
+            --count "$imap_messages" >"$work/fill-$name.log" 2>&1 || { cat "$work/fill-$name.log" >&2; return 1; }
+        per=$((imap_sessions / $#))
+        for port in "$@"; do
+            timeout "$run_timeout" "$bench" run --addr "127.0.0.1:$port" --ca "$ca" --user "$iuser" --pass "$ipass" \
+                --sessions "$per" --rounds "$imap_rounds" >"$work/run-$name-$i.log" 2>&1 &
+            runs+=($!)
+            i=$((i + 1))
+        done
+        for n in "${runs[@]}"; do
+            wait "$n" || { cat "$work"/run-"$name"-*.log >&2; return 1; }
+        done
+        for ((n = 0; n < i; n++)); do
+            out=$(cat "$work/run-$name-$n.log")
+            ops=$(awk -v a="$ops" '{ for (k = 1; k <= NF; k++) { split($k, kv, "="); if (kv[1] == "ops") print a + kv[2] } }' <<<"$out")
+            secs=$(awk -v a="$secs" '{ for (k = 1; k <= NF; k++) { split($k, kv, "="); if (kv[1] == "secs") print (kv[2] > a ? kv[2] : a) } }' <<<"$out")
+        done
+        awk -v o="$ops" -v s="$secs" 'BEGIN { printf "%.1f", o / s }'
+    }
+    echo "IMAP: $imap_messages messages, $imap_sessions sessions x $imap_rounds rounds, one mailbox, implicit TLS"
+    imap_daemon "$work/imap-sqlite"
+    imap_user "$bin" "$work/imap-sqlite" "$ca" "$iuser" "$ipass" || die "creating $iuser failed"
+    r=$(imap_bench sqlite "$imaps_port") || die "IMAP workload against SQLite failed"
+    imap_rates+=("$r")
+    stop_pid "${pids[-1]}"
+    note "one daemon, SQLite: ${imap_rates[0]} commands/s"
+    url=$(database mg_imap_one) || die "CREATE DATABASE failed"
+    imap_daemon "$work/imap-pg-one" "$url"
+    imap_user "$bin" "$work/imap-pg-one" "$ca" "$iuser" "$ipass" || die "creating $iuser failed"
+    r=$(imap_bench pg-one "$imaps_port") || die "IMAP workload against PostgreSQL failed"
+    imap_rates+=("$r")
+    stop_pid "${pids[-1]}"
+    note "one daemon, PostgreSQL: ${imap_rates[1]} commands/s"
+    url=$(database mg_imap_two) || die "CREATE DATABASE failed"
+    imap_daemon "$work/imap-pg-a" "$url"
+    port_a=$imaps_port
+    imap_daemon "$work/imap-pg-b" "$url"
+    port_b=$imaps_port
+    imap_user "$bin" "$work/imap-pg-a" "$ca" "$iuser" "$ipass" || die "creating $iuser failed"
+    sleep 1 # the user reaches B within a second
+    r=$(imap_bench pg-two "$port_a" "$port_b") || die "IMAP workload against two daemons failed"
+    imap_rates+=("$r")
+    stop_pid "${pids[-1]}"
+    stop_pid "${pids[-2]}"
+    note "two daemons, one PostgreSQL: ${imap_rates[2]} commands/s"
+    echo
+fi
+
 echo "messages/s ($messages x $size bytes, one mailbox, $sessions sessions):"
 printf '  %-36s %10s %12s %12s\n' "" "msg/s" "xacts/s" "connections"
 printf '  %-36s %10s %12s %12s\n' "one daemon, SQLite" "$sqlite_rate" "-" "-"
 printf '  %-36s %10s %12s %12s\n' "one daemon, PostgreSQL" "$pg_rate" "$pg_commits" "$conns_one"
 printf '  %-36s %10s %12s %12s\n' "two daemons, one PostgreSQL" "$two_rate" "$two_commits" "$conns_two"
 echo "PostgreSQL/SQLite = $(ratio "$pg_rate" "$sqlite_rate")x; two daemons/one = $(ratio "$two_rate" "$pg_rate")x"
+if [ ${#imap_rates[@]} = 3 ]; then
+    echo "IMAP commands/s: SQLite ${imap_rates[0]}, PostgreSQL ${imap_rates[1]}, two daemons ${imap_rates[2]};" \
+        "PostgreSQL/SQLite = $(ratio "${imap_rates[1]}" "${imap_rates[0]}")x; two daemons/one = $(ratio "${imap_rates[2]}" "${imap_rates[1]}")x"
+fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
