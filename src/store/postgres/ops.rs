@@ -103,6 +103,19 @@ fn u32_of(v: i64) -> Op<u32> {
         .map_err(|_| OpError::Store(StoreError::Io(format!("counter {v} out of range"))))
 }
 
+/// Every UID of a folder, ascending.
+async fn folder_uids(tx: &dyn Sql, folder_id: i64) -> Op<Vec<u32>> {
+    query(
+        tx,
+        "SELECT uid FROM messages WHERE folder_id = $1 ORDER BY uid",
+        &[&folder_id],
+    )
+    .await?
+    .iter()
+    .map(|r| u32_of(r.get(0)))
+    .collect()
+}
+
 /// Locks the rows of `mailboxes` (those that exist) in ascending id order: the
 /// first lock every write takes, so two writes never wait on each other in a
 /// cycle. Returns the ids that exist.
@@ -342,15 +355,7 @@ pub(super) async fn delete_folder(tx: &dyn Sql, folder_id: i64) -> Op<((), Touch
     if child.is_some() {
         return Err(conflict(format!("{} has subfolders", folder.name)));
     }
-    let uids: Vec<u32> = query(
-        tx,
-        "SELECT uid FROM messages WHERE folder_id = $1",
-        &[&folder_id],
-    )
-    .await?
-    .iter()
-    .map(|r| u32_of(r.get(0)))
-    .collect::<Op<_>>()?;
+    let uids = folder_uids(tx, folder_id).await?;
     remove_messages(tx, &folder, &uids).await?;
     execute(tx, "DELETE FROM folders WHERE id = $1", &[&folder_id]).await?;
     touch_parent(tx, &folder.mailbox_id, &folder.name).await?;
@@ -958,15 +963,7 @@ pub(super) async fn rename_folder(
         let (id, item_id) = insert_folder(tx, &mailbox, new_name, None, "IPF.Note").await?;
         let created =
             record_change(tx, &mailbox, id, ChangeKind::FolderCreated, 0, 1, &item_id).await?;
-        let uids: Vec<u32> = query(
-            tx,
-            "SELECT uid FROM messages WHERE folder_id = $1 ORDER BY uid",
-            &[&folder_id],
-        )
-        .await?
-        .iter()
-        .map(|r| u32_of(r.get(0)))
-        .collect::<Op<_>>()?;
+        let uids = folder_uids(tx, folder_id).await?;
         let (outcome, touched) = Box::pin(copy_messages(tx, folder_id, &uids, id, true)).await?;
         if outcome.is_err() {
             return Err(OpError::Store(StoreError::Io(
