@@ -82,3 +82,59 @@ pub fn load_or_create<T, E: std::fmt::Display>(
         }),
     }
 }
+
+/// Replaces the file at `path` with `text` (a rotated secret): written owner-only
+/// to a temporary file beside it, synced, renamed over it, the directory synced,
+/// so a crash leaves the old secret or the new one, never half of either.
+pub fn replace(path: &Path, text: &str) -> Result<(), SecretFileError> {
+    let write_error = |source| SecretFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".new-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_error(e));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_replaced_file_holds_the_new_text_owner_only_and_no_temporary_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "old").unwrap();
+        replace(&path, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A directory that does not exist: an error naming the file, nothing written.
+        let missing = dir.path().join("no/such/secret");
+        let err = replace(&missing, "x").unwrap_err().to_string();
+        assert!(err.starts_with(&missing.display().to_string()), "{err}");
+    }
+}

@@ -151,7 +151,8 @@ impl AccessEngine {
         Ok(())
     }
 
-    pub(super) fn token_keys(&self) -> Arc<TokenKeys> {
+    /// The keys in force (tokens are minted with the current one).
+    pub(crate) fn token_keys(&self) -> Arc<TokenKeys> {
         self.keys.load_full()
     }
 

@@ -1,6 +1,7 @@
 //! The token signing keys file (`data_dir/token-keys` by default): one key per line,
 //! `KEY_ID HEX_SECRET`, the first line signs new tokens, a second line is still
-//! accepted (rotation: add a new first line, keep the old one second, SIGHUP).
+//! accepted (rotation: `mailgate admin rotate-token-keys`, or add a new first line,
+//! keep the old one second, SIGHUP).
 //! Generated on first start (mode 0600); every daemon sharing it validates the others' tokens.
 
 use std::path::Path;
@@ -39,13 +40,36 @@ pub fn load(path: &Path) -> Result<TokenKeys, KeyFileError> {
 /// One fresh key and its file text.
 fn generate() -> (TokenKeys, String) {
     let keys = TokenKeys::generate(format!("k{}", crate::clock::now_secs()));
-    let line = format!("{} {}\n", keys.current.0, hex::encode(&keys.current.1));
-    (keys, line)
+    let text = to_text(&keys);
+    (keys, text)
 }
 
 /// A fresh key as file text: what the first daemon on a shared backend stores.
 pub fn generate_text() -> String {
     generate().1
+}
+
+/// Rotation: a fresh signing key first, `keys`' current one kept second so
+/// tokens it signed stay valid (the previous key before it is dropped, and with
+/// it the tokens it signed). Returns the new keys and their file text.
+pub fn rotate(keys: &TokenKeys) -> (TokenKeys, String) {
+    // Millisecond ids (14 characters, under the 16 allowed), never the current one's.
+    let mut ms = crate::clock::now_ms_u64();
+    while format!("k{ms}") == keys.current.0 {
+        ms += 1;
+    }
+    let (kid, secret) = &keys.current;
+    let next = TokenKeys::generate(format!("k{ms}")).with_previous(kid.clone(), secret.clone());
+    let text = to_text(&next);
+    (next, text)
+}
+
+/// The file text of `keys`: the signing key's line first.
+fn to_text(keys: &TokenKeys) -> String {
+    std::iter::once(&keys.current)
+        .chain(keys.previous.as_ref())
+        .map(|(kid, secret)| format!("{kid} {}\n", hex::encode(secret)))
+        .collect()
 }
 
 /// The keys of file text kept elsewhere than in a file (a shared backend).
@@ -101,6 +125,28 @@ mod tests {
         assert!(keys.previous.is_none());
         assert_ne!(from_text(&generate_text()).unwrap().current, keys.current);
         assert!(from_text("").is_err());
+    }
+
+    #[test]
+    fn a_rotation_signs_with_a_new_key_and_keeps_the_current_one_second() {
+        let first = from_text(&generate_text()).unwrap();
+        let (second, text) = rotate(&first);
+        assert_ne!(second.current.0, first.current.0);
+        assert_ne!(second.current.1, first.current.1);
+        assert_eq!(second.previous.as_ref(), Some(&first.current));
+        second.validate().unwrap();
+        let read = from_text(&text).unwrap();
+        assert_eq!(
+            (read.current, read.previous),
+            (second.current.clone(), second.previous.clone())
+        );
+        // A second rotation drops the first key (its tokens die).
+        let (third, _) = rotate(&second);
+        assert_eq!(third.previous.as_ref(), Some(&second.current));
+        assert_ne!(
+            third.current.0, second.current.0,
+            "ids differ even within one millisecond"
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::actions;
-use super::credentials::AccessKey;
 use super::error::ApiError;
 use super::input;
 use super::sigv4::{self, RequestParts};
@@ -20,13 +19,13 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// The WorkMail admin API, mounted on the `https` router.
 pub struct AdminApi {
     state: Arc<AdminState>,
-    keys: Arc<Vec<AccessKey>>,
 }
 
 impl AdminApi {
-    /// An API over `state` that accepts requests signed by any of `keys`.
-    pub fn new(state: Arc<AdminState>, keys: Arc<Vec<AccessKey>>) -> AdminApi {
-        AdminApi { state, keys }
+    /// An API over `state` that accepts requests signed by any of the keys its
+    /// secrets hold at the time of the request.
+    pub fn new(state: Arc<AdminState>) -> AdminApi {
+        AdminApi { state }
     }
 
     /// Answers one request; never panics on input and never answers 500 for it.
@@ -76,9 +75,9 @@ impl AdminApi {
             headers: &req.headers,
             body: &req.body,
         };
+        let keys = self.state.secrets.admin_keys();
         let secret_for = |id: &str| {
-            self.keys
-                .iter()
+            keys.iter()
                 .find(|k| k.access_key_id == id)
                 .map(|k| k.secret_access_key.as_str())
         };
@@ -96,7 +95,8 @@ impl Handler for AdminApi {
     /// Refuses a request whose `Authorization` header is missing, malformed or
     /// names no known key before its body is read, and caps the body at [`MAX_BODY`].
     fn admit(&self, head: &HttpRequest, max_body: usize) -> Result<usize, HttpResponse> {
-        let known = |id: &str| self.keys.iter().any(|k| k.access_key_id == id);
+        let keys = self.state.secrets.admin_keys();
+        let known = |id: &str| keys.iter().any(|k| k.access_key_id == id);
         match sigv4::check_head(&head.headers, known) {
             Ok(()) => Ok(max_body.min(MAX_BODY)),
             Err(e) => {

@@ -14,6 +14,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod input;
+pub mod keys;
 pub mod paginate;
 pub mod sigv4;
 pub mod start;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::api::AdminApi;
-use super::credentials::AccessKey;
+use super::keys::AdminSecrets;
 use super::state::AdminState;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -13,15 +13,17 @@ use crate::events::Events;
 use crate::net::Services;
 use crate::net::http::{HttpRequest, Route};
 use crate::shared::Shared;
-use crate::store::Backend;
+use crate::store::{Backend, Versioned};
 
 /// The admin API's route: `POST /` with `X-Amz-Target`, bodies up to
 /// `limits.max_message_size`, answering to `keys` (configured and generated).
-pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
+pub fn services(shared: &Shared, secrets: Arc<dyn AdminSecrets>) -> Services {
     let config = &shared.config;
+    // The version before the first routing: a change after it is followed.
+    let seen = shared.store.state_version(Versioned::Tags).ok();
     route_monitoring(&shared.directory, &shared.store, &shared.events, config);
     if shared.store.is_shared() {
-        follow_monitoring(shared);
+        follow_monitoring(shared, seen);
     }
     let exports = super::actions::export::start_jobs(shared);
     let state = Arc::new(AdminState {
@@ -30,11 +32,12 @@ pub fn services(shared: &Shared, keys: Arc<Vec<AccessKey>>) -> Services {
         store: shared.store.clone(),
         events: shared.events.clone(),
         exports,
+        secrets,
         region: config.admin.region.clone(),
         account: config.admin.account.clone(),
     });
     let max_body = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
-    let api = Route::exact("/", Arc::new(AdminApi::new(state, keys)))
+    let api = Route::exact("/", Arc::new(AdminApi::new(state)))
         .when(is_api_call)
         .max_body(max_body);
     Services {
@@ -65,15 +68,13 @@ pub fn route_monitoring(
     );
 }
 
-/// How often a daemon on a shared store re-reads every organization's email
-/// monitoring configuration without a notification (one lost to a daemon that
-/// died between its commit and its NOTIFY).
-const MONITORING_POLL: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// On a shared store: routes email monitoring again whenever another daemon
-/// changed tags (LISTEN/NOTIFY, or lost notifications), and every
-/// [`MONITORING_POLL`]; stops when the daemon drains.
-fn follow_monitoring(shared: &Shared) {
+/// changed tags: told at once by a notification, else seen by reading the
+/// store's `tags` version every [`STATE_POLL`](crate::store::STATE_POLL) (one row; notifications lost
+/// to a daemon that died between its commit and its NOTIFY, or to a listener's
+/// reconnect). `seen` is the version the first routing read. Stops when the
+/// daemon drains.
+fn follow_monitoring(shared: &Shared, mut seen: Option<u64>) {
     let mut changes = shared.store.state_changes();
     let (directory, store, events, config, draining) = (
         shared.directory.clone(),
@@ -85,22 +86,29 @@ fn follow_monitoring(shared: &Shared) {
     tokio::spawn(async move {
         use crate::store::{StateChange, next_state_change};
         loop {
-            tokio::select! {
+            let missed = tokio::select! {
                 _ = draining.cancelled() => return,
-                change = next_state_change(&mut changes) => {
-                    if !matches!(change, StateChange::Tags | StateChange::Missed) {
-                        continue;
-                    }
-                }
-                _ = tokio::time::sleep(MONITORING_POLL) => {}
-            }
+                change = next_state_change(&mut changes) => change == StateChange::Missed,
+                _ = tokio::time::sleep(crate::store::STATE_POLL) => false,
+            };
             let (d, s, e, c) = (
                 directory.clone(),
                 store.clone(),
                 events.clone(),
                 config.clone(),
             );
-            let _ = tokio::task::spawn_blocking(move || route_monitoring(&d, &s, &e, &c)).await;
+            let routed = tokio::task::spawn_blocking(move || {
+                let now = s.state_version(Versioned::Tags).ok();
+                // An unreadable version (an outage) routes nothing until it reads again.
+                if now.is_some() && (missed || now != seen) {
+                    route_monitoring(&d, &s, &e, &c);
+                }
+                now
+            })
+            .await;
+            if let Ok(Some(now)) = routed {
+                seen = Some(now);
+            }
         }
     });
 }

@@ -24,6 +24,8 @@ pub struct AdminState {
     pub events: crate::events::Events,
     /// Mailbox export jobs (Start/Describe/List/CancelMailboxExportJob).
     pub exports: Arc<crate::export::ExportJobs>,
+    /// The access keys requests are signed with, and their rotations.
+    pub secrets: Arc<dyn super::keys::AdminSecrets>,
     /// ARN region (`admin.region`).
     pub region: String,
     /// ARN account (`admin.account`).
@@ -72,7 +74,12 @@ impl From<AccessError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// An unreachable shared store is AWS's retryable `ServiceUnavailable`
+    /// (boto3 and the AWS CLI retry it); anything else a server failure.
     fn from(e: StoreError) -> ApiError {
-        internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => ApiError::new("ServiceUnavailable", 503, e.to_string()),
+            other => internal(other.to_string()),
+        }
     }
 }

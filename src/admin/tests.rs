@@ -48,21 +48,22 @@ fn build_fixture_with(events: crate::events::Events) -> Fixture {
         .create_organization("test-org", "example.test")
         .unwrap();
     access.create_organization_defaults(&org, 1).unwrap();
+    let keys = Arc::new(vec![AccessKey {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: SECRET.into(),
+    }]);
     let state = Arc::new(AdminState {
         directory,
         access,
         store: store.clone(),
         events,
         exports: crate::export::ExportJobs::new(store.clone(), dir.path().join("exports")),
+        secrets: Arc::new(super::keys::FixedKeys(keys)),
         region: "local".into(),
         account: "000000000000".into(),
     });
-    let keys = Arc::new(vec![AccessKey {
-        access_key_id: KEY_ID.into(),
-        secret_access_key: SECRET.into(),
-    }]);
     Fixture {
-        api: AdminApi::new(state, keys),
+        api: AdminApi::new(state),
         org,
         _dir: dir,
     }
@@ -1058,4 +1059,13 @@ async fn retention_policy_put_get_delete_and_errors() {
     )
     .await;
     assert_eq!(got["Id"], "my-policy");
+}
+
+#[test]
+fn an_unreachable_store_is_a_retryable_service_unavailable() {
+    let e: crate::admin::error::ApiError =
+        crate::store::StoreError::Unavailable("connection refused".into()).into();
+    assert_eq!((e.kind, e.status), ("ServiceUnavailable", 503));
+    let e: crate::admin::error::ApiError = crate::store::StoreError::Io("disk".into()).into();
+    assert_eq!(e.status, 500);
 }

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod ports;
 pub mod provision;
 pub mod refresh;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,7 +30,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::AccessEngine;
 use crate::access::login::Authenticator;
-use crate::admin::credentials::AccessKey;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::events::{Events, Metrics};
@@ -54,8 +54,9 @@ pub struct Daemon {
     pub directory: Arc<Directory>,
     /// Access rules, impersonation roles, token keys.
     pub access: Arc<AccessEngine>,
-    /// SigV4 keys the admin API accepts: the configured ones and the generated one.
-    pub admin_keys: Arc<Vec<AccessKey>>,
+    /// The token keys and the SigV4 keys the admin API accepts (the configured
+    /// ones and the generated one).
+    pub secrets: Arc<secrets::Secrets>,
     /// Email and audit event sinks.
     pub events: Events,
     tracker: TaskTracker,
@@ -89,10 +90,10 @@ impl Daemon {
         let ports_file = ports::path(&config.server.data_dir);
         let _ = std::fs::remove_file(&ports_file);
 
-        let (shared, admin_keys) = build_shared(config).await?;
+        let (shared, secrets) = build_shared(config).await?;
         let (smtp, submit) = crate::smtp::start::services(&shared)?;
         let offers = vec![
-            crate::admin::start::services(&shared, admin_keys.clone()),
+            crate::admin::start::services(&shared, secrets.clone()),
             smtp,
             crate::imap::start::services(&shared),
             crate::ews::start::services(&shared, submit),
@@ -148,7 +149,7 @@ impl Daemon {
             store,
             directory,
             access,
-            admin_keys,
+            secrets,
             events,
             tracker,
             draining,
@@ -212,14 +213,11 @@ impl Daemon {
                 tracing::error!(error = %e, "reload: certificates rejected; keeping the old ones")
             }
         }
-        // The key file, or the keys the daemons share in the backend.
-        let keys = provision::token_keys(&*self.store, &config)
-            .map_err(|e| e.to_string())
-            .and_then(|k| self.access.set_token_keys(k).map_err(|e| e.to_string()));
-        match keys {
-            Ok(()) => tracing::info!("reload: token keys re-read"),
+        // The key files, or the secrets the daemons share in the backend.
+        match self.secrets.reload(&config) {
+            Ok(()) => tracing::info!("reload: token keys and admin key re-read"),
             Err(e) => {
-                tracing::error!(error = %e, "reload: token keys rejected; keeping the old ones")
+                tracing::error!(error = %e, "reload: secrets rejected; keeping the old ones")
             }
         }
         self.reload_sinks(&config);
@@ -285,7 +283,7 @@ impl Daemon {
 /// Builds the handles every protocol shares, once: certificates, store, directory
 /// and access (provisioned on first start), metrics, event sinks, authenticator.
 /// Also returns the admin API's access keys (provisioned with the rest).
-async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), StartError> {
+async fn build_shared(config: Config) -> Result<(Shared, Arc<secrets::Secrets>), StartError> {
     let resolver = Arc::new(CertResolver::default());
     let pairs = certificate_pairs(&config)?;
     resolver.load(&pairs).map_err(|e| StartError(e.0))?;
@@ -304,7 +302,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     let provision::State {
         directory,
         access,
-        admin_keys,
+        secrets,
     } = provision::open_state(&store, &config).await?;
     let metrics = Arc::new(Metrics::new());
     metrics.count_at_scrape(metrics_page::store_counters(&store));
@@ -340,13 +338,17 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<Vec<AccessKey>>), S
     // Other daemons write to a shared backend: bring their changes in.
     if shared.store.is_shared() {
         refresh::spawn(
-            shared.directory.clone(),
-            shared.access.clone(),
+            refresh::followers(
+                shared.directory.clone(),
+                shared.access.clone(),
+                secrets.clone(),
+                shared.config.clone(),
+            ),
             shared.store.state_changes(),
             shared.draining.clone(),
         );
     }
-    Ok((shared, admin_keys))
+    Ok((shared, secrets))
 }
 
 /// Binds every enabled listener to the protocol that offers it (`https` to the

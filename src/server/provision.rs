@@ -4,22 +4,21 @@
 //!
 //! On a backend several daemons share (PostgreSQL) the first organization is
 //! created in one version-fenced write that checks the directory is empty, so
-//! daemons starting together make one; the token keys and the generated admin
-//! key live in the backend (the first daemon's fresh ones win), so a token
-//! minted on one daemon verifies on every other. The embedded backend keeps them
-//! in their files under the data directory, as before.
+//! daemons starting together make one; where the secrets live is
+//! [`super::secrets`]' business.
 //!
 //! Every failure is a [`StartError`] naming the config key at fault.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::access::{AccessEngine, AccessLimits, TokenKeys, keyfile};
-use crate::admin::credentials::{self, AccessKey};
+use super::secrets::{self, Secrets};
+use crate::access::{AccessEngine, AccessLimits};
+use crate::admin::credentials;
 use crate::config::{CertificatePair, Config};
 use crate::directory::Directory;
 use crate::shared::StartError;
-use crate::store::Backend;
+use crate::store::{Backend, Versioned};
 use crate::tls::{self, DevCert};
 
 /// Directory, access engine and admin keys, as loaded at start.
@@ -28,8 +27,8 @@ pub struct State {
     pub directory: Arc<Directory>,
     /// Access rules and impersonation roles.
     pub access: Arc<AccessEngine>,
-    /// The configured admin access keys and the generated one.
-    pub admin_keys: Arc<Vec<AccessKey>>,
+    /// The token keys and the admin access keys (configured and generated).
+    pub secrets: Arc<Secrets>,
 }
 
 /// Loads the directory and the access rules from the store; on first start creates
@@ -55,7 +54,11 @@ pub async fn open_state(store: &Arc<dyn Backend>, config: &Config) -> Result<Sta
                 "mailgate: created organization {org} (alias {alias}) with mail domain {domain}"
             );
         }
-        let keys = token_keys(store.as_ref(), &config)?;
+        // The version first: a rotation after it is seen by the first follow.
+        let seen = store
+            .state_version(Versioned::Secrets)
+            .map_err(|e| StartError(format!("secrets in the store: {e}")))?;
+        let keys = secrets::token_keys(store.as_ref(), &config)?;
         let limits = AccessLimits {
             max_rules_per_org: config.access.max_rules,
             max_roles_per_org: config.access.max_impersonation_roles,
@@ -69,7 +72,7 @@ pub async fn open_state(store: &Arc<dyn Backend>, config: &Config) -> Result<Sta
                 .create_organization_defaults(&org.id, crate::clock::now_ms_u64())
                 .map_err(|e| StartError(format!("access rules for {}: {e}", org.id)))?;
         }
-        let (generated, created) = admin_key(store.as_ref(), &config)?;
+        let (generated, created) = secrets::admin_key(store.as_ref(), &config)?;
         if created {
             println!(
                 "mailgate: wrote the admin access key to {} (profile {})",
@@ -77,90 +80,18 @@ pub async fn open_state(store: &Arc<dyn Backend>, config: &Config) -> Result<Sta
                 credentials::PROFILE
             );
         }
-        let mut admin_keys = config.admin.access_keys.clone();
-        admin_keys.push(generated);
+        let access = Arc::new(access);
+        let secrets = Secrets::new(store.clone(), &config, access.clone(), generated, seen);
         Ok(State {
             directory: Arc::new(directory),
-            access: Arc::new(access),
-            admin_keys: Arc::new(admin_keys),
+            access,
+            secrets: Arc::new(secrets),
         })
     });
     match task.await {
         Ok(r) => r,
         Err(e) => Err(StartError(format!("start-up task failed: {e}"))),
     }
-}
-
-/// The name of the token keys in a shared backend.
-pub const TOKEN_KEYS_SECRET: &str = "token_keys";
-/// The name of the generated admin access key in a shared backend.
-pub const ADMIN_KEY_SECRET: &str = "admin_credentials";
-
-/// The token-signing keys: from the backend when daemons share it (stored by
-/// the first daemon, so a token minted on one verifies on all), else from the
-/// `access.token_keys` file (created on first start). Blocking; also what a
-/// reload re-reads.
-pub fn token_keys(store: &dyn Backend, config: &Config) -> Result<TokenKeys, StartError> {
-    let path = config.data_path(&config.access.token_keys);
-    let fresh = || {
-        proposal(
-            &path,
-            |t| keyfile::from_text(t).is_ok(),
-            keyfile::generate_text,
-        )
-    };
-    let shared = store
-        .shared_secret(TOKEN_KEYS_SECRET, &fresh)
-        .map_err(|e| StartError(format!("token keys in the store: {e}")))?;
-    match shared {
-        Some(text) => keyfile::from_text(&text)
-            .map_err(|e| StartError(format!("token keys in the store: {e}"))),
-        None => keyfile::load(&path).map_err(|e| StartError(format!("access.token_keys: {e}"))),
-    }
-}
-
-/// The generated admin access key and whether its file was just written: from
-/// the backend when daemons share it (then also written to `admin.credentials`
-/// if that file is missing, for the admin CLI on this host), else from that file
-/// (created on first start).
-fn admin_key(store: &dyn Backend, config: &Config) -> Result<(AccessKey, bool), StartError> {
-    let path = config.data_path(&config.admin.credentials);
-    let file_error =
-        |e: credentials::CredentialsError| StartError(format!("admin.credentials: {e}"));
-    let fresh = || {
-        proposal(
-            &path,
-            |t| credentials::from_text(t).is_ok(),
-            credentials::generate_text,
-        )
-    };
-    let shared = store
-        .shared_secret(ADMIN_KEY_SECRET, &fresh)
-        .map_err(|e| StartError(format!("admin key in the store: {e}")))?;
-    let Some(text) = shared else {
-        return credentials::load_or_create(&path).map_err(file_error);
-    };
-    let key = credentials::from_text(&text)
-        .map_err(|e| StartError(format!("admin key in the store: {e}")))?;
-    let (in_file, created) = credentials::write_if_missing(&path, &key).map_err(file_error)?;
-    if in_file != key {
-        tracing::warn!(
-            path = %path.display(),
-            "admin.credentials holds another key than the one the daemons share; \
-             the shared key is in force (remove the file to have it written)"
-        );
-    }
-    Ok((key, created))
-}
-
-/// What this daemon offers a shared backend for a secret no daemon stored yet:
-/// the usable file it already has (a store moved from one daemon to many keeps
-/// its keys), else a fresh one.
-fn proposal(path: &Path, usable: impl Fn(&str) -> bool, fresh: fn() -> String) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .filter(|text| usable(text))
-        .unwrap_or_else(fresh)
 }
 
 /// An organization alias from a domain: its labels joined by `-` (`example.test` → `example-test`).

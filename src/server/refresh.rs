@@ -1,5 +1,5 @@
-//! Keeping this daemon's directory and access rules current when other daemons
-//! share the backend (PostgreSQL): a task asks both for the backend's versions
+//! Keeping this daemon's directory, access rules and secrets current when other
+//! daemons share the backend (PostgreSQL): a task asks each for the backend's versions
 //! every [`EVERY`] (one cheap query each when nothing moved) and brings in what
 //! other daemons wrote; a refresh moves the generation, so live sessions
 //! re-check. A change notification (LISTEN/NOTIFY) can call the same
@@ -12,13 +12,15 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::secrets::Secrets;
 use crate::access::AccessEngine;
+use crate::config::Config;
 use crate::directory::Directory;
 use crate::store::{StateChange, next_state_change};
 
 /// The poll interval: a change made on another daemon is enforced here within
 /// this plus one query.
-pub const EVERY: Duration = Duration::from_millis(300);
+pub const EVERY: Duration = crate::store::STATE_POLL;
 
 /// Whether the last round failed, so an outage is logged once when it starts
 /// and once when it ends, not three times a second.
@@ -51,16 +53,43 @@ impl Health {
     }
 }
 
-/// One round: refreshes both, on a blocking thread (the backends block).
-async fn round(directory: &Arc<Directory>, access: &Arc<AccessEngine>) -> Result<(), String> {
-    let (d, a) = (directory.clone(), access.clone());
+/// One piece of cached state the refresher keeps current: a blocking call that
+/// brings in what other daemons wrote, its error naming what failed.
+pub type Follower = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// The followers of a daemon: its directory, its access rules and its secrets.
+pub fn followers(
+    directory: Arc<Directory>,
+    access: Arc<AccessEngine>,
+    secrets: Arc<Secrets>,
+    config: Arc<Config>,
+) -> Vec<Follower> {
+    vec![
+        Box::new(move || {
+            directory
+                .refresh()
+                .map(drop)
+                .map_err(|e| format!("directory: {e}"))
+        }),
+        Box::new(move || {
+            access
+                .refresh()
+                .map(drop)
+                .map_err(|e| format!("access rules: {e}"))
+        }),
+        Box::new(move || secrets.follow(&config).map(drop)),
+    ]
+}
+
+/// One round: every follower, on a blocking thread (the backends block).
+async fn round(followers: &Arc<Vec<Follower>>) -> Result<(), String> {
+    let all = followers.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let dir = d.refresh().map_err(|e| format!("directory: {e}"));
-        let acc = a.refresh().map_err(|e| format!("access rules: {e}"));
-        match (dir, acc) {
-            (Ok(_), Ok(_)) => Ok(()),
-            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
-            (Err(d), Err(a)) => Err(format!("{d}; {a}")),
+        let errors: Vec<String> = all.iter().filter_map(|f| f().err()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
         }
     })
     .await;
@@ -71,11 +100,11 @@ async fn round(directory: &Arc<Directory>, access: &Arc<AccessEngine>) -> Result
 /// told by LISTEN/NOTIFY) and at least every [`EVERY`]; it stops when
 /// `draining` is cancelled.
 pub fn spawn(
-    directory: Arc<Directory>,
-    access: Arc<AccessEngine>,
+    followers: Vec<Follower>,
     mut changes: Option<broadcast::Receiver<StateChange>>,
     draining: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let followers = Arc::new(followers);
     tokio::spawn(async move {
         let mut health = Health::default();
         loop {
@@ -84,14 +113,16 @@ pub fn spawn(
                 _ = tokio::time::sleep(EVERY) => {}
                 _ = next_state_change(&mut changes) => {}
             }
-            match health.after(round(&directory, &access).await) {
+            match health.after(round(&followers).await) {
                 Report::Quiet => {}
                 Report::Failing(e) => tracing::warn!(
                     error = %e,
-                    "cannot refresh the directory and access rules from the store; \
+                    "cannot refresh the directory, access rules and secrets from the store; \
                      serving what was loaded until it answers"
                 ),
-                Report::Recovered => tracing::info!("directory and access rules refresh again"),
+                Report::Recovered => {
+                    tracing::info!("directory, access rules and secrets refresh again")
+                }
             }
         }
     })
@@ -126,7 +157,15 @@ mod tests {
         let access =
             Arc::new(AccessEngine::open(access_backend, Default::default(), keys).unwrap());
         let draining = CancellationToken::new();
-        let task = spawn(b.clone(), access, None, draining.clone());
+        let followers: Vec<Follower> = vec![
+            Box::new({
+                let b = b.clone();
+                move || b.refresh().map(drop).map_err(|e| e.to_string())
+            }),
+            Box::new(move || access.refresh().map(drop).map_err(|e| e.to_string())),
+            Box::new(|| Err("a follower that fails does not stop the others".into())),
+        ];
+        let task = spawn(followers, None, draining.clone());
         a.create_organization("acme", "acme.test").unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while b.list_organizations().is_empty() {

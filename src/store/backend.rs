@@ -70,7 +70,37 @@ pub trait Backend:
     fn shared_secret(&self, _name: &str, _fresh: &dyn Fn() -> String) -> Result<Option<String>> {
         Ok(None)
     }
+    /// Replaces the secret under `name` with `new` if it still holds `expected`
+    /// (a rotation; false when another daemon rotated first), and tells the
+    /// other daemons. A `Conflict` on a backend that keeps no secrets. Blocking.
+    fn replace_shared_secret(&self, _name: &str, _expected: &str, _new: &str) -> Result<bool> {
+        Err(super::StoreError::Conflict(
+            "this store keeps no secrets (they are files in the data directory)".into(),
+        ))
+    }
+    /// The version of `kind` on a shared store: it moves with every write of
+    /// that kind by any daemon, so one cheap read tells a poller whether to
+    /// reload. Always 0 on a store one daemon owns. Blocking.
+    fn state_version(&self, _kind: Versioned) -> Result<u64> {
+        Ok(0)
+    }
 }
+
+/// State whose writes a shared store numbers ([`Backend::state_version`]) for
+/// daemons that cache it (the directory and access rules have their own
+/// catch-up reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioned {
+    /// Resource tags (email monitoring is configured as tags).
+    Tags,
+    /// The shared secrets (token keys, the generated admin key).
+    Secrets,
+}
+
+/// How often a daemon on a shared store polls the versions of what it caches
+/// (directory, access rules, secrets, tags): the bound on how long another
+/// daemon's change takes to be enforced here when its notification is lost.
+pub const STATE_POLL: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The next change another daemon made, from [`Backend::state_changes`]: a
 /// receiver that fell behind gets `Missed` (reload everything); never, without
@@ -107,6 +137,8 @@ pub enum StateChange {
     Access,
     /// Resource tags.
     Tags,
+    /// A shared secret was rotated (token keys, the generated admin key).
+    Secrets,
     /// Notifications may have been lost (the listener reconnected): reload all.
     /// A receiver that lags (`RecvError::Lagged`) should do the same.
     Missed,

@@ -42,8 +42,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 pub use backend::{
-    Backend, BackendMetrics, Singleton, StateChange, WriterStats, check, next_state_change, open,
-    open_embedded,
+    Backend, BackendMetrics, STATE_POLL, Singleton, StateChange, Versioned, WriterStats, check,
+    next_state_change, open, open_embedded,
 };
 pub use folders::{DEFAULT_FOLDERS, FolderKind};
 pub use outbox::{DeliveryEvents, Outbox, OutboxEvent, OutboxRow};

@@ -145,6 +145,47 @@ def client_for(daemon):
     )
 
 
+def admin_key_works(daemon, key):
+    """Whether boto3 signing with `key` (id, secret) may call the daemon's admin API;
+    a refusal must be the unknown-key one."""
+    from botocore.exceptions import ClientError
+
+    c = boto3.client(
+        "workmail", endpoint_url=daemon.endpoint, verify=daemon.ca, region_name="local",
+        aws_access_key_id=key[0], aws_secret_access_key=key[1],
+    )
+    try:
+        c.list_organizations()
+        return True
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "UnrecognizedClientException", e.response
+        return False
+
+
+GET_INBOX_AS = """<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+ xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+<soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/>
+<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{address}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>
+</soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+<m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"""
+
+
+def impersonating_works(daemon, token, address):
+    """Whether an EWS GetFolder(inbox) impersonating `address` with the bearer
+    `token` succeeds on `daemon`."""
+    import requests
+
+    r = requests.post(
+        f"https://localhost:{daemon.ports['https']}/EWS/Exchange.asmx",
+        data=GET_INBOX_AS.format(address=address).encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8", "Authorization": f"Bearer {token}"},
+        verify=daemon.ca, timeout=10,
+    )
+    return r.status_code == 200 and b'ResponseClass="Success"' in r.content
+
+
 def new_org(wm):
     """A fresh organization with its own alias and mail domain, so tests never
     share names, rules or limits. Returns (organization id, mail domain)."""

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 import pytest
 import requests
 
-from conftest import client_for, new_org, start_daemon, stop_daemon
+from conftest import admin_key_works, client_for, impersonating_works, new_org, start_daemon, stop_daemon
 
 PASSWORD = "Corr3ct-Horse-Battery"
 SERVER = os.environ.get("MAILGATE_TEST_POSTGRES")
@@ -413,33 +413,22 @@ def test_disable_user_and_deny_rule_made_on_a_cut_sessions_on_b(pair):
     assert wait_for(lambda: can_login(b, bob), 1.0)
 
 
-GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
- xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
- xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
-<soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/>
-<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{address}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>
-</soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
-<m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"""
+def full_access_role(wm, org_id):
+    """A new impersonation role allowing everything: its id."""
+    return wm.create_impersonation_role(
+        OrganizationId=org_id, Name=f"r{uuid.uuid4().hex[:8]}", Type="FULL_ACCESS",
+        Rules=[{"ImpersonationRuleId": "all", "Name": "all", "Effect": "ALLOW"}],
+    )["ImpersonationRoleId"]
 
 
 def test_a_token_issued_by_a_works_on_b_until_its_role_is_deleted(pair):
     a, b = pair
     wm, org_id, _, [(_, bob)] = team(pair, users=1)
-    role_id = wm.create_impersonation_role(
-        OrganizationId=org_id, Name=f"r{uuid.uuid4().hex[:8]}", Type="FULL_ACCESS",
-        Rules=[{"ImpersonationRuleId": "all", "Name": "all", "Effect": "ALLOW"}],
-    )["ImpersonationRoleId"]
+    role_id = full_access_role(wm, org_id)
     token = wm.assume_impersonation_role(OrganizationId=org_id, ImpersonationRoleId=role_id)["Token"]
 
     def get_inbox():
-        r = requests.post(
-            f"https://localhost:{b.ports['https']}/EWS/Exchange.asmx",
-            data=GET_INBOX.format(address=bob).encode(),
-            headers={"Content-Type": "text/xml; charset=utf-8", "Authorization": f"Bearer {token}"},
-            verify=b.ca, timeout=10,
-        )
-        return r.status_code == 200 and b'ResponseClass="Success"' in r.content
+        return impersonating_works(b, token, bob)
 
     assert wait_for(get_inbox, 1.0), "a token minted on A is refused on B"
     wm.delete_impersonation_role(OrganizationId=org_id, ImpersonationRoleId=role_id)
@@ -646,3 +635,52 @@ def test_an_ews_streaming_subscription_on_b_sees_mail_delivered_through_a(pair):
         BaseProtocol.HTTP_ADAPTER_CLS = saved
         CachingProtocol.clear_cache()
     assert seen is not None and seen < 1.0, seen
+
+
+def rotate(daemon, what):
+    """`mailgate admin rotate-token-keys` / `rotate-admin-key` through `daemon`: its JSON answer."""
+    import json
+
+    p = subprocess.run(
+        [os.environ["MAILGATE_BIN"], "admin", what, "--data-dir", str(daemon.data_dir)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_rotations_made_through_a_reach_b(pair):
+    """The last test of the pair (its admin key changes). Token keys rotated
+    through A: a token A mints with the new key works on B within a second, one
+    minted before still works; the admin key rotated through A: B accepts the
+    new key and refuses the old one within a second, and B's credentials file
+    holds the new key."""
+    a, b = pair
+    wm, org_id, _, [(_, bob)] = team(pair, users=1)
+    role_id = full_access_role(wm, org_id)
+
+    def mint():
+        return wm.assume_impersonation_role(OrganizationId=org_id, ImpersonationRoleId=role_id)["Token"]
+
+    def works_on_b(token):
+        return impersonating_works(b, token, bob)
+
+    before = mint()
+    assert wait_for(lambda: works_on_b(before), 1.0)
+    key_id = rotate(a, "rotate-token-keys")["KeyId"]
+    after = mint()
+    started = time.monotonic()
+    assert wait_for(lambda: works_on_b(after), 1.0), f"B does not know A's new key {key_id}"
+    assert time.monotonic() - started < 1.0
+    assert works_on_b(before), "the key rotated out still verifies"
+
+    old = a.key()
+    out = rotate(a, "rotate-admin-key")
+    new = (out["AccessKeyId"], out["SecretAccessKey"])
+    assert new != old and a.key() == new, "A's credentials file holds the new key"
+
+    assert admin_key_works(a, new) and not admin_key_works(a, old)
+    assert wait_for(
+        lambda: admin_key_works(b, new) and not admin_key_works(b, old), 1.0
+    ), "B did not follow the rotation"
+    assert wait_for(lambda: b.key() == new, 1.0), "B's credentials file still holds the old key"

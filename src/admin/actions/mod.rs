@@ -15,6 +15,7 @@ mod resources;
 mod retention;
 mod roles;
 mod rules;
+mod secrets;
 mod tags;
 mod users;
 
@@ -165,14 +166,23 @@ action_table! {
 pub const EXTENSION_PREFIX: &str = "MailgateService.";
 
 /// mailgate's own actions: (`mailgate admin` command, action name).
-pub const EXTENSIONS: &[(&str, &str)] =
-    &[("create-personal-access-token", "CreatePersonalAccessToken")];
+pub const EXTENSIONS: &[(&str, &str)] = &[
+    ("create-personal-access-token", "CreatePersonalAccessToken"),
+    ("rotate-token-keys", "RotateTokenKeys"),
+    ("rotate-admin-key", "RotateAdminKey"),
+];
 
 /// The extension action of that name, if there is one.
 pub fn lookup_extension(name: &str) -> Option<Action> {
     match name {
         "CreatePersonalAccessToken" => {
             Some(|s, v| Box::pin(run(s, v, pats::create_personal_access_token)) as ActionFuture)
+        }
+        "RotateTokenKeys" => {
+            Some(|s, v| Box::pin(run(s, v, secrets::rotate_token_keys)) as ActionFuture)
+        }
+        "RotateAdminKey" => {
+            Some(|s, v| Box::pin(run(s, v, secrets::rotate_admin_key)) as ActionFuture)
         }
         _ => None,
     }

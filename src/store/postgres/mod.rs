@@ -449,6 +449,18 @@ impl Backend for PgStore {
     fn shared_secret(&self, name: &str, fresh: &dyn Fn() -> String) -> Result<Option<String>> {
         self.secret(name, fresh).map(Some)
     }
+
+    fn replace_shared_secret(&self, name: &str, expected: &str, new: &str) -> Result<bool> {
+        self.replace_secret(name, expected, new)
+    }
+
+    fn state_version(&self, kind: super::Versioned) -> Result<u64> {
+        let kind = match kind {
+            super::Versioned::Tags => versions::Kind::Tags,
+            super::Versioned::Secrets => versions::Kind::Secrets,
+        };
+        blocking::block_on(async { read_tx!(self, |tx| versions::current(&tx, kind)) })?
+    }
 }
 
 #[async_trait]

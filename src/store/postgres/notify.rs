@@ -119,6 +119,7 @@ fn state_word(change: StateChange) -> &'static str {
         StateChange::Directory => "directory",
         StateChange::Access => "access",
         StateChange::Tags => "tags",
+        StateChange::Secrets => "secrets",
         StateChange::Missed => "missed",
     }
 }
@@ -128,6 +129,7 @@ fn state_of(word: &str) -> Option<StateChange> {
         StateChange::Directory,
         StateChange::Access,
         StateChange::Tags,
+        StateChange::Secrets,
         StateChange::Missed,
     ]
     .into_iter()
@@ -504,6 +506,7 @@ mod tests {
             StateChange::Directory,
             StateChange::Access,
             StateChange::Tags,
+            StateChange::Secrets,
             StateChange::Missed,
         ] {
             assert_eq!(state_of(state_word(c)), Some(c));

@@ -209,6 +209,12 @@ CREATE TABLE shared_secrets (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+-- Version rows for state every daemon caches that has no catch-up read of its
+-- own: tags (email monitoring is configured as tags) and the shared secrets
+-- (rotations). A write moves its row; a daemon's 300 ms poll reads it.
+INSERT INTO store_versions (kind, version) VALUES ('tags', 0), ('secrets', 0);
+"#,
 ];
 
 /// The schema version this build writes.

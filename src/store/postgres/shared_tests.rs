@@ -239,25 +239,42 @@ async fn secrets_are_made_once_and_shared() {
     .await;
 }
 
-/// Daemon start-up (`server::provision`) on a shared backend: two daemons with
-/// their own data directories provisioning one empty database at once make one
-/// organization with its default rule, and share the token keys and the admin
-/// key, which each also writes to its own credentials file.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_daemons_provisioning_at_once_make_one_organization_and_share_keys() {
-    use crate::server::provision::open_state;
-    if !available() {
-        return;
-    }
-    let (_dir, a, b) = two_stores().await;
+/// Two daemons' stores on one database, each with its own data directory and
+/// the config naming it (what `server::provision` starts from).
+struct TwoDaemons {
+    a: (Arc<dyn Backend>, crate::config::Config),
+    b: (Arc<dyn Backend>, crate::config::Config),
+    _held: (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn two_daemons() -> TwoDaemons {
+    let (db, a, b) = two_stores().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = |dir: &tempfile::TempDir| {
         let mut c = crate::config::Config::embedded();
         c.server.data_dir = dir.path().to_path_buf();
         c
     };
-    let (ca, cb) = (config(&dir_a), config(&dir_b));
-    let (sa, sb): (Arc<dyn Backend>, Arc<dyn Backend>) = (a, b);
+    TwoDaemons {
+        a: (a, config(&dir_a)),
+        b: (b, config(&dir_b)),
+        _held: (db, dir_a, dir_b),
+    }
+}
+
+/// Daemon start-up (`server::provision`) on a shared backend: two daemons with
+/// their own data directories provisioning one empty database at once make one
+/// organization with its default rule, and share the token keys and the admin
+/// key, which each also writes to its own credentials file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_provisioning_at_once_make_one_organization_and_share_keys() {
+    use crate::admin::keys::AdminSecrets;
+    use crate::server::provision::open_state;
+    if !available() {
+        return;
+    }
+    let daemons = two_daemons().await;
+    let ((sa, ca), (sb, cb)) = (daemons.a.clone(), daemons.b.clone());
     let (pa, pb) = tokio::join!(open_state(&sa, &ca), open_state(&sb, &cb));
     let (pa, pb) = (pa.unwrap(), pb.unwrap());
     pa.directory.refresh().unwrap();
@@ -268,18 +285,129 @@ async fn two_daemons_provisioning_at_once_make_one_organization_and_share_keys()
     pb.access.refresh().unwrap();
     let rules = pb.access.list_access_control_rules(&orgs[0].id).unwrap();
     assert_eq!(rules.len(), 1, "the default rule, once");
-    assert_eq!(pa.admin_keys.last(), pb.admin_keys.last(), "one admin key");
+    let generated = |p: &crate::server::provision::State| p.secrets.admin_keys().last().cloned();
+    assert_eq!(generated(&pa), generated(&pb), "one admin key");
     for c in [&ca, &cb] {
         let file = c.data_path(&c.admin.credentials);
         let (in_file, _) = crate::admin::credentials::load_existing(&file).unwrap();
-        assert_eq!(Some(&in_file), pa.admin_keys.last(), "{}", file.display());
+        assert_eq!(Some(in_file), generated(&pa), "{}", file.display());
     }
     // One set of token keys: a token minted on A verifies on B.
-    let keys_a = crate::server::provision::token_keys(sa.as_ref(), &ca).unwrap();
-    let keys_b = crate::server::provision::token_keys(sb.as_ref(), &cb).unwrap();
+    let keys_a = crate::server::secrets::token_keys(sa.as_ref(), &ca).unwrap();
+    let keys_b = crate::server::secrets::token_keys(sb.as_ref(), &cb).unwrap();
     assert_eq!(keys_a.current, keys_b.current);
     assert!(
         !ca.data_path(&ca.access.token_keys).exists(),
         "a shared backend's keys are not written to the key file"
+    );
+}
+
+/// Rotations through one daemon's admin API reach the other: B follows A's
+/// token-key and admin-key rotations (its token keys, its accepted admin keys
+/// and its credentials file), B then holds A's keys, and two daemons rotating
+/// at once both succeed, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_on_one_daemon_reaches_the_other() {
+    use crate::admin::keys::AdminSecrets;
+    use crate::server::provision::open_state;
+    if !available() {
+        return;
+    }
+    let daemons = two_daemons().await;
+    let ((sa, ca), (sb, cb)) = (daemons.a.clone(), daemons.b.clone());
+    let pa = open_state(&sa, &ca).await.unwrap();
+    let pb = open_state(&sb, &cb).await.unwrap();
+    let (secrets_a, secrets_b) = (pa.secrets.clone(), pb.secrets.clone());
+    let cb2 = cb.clone();
+    let followed = move || {
+        let (s, c) = (secrets_b.clone(), cb2.clone());
+        async move {
+            tokio::task::spawn_blocking(move || s.follow(&c))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!followed().await.unwrap(), "nothing rotated yet");
+
+    let old_kid = pa.access.token_keys().current.0.clone();
+    let sa2 = secrets_a.clone();
+    let kid = tokio::task::spawn_blocking(move || sa2.rotate_token_keys())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(kid, old_kid);
+    assert!(followed().await.unwrap(), "B sees the rotation");
+    let on_b = pb.access.token_keys();
+    assert_eq!(on_b.current.0, kid);
+    assert_eq!(on_b.previous.as_ref().map(|p| p.0.clone()), Some(old_kid));
+    assert_eq!(on_b.current, pa.access.token_keys().current);
+    assert!(!followed().await.unwrap(), "once");
+
+    let old_key = secrets_a.admin_keys().last().cloned().unwrap();
+    let sa2 = secrets_a.clone();
+    let new_key = tokio::task::spawn_blocking(move || sa2.rotate_admin_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(new_key, old_key);
+    assert_eq!(secrets_a.admin_keys().last(), Some(&new_key));
+    assert!(followed().await.unwrap());
+    let on_b = pb.secrets.admin_keys();
+    assert_eq!(on_b.last(), Some(&new_key));
+    assert!(
+        !on_b.contains(&old_key),
+        "the old key is refused everywhere"
+    );
+    for c in [&ca, &cb] {
+        let file = c.data_path(&c.admin.credentials);
+        let (in_file, _) = crate::admin::credentials::load_existing(&file).unwrap();
+        assert_eq!(in_file, new_key, "{}", file.display());
+    }
+
+    // Both at once: each retries over the other's write; the keys chain.
+    let (x, y) = (secrets_a.clone(), pb.secrets.clone());
+    let (kx, ky) = tokio::join!(
+        tokio::task::spawn_blocking(move || x.rotate_token_keys()),
+        tokio::task::spawn_blocking(move || y.rotate_token_keys()),
+    );
+    let (kx, ky) = (kx.unwrap().unwrap(), ky.unwrap().unwrap());
+    assert_ne!(kx, ky);
+    let stored = crate::server::secrets::token_keys(sa.as_ref(), &ca).unwrap();
+    let ids = [stored.current.0.clone(), stored.previous.clone().unwrap().0];
+    assert!(
+        ids.contains(&kx) && ids.contains(&ky),
+        "{ids:?} vs {kx} {ky}"
+    );
+}
+
+/// Tag writes move the `tags` version another daemon polls (email monitoring
+/// follows it without a notification); a refused write does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_writes_move_the_version_the_other_daemon_polls() {
+    use crate::store::{Tags, Versioned};
+    if !available() {
+        return;
+    }
+    let (_dir, a, b) = two_stores().await;
+    let start = b.state_version(Versioned::Tags).unwrap();
+    assert!(
+        a.tag_blocking("arn:x", vec![("k".into(), "v".into())], 5)
+            .unwrap()
+    );
+    let tagged = b.state_version(Versioned::Tags).unwrap();
+    assert!(tagged > start);
+    let too_many = (0..6).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    assert!(!a.tag_blocking("arn:x", too_many, 5).unwrap());
+    assert_eq!(
+        b.state_version(Versioned::Tags).unwrap(),
+        tagged,
+        "refused: unmoved"
+    );
+    a.untag_blocking("arn:x", vec!["k".into()]).unwrap();
+    assert!(b.state_version(Versioned::Tags).unwrap() > tagged);
+    assert_eq!(
+        b.state_version(Versioned::Secrets).unwrap(),
+        0,
+        "kinds move apart"
     );
 }

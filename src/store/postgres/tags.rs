@@ -5,6 +5,9 @@
 //! the directory's calls do), whose pooled connections it uses; a call from a
 //! thread outside any runtime answers an error instead.
 //!
+//! Every write moves the `tags` version row, which daemons caching settings
+//! kept as tags (email monitoring) poll.
+//!
 //! The tag limit is checked in the writing transaction, under a transaction
 //! advisory lock per ARN, so two daemons tagging one resource at once cannot
 //! together pass it.
@@ -14,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use super::blocking::block_on;
 use super::ops::{Sql, execute, query};
+use super::versions::{self, Kind};
 use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
 use crate::store::rules::tags_fit;
 use crate::store::{Result, Tag, Tags};
@@ -55,6 +59,7 @@ async fn tag(tx: &dyn Sql, arn: &str, tags: &[Tag], max: usize) -> Op<(bool, Tou
         &[&arn, &keys, &values],
     )
     .await?;
+    versions::bump(tx, Kind::Tags).await?;
     Ok((true, Touched::new()))
 }
 
@@ -65,6 +70,7 @@ async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
         &[&arn, &keys],
     )
     .await?;
+    versions::bump(tx, Kind::Tags).await?;
     Ok(((), Touched::new()))
 }
 

@@ -1,5 +1,5 @@
-//! The version rows (`store_versions`, one per kind: `directory`, `access`) that
-//! fence the writes of data every daemon holds in memory. A write locks its
+//! The version rows (`store_versions`, one per kind: `directory`, `access`,
+//! `tags`, `secrets`) that fence the writes of data every daemon holds in memory. A write locks its
 //! kind's row `FOR UPDATE` inside its transaction, so writes of one kind are
 //! serialised and numbered in commit order; a reader's catch-up reads the row in
 //! the same statement as the rows above the version it holds.
@@ -18,6 +18,10 @@ pub(super) enum Kind {
     Directory,
     /// Access-rule documents.
     Access,
+    /// Resource tags (email monitoring's settings are tags).
+    Tags,
+    /// The shared secrets (rotations).
+    Secrets,
 }
 
 impl Kind {
@@ -26,6 +30,8 @@ impl Kind {
         match self {
             Kind::Directory => "directory",
             Kind::Access => "access",
+            Kind::Tags => "tags",
+            Kind::Secrets => "secrets",
         }
     }
 }
@@ -73,6 +79,16 @@ pub(super) fn next_version(current: u64, expected: Option<u64>) -> Option<u64> {
         Some(e) if e != current => None,
         _ => Some(current + 1),
     }
+}
+
+/// Moves `kind`'s row one up (locking it for the rest of the transaction), for
+/// writes that need no fence, only a number pollers can compare.
+pub(super) async fn bump(c: &dyn Sql, kind: Kind) -> Op<u64> {
+    let next = lock_next(c, kind, None)
+        .await?
+        .ok_or_else(|| missing(kind))?;
+    set(c, kind, next).await?;
+    Ok(next)
 }
 
 /// Moves `kind`'s (locked) row to `version`.
