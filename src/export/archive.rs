@@ -123,10 +123,25 @@ pub fn publish(dir: &Path, job_id: &str, summary: &Summary) -> io::Result<()> {
 
 /// Removes a partial zip (a cancelled, failed or restarted job); absent is fine.
 pub fn discard(dir: &Path, job_id: &str) {
-    match fs::remove_file(dir.join(temp_zip_name(job_id))) {
+    remove(dir, &temp_zip_name(job_id), job_id);
+}
+
+/// Removes a published zip and its summary (a job cancelled while it was being
+/// published); absent is fine.
+pub fn unpublish(dir: &Path, job_id: &str) {
+    for name in [zip_name(job_id), summary_name(job_id)] {
+        remove(dir, &name, job_id);
+    }
+}
+
+/// Removes one of a job's files; absent is fine, a failure is logged.
+fn remove(dir: &Path, name: &str, job_id: &str) {
+    match fs::remove_file(dir.join(name)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(job_id, error = %e, "could not remove a partial export"),
+        Err(e) => {
+            tracing::warn!(job_id, file = name, error = %e, "could not remove an export file")
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 //! Records are JSON values in the store's tag table under the synthetic key
 //! `mailgate:mailbox-export/<organization id>` (one tag per job), so every store
 //! backend keeps them without a table of their own, and they survive a restart.
-//! One lock serializes every read-modify-write of records (start's limit and
-//! ClientToken checks, progress, cancel, completion), so a cancel can never be
-//! overwritten by the job it cancels.
+//! Every read-modify-write of a record (progress, cancel, completion) is saved
+//! only over the value it read (`Tags::tag_if_blocking`), reading again when
+//! another writer came first, so a cancel is never overwritten by the job it
+//! cancels, even when another daemon sharing the store runs the job. A start
+//! is saved only over the organization's records version (a tag of its own),
+//! so two starts on two daemons cannot together pass the limits.
 //!
 //! Restart semantics: a job found RUNNING when the daemon starts is resumed by
 //! running it again from its first message (its partial zip is discarded and
@@ -63,7 +66,6 @@ pub enum Cancelled {
 pub struct ExportJobs {
     store: Arc<dyn Backend>,
     root: PathBuf,
-    records: Mutex<()>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Arc<Semaphore>,
 }
@@ -71,6 +73,14 @@ pub struct ExportJobs {
 fn key(org_id: &str) -> String {
     format!("mailgate:mailbox-export/{org_id}")
 }
+
+/// The tag counting an organization's starts: what a start is saved over. Not
+/// a job id (those are UUIDs).
+const STARTS: &str = "~starts";
+
+/// How often a record write reads again after another writer came first
+/// before it gives up (a handful of writers at most ever race on one record).
+const ATTEMPTS: usize = 100;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -80,40 +90,51 @@ impl ExportJobs {
         Arc::new(ExportJobs {
             store,
             root,
-            records: Mutex::new(()),
             cancels: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(RUNNING_AT_ONCE)),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every record of an organization (blocking; the caller holds the lock or
-    /// only reads).
+    /// Every record of an organization (blocking).
     fn load(&self, org_id: &str) -> Result<Vec<JobRecord>> {
         let tags = self.store.tags_blocking(&key(org_id))?;
-        Ok(tags
-            .into_iter()
-            .filter_map(|(id, json)| match serde_json::from_str(&json) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(job_id = id, error = %e, "unreadable export job record");
-                    None
-                }
-            })
-            .collect())
+        Ok(parse(tags).into_iter().map(|(r, _)| r).collect())
     }
 
-    fn save(&self, job: &JobRecord) -> Result<()> {
-        let json = serde_json::to_string(job).map_err(|e| StoreError::Io(e.to_string()))?;
-        self.store.tag_blocking(
-            &key(&job.org_id),
-            vec![(job.job_id.clone(), json)],
-            usize::MAX,
-        )?;
-        Ok(())
+    /// One job's record and the stored text it was read from.
+    fn stored(&self, org_id: &str, job_id: &str) -> Result<Option<(JobRecord, String)>> {
+        let tags = self.store.tags_blocking(&key(org_id))?;
+        Ok(parse(tags).into_iter().find(|(r, _)| r.job_id == job_id))
+    }
+
+    /// Applies `change` to the stored record of a job and saves it over the
+    /// text it read, reading again if another writer saved in between. `change`
+    /// says whether to save; returns whether it saved (false: the record is
+    /// gone or `change` declined).
+    fn modify(
+        &self,
+        org_id: &str,
+        job_id: &str,
+        change: impl Fn(&mut JobRecord) -> bool,
+    ) -> Result<bool> {
+        for _ in 0..ATTEMPTS {
+            let Some((mut record, read)) = self.stored(org_id, job_id)? else {
+                return Ok(false);
+            };
+            if !change(&mut record) {
+                return Ok(false);
+            }
+            let saved = self.store.tag_if_blocking(
+                &key(org_id),
+                job_id,
+                Some(&read),
+                vec![(job_id.to_string(), to_json(&record)?)],
+            )?;
+            if saved {
+                return Ok(true);
+            }
+        }
+        Err(busy(job_id))
     }
 
     /// The organization's jobs started within the last seven days, newest first
@@ -143,60 +164,80 @@ impl ExportJobs {
         now_ms: u64,
     ) -> std::result::Result<(JobRecord, bool), StartRefused> {
         new.owner = self.store.node().to_string();
-        let _g = self.lock();
-        let mut jobs = self.load(&new.org_id)?;
-        if let Some(old) = jobs.iter().find(|j| j.client_token == new.client_token) {
-            return if old.same_request(&new) {
-                Ok((old.clone(), false))
-            } else {
-                Err(StartRefused::TokenReused)
-            };
+        let arn = key(&new.org_id);
+        for _ in 0..ATTEMPTS {
+            let tags = self.store.tags_blocking(&arn)?;
+            let starts = tags
+                .iter()
+                .find(|(k, _)| k == STARTS)
+                .map(|(_, v)| v.clone());
+            let mut jobs: Vec<JobRecord> = parse(tags).into_iter().map(|(r, _)| r).collect();
+            if let Some(old) = jobs.iter().find(|j| j.client_token == new.client_token) {
+                return if old.same_request(&new) {
+                    Ok((old.clone(), false))
+                } else {
+                    Err(StartRefused::TokenReused)
+                };
+            }
+            let expired: Vec<String> = jobs
+                .iter()
+                .filter(|j| job::expired(j, now_ms))
+                .map(|j| j.job_id.clone())
+                .collect();
+            if !expired.is_empty() {
+                self.store.untag_blocking(&arn, expired)?;
+                jobs.retain(|j| !job::expired(j, now_ms));
+            }
+            job::check_limits(&jobs, &new.entity_id, now_ms)?;
+            let next = starts
+                .as_deref()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            let writes = vec![
+                (STARTS.to_string(), next.to_string()),
+                (new.job_id.clone(), to_json(&new)?),
+            ];
+            if self
+                .store
+                .tag_if_blocking(&arn, STARTS, starts.as_deref(), writes)?
+            {
+                return Ok((new, true));
+            }
         }
-        let expired: Vec<String> = jobs
-            .iter()
-            .filter(|j| job::expired(j, now_ms))
-            .map(|j| j.job_id.clone())
-            .collect();
-        if !expired.is_empty() {
-            self.store.untag_blocking(&key(&new.org_id), expired)?;
-            jobs.retain(|j| !job::expired(j, now_ms));
-        }
-        job::check_limits(&jobs, &new.entity_id, now_ms)?;
-        self.save(&new)?;
-        Ok((new, true))
+        Err(busy(&new.job_id).into())
     }
 
     /// Applies `f` to a RUNNING job's record and saves it; a job that has ended
-    /// (cancelled meanwhile) is left alone and `false` returned.
-    fn update_running(&self, job: &JobRecord, f: impl FnOnce(&mut JobRecord)) -> Result<bool> {
-        let _g = self.lock();
-        let Some(mut current) = self.get_blocking(&job.org_id, &job.job_id)? else {
-            return Ok(false);
-        };
-        if current.state != JobState::Running {
-            return Ok(false);
-        }
-        f(&mut current);
-        self.save(&current)?;
-        Ok(true)
+    /// (cancelled meanwhile, on any daemon) is left alone and `false` returned.
+    fn update_running(&self, job: &JobRecord, f: impl Fn(&mut JobRecord)) -> Result<bool> {
+        self.modify(&job.org_id, &job.job_id, |current| {
+            let running = current.state == JobState::Running;
+            if running {
+                f(current);
+            }
+            running
+        })
     }
 
     /// CancelMailboxExportJob: a RUNNING job becomes CANCELLED at once and its
     /// task stops at the next message, removing its partial zip.
     pub fn cancel_blocking(&self, org_id: &str, job_id: &str, now_ms: u64) -> Result<Cancelled> {
-        let outcome = {
-            let _g = self.lock();
-            match self.get_blocking(org_id, job_id)? {
+        let cancelled = self.modify(org_id, job_id, |j| {
+            let running = j.state == JobState::Running;
+            if running {
+                j.state = JobState::Cancelled;
+                j.end_ms = Some(now_ms);
+            }
+            running
+        })?;
+        let outcome = match cancelled {
+            true => Cancelled::Done,
+            false => match self.get_blocking(org_id, job_id)? {
                 None => Cancelled::Unknown,
                 Some(j) if j.state == JobState::Cancelled => Cancelled::Done,
-                Some(j) if j.state != JobState::Running => Cancelled::AlreadyEnded(j.state),
-                Some(mut j) => {
-                    j.state = JobState::Cancelled;
-                    j.end_ms = Some(now_ms);
-                    self.save(&j)?;
-                    Cancelled::Done
-                }
-            }
+                Some(j) => Cancelled::AlreadyEnded(j.state),
+            },
         };
         if outcome == Cancelled::Done
             && let Some(token) = self.cancel_token(job_id, false)
@@ -279,49 +320,57 @@ impl ExportJobs {
         tracing::error!(job_id, error, "mailbox export job could not record its end");
     }
 
-    /// Records how a job ended and publishes or discards its files, under the
-    /// records lock so a concurrent cancel wins or loses cleanly.
+    /// Publishes or discards a job's files, then records how it ended over the
+    /// RUNNING record it read; a job cancelled meanwhile (on any daemon) keeps
+    /// no files.
     fn finish(&self, job: &JobRecord, dir: &std::path::Path, outcome: Outcome) -> Result<()> {
-        let _g = self.lock();
-        let stored = self.get_blocking(&job.org_id, &job.job_id)?;
-        let mut current = match stored {
-            Some(j) if j.state == JobState::Running => j,
-            // Cancelled meanwhile (or its record is gone): nothing may stay.
-            _ => {
-                archive::discard(dir, &job.job_id);
-                return Ok(());
-            }
-        };
+        let running = self
+            .get_blocking(&job.org_id, &job.job_id)?
+            .is_some_and(|j| j.state == JobState::Running);
+        if !running {
+            archive::discard(dir, &job.job_id);
+            return Ok(());
+        }
         let now = crate::clock::now_ms_u64();
-        match outcome {
+        let (state, error_info) = match outcome {
             Outcome::Cancelled => {
                 // Only a cancel stops a feed, and it records CANCELLED first; kept
                 // consistent here all the same.
                 archive::discard(dir, &job.job_id);
-                current.state = JobState::Cancelled;
+                (JobState::Cancelled, None)
             }
             Outcome::Failed(message) => {
                 archive::discard(dir, &job.job_id);
-                current.state = JobState::Failed;
-                current.error_info = Some(message);
+                (JobState::Failed, Some(message))
             }
             Outcome::Written(totals, hash) => {
                 let summary = Summary::new(totals, hash, job.start_ms, now);
                 match archive::publish(dir, &job.job_id, &summary) {
-                    Ok(()) => {
-                        current.state = JobState::Completed;
-                        current.progress = 100;
-                    }
+                    Ok(()) => (JobState::Completed, None),
                     Err(e) => {
                         archive::discard(dir, &job.job_id);
-                        current.state = JobState::Failed;
-                        current.error_info = Some(write_error(job, &e));
+                        (JobState::Failed, Some(write_error(job, &e)))
                     }
                 }
             }
+        };
+        let recorded = self.modify(&job.org_id, &job.job_id, |current| {
+            let running = current.state == JobState::Running;
+            if running {
+                current.state = state;
+                current.error_info = error_info.clone();
+                current.end_ms = Some(now);
+                if state == JobState::Completed {
+                    current.progress = 100;
+                }
+            }
+            running
+        })?;
+        if !recorded && state == JobState::Completed {
+            // Cancelled between the check above and now: the files go.
+            archive::unpublish(dir, &job.job_id);
         }
-        current.end_ms = Some(now);
-        self.save(&current)
+        Ok(())
     }
 
     /// Writes the zip under its temporary name; what happened.
@@ -421,7 +470,9 @@ impl ExportJobs {
                     let now = job::progress(totals.messages, total);
                     if now != shown {
                         shown = now;
-                        self.record_progress(job, now).await;
+                        if !self.record_progress(job, now).await {
+                            return Fed::Cancelled;
+                        }
                     }
                 }
                 if last == u32::MAX {
@@ -436,16 +487,49 @@ impl ExportJobs {
         Fed::All(totals)
     }
 
-    /// Saves EstimatedProgress (advisory: a failed write is logged, the export goes on).
-    async fn record_progress(self: &Arc<Self>, job: &JobRecord, progress: u8) {
+    /// Saves EstimatedProgress (advisory: a failed write is logged, the export
+    /// goes on); false when the job is no longer RUNNING (cancelled through
+    /// another daemon, whose cancel cannot reach this one's task otherwise).
+    async fn record_progress(self: &Arc<Self>, job: &JobRecord, progress: u8) -> bool {
         let (me, job) = (self.clone(), job.clone());
         let r =
             tokio::task::spawn_blocking(move || me.update_running(&job, |j| j.progress = progress))
                 .await;
-        if let Ok(Err(e)) = r {
-            tracing::warn!(error = %e, "cannot record export progress");
+        match r {
+            Ok(Ok(running)) => running,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record export progress");
+                true
+            }
+            Err(_) => true,
         }
     }
+}
+
+/// The job records among an organization's tags, each with its stored text
+/// (the starts counter and unreadable records left out).
+fn parse(tags: Vec<(String, String)>) -> Vec<(JobRecord, String)> {
+    tags.into_iter()
+        .filter(|(k, _)| k != STARTS)
+        .filter_map(|(id, json)| match serde_json::from_str(&json) {
+            Ok(r) => Some((r, json)),
+            Err(e) => {
+                tracing::warn!(job_id = id, error = %e, "unreadable export job record");
+                None
+            }
+        })
+        .collect()
+}
+
+fn to_json(job: &JobRecord) -> Result<String> {
+    serde_json::to_string(job).map_err(|e| StoreError::Io(e.to_string()))
+}
+
+/// Writers kept coming first for [`ATTEMPTS`] rounds.
+fn busy(job_id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "export job {job_id}: its record kept changing under this write; try again"
+    ))
 }
 
 /// How feeding the writer ended.

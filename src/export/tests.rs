@@ -310,3 +310,60 @@ async fn a_running_job_is_resumed_after_a_restart() {
             > 3
     );
 }
+
+/// Two daemons sharing a store (two `ExportJobs` with nothing in common but the
+/// store) starting jobs at once never pass the organization's limit of ten
+/// together, and a cancel through one stops the job the other runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_starting_at_once_never_pass_the_limit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::testing::open(&dir.path().join("store.sqlite"));
+    let now = crate::clock::now_ms_u64();
+    let daemons = [
+        ExportJobs::new(store.clone(), dir.path().join("a")),
+        ExportJobs::new(store.clone(), dir.path().join("b")),
+    ];
+    let runtime = tokio::runtime::Handle::current();
+    let started: usize = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..16)
+            .map(|i| {
+                let (jobs, runtime) = (daemons[i % 2].clone(), runtime.clone());
+                s.spawn(move || {
+                    let _in = runtime.enter();
+                    let r =
+                        jobs.start_blocking(record(&format!("u{i}"), &format!("c{i}"), "b"), now);
+                    match r {
+                        Ok((_, true)) => 1,
+                        Err(StartRefused::Limit(_)) => 0,
+                        other => panic!("{:?}", other.map(|(j, n)| (j.job_id, n))),
+                    }
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).sum()
+    });
+    assert_eq!(
+        started, 10,
+        "exactly the limit, however the starts interleave"
+    );
+    assert_eq!(daemons[1].list_blocking(ORG, now).unwrap().len(), 10);
+
+    // A job run by A, cancelled through B: A's task stops and keeps no file.
+    let other = tempfile::tempdir().unwrap();
+    let store = crate::store::testing::open(&other.path().join("store.sqlite"));
+    fill(&store, "alice").await;
+    let (a, b) = (
+        ExportJobs::new(store.clone(), other.path().join("exports")),
+        ExportJobs::new(store.clone(), other.path().join("unused")),
+    );
+    let (job, _) = bl(|| a.start_blocking(record("alice", "t1", "b-1"), now)).unwrap();
+    assert_eq!(
+        bl(|| b.cancel_blocking(ORG, &job.job_id, now)).unwrap(),
+        Cancelled::Done
+    );
+    a.spawn(job.clone());
+    let ended = wait_end(&a, &job.job_id).await;
+    assert_eq!(ended.state, JobState::Cancelled);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(files_in(&other.path().join("exports/b-1/exports/x")).is_empty());
+}

@@ -232,6 +232,7 @@ macro_rules! backend_suite {
                 persistence::queue_enqueue_due_defer_and_finish,
                 persistence::tags_are_set_overwritten_limited_and_removed,
                 persistence::tags_hold_records_of_several_kilobytes_unlimited,
+                persistence::a_conditional_tag_write_goes_ahead_only_over_what_it_read,
                 persistence::directory_survives_a_reopen_of_the_store,
                 persistence::personal_access_tokens_survive_a_reopen_of_the_store,
                 persistence::access_rules_survive_a_reopen_of_the_store,

@@ -109,6 +109,71 @@ pub async fn tags_are_set_overwritten_limited_and_removed(ctx: Ctx) {
     .await;
 }
 
+/// A conditional tag write goes ahead only over the value it names (or its
+/// absence), and writers that retry on a refusal lose no update between them.
+pub async fn a_conditional_tag_write_goes_ahead_only_over_what_it_read(ctx: Ctx) {
+    blocking(ctx, |ctx| {
+        let store = ctx.store.clone();
+        let t = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert!(
+            store
+                .tag_if_blocking("a", "v", None, vec![t("v", "0"), t("job", "x")])
+                .unwrap()
+        );
+        assert!(
+            !store
+                .tag_if_blocking("a", "v", None, vec![t("v", "9")])
+                .unwrap()
+        );
+        assert!(
+            !store
+                .tag_if_blocking("a", "v", Some("1"), vec![t("v", "9")])
+                .unwrap()
+        );
+        assert_eq!(
+            store.tags_blocking("a").unwrap(),
+            vec![t("job", "x"), t("v", "0")],
+            "refused writes changed nothing"
+        );
+        // Counters moved by four writers at once, each reading again when refused.
+        let runtime = tokio::runtime::Handle::current();
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, runtime) = (store.clone(), runtime.clone());
+                std::thread::spawn(move || {
+                    let _in = runtime.enter();
+                    for _ in 0..10 {
+                        loop {
+                            let now = store
+                                .tags_blocking("a")
+                                .unwrap()
+                                .into_iter()
+                                .find(|(k, _)| k == "v")
+                                .map(|(_, v)| v)
+                                .unwrap();
+                            let next = (now.parse::<u32>().unwrap() + 1).to_string();
+                            if store
+                                .tag_if_blocking("a", "v", Some(&now), vec![("v".into(), next)])
+                                .unwrap()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            store.tags_blocking("a").unwrap(),
+            vec![t("job", "x"), t("v", "40")]
+        );
+    })
+    .await;
+}
+
 /// Mailbox export jobs keep one JSON record per job as a tag (a description and
 /// two ARNs make several KB), with no tag limit, read back after a reopen.
 pub async fn tags_hold_records_of_several_kilobytes_unlimited(ctx: Ctx) {

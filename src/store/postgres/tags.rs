@@ -36,19 +36,54 @@ async fn load(tx: &dyn Sql, arn: &str) -> Op<Vec<Tag>> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Adds or overwrites `tags` (the last value of a key given twice wins) unless
-/// `arn` would then carry more than `max`; returns whether it did.
-async fn tag(tx: &dyn Sql, arn: &str, tags: &[Tag], max: usize) -> Op<(bool, Touched)> {
+/// Serializes the writes of one ARN's tags for the rest of the transaction.
+async fn lock(tx: &dyn Sql, arn: &str) -> Op<()> {
     execute(
         tx,
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         &[&TAG_LOCK, &arn],
     )
     .await?;
+    Ok(())
+}
+
+/// Adds or overwrites `tags` (the last value of a key given twice wins) unless
+/// `arn` would then carry more than `max`; returns whether it did.
+async fn tag(tx: &dyn Sql, arn: &str, tags: &[Tag], max: usize) -> Op<(bool, Touched)> {
+    lock(tx, arn).await?;
     let existing: Vec<String> = load(tx, arn).await?.into_iter().map(|(k, _)| k).collect();
     if !tags_fit(&existing, tags, max) {
         return Ok((false, Touched::new()));
     }
+    upsert(tx, arn, tags).await?;
+    Ok((true, Touched::new()))
+}
+
+/// Writes `tags` if `arn`'s tag `guard` holds `expected`; returns whether it did.
+async fn tag_if(
+    tx: &dyn Sql,
+    arn: &str,
+    guard: &str,
+    expected: Option<&str>,
+    tags: &[Tag],
+) -> Op<(bool, Touched)> {
+    lock(tx, arn).await?;
+    let held = query(
+        tx,
+        "SELECT value FROM tags WHERE arn = $1 AND key = $2",
+        &[&arn, &guard],
+    )
+    .await?;
+    let held: Option<String> = held.first().map(|r| r.get(0));
+    if held.as_deref() != expected {
+        return Ok((false, Touched::new()));
+    }
+    upsert(tx, arn, tags).await?;
+    Ok((true, Touched::new()))
+}
+
+/// Adds or overwrites `tags` of `arn` and moves the `tags` version.
+async fn upsert(tx: &dyn Sql, arn: &str, tags: &[Tag]) -> Op<()> {
     let latest: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let keys: Vec<&str> = latest.keys().copied().collect();
     let values: Vec<&str> = latest.values().copied().collect();
@@ -60,7 +95,7 @@ async fn tag(tx: &dyn Sql, arn: &str, tags: &[Tag], max: usize) -> Op<(bool, Tou
     )
     .await?;
     versions::bump(tx, Kind::Tags).await?;
-    Ok((true, Touched::new()))
+    Ok(())
 }
 
 async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
@@ -83,6 +118,21 @@ impl Tags for PgStore {
         let done = block_on(async { write_tx!(self, |tx| tag(&tx, arn, &tags, max)) })??;
         if done {
             // Settings kept as tags (email monitoring) are cached by every daemon.
+            self.publish_state(crate::store::StateChange::Tags);
+        }
+        Ok(done)
+    }
+
+    fn tag_if_blocking(
+        &self,
+        arn: &str,
+        guard: &str,
+        expected: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<bool> {
+        let done =
+            block_on(async { write_tx!(self, |tx| tag_if(&tx, arn, guard, expected, &tags)) })??;
+        if done {
             self.publish_state(crate::store::StateChange::Tags);
         }
         Ok(done)
