@@ -12,6 +12,12 @@ pub const PER_MAILBOX_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// the last seven days"); older finished records are pruned.
 pub const LIST_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// How long a job's owner holds it without renewing its lease
+/// ([`JobRecord::lease_until_ms`]): past it, another daemon sharing the store
+/// adopts the job (its owner died or lost the database). The owner renews at
+/// every progress write and at least every tenth of this.
+pub const LEASE_MS: u64 = 5 * 60 * 1000;
+
 /// The model's MailboxExportJobState. A job is RUNNING from the moment it is
 /// accepted (the model has no queued state) until it ends in one of the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +68,10 @@ pub struct JobRecord {
     /// a restart, so two daemons on a shared store never write one zip at once.
     #[serde(default)]
     pub owner: String,
+    /// Epoch milliseconds until which `owner` holds the job; 0 in records from
+    /// before leases (their lease is taken to end one [`LEASE_MS`] after the start).
+    #[serde(default)]
+    pub lease_until_ms: u64,
 }
 
 impl JobRecord {
@@ -113,6 +123,20 @@ pub fn check_limits(jobs: &[JobRecord], entity_id: &str, now_ms: u64) -> Result<
         return Err(LimitError::Daily(entity_id.to_string()));
     }
     Ok(())
+}
+
+/// When a job's lease ends.
+pub fn lease_end(job: &JobRecord) -> u64 {
+    if job.lease_until_ms > 0 {
+        job.lease_until_ms
+    } else {
+        job.start_ms.saturating_add(LEASE_MS)
+    }
+}
+
+/// Whether daemon `me` may adopt `job`: RUNNING, another daemon's, its lease over.
+pub fn adoptable(job: &JobRecord, me: &str, now_ms: u64) -> bool {
+    job.state == JobState::Running && job.owner != me && now_ms >= lease_end(job)
 }
 
 /// Whether a record is old enough to drop: finished and started before the list
@@ -193,6 +217,7 @@ mod tests {
             start_ms,
             end_ms: None,
             owner: String::new(),
+            lease_until_ms: 0,
         }
     }
 
@@ -229,6 +254,24 @@ mod tests {
         }
         let jobs = vec![job("alice", JobState::Running, now - 1)];
         assert!(check_limits(&jobs, "alice", now).is_err());
+    }
+
+    #[test]
+    fn only_another_daemons_running_job_past_its_lease_is_adoptable() {
+        let mut j = job("e", JobState::Running, 1_000);
+        j.owner = "a".into();
+        j.lease_until_ms = 5_000;
+        assert!(!adoptable(&j, "b", 4_999));
+        assert!(adoptable(&j, "b", 5_000));
+        assert!(!adoptable(&j, "a", 9_999), "never one's own");
+        j.state = JobState::Completed;
+        assert!(!adoptable(&j, "b", 9_999), "only RUNNING");
+        // A record from before leases: one lease after its start.
+        j.state = JobState::Running;
+        j.lease_until_ms = 0;
+        assert_eq!(lease_end(&j), 1_000 + LEASE_MS);
+        assert!(!adoptable(&j, "b", LEASE_MS));
+        assert!(adoptable(&j, "b", 1_000 + LEASE_MS));
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! rewritten; the export is not a point-in-time snapshot anyway). Its JobId,
 //! StartTime and output path stay the same.
 //!
+//! On a store several daemons share, each job is leased by the daemon running
+//! it (`owner`, `lease_until_ms`, renewed by every progress write and a
+//! heartbeat); every write of a running job is fenced by the owner, and a job
+//! whose lease ran out (its daemon died or lost the database) is adopted by
+//! another daemon, which runs it again from its first message under its own
+//! export root.
+//!
 //! Bounded work: at most [`RUNNING_AT_ONCE`] jobs of the whole daemon read the
 //! store at a time (the others wait, RUNNING at 0 %); a job reads message
 //! metadata in pages of [`PAGE_UIDS`] UIDs and bodies one at a time on the
@@ -26,6 +33,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +42,11 @@ use super::archive::{self, Entry};
 use super::job::{self, JobRecord, JobState, LimitError, Summary, Totals};
 use super::naming::{exportable, folder_entry, message_entry, object_dir, temp_zip_name};
 use crate::store::{Backend, Folder, StoreError};
+
+/// How often a running job renews its lease when it writes no progress.
+const HEARTBEAT: Duration = Duration::from_millis(job::LEASE_MS / 10);
+/// How often a daemon on a shared store looks for jobs whose owner is gone.
+const ADOPT_EVERY: Duration = Duration::from_secs(60);
 
 /// Jobs reading the store at once, daemon-wide.
 pub const RUNNING_AT_ONCE: usize = 2;
@@ -164,6 +177,7 @@ impl ExportJobs {
         now_ms: u64,
     ) -> std::result::Result<(JobRecord, bool), StartRefused> {
         new.owner = self.store.node().to_string();
+        new.lease_until_ms = now_ms + job::LEASE_MS;
         let arn = key(&new.org_id);
         for _ in 0..ATTEMPTS {
             let tags = self.store.tags_blocking(&arn)?;
@@ -208,15 +222,87 @@ impl ExportJobs {
         Err(busy(&new.job_id).into())
     }
 
-    /// Applies `f` to a RUNNING job's record and saves it; a job that has ended
-    /// (cancelled meanwhile, on any daemon) is left alone and `false` returned.
+    /// Whether `job` is RUNNING and this daemon's: only then may it write it.
+    fn mine(&self, job: &JobRecord) -> bool {
+        job.state == JobState::Running && job.owner == self.store.node()
+    }
+
+    /// Applies `f` to a RUNNING job of this daemon's and saves it with its lease
+    /// renewed; a job that has ended (cancelled meanwhile, on any daemon) or was
+    /// adopted by another daemon is left alone and `false` returned.
     fn update_running(&self, job: &JobRecord, f: impl Fn(&mut JobRecord)) -> Result<bool> {
         self.modify(&job.org_id, &job.job_id, |current| {
-            let running = current.state == JobState::Running;
-            if running {
+            let mine = self.mine(current);
+            if mine {
                 f(current);
+                current.lease_until_ms = crate::clock::now_ms_u64() + job::LEASE_MS;
             }
-            running
+            mine
+        })
+    }
+
+    /// Adopts, in `org_ids`, every RUNNING job whose owner's lease ran out:
+    /// each becomes this daemon's (saved over the record read, so of two daemons
+    /// adopting at once one wins) and is returned for [`ExportJobs::spawn`].
+    pub fn adopt_blocking(&self, org_ids: &[String], now_ms: u64) -> Result<Vec<JobRecord>> {
+        let me = self.store.node().to_string();
+        let mut adopted = Vec::new();
+        for org in org_ids {
+            for found in self.load(org)? {
+                if !job::adoptable(&found, &me, now_ms) {
+                    continue;
+                }
+                let taken = self.modify(org, &found.job_id, |current| {
+                    let free = job::adoptable(current, &me, now_ms);
+                    if free {
+                        current.owner = me.clone();
+                        current.lease_until_ms = now_ms + job::LEASE_MS;
+                        current.progress = 0;
+                    }
+                    free
+                })?;
+                if taken && let Some(record) = self.get_blocking(org, &found.job_id)? {
+                    tracing::warn!(
+                        job_id = record.job_id,
+                        previous_owner = found.owner,
+                        "adopted a mailbox export job whose daemon stopped renewing it"
+                    );
+                    adopted.push(record);
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// On a shared store: every [`ADOPT_EVERY`], adopts the jobs of daemons that
+    /// are gone in the organizations `orgs` lists and runs them; stops when
+    /// `stop` is cancelled.
+    pub fn adopt_orphans(
+        self: &Arc<Self>,
+        orgs: impl Fn() -> Vec<String> + Send + Sync + 'static,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let orgs = Arc::new(orgs);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(ADOPT_EVERY) => {}
+                }
+                let (finder, orgs) = (me.clone(), orgs.clone());
+                let found = tokio::task::spawn_blocking(move || {
+                    finder.adopt_blocking(&orgs(), crate::clock::now_ms_u64())
+                })
+                .await;
+                match found {
+                    Ok(Ok(jobs)) => jobs.into_iter().for_each(|j| me.spawn(j)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot look for orphaned export jobs")
+                    }
+                    Err(_) => {}
+                }
+            }
         })
     }
 
@@ -288,18 +374,43 @@ impl ExportJobs {
         })
     }
 
-    /// Runs a RUNNING job in the background (a tokio task).
+    /// Runs a RUNNING job in the background (a tokio task), renewing its lease
+    /// every [`HEARTBEAT`] while it waits or runs.
     pub fn spawn(self: &Arc<Self>, job: JobRecord) {
         let token = self.cancel_token(&job.job_id, true).unwrap_or_default();
         let me = self.clone();
         tokio::spawn(async move {
             let id = job.job_id.clone();
+            let heartbeat = me.heartbeat(job.clone(), token.clone());
             me.clone().run(job, token).await;
+            heartbeat.abort();
             me.cancels
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
         });
+    }
+
+    /// Renews `job`'s lease every [`HEARTBEAT`]; cancels it locally once it is
+    /// no longer this daemon's to run (cancelled or adopted elsewhere).
+    fn heartbeat(
+        self: &Arc<Self>,
+        job: JobRecord,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let (m, j) = (me.clone(), job.clone());
+                let renewed =
+                    tokio::task::spawn_blocking(move || m.update_running(&j, |_| {})).await;
+                if let Ok(Ok(false)) = renewed {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        })
     }
 
     async fn run(self: Arc<Self>, job: JobRecord, cancel: CancellationToken) {
@@ -326,7 +437,7 @@ impl ExportJobs {
     fn finish(&self, job: &JobRecord, dir: &std::path::Path, outcome: Outcome) -> Result<()> {
         let running = self
             .get_blocking(&job.org_id, &job.job_id)?
-            .is_some_and(|j| j.state == JobState::Running);
+            .is_some_and(|j| self.mine(&j));
         if !running {
             archive::discard(dir, &job.job_id);
             return Ok(());
@@ -355,7 +466,7 @@ impl ExportJobs {
             }
         };
         let recorded = self.modify(&job.org_id, &job.job_id, |current| {
-            let running = current.state == JobState::Running;
+            let running = self.mine(current);
             if running {
                 current.state = state;
                 current.error_info = error_info.clone();
@@ -366,8 +477,13 @@ impl ExportJobs {
             }
             running
         })?;
-        if !recorded && state == JobState::Completed {
-            // Cancelled between the check above and now: the files go.
+        let cancelled = || {
+            self.get_blocking(&job.org_id, &job.job_id)
+                .map(|j| j.is_none_or(|j| j.state == JobState::Cancelled))
+        };
+        if !recorded && state == JobState::Completed && cancelled()? {
+            // Cancelled between the check above and now: the files go (a job
+            // adopted by another daemon keeps them: it writes the same names).
             archive::unpublish(dir, &job.job_id);
         }
         Ok(())

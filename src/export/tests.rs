@@ -42,6 +42,7 @@ fn record(entity: &str, token: &str, bucket: &str) -> JobRecord {
         start_ms: crate::clock::now_ms_u64(),
         end_ms: None,
         owner: String::new(),
+        lease_until_ms: 0,
     }
 }
 

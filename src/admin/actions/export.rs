@@ -17,8 +17,9 @@ use crate::export::jobs::{Cancelled, StartRefused};
 use crate::export::{ExportJobs, naming};
 use crate::shared::Shared;
 
-/// The daemon's export job service: writes under `[export] root`, and resumes
-/// the jobs a previous run left RUNNING (see `crate::export::jobs`).
+/// The daemon's export job service: writes under `[export] root`, resumes the
+/// jobs a previous run left RUNNING and, on a shared store, adopts those of
+/// daemons that are gone (see `crate::export::jobs`).
 pub fn start_jobs(shared: &Shared) -> Arc<ExportJobs> {
     let root = shared.config.data_path(&shared.config.export.root);
     let jobs = ExportJobs::new(shared.store.clone(), root);
@@ -29,6 +30,17 @@ pub fn start_jobs(shared: &Shared) -> Arc<ExportJobs> {
         .map(|o| o.id)
         .collect();
     jobs.resume(orgs);
+    if shared.store.is_shared() {
+        let directory = shared.directory.clone();
+        let orgs = move || {
+            directory
+                .list_organizations()
+                .into_iter()
+                .map(|o| o.id)
+                .collect()
+        };
+        jobs.adopt_orphans(orgs, shared.draining.clone());
+    }
     jobs
 }
 
@@ -98,6 +110,7 @@ pub async fn start_mailbox_export_job(
                 start_ms: now_ms(),
                 end_ms: None,
                 owner: String::new(),
+                lease_until_ms: 0,
             };
             s.exports
                 .start_blocking(record, now_ms())

@@ -411,3 +411,113 @@ async fn tag_writes_move_the_version_the_other_daemon_polls() {
         "kinds move apart"
     );
 }
+
+/// Export jobs on a shared store: a job whose daemon stopped renewing its lease
+/// (dead) is adopted by another daemon, only once, and run to completion there;
+/// the old owner's late writes are fenced off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_job_of_a_daemon_that_is_gone_is_adopted_and_finished() {
+    use crate::export::ExportJobs;
+    use crate::export::job::{JobRecord, JobState, LEASE_MS};
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = create_database(dir.path()).await;
+    let settings = Settings { url, pool_size: 4 };
+    let open = |node: &str| {
+        let settings = Settings {
+            url: settings.url.clone(),
+            pool_size: 4,
+        };
+        let node = node.to_string();
+        async move {
+            let s: Arc<dyn Backend> =
+                Arc::new(PgStore::open(&settings).await.unwrap().with_node(node));
+            s
+        }
+    };
+    let (a, b, c) = (open("a").await, open("b").await, open("c").await);
+    let mailbox = "m-export-owner";
+    a.create_mailbox(mailbox, 1 << 30).await.unwrap();
+    let jobs_a = ExportJobs::new(a.clone(), dir.path().join("a"));
+    let jobs_b = ExportJobs::new(b.clone(), dir.path().join("b"));
+    let jobs_c = ExportJobs::new(c.clone(), dir.path().join("c"));
+    let org = "m-00000000000000000000000000000009".to_string();
+    let now = crate::clock::now_ms_u64();
+    let record = JobRecord {
+        job_id: "job-1".into(),
+        org_id: org.clone(),
+        entity_id: mailbox.into(),
+        description: None,
+        role_arn: "arn:aws:iam::000000000000:role/export".into(),
+        kms_key_arn: "arn:aws:kms:local:000000000000:key/k".into(),
+        bucket: "b".into(),
+        prefix: "p".into(),
+        s3_path: "s3://b/p/job-1".into(),
+        client_token: "t".into(),
+        progress: 0,
+        state: JobState::Running,
+        error_info: None,
+        start_ms: now,
+        end_ms: None,
+        owner: String::new(),
+        lease_until_ms: 0,
+    };
+    let (job, _) = blocking({
+        let jobs_a = jobs_a.clone();
+        move || jobs_a.start_blocking(record, now)
+    })
+    .await
+    .unwrap();
+    assert_eq!(job.owner, "a");
+    let orgs = vec![org.clone()];
+    // While A's lease runs, nobody adopts.
+    let (jb, o) = (jobs_b.clone(), orgs.clone());
+    assert!(
+        blocking(move || jb.adopt_blocking(&o, now + 1000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A never ran it (gone): past the lease, B and C look at once; one adopts.
+    let later = now + LEASE_MS + 1;
+    let (jb, jc, o1, o2) = (jobs_b.clone(), jobs_c.clone(), orgs.clone(), orgs.clone());
+    let (by_b, by_c) = tokio::join!(
+        blocking(move || jb.adopt_blocking(&o1, later).unwrap()),
+        blocking(move || jc.adopt_blocking(&o2, later).unwrap()),
+    );
+    assert_eq!(
+        by_b.len() + by_c.len(),
+        1,
+        "adopted once: {by_b:?} {by_c:?}"
+    );
+    let (winner, adopted) = match by_b.into_iter().next() {
+        Some(j) => (jobs_b.clone(), j),
+        None => (jobs_c.clone(), by_c.into_iter().next().unwrap()),
+    };
+    assert_ne!(adopted.owner, "a");
+    winner.spawn(adopted.clone());
+    let ended = loop {
+        let (w, o, id) = (winner.clone(), org.clone(), adopted.job_id.clone());
+        let j = blocking(move || w.get_blocking(&o, &id).unwrap().unwrap()).await;
+        if j.state != JobState::Running {
+            break j;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (ended.state, ended.owner.as_str()),
+        (JobState::Completed, adopted.owner.as_str())
+    );
+    // A comes back with its stale copy: its writes are fenced, it keeps no file.
+    jobs_a.spawn(job.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (w, o, id) = (winner.clone(), org.clone(), adopted.job_id.clone());
+    let after = blocking(move || w.get_blocking(&o, &id).unwrap().unwrap()).await;
+    assert_eq!(after, ended, "A's late run changed nothing");
+    let a_files = std::fs::read_dir(dir.path().join("a/b/p"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(a_files, 0);
+}
