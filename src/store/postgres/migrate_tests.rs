@@ -583,6 +583,7 @@ fn one_mailbox() -> Vec<MailRow> {
         used_bytes: 0,
         next_uidvalidity: 1,
         created_ms: 0,
+        pruned_seq: 0,
     })]
 }
 
