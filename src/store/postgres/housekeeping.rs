@@ -129,3 +129,119 @@ impl Housekeeping for PgStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Settings;
+    use super::super::testing::{available, create_database};
+    use super::*;
+    use crate::directory::{DirectoryBackend, Record, RecordKind, RecordOp};
+    use crate::store::shared_state::SharedState;
+
+    async fn store(dir: &std::path::Path) -> PgStore {
+        let url = create_database(dir).await;
+        PgStore::open(&Settings { url, pool_size: 2 })
+            .await
+            .unwrap()
+    }
+
+    fn token(id: &str) -> RecordOp {
+        RecordOp::Put(Record {
+            kind: RecordKind::PersonalAccessToken,
+            id: id.into(),
+            org_id: "o".into(),
+            json: format!("{{\"id\":\"{id}\"}}"),
+        })
+    }
+
+    fn gone(id: &str) -> RecordOp {
+        RecordOp::Delete {
+            kind: RecordKind::PersonalAccessToken,
+            id: id.into(),
+        }
+    }
+
+    fn ids(records: &[Record]) -> Vec<&str> {
+        let mut v: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        v.sort();
+        v
+    }
+
+    /// A reader behind the pruned tombstones gets the whole directory (so it
+    /// cannot miss a delete); one at or past them still gets deltas.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_behind_pruned_tombstones_reloads_everything() {
+        if !available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        s.apply(vec![token("t1"), token("t2")]).unwrap();
+        let behind = s.version().unwrap();
+        s.apply(vec![gone("t1")]).unwrap();
+        let at_delete = s.version().unwrap();
+        s.apply(vec![token("t3")]).unwrap();
+        let delta = s.records_since(behind).unwrap();
+        assert!(!delta.full);
+        assert_eq!(
+            delta.deleted,
+            vec![(RecordKind::PersonalAccessToken, "t1".into())]
+        );
+
+        // A tombstone made just now is younger than a day: kept.
+        let day_ago = crate::clock::now_ms() - 86_400_000;
+        assert_eq!(s.prune_tombstones(day_ago).await.unwrap(), 0);
+        assert!(!s.records_since(behind).unwrap().full);
+
+        let later = crate::clock::now_ms() + 3_600_000;
+        assert_eq!(s.prune_tombstones(later).await.unwrap(), 1);
+        assert_eq!(s.prune_tombstones(later).await.unwrap(), 0, "nothing left");
+        let all = s.records_since(behind).unwrap();
+        assert!(all.full, "behind the pruned delete: everything");
+        assert_eq!(ids(&all.records), ["t2", "t3"]);
+        assert!(all.deleted.is_empty());
+        assert_eq!(all.version, s.version().unwrap());
+        let delta = s.records_since(at_delete).unwrap();
+        assert!(!delta.full, "past the pruned delete: a delta");
+        assert_eq!(ids(&delta.records), ["t3"]);
+        assert!(s.records_since(0).unwrap().full);
+        // A token put again after its tombstone went is live again.
+        s.apply(vec![token("t1")]).unwrap();
+        assert_eq!(
+            ids(&s.records_since(0).unwrap().records),
+            ["t1", "t2", "t3"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_shared_state_rows_are_deleted_in_batches() {
+        if !available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+        // k0..k2 expire at 100, k3 and k4 at 1,000.
+        let mut set = |_: &[Option<String>]| {
+            (0..5)
+                .map(|i| Some(("v".to_string(), if i < 3 { 100 } else { 1000 })))
+                .collect()
+        };
+        s.update_shared(&keys, 0, &mut set).await.unwrap();
+        assert_eq!(s.delete_expired_shared_state(50, 10).await.unwrap(), 0);
+        assert_eq!(s.delete_expired_shared_state(500, 2).await.unwrap(), 2);
+        assert_eq!(s.delete_expired_shared_state(500, 10).await.unwrap(), 1);
+        assert_eq!(s.delete_expired_shared_state(500, 10).await.unwrap(), 0);
+        let mut seen = Vec::new();
+        let mut read = |v: &[Option<String>]| {
+            seen = v.to_vec();
+            v.iter().map(|_| None).collect()
+        };
+        s.update_shared(&keys, 500, &mut read).await.unwrap();
+        assert_eq!(
+            seen.iter().filter(|v| v.is_some()).count(),
+            2,
+            "k3, k4 live"
+        );
+    }
+}
