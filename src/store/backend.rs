@@ -18,7 +18,8 @@ use crate::config::{Config, StoreBackend};
 use crate::directory::DirectoryBackend;
 
 /// Everything the daemon stores, behind one object: mail ([`Store`]), the
-/// outbound queue, the directory's and the access rules' persistence, and tags.
+/// outbound queue, the directory's and the access rules' persistence, tags,
+/// and the housekeeping that keeps them from growing forever ([`Housekeeping`]).
 /// A new backend implements this (and its supertraits) and adds itself to
 /// [`open`] and to the conformance suite's list.
 pub trait Backend:
