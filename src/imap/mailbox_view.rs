@@ -465,20 +465,31 @@ fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{FlagOp, FolderKind, FolderRef, Target};
+    use crate::store::{Backend, FlagOp, FolderKind, FolderRef, Target};
 
     async fn fixture() -> (tempfile::TempDir, Arc<dyn Store>, Folder) {
+        let (dir, backend, inbox) = backend_fixture().await;
+        (dir, backend, inbox)
+    }
+
+    /// Mailbox `m` with its Inbox, on a store whose feed can be pruned.
+    async fn backend_fixture() -> (tempfile::TempDir, Arc<dyn Backend>, Folder) {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = crate::store::testing::open(&dir.path().join("s.sqlite"));
+        let store = crate::store::testing::open(&dir.path().join("s.sqlite"));
         store.create_mailbox("m", 1 << 30).await.unwrap();
-        let inbox = store
-            .folders("m")
+        let inbox = reread(&store, "m").await;
+        (dir, store, inbox)
+    }
+
+    /// The Inbox of `mailbox` as it is now.
+    async fn reread(store: &Arc<dyn Backend>, mailbox: &str) -> Folder {
+        store
+            .folders(mailbox)
             .await
             .unwrap()
             .into_iter()
             .find(|f| f.kind == Some(FolderKind::Inbox))
-            .unwrap();
-        (dir, store, inbox)
+            .unwrap()
     }
 
     async fn deliver(store: &Arc<dyn Store>) -> u32 {
@@ -649,26 +660,15 @@ mod tests {
     /// records, every absent UID the client may know once they were pruned.
     #[tokio::test]
     async fn vanished_is_exact_or_every_absent_uid_after_pruning() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = crate::store::testing::open(&dir.path().join("s.sqlite"));
+        let (_dir, backend, folder) = backend_fixture().await;
         let store: Arc<dyn Store> = backend.clone();
-        store.create_mailbox("m", 1 << 30).await.unwrap();
         for _ in 0..5 {
             deliver(&store).await;
         }
-        let inbox = |s: Arc<dyn Store>| async move {
-            s.folders("m")
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|f| f.kind == Some(FolderKind::Inbox))
-                .unwrap()
-        };
-        let folder = inbox(store.clone()).await;
         store.expunge(folder.id, vec![2]).await.unwrap();
-        let before = inbox(store.clone()).await.highest_modseq;
+        let before = reread(&backend, "m").await.highest_modseq;
         store.expunge(folder.id, vec![4]).await.unwrap();
-        let view = View::open(&store, inbox(store.clone()).await, true, &Arc::default())
+        let view = View::open(&store, reread(&backend, "m").await, true, &Arc::default())
             .await
             .unwrap();
         assert_eq!(
@@ -697,19 +697,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_cursor_below_the_pruned_feed_reloads_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = crate::store::testing::open(&dir.path().join("s.sqlite"));
+        let (_dir, backend, folder) = backend_fixture().await;
         let store: Arc<dyn Store> = backend.clone();
-        store.create_mailbox("m", 1 << 30).await.unwrap();
         let a = deliver(&store).await;
         let b = deliver(&store).await;
-        let folder = store
-            .folders("m")
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|f| f.kind == Some(FolderKind::Inbox))
-            .unwrap();
         let mut view = View::open(&store, folder.clone(), false, &Arc::default())
             .await
             .unwrap();

@@ -719,11 +719,23 @@ async fn idle_pushes_a_delivery_within_100_ms() {
     assert!(a.until("i").await.starts_with("i OK"));
 }
 
-#[tokio::test]
-async fn qresync_reports_vanished_and_changes() {
-    let f = fixture().await;
-    let mut c = imaps(&f, Some("bob")).await;
-    for i in 0..3 {
+/// The number after `key` in a response (`UIDVALIDITY 7]`, `HIGHESTMODSEQ 9)`).
+fn number_after(r: &str, key: &str) -> u64 {
+    let digits: String = r
+        .split(key)
+        .nth(1)
+        .unwrap_or("")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+/// Bob's session with `n` messages appended to INBOX, QRESYNC enabled and
+/// INBOX selected; its UIDVALIDITY and HIGHESTMODSEQ.
+async fn qresync_session(f: &Fixture, n: usize) -> (Tls, u64, u64) {
+    let mut c = imaps(f, Some("bob")).await;
+    for i in 0..n {
         let r = append(&mut c, "a", "INBOX", "", &message(&format!("m{i}"), 10)).await;
         assert!(r.starts_with("a OK"), "{r}");
     }
@@ -733,18 +745,17 @@ async fn qresync_reports_vanished_and_changes() {
             .contains("* ENABLED QRESYNC")
     );
     let r = c.cmd("s", "SELECT INBOX").await;
-    let uv: u32 = r
-        .split("UIDVALIDITY ")
-        .nth(1)
-        .and_then(|s| s.split(']').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let hm: u64 = r
-        .split("HIGHESTMODSEQ ")
-        .nth(1)
-        .and_then(|s| s.split(']').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
+    let (uv, hm) = (
+        number_after(&r, "UIDVALIDITY "),
+        number_after(&r, "HIGHESTMODSEQ "),
+    );
+    (c, uv, hm)
+}
+
+#[tokio::test]
+async fn qresync_reports_vanished_and_changes() {
+    let f = fixture().await;
+    let (mut c, uv, hm) = qresync_session(&f, 3).await;
     assert!(
         c.cmd("t", "UID STORE 2 +FLAGS (\\Deleted)")
             .await
@@ -781,35 +792,14 @@ async fn qresync_reports_vanished_and_changes() {
 #[tokio::test]
 async fn qresync_after_the_feed_was_pruned_names_every_absent_uid() {
     let f = fixture().await;
-    let mut c = imaps(&f, Some("bob")).await;
-    for i in 0..4 {
-        let r = append(&mut c, "a", "INBOX", "", &message(&format!("m{i}"), 10)).await;
-        assert!(r.starts_with("a OK"), "{r}");
-    }
-    assert!(
-        c.cmd("e", "ENABLE QRESYNC")
-            .await
-            .contains("* ENABLED QRESYNC")
-    );
-    let r = c.cmd("s", "SELECT INBOX").await;
-    let number = |r: &str, key: &str| -> u64 {
-        let digits: String = r
-            .split(key)
-            .nth(1)
-            .unwrap_or("")
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().unwrap()
-    };
-    let uv = number(&r, "UIDVALIDITY ");
+    let (mut c, uv, _) = qresync_session(&f, 4).await;
     assert!(
         c.cmd("dx1", "UID STORE 1 +FLAGS.SILENT (\\Deleted)")
             .await
             .contains("OK")
     );
     assert!(c.cmd("x1", "UID EXPUNGE 1").await.contains("* VANISHED 1"));
-    let hm = number(
+    let hm = number_after(
         &c.cmd("n", "STATUS INBOX (HIGHESTMODSEQ)").await,
         "HIGHESTMODSEQ ",
     );

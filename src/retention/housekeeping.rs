@@ -126,16 +126,8 @@ impl Housekeeper {
                 _ = tokio::time::sleep(wait + jitter) => {}
             }
             wait = INTERVAL;
-            let _held = match self.store.singleton("housekeeping").await {
-                Ok(Some(held)) => held,
-                Ok(None) => {
-                    tracing::debug!("housekeeping: another daemon holds it");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "housekeeping skipped: store unavailable");
-                    continue;
-                }
+            let Some(_held) = super::sweeper::hold(&*self.store, "housekeeping").await else {
+                continue;
             };
             let started = Instant::now();
             let report = self.round(crate::clock::now_ms(), &stop).await;
