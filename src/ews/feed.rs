@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use dashmap::DashMap;
 use tokio::sync::Mutex;
 
-use crate::store::{Backend, Change, Folder};
+use crate::store::{Backend, Change, Folder, StoreError};
 
 /// Changes kept per mailbox: a burst beyond this is read by each subscriber alone.
 const KEEP: usize = 256;
@@ -44,6 +44,20 @@ pub struct Read<T> {
     pub answer: T,
     pub last: i64,
     pub more: bool,
+    /// The store pruned its feed past the watermark (`store::housekeeping`):
+    /// the events after it are lost, `answer` holds none of them, and the
+    /// subscriber must be told (ErrorInvalidWatermark, a closed stream).
+    pub pruned: bool,
+}
+
+/// A read that cannot continue from `after`: no events, nothing more.
+fn pruned<T>(after: i64, f: impl FnOnce(&[Change], &[Folder]) -> T) -> Read<T> {
+    Read {
+        answer: f(&[], &[]),
+        last: after,
+        more: false,
+        pruned: true,
+    }
 }
 
 impl Feeds {
@@ -67,7 +81,8 @@ impl Feeds {
 /// Up to `limit` changes of `mailbox` after `after`, given to `f` with the
 /// mailbox's folders; read from the store only when the feed moved past what
 /// `feed` holds (or `after` is older than all of it). A store error reads as no
-/// change (the subscriber tries again at its next wake-up).
+/// change (the subscriber tries again at its next wake-up), but a feed pruned
+/// past `after` is [`Read::pruned`].
 pub async fn read<T>(
     feed: &Feed,
     store: &Arc<dyn Backend>,
@@ -82,10 +97,11 @@ pub async fn read<T>(
     if behind && r.span.is_some() {
         // Older than what is shared: read for this subscriber alone.
         drop(r);
-        let changes = store
-            .changes_since(mailbox, after, limit)
-            .await
-            .unwrap_or_default();
+        let changes = match store.changes_since(mailbox, after, limit).await {
+            Ok(changes) => changes,
+            Err(StoreError::FeedPruned) => return pruned(after, f),
+            Err(_) => Vec::new(),
+        };
         let folders = store.folders(mailbox).await.unwrap_or_default();
         let last = changes.last().map_or(after, |c| c.seq);
         let more = changes.len() == limit || last < latest;
@@ -93,15 +109,21 @@ pub async fn read<T>(
             answer: f(&changes, &folders),
             last,
             more,
+            pruned: false,
         };
     }
     let upto = r.span.map_or(after, |(_, upto)| upto);
     if behind || latest > upto || (!r.complete && after >= upto) {
         let start = if behind { after } else { upto };
-        let fresh = store
-            .changes_since(mailbox, start, limit)
-            .await
-            .unwrap_or_default();
+        let fresh = match store.changes_since(mailbox, start, limit).await {
+            Ok(fresh) => fresh,
+            Err(StoreError::FeedPruned) => {
+                // What is shared is stale too: the next reader starts afresh.
+                *r = Recent::default();
+                return pruned(after, f);
+            }
+            Err(_) => Vec::new(),
+        };
         if let Ok(folders) = store.folders(mailbox).await {
             r.folders = folders;
         }
@@ -131,7 +153,12 @@ pub async fn read<T>(
     let last = mine.last().map_or(after, |c| c.seq);
     let more = mine.len() == limit || last < upto.max(latest) || (!complete && last == upto);
     let answer = f(mine, folders);
-    Read { answer, last, more }
+    Read {
+        answer,
+        last,
+        more,
+        pruned: false,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! costs each watching session a read of the few changed rows, not of the whole
 //! folder, and an idle session holds its UIDs as runs (a few dozen bytes for a
 //! folder of thousands of messages, `UidRuns`). A feed backlog too long to replay
-//! falls back to reading the folder once. No MODSEQ is kept per message: a flag
+//! falls back to reading the folder once, as does a cursor older than what the
+//! store kept of its feed (`store::housekeeping` prunes it). No MODSEQ is kept per message: a flag
 //! change from the feed is new to the client unless the session reported it
 //! itself (`echoes`), so the view needs only MODSEQ watermarks.
 
@@ -15,9 +16,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use imap_codec::imap_types::sequence::SequenceSet;
+
 use super::recent::{FolderKey, RecentClaims};
+use super::sequence::Merged;
 use super::uid_runs::UidRuns;
-use crate::store::{ChangeKind, Folder, MessageMeta, Store};
+use crate::store::{ChangeKind, Folder, MessageMeta, Store, StoreError};
 
 /// Changes replayed per read of the feed; a longer backlog reloads the folder.
 const FEED_BATCH: usize = 1000;
@@ -215,9 +219,15 @@ impl View {
         allow_expunge: bool,
     ) -> crate::store::Result<Updates> {
         self.watch.mark_unchanged();
-        let changes = store
+        let changes = match store
             .changes_since(&self.folder.mailbox_id, self.cursor, FEED_BATCH)
-            .await?;
+            .await
+        {
+            Ok(changes) => changes,
+            // The changes after the cursor were pruned: the folder tells all.
+            Err(StoreError::FeedPruned) => return self.reload(store, allow_expunge).await,
+            Err(e) => return Err(e),
+        };
         if changes.len() >= FEED_BATCH {
             return self.reload(store, allow_expunge).await;
         }
@@ -343,6 +353,51 @@ impl View {
         *own = (*own).max(modseq);
     }
 
+    /// What VANISHED (EARLIER) names for a client at `modseq` (QRESYNC), within
+    /// `within` when given (`*` is the highest UID the client may know), as
+    /// ascending runs of UIDs: those expunged above `modseq` that the view no
+    /// longer holds. When the store cannot say (its expunge records were pruned
+    /// past `modseq`, or the read failed), every UID the client may know that
+    /// the view lacks ([`absent_runs`]): RFC 7162 3.2.5.1 lets VANISHED
+    /// (EARLIER) name UIDs that never existed, so no expunge is ever left out.
+    pub async fn vanished_since(
+        &self,
+        store: &Arc<dyn Store>,
+        modseq: u64,
+        within: Option<&SequenceSet>,
+    ) -> Vec<(u32, u32)> {
+        let present = self.uids();
+        // The highest UID the client may know: below UIDNEXT at SELECT (read
+        // before the view's messages), or one the view learnt since.
+        let bound = self.folder.uidnext.saturating_sub(1).max(self.uids.last());
+        let expunged = store
+            .expunged_since(&self.folder.mailbox_id, self.folder.id, modseq)
+            .await;
+        match expunged {
+            Ok(uids) => {
+                let within = within.map(|set| Merged::of(set, bound));
+                let uids: Vec<u32> = uids
+                    .into_iter()
+                    .filter(|&uid| {
+                        present.binary_search(&uid).is_err()
+                            && within.as_ref().is_none_or(|set| set.contains(uid))
+                    })
+                    .collect();
+                runs_of(&uids)
+            }
+            Err(e) => {
+                if !matches!(e, StoreError::FeedPruned) {
+                    tracing::warn!(error = %e, "IMAP: expunge records unreadable; naming every absent UID");
+                }
+                let absent = absent_runs(present.iter().copied(), bound);
+                match within {
+                    Some(set) => Merged::of(set, bound).intersect(&absent),
+                    None => absent,
+                }
+            }
+        }
+    }
+
     /// Removes messages the session expunged itself; returns their sequence numbers
     /// in sending order (each computed after the previous removal).
     pub fn remove(&mut self, uids: &[u32]) -> Vec<u32> {
@@ -354,6 +409,40 @@ impl View {
             .map(|i| i as u32 + 1)
             .collect()
     }
+}
+
+/// The UIDs from 1 to `bound` missing from `present` (ascending), as ascending
+/// runs `(first, last)`: one run per gap, however many UIDs it spans.
+pub fn absent_runs(present: impl Iterator<Item = u32>, bound: u32) -> Vec<(u32, u32)> {
+    let mut runs = Vec::new();
+    // The first UID not yet accounted for; u64, as it may pass u32::MAX.
+    let mut next = 1u64;
+    for uid in present {
+        if uid > bound {
+            break;
+        }
+        if u64::from(uid) > next {
+            runs.push((next as u32, uid - 1));
+        }
+        next = next.max(u64::from(uid) + 1);
+    }
+    if next <= u64::from(bound) {
+        runs.push((next as u32, bound));
+    }
+    runs
+}
+
+/// Ascending UIDs as ascending runs of consecutive ones.
+pub fn runs_of(uids: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &uid in uids {
+        match runs.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(uid) => last.1 = uid,
+            Some(last) if last.1 >= uid => {}
+            _ => runs.push((uid, uid)),
+        }
+    }
+    runs
 }
 
 async fn load(store: &Arc<dyn Store>, folder: i64) -> crate::store::Result<Vec<MessageMeta>> {
@@ -376,20 +465,31 @@ fn learn<'f>(keywords: &mut BTreeSet<String>, flags: impl IntoIterator<Item = &'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{FlagOp, FolderKind, FolderRef, Target};
+    use crate::store::{Backend, FlagOp, FolderKind, FolderRef, Target};
 
     async fn fixture() -> (tempfile::TempDir, Arc<dyn Store>, Folder) {
+        let (dir, backend, inbox) = backend_fixture().await;
+        (dir, backend, inbox)
+    }
+
+    /// Mailbox `m` with its Inbox, on a store whose feed can be pruned.
+    async fn backend_fixture() -> (tempfile::TempDir, Arc<dyn Backend>, Folder) {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = crate::store::testing::open(&dir.path().join("s.sqlite"));
+        let store = crate::store::testing::open(&dir.path().join("s.sqlite"));
         store.create_mailbox("m", 1 << 30).await.unwrap();
-        let inbox = store
-            .folders("m")
+        let inbox = reread(&store, "m").await;
+        (dir, store, inbox)
+    }
+
+    /// The Inbox of `mailbox` as it is now.
+    async fn reread(store: &Arc<dyn Backend>, mailbox: &str) -> Folder {
+        store
+            .folders(mailbox)
             .await
             .unwrap()
             .into_iter()
             .find(|f| f.kind == Some(FolderKind::Inbox))
-            .unwrap();
-        (dir, store, inbox)
+            .unwrap()
     }
 
     async fn deliver(store: &Arc<dyn Store>) -> u32 {
@@ -520,6 +620,98 @@ mod tests {
         let u = view.refresh(&store, true).await.unwrap();
         assert_eq!(u.exists, Some(FEED_BATCH as u32 + 5));
         assert_eq!(view.len(), FEED_BATCH + 5);
+        assert_eq!(
+            view.refresh(&store, true).await.unwrap(),
+            Updates::default()
+        );
+    }
+
+    #[test]
+    fn absent_uids_are_the_gaps_up_to_the_bound_as_runs() {
+        assert_eq!(
+            absent_runs([2, 3, 7].into_iter(), 9),
+            vec![(1, 1), (4, 6), (8, 9)]
+        );
+        assert_eq!(absent_runs([1, 2].into_iter(), 2), vec![]);
+        assert_eq!(absent_runs(std::iter::empty(), 3), vec![(1, 3)]);
+        assert_eq!(absent_runs(std::iter::empty(), 0), vec![]);
+        assert_eq!(
+            absent_runs([5, 9].into_iter(), 6),
+            vec![(1, 4), (6, 6)],
+            "UIDs above the bound are not the client's"
+        );
+        assert_eq!(
+            absent_runs([u32::MAX].into_iter(), u32::MAX),
+            vec![(1, u32::MAX - 1)]
+        );
+    }
+
+    #[test]
+    fn uids_become_runs_of_consecutive_ones() {
+        assert_eq!(runs_of(&[1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
+        assert_eq!(runs_of(&[]), vec![]);
+        assert_eq!(
+            runs_of(&[4, 4, u32::MAX]),
+            vec![(4, 4), (u32::MAX, u32::MAX)]
+        );
+    }
+
+    /// QRESYNC's answer from a view: exact while the store keeps the expunge
+    /// records, every absent UID the client may know once they were pruned.
+    #[tokio::test]
+    async fn vanished_is_exact_or_every_absent_uid_after_pruning() {
+        let (_dir, backend, folder) = backend_fixture().await;
+        let store: Arc<dyn Store> = backend.clone();
+        for _ in 0..5 {
+            deliver(&store).await;
+        }
+        store.expunge(folder.id, vec![2]).await.unwrap();
+        let before = reread(&backend, "m").await.highest_modseq;
+        store.expunge(folder.id, vec![4]).await.unwrap();
+        let view = View::open(&store, reread(&backend, "m").await, true, &Arc::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            view.vanished_since(&store, before, None).await,
+            vec![(4, 4)]
+        );
+        // Everything but the latest change (the expunge of 4) pruned.
+        let later = crate::clock::now_ms() + 3_600_000;
+        assert!(backend.prune_feed("m", later, 1, 100).await.unwrap() > 0);
+        assert_eq!(
+            view.vanished_since(&store, before, None).await,
+            vec![(4, 4)],
+            "the kept record of 4 is exact above the pruned expunge of 2"
+        );
+        assert_eq!(
+            view.vanished_since(&store, 0, None).await,
+            vec![(2, 2), (4, 4)],
+            "below it, every absent UID"
+        );
+        let known = SequenceSet::try_from("3:*").unwrap();
+        assert_eq!(
+            view.vanished_since(&store, 0, Some(&known)).await,
+            vec![(4, 4)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cursor_below_the_pruned_feed_reloads_the_folder() {
+        let (_dir, backend, folder) = backend_fixture().await;
+        let store: Arc<dyn Store> = backend.clone();
+        let a = deliver(&store).await;
+        let b = deliver(&store).await;
+        let mut view = View::open(&store, folder.clone(), false, &Arc::default())
+            .await
+            .unwrap();
+        store.expunge(folder.id, vec![a]).await.unwrap();
+        let c = deliver(&store).await;
+        let later = crate::clock::now_ms() + 3_600_000;
+        assert!(backend.prune_feed("m", later, 1, 100).await.unwrap() > 0);
+        let u = view.refresh(&store, true).await.unwrap();
+        assert_eq!(u.expunged, vec![(1, a)]);
+        assert_eq!(u.exists, Some(2));
+        assert_eq!(view.uids(), vec![b, c]);
         assert_eq!(
             view.refresh(&store, true).await.unwrap(),
             Updates::default()

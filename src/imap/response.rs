@@ -69,6 +69,21 @@ pub fn encode_item(item: MessageDataItem<'_>) -> Vec<u8> {
     }
 }
 
+/// Ascending runs `(first, last)` as an IMAP sequence set (`1:4,7`).
+pub fn runs_set(runs: &[(u32, u32)]) -> String {
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            }
+        })
+        .collect();
+    parts.join(",")
+}
+
 /// A set of numbers in the compact `1:3,7` form (COPYUID, VANISHED, ESEARCH ALL).
 pub fn compact_set(nums: &[u32]) -> String {
     let mut sorted = nums.to_vec();
@@ -107,6 +122,12 @@ pub fn ordered_set(nums: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_are_written_as_a_sequence_set() {
+        assert_eq!(runs_set(&[(1, 1), (3, 4), (9, 12)]), "1,3:4,9:12");
+        assert_eq!(runs_set(&[]), "");
+    }
 
     #[test]
     fn strings_are_quoted_or_literal() {

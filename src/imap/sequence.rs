@@ -90,6 +90,27 @@ impl Merged {
         let i = self.0.partition_point(|&(lo, _)| lo <= n);
         i > 0 && self.0[i - 1].1 >= n
     }
+
+    /// The parts of `runs` (ascending, disjoint `(first, last)`) in the set, as
+    /// ascending runs: VANISHED (EARLIER) over a range of absent UIDs, without
+    /// a step per UID.
+    pub fn intersect(&self, runs: &[(u32, u32)]) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() && j < runs.len() {
+            let (a, b) = (self.0[i], runs[j]);
+            let (lo, hi) = (a.0.max(b.0), a.1.min(b.1));
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+            if a.1 < b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        out
+    }
 }
 
 /// Whether `uid` is in the set, with `*` standing for `star` (SEARCH UID, QRESYNC).
@@ -106,6 +127,21 @@ mod tests {
 
     fn set(s: &str) -> SequenceSet {
         SequenceSet::try_from(s).unwrap()
+    }
+
+    #[test]
+    fn merged_sets_intersect_runs() {
+        let m = Merged::of(&set("2:4,8,10:*"), 12);
+        assert_eq!(
+            m.intersect(&[(1, 3), (5, 9), (11, 20)]),
+            vec![(2, 3), (8, 8), (11, 12)]
+        );
+        assert_eq!(m.intersect(&[]), vec![]);
+        assert_eq!(m.intersect(&[(5, 7)]), vec![]);
+        assert_eq!(
+            Merged::of(&set("1:*"), 3).intersect(&[(1, 9)]),
+            vec![(1, 3)]
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ struct Fixture {
     ids: (String, String),
     draining: CancellationToken,
     store: Arc<dyn crate::store::Store>,
+    /// The same store with its housekeeping side.
+    backend: Arc<dyn crate::store::Backend>,
 }
 
 async fn fixture() -> Fixture {
@@ -74,6 +76,7 @@ async fn fixture_with(limits: crate::config::Limits) -> Fixture {
         _dir: w.dir,
         draining: w.draining,
         store: ctx.store.clone(),
+        backend: w.store.clone(),
     }
 }
 
@@ -716,11 +719,23 @@ async fn idle_pushes_a_delivery_within_100_ms() {
     assert!(a.until("i").await.starts_with("i OK"));
 }
 
-#[tokio::test]
-async fn qresync_reports_vanished_and_changes() {
-    let f = fixture().await;
-    let mut c = imaps(&f, Some("bob")).await;
-    for i in 0..3 {
+/// The number after `key` in a response (`UIDVALIDITY 7]`, `HIGHESTMODSEQ 9)`).
+fn number_after(r: &str, key: &str) -> u64 {
+    let digits: String = r
+        .split(key)
+        .nth(1)
+        .unwrap_or("")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap()
+}
+
+/// Bob's session with `n` messages appended to INBOX, QRESYNC enabled and
+/// INBOX selected; its UIDVALIDITY and HIGHESTMODSEQ.
+async fn qresync_session(f: &Fixture, n: usize) -> (Tls, u64, u64) {
+    let mut c = imaps(f, Some("bob")).await;
+    for i in 0..n {
         let r = append(&mut c, "a", "INBOX", "", &message(&format!("m{i}"), 10)).await;
         assert!(r.starts_with("a OK"), "{r}");
     }
@@ -730,18 +745,17 @@ async fn qresync_reports_vanished_and_changes() {
             .contains("* ENABLED QRESYNC")
     );
     let r = c.cmd("s", "SELECT INBOX").await;
-    let uv: u32 = r
-        .split("UIDVALIDITY ")
-        .nth(1)
-        .and_then(|s| s.split(']').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let hm: u64 = r
-        .split("HIGHESTMODSEQ ")
-        .nth(1)
-        .and_then(|s| s.split(']').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
+    let (uv, hm) = (
+        number_after(&r, "UIDVALIDITY "),
+        number_after(&r, "HIGHESTMODSEQ "),
+    );
+    (c, uv, hm)
+}
+
+#[tokio::test]
+async fn qresync_reports_vanished_and_changes() {
+    let f = fixture().await;
+    let (mut c, uv, hm) = qresync_session(&f, 3).await;
     assert!(
         c.cmd("t", "UID STORE 2 +FLAGS (\\Deleted)")
             .await
@@ -769,6 +783,71 @@ async fn qresync_reports_vanished_and_changes() {
     assert!(r.contains("* VANISHED (EARLIER) 2"), "{r}");
     assert!(r.contains("UID 3 FLAGS (\\Seen) MODSEQ"), "{r}");
     assert!(!r.contains("UID 1 "), "{r}");
+}
+
+/// QRESYNC from a MODSEQ older than what the store kept of its expunge records
+/// (`store::housekeeping` pruned them): VANISHED (EARLIER) names every UID the
+/// client may know that is gone, an expunge older than its MODSEQ too (RFC 7162
+/// allows it), never fewer; a session selected meanwhile reloads its view.
+#[tokio::test]
+async fn qresync_after_the_feed_was_pruned_names_every_absent_uid() {
+    let f = fixture().await;
+    let (mut c, uv, _) = qresync_session(&f, 4).await;
+    assert!(
+        c.cmd("dx1", "UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .contains("OK")
+    );
+    assert!(c.cmd("x1", "UID EXPUNGE 1").await.contains("* VANISHED 1"));
+    let hm = number_after(
+        &c.cmd("n", "STATUS INBOX (HIGHESTMODSEQ)").await,
+        "HIGHESTMODSEQ ",
+    );
+    // A second session, selected now, sees UIDs 3 and 4 go while the feed
+    // is pruned past its cursor.
+    let mut other = imaps(&f, Some("bob")).await;
+    assert!(other.cmd("o", "SELECT INBOX").await.contains("* 3 EXISTS"));
+    assert!(
+        c.cmd("dx2", "UID STORE 3 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .contains("OK")
+    );
+    assert!(c.cmd("x2", "UID EXPUNGE 3").await.contains("* VANISHED 3"));
+    assert!(
+        c.cmd("dx3", "UID STORE 4 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .contains("OK")
+    );
+    assert!(c.cmd("x3", "UID EXPUNGE 4").await.contains("* VANISHED 4"));
+    let bob = f.ids.1.clone();
+    let later = crate::clock::now_ms() + 3_600_000;
+    assert!(f.backend.prune_feed(&bob, later, 1, 1000).await.unwrap() > 0);
+
+    let r = other.cmd("o2", "NOOP").await;
+    assert_eq!(
+        r.matches("* 2 EXPUNGE").count(),
+        2,
+        "the reloaded view announces UIDs 3 and 4: {r}"
+    );
+    assert!(r.contains("o2 OK"), "{r}");
+
+    let r = c
+        .cmd("s2", &format!("SELECT INBOX (QRESYNC ({uv} {hm}))"))
+        .await;
+    assert!(r.contains("* VANISHED (EARLIER) 1,3:4"), "{r}");
+    assert!(r.contains("s2 OK"), "{r}");
+    let r = c
+        .cmd(
+            "f",
+            &format!("UID FETCH 2:* (FLAGS) (CHANGEDSINCE {hm} VANISHED)"),
+        )
+        .await;
+    assert!(r.contains("* VANISHED (EARLIER) 3:4"), "{r}");
+    // Known UIDs bound the answer as they do when the records are whole.
+    let r = c
+        .cmd("s3", &format!("SELECT INBOX (QRESYNC ({uv} {hm} 4))"))
+        .await;
+    assert!(r.lines().any(|l| l == "* VANISHED (EARLIER) 4"), "{r}");
 }
 
 fn deny_imap_loopback() -> AccessControlRuleInput {

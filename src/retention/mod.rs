@@ -4,7 +4,9 @@
 //! Owns the policy model and its validation ([`policy`], pure), where a policy is
 //! kept ([`stored`]: one tag per organization in the store's tag table), the
 //! sweeper that applies every organization's policy to its mailboxes
-//! ([`sweeper`]), and its metrics. The admin API's three actions call into
+//! ([`sweeper`]), and its metrics; also the store's own housekeeping
+//! ([`housekeeping`]: change feed pruning and the like), which runs beside the
+//! sweeper the same way. The admin API's three actions call into
 //! this module; `server` starts the sweeper through [`services`]. It sits on
 //! the floor of `access` and `events`: it uses `store`, `directory`, the
 //! metrics registry and the leaves, never a protocol, `shared` or `server`.
@@ -15,6 +17,7 @@
 //! Email), never their subfolders, Calendar, Contacts, Tasks, Notes, Outbox,
 //! Archive or user folders.
 
+pub mod housekeeping;
 pub mod metrics;
 pub mod policy;
 pub mod stored;
@@ -42,7 +45,8 @@ pub const FIRST_SWEEP_MAX: Duration = Duration::from_secs(60);
 /// The sweeper as background work for `server` to run: first sweep one minute
 /// after start (or after `retention.interval_secs`, when shorter), then every
 /// `interval_secs` after the previous one ends, `batch_size` items per store
-/// write, until `draining` is cancelled. Its metrics register in `metrics`.
+/// write, until `draining` is cancelled; beside it the store's housekeeping
+/// ([`housekeeping`], hourly). Their metrics register in `metrics`.
 pub fn services(
     config: &RetentionSection,
     store: &Arc<dyn Backend>,
@@ -58,8 +62,15 @@ pub fn services(
         config.batch_size,
     );
     let first = interval.min(FIRST_SWEEP_MAX);
+    let housekeeper = housekeeping::Housekeeper::new(
+        store.clone(),
+        housekeeping::HousekeepingMetrics::registered(metrics),
+    );
     Services {
-        background: vec![Box::pin(sweeper.run(first, interval, draining.clone()))],
+        background: vec![
+            Box::pin(sweeper.run(first, interval, draining.clone())),
+            Box::pin(housekeeper.run(housekeeping::FIRST_ROUND, draining.clone())),
+        ],
         ..Services::default()
     }
 }

@@ -23,7 +23,24 @@ use super::metrics::RetentionMetrics;
 use super::policy::{Disposal, FolderRule, RetentionPolicy, plan};
 use super::stored;
 use crate::directory::{Directory, OrganizationState};
-use crate::store::{Backend, Folder, FolderKind, StoreError};
+use crate::store::{Backend, Folder, FolderKind, Singleton, StoreError};
+
+/// The job `name` for this daemon ([`Backend::singleton`]), or `None` (logged)
+/// when another daemon holds it or the store cannot be reached: that round is
+/// skipped.
+pub(super) async fn hold(store: &dyn Backend, name: &str) -> Option<Singleton> {
+    match store.singleton(name).await {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => {
+            tracing::debug!(job = name, "another daemon holds the job");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(job = name, error = %e, "job skipped: store unavailable");
+            None
+        }
+    }
+}
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,16 +93,8 @@ impl Sweeper {
             wait = interval;
             // One daemon sweeps for all on a shared store; the others skip the round.
             // Held until the end of this round.
-            let _held = match self.store.singleton("retention sweep").await {
-                Ok(Some(held)) => held,
-                Ok(None) => {
-                    tracing::debug!("retention sweep: another daemon is sweeping");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention sweep skipped: store unavailable");
-                    continue;
-                }
+            let Some(_held) = hold(&*self.store, "retention sweep").await else {
+                continue;
             };
             let started = Instant::now();
             let report = self.sweep(crate::clock::now_ms(), &stop).await;

@@ -12,17 +12,18 @@ use std::sync::atomic::AtomicU64;
 
 use super::queue::OutboundQueue;
 use super::shared_state::SharedState;
-use super::{Outbox, Result, Store, Tags};
+use super::{Housekeeping, Outbox, Result, Store, Tags};
 use crate::access::AccessBackend;
 use crate::config::{Config, StoreBackend};
 use crate::directory::DirectoryBackend;
 
 /// Everything the daemon stores, behind one object: mail ([`Store`]), the
-/// outbound queue, the directory's and the access rules' persistence, and tags.
+/// outbound queue, the directory's and the access rules' persistence, tags,
+/// and the housekeeping that keeps them from growing forever ([`Housekeeping`]).
 /// A new backend implements this (and its supertraits) and adds itself to
 /// [`open`] and to the conformance suite's list.
 pub trait Backend:
-    Store + OutboundQueue + DirectoryBackend + AccessBackend + Tags + Outbox
+    Store + OutboundQueue + DirectoryBackend + AccessBackend + Tags + Outbox + Housekeeping
 {
     /// Group-commit counters, scraped by the metrics page.
     fn writer_stats(&self) -> &WriterStats;

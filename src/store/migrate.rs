@@ -97,6 +97,8 @@ pub(crate) struct MailboxRow {
     pub used_bytes: i64,
     pub next_uidvalidity: i64,
     pub created_ms: i64,
+    /// The highest pruned feed seq (store::housekeeping).
+    pub pruned_seq: i64,
 }
 
 /// A folder row (its message counts are recounted by the target).
@@ -113,6 +115,8 @@ pub(crate) struct FolderRow {
     pub subscribed: bool,
     pub item_id: String,
     pub change_counter: i64,
+    /// The highest MODSEQ of a pruned expunge (store::housekeeping).
+    pub pruned_modseq: i64,
 }
 
 /// A stored body, once however many messages share it.
@@ -163,6 +167,8 @@ pub(crate) struct ChangeRow {
     pub uid: i64,
     pub modseq: i64,
     pub item_id: String,
+    /// When the change was recorded, epoch ms (pruning's age).
+    pub at_ms: i64,
 }
 
 /// One row of the mail store, in the order the copy writes them.

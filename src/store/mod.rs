@@ -21,6 +21,7 @@ mod backend;
 #[cfg(test)]
 mod conformance;
 mod folders;
+pub mod housekeeping;
 pub mod migrate;
 pub mod outbox;
 // Reached only by the conformance suite until `open` starts it (issue 19: it
@@ -46,6 +47,7 @@ pub use backend::{
     next_state_change, open, open_embedded,
 };
 pub use folders::{DEFAULT_FOLDERS, FolderKind};
+pub use housekeeping::Housekeeping;
 pub use outbox::{DeliveryEvents, Outbox, OutboxEvent, OutboxRow};
 pub use tags::{Tag, Tags};
 
@@ -81,6 +83,11 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store is shut down")]
     Closed,
+    /// The change feed no longer reaches back to the position asked for: its
+    /// older entries were pruned ([`housekeeping`]). The reader starts over from
+    /// the current state (an IMAP view reloads, an EWS sync state is invalid).
+    #[error("the change feed was pruned past the position asked for")]
+    FeedPruned,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -494,7 +501,8 @@ pub trait Store: Send + Sync {
     ) -> Result<std::collections::HashMap<String, Vec<Property>>>;
     /// Removes `uids`; returns those that existed.
     async fn expunge(&self, folder_id: i64, uids: Vec<u32>) -> Result<Vec<u32>>;
-    /// The change feed of a mailbox after `after_seq`, at most `limit` entries.
+    /// The change feed of a mailbox after `after_seq`, at most `limit` entries;
+    /// [`StoreError::FeedPruned`] when entries after `after_seq` were pruned.
     async fn changes_since(
         &self,
         mailbox: &MailboxId,
@@ -503,6 +511,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Change>>;
     /// UIDs expunged from a folder with a MODSEQ above `modseq`, ascending (QRESYNC's
     /// VANISHED (EARLIER)): filtered by SQLite, however long the feed is.
+    /// [`StoreError::FeedPruned`] when expunges of the folder above `modseq` may
+    /// have been pruned (the caller then answers with every UID it cannot see).
     async fn expunged_since(
         &self,
         mailbox: &MailboxId,

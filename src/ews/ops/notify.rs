@@ -113,9 +113,19 @@ async fn new_subscription(
     let store = &ctx.ews.store;
     let latest = store.latest_change(&mailbox).await.unwrap_or(0);
     let start = match req.child_text("Watermark").filter(|w| !w.is_empty()) {
-        Some(w) => parse_watermark(w)
-            .filter(|s| *s <= latest)
-            .ok_or(ResponseCode::ErrorInvalidWatermark)?,
+        Some(w) => {
+            let start = parse_watermark(w)
+                .filter(|s| *s <= latest)
+                .ok_or(ResponseCode::ErrorInvalidWatermark)?;
+            // A watermark older than what the store kept of its feed cannot
+            // be continued from.
+            if let Err(crate::store::StoreError::FeedPruned) =
+                store.changes_since(&mailbox, start, 1).await
+            {
+                return Err(ResponseCode::ErrorInvalidWatermark);
+            }
+            start
+        }
         None => latest,
     };
     let timeout = if streaming {
@@ -156,12 +166,13 @@ async fn new_subscription(
 
 /// The events after a subscription's watermark (at most one batch), the new
 /// watermark, and whether more are waiting; read through the mailbox's shared
-/// feed.
+/// feed. `None` when the store pruned its feed past the watermark: those
+/// events are lost.
 async fn pending(
     store: &Arc<dyn crate::store::Backend>,
     feed: &Feed,
     sub: &Subscription,
-) -> (Vec<Event>, i64, bool) {
+) -> Option<(Vec<Event>, i64, bool)> {
     let read = feed::read(
         feed,
         store,
@@ -179,7 +190,7 @@ async fn pending(
         },
     )
     .await;
-    (read.answer, read.last, read.more)
+    (!read.pruned).then_some((read.answer, read.last, read.more))
 }
 
 fn write_event(x: &mut Xml, e: &Event, mailbox: &str) {
@@ -232,7 +243,11 @@ pub async fn get_events(ctx: &Context<'_>, op: &Element, xml: &mut Xml) {
     }
     let previous = sub.watermark;
     let feed = ctx.ews.subscriptions.feed(&sub.mailbox);
-    let (events, last, more) = pending(&ctx.ews.store, &feed, &sub).await;
+    let Some((events, last, more)) = pending(&ctx.ews.store, &feed, &sub).await else {
+        // The feed was pruned past the watermark: those events are lost.
+        reply.fail(ResponseCode::ErrorInvalidWatermark);
+        return reply.finish();
+    };
     ctx.ews.subscriptions.advance(id, last);
     let x = reply.ok();
     x.open("m:Notification", &[]);
@@ -362,12 +377,24 @@ pub async fn get_streaming_events(ctx: Context<'_>, op: &Element) -> Answer {
                 woken = false;
                 let mut batches = Vec::new();
                 let mut more = false;
+                let mut lost = false;
                 for (sub, feed) in subs.iter_mut().zip(&feeds) {
-                    let (events, last, more_here) = pending(&ews_task.store, feed, sub).await;
+                    let Some((events, last, more_here)) = pending(&ews_task.store, feed, sub).await
+                    else {
+                        // Its events were pruned: the subscription cannot go
+                        // on. It is dropped, so the client subscribes afresh.
+                        let _ = ews_task.subscriptions.remove(&sub.id, &sub.creator);
+                        lost = true;
+                        continue;
+                    };
                     sub.watermark = last;
                     ews_task.subscriptions.advance(&sub.id, last);
                     more |= more_here;
                     batches.push((sub.id.clone(), sub.mailbox.clone(), events));
+                }
+                if lost {
+                    let _ = tx.send(stream_envelope(first, "Closed", &batches)).await;
+                    break;
                 }
                 if batches.iter().any(|b| !b.2.is_empty()) || first {
                     if tx

@@ -6,6 +6,9 @@
 //! The sync state lives with the client and survives restarts: the folder, the
 //! feed position the sync continues from, and during the first pass the UID it
 //! reached and the UIDNEXT it stops below (later arrivals come from the feed).
+//! A state whose position is older than what the store kept of the feed
+//! (`store::housekeeping`) is ErrorInvalidSyncStateData: the client starts a
+//! new sync with no state.
 
 use std::collections::HashSet;
 
@@ -21,7 +24,7 @@ use crate::ews::codes::ResponseCode;
 use crate::ews::context::Context;
 use crate::ews::ids::EwsId;
 use crate::ews::xml::{Element, Xml};
-use crate::store::{ChangeKind, MessageMeta};
+use crate::store::{ChangeKind, MessageMeta, StoreError};
 
 /// The most changes one response carries (what Exchange allows).
 const MAX_CHANGES: usize = 512;
@@ -242,7 +245,12 @@ async fn collect(
         let feed = store
             .changes_since(owner, state.seq, FEED_BATCH)
             .await
-            .map_err(super::write::store_error)?;
+            .map_err(|e| match e {
+                // The feed was pruned past this state: as Exchange answers a
+                // state it no longer honours, so the client syncs afresh.
+                StoreError::FeedPruned => ResponseCode::ErrorInvalidSyncStateData,
+                e => super::write::store_error(e),
+            })?;
         let exhausted = feed.len() < FEED_BATCH;
         for change in feed {
             if out.len() >= max {

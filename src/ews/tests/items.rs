@@ -607,3 +607,54 @@ async fn a_draft_is_edited_in_place_and_keeps_its_id() {
         ["ErrorInvalidPropertySet"]
     );
 }
+
+/// A sync state whose feed position is older than what the store kept of the
+/// feed (`store::housekeeping` pruned it) is ErrorInvalidSyncStateData, as
+/// Exchange answers a state it no longer honours; a sync without a state then
+/// brings every item, and a state taken after the prune goes on incrementally.
+#[tokio::test]
+async fn a_sync_state_older_than_the_kept_feed_starts_over() {
+    let f = Fixture::new().await;
+    let sync = |state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="inbox"/></m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let changes = |root: &Element| -> (usize, String) {
+        let m = &messages(root, "SyncFolderItems")[0];
+        (
+            m.child("Changes").unwrap().children.len(),
+            m.child_text("SyncState").unwrap().to_string(),
+        )
+    };
+    for i in 0..3 {
+        let m = mail(&format!("p{i}"), "c@x.test");
+        deliver(&f, FolderKind::Inbox, &m, 1_800_000_000_000 + i, &[]).await;
+    }
+    let (n, old) = changes(&f.call(&sync("")).await);
+    assert_eq!(n, 3);
+    for i in 3..5 {
+        let m = mail(&format!("p{i}"), "c@x.test");
+        deliver(&f, FolderKind::Inbox, &m, 1_800_000_000_000 + i, &[]).await;
+    }
+    let inbox = f.folder(FolderKind::Inbox).await;
+    let later = crate::clock::now_ms() + 3_600_000;
+    let pruned = f
+        .world
+        .store
+        .prune_feed(&inbox.mailbox_id, later, 1, 100)
+        .await
+        .unwrap();
+    assert!(pruned > 0);
+
+    assert_eq!(
+        codes(&f.call(&sync(&old)).await, "SyncFolderItems"),
+        ["ErrorInvalidSyncStateData"]
+    );
+    let (n, fresh) = changes(&f.call(&sync("")).await);
+    assert_eq!(n, 5, "a sync without a state brings every item");
+    let m = mail("p5", "c@x.test");
+    deliver(&f, FolderKind::Inbox, &m, 1_800_000_000_005, &[]).await;
+    let (n, _) = changes(&f.call(&sync(&fresh)).await);
+    assert_eq!(n, 1, "a state above the horizon continues");
+}

@@ -177,3 +177,57 @@ async fn streaming_delivers_events_within_100ms_and_closes_when_access_ends() {
         "then the body ends"
     );
 }
+
+/// A watermark older than what the store kept of the feed cannot be continued
+/// from: Subscribe and GetEvents answer ErrorInvalidWatermark instead of
+/// skipping the lost events.
+#[tokio::test]
+async fn a_watermark_older_than_the_kept_feed_is_invalid() {
+    use crate::ews::subscriptions::watermark;
+    let f = Fixture::new().await;
+    for i in 0..4 {
+        deliver(
+            &f,
+            FolderKind::Inbox,
+            &mail(&format!("w{i}"), "c@x.test"),
+            i,
+            &[],
+        )
+        .await;
+    }
+    let inbox = f.folder(FolderKind::Inbox).await;
+    let store = &f.world.store;
+    let oldest = store.changes_since(&inbox.mailbox_id, 0, 1).await.unwrap()[0].seq;
+    let later = crate::clock::now_ms() + 3_600_000;
+    assert!(
+        store
+            .prune_feed(&inbox.mailbox_id, later, 1, 100)
+            .await
+            .unwrap()
+            > 0
+    );
+    let old = watermark(oldest);
+    let with_old = SUBSCRIBE_PULL.replace(
+        "<t:Timeout>",
+        &format!("<t:Watermark>{old}</t:Watermark><t:Timeout>"),
+    );
+    assert_eq!(
+        codes(&f.call(&with_old).await, "Subscribe"),
+        ["ErrorInvalidWatermark"]
+    );
+    let root = f.call(SUBSCRIBE_PULL).await;
+    let id = messages(&root, "Subscribe")[0]
+        .child_text("SubscriptionId")
+        .unwrap()
+        .to_string();
+    let get = |w: &str| {
+        format!(
+            "<m:GetEvents><m:SubscriptionId>{id}</m:SubscriptionId><m:Watermark>{w}</m:Watermark></m:GetEvents>"
+        )
+    };
+    assert_eq!(
+        codes(&f.call(&get(&old)).await, "GetEvents"),
+        ["ErrorInvalidWatermark"]
+    );
+    assert_eq!(events(&f.call(&get("")).await), ["StatusEvent"]);
+}

@@ -11,8 +11,7 @@ use crate::events::audit::{MailboxAction, ObjectType};
 use crate::imap::compress::Conn;
 use crate::imap::content::Structure;
 use crate::imap::fetch::{self, FetchError, Message};
-use crate::imap::response::compact_set;
-use crate::imap::sequence;
+use crate::imap::response::runs_set;
 use crate::imap::session::{Done, Imap, store_failure};
 use crate::store::{CacheConsumer, FlagOp, Store};
 
@@ -92,21 +91,9 @@ pub async fn fetch(
         .map(|&i| (i as u32 + 1, view.uid_at(i)))
         .collect();
     if vanished && let Some(since) = changed_since {
-        let star = view.last_uid();
-        let present = view.uids();
-        let gone: Vec<u32> = imap
-            .ctx
-            .store
-            .expunged_since(&folder.mailbox_id, folder.id, since)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|&uid| {
-                sequence::contains(set, uid, star.max(uid)) && present.binary_search(&uid).is_err()
-            })
-            .collect();
+        let gone = view.vanished_since(&imap.ctx.store, since, Some(set)).await;
         if !gone.is_empty() {
-            let line = format!("VANISHED (EARLIER) {}", compact_set(&gone));
+            let line = format!("VANISHED (EARLIER) {}", runs_set(&gone));
             imap.untagged(&line);
         }
     }

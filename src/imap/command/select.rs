@@ -5,8 +5,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 
 use crate::events::audit::{MailboxAction, ObjectType};
 use crate::imap::mailbox_view::View;
-use crate::imap::response::compact_set;
-use crate::imap::sequence;
+use crate::imap::response::runs_set;
 use crate::imap::session::{Done, Imap, store_failure};
 
 /// Opens a folder read-write (SELECT) or read-only (EXAMINE).
@@ -96,21 +95,9 @@ async fn qresync_replay(
     known: Option<&imap_codec::imap_types::sequence::SequenceSet>,
 ) {
     let uids = view.uids();
-    let star = uids.last().copied().unwrap_or(0);
-    let vanished: Vec<u32> = imap
-        .ctx
-        .store
-        .expunged_since(&view.folder.mailbox_id, view.folder.id, modseq)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|&uid| {
-            uids.binary_search(&uid).is_err()
-                && known.is_none_or(|set| sequence::contains(set, uid, star))
-        })
-        .collect();
+    let vanished = view.vanished_since(&imap.ctx.store, modseq, known).await;
     if !vanished.is_empty() {
-        let line = format!("VANISHED (EARLIER) {}", compact_set(&vanished));
+        let line = format!("VANISHED (EARLIER) {}", runs_set(&vanished));
         imap.untagged(&line);
     }
     // The view keeps no flags: read the changed messages' current ones.

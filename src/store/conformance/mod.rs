@@ -2,7 +2,7 @@
 //! store interface ([`Backend`] and its supertraits), run for every backend.
 //!
 //! Owns the behavioural specification of a backend: UIDs, UIDVALIDITY, MODSEQ, the
-//! change feed with item ids, lookup by item id, ChangeKeys, expunge, copy/move,
+//! change feed with item ids and its pruning, lookup by item id, ChangeKeys, expunge, copy/move,
 //! rename, quota, the body cache, concurrent writers, group commit, durability
 //! (what is acknowledged is readable after a reopen), the outbound queue, the event
 //! outbox, tags, and
@@ -19,6 +19,7 @@ mod mail;
 mod moves;
 mod outbox;
 mod persistence;
+mod pruning;
 pub(crate) mod writes;
 
 use std::path::Path;
@@ -209,6 +210,9 @@ macro_rules! backend_suite {
                 feed::change_feed_and_watch_see_every_change,
                 feed::every_change_names_its_item,
                 feed::expunged_since_names_one_folders_expunges_above_a_modseq,
+                pruning::pruning_keeps_recent_and_latest_changes_and_refuses_older_positions,
+                pruning::pruning_keeps_the_latest_changes_however_old,
+                pruning::expunged_since_stays_exact_or_refuses_after_pruning,
                 folders::user_folders_can_be_created_and_deleted,
                 folders::rename_moves_subfolders_and_keeps_uidvalidity,
                 folders::renaming_inbox_moves_its_messages_to_a_new_folder,

@@ -7,8 +7,11 @@
 //!
 //! Cost: a catch-up moves only the changed rows, so a daemon holding 10,000
 //! users pays for the few records a write touched, not for the directory.
-//! Tombstones are one short row per deleted token and are never pruned (a daemon
-//! asleep for a week must still see the delete).
+//! Tombstones are one short row per deleted token, stamped with the time of
+//! the delete (`deleted_ms`); housekeeping prunes them after a day and moves the
+//! `directory_pruned` version row to the highest version it deleted. A reader
+//! behind that version (a daemon cut off for longer) gets a full load, since a
+//! delta could miss a delete.
 
 use std::sync::atomic::Ordering;
 
@@ -27,39 +30,44 @@ fn backend(e: StoreError) -> DirectoryError {
     DirectoryError::Backend(e.to_string())
 }
 
-/// The records written after `since` (all live ones for 0) and the version they
-/// bring the reader to, in one statement, hence one snapshot.
+/// The records written after `since` (all live ones for 0, or when tombstones
+/// after `since` were pruned) and the version they bring the reader to, in one
+/// statement, hence one snapshot.
 async fn records_since(c: &dyn Sql, since: u64) -> Op<RecordChanges> {
     let st = c
         .prepared(
-            "SELECT v.version, r.kind, r.id, r.org_id, r.json
+            "SELECT v.version, p.version > $1, r.kind, r.id, r.org_id, r.json
              FROM store_versions v
-             LEFT JOIN directory_records r ON r.version > $1
+             JOIN store_versions p ON p.kind = 'directory_pruned'
+             LEFT JOIN directory_records r
+                 ON r.version > (CASE WHEN p.version <= $1 THEN $1 ELSE 0 END)
              WHERE v.kind = 'directory'",
         )
         .await?;
     let rows = c.rows(&st, &[&versions::to_db(since)]).await?;
-    let full = since == 0;
+    // Whether the deltas after `since` are whole: no tombstone above it pruned.
+    let whole = since > 0 && rows.first().is_some_and(|r| !r.get::<_, bool>(1));
+    let full = !whole;
     let mut changes = RecordChanges {
         full,
         ..RecordChanges::default()
     };
     for row in rows {
         changes.version = versions::from_db(row.get(0));
-        let Some(kind) = row.get::<_, Option<String>>(1) else {
+        let Some(kind) = row.get::<_, Option<String>>(2) else {
             continue;
         };
-        let id: String = row.get(2);
+        let id: String = row.get(3);
         let kind = RecordKind::parse(&kind).ok_or_else(|| {
             OpError::Store(StoreError::Io(format!(
                 "directory row {id}: unknown kind {kind:?}"
             )))
         })?;
-        match row.get::<_, Option<String>>(4) {
+        match row.get::<_, Option<String>>(5) {
             Some(json) => changes.records.push(Record {
                 kind,
                 id,
-                org_id: row.get(3),
+                org_id: row.get(4),
                 json,
             }),
             None if full => {}
@@ -108,7 +116,7 @@ async fn apply(c: &dyn Sql, expected: Option<u64>, ops: &[RecordOp]) -> Op<(Fenc
     if !gone_kinds.is_empty() {
         let st = c
             .prepared(
-                "UPDATE directory_records r SET json = NULL, version = $3
+                "UPDATE directory_records r SET json = NULL, version = $3, deleted_ms = mg_now_ms()
                  FROM unnest($1::text[], $2::text[]) AS t(k, i)
                  WHERE r.kind = t.k AND r.id = t.i AND r.json IS NOT NULL",
             )

@@ -7,13 +7,14 @@
 //! feed and by EWS sync, body ids by the body cache), and each identity
 //! sequence restarts above everything copied.
 //!
-//! Column map, SQLite → PostgreSQL (every column of SQLite schema 12):
+//! Column map, SQLite → PostgreSQL (every column of SQLite schema 13):
 //! - `mailboxes`: id, quota_bytes, used_bytes, next_uidvalidity (the
 //!   UIDVALIDITY counter), created_ms copied; `change_seq` (PostgreSQL only)
-//!   set to the mailbox's highest copied feed seq.
+//!   set to the mailbox's highest copied feed seq; pruned_seq (the feed's
+//!   pruned horizon, SQLite schema 13) copied.
 //! - `folders`: id, mailbox_id, name, kind, folder_class, uidvalidity,
 //!   uidnext, highest_modseq, subscribed (0/1 → boolean), item_id,
-//!   change_counter (the folder ChangeKey) copied; message_count and
+//!   change_counter (the folder ChangeKey), pruned_modseq copied; message_count and
 //!   unseen_count not copied but recounted from the copied messages, what the
 //!   trigger would have kept (it is disabled during the copy: a per-row
 //!   update of one folder row, thousands of times in one transaction, is slow).
@@ -25,7 +26,7 @@
 //! - `item_props`: item_id, name, value copied.
 //! - `body_cache`: body_id, consumer, data copied (derived data of the same
 //!   build; cheap to keep, costly to derive again).
-//! - `changes`: seq, mailbox_id, folder_id, kind, uid, modseq, item_id copied.
+//! - `changes`: seq, mailbox_id, folder_id, kind, uid, modseq, item_id, at_ms copied.
 //!   SQLite's seq is global, PostgreSQL's per mailbox: a mailbox's copied seqs
 //!   are increasing with gaps, and every reader of the feed (changes_since,
 //!   latest_change, watch, EWS sync states and watermarks, IMAP's cursor) is
@@ -110,13 +111,15 @@ fn copy_of(row: &MailRow) -> (&'static str, &'static [Type]) {
     const B: Type = Type::BYTEA;
     match row {
         MailRow::Mailbox(_) => (
-            "COPY mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms) FROM STDIN BINARY",
-            &[T, I, I, I, I],
+            "COPY mailboxes (id, quota_bytes, used_bytes, next_uidvalidity, created_ms, pruned_seq)
+                 FROM STDIN BINARY",
+            &[T, I, I, I, I, I],
         ),
         MailRow::Folder(_) => (
             "COPY folders (id, mailbox_id, name, kind, folder_class, uidvalidity, uidnext,
-                 highest_modseq, subscribed, item_id, change_counter) FROM STDIN BINARY",
-            &[I, T, T, T, T, I, I, I, Type::BOOL, T, I],
+                 highest_modseq, subscribed, item_id, change_counter, pruned_modseq)
+                 FROM STDIN BINARY",
+            &[I, T, T, T, T, I, I, I, Type::BOOL, T, I, I],
         ),
         MailRow::Body(_) => (
             "COPY bodies (id, size, data) FROM STDIN BINARY",
@@ -136,8 +139,9 @@ fn copy_of(row: &MailRow) -> (&'static str, &'static [Type]) {
             &[I, T, B],
         ),
         MailRow::Change(_) => (
-            "COPY changes (mailbox_id, seq, folder_id, kind, uid, modseq, item_id) FROM STDIN BINARY",
-            &[T, I, I, T, I, I, T],
+            "COPY changes (mailbox_id, seq, folder_id, kind, uid, modseq, item_id, at_ms)
+                 FROM STDIN BINARY",
+            &[T, I, I, T, I, I, T, I],
         ),
     }
 }
@@ -154,6 +158,7 @@ async fn write_row(
             &m.used_bytes,
             &m.next_uidvalidity,
             &m.created_ms,
+            &m.pruned_seq,
         ],
         MailRow::Folder(f) => vec![
             &f.id,
@@ -167,6 +172,7 @@ async fn write_row(
             &f.subscribed,
             &f.item_id,
             &f.change_counter,
+            &f.pruned_modseq,
         ],
         MailRow::Body(b) => vec![&b.id, &b.size, &b.data],
         MailRow::Message(m) => vec![
@@ -190,6 +196,7 @@ async fn write_row(
             &c.uid,
             &c.modseq,
             &c.item_id,
+            &c.at_ms,
         ],
     };
     w.write(&values).await
@@ -198,7 +205,7 @@ async fn write_row(
 /// Counters and counts that follow from the copied rows, then the identity
 /// sequences above every copied id ($1: the source's next body id).
 const FINISH: &str = "
-UPDATE mailboxes m SET change_seq = c.seq
+UPDATE mailboxes m SET change_seq = GREATEST(c.seq, m.pruned_seq)
     FROM (SELECT mailbox_id, max(seq) AS seq FROM changes GROUP BY mailbox_id) c
     WHERE m.id = c.mailbox_id;
 UPDATE folders f SET message_count = c.n, unseen_count = c.unseen

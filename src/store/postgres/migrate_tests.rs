@@ -583,6 +583,7 @@ fn one_mailbox() -> Vec<MailRow> {
         used_bytes: 0,
         next_uidvalidity: 1,
         created_ms: 0,
+        pruned_seq: 0,
     })]
 }
 
@@ -614,4 +615,58 @@ async fn a_copy_cut_short_leaves_the_target_empty() {
     drop(tx);
     super::import::copy_mail(&target, rx, 1).await.unwrap();
     assert_eq!(target.quota("alice").await.unwrap().limit, 1);
+}
+
+/// A pruned feed migrates with its horizons: a position or MODSEQ below them
+/// is refused on PostgreSQL as on SQLite (a copy without them would hand it a
+/// feed with a hole), one above them reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_horizons_are_copied() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(dir.path());
+    let (inbox, horizon) = {
+        let source = crate::store::open_embedded(&path).unwrap();
+        source.create_mailbox("alice", 1 << 20).await.unwrap();
+        for i in 0..4u8 {
+            source
+                .deliver(
+                    Arc::from(&[b'a' + i][..]),
+                    0,
+                    vec![target(inbox("alice"), &[], &[])],
+                )
+                .await
+                .unwrap();
+        }
+        let inbox = folder_id(&source, "alice", "INBOX").await;
+        source.expunge(inbox, vec![1, 2]).await.unwrap();
+        let later = crate::clock::now_ms() + 3_600_000;
+        assert!(source.prune_feed("alice", later, 1, 100).await.unwrap() > 0);
+        let kept = source.changes_since("alice", 0, 10).await;
+        assert!(matches!(kept, Err(crate::store::StoreError::FeedPruned)));
+        let latest = source.latest_change("alice").await.unwrap();
+        (inbox, latest - 1)
+    };
+    wait_closed(&path).await;
+    let url = create_database(dir.path()).await;
+    migrate::run(&from(&path), &url).await.unwrap();
+    let target = pg(&url).await;
+    assert!(matches!(
+        target.changes_since("alice", 0, 10).await,
+        Err(crate::store::StoreError::FeedPruned)
+    ));
+    assert_eq!(
+        target
+            .changes_since("alice", horizon, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        target.expunged_since("alice", inbox, 0).await,
+        Err(crate::store::StoreError::FeedPruned)
+    ));
 }

@@ -238,6 +238,7 @@ macro_rules! read_tx {
 mod access;
 mod blocking;
 mod directory;
+mod housekeeping;
 mod outbox;
 pub(crate) mod queue;
 mod secrets;

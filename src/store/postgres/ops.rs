@@ -1292,10 +1292,13 @@ pub(super) async fn expunged_since(
     folder_id: i64,
     modseq: u64,
 ) -> Op<Vec<u32>> {
+    // One statement, one snapshot: the folder's pruned horizon with the records.
     let rows = query(
         tx,
-        "SELECT DISTINCT uid FROM changes
-         WHERE mailbox_id = $1 AND folder_id = $2 AND kind = $3 AND modseq > $4 ORDER BY uid",
+        "SELECT f.pruned_modseq, e.uid FROM folders f
+         LEFT JOIN LATERAL (SELECT DISTINCT uid FROM changes
+             WHERE mailbox_id = $1 AND folder_id = f.id AND kind = $3 AND modseq > $4) e ON true
+         WHERE f.id = $2 ORDER BY e.uid",
         &[
             &mailbox,
             &folder_id,
@@ -1304,7 +1307,16 @@ pub(super) async fn expunged_since(
         ],
     )
     .await?;
-    rows.iter().map(|r| u32_of(r.get(0))).collect()
+    if rows
+        .first()
+        .is_some_and(|r| (modseq as i64) < r.get::<_, i64>(0))
+    {
+        return Err(OpError::Store(StoreError::FeedPruned));
+    }
+    rows.iter()
+        .filter_map(|r| r.get::<_, Option<i64>>(1))
+        .map(u32_of)
+        .collect()
 }
 
 pub(super) async fn changes_since(
@@ -1314,28 +1326,37 @@ pub(super) async fn changes_since(
     limit: usize,
 ) -> Op<Vec<Change>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // One statement, one snapshot: the mailbox's pruned horizon with the feed.
     let rows = query(
         tx,
-        "SELECT seq, folder_id, kind, uid, modseq, item_id FROM changes
-         WHERE mailbox_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "SELECT m.pruned_seq, c.seq, c.folder_id, c.kind, c.uid, c.modseq, c.item_id
+         FROM mailboxes m
+         LEFT JOIN LATERAL (SELECT * FROM changes
+             WHERE mailbox_id = m.id AND seq > $2 ORDER BY seq LIMIT $3) c ON true
+         WHERE m.id = $1 ORDER BY c.seq",
         &[&mailbox, &after_seq, &limit],
     )
     .await?;
+    if rows.first().is_some_and(|r| after_seq < r.get::<_, i64>(0)) {
+        return Err(OpError::Store(StoreError::FeedPruned));
+    }
     rows.iter()
+        .filter(|r| r.get::<_, Option<i64>>(1).is_some())
         .map(|r| {
-            let kind: String = r.get(2);
+            // Column 0 is the horizon; the change is columns 1 to 6.
+            let kind: String = r.get(3);
             let kind = ChangeKind::parse(&kind).ok_or_else(|| {
                 OpError::Store(StoreError::Io(format!(
                     "unknown change kind {kind:?} in the change feed"
                 )))
             })?;
             Ok(Change {
-                seq: r.get(0),
-                folder_id: r.get(1),
+                seq: r.get(1),
+                folder_id: r.get(2),
                 kind,
-                uid: u32_of(r.get(3))?,
-                modseq: r.get::<_, i64>(4) as u64,
-                item_id: r.get(5),
+                uid: u32_of(r.get(4))?,
+                modseq: r.get::<_, i64>(5) as u64,
+                item_id: r.get(6),
             })
         })
         .collect()

@@ -215,6 +215,23 @@ CREATE TABLE shared_secrets (
 -- (rotations). A write moves its row; a daemon's 300 ms poll reads it.
 INSERT INTO store_versions (kind, version) VALUES ('tags', 0), ('secrets', 0);
 "#,
+    r#"
+-- Housekeeping (store::housekeeping). The change feed is pruned: when each
+-- change was recorded (rows already there count from this upgrade: a constant
+-- default, so no table rewrite; later rows take the database's clock), the
+-- highest pruned seq of each mailbox and the highest pruned expunge MODSEQ of
+-- each folder, which tell a reader its position is older than what is kept.
+DO $$ BEGIN
+    EXECUTE format('ALTER TABLE changes ADD COLUMN at_ms BIGINT NOT NULL DEFAULT %s', mg_now_ms());
+END $$;
+ALTER TABLE changes ALTER COLUMN at_ms SET DEFAULT mg_now_ms();
+ALTER TABLE mailboxes ADD COLUMN pruned_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE folders ADD COLUMN pruned_modseq BIGINT NOT NULL DEFAULT 0;
+-- Directory tombstones are pruned a day after the delete; the highest pruned
+-- version is kept so a reader behind it reloads the whole directory.
+ALTER TABLE directory_records ADD COLUMN deleted_ms BIGINT;
+INSERT INTO store_versions (kind, version) VALUES ('directory_pruned', 0);
+"#,
 ];
 
 /// The schema version this build writes.

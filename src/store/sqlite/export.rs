@@ -123,7 +123,8 @@ impl Export {
     /// body cache, change feed), each table in id order.
     pub(crate) fn mail(&self, sink: &mut dyn FnMut(MailRow) -> Result<()>) -> Result<()> {
         self.each(
-            "SELECT id, quota_bytes, used_bytes, next_uidvalidity, created_ms FROM mailboxes ORDER BY id",
+            "SELECT id, quota_bytes, used_bytes, next_uidvalidity, created_ms, pruned_seq
+             FROM mailboxes ORDER BY id",
             |r| {
                 Ok(MailRow::Mailbox(MailboxRow {
                     id: r.get(0)?,
@@ -131,6 +132,7 @@ impl Export {
                     used_bytes: r.get(2)?,
                     next_uidvalidity: r.get(3)?,
                     created_ms: r.get(4)?,
+                    pruned_seq: r.get(5)?,
                 }))
             },
             sink,
@@ -139,7 +141,7 @@ impl Export {
         // from the messages it receives (postgres::import).
         self.each(
             "SELECT id, mailbox_id, name, kind, folder_class, uidvalidity, uidnext, highest_modseq,
-                    subscribed, item_id, change_counter FROM folders ORDER BY id",
+                    subscribed, item_id, change_counter, pruned_modseq FROM folders ORDER BY id",
             |r| {
                 Ok(MailRow::Folder(FolderRow {
                     id: r.get(0)?,
@@ -153,6 +155,7 @@ impl Export {
                     subscribed: r.get::<_, i64>(8)? != 0,
                     item_id: r.get(9)?,
                     change_counter: r.get(10)?,
+                    pruned_modseq: r.get(11)?,
                 }))
             },
             sink,
@@ -209,7 +212,8 @@ impl Export {
             sink,
         )?;
         self.each(
-            "SELECT seq, mailbox_id, folder_id, kind, uid, modseq, item_id FROM changes ORDER BY seq",
+            "SELECT seq, mailbox_id, folder_id, kind, uid, modseq, item_id, at_ms FROM changes
+             ORDER BY seq",
             |r| {
                 Ok(MailRow::Change(ChangeRow {
                     seq: r.get(0)?,
@@ -219,6 +223,7 @@ impl Export {
                     uid: r.get(4)?,
                     modseq: r.get(5)?,
                     item_id: r.get(6)?,
+                    at_ms: r.get(7)?,
                 }))
             },
             sink,

@@ -14,6 +14,7 @@ mod access;
 mod cached;
 mod directory;
 pub(crate) mod export;
+mod housekeeping;
 mod ops;
 mod outbox;
 mod queue;

@@ -29,8 +29,8 @@ fn record_change(
     modseq: u64,
     item_id: &str,
 ) -> Result<i64> {
-    c.prepare_cached("INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq, item_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
-        params![mailbox, folder_id, kind.as_str(), uid, modseq as i64, item_id],
+    c.prepare_cached("INSERT INTO changes (mailbox_id, folder_id, kind, uid, modseq, item_id, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
+        params![mailbox, folder_id, kind.as_str(), uid, modseq as i64, item_id, now_ms()],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -1079,10 +1079,27 @@ pub(super) fn folder_by_item_id(c: &Connection, item_id: &str) -> Result<Folder>
 }
 
 pub(super) fn latest_change(c: &Connection, mailbox: &str) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE mailbox_id = ?1")?
-            .query_row([mailbox], |r| r.get(0))?,
-    )
+    // Pruning keeps a mailbox's latest changes, so its highest seq stays; the
+    // pruned seq is a floor all the same.
+    Ok(c.prepare_cached(
+        "SELECT max(COALESCE((SELECT MAX(seq) FROM changes WHERE mailbox_id = ?1), 0),
+                    COALESCE((SELECT pruned_seq FROM mailboxes WHERE id = ?1), 0))",
+    )?
+    .query_row([mailbox], |r| r.get(0))?)
+}
+
+/// [`StoreError::FeedPruned`] when the feed of `mailbox` was pruned past
+/// `after_seq`. Asked after the feed was read: a prune committed before that
+/// read is seen here, one committed after it did not touch what was read.
+fn check_feed_reaches(c: &Connection, mailbox: &str, after_seq: i64) -> Result<()> {
+    let pruned: Option<i64> = c
+        .prepare_cached("SELECT pruned_seq FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| r.get(0))
+        .optional()?;
+    match pruned {
+        Some(p) if after_seq < p => Err(StoreError::FeedPruned),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn expunged_since(
@@ -1104,7 +1121,16 @@ pub(super) fn expunged_since(
         ],
         |r| r.get(0),
     )?;
-    Ok(rows.collect::<std::result::Result<Vec<u32>, _>>()?)
+    let uids = rows.collect::<std::result::Result<Vec<u32>, _>>()?;
+    // As in check_feed_reaches: the horizon is read after the records.
+    let pruned: Option<i64> = c
+        .prepare_cached("SELECT pruned_modseq FROM folders WHERE id = ?1")?
+        .query_row([folder_id], |r| r.get(0))
+        .optional()?;
+    match pruned {
+        Some(p) if (modseq as i64) < p => Err(StoreError::FeedPruned),
+        _ => Ok(uids),
+    }
 }
 
 pub(super) fn changes_since(
@@ -1142,6 +1168,7 @@ pub(super) fn changes_since(
             item_id,
         });
     }
+    check_feed_reaches(c, mailbox, after_seq)?;
     Ok(out)
 }
 

@@ -201,6 +201,15 @@ END;
     r#"
 CREATE INDEX messages_dated ON messages (folder_id, internal_date);
 "#,
+    // 13: feed pruning (store::housekeeping): when each change was recorded
+    // (rows already there count from the upgrade), the highest pruned seq of
+    // each mailbox and the highest pruned expunge MODSEQ of each folder.
+    r#"
+ALTER TABLE changes ADD COLUMN at_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE changes SET at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+ALTER TABLE mailboxes ADD COLUMN pruned_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE folders ADD COLUMN pruned_modseq INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.
