@@ -413,17 +413,51 @@ pub(super) async fn deliver(
     internal_date: i64,
     targets: &[Target],
 ) -> Op<(Vec<Result<Stored, Refused>>, Touched)> {
-    let size = body.len() as i64;
     // The mailboxes first (a folder id's without a lock), locked in order;
     // then each target is resolved under the lock.
-    let mut mailboxes = Vec::with_capacity(targets.len());
+    let mailboxes = target_mailboxes(tx, targets.iter()).await?;
+    lock_mailboxes(tx, &mailboxes).await?;
+    deliver_locked(tx, body, internal_date, targets, &mailboxes).await
+}
+
+/// The mailboxes `targets` name or whose folders they name (a folder id's read
+/// without a lock: a folder never changes mailbox), unsorted, for
+/// [`lock_mailboxes`]. One statement for all the folder ids.
+pub(super) async fn target_mailboxes(
+    tx: &dyn Sql,
+    targets: impl Iterator<Item = &Target>,
+) -> Op<Vec<String>> {
+    let mut mailboxes = Vec::new();
+    let mut folder_ids = Vec::new();
     for target in targets {
         match &target.folder {
             FolderRef::Kind(mailbox, _) => mailboxes.push(mailbox.clone()),
-            FolderRef::Id(id) => mailboxes.extend(mailbox_of(tx, *id).await?),
+            FolderRef::Id(id) => folder_ids.push(*id),
         }
     }
-    lock_mailboxes(tx, &mailboxes).await?;
+    if !folder_ids.is_empty() {
+        let rows = query(
+            tx,
+            "SELECT DISTINCT mailbox_id FROM folders WHERE id = ANY($1)",
+            &[&folder_ids],
+        )
+        .await?;
+        mailboxes.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
+    Ok(mailboxes)
+}
+
+/// A delivery into `targets` by a transaction that already holds the locks of
+/// `locked` (a target in another mailbox is refused as no such folder: its
+/// mailbox is not locked). The counters move per copy under those locks.
+pub(super) async fn deliver_locked(
+    tx: &dyn Sql,
+    body: &[u8],
+    internal_date: i64,
+    targets: &[Target],
+    locked: &[String],
+) -> Op<(Vec<Result<Stored, Refused>>, Touched)> {
+    let size = body.len() as i64;
     let mut body_id: Option<i64> = None;
     let mut results = Vec::with_capacity(targets.len());
     let mut touched = Touched::new();
@@ -431,7 +465,7 @@ pub(super) async fn deliver(
         // A folder that appeared after its mailbox was looked up is not locked.
         let resolved = resolve_target(tx, &target.folder)
             .await?
-            .filter(|(_, mailbox)| mailboxes.contains(mailbox));
+            .filter(|(_, mailbox)| locked.contains(mailbox));
         let Some((folder_id, mailbox)) = resolved else {
             results.push(Err(Refused::NoSuchFolder));
             continue;
