@@ -470,64 +470,59 @@ pub(super) async fn deliver_locked(
             results.push(Err(Refused::NoSuchFolder));
             continue;
         };
-        if !charge(tx, &mailbox, size).await? {
-            results.push(Err(Refused::OverQuota));
-            continue;
-        }
-        // The body is stored once, with the first copy that is accepted.
-        let body_id = match body_id {
-            Some(id) => id,
-            None => {
-                let row = query_one(
-                    tx,
-                    "INSERT INTO bodies (size, data) VALUES ($1, $2) RETURNING id",
-                    &[&size, &body],
-                )
-                .await?;
-                *body_id.insert(row.get(0))
-            }
-        };
-        let row = query_one(
-            tx,
-            "UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
-             change_counter = change_counter + 1 WHERE id = $1
-             RETURNING uidvalidity, uidnext - 1, highest_modseq",
-            &[&folder_id],
-        )
-        .await?;
-        let (uidvalidity, uid, modseq) = (
-            u32_of(row.get(0))?,
-            u32_of(row.get(1))?,
-            row.get::<_, i64>(2),
-        );
+        // One statement per copy: the quota charge and the feed's counter (one
+        // update of the mailbox row), the body with the first accepted copy,
+        // the folder's counters, the message and its feed entry; no row when
+        // the copy does not fit.
+        let first_body: Option<&[u8]> = body_id.is_none().then_some(body);
         let item_id = new_item_id();
-        execute(
+        let row = query_opt(
             tx,
-            "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "WITH s AS (
+                 UPDATE mailboxes SET used_bytes = used_bytes + $2, change_seq = change_seq + 1
+                 WHERE id = $1 AND used_bytes + $2 <= quota_bytes RETURNING change_seq),
+             b AS (
+                 INSERT INTO bodies (size, data) SELECT $2, $3::bytea FROM s
+                 WHERE $4::bigint IS NULL RETURNING id),
+             f AS (
+                 UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+                     change_counter = change_counter + 1
+                 WHERE id = $5 AND EXISTS (SELECT 1 FROM s)
+                 RETURNING uidvalidity, uidnext - 1 AS uid, highest_modseq AS modseq),
+             m AS (
+                 INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
+                 SELECT $5, f.uid, f.modseq, $6, $7, $2, COALESCE($4::bigint, (SELECT id FROM b)), $8
+                 FROM f),
+             c AS (
+                 INSERT INTO changes (mailbox_id, seq, folder_id, kind, uid, modseq, item_id)
+                 SELECT $1, s.change_seq, $5, $9, f.uid, f.modseq, $8 FROM s, f)
+             SELECT f.uidvalidity, f.uid, f.modseq, s.change_seq,
+                 COALESCE($4::bigint, (SELECT id FROM b)) FROM s, f",
             &[
+                &mailbox,
+                &size,
+                &first_body,
+                &body_id,
                 &folder_id,
-                &i64::from(uid),
-                &modseq,
                 &flags_to_text(&target.flags),
                 &internal_date,
-                &size,
-                &body_id,
                 &item_id,
+                &ChangeKind::Created.as_str(),
             ],
         )
         .await?;
+        let Some(row) = row else {
+            results.push(Err(Refused::OverQuota));
+            continue;
+        };
+        let (uidvalidity, uid, modseq, seq) = (
+            u32_of(row.get(0))?,
+            u32_of(row.get(1))?,
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+        );
+        body_id.get_or_insert(row.get(4));
         insert_properties(tx, &item_id, &target.properties).await?;
-        let seq = record_change(
-            tx,
-            &mailbox,
-            folder_id,
-            ChangeKind::Created,
-            uid,
-            modseq as u64,
-            &item_id,
-        )
-        .await?;
         touched.push((mailbox, seq));
         results.push(Ok(Stored {
             folder_id,
