@@ -100,13 +100,16 @@ async fn queued_at_least(store: &PgStore, n: usize) {
     );
 }
 
+/// A delivery's answer.
+type Answer = crate::store::Result<Vec<Result<Stored, Refused>>>;
+
 /// Spawns one delivery of `targets` per element of `flags` (a message each,
 /// with those flags on every copy); the handles answer in spawn order.
 fn spawn_deliveries(
     store: &Arc<PgStore>,
     targets: &[Target],
     flags: Vec<Vec<String>>,
-) -> Vec<tokio::task::JoinHandle<crate::store::Result<Vec<Result<Stored, Refused>>>>> {
+) -> Vec<tokio::task::JoinHandle<Answer>> {
     flags
         .into_iter()
         .enumerate()
@@ -134,7 +137,7 @@ async fn batch_behind(
     held: Held,
     targets: &[Target],
     mut flags: Vec<Vec<String>>,
-) -> Vec<crate::store::Result<Vec<Result<Stored, Refused>>>> {
+) -> Vec<Answer> {
     let rest = flags.split_off(1);
     let mut tasks = spawn_deliveries(store, targets, flags);
     held.until_waited_on().await;
