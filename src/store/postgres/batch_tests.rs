@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
-use super::super::store_tests::{settings, two_daemons};
+use super::super::store_tests::{inbox_of, settings, two_daemons};
 use super::super::testing::{available, create_database};
 use super::super::{PgStore, Settings};
 use crate::store::{Backend, FolderKind, FolderRef, Refused, Store, StoreError, Stored, Target};
@@ -175,18 +175,11 @@ async fn deliveries_queued_behind_a_commit_share_one_with_unique_ascending_uids(
         "one transaction waiting on the lock, then one for the {} queued",
         n - 1
     );
-    // The queued ones commit in submission order: a later caller never gets a
-    // lower UID than one that queued before it (the spawn order is not the
-    // submission order, so the check is on the set and on the folder).
+    // Spawn order is not submission order: the set is checked here, the order
+    // (UIDs ascending with the feed's seqs) on the feed below.
     uids.sort_unstable();
     assert_eq!(uids, (1..=n as u32).collect::<Vec<_>>(), "unique and dense");
-    let folder = store
-        .folders("u")
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|f| f.kind == Some(FolderKind::Inbox))
-        .unwrap();
+    let folder = inbox_of(&store, "u").await;
     assert_eq!(
         (folder.uidnext, folder.messages, folder.highest_modseq),
         (n as u32 + 1, n as u32, n as u64 + 1)
