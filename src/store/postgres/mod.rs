@@ -13,9 +13,11 @@
 //!
 //! Durability: PostgreSQL acknowledges a commit after its WAL flush when
 //! `synchronous_commit` is on, which [`schema::prepare`] checks at open; its own
-//! group commit replaces the SQLite writer thread. Bodies are `bytea`, stored
-//! once per delivery however many mailboxes receive it.
+//! group commit replaces the SQLite writer thread, and deliveries queued behind
+//! one into the same mailbox share its next transaction (`batch`). Bodies are
+//! `bytea`, stored once per delivery however many mailboxes receive it.
 
+mod batch;
 pub(crate) mod import;
 mod notify;
 mod ops;
@@ -167,7 +169,7 @@ pub struct Settings {
 /// The PostgreSQL-backed [`Backend`].
 pub struct PgStore {
     pool: Pool,
-    stats: WriterStats,
+    stats: Arc<WriterStats>,
     /// This store's id as a holder of outbound queue leases (`queue`).
     /// The daemon this store serves, for the rows only it reads (its event
     /// outbox); stable across restarts ([`PgStore::with_node`]). Empty for tools.
@@ -183,6 +185,8 @@ pub struct PgStore {
     connector: tls::Connector,
     /// Cross-daemon wake-ups: sender, listener, their counters.
     hub: Arc<notify::Hub>,
+    /// The group commit of deliveries (`batch`).
+    batch: Arc<batch::Batcher>,
 }
 
 /// Runs a write transaction: `$body` (an `ops` call naming `$tx`) returns the
@@ -289,6 +293,7 @@ impl PgStore {
 
     /// The same store serving the daemon named `node` (its event outbox rows).
     pub fn with_node(mut self, node: String) -> PgStore {
+        self.batch = self.batch.for_node(node.clone());
         self.node = node;
         self
     }
@@ -308,16 +313,27 @@ impl PgStore {
             .max_size(settings.pool_size.max(1))
             .build()
             .map_err(|e| StoreError::Io(format!("postgres pool: {e}")))?;
+        let stats = Arc::new(WriterStats::default());
+        let watchers: notify::Watchers = Arc::new(DashMap::new());
+        let hub = Arc::new(notify::Hub::default());
+        let batch = batch::Batcher::new(
+            pool.clone(),
+            stats.clone(),
+            watchers.clone(),
+            hub.clone(),
+            String::new(),
+        );
         Ok(PgStore {
             pool,
-            stats: WriterStats::default(),
+            stats,
             owner: queue::new_owner(),
             node: String::new(),
             lease: queue::DEFAULT_QUEUE_LEASE,
             announced: Arc::new(AtomicUsize::new(0)),
-            watchers: Arc::new(DashMap::new()),
+            watchers,
             connector,
-            hub: Arc::new(notify::Hub::default()),
+            hub,
+            batch,
         })
     }
 
@@ -332,10 +348,15 @@ impl PgStore {
     /// moving a watcher backwards (two commits may report in either order), and
     /// hands the mailboxes to the NOTIFY sender for other daemons.
     fn wake(&self, touched: Touched) {
-        for (mailbox, seq) in touched {
-            notify::advance(&self.watchers, &mailbox, seq);
-            self.hub.mail_written(&mailbox);
-        }
+        wake_watchers(&self.watchers, &self.hub, touched);
+    }
+}
+
+/// [`PgStore::wake`] for a holder of the watchers and the hub (`batch`).
+fn wake_watchers(watchers: &notify::Watchers, hub: &notify::Hub, touched: Touched) {
+    for (mailbox, seq) in touched {
+        notify::advance(watchers, &mailbox, seq);
+        hub.mail_written(&mailbox);
     }
 }
 
@@ -502,7 +523,14 @@ impl Store for PgStore {
         internal_date: i64,
         targets: Vec<Target>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
-        write_tx!(self, |tx| ops::deliver(&tx, &body, internal_date, &targets))
+        self.batch
+            .submit(batch::Job {
+                body,
+                internal_date,
+                targets,
+                extra: batch::Extra::Nothing,
+            })
+            .await
     }
 
     async fn deliver_recording(
@@ -512,14 +540,14 @@ impl Store for PgStore {
         targets: Vec<Target>,
         events: DeliveryEvents,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
-        write_tx!(self, |tx| outbox::deliver_recording(
-            &tx,
-            &self.node,
-            &body,
-            internal_date,
-            &targets,
-            &events
-        ))
+        self.batch
+            .submit(batch::Job {
+                body,
+                internal_date,
+                targets,
+                extra: batch::Extra::Events(events),
+            })
+            .await
     }
 
     async fn append_all(

@@ -413,17 +413,51 @@ pub(super) async fn deliver(
     internal_date: i64,
     targets: &[Target],
 ) -> Op<(Vec<Result<Stored, Refused>>, Touched)> {
-    let size = body.len() as i64;
     // The mailboxes first (a folder id's without a lock), locked in order;
     // then each target is resolved under the lock.
-    let mut mailboxes = Vec::with_capacity(targets.len());
+    let mailboxes = target_mailboxes(tx, targets.iter()).await?;
+    lock_mailboxes(tx, &mailboxes).await?;
+    deliver_locked(tx, body, internal_date, targets, &mailboxes).await
+}
+
+/// The mailboxes `targets` name or whose folders they name (a folder id's read
+/// without a lock: a folder never changes mailbox), unsorted, for
+/// [`lock_mailboxes`]. One statement for all the folder ids.
+pub(super) async fn target_mailboxes(
+    tx: &dyn Sql,
+    targets: impl Iterator<Item = &Target>,
+) -> Op<Vec<String>> {
+    let mut mailboxes = Vec::new();
+    let mut folder_ids = Vec::new();
     for target in targets {
         match &target.folder {
             FolderRef::Kind(mailbox, _) => mailboxes.push(mailbox.clone()),
-            FolderRef::Id(id) => mailboxes.extend(mailbox_of(tx, *id).await?),
+            FolderRef::Id(id) => folder_ids.push(*id),
         }
     }
-    lock_mailboxes(tx, &mailboxes).await?;
+    if !folder_ids.is_empty() {
+        let rows = query(
+            tx,
+            "SELECT DISTINCT mailbox_id FROM folders WHERE id = ANY($1)",
+            &[&folder_ids],
+        )
+        .await?;
+        mailboxes.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+    }
+    Ok(mailboxes)
+}
+
+/// A delivery into `targets` by a transaction that already holds the locks of
+/// `locked` (a target in another mailbox is refused as no such folder: its
+/// mailbox is not locked). The counters move per copy under those locks.
+pub(super) async fn deliver_locked(
+    tx: &dyn Sql,
+    body: &[u8],
+    internal_date: i64,
+    targets: &[Target],
+    locked: &[String],
+) -> Op<(Vec<Result<Stored, Refused>>, Touched)> {
+    let size = body.len() as i64;
     let mut body_id: Option<i64> = None;
     let mut results = Vec::with_capacity(targets.len());
     let mut touched = Touched::new();
@@ -431,69 +465,64 @@ pub(super) async fn deliver(
         // A folder that appeared after its mailbox was looked up is not locked.
         let resolved = resolve_target(tx, &target.folder)
             .await?
-            .filter(|(_, mailbox)| mailboxes.contains(mailbox));
+            .filter(|(_, mailbox)| locked.contains(mailbox));
         let Some((folder_id, mailbox)) = resolved else {
             results.push(Err(Refused::NoSuchFolder));
             continue;
         };
-        if !charge(tx, &mailbox, size).await? {
-            results.push(Err(Refused::OverQuota));
-            continue;
-        }
-        // The body is stored once, with the first copy that is accepted.
-        let body_id = match body_id {
-            Some(id) => id,
-            None => {
-                let row = query_one(
-                    tx,
-                    "INSERT INTO bodies (size, data) VALUES ($1, $2) RETURNING id",
-                    &[&size, &body],
-                )
-                .await?;
-                *body_id.insert(row.get(0))
-            }
-        };
-        let row = query_one(
-            tx,
-            "UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
-             change_counter = change_counter + 1 WHERE id = $1
-             RETURNING uidvalidity, uidnext - 1, highest_modseq",
-            &[&folder_id],
-        )
-        .await?;
-        let (uidvalidity, uid, modseq) = (
-            u32_of(row.get(0))?,
-            u32_of(row.get(1))?,
-            row.get::<_, i64>(2),
-        );
+        // One statement per copy: the quota charge and the feed's counter (one
+        // update of the mailbox row), the body with the first accepted copy,
+        // the folder's counters, the message and its feed entry; no row when
+        // the copy does not fit.
+        let first_body: Option<&[u8]> = body_id.is_none().then_some(body);
         let item_id = new_item_id();
-        execute(
+        let row = query_opt(
             tx,
-            "INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "WITH s AS (
+                 UPDATE mailboxes SET used_bytes = used_bytes + $2, change_seq = change_seq + 1
+                 WHERE id = $1 AND used_bytes + $2 <= quota_bytes RETURNING change_seq),
+             b AS (
+                 INSERT INTO bodies (size, data) SELECT $2, $3::bytea FROM s
+                 WHERE $4::bigint IS NULL RETURNING id),
+             f AS (
+                 UPDATE folders SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+                     change_counter = change_counter + 1
+                 WHERE id = $5 AND EXISTS (SELECT 1 FROM s)
+                 RETURNING uidvalidity, uidnext - 1 AS uid, highest_modseq AS modseq),
+             m AS (
+                 INSERT INTO messages (folder_id, uid, modseq, flags, internal_date, size, body_id, item_id)
+                 SELECT $5, f.uid, f.modseq, $6, $7, $2, COALESCE($4::bigint, (SELECT id FROM b)), $8
+                 FROM f),
+             c AS (
+                 INSERT INTO changes (mailbox_id, seq, folder_id, kind, uid, modseq, item_id)
+                 SELECT $1, s.change_seq, $5, $9, f.uid, f.modseq, $8 FROM s, f)
+             SELECT f.uidvalidity, f.uid, f.modseq, s.change_seq,
+                 COALESCE($4::bigint, (SELECT id FROM b)) FROM s, f",
             &[
+                &mailbox,
+                &size,
+                &first_body,
+                &body_id,
                 &folder_id,
-                &i64::from(uid),
-                &modseq,
                 &flags_to_text(&target.flags),
                 &internal_date,
-                &size,
-                &body_id,
                 &item_id,
+                &ChangeKind::Created.as_str(),
             ],
         )
         .await?;
+        let Some(row) = row else {
+            results.push(Err(Refused::OverQuota));
+            continue;
+        };
+        let (uidvalidity, uid, modseq, seq) = (
+            u32_of(row.get(0))?,
+            u32_of(row.get(1))?,
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+        );
+        body_id.get_or_insert(row.get(4));
         insert_properties(tx, &item_id, &target.properties).await?;
-        let seq = record_change(
-            tx,
-            &mailbox,
-            folder_id,
-            ChangeKind::Created,
-            uid,
-            modseq as u64,
-            &item_id,
-        )
-        .await?;
         touched.push((mailbox, seq));
         results.push(Ok(Stored {
             folder_id,

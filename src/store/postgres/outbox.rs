@@ -1,5 +1,5 @@
 //! The event outbox on PostgreSQL (tables `outbox`, `outbox_counter`,
-//! `outbox_marks`) and [`Store::deliver_recording`](crate::store::Store).
+//! `outbox_marks`); a delivery's events are written by its batch (`batch`).
 //!
 //! Sequence numbers come from the one row of `outbox_counter`, advanced with
 //! `RETURNING` inside the writing transaction and held locked until its commit:
@@ -17,12 +17,12 @@
 
 use async_trait::async_trait;
 
-use super::ops::{self, Sql, execute, query, query_one};
+use super::ops::{Sql, execute, query, query_one};
 use std::sync::atomic::Ordering;
 
 use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
+use crate::store::Result;
 use crate::store::outbox::{MAX_READ, Outbox, OutboxEvent, OutboxRow};
-use crate::store::{DeliveryEvents, Refused, Result, Stored, Target};
 
 /// Appends `events` in order inside the caller's transaction, which must commit
 /// right after (the counter row stays locked until then); returns the sequence
@@ -51,22 +51,6 @@ pub(super) async fn record(tx: &dyn Sql, node: &str, events: &[OutboxEvent]) -> 
     .await?
     .get(0);
     Ok(last)
-}
-
-/// A delivery and the events `events` computes from its outcome, in one
-/// transaction; the events go last, so the outbox lock is taken just before the
-/// commit. A retried transaction computes them again from the new outcome.
-pub(super) async fn deliver_recording(
-    tx: &dyn Sql,
-    node: &str,
-    body: &[u8],
-    internal_date: i64,
-    targets: &[Target],
-    events: &DeliveryEvents,
-) -> Op<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
-    let (results, touched) = ops::deliver(tx, body, internal_date, targets).await?;
-    record(tx, node, &events(&results)).await?;
-    Ok((results, touched))
 }
 
 async fn after(tx: &dyn Sql, node: &str, after: i64, limit: usize) -> Op<Vec<OutboxRow>> {

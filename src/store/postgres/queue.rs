@@ -100,7 +100,7 @@ fn message_of(r: &Row) -> QueuedMessage {
 }
 
 /// Stores the message (its body once) and one row per recipient due at `now_ms`.
-async fn insert(tx: &dyn Sql, m: &NewOutbound, now_ms: i64) -> Op<i64> {
+pub(super) async fn insert(tx: &dyn Sql, m: &NewOutbound, now_ms: i64) -> Op<i64> {
     let row = ops::query_one(
         tx,
         "INSERT INTO queue_messages (sender, on_behalf_of, from_header, message_id, owner_org,
@@ -136,30 +136,6 @@ async fn insert(tx: &dyn Sql, m: &NewOutbound, now_ms: i64) -> Op<i64> {
 
 async fn enqueue(tx: &dyn Sql, m: &NewOutbound, now_ms: i64) -> Op<(i64, Touched)> {
     Ok((insert(tx, m, now_ms).await?, Touched::new()))
-}
-
-/// The local copies, the queue entry and the events, in one transaction; the
-/// events last (the outbox counter is locked until the commit).
-async fn deliver_and_enqueue(
-    tx: &dyn Sql,
-    node: &str,
-    body: &[u8],
-    internal_date: i64,
-    targets: &[Target],
-    message: &NewOutbound,
-    events: Option<&DeliveryEvents>,
-) -> Op<(Vec<std::result::Result<Stored, Refused>>, Touched)> {
-    // No local copy (a DSN on its way out): no body row either.
-    let (results, touched) = if targets.is_empty() {
-        (Vec::new(), Touched::new())
-    } else {
-        ops::deliver(tx, body, internal_date, targets).await?
-    };
-    insert(tx, message, internal_date).await?;
-    if let Some(events) = events {
-        super::outbox::record(tx, node, &events(&results)).await?;
-    }
-    Ok((results, touched))
 }
 
 /// Leases the due, free recipients of the oldest `limit` messages that have any.
@@ -374,15 +350,17 @@ impl OutboundQueue for PgStore {
         message: NewOutbound,
         events: Option<DeliveryEvents>,
     ) -> Result<Vec<std::result::Result<Stored, Refused>>> {
-        write_tx!(self, |tx| deliver_and_enqueue(
-            &tx,
-            &self.node,
-            &body,
-            internal_date,
-            &targets,
-            &message,
-            events.as_ref()
-        ))
+        // The local copies, the queue entry and the events in one transaction
+        // (the events last: the outbox counter is locked until the commit),
+        // batched with the other deliveries into the same mailbox.
+        self.batch
+            .submit(super::batch::Job {
+                body,
+                internal_date,
+                targets,
+                extra: super::batch::Extra::Enqueue(Box::new(message), events),
+            })
+            .await
     }
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DueMessage>> {

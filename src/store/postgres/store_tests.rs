@@ -34,7 +34,7 @@ pub(super) async fn two_daemons() -> (tempfile::TempDir, Arc<PgStore>, Arc<PgSto
     (dir, a, b)
 }
 
-async fn inbox_of(store: &PgStore, mailbox: &str) -> Folder {
+pub(super) async fn inbox_of(store: &PgStore, mailbox: &str) -> Folder {
     store
         .folders(mailbox)
         .await
