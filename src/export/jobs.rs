@@ -84,7 +84,7 @@ pub struct ExportJobs {
 }
 
 fn key(org_id: &str) -> String {
-    format!("mailgate:mailbox-export/{org_id}")
+    format!("{}{org_id}", crate::store::tags::RECORDS_PREFIX)
 }
 
 /// The tag counting an organization's starts: what a start is saved over. Not

@@ -55,7 +55,8 @@ pub fn token_keys(store: &dyn Backend, config: &Config) -> Result<TokenKeys, Sta
 
 /// The generated admin access key and whether its file was just written: from
 /// the backend when daemons share it (then written to `admin.credentials` when
-/// that file is missing or holds another key, for the admin CLI on this host),
+/// that file is missing or holds another key, for the admin CLI on this host; a
+/// file that cannot be written is logged, the key is in force all the same),
 /// else from that file (created on first start). Blocking.
 pub fn admin_key(store: &dyn Backend, config: &Config) -> Result<(AccessKey, bool), StartError> {
     let path = config.data_path(&config.admin.credentials);
@@ -80,9 +81,14 @@ pub fn admin_key(store: &dyn Backend, config: &Config) -> Result<(AccessKey, boo
     if in_file.as_deref() == Some(text.as_str()) {
         return Ok((key, false));
     }
-    crate::secret_file::replace(&path, &text)
-        .map_err(|e| StartError(format!("admin.credentials: {e}")))?;
-    Ok((key, true))
+    // The key is in force either way; the file only serves the CLI on this host.
+    match crate::secret_file::replace(&path, &text) {
+        Ok(()) => Ok((key, true)),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin.credentials: cannot write the shared admin key");
+            Ok((key, false))
+        }
+    }
 }
 
 /// What this daemon offers a shared backend for a secret no daemon stored yet:

@@ -32,7 +32,7 @@ pub mod queue;
 mod rules;
 pub mod shared_state;
 mod sqlite;
-mod tags;
+pub mod tags;
 #[cfg(test)]
 pub mod testing;
 

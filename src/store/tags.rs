@@ -4,6 +4,17 @@
 
 use super::Result;
 
+/// The synthetic keys whose tags are records written often (mailbox export
+/// jobs' progress) that no daemon caches: on a shared store their writes move
+/// no version and tell no other daemon (settings kept as tags, like email
+/// monitoring, do both).
+pub const RECORDS_PREFIX: &str = "mailgate:mailbox-export/";
+
+/// Whether other daemons cache what is kept under `arn` (see [`RECORDS_PREFIX`]).
+pub fn cached(arn: &str) -> bool {
+    !arn.starts_with(RECORDS_PREFIX)
+}
+
 /// One tag: key and value.
 pub type Tag = (String, String);
 

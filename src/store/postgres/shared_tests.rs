@@ -410,6 +410,19 @@ async fn tag_writes_move_the_version_the_other_daemon_polls() {
         0,
         "kinds move apart"
     );
+    // Records nobody caches (export jobs' progress) move nothing.
+    let moved = b.state_version(Versioned::Tags).unwrap();
+    let records = format!("{}m-1", crate::store::tags::RECORDS_PREFIX);
+    assert!(
+        a.tag_blocking(&records, vec![("job".into(), "1".into())], 5)
+            .unwrap()
+    );
+    assert!(
+        a.tag_if_blocking(&records, "job", Some("1"), vec![("job".into(), "2".into())])
+            .unwrap()
+    );
+    a.untag_blocking(&records, vec!["job".into()]).unwrap();
+    assert_eq!(b.state_version(Versioned::Tags).unwrap(), moved);
 }
 
 /// Export jobs on a shared store: a job whose daemon stopped renewing its lease

@@ -5,8 +5,9 @@
 //! the directory's calls do), whose pooled connections it uses; a call from a
 //! thread outside any runtime answers an error instead.
 //!
-//! Every write moves the `tags` version row, which daemons caching settings
-//! kept as tags (email monitoring) poll.
+//! Every write of cached tags moves the `tags` version row, which daemons
+//! caching settings kept as tags (email monitoring) poll; records kept as
+//! tags that nobody caches (`store::tags::RECORDS_PREFIX`) move nothing.
 //!
 //! The tag limit is checked in the writing transaction, under a transaction
 //! advisory lock per ARN, so two daemons tagging one resource at once cannot
@@ -20,6 +21,7 @@ use super::ops::{Sql, execute, query};
 use super::versions::{self, Kind};
 use super::{MAX_RETRIES, Op, OpError, PgStore, Touched, backoff};
 use crate::store::rules::tags_fit;
+use crate::store::tags::cached;
 use crate::store::{Result, Tag, Tags};
 
 /// The first key of the advisory locks taken per ARN ("tags" in ASCII); the
@@ -82,6 +84,14 @@ async fn tag_if(
     Ok((true, Touched::new()))
 }
 
+/// Moves the `tags` version for a write of `arn` that other daemons cache.
+async fn moved(tx: &dyn Sql, arn: &str) -> Op<()> {
+    if cached(arn) {
+        versions::bump(tx, Kind::Tags).await?;
+    }
+    Ok(())
+}
+
 /// Adds or overwrites `tags` of `arn` and moves the `tags` version.
 async fn upsert(tx: &dyn Sql, arn: &str, tags: &[Tag]) -> Op<()> {
     let latest: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -94,8 +104,7 @@ async fn upsert(tx: &dyn Sql, arn: &str, tags: &[Tag]) -> Op<()> {
         &[&arn, &keys, &values],
     )
     .await?;
-    versions::bump(tx, Kind::Tags).await?;
-    Ok(())
+    moved(tx, arn).await
 }
 
 async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
@@ -105,7 +114,7 @@ async fn untag(tx: &dyn Sql, arn: &str, keys: &[String]) -> Op<((), Touched)> {
         &[&arn, &keys],
     )
     .await?;
-    versions::bump(tx, Kind::Tags).await?;
+    moved(tx, arn).await?;
     Ok(((), Touched::new()))
 }
 
@@ -117,8 +126,7 @@ impl Tags for PgStore {
     fn tag_blocking(&self, arn: &str, tags: Vec<Tag>, max: usize) -> Result<bool> {
         let done = block_on(async { write_tx!(self, |tx| tag(&tx, arn, &tags, max)) })??;
         if done {
-            // Settings kept as tags (email monitoring) are cached by every daemon.
-            self.publish_state(crate::store::StateChange::Tags);
+            self.told(arn);
         }
         Ok(done)
     }
@@ -133,15 +141,25 @@ impl Tags for PgStore {
         let done =
             block_on(async { write_tx!(self, |tx| tag_if(&tx, arn, guard, expected, &tags)) })??;
         if done {
-            self.publish_state(crate::store::StateChange::Tags);
+            self.told(arn);
         }
         Ok(done)
     }
 
     fn untag_blocking(&self, arn: &str, keys: Vec<String>) -> Result<()> {
         block_on(async { write_tx!(self, |tx| untag(&tx, arn, &keys)) })??;
-        self.publish_state(crate::store::StateChange::Tags);
+        self.told(arn);
         Ok(())
+    }
+}
+
+impl PgStore {
+    /// Tells the other daemons that tags they cache (settings such as email
+    /// monitoring) changed.
+    fn told(&self, arn: &str) {
+        if cached(arn) {
+            self.publish_state(crate::store::StateChange::Tags);
+        }
     }
 }
 
