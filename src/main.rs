@@ -53,7 +53,10 @@ enum Command {
     },
     /// Call the admin API: `mailgate admin ListUsers --organization-id m-...`.
     /// mailgate's own commands: `create-personal-access-token --organization-id m-...
-    /// --user alice --name phone [--expires-in-days 365]` (prints the token, once).
+    /// --user alice --name phone [--expires-in-days 365]` (prints the token, once);
+    /// `rotate-token-keys` (a new impersonation-token signing key, the current one
+    /// still verifies); `rotate-admin-key` (a new generated admin key, written to
+    /// admin-credentials and printed once; the old one stops working).
     /// Options: --json '{...}', --data-dir DIR (default ./data), --endpoint URL,
     /// --ca FILE, --credentials FILE, --region R; any other --member-name VALUE
     /// becomes the PascalCase input member. Prints the JSON response.
