@@ -338,12 +338,7 @@ async fn build_shared(config: Config) -> Result<(Shared, Arc<secrets::Secrets>),
     // Other daemons write to a shared backend: bring their changes in.
     if shared.store.is_shared() {
         refresh::spawn(
-            refresh::followers(
-                shared.directory.clone(),
-                shared.access.clone(),
-                secrets.clone(),
-                shared.config.clone(),
-            ),
+            refresh::followers(&shared, secrets.clone()),
             shared.store.state_changes(),
             shared.draining.clone(),
         );

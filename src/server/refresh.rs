@@ -1,5 +1,6 @@
-//! Keeping this daemon's directory, access rules and secrets current when other
-//! daemons share the backend (PostgreSQL): a task asks each for the backend's versions
+//! Keeping this daemon's directory, access rules, secrets and email monitoring
+//! routes current when other daemons share the backend (PostgreSQL): a task
+//! asks each for the backend's versions
 //! every [`EVERY`] (one cheap query each when nothing moved) and brings in what
 //! other daemons wrote; a refresh moves the generation, so live sessions
 //! re-check. A change notification (LISTEN/NOTIFY) can call the same
@@ -12,10 +13,12 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::secrets::Secrets;
-use crate::access::AccessEngine;
-use crate::config::Config;
-use crate::directory::Directory;
+use crate::admin::start::route_monitoring;
+use crate::shared::Shared;
+use crate::store::Versioned;
 use crate::store::{StateChange, next_state_change};
 
 /// The poll interval: a change made on another daemon is enforced here within
@@ -57,13 +60,22 @@ impl Health {
 /// brings in what other daemons wrote, its error naming what failed.
 pub type Follower = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-/// The followers of a daemon: its directory, its access rules and its secrets.
-pub fn followers(
-    directory: Arc<Directory>,
-    access: Arc<AccessEngine>,
-    secrets: Arc<Secrets>,
-    config: Arc<Config>,
-) -> Vec<Follower> {
+/// The followers of a daemon: its directory, its access rules, its secrets and
+/// its email monitoring routes (settings kept as tags: routed again when the
+/// store's `tags` version moved, and at the first round).
+pub fn followers(shared: &Shared, secrets: Arc<Secrets>) -> Vec<Follower> {
+    let (directory, access, config) = (
+        shared.directory.clone(),
+        shared.access.clone(),
+        shared.config.clone(),
+    );
+    let (routed_dir, store, events, routed_config) = (
+        shared.directory.clone(),
+        shared.store.clone(),
+        shared.events.clone(),
+        shared.config.clone(),
+    );
+    let routed_at = AtomicU64::new(u64::MAX);
     vec![
         Box::new(move || {
             directory
@@ -78,6 +90,15 @@ pub fn followers(
                 .map_err(|e| format!("access rules: {e}"))
         }),
         Box::new(move || secrets.follow(&config).map(drop)),
+        Box::new(move || {
+            let version = store
+                .state_version(Versioned::Tags)
+                .map_err(|e| format!("tags version: {e}"))?;
+            if routed_at.swap(version, Ordering::Relaxed) != version {
+                route_monitoring(&routed_dir, &store, &events, &routed_config);
+            }
+            Ok(())
+        }),
     ]
 }
 
@@ -131,6 +152,8 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::AccessEngine;
+    use crate::directory::Directory;
 
     #[test]
     fn an_outage_is_reported_when_it_starts_and_when_it_ends() {
