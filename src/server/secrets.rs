@@ -159,8 +159,9 @@ impl Secrets {
         Ok(())
     }
 
-    /// Reloads when another daemon rotated a secret since the last read: one
-    /// version read when nothing moved. Returns whether it reloaded. Blocking.
+    /// Reloads when a secret was rotated in the store since the last read (by
+    /// another daemon, or this one: the re-read is then the same): one version
+    /// read when nothing moved. Returns whether it reloaded. Blocking.
     pub fn follow(&self, config: &Config) -> Result<bool, String> {
         let version = self
             .store
@@ -170,7 +171,7 @@ impl Secrets {
             return Ok(false);
         }
         self.reload(config)?;
-        tracing::info!(version, "secrets rotated by another daemon are in force");
+        tracing::info!(version, "secrets rotated in the store are in force here");
         Ok(true)
     }
 
