@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -437,23 +438,31 @@ impl Body for ChunkBody {
 /// The body hyper sends: complete (with a length) or chunked.
 type ResBody = Either<Full<Bytes>, ChunkBody>;
 
+/// The hyper response of `resp`. A header hyper refuses (a value with a control
+/// character) is left out and logged rather than turning the whole answer into
+/// an error page: an EWS client meeting HTTP 500 asks for the password again.
+/// Every status mailgate answers is a constant; one hyper refused would be a
+/// bug, answered 500.
 fn to_hyper(resp: HttpResponse) -> Response<ResBody> {
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    for (k, v) in resp.headers {
-        builder = builder.header(k, v);
-    }
     let body = match resp.body {
         HttpBody::Full(b) => Either::Left(Full::new(b)),
         HttpBody::Stream(rx) => Either::Right(ChunkBody(rx)),
     };
-    builder.body(body).unwrap_or_else(|_| {
-        let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(
-            b"bad response headers\n",
-        ))));
-        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
+    let mut r = Response::new(body);
+    *r.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in resp.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                r.headers_mut().append(name, value);
+            }
+            _ => tracing::warn!(header = name, "response header refused by hyper; left out"),
+        }
+    }
+    r
 }
 
 #[cfg(test)]

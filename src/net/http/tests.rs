@@ -402,3 +402,15 @@ async fn a_handler_refuses_or_limits_from_the_head_before_the_body_is_read() {
         assert_eq!(read_response(&mut c).await.0, want);
     }
 }
+
+#[test]
+fn a_header_hyper_refuses_is_left_out_and_the_answer_kept() {
+    let mut resp = HttpResponse::new(200, "text/xml", "<ok/>");
+    resp.headers.push(("x-bad", "line\r\nbreak".into()));
+    resp.headers.push(("x-good", "yes".into()));
+    let r = to_hyper(resp);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("x-bad").is_none());
+    assert_eq!(r.headers().get("x-good").unwrap(), "yes");
+    assert_eq!(r.headers().get("content-type").unwrap(), "text/xml");
+}
